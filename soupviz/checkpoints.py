@@ -1,0 +1,273 @@
+"""Checkpoints on disk: safetensors weights with a JSON card beside them, and families.
+
+A card says what a checkpoint is (architecture, data, threat model and budget, recipe, the
+parent it was fine-tuned from, measured metrics) and carries a content hash of the weights.
+A family is a folder of ingredients fine-tuned from one base. Loading never unpickles code:
+safetensors, or plain `.pt`/`.pth` state dicts through `torch.load(weights_only=True)`; every
+bad input raises one `CheckpointError` sentence that names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from soupviz.errors import CheckpointError
+from soupviz.models import CIFAR10_MEAN, CIFAR10_STD, available_models, create_model
+from soupviz.storage import atomic_write_bytes, atomic_write_json
+
+INGREDIENT_ORDER = ("none", "linf", "l2", "l1")
+CARD_VERSION = 1
+
+
+@dataclass
+class Card:
+    """What a checkpoint is; stored as `<name>.json` beside `<name>.safetensors`.
+
+    `threat` is the threat model the ingredient was trained against ('linf', 'l2', 'l1',
+    'none' for nominal training, or a name such as 'sat' for a joint model); `eps` its
+    budget in pixel scale. `parent` is the name and content hash of the checkpoint it was
+    fine-tuned from (None for a base trained from scratch). `metrics` holds records from
+    `soupviz.evaluate`, measured after training.
+    """
+
+    name: str
+    arch: str
+    threat: str
+    eps: float | None = None
+    num_classes: int = 10
+    mean: tuple[float, ...] = CIFAR10_MEAN
+    std: tuple[float, ...] = CIFAR10_STD
+    dataset: str = "CIFAR-10"
+    data_source: str = ""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    parent: dict[str, str] | None = None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    command: str = ""
+    wall_time_s: float | None = None
+    notes: str = ""
+    content_hash: str = ""
+    card_version: int = CARD_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mean"], data["std"] = list(self.mean), list(self.std)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], path: Path) -> Card:
+        known = {f.name for f in fields(cls)}
+        missing = [key for key in ("name", "arch", "threat") if key not in data]
+        if missing:
+            raise CheckpointError(f"The card {path} lacks the field(s) {', '.join(missing)}.")
+        card = cls(**{key: value for key, value in data.items() if key in known})
+        card.mean, card.std = tuple(card.mean), tuple(card.std)
+        return card
+
+    @property
+    def label(self) -> str:
+        """Short display name: 'nominal', 'L∞ 8/255', 'L2 0.5', ... or the card's name."""
+        from soupviz.attacks.base import THREAT_LABELS, format_budget
+
+        if self.threat == "none":
+            return "nominal"
+        if self.threat in THREAT_LABELS and self.eps is not None:
+            return f"{THREAT_LABELS[self.threat]} {format_budget(self.threat, self.eps)}"
+        return self.name
+
+
+@dataclass
+class Ingredient:
+    """One loaded checkpoint: its card and its state dict (CPU tensors)."""
+
+    card: Card
+    state_dict: dict[str, torch.Tensor]
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    def build_model(self, device: torch.device | str = "cpu") -> nn.Module:
+        """A fresh module of the card's architecture holding these weights, in eval mode."""
+        model = create_model(self.card.arch, self.card.num_classes, self.card.mean, self.card.std)
+        check_state_dict(model, self.state_dict, self.path)
+        model.load_state_dict(self.state_dict)
+        return model.to(device).eval()
+
+
+def content_hash(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the sorted keys, dtypes, shapes and bytes of a state dict."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def save_checkpoint(state_dict: dict[str, torch.Tensor], card: Card, folder: str | Path) -> Path:
+    """Write `<folder>/<card.name>.safetensors` and its card atomically; fill `card.content_hash`.
+
+    Returns:
+        The path of the safetensors file.
+    """
+    folder = Path(folder)
+    tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
+    card.content_hash = content_hash(tensors)
+    path = folder / f"{card.name}.safetensors"
+    atomic_write_bytes(save_safetensors_bytes(tensors, metadata={"content_hash": card.content_hash}), path)
+    atomic_write_json(card.to_json(), path.with_suffix(".json"))
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Ingredient:
+    """Load a checkpoint and its card, checking the file, the hash and the weights' values."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"The checkpoint {path} does not exist.")
+    card = read_card(path.with_suffix(".json"))
+    state_dict = read_weights(path)
+    if card.content_hash and content_hash(state_dict) != card.content_hash:
+        raise CheckpointError(f"The checkpoint {path} does not match the content hash in its card: the file was changed or corrupted.")
+    ingredient = Ingredient(card, state_dict, path)
+    check_state_dict(create_model(card.arch, card.num_classes), state_dict, path)
+    return ingredient
+
+
+def read_card(path: Path) -> Card:
+    """Parse a JSON card with a clear error for a missing or malformed file."""
+    if not path.exists():
+        raise CheckpointError(f"The card {path} is missing: every checkpoint needs its JSON card beside it.")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"The card {path} is not valid JSON ({error}).") from error
+    if not isinstance(data, dict):
+        raise CheckpointError(f"The card {path} must hold a JSON object.")
+    card = Card.from_json(data, path)
+    if card.arch not in available_models():
+        raise CheckpointError(f"The card {path} names the unknown architecture {card.arch!r}; known: {', '.join(available_models())}.")
+    return card
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read tensors from safetensors, or a plain state dict from .pt/.pth without unpickling code."""
+    if path.suffix == ".safetensors":
+        try:
+            state_dict = load_safetensors_bytes(path.read_bytes())
+        except (SafetensorError, ValueError, OSError) as error:
+            raise CheckpointError(f"The checkpoint {path} is truncated or corrupted ({error}).") from error
+    elif path.suffix in (".pt", ".pth"):
+        state_dict = _read_torch_state_dict(path)
+    else:
+        raise CheckpointError(f"The checkpoint {path} is neither .safetensors nor .pt/.pth.")
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"The checkpoint {path} has NaN or Inf values in {key!r}.")
+    return state_dict
+
+
+def _read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise CheckpointError(f"The checkpoint {path} cannot be read as a plain state dict ({error}).") from error
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(blob, dict) and isinstance(blob.get(key), dict):
+            blob = blob[key]
+    if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
+        raise CheckpointError(f"The checkpoint {path} does not hold a state dict of tensors.")
+    return {key.removeprefix("module.").removeprefix("model."): value for key, value in blob.items()}
+
+
+def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise a CheckpointError naming the first missing, unexpected or mis-shaped key."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise CheckpointError(f"The checkpoint {path} does not fit its architecture: {detail} keys.")
+    for key, tensor in expected.items():
+        if tuple(state_dict[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"The checkpoint {path} has shape {tuple(state_dict[key].shape)} for {key!r} where the "
+                f"architecture expects {tuple(tensor.shape)}."
+            )
+
+
+@dataclass
+class SoupFamily:
+    """Ingredients fine-tuned from one base, sharing architecture and parameter layout."""
+
+    name: str
+    ingredients: list[Ingredient]
+    folder: Path | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [ingredient.name for ingredient in self.ingredients]
+
+    @property
+    def labels(self) -> list[str]:
+        return [ingredient.card.label for ingredient in self.ingredients]
+
+    @property
+    def arch(self) -> str:
+        return self.ingredients[0].card.arch
+
+    @property
+    def hashes(self) -> list[str]:
+        return [ingredient.card.content_hash or content_hash(ingredient.state_dict) for ingredient in self.ingredients]
+
+
+def family_from_ingredients(ingredients: list[Ingredient], name: str, folder: Path | None = None) -> SoupFamily:
+    """Check that ingredients can be souped together and order them nominal, L∞, L2, L1, others."""
+    if not ingredients:
+        raise CheckpointError(f"The family {name!r} has no checkpoints.")
+    first = ingredients[0]
+    for other in ingredients[1:]:
+        if other.card.arch != first.card.arch:
+            raise CheckpointError(f"{other.path} is a {other.card.arch} but {first.path} is a {first.card.arch}: a family needs one architecture.")
+        if set(other.state_dict) != set(first.state_dict):
+            odd = sorted(set(other.state_dict) ^ set(first.state_dict))[:3]
+            raise CheckpointError(f"{other.path} has different keys from {first.path} (e.g. {odd}): it is not of this family.")
+        for key, tensor in first.state_dict.items():
+            if other.state_dict[key].shape != tensor.shape:
+                raise CheckpointError(f"{other.path} has shape {tuple(other.state_dict[key].shape)} for {key!r} but {first.path} has {tuple(tensor.shape)}.")
+    names = [ingredient.name for ingredient in ingredients]
+    if len(set(names)) != len(names):
+        raise CheckpointError(f"The family {name!r} has two checkpoints with the same name.")
+
+    def order(ingredient: Ingredient) -> tuple[int, str]:
+        threat = ingredient.card.threat
+        return (INGREDIENT_ORDER.index(threat) if threat in INGREDIENT_ORDER else len(INGREDIENT_ORDER), ingredient.name)
+
+    return SoupFamily(name, sorted(ingredients, key=order), folder)
+
+
+def load_family(folder: str | Path, include: list[str] | None = None) -> SoupFamily:
+    """Load every checkpoint in `folder` (or only those named in `include`) as a family."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"The family folder {folder} does not exist.")
+    paths = sorted(folder.glob("*.safetensors"))
+    if include is not None:
+        wanted = set(include)
+        paths = [path for path in paths if path.stem in wanted]
+        absent = wanted - {path.stem for path in paths}
+        if absent:
+            raise CheckpointError(f"The family folder {folder} has no checkpoint named {sorted(absent)[0]!r}.")
+    if not paths:
+        raise CheckpointError(f"The family folder {folder} holds no .safetensors checkpoints.")
+    return family_from_ingredients([load_checkpoint(path) for path in paths], folder.name, folder)
