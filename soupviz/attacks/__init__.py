@@ -1,10 +1,31 @@
 """Attacks under one interface: construct with the model and the budget, call on (x, y).
 
 Threat models are 'linf', 'l2' and 'l1' with budgets in pixel scale (pixels in [0, 1]);
-every perturbed image stays inside both the norm ball and the [0, 1] box.
+every perturbed image stays inside both the norm ball and the [0, 1] box. Our PGD is the
+fast attack (training, interactive estimates, batches of soups); APGD and AutoAttack come
+from pyautoattack, the reference. Robust accuracy from any of them is an upper bound.
 """
 
-from soupviz.attacks.base import DEFAULT_BUDGETS, THREATS, Attack
+from soupviz.attacks.apgd import APGD
+from soupviz.attacks.autoattack import AutoAttack
+from soupviz.attacks.base import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, Attack, format_budget
 from soupviz.attacks.pgd import PGD
+from soupviz.attacks.registry import DEFAULT_STEPS, attack_names, make_attack, make_attacks
+from soupviz.attacks.robust import describe_attacks, robust_mask
 
-__all__ = ["Attack", "PGD", "THREATS", "DEFAULT_BUDGETS"]
+__all__ = [
+    "APGD",
+    "Attack",
+    "AutoAttack",
+    "DEFAULT_BUDGETS",
+    "DEFAULT_STEPS",
+    "PGD",
+    "THREATS",
+    "THREAT_LABELS",
+    "attack_names",
+    "describe_attacks",
+    "format_budget",
+    "make_attack",
+    "make_attacks",
+    "robust_mask",
+]

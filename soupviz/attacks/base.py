@@ -1,7 +1,8 @@
-"""The base class every attack subclasses: eval mode, devices, seeds and the [0, 1] contract.
+"""The base class every attack subclasses: input checks, eval mode, devices, seeds, labels.
 
-Subclasses implement only `perturb(x, y, target)`; `__call__` checks inputs, puts a module
-into eval mode for the attack and restores its mode afterwards, and seeds the randomness.
+Subclasses implement only `perturb(x, y, target)`; `__call__` checks the inputs, puts a module
+into eval mode for the attack and restores every submodule's mode afterwards, and hands the
+subclass contiguous tensors on the images' device.
 """
 
 from __future__ import annotations
@@ -34,9 +35,60 @@ def format_budget(threat: str, eps: float) -> str:
     return f"{eps:g}"
 
 
+def fixed_batch(model: Classifier) -> bool:
+    """Whether `model` needs every batch whole (it sets `model.fixed_batch = True`).
+
+    A callable that folds S soups into the batch dimension reads example i as soup i // N, so
+    attacks must not drop examples from its batch: they then attack the whole batch every
+    time and only keep the results of the examples that needed them.
+    """
+    return bool(getattr(model, "fixed_batch", False))
+
+
+class eval_mode:
+    """Context manager: `model` (if an `nn.Module`) in eval mode, each submodule's own mode
+    restored on exit (a frozen BatchNorm inside a training model stays frozen)."""
+
+    def __init__(self, model: Classifier) -> None:
+        self.modules = list(model.modules()) if isinstance(model, nn.Module) else []
+        self.modes: list[bool] = []
+
+    def __enter__(self) -> None:
+        self.modes = [module.training for module in self.modules]
+        for module in self.modules:
+            module.training = False
+
+    def __exit__(self, *exc: object) -> None:
+        for module, mode in zip(self.modules, self.modes, strict=True):
+            module.training = mode
+
+
+def check_batch(x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> None:
+    """Raise a `SoupvizError` naming the problem if (x, y, target) is not a valid batch."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise SoupvizError("Attack inputs must be a float tensor of images (N, C, H, W) in [0, 1].")
+    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+        raise SoupvizError("Attack inputs must be images with finite pixels in [0, 1].")
+    for name, labels in (("labels", y), ("target classes", target)):
+        if labels is None:
+            continue
+        if (
+            not isinstance(labels, torch.Tensor)
+            or labels.dtype.is_floating_point
+            or labels.shape != x.shape[:1]
+        ):
+            raise SoupvizError(
+                f"The {name} must be an integer tensor of shape ({x.shape[0]},), one per image; "
+                f"got {getattr(labels, 'shape', type(labels).__name__)}."
+            )
+
+
 class Attack:
     """Base attack: a classifier (module or callable mapping [0, 1] images to logits) and a
     threat model with budget `eps` in pixel scale.
+
+    Robust accuracy measured with an attack is an upper bound on the true robust accuracy;
+    `describe()` names the attack, its iterations and budget for every such number.
 
     Args:
         model: the classifier; an `nn.Module` is switched to eval mode while attacked.
@@ -48,32 +100,40 @@ class Attack:
     name = "attack"
 
     def __init__(self, model: Classifier, threat: str, eps: float, seed: int = 0) -> None:
+        if not callable(model):
+            raise SoupvizError(
+                "The model to attack must be callable (images -> logits), got "
+                f"{type(model).__name__}."
+            )
         self.model = model
         self.threat = check_threat(threat)
         if not eps > 0:
             raise SoupvizError(f"The attack budget must be positive, got eps={eps}.")
         self.eps = float(eps)
-        self.seed = seed
+        self.seed = int(seed)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Return adversarial images for images `x` (N, C, H, W) in [0, 1] with labels `y` (N,).
 
         With `target` (N,) the attack is targeted: it pushes towards that class instead of
-        away from `y`. The result is detached and lies in the budget and the [0, 1] box.
+        away from `y`. The result is detached, on `x`'s device, inside the budget and the
+        [0, 1] box; an example the attack does not break may come back unchanged.
         """
-        if x.min() < 0 or x.max() > 1:
-            raise SoupvizError("Attack inputs must be images with pixels in [0, 1].")
-        was_training = isinstance(self.model, nn.Module) and self.model.training
-        if isinstance(self.model, nn.Module):
-            self.model.eval()
-        try:
-            with torch.enable_grad():
-                return self.perturb(x.detach(), y.detach(), None if target is None else target.detach()).detach()
-        finally:
-            if was_training:
-                self.model.train()
+        check_batch(x, y, target)
+        x = x.detach().contiguous()
+        y = y.detach().to(x.device, torch.long)
+        target = None if target is None else target.detach().to(x.device, torch.long)
+        if x.shape[0] == 0:
+            return x.clone()
+        with eval_mode(self.model), torch.enable_grad():
+            return self.perturb(x, y, target).detach()
 
-    def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    def perturb(
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Subclasses: adversarial images for checked inputs (see `__call__`)."""
         raise NotImplementedError
 
     def generator(self, device: torch.device) -> torch.Generator:

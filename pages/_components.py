@@ -1,0 +1,175 @@
+"""Streamlit glue shared by every page: cached heavy objects (family, parameter matrix, images:
+shared across sessions, treated read-only), the session's own evaluator, the data source and
+the shared sidebar with the evaluation budget. Pages call these; the library computes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from soupviz.app_state import ATTACK_CHOICES, EvalSettings, Keys, default_settings, shipped_family_folder
+from soupviz.checkpoints import SoupFamily, load_family
+from soupviz.corruptions import corruption_names
+from soupviz.dashboard import build_evaluator, folder_stamp
+from soupviz.data import ImageSet, load_split, resolve_source
+from soupviz.device import describe_device, pick_device
+from soupviz.errors import DataError, SoupvizError
+from soupviz.evaluate import Evaluator
+from soupviz.soup import ParameterMatrix
+
+HOME = "pages/home.py"
+
+
+@st.cache_resource(show_spinner="Loading the family…", max_entries=8)
+def cached_family(folder: str, stamp: str) -> SoupFamily:
+    """The family in `folder` (`stamp` changes when its files do). Shared: do not modify."""
+    return load_family(folder)
+
+
+@st.cache_resource(show_spinner="Stacking the ingredients' parameters…", max_entries=8)
+def cached_params(folder: str, stamp: str, device: str) -> ParameterMatrix:
+    """The family's K x P parameter matrix on `device`. Shared and read-only: soups mix from it."""
+    return ParameterMatrix.from_family(cached_family(folder, stamp), device)
+
+
+@st.cache_resource(show_spinner="Loading images…", max_entries=16)
+def cached_images(source: str, split: str, n: int, seed: int) -> ImageSet:
+    """A fixed subset of `n` images of a split, drawn with `seed`. Shared: do not modify."""
+    return load_split(source, split).subset(n, seed)
+
+
+@st.cache_resource(show_spinner=False)
+def cached_device(requested: str) -> torch.device:
+    return pick_device(requested)
+
+
+def keep_page_state() -> None:
+    """Re-assign page widgets' keys so their values survive visits to other pages."""
+    for key in Keys.KEPT:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def family_folder() -> Path | None:
+    """The folder of the family chosen on the home page (shipped, typed, or uploaded)."""
+    source = st.session_state.get(Keys.FAMILY_SOURCE, "shipped")
+    if source == "folder":
+        text = st.session_state.get(Keys.FAMILY_PATH, "").strip()
+        return Path(text).expanduser() if text else None
+    if source == "upload":
+        return st.session_state.get(Keys.UPLOAD_FOLDER)
+    return shipped_family_folder()
+
+
+def current_family(show_errors: bool = True) -> tuple[SoupFamily, str, str] | None:
+    """(family, folder, stamp) of the chosen family, or None after explaining why not."""
+    folder = family_folder()
+    if folder is None:
+        if show_errors:
+            st.info("No family is chosen yet: pick one on the Home page.")
+        return None
+    try:
+        return cached_family(str(folder), folder_stamp(folder)), str(folder), folder_stamp(folder)
+    except SoupvizError as error:
+        if show_errors:
+            st.error(str(error))
+        return None
+
+
+def data_source() -> str:
+    """Where test images come from: the home page's text box, else SOUPVIZ_DATA or a local copy.
+
+    Raises:
+        DataError: no data could be found.
+    """
+    return resolve_source(st.session_state.get(Keys.DATA_PATH, "").strip() or None)
+
+
+def settings() -> EvalSettings:
+    """The evaluation budget set in the sidebar (defaults before the sidebar is drawn)."""
+    base, state = default_settings(), st.session_state
+    return EvalSettings(
+        images=int(state.get(Keys.IMAGES, base.images)), seed=int(state.get(Keys.SEED, base.seed)),
+        attack=state.get(Keys.ATTACK, base.attack), steps=int(state.get(Keys.STEPS, base.steps)),
+        batchnorm=state.get(Keys.BATCHNORM, base.batchnorm), device=state.get(Keys.DEVICE, base.device),
+        corruptions=tuple(state.get(Keys.CORRUPTIONS, base.corruptions)), severity=int(state.get(Keys.SEVERITY, base.severity)),
+    )
+
+
+def session_evaluator() -> Evaluator | None:
+    """This session's evaluator for the chosen family, data and budget, built once per change;
+    None (with the reason shown and a link home) when the family or the data is missing."""
+    chosen = current_family()
+    if chosen is None:
+        st.page_link(HOME, label="Choose a family on the Home page", icon="🏠")
+        return None
+    family, folder, stamp = chosen
+    s = settings()
+    try:
+        source = data_source()
+        device = cached_device(s.device)
+        context = s.context(f"{folder}:{stamp}", source)
+        held = st.session_state.get(Keys.EVALUATOR)
+        if held is not None and held[0] == context:
+            return held[1]
+        images = cached_images(source, "test", s.images, s.seed)
+        train = cached_images(source, "train", s.calibration_images, s.seed) if s.batchnorm == "reestimate" else None
+        with st.spinner("Preparing the soup…"):
+            evaluator = build_evaluator(family, cached_params(folder, stamp, str(device)), images, s, train)
+    except DataError as error:
+        st.warning(f"{error} The Home page explains how to get the data.")
+        st.page_link(HOME, label="Set up the data on the Home page", icon="🏠")
+        return None
+    except SoupvizError as error:
+        st.error(str(error))
+        return None
+    st.session_state[Keys.EVALUATOR] = (context, evaluator)
+    st.session_state.pop(Keys.ENSEMBLES, None)
+    return evaluator
+
+
+def sidebar() -> None:
+    """The evaluation budget and figure style shared by all pages."""
+    base = default_settings()
+    defaults = {
+        Keys.IMAGES: base.images, Keys.SEED: base.seed, Keys.ATTACK: base.attack, Keys.STEPS: base.steps,
+        Keys.BATCHNORM: base.batchnorm, Keys.DEVICE: base.device, Keys.CORRUPTIONS: list(base.corruptions),
+        Keys.SEVERITY: base.severity, Keys.PAPER: False,
+    }
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+    with st.sidebar:
+        st.toggle("Paper style", key=Keys.PAPER, help="White theme, larger fonts, colour-blind-safe palette, for figures you export.")
+        with st.expander("Evaluation budget", expanded=False):
+            st.number_input("Test images", min_value=10, max_value=10000, step=50, key=Keys.IMAGES,
+                            help="A fixed, seeded subset: every soup is compared on the same images.")
+            st.selectbox("Attack", ATTACK_CHOICES, key=Keys.ATTACK, help="Robust accuracies are upper bounds by this attack.")
+            st.number_input("Attack steps", min_value=1, max_value=200, key=Keys.STEPS)
+            st.multiselect("Corruptions", corruption_names(), key=Keys.CORRUPTIONS)
+            st.slider("Corruption severity", 1, 5, key=Keys.SEVERITY)
+            st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=Keys.SEED)
+            st.radio("BatchNorm statistics", ("mix", "reestimate"), key=Keys.BATCHNORM, horizontal=True,
+                     format_func={"mix": "mix like weights", "reestimate": "re-estimate"}.get,
+                     help="The paper does not say; re-estimating uses clean training images per soup.")
+            st.selectbox("Device", ("auto", "cpu", "cuda"), key=Keys.DEVICE)
+        held = st.session_state.get(Keys.EVALUATOR)
+        st.caption(describe_device(cached_device(st.session_state[Keys.DEVICE])) if torch.cuda.is_available()
+                   or st.session_state[Keys.DEVICE] != "cuda" else "No GPU here: choose cpu or auto.")
+        if held is not None:
+            st.caption(f"{held[1].images_label}. {held[1].soup.bn_label}")
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _cached_records(context: str, weights: tuple, spec_keys: tuple, _evaluator: Evaluator, _specs: tuple) -> list:
+    return _evaluator.evaluate([list(w) for w in weights], list(_specs))
+
+
+def quick_records(evaluator: Evaluator, weights: list[list[float]], specs: list) -> list:
+    """Records of fast metrics (clean accuracy) without a progress bar, memoised per session
+    context in memory on top of the evaluator's disk cache."""
+    context = st.session_state[Keys.EVALUATOR][0]
+    rows = tuple(tuple(round(float(w), 8) for w in row) for row in weights)
+    return _cached_records(context, rows, tuple(spec.key for spec in specs), evaluator, tuple(specs))

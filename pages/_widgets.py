@@ -1,0 +1,188 @@
+"""Reusable page widgets: the soup's weight sliders, evaluation with a progress bar and a running
+estimate, accuracy tiles with intervals, and a figure panel with its downloads (PNG at 300 dpi,
+SVG and PDF rendered only when clicked, CSV of the numbers behind the figure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import plotly.graph_objects as go
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from soupviz.app_state import (
+    QUERY_WEIGHTS, Keys, bounds, is_extrapolated, presets, project, rebalance, tidy, uniform, weights_from_query,
+    weights_to_query,
+)
+from soupviz.checkpoints import SoupFamily
+from soupviz.errors import SoupWeightsError
+from soupviz.dashboard import format_record
+from soupviz.evaluate import Evaluator
+from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
+from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record
+
+MARGINS = (0.2, 0.4, 0.6, 1.0)
+MIMES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
+
+
+def current_weights(k: int) -> list[float]:
+    """The session's soup (uniform until the user moves it), reset when the family changes size."""
+    weights = st.session_state.get(Keys.WEIGHTS)
+    if weights is None or len(weights) != k:
+        weights = uniform(k)
+        set_weights(weights)
+    return list(weights)
+
+
+def set_weights(weights: Sequence[float]) -> None:
+    """Make `weights` the current soup and move the sliders there (call before they are drawn,
+    e.g. from a callback)."""
+    weights = tidy(weights)
+    st.session_state[Keys.WEIGHTS] = weights
+    for i, w in enumerate(weights):
+        st.session_state[Keys.slider(i)] = w
+
+
+def _slider_moved(index: int) -> None:
+    low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, 0.4))
+    value = st.session_state[Keys.slider(index)]
+    set_weights(rebalance(st.session_state[Keys.WEIGHTS], index, value, low, high))
+
+
+def _bounds_changed() -> None:
+    low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, 0.4))
+    set_weights(project(st.session_state[Keys.WEIGHTS], low, high))
+
+
+def weight_sliders(family: SoupFamily) -> list[float]:
+    """One slider per ingredient, kept summing to 1 (within [0, 1], or the extrapolation margin),
+    preset buttons, and the extrapolation toggle. Returns the current weights."""
+    k = len(family.names)
+    st.session_state.setdefault(Keys.EXTRAPOLATE, False)
+    st.session_state.setdefault(Keys.MARGIN, 0.4)
+    extrapolate = st.session_state[Keys.EXTRAPOLATE]
+    low, high = bounds(extrapolate, st.session_state[Keys.MARGIN])
+    weights = current_weights(k)
+    if any(w < low or w > high for w in weights):
+        set_weights(project(weights, low, high))
+    weights = st.session_state[Keys.WEIGHTS]
+    for i, w in enumerate(weights):
+        st.session_state.setdefault(Keys.slider(i), w)
+    for i, label in enumerate(family.labels):
+        st.slider(f"{label}  ·  {family.names[i]}", low, high, step=0.01, format="%.3f", key=Keys.slider(i),
+                  on_change=_slider_moved, args=(i,), disabled=k == 1)
+    left, right = st.columns(2)
+    left.toggle("Extrapolate", key=Keys.EXTRAPOLATE, on_change=_bounds_changed,
+                help="Allow weights outside [0, 1] (still summing to 1), within the margin.")
+    if extrapolate:
+        right.select_slider("Margin", MARGINS, key=Keys.MARGIN, on_change=_bounds_changed)
+    threats = [ingredient.card.threat for ingredient in family.ingredients]
+    named = presets(threats, family.labels)
+    st.caption("Presets")
+    columns = st.columns(min(4, len(named)))
+    for index, (name, preset) in enumerate(named):
+        columns[index % len(columns)].button(name, key=f"preset_{index}", on_click=set_weights, args=(preset,),
+                                             use_container_width=True)
+    return weights
+
+
+def evaluate_live(
+    evaluate: Callable[[ProgressCallback], list[Record]], label: str, estimate: DeltaGenerator | None = None,
+) -> list[Record]:
+    """Run `evaluate(progress)` with a progress bar and, for attacks, the running estimate.
+
+    Each update is a point where Streamlit can stop this run, so moving a slider meanwhile
+    restarts the page at once (finished results are in the cache) instead of waiting.
+    """
+    bar = st.empty()
+    note = estimate or st.empty()
+
+    def report(progress: Progress) -> None:
+        bar.progress(min(1.0, progress.done / max(progress.total, 1)), text=f"{label}: {progress.message}")
+        if progress.partial is not None:
+            note.caption(f"running estimate {format_record(progress.partial)} · {progress.message}")
+
+    records = evaluate(report)
+    bar.empty()
+    if estimate is None:
+        note.empty()
+    return records
+
+
+def metric_tile(container: DeltaGenerator, record: Record) -> None:
+    """An accuracy with its 95% interval, n and the method; robust ones marked as upper bounds."""
+    label = f"{record.metric} ≤" if record.upper_bound else record.metric
+    container.metric(label, f"{100 * record.accuracy:.1f}%", help=record.method)
+    container.caption(f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}")
+
+
+def evaluate_tiles(evaluator: Evaluator, weights: Sequence[float], specs: Sequence[MetricSpec], columns: int = 3) -> list[Record]:
+    """Tiles for `specs` on the current soup, each filled in as its evaluation finishes."""
+    cells = st.columns(columns)
+    slots = [cells[i % columns].empty() for i in range(len(specs))]
+    for slot, spec in zip(slots, specs, strict=True):
+        slot.caption(f"{spec.column}: waiting…")
+    records = []
+    for slot, spec in zip(slots, specs, strict=True):
+        record = evaluate_live(lambda report, spec=spec: evaluator.evaluate([weights], [spec], report), spec.column, slot)[0]
+        metric_tile(slot.container(), record)
+        records.append(record)
+    return records
+
+
+@st.cache_resource(show_spinner=False)
+def export_problem() -> str:
+    """Why static export cannot run here ('' when Chromium is found)."""
+    try:
+        find_chromium()
+    except ExportError as error:
+        return str(error)
+    return ""
+
+
+def figure_panel(fig: go.Figure, key: str, **chart: object) -> object:
+    """Show `fig` and its downloads; extra keywords go to `st.plotly_chart` (e.g. on_select)."""
+    event = st.plotly_chart(fig, key=key, theme=None, **chart)
+    download_buttons(fig, key)
+    return event
+
+
+def download_buttons(fig: go.Figure, key: str) -> None:
+    """CSV of the numbers at once; PNG (300 dpi), SVG and PDF rendered only when clicked."""
+    cells = st.columns(5)
+    cells[0].download_button("CSV", figure_csv(fig), file_name=filename_for(fig, "csv"), mime="text/csv",
+                             key=f"{key}_csv", on_click="ignore", icon=":material/download:")
+    problem = export_problem()
+    for cell, fmt in zip(cells[1:4], ("png", "svg", "pdf"), strict=True):
+        cell.download_button(fmt.upper(), (lambda fmt=fmt: export_figure(fig, fmt, keep_browser=True)),
+                             file_name=filename_for(fig, fmt), mime=MIMES[fmt], key=f"{key}_{fmt}", on_click="ignore",
+                             disabled=bool(problem), help=problem or f"{fmt.upper()} via Plotly's static export",
+                             icon=":material/download:")
+
+
+def read_link(k: int) -> None:
+    """Once per session, start from the soup in the page address (?w=0.5,0.5,0,0) if any."""
+    if st.session_state.get(Keys.URL_READ):
+        return
+    st.session_state[Keys.URL_READ] = True
+    text = st.query_params.get(QUERY_WEIGHTS)
+    if not text:
+        return
+    try:
+        weights = weights_from_query(text, k, margin=max(MARGINS))
+    except SoupWeightsError as error:
+        st.warning(str(error))
+        return
+    if is_extrapolated(weights):
+        st.session_state[Keys.EXTRAPOLATE] = True
+        reach = max(max(weights) - 1, -min(weights))
+        st.session_state[Keys.MARGIN] = next(m for m in MARGINS if m >= reach - 1e-9)
+    set_weights(weights)
+
+
+def write_link(weights: Sequence[float]) -> None:
+    """Keep the current soup in the page address, so copying the address shares it."""
+    text = weights_to_query(weights)
+    if st.query_params.get(QUERY_WEIGHTS) != text:
+        st.query_params[QUERY_WEIGHTS] = text

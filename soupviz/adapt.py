@@ -1,0 +1,441 @@
+"""Few-shot adaptation of a soup to a distribution shift (Croce et al. 2023, natural shifts).
+
+Weights are chosen on k labelled images per class of the shifted data, by grid search over
+the simplex or by gradient descent on the weights themselves, and scored on held-out images
+of the same shift against each ingredient, the uniform soup and the best ingredient.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from soupviz.corruptions import corrupt
+from soupviz.data import CIFAR10_CLASSES, ImageSet
+from soupviz.errors import SoupvizError
+from soupviz.metrics import wilson_interval
+from soupviz.soup import Soup, check_weights
+
+ProgressFn = Callable[[int, int], None]
+CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
+SELECTED_NAMES = {"grid": "grid-search soup", "gradient": "gradient-selected soup"}
+F64 = torch.float64
+
+
+@dataclass(frozen=True)
+class ShiftData:
+    """Shifted labelled images `x` (N, 3, H, W) in [0, 1], `y` (N,), split once into a fixed
+    `heldout` set and a `pool` (indices) from which selection sets of k per class are drawn."""
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    heldout: torch.Tensor
+    pool: torch.Tensor
+    classes: tuple[str, ...]
+    seed: int
+
+    @classmethod
+    def from_images(
+        cls, images: ImageSet, heldout_per_class: int = 50, seed: int = 0, name: str | None = None,
+        corruption: str | None = None, severity: int = 3,
+        model_classes: Sequence[str] = CIFAR10_CLASSES,
+    ) -> ShiftData:
+        """A shift from labelled images (test images, or a user's `load_image_folder`),
+        optionally corrupted first.
+
+        Labels are mapped onto `model_classes` by name, so a folder holding only 'cat/' and
+        'dog/' gets labels 3 and 5. Corruptions run in fixed chunks of 500 with `seed`, so
+        the shifted images depend neither on k nor on the selection draw. Each class keeps
+        `heldout_per_class` images (drawn with `seed`) for scoring; the rest form the pool.
+        """
+        model_classes = list(model_classes)
+        unknown = [c for c in images.classes if c not in model_classes]
+        if unknown:
+            raise SoupvizError(
+                f"The classes {unknown} of {images.source} are not classes of the model; "
+                f"name the class folders among {', '.join(model_classes)}."
+            )
+        mapping = torch.tensor([model_classes.index(c) for c in images.classes])
+        y = mapping[images.labels]
+        x = images.floats()
+        if corruption is not None:
+            chunks = x.split(CORRUPTION_BATCH)
+            x = torch.cat([corrupt(chunk, corruption, severity, seed) for chunk in chunks])
+            name = name or f"{corruption} {severity}"
+        generator = torch.Generator().manual_seed(seed)
+        heldout, pool = [], []
+        for c, class_name in enumerate(model_classes):
+            members = (y == c).nonzero()[:, 0]
+            members = members[torch.randperm(len(members), generator=generator)]
+            if 0 < len(members) <= heldout_per_class:
+                raise SoupvizError(
+                    f"Class {class_name!r} has {len(members)} images, so holding out "
+                    f"{heldout_per_class} per class leaves none to select with; lower the "
+                    "held-out count or add images."
+                )
+            heldout.append(members[:heldout_per_class])
+            pool.append(members[heldout_per_class:])
+        return cls(name or images.source, x, y, torch.cat(heldout), torch.cat(pool),
+                   tuple(model_classes), seed)
+
+    def selection_indices(self, k: int, seed: int) -> torch.Tensor:
+        """Indices of k pool images per class (fewer where the pool has fewer), with `seed`."""
+        if k < 1:
+            raise SoupvizError(f"Selection needs at least one image per class, got k={k}.")
+        generator = torch.Generator().manual_seed(seed)
+        pool = self.pool[torch.randperm(len(self.pool), generator=generator)]
+        return torch.cat([pool[self.y[pool] == c][:k] for c in range(len(self.classes))])
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Chosen `weights` (K,) with their accuracy and mean cross-entropy on the n selection
+    images; `candidates` (G, K) are the soups considered (grid rows or gradient iterates),
+    `scores` (G,) their selection accuracies and `index` the chosen row."""
+
+    weights: torch.Tensor
+    selection_accuracy: float
+    selection_loss: float
+    n: int
+    method: str
+    label: str
+    candidates: torch.Tensor
+    scores: torch.Tensor
+    index: int
+
+
+def _choose(candidates: torch.Tensor, accuracy: torch.Tensor, loss: torch.Tensor, n: int,
+            method: str, label: str) -> Selection:
+    """The most accurate candidate; ties to the lower loss, then to the first row."""
+    best = int(torch.where(accuracy == accuracy.max(), loss, torch.inf).argmin())
+    return Selection(candidates[best].clone(), float(accuracy[best]), float(loss[best]), n,
+                     method, label, candidates, accuracy, best)
+
+
+@dataclass(frozen=True)
+class GridScores:
+    """Correctness (G, N) and cross-entropy (G, N) of the soups `grid` (G, K) on N images,
+    computed once: choosing on any selection set is then a choice of columns."""
+
+    grid: torch.Tensor
+    correct: torch.Tensor
+    loss: torch.Tensor
+
+    def pick(self, columns: torch.Tensor | None = None, label: str = "grid search") -> Selection:
+        """The row most accurate on `columns` (default all): ties to the lower mean
+        cross-entropy, then to the first row."""
+        columns = torch.arange(self.correct.shape[1]) if columns is None else columns
+        accuracy = self.correct[:, columns].to(F64).mean(1)
+        loss = self.loss[:, columns].to(F64).mean(1)
+        return _choose(self.grid, accuracy, loss, len(columns), "grid", label)
+
+    def rows(self, index: torch.Tensor) -> GridScores:
+        """The scores of some rows of the grid only."""
+        return GridScores(self.grid[index], self.correct[index], self.loss[index])
+
+
+def score_grid(
+    soup: Soup, grid: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
+    max_bytes: float = 2**28, progress: ProgressFn | None = None,
+) -> GridScores:
+    """Score every soup in `grid` (G, K), weights summing to 1, on images x (N, 3, H, W).
+
+    Soup vectors are mixed `max_bytes` at a time (outer loop) and run on image batches
+    (inner loop), so each soup is mixed once; BatchNorm follows `soup.bn_mode`.
+    """
+    grid = torch.as_tensor(grid, dtype=F64)
+    grid = check_weights(grid, soup.params.k, extrapolate=True, margin=float(grid.abs().max()))
+    grid = grid.reshape(-1, soup.params.k)
+    chunk = max(1, int(max_bytes // (4 * soup.params.p)))
+    total, done, device = -(-len(grid) // chunk) * -(-len(x) // batch_size), 0, soup.params.device
+    correct, losses = [], []
+    with torch.no_grad():
+        for rows in grid.split(chunk):
+            flats = soup.soup_vectors(rows)
+            for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
+                logits = soup.forward_many(flats, xb.to(device), shared=True).float()
+                yb = yb.to(device).repeat(len(rows))
+                flat_logits = logits.flatten(0, 1)
+                loss = F.cross_entropy(flat_logits, yb, reduction="none")
+                correct.append((flat_logits.argmax(1) == yb).view(len(rows), -1).cpu())
+                losses.append(loss.view(len(rows), -1).cpu())
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    batches = -(-len(x) // batch_size)
+
+    def stitch(parts: list[torch.Tensor]) -> torch.Tensor:  # (soup chunk, image batch) blocks
+        rows = [parts[i:i + batches] for i in range(0, len(parts), batches)]
+        return torch.cat([torch.cat(row, 1) for row in rows])
+
+    return GridScores(grid, stitch(correct), stitch(losses))
+
+
+def select_by_grid(soup: Soup, grid: torch.Tensor, x_sel: torch.Tensor, y_sel: torch.Tensor,
+                   batch_size: int = 256) -> Selection:
+    """The soup of `grid` (G, K) most accurate on the selection images, as in the paper
+    (ties: lower mean cross-entropy, then first row). With the grid's one-hot rows (any
+    `simplex_grid` without a subset) it is never worse there than any ingredient."""
+    label = f"grid search over {len(grid)} soups on {len(y_sel)} images"
+    return score_grid(soup, grid, x_sel, y_sel, batch_size).pick(label=label)
+
+
+def project_weights(v: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Euclidean projection of v (K,) onto {w : Σw = 1, low ≤ w ≤ high}: clip(v − τ) for
+    the τ found by bisection (the sum is monotone in τ); needs K·low ≤ 1 ≤ K·high."""
+    v = v.detach().to(F64)
+    lo, hi = float(v.min()) - high, float(v.max()) - low
+    for _ in range(200):
+        tau = (lo + hi) / 2
+        lo, hi = (tau, hi) if float((v - tau).clamp(low, high).sum()) > 1 else (lo, tau)
+    w = (v - (lo + hi) / 2).clamp(low, high)
+    free = ((w > low) & (w < high)).nonzero()
+    if len(free):  # put the bisection's last rounding error on a free coordinate
+        w[free[0, 0]] += 1 - w.sum()
+    return w
+
+
+class EvalBatchNorm(nn.Module):
+    """Eval-mode BatchNorm in plain ops, so gradients reach the running statistics (torch's
+    fused kernel refuses them); same parameter and buffer names as the layer it replaces."""
+
+    def __init__(self, norm: _BatchNorm) -> None:
+        super().__init__()
+        self.eps, self.weight, self.bias = norm.eps, norm.weight, norm.bias
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            self.register_buffer(name, getattr(norm, name))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        scale = torch.rsqrt(self.running_var.view(shape) + self.eps)
+        out = (x - self.running_mean.view(shape)) * scale
+        return out if self.weight is None else out * self.weight.view(shape) + self.bias.view(shape)
+
+
+def differentiable_template(template: nn.Module) -> nn.Module:
+    """A copy of `template` in eval mode whose BatchNorm layers are `EvalBatchNorm`s."""
+    clone = copy.deepcopy(template).eval()
+    for module in list(clone.modules()):
+        for child_name, child in module.named_children():
+            if isinstance(child, _BatchNorm) and child.track_running_stats:
+                setattr(module, child_name, EvalBatchNorm(child))
+    return clone
+
+
+def weight_gradient(
+    soup: Soup, weights: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
+    template: nn.Module | None = None,
+) -> tuple[float, float, torch.Tensor]:
+    """Mean cross-entropy and accuracy on (x, y), and the loss's gradient (K,) in the weights.
+
+    The soup is θ(w) = Σ_k w_k θ_k (parameters and buffers), so ∂L/∂w_k = ⟨θ_k, ∂L/∂θ⟩:
+    the loss is differentiated with respect to the mixed vector (batches accumulated, through
+    `differentiable_template`, BatchNorm statistics included) and mapped back through the
+    matrix. Exact with mixed BatchNorm statistics; re-estimated ones are taken at w and
+    differentiated as if they were mixed (an approximation).
+    """
+    template = template or differentiable_template(soup.template)
+    checked = check_weights(weights, soup.params.k, extrapolate=True, margin=10.0)
+    flat = soup.soup_vectors(checked[None])[0].detach().requires_grad_(True)
+    total_loss, correct, device = 0.0, 0, soup.params.device
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
+        xb, yb = xb.to(device), yb.to(device)
+        logits = functional_call(template, soup.params.as_tensors(flat), (xb,))
+        loss = F.cross_entropy(logits, yb, reduction="sum") / len(y)
+        loss.backward()
+        total_loss += float(loss.detach())
+        correct += int((logits.argmax(1) == yb).sum())
+    return total_loss, correct / len(y), (soup.params.matrix @ flat.grad).to(F64).cpu()
+
+
+def select_by_gradient(
+    soup: Soup, x_sel: torch.Tensor, y_sel: torch.Tensor, steps: int = 20, lr: float = 0.05,
+    init: Sequence[float] | torch.Tensor | None = None, extrapolate: bool = False,
+    margin: float = 0.4, batch_size: int = 256, progress: ProgressFn | None = None,
+) -> Selection:
+    """Optimise the weights on the selection images by projected Adam on the cross-entropy.
+
+    Starts at `init` (default uniform). Adam sees the gradient's component within Σw = 1
+    (its per-coordinate scaling would otherwise move every weight alike, and the projection
+    undo it); after each step the weights are projected onto {Σw = 1, w in [0, 1]}, or
+    [−margin, 1 + margin] with `extrapolate`. Returns the iterate (init included) most
+    accurate on the selection images, ties to the lower loss.
+    """
+    k = soup.params.k
+    init = torch.full((k,), 1 / k, dtype=F64) if init is None else torch.as_tensor(init, dtype=F64)
+    low, high = (-margin, 1 + margin) if extrapolate else (0.0, 1.0)
+    w = project_weights(check_weights(init, k, extrapolate=extrapolate, margin=margin), low, high)
+    w.requires_grad_(True)
+    optimizer = torch.optim.Adam([w], lr=lr)
+    template = differentiable_template(soup.template)
+    iterates, accuracies, losses = [], [], []
+    for step in range(steps + 1):
+        loss, accuracy, gradient = weight_gradient(soup, w.detach(), x_sel, y_sel, batch_size,
+                                                   template)
+        iterates.append(w.detach().clone())
+        accuracies.append(accuracy)
+        losses.append(loss)
+        if progress is not None:
+            progress(step + 1, steps + 1)
+        if step < steps:
+            w.grad = gradient - gradient.mean()
+            optimizer.step()
+            with torch.no_grad():
+                w.copy_(project_weights(w, low, high))
+    kind = f"extrapolating within [−{margin:g}, {1 + margin:g}]" if extrapolate else "convex"
+    label = f"gradient: {steps} projected Adam steps (lr {lr:g}, {kind}) on {len(y_sel)} images"
+    return _choose(torch.stack(iterates), torch.tensor(accuracies, dtype=F64),
+                   torch.tensor(losses, dtype=F64), len(y_sel), "gradient", label)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One candidate's accuracy on the held-out images of a shift, with a Wilson 95% interval.
+    `role` is 'selected', 'ingredient', 'uniform' or 'best ingredient'."""
+
+    candidate: str
+    role: str
+    weights: list[float]
+    shift: str
+    k: int
+    n_selection: int
+    selection_accuracy: float
+    n: int
+    correct: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    seed: int
+    method: str
+
+    def row(self) -> dict:
+        """The outcome as a flat dict for tables and CSV."""
+        return asdict(self) | {"weights": _format(self.weights)}
+
+
+def _format(weights: Sequence[float] | torch.Tensor) -> str:
+    return " ".join(f"{float(w):g}" for w in weights)
+
+
+def _references(k: int) -> torch.Tensor:
+    """One-hot rows for the k ingredients, then the uniform soup: (k + 1, k)."""
+    return torch.cat([torch.eye(k, dtype=F64), torch.full((1, k), 1 / k, dtype=F64)])
+
+
+def adaptation_report(soup: Soup, shift: ShiftData, selections: Sequence[Selection], k: int,
+                      seed: int, batch_size: int = 256) -> list[Outcome]:
+    """Held-out accuracy of each selected soup, each ingredient, the uniform soup and the
+    ingredient most accurate on the selection images `shift.selection_indices(k, seed)`
+    (those the selections were made on)."""
+    kk, names, first = soup.params.k, list(soup.params.names), len(selections)
+    chosen = [s.weights.reshape(1, kk) for s in selections]
+    candidates = torch.cat([*chosen, _references(kk)])
+    picked = shift.selection_indices(k, seed)
+    columns = torch.cat([picked, shift.heldout])
+    scores = score_grid(soup, candidates, shift.x[columns], shift.y[columns], batch_size)
+    on_selection, on_heldout = torch.arange(len(picked)), torch.arange(len(picked), len(columns))
+    best = scores.rows(torch.arange(first, first + kk)).pick(on_selection).index
+    labelled = [(SELECTED_NAMES.get(s.method, s.method) + (f" {i + 1}" if first > 1 else ""),
+                 "selected", s.label) for i, s in enumerate(selections)]
+    labelled += [(name, "ingredient", "one-hot weights") for name in names]
+    labelled += [("uniform soup", "uniform", "equal weights"),
+                 (f"best ingredient ({names[best]})", "best ingredient",
+                  "the ingredient most accurate on the selection images")]
+    outcomes = []
+    for row, (candidate, role, method) in zip([*range(len(candidates)), first + best], labelled,
+                                              strict=True):
+        correct, n = int(scores.correct[row, on_heldout].sum()), len(on_heldout)
+        outcomes.append(Outcome(
+            candidate, role, candidates[row].tolist(), shift.name, k, len(picked),
+            float(scores.correct[row, on_selection].to(F64).mean()), n, correct,
+            correct / max(n, 1), *wilson_interval(correct, n), seed, method,
+        ))
+    return outcomes
+
+
+def adapt(
+    soup: Soup, shift: ShiftData, grid: torch.Tensor, k: int, seed: int = 0,
+    gradient_steps: int = 0, lr: float = 0.05, extrapolate: bool = False, margin: float = 0.4,
+    batch_size: int = 256,
+) -> tuple[list[Selection], list[Outcome]]:
+    """One draw of the paper's protocol: select by grid search (and, with `gradient_steps`,
+    by gradient steps from the grid's choice) on k images per class, then report."""
+    picked = shift.selection_indices(k, seed)
+    x_sel, y_sel = shift.x[picked], shift.y[picked]
+    selections = [select_by_grid(soup, grid, x_sel, y_sel, batch_size)]
+    if gradient_steps > 0:
+        start = selections[0].weights
+        selections.append(select_by_gradient(soup, x_sel, y_sel, gradient_steps, lr, start,
+                                             extrapolate, margin, batch_size))
+    return selections, adaptation_report(soup, shift, selections, k, seed, batch_size)
+
+
+def k_curve(
+    soup: Soup, shift: ShiftData, grid: torch.Tensor, ks: Sequence[int] = (1, 5, 10, 50),
+    repeats: int = 5, seed: int = 0, batch_size: int = 256, progress: ProgressFn | None = None,
+) -> list[dict]:
+    """Held-out accuracy of the grid-selected soup, the best ingredient on the selection
+    images and the uniform soup, for each k and `repeats` selection draws (seeds seed + r).
+
+    Every soup is scored once on all the shift's images; each draw only picks columns. Rows
+    hold k, repeat, seed, n_selection, candidate, weights, selection and held-out accuracy.
+    """
+    kk, g = soup.params.k, len(grid)
+    everything = torch.cat([torch.as_tensor(grid, dtype=F64), _references(kk)])
+    scores = score_grid(soup, everything, shift.x, shift.y, batch_size, progress=progress)
+    heldout = scores.correct[:, shift.heldout].to(F64).mean(1)
+    points = []
+    for k in ks:
+        for r in range(repeats):
+            picked = shift.selection_indices(k, seed + r)
+            best = scores.rows(torch.arange(g, g + kk)).pick(picked).index
+            rows = [("grid-search soup", scores.rows(torch.arange(g)).pick(picked).index),
+                    ("best ingredient", g + best), ("uniform soup", g + kk)]
+            points += [{
+                "k": k, "repeat": r, "seed": seed + r, "n_selection": len(picked),
+                "candidate": candidate, "weights": _format(everything[row]),
+                "selection_accuracy": float(scores.correct[row, picked].to(F64).mean()),
+                "heldout_accuracy": float(heldout[row]), "n_heldout": len(shift.heldout),
+            } for candidate, row in rows]
+    return points
+
+
+def summarise_curve(points: Sequence[dict]) -> list[dict]:
+    """Mean, standard deviation, min and max held-out accuracy over repeats, per (k, candidate)."""
+    groups: dict[tuple[int, str], list[float]] = {}
+    for point in points:
+        groups.setdefault((point["k"], point["candidate"]), []).append(point["heldout_accuracy"])
+    summary = []
+    for (k, candidate), values in groups.items():
+        t = torch.tensor(values, dtype=F64)
+        std = float(t.std()) if len(t) > 1 else 0.0
+        summary.append({"k": k, "candidate": candidate, "repeats": len(t), "mean": float(t.mean()),
+                        "std": std, "min": float(t.min()), "max": float(t.max())})
+    return summary
+
+
+def select_for_shifts(soup: Soup, grid: torch.Tensor, shifts: Sequence[ShiftData], k: int,
+                      seed: int = 0, batch_size: int = 256) -> Selection:
+    """One soup of `grid` for several shifts: the best mean selection accuracy over the shifts
+    (k per class of each, drawn with `seed`), ties to the lower mean loss, then first row."""
+    if not shifts:
+        raise SoupvizError("Choosing one soup for several shifts needs at least one shift.")
+    grid = torch.as_tensor(grid, dtype=F64)
+    accuracy, loss, n = torch.zeros(len(grid), dtype=F64), torch.zeros(len(grid), dtype=F64), 0
+    for shift in shifts:
+        picked = shift.selection_indices(k, seed)
+        scores = score_grid(soup, grid, shift.x[picked], shift.y[picked], batch_size)
+        accuracy += scores.correct.to(F64).mean(1) / len(shifts)
+        loss += scores.loss.to(F64).mean(1) / len(shifts)
+        n += len(picked)
+    names = ", ".join(s.name for s in shifts)
+    label = f"one soup for {names}: grid search over {len(grid)} soups, best mean accuracy"
+    return _choose(grid, accuracy, loss, n, "grid", label)

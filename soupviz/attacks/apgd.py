@@ -1,0 +1,128 @@
+"""APGD (Croce & Hein 2020) from pyautoattack, the AutoAttack authors' code, behind our interface.
+
+The wrapper adds what pyautoattack leaves to the caller: eval mode, contiguous inputs on one
+device, a seed that makes a call deterministic without touching the caller's global random
+state (pyautoattack reseeds torch's global generator), and a label for every number.
+"""
+
+from __future__ import annotations
+
+import torch
+from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
+
+from soupviz.attacks.base import Attack, Classifier, fixed_batch
+from soupviz.errors import SoupvizError
+
+NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward returns a contiguous gradient: pyautoattack calls `.view` on
+    input gradients, which fails on the channels-last gradients some models produce."""
+
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
+def as_predict(model: Classifier) -> Classifier:
+    """`model` as the forward function pyautoattack expects (logits, contiguous gradients)."""
+    return lambda x: model(_ContiguousGrad.apply(x))
+
+
+def seeded_devices(x: torch.Tensor) -> list[int]:
+    """CUDA devices whose global generator `torch.random.fork_rng` must save and restore."""
+    return (
+        [x.device.index if x.device.index is not None else torch.cuda.current_device()]
+        if x.is_cuda
+        else []
+    )
+
+
+class APGD(Attack):
+    """Auto-PGD from pyautoattack: APGD-CE, APGD-DLR, or APGD-T (targeted DLR).
+
+    Each restart (and each target class of APGD-T) attacks only the points still correctly
+    classified; points misclassified without attack come back unchanged.
+
+    Args:
+        model, threat, eps, seed: see `Attack`.
+        steps: iterations per restart (AutoAttack uses 100; the soups paper evaluates with 40).
+        loss: 'ce' or 'dlr' for the untargeted attack; APGD-T always uses targeted DLR.
+        targeted: run APGD-T, which tries the `n_target_classes` highest-scoring wrong classes
+            in turn (pyautoattack chooses them; a caller cannot pass its own targets).
+        n_target_classes: target classes tried by APGD-T.
+        restarts: random restarts (per target class for APGD-T).
+
+    Example:
+        >>> x_adv = APGD(model, "l2", 0.5, steps=40, loss="dlr")(x, y)
+    """
+
+    name = "APGD"
+
+    def __init__(
+        self,
+        model: Classifier,
+        threat: str,
+        eps: float,
+        steps: int = 100,
+        loss: str | None = None,
+        targeted: bool = False,
+        n_target_classes: int = 9,
+        restarts: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(model, threat, eps, seed)
+        loss = loss or ("dlr" if targeted else "ce")
+        if loss not in ("ce", "dlr") or (targeted and loss != "dlr"):
+            raise SoupvizError(
+                f"APGD loss {loss!r} is not available: use 'ce' or 'dlr' (APGD-T uses 'dlr')."
+            )
+        if int(steps) < 1 or int(restarts) < 1 or int(n_target_classes) < 1:
+            raise SoupvizError(
+                f"APGD needs at least one step, restart and target class, got steps={steps}, "
+                f"restarts={restarts}, n_target_classes={n_target_classes}."
+            )
+        if fixed_batch(model):
+            raise SoupvizError(
+                "APGD drops broken points from the batch, so it cannot attack a model with a "
+                "fixed batch layout; use PGD."
+            )
+        self.steps = int(steps)
+        self.loss = loss
+        self.targeted = targeted
+        self.n_target_classes = int(n_target_classes)
+        self.restarts = int(restarts)
+
+    def describe(self) -> str:
+        kind = "T" if self.targeted else self.loss.upper()
+        restarts = f"×{self.restarts}" if self.restarts > 1 else ""
+        targets = f" ({self.n_target_classes} targets)" if self.targeted else ""
+        return (
+            super().describe().replace(self.name, f"APGD-{kind}-{self.steps}{restarts}{targets}", 1)
+        )
+
+    def perturb(
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor:
+        if target is not None:
+            raise SoupvizError(
+                "APGD chooses its own target classes (targeted=True); to push towards given "
+                "classes use PGD."
+            )
+        common = dict(
+            n_iter=self.steps, norm=NORMS[self.threat], n_restarts=self.restarts, eps=self.eps,
+            seed=self.seed, device=x.device, verbose=False,
+        )  # fmt: skip
+        if self.targeted:
+            attack = APGDAttack_targeted(
+                as_predict(self.model), n_target_classes=self.n_target_classes, **common
+            )
+        else:
+            attack = APGDAttack(as_predict(self.model), loss=self.loss, **common)
+        with torch.random.fork_rng(devices=seeded_devices(x)):
+            return attack.perturb(x, y)

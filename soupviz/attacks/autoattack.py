@@ -1,0 +1,90 @@
+"""AutoAttack (Croce & Hein 2020) as pyautoattack runs it, the reference for robust accuracy.
+
+The standard version runs APGD-CE, APGD-T, FAB-T and Square in turn, each on the points the
+previous ones left robust; its numbers are the ones RobustBench and papers report.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+from pyautoattack import AutoAttack as _AutoAttack
+
+from soupviz.attacks.apgd import NORMS, as_predict, seeded_devices
+from soupviz.attacks.base import Attack, Classifier, fixed_batch
+from soupviz.errors import SoupvizError
+
+VERSIONS = ("standard", "plus", "rand")
+
+
+class AutoAttack(Attack):
+    """pyautoattack's AutoAttack, quiet and seeded.
+
+    Args:
+        model, threat, eps, seed: see `Attack`.
+        version: 'standard' (what RobustBench reports), 'plus' (more restarts and attacks)
+            or 'rand' (for randomised defences).
+
+    Example:
+        >>> x_adv = AutoAttack(model, "linf", 8 / 255)(x, y)
+    """
+
+    name = "AutoAttack"
+
+    def __init__(
+        self, model: Classifier, threat: str, eps: float, version: str = "standard", seed: int = 0
+    ) -> None:
+        super().__init__(model, threat, eps, seed)
+        if version not in VERSIONS:
+            raise SoupvizError(
+                f"Unknown AutoAttack version {version!r}: use one of {', '.join(VERSIONS)}."
+            )
+        if fixed_batch(model):
+            raise SoupvizError(
+                "AutoAttack drops broken points from the batch, so it cannot attack a model "
+                "with a fixed batch layout."
+            )
+        self.version = version
+
+    def describe(self) -> str:
+        return super().describe().replace(self.name, f"{self.name} ({self.version})", 1)
+
+    def perturb(
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor:
+        if target is not None:
+            raise SoupvizError(
+                "AutoAttack is untargeted (its APGD-T and FAB-T choose their own targets); "
+                "pass no target."
+            )
+        attack = _AutoAttack(
+            as_predict(self.model), norm=NORMS[self.threat], eps=self.eps, seed=self.seed,
+            version=self.version, device=x.device,
+        )  # fmt: skip
+        attack.verbose = False
+        logger, notes = logging.getLogger("auto-attack"), _Notes()
+        logger.addHandler(notes)
+        propagate, logger.propagate = logger.propagate, False
+        try:
+            with torch.random.fork_rng(devices=seeded_devices(x)):
+                x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=max(1, x.shape[0]))
+        finally:
+            logger.removeHandler(notes)
+            logger.propagate = propagate
+        for message in dict.fromkeys(notes.messages):
+            warnings.warn(f"AutoAttack: {message}", RuntimeWarning, stacklevel=3)
+        return x_adv
+
+
+class _Notes(logging.Handler):
+    """Collects AutoAttack's sanity-check warnings (randomised or dynamic defence, zero
+    gradients, Square beating the gradient attacks) to re-raise them as Python warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())

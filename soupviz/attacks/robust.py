@@ -1,0 +1,84 @@
+"""Robust accuracy the way AutoAttack counts it: attack only the points still robust.
+
+`robust_mask` is what evaluation calls: clean-wrong points are never attacked and count as
+not robust; each attack of a chain runs only on the survivors of the previous ones. Numbers
+from it are upper bounds on robust accuracy, labelled with `describe_attacks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from soupviz.attacks.base import (
+    THREAT_LABELS,
+    Attack,
+    Classifier,
+    check_batch,
+    eval_mode,
+    fixed_batch,
+    format_budget,
+)
+
+
+def describe_attacks(attacks: Attack | Sequence[Attack]) -> str:
+    """One label for a chain: 'APGD-CE-40 + APGD-T-40 (9 targets) L∞ 8/255' when the attacks
+    share threat and budget, else their labels joined by ' + '."""
+    chain = [attacks] if isinstance(attacks, Attack) else list(attacks)
+    budgets = {(a.threat, a.eps) for a in chain}
+    if len(budgets) != 1:
+        return " + ".join(a.describe() for a in chain)
+    threat, eps = budgets.pop()
+    suffix = f" {THREAT_LABELS[threat]} {format_budget(threat, eps)}"
+    return " + ".join(a.describe().removesuffix(suffix) for a in chain) + suffix
+
+
+@torch.no_grad()
+def _correct(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    with eval_mode(model):
+        return model(x).argmax(dim=1) == y
+
+
+def robust_mask(
+    attacks: Attack | Sequence[Attack],
+    model: Classifier,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Per image, whether `model` still classifies it correctly after the attacks.
+
+    Args:
+        attacks: one attack, or a chain run in order (e.g. APGD-CE then APGD-T, or one attack
+            per threat for union robustness); each runs only on the points every earlier one
+            failed on, and only on points `model` classifies correctly without attack.
+        model: the classifier judged (normally the attacks' own model).
+        x: images (N, C, H, W) in [0, 1]; y: labels (N,).
+        batch_size: images attacked at once.
+        device: where to attack; default `x`'s device.
+
+    Returns:
+        Bool tensor (N,) on `x`'s device; its mean is an upper bound on robust accuracy
+        under the attacks' threat, labelled by `describe_attacks(attacks)`.
+    """
+    chain = [attacks] if isinstance(attacks, Attack) else list(attacks)
+    check_batch(x, y)
+    device = torch.device(device) if device is not None else x.device
+    robust = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    whole = fixed_batch(model) or any(fixed_batch(a.model) for a in chain)
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size].to(device)
+        yb = y[start : start + batch_size].to(device)
+        alive = _correct(model, xb, yb)
+        for attack in chain:
+            if not alive.any():
+                break
+            if whole:  # a fixed batch layout: attack all, count only the survivors
+                alive &= _correct(model, attack(xb, yb), yb)
+                continue
+            index = alive.nonzero().squeeze(1)
+            alive[index] = _correct(model, attack(xb[index], yb[index]), yb[index])
+        robust[start : start + batch_size] = alive.to(x.device)
+    return robust

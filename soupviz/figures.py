@@ -1,0 +1,288 @@
+"""Plotly figures of soups in weight space: ternary maps, interpolation paths and accuracy heatmaps,
+and the labels every figure shares (metric titles that say 'upper bound', soup names, hovers).
+
+Builders take evaluation `Record`s and only arrange them; trade-off and budget plots live in
+`tradeoff.py`. Each figure keeps the exact rows it shows in `layout.meta` (`export.figure_csv`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from soupviz.errors import SoupvizError
+from soupviz.export import OKABE_ITO, apply_style, attach_rows, rgba
+from soupviz.metrics import MetricSpec, Record
+
+UPPER_BOUND_SUFFIX = " (upper bound on robust accuracy)"
+TOLERANCE = 1e-9
+BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"}
+Metric = str | MetricSpec
+NamedSoups = Sequence[tuple[str, Sequence[float]]]
+
+
+def select(records: Sequence[Record], metric: Metric) -> list[Record]:
+    """The records of one metric, given as a `MetricSpec`, its key ('linf:0.0313725:apgd-ce:20:1')
+    or its column ('L∞ 8/255'). Raises a `SoupvizError` when none match."""
+    metric = metric.key if isinstance(metric, MetricSpec) else metric
+    chosen = [r for r in records if metric in (r.spec, r.metric)]
+    if not chosen:
+        known = ", ".join(sorted({r.metric for r in records})) or "none"
+        raise SoupvizError(f"No results for the metric {metric!r}; evaluate it first "
+                           f"(have: {known}).")
+    return chosen
+
+
+def attack_description(record: Record) -> str:
+    """How a number was measured without the upper-bound note, e.g. 'APGD-CE-20 L∞ 8/255'."""
+    return record.method.removesuffix(UPPER_BOUND_SUFFIX)
+
+
+def attack_name(record: Record) -> str:
+    """The attack's short name, e.g. 'APGD-CE-20'; '' for metrics measured without attack."""
+    if not record.upper_bound:
+        return ""
+    text = attack_description(record).split(": ", 1)[-1].removeprefix("union of ")
+    return text.split()[0] if text else ""
+
+
+def metric_name(record: Record) -> str:
+    """A short name of a record's metric for file names, e.g. 'L∞ 8/255 APGD-CE-20'."""
+    return f"{record.metric} {attack_name(record)}".strip()
+
+
+def series_name(record: Record) -> str:
+    """A legend entry for a metric; robust ones name the attack and say 'upper bound'."""
+    if record.upper_bound:
+        return f"{attack_description(record)} (upper bound)"
+    return "clean" if record.kind == "clean" else record.metric
+
+
+def metric_title(record: Record) -> str:
+    """An axis title for a record's metric in percent, naming the attack of an upper bound."""
+    if record.upper_bound:
+        return f"Robust accuracy {record.metric} (%)<br>upper bound by {attack_name(record)}"
+    return "Clean accuracy (%)" if record.kind == "clean" else f"Accuracy under {record.metric} (%)"
+
+
+def soup_label(weights: Sequence[float], labels: Sequence[str]) -> str:
+    """'L∞ 8/255' for a one-hot soup, else '0.6·L∞ 8/255 + 0.4·L2 0.5' (zero weights left out)."""
+    terms = [(w, name) for w, name in zip(weights, labels, strict=True) if abs(w) > TOLERANCE]
+    if len(terms) == 1 and abs(terms[0][0] - 1) < TOLERANCE:
+        return terms[0][1]
+    return " + ".join(f"{w:.3g}·{name}" for w, name in terms).replace("+ -", "− ")
+
+
+def weights_key(weights: Sequence[float]) -> tuple[float, ...]:
+    """Weights rounded to 8 decimals, to find the records of one soup."""
+    return tuple(round(float(w), 8) for w in weights)
+
+
+def one_hot_index(weights: Sequence[float]) -> int | None:
+    """The ingredient a one-hot weight vector selects, else None."""
+    hot = [i for i, w in enumerate(weights) if abs(w) > TOLERANCE]
+    return hot[0] if len(hot) == 1 and abs(weights[hot[0]] - 1) < TOLERANCE else None
+
+
+def family_of(records: Sequence[Record]) -> str:
+    return next((r.family for r in records if r.family), "")
+
+
+def percent(value: float) -> float:
+    return 100.0 * value
+
+
+def hover_text(record: Record, labels: Sequence[str]) -> str:
+    """Hover lines: the soup, the accuracy with its 95% Wilson interval, and the method."""
+    interval = f"95% CI {percent(record.ci_low):.1f}–{percent(record.ci_high):.1f}, n={record.n}"
+    return (f"{soup_label(record.weights, labels)}<br>{record.metric}: "
+            f"{percent(record.accuracy):.1f}% ({interval})<br>{record.method}")
+
+
+def ternary_figure(
+    records: Sequence[Record], metric: Metric, corners: tuple[int, int, int],
+    current: Sequence[float] | None = None, labels: Sequence[str] | None = None,
+    paper: bool = False,
+) -> go.Figure:
+    """Soups of three ingredients on a ternary plot coloured by `metric` (in percent).
+
+    Only convex soups of the three `corners` (ingredient indices) lie on a ternary plot: soups
+    with a weight outside [0, 1] (extrapolation) or on another ingredient are skipped, counted
+    in a note under the plot and flagged in the rows (`on_ternary`, `skipped_because`).
+    `current` (K,) is marked with a star when it lies on the simplex, else named in the note.
+    """
+    chosen = select(records, metric)
+    labels = list(labels or chosen[0].ingredients)
+    if len(set(corners)) != 3 or not all(0 <= c < len(labels) for c in corners):
+        raise SoupvizError(f"A ternary plot needs three different ingredients among "
+                           f"0..{len(labels) - 1}, got {corners}.")
+    shown, rows, skipped = [], [], {"extrapolation": 0, "other ingredients": 0}
+    for record in chosen:
+        reason = _off_simplex(record.weights, corners)
+        if reason:
+            skipped[reason] += 1
+        else:
+            shown.append(record)
+        rows.append({**record.row(), "on_ternary": not reason, "skipped_because": reason})
+    a, b, c = ([r.weights[corner] for r in shown] for corner in corners)
+    fig = go.Figure(go.Scatterternary(
+        a=a, b=b, c=c, mode="markers", name="soups", cliponaxis=False,
+        marker={"color": [percent(r.accuracy) for r in shown], "coloraxis": "coloraxis",
+                "size": 13, "line": {"width": 0.5, "color": "white"}},
+        hovertext=[hover_text(r, labels) for r in shown],
+        hovertemplate="%{hovertext}<extra></extra>",
+    ))
+    notes = []
+    if skipped["extrapolation"] or skipped["other ingredients"]:
+        parts = [f"{skipped['extrapolation']} extrapolated soups (weights outside [0, 1])"]
+        parts += [f"{skipped['other ingredients']} soups with weight on other ingredients"]
+        parts = [part for part in parts if not part.startswith("0 ")]
+        notes.append(f"Not shown: {' and '.join(parts)}:<br>"
+                     "a ternary plot holds only convex soups of its three corners.")
+    if current is not None and _off_simplex(current, corners):
+        notes.append(f"The current soup ({soup_label(current, labels)}) is off this simplex.")
+    elif current is not None:
+        match = next((r for r in chosen if weights_key(r.weights) == weights_key(current)), None)
+        text = hover_text(match, labels) if match else \
+            f"{soup_label(current, labels)} (not evaluated)"
+        fig.add_trace(go.Scatterternary(
+            a=[current[corners[0]]], b=[current[corners[1]]], c=[current[corners[2]]],
+            mode="markers", name="current soup", hovertext=[text], cliponaxis=False,
+            marker={"symbol": "star", "size": 20, "color": "#D55E00", "line": {"width": 1}},
+            hovertemplate="%{hovertext}<extra>current soup</extra>",
+        ))
+        notes.append("★ current soup")
+    axis = {"min": 0, "linewidth": 1, "ticks": "outside"}
+    axes = {f"{k}axis": {**axis, "title": {"text": labels[corner]}}
+            for k, corner in zip("abc", corners, strict=True)}
+    fig.update_layout(
+        ternary={"sum": 1, **axes,
+                 "domain": {"x": [0.05, 0.85], "y": [0.14 if notes else 0.05, 0.92]}},
+        coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}}},
+        title={"text": metric_title(chosen[0])}, showlegend=False,
+    )
+    if notes:
+        fig.add_annotation(text="<br>".join(notes), showarrow=False, xref="paper", yref="paper",
+                           x=0.5, y=0, yanchor="top", font={"size": 11})
+    attach_rows(fig, "ternary", rows, family_of(chosen), metric_name(chosen[0]), current)
+    return apply_style(fig, paper)
+
+
+def _off_simplex(weights: Sequence[float], corners: Sequence[int]) -> str:
+    """'' if `weights` is a convex soup of `corners`, else why it cannot be on their ternary."""
+    if any(abs(w) > TOLERANCE for i, w in enumerate(weights) if i not in corners):
+        return "other ingredients"
+    if any(weights[c] < -TOLERANCE or weights[c] > 1 + TOLERANCE for c in corners):
+        return "extrapolation"
+    return ""
+
+
+def interpolation_figure(
+    records: Sequence[Record], i: int, j: int, metrics: Sequence[Metric] | None = None,
+    current: Sequence[float] | None = None, labels: Sequence[str] | None = None,
+    paper: bool = False,
+) -> go.Figure:
+    """Accuracy (%) along the path α·θ_i + (1 − α)·θ_j with 95% bands, one line per metric.
+
+    α = 0 is ingredient j and α = 1 ingredient i (as in `soup.interpolation_line`), both
+    marked; α outside [0, 1] is extrapolation, shaded. Records with weight on any other
+    ingredient are ignored; `current` (K,) is a dashed line when it lies on the path.
+    """
+    on_line = [r for r in records if _off_simplex(r.weights, (i, j)) != "other ingredients"]
+    if not on_line:
+        raise SoupvizError("No results lie on this interpolation path; evaluate the line first.")
+    keys = [select(on_line, m)[0].spec for m in metrics] if metrics else \
+        list(dict.fromkeys(r.spec for r in on_line))
+    labels = list(labels or on_line[0].ingredients)
+    fig, rows, alphas = go.Figure(), [], []
+    for index, key in enumerate(keys):
+        series = sorted(select(on_line, key), key=lambda r: r.weights[i])
+        colour, x = OKABE_ITO[index % len(OKABE_ITO)], [r.weights[i] for r in series]
+        alphas += x
+        band = {"mode": "lines", "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip",
+                "legendgroup": key}
+        fig.add_trace(go.Scatter(x=x, y=[percent(r.ci_high) for r in series], **band))
+        fig.add_trace(go.Scatter(x=x, y=[percent(r.ci_low) for r in series], fill="tonexty",
+                                 fillcolor=rgba(colour, 0.2), **band))
+        fig.add_trace(go.Scatter(
+            x=x, y=[percent(r.accuracy) for r in series], mode="lines+markers", legendgroup=key,
+            name=series_name(series[0]), line={"color": colour},
+            hovertext=[f"α = {r.weights[i]:.3g}<br>{hover_text(r, labels)}" for r in series],
+            hovertemplate="%{hovertext}<extra></extra>",
+        ))
+        rows += [{"alpha": r.weights[i], **r.row()} for r in series]
+    for x0, x1 in ((min(alphas), 0.0), (1.0, max(alphas))):
+        if x1 - x0 > TOLERANCE:
+            fig.add_vrect(x0=x0, x1=x1, fillcolor="grey", opacity=0.12, line_width=0,
+                          annotation_text="extrapolation", annotation_position="top left")
+    for alpha, name in ((0.0, labels[j]), (1.0, labels[i])):
+        fig.add_vline(x=alpha, line_dash="dot", line_color="grey", line_width=1.5,
+                      annotation_text=name, annotation_position="bottom right")
+    if current is not None and _off_simplex(current, (i, j)) != "other ingredients":
+        fig.add_vline(x=current[i], line_dash="dash", line_color="#D55E00", line_width=1.5,
+                      annotation_text="current soup")
+    fig.update_layout(
+        xaxis_title=f"α: weight on {labels[i]} (1 − α on {labels[j]})", yaxis_title="Accuracy (%)",
+        title={"text": f"Interpolation {labels[j]} → {labels[i]}"}, legend=BOTTOM_LEGEND,
+    )
+    names = " ".join(metric_name(select(on_line, key)[0]) for key in keys)
+    attach_rows(fig, "interpolation", rows, family_of(on_line),
+                f"{labels[j]} to {labels[i]} {names}", current)
+    return apply_style(fig, paper)
+
+
+def accuracy_heatmap(
+    records: Sequence[Record], soups: NamedSoups | None = None,
+    metrics: Sequence[Metric] | None = None, labels: Sequence[str] | None = None,
+    paper: bool = False,
+) -> go.Figure:
+    """Accuracy (%) of soups (rows) under metrics (columns), e.g. threat × budget.
+
+    Args:
+        soups: (row name, weights) in display order, e.g. ingredients, presets, the current
+            soup; default every soup in `records`, named by its weights.
+        metrics: specs, keys or columns in display order; default every metric in `records`.
+        labels: ingredient display names; default the records' ingredient names.
+
+    Cells show the accuracy, hovers the 95% interval and the method; robust columns end in
+    '≤' (upper bounds, attack named under the axis). Missing (soup, metric) pairs are blank.
+    """
+    if not records:
+        raise SoupvizError("No results to show in a heatmap; evaluate some soups first.")
+    labels = list(labels or records[0].ingredients)
+    if soups is None:
+        keys = dict.fromkeys(weights_key(r.weights) for r in records)
+        soups = [(soup_label(w, labels), w) for w in keys]
+    columns = [select(records, m)[0] for m in (metrics or dict.fromkeys(r.spec for r in records))]
+    names = []
+    for column in columns:
+        twins = sum(other.metric == column.metric for other in columns)
+        name = column.metric if twins == 1 else f"{column.metric} ({attack_name(column)})"
+        names.append(f"{name} ≤" if column.upper_bound else name)
+    index = {(weights_key(r.weights), r.spec): r for r in records}
+    z, text, hover, rows = [], [], [], []
+    for name, weights in soups:
+        cells = [index.get((weights_key(weights), column.spec)) for column in columns]
+        z.append([percent(r.accuracy) if r else math.nan for r in cells])
+        text.append([f"{percent(r.accuracy):.1f}" if r else "" for r in cells])
+        hover.append([f"{name}<br>{hover_text(r, labels)}" if r else f"{name}: not evaluated"
+                      for r in cells])
+        rows += [{"soup": name, **r.row()} for r in cells if r]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=names, y=[name for name, _ in soups], text=text, texttemplate="%{text}",
+        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", coloraxis="coloraxis",
+        xgap=1, ygap=1,
+    ))
+    fig.update_layout(
+        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
+        coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
+        title={"text": "Accuracy (%) per soup and metric"},
+    )
+    bounds = sorted({attack_name(c) for c in columns if c.upper_bound})
+    if bounds:
+        note = f"≤: robust accuracy, an upper bound by {', '.join(bounds)} (see hover)"
+        fig.update_layout(xaxis_title={"text": note, "font": {"size": 11}})
+    attach_rows(fig, "heatmap", rows, family_of(records), " ".join(map(metric_name, columns)))
+    return apply_style(fig, paper)

@@ -1,0 +1,208 @@
+"""What a number is: metric specs, result records with Wilson 95% intervals, and labels.
+
+A `MetricSpec` names one number (clean accuracy; robust accuracy under a threat, budget and
+attack; accuracy under a corruption and severity; union robustness over threats); a `Record`
+is that number for one soup on one image subset. Robust accuracies are upper bounds and
+their labels say so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from soupviz.attacks import DEFAULT_BUDGETS, THREATS, describe_attacks, make_attacks
+from soupviz.attacks.base import THREAT_LABELS, format_budget
+from soupviz.corruptions import corruption_names
+from soupviz.errors import SoupvizError
+
+KINDS = ("clean", "attack", "corruption", "union")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric. `kind` is 'clean', 'attack' (threat, eps, attack, steps, restarts),
+    'corruption' (corruption, severity) or 'union' (every threat in `threats` at its
+    default budget, same attack: a point counts only if it survives all of them)."""
+
+    kind: str = "clean"
+    threat: str | None = None
+    eps: float | None = None
+    attack: str = "apgd-ce"
+    steps: int = 20
+    restarts: int = 1
+    corruption: str | None = None
+    severity: int | None = None
+    threats: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SoupvizError(f"Unknown metric kind {self.kind!r}: use one of {', '.join(KINDS)}.")
+        if self.kind == "attack":
+            if self.threat not in THREATS:
+                raise SoupvizError(f"An attack metric needs a threat among {', '.join(THREATS)}, got {self.threat!r}.")
+            if self.eps is None:
+                object.__setattr__(self, "eps", DEFAULT_BUDGETS[self.threat])
+        if self.kind == "corruption":
+            if self.corruption not in corruption_names():
+                raise SoupvizError(f"Unknown corruption {self.corruption!r}: use one of {', '.join(corruption_names())}.")
+            if self.severity not in (1, 2, 3, 4, 5):
+                raise SoupvizError(f"Corruption severity must be 1 to 5, got {self.severity!r}.")
+        if self.kind == "union" and not self.threats:
+            object.__setattr__(self, "threats", THREATS)
+        if self.attack == "autoattack":
+            object.__setattr__(self, "steps", 0)
+
+    @classmethod
+    def parse(cls, text: str, attack: str = "apgd-ce", steps: int = 20) -> MetricSpec:
+        """Parse 'clean', 'linf', 'l2:0.25', 'l1:12:pgd:40', 'fog:3' or 'union'.
+
+        Threat budgets accept fractions such as '8/255'; the attack and steps default to
+        the arguments.
+        """
+        parts = text.strip().lower().split(":")
+        head = parts[0]
+        try:
+            if head == "clean":
+                return cls("clean")
+            if head == "union":
+                return cls("union", attack=attack, steps=steps)
+            if head in THREATS:
+                eps = _number(parts[1]) if len(parts) > 1 and parts[1] else None
+                name = parts[2] if len(parts) > 2 else attack
+                count = int(parts[3]) if len(parts) > 3 else steps
+                return cls("attack", threat=head, eps=eps, attack=name, steps=count)
+            if head in corruption_names():
+                return cls("corruption", corruption=head, severity=int(parts[1]) if len(parts) > 1 else 3)
+        except (ValueError, IndexError) as error:
+            raise SoupvizError(f"Cannot read the metric {text!r} ({error}).") from error
+        raise SoupvizError(
+            f"Unknown metric {text!r}: use clean, union, a threat ({', '.join(THREATS)}) with optional "
+            "':eps:attack:steps', or a corruption name with ':severity'."
+        )
+
+    @property
+    def key(self) -> str:
+        """A stable identity for caches and CSV columns."""
+        if self.kind == "clean":
+            return "clean"
+        if self.kind == "attack":
+            return f"{self.threat}:{self.eps:.6g}:{self.attack}:{self.steps}:{self.restarts}"
+        if self.kind == "corruption":
+            return f"{self.corruption}:{self.severity}"
+        return f"union:{'+'.join(self.threats)}:{self.attack}:{self.steps}:{self.restarts}"
+
+    @property
+    def column(self) -> str:
+        """Short column name: 'clean', 'L∞ 8/255', 'fog 3', 'union'."""
+        if self.kind == "attack":
+            return f"{THREAT_LABELS[self.threat]} {format_budget(self.threat, self.eps)}"
+        if self.kind == "corruption":
+            return f"{self.corruption} {self.severity}"
+        return self.kind
+
+    @property
+    def is_upper_bound(self) -> bool:
+        return self.kind in ("attack", "union")
+
+
+def default_specs(attack: str = "apgd-ce", steps: int = 20, corruptions: bool = False) -> list[MetricSpec]:
+    """Clean accuracy and robust accuracy per threat at the paper's CIFAR-10 budgets; with
+    `corruptions`, every corruption at severity 3 too."""
+    specs = [MetricSpec("clean")]
+    specs += [MetricSpec("attack", threat=t, attack=attack, steps=steps) for t in THREATS]
+    if corruptions:
+        specs += [MetricSpec("corruption", corruption=c, severity=3) for c in corruption_names()]
+    return specs
+
+
+def wilson_interval(correct: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a proportion `correct`/`n` (95% by default)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = correct / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class Record:
+    """One metric of one soup on one image subset, with its 95% Wilson interval."""
+
+    weights: list[float]
+    ingredients: list[str]
+    metric: str
+    spec: str
+    kind: str
+    n: int
+    correct: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    method: str
+    upper_bound: bool
+    images: str
+    seed: int
+    batchnorm: str
+    family: str = ""
+    mask: str = field(default="", repr=False)
+
+    def row(self) -> dict:
+        """The record as a flat dict for tables and CSV (without the per-image mask)."""
+        data = asdict(self)
+        data.pop("mask")
+        data["weights"] = " ".join(f"{w:g}" for w in self.weights)
+        return data
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report: `done` of `total` work units, and the running estimate if any."""
+
+    done: int
+    total: int
+    message: str
+    partial: Record | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def method_label(spec: MetricSpec, model_for_label: Callable | None = None) -> str:
+    """How the number was measured, e.g. 'APGD-CE-20 L∞ 8/255 (upper bound on robust accuracy)'."""
+    if spec.kind == "clean":
+        return "clean accuracy"
+    if spec.kind == "corruption":
+        return f"accuracy under {spec.corruption}, severity {spec.severity}"
+    threats = [spec.threat] if spec.kind == "attack" else list(spec.threats)
+    labels = [
+        describe_attacks(spec_attacks(spec, model_for_label or _identity, t, seed=0))
+        for t in threats
+    ]
+    prefix = "union of " if spec.kind == "union" else ""
+    return prefix + " ∧ ".join(labels) + " (upper bound on robust accuracy)"
+
+
+def spec_attacks(spec: MetricSpec, model: Callable, threat: str | None = None, seed: int = 0) -> list:
+    """The attack chain a spec names (e.g. 'apgd-ce+apgd-t'), built on `model` for `threat`
+    (default: the spec's) at the spec's budget, or the threat's default budget for a union."""
+    threat = threat or spec.threat
+    eps = spec.eps if spec.kind == "attack" else DEFAULT_BUDGETS[threat]
+    options = {"seed": seed} if spec.attack == "autoattack" else {"seed": seed, "restarts": spec.restarts}
+    return make_attacks(spec.attack, model, threat, eps, steps=spec.steps or None, **options)
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _number(text: str) -> float:
+    if "/" in text:
+        numerator, denominator = text.split("/", 1)
+        return float(numerator) / float(denominator)
+    return float(text)

@@ -1,0 +1,51 @@
+"""Reading and writing evaluation records as JSON (what the dashboard loads) or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from soupviz.errors import SoupvizError
+from soupviz.metrics import Record
+from soupviz.storage import atomic_write_bytes, atomic_write_json
+
+RESULTS_FORMAT = "soupviz-results/1"
+
+
+def write_records(records: list[Record], path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """Write records to `path`: CSV for '.csv' (one row per record), else JSON with `meta`."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        atomic_write_bytes(records_to_csv(records).encode(), path)
+    else:
+        atomic_write_json({"format": RESULTS_FORMAT, "meta": meta or {}, "records": [r.__dict__ for r in records]}, path)
+    return path
+
+
+def records_to_csv(records: list[Record]) -> str:
+    """Records as CSV text with a header row (per-image masks left out)."""
+    rows = [record.row() for record in records]
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def read_records(path: str | Path) -> tuple[list[Record], dict[str, Any]]:
+    """Records and metadata from a JSON results file written by `write_records`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise SoupvizError(f"The results file {path} cannot be read ({error}).") from error
+    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
+        raise SoupvizError(f"The file {path} is not a soupviz results file (expected format {RESULTS_FORMAT}).")
+    try:
+        return [Record(**item) for item in data["records"]], data.get("meta", {})
+    except TypeError as error:
+        raise SoupvizError(f"The results file {path} has malformed records ({error}).") from error

@@ -1,0 +1,503 @@
+"""Soups: weighted sums of K ingredients' parameters, run without building a module per soup.
+
+Owns the K x P parameter matrix (every floating parameter and buffer, BatchNorm statistics
+included), checking weight vectors, mixing, running a soup through one template module with
+`torch.func.functional_call`, many soups at once with `torch.func.vmap`, and weight grids.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from soupviz.errors import CheckpointError, SoupvizError, SoupWeightsError
+from soupviz.models import create_model
+
+Weights = Sequence[float] | torch.Tensor
+SUM_TOLERANCE = 1e-6
+DEFAULT_MARGIN = 0.4  # the paper's natural-shift grid spans [-0.4, 1.4]
+
+
+@dataclass
+class ParameterMatrix:
+    """The ingredients' floating parameters and buffers as rows of one (K, P) float32 matrix.
+
+    Keys keep the first ingredient's order; `layout[key] = (offset, shape)` locates each in a
+    row. Integer buffers (BatchNorm's `num_batches_tracked`) come from the first ingredient
+    and are never averaged. `duplicate_of[k]` is the first row bit-identical to row k.
+    """
+
+    matrix: torch.Tensor
+    layout: dict[str, tuple[int, tuple[int, ...]]]
+    integer_buffers: dict[str, torch.Tensor]
+    duplicate_of: list[int]
+    names: list[str]
+
+    @property
+    def k(self) -> int:
+        return self.matrix.shape[0]
+
+    @property
+    def p(self) -> int:
+        return self.matrix.shape[1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.matrix.device
+
+    @classmethod
+    def from_state_dicts(
+        cls,
+        state_dicts: Sequence[dict[str, torch.Tensor]],
+        device: torch.device | str = "cpu",
+        names: Sequence[str] | None = None,
+    ) -> ParameterMatrix:
+        """Stack state dicts with the same keys and shapes into a float32 matrix on `device`."""
+        if not state_dicts:
+            raise CheckpointError("A soup needs at least one ingredient.")
+        first, k = state_dicts[0], len(state_dicts)
+        names = list(names) if names is not None else [f"ingredient {i}" for i in range(k)]
+        for name, other in zip(names[1:], state_dicts[1:], strict=True):
+            if set(other) != set(first) or any(other[n].shape != t.shape for n, t in first.items()):
+                raise CheckpointError(
+                    f"The ingredient {name!r} has other keys or shapes than {names[0]!r}; "
+                    "a soup needs ingredients of one architecture."
+                )
+        layout, offset = {}, 0
+        for key, tensor in first.items():
+            if tensor.is_floating_point():
+                layout[key] = (offset, tuple(tensor.shape))
+                offset += tensor.numel()
+        matrix = torch.empty(k, offset, dtype=torch.float32, device=device)
+        for row, state_dict in zip(matrix, state_dicts, strict=True):
+            for key, (start, shape) in layout.items():
+                row[start : start + math.prod(shape)].copy_(state_dict[key].reshape(-1))
+        duplicate_of = list(range(k))
+        for i in range(1, k):
+            firsts = (j for j in range(i) if duplicate_of[j] == j)
+            duplicate_of[i] = next((j for j in firsts if torch.equal(matrix[j], matrix[i])), i)
+        integer = {key: t.to(device) for key, t in first.items() if not t.is_floating_point()}
+        return cls(matrix, layout, integer, duplicate_of, names)
+
+    @classmethod
+    def from_family(cls, family: Any, device: torch.device | str = "cpu") -> ParameterMatrix:
+        """Stack a `soupviz.checkpoints.SoupFamily`'s ingredients in the family's order."""
+        states = [ingredient.state_dict for ingredient in family.ingredients]
+        return cls.from_state_dicts(states, device, family.names)
+
+    def mix(self, weights: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Soup vector(s) Σ_k w_k θ_k: (P,) for weights (K,), (S, P) for weights (S, K).
+
+        Weights of bit-identical rows are summed first (in float64); the weighted sum then
+        runs in float32 as one matrix product, a single pass over the matrix (the fastest on
+        CPU, see bench/bench_soup.py). As 1·x + 0·y = x exactly, a one-hot weight vector gives
+        its row bit for bit, and so does any soup of identical ingredients whose weights sum
+        to 1 (up to float32 rounding). Otherwise a K-term float32 sum errs by a few ulps:
+        timm sums in float64 because it averages many, often half-precision, checkpoints;
+        here rows are float32, K is small, and float64 costs 1.4-3x the time. Weights are not
+        checked here (see `check_weights`); `out` reuses a buffer.
+        """
+        w = weights.detach()
+        if self.duplicate_of != list(range(self.k)):
+            merged = torch.zeros(w.shape, dtype=torch.float64)
+            w = merged.index_add_(-1, torch.tensor(self.duplicate_of), w.cpu().double())
+        w = w.to(device=self.device, dtype=torch.float32)
+        return weighted_rows(self.matrix, w, out, elementwise=self.device.type != "cpu")
+
+    def as_tensors(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of a soup vector (P,) as a state dict, integer buffers included (no copies)."""
+        tensors = {
+            key: flat[start : start + math.prod(shape)].view(shape)
+            for key, (start, shape) in self.layout.items()
+        }
+        tensors.update(self.integer_buffers)
+        return tensors
+
+
+def weighted_rows(
+    matrix: torch.Tensor,
+    w: torch.Tensor,
+    out: torch.Tensor | None = None,
+    elementwise: bool = False,
+) -> torch.Tensor:
+    """w @ matrix for float32 w (K,) or (S, K): a BLAS matvec/matmul, or K elementwise passes
+    (used on GPUs, where a TF32 matmul setting could otherwise round the weights)."""
+    if not elementwise:
+        return torch.mv(matrix.t(), w, out=out) if w.dim() == 1 else torch.mm(w, matrix, out=out)
+    rows = w.reshape(-1, matrix.shape[0])
+    out = torch.empty(*w.shape[:-1], matrix.shape[1], device=matrix.device) if out is None else out
+    flat_out = out.view(len(rows), matrix.shape[1])
+    torch.mul(rows[:, :1], matrix[0], out=flat_out)
+    for i in range(1, matrix.shape[0]):
+        flat_out.addcmul_(rows[:, i : i + 1], matrix[i])
+    return out
+
+
+def check_weights(
+    weights: Weights,
+    k: int,
+    *,
+    extrapolate: bool = False,
+    margin: float = DEFAULT_MARGIN,
+    normalise: bool = False,
+) -> torch.Tensor:
+    """Validate soup weights and return them as float64 (K,) or (S, K) on the CPU.
+
+    Args:
+        weights: one weight per ingredient, or S rows of them.
+        k: the number of ingredients.
+        extrapolate: allow weights outside [0, 1], within [-margin, 1 + margin].
+        normalise: divide by the sum instead of requiring a sum of 1 (within 1e-6).
+
+    Raises:
+        SoupWeightsError: one sentence naming the weight (and soup) at fault.
+    """
+    w = torch.as_tensor(weights, dtype=torch.float64).detach().cpu()
+    if w.dim() not in (1, 2) or w.shape[-1] != k or w.numel() == 0:
+        raise SoupWeightsError(
+            f"The soup weights have shape {tuple(w.shape)} but there are {k} ingredients; "
+            "give one weight per ingredient."
+        )
+    rows = w.reshape(-1, k)
+
+    def soup(s: int) -> str:
+        return f" of soup {s}" if w.dim() == 2 else ""
+
+    bad = (~torch.isfinite(rows)).any(1).nonzero()
+    if len(bad):
+        raise SoupWeightsError(f"The weights{soup(bad[0, 0])} hold NaN or infinity; give numbers.")
+    bad = (rows == 0).all(1).nonzero()
+    if len(bad):
+        raise SoupWeightsError(f"The weights{soup(bad[0, 0])} are all zero; give a nonzero weight.")
+    total = rows.sum(1, keepdim=True)
+    if normalise:
+        bad = (total.abs() < SUM_TOLERANCE).nonzero()
+        if len(bad):
+            raise SoupWeightsError(
+                f"The weights{soup(bad[0, 0])} sum to 0, so they cannot be normalised; "
+                "give weights with a nonzero sum."
+            )
+        rows = rows / total
+    else:
+        bad = ((total - 1).abs() > SUM_TOLERANCE).nonzero()
+        if len(bad):
+            s = int(bad[0, 0])
+            raise SoupWeightsError(
+                f"The weights{soup(s)} sum to {float(total[s]):.6g} instead of 1; "
+                "make them sum to 1 or let them be normalised."
+            )
+    low, high = (-margin, 1 + margin) if extrapolate else (0.0, 1.0)
+    bad = ((rows < low - 1e-12) | (rows > high + 1e-12)).nonzero()
+    if len(bad):
+        s, i = int(bad[0, 0]), int(bad[0, 1])
+        hint = "widen the extrapolation margin" if extrapolate else "allow extrapolation"
+        raise SoupWeightsError(
+            f"The weight {float(rows[s, i]):.6g} of ingredient {i}{soup(s)} is outside "
+            f"[{low:g}, {high:g}]; change it or {hint}."
+        )
+    return rows.reshape(w.shape)
+
+
+class Soup:
+    """A callable classifier whose parameters are a soup of a family's ingredients.
+
+    One template module (built once) runs every soup through `functional_call` on views of
+    the mixed vector, so new weights cost one pass over the matrix. BatchNorm running
+    statistics are mixed like the weights (`bn_mode == "mix"`, the default) or, after
+    `reestimate_batchnorm`, re-estimated per soup on clean training images. Always in eval
+    mode; run evaluations under `torch.no_grad()`. `batch_method` ("auto", "vmap", "loop")
+    says how `batched_logits` and `folded` run several soups; "auto" loops on CPUs (faster
+    there, see bench/bench_soup.py) and uses vmap on GPUs.
+
+    Example:
+        >>> soup = Soup.from_family(family)
+        >>> soup.set_weights([0.5, 0.5, 0.0])
+        >>> logits = soup(images)  # (N, C)
+        >>> grid = soup.batched_logits(simplex_grid(3, 0.2), images)  # (21, N, C)
+    """
+
+    def __init__(self, template: nn.Module, params: ParameterMatrix, batch_method: str = "auto"):
+        self.template = template.to(params.device).eval()
+        self.params = params
+        if batch_method not in ("auto", "vmap", "loop"):
+            raise SoupvizError(f"Unknown batch method {batch_method!r}: use auto, vmap or loop.")
+        if batch_method == "auto":  # loop measured faster on CPU; vmap expected faster on GPUs
+            batch_method = "loop" if params.device.type == "cpu" else "vmap"
+        self.batch_method = batch_method
+        self.bn_stats = [
+            f"{name}.{stat}"
+            for name, module in template.named_modules()
+            if isinstance(module, _BatchNorm) and module.track_running_stats
+            for stat in ("running_mean", "running_var")
+        ]
+        self._calibration: tuple[torch.Tensor, int, int] | None = None
+        self._bn_cache: OrderedDict[tuple[float, ...], torch.Tensor] = OrderedDict()
+        self._flat = torch.empty(params.p, device=params.device)
+        self.set_weights(torch.ones(params.k), normalise=True)
+
+    @classmethod
+    def from_family(cls, family: Any, device: torch.device | str = "cpu", **kw: Any) -> Soup:
+        """A soup of a `SoupFamily`, its template built from the first ingredient's card."""
+        card = family.ingredients[0].card
+        template = create_model(card.arch, card.num_classes, card.mean, card.std)
+        return cls(template, ParameterMatrix.from_family(family, device), **kw)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """The current weights, float64 (K,)."""
+        return self._weights.clone()
+
+    def set_weights(self, weights: Weights, **checks: Any) -> None:
+        """Check `weights` (keywords as in `check_weights`) and mix them into the soup's vector.
+
+        The vector is reused, so views taken earlier (`tensors`) now show the new soup.
+        """
+        checked = check_weights(weights, self.params.k, **checks)
+        if checked.dim() != 1:
+            raise SoupWeightsError("set_weights takes one weight vector; use batched_logits.")
+        self._weights = checked
+        self.params.mix(self._weights, out=self._flat)
+        if self._calibration is not None:
+            self._write_bn(self._flat, self._bn_for(self._weights))
+
+    @property
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The current soup as a state dict of views into its vector."""
+        return self.params.as_tensors(self._flat)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The current soup as an independent state dict (copies), e.g. to save it."""
+        return {key: tensor.clone() for key, tensor in self.tensors.items()}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C) of the current soup for images `x` (N, C, H, W) in [0, 1]."""
+        return functional_call(self.template, self.tensors, (x,))
+
+    @property
+    def bn_mode(self) -> str:
+        """'mix' or 'reestimate': how BatchNorm running statistics are obtained."""
+        return "mix" if self._calibration is None else "reestimate"
+
+    @property
+    def bn_label(self) -> str:
+        """A sentence for the dashboard saying which BatchNorm handling is on."""
+        if not self.bn_stats:
+            return "No BatchNorm layers."
+        if self._calibration is None:
+            return "BatchNorm statistics mixed like the weights."
+        images, batch_size, batches = self._calibration
+        used = min(len(images), batch_size * batches)
+        return f"BatchNorm statistics re-estimated per soup on {used} clean training images."
+
+    def mix_batchnorm(self) -> None:
+        """Go back to mixing the ingredients' running statistics (the default)."""
+        self._calibration, self._bn_cache = None, OrderedDict()
+        self.set_weights(self._weights)
+
+    def reestimate_batchnorm(
+        self, images: torch.Tensor, batch_size: int = 128, batches: int = 4
+    ) -> None:
+        """Re-estimate BatchNorm statistics of this and every later soup on clean training images.
+
+        Statistics are the cumulative average over the batches (BatchNorm with momentum=None,
+        as in `torch.optim.swa_utils.update_bn`), computed once per weight vector and cached.
+
+        Args:
+            images: clean training images (N, C, H, W), floats in [0, 1] or uint8; the first
+                `batch_size * batches` are used, in order.
+        """
+        if len(images) == 0 or batch_size < 1 or batches < 1:
+            raise SoupvizError("Re-estimating BatchNorm statistics needs at least one image.")
+        images = images.float() / 255 if images.dtype == torch.uint8 else images
+        self._calibration, self._bn_cache = (images, batch_size, batches), OrderedDict()
+        self.set_weights(self._weights)
+
+    def _bn_for(self, weights: torch.Tensor) -> torch.Tensor:
+        key = tuple(weights.tolist())
+        if key not in self._bn_cache:
+            self._bn_cache[key] = self._estimate_bn(self.params.mix(weights))
+            if len(self._bn_cache) > 4096:
+                self._bn_cache.popitem(last=False)
+        return self._bn_cache[key]
+
+    def _estimate_bn(self, flat: torch.Tensor) -> torch.Tensor:
+        images, batch_size, batches = self._calibration
+        tensors = self.params.as_tensors(flat)
+        for key in self.bn_stats:
+            fresh = torch.zeros_like if key.endswith("mean") else torch.ones_like
+            tensors[key] = fresh(tensors[key])
+            counter = key.rsplit(".", 1)[0] + ".num_batches_tracked"
+            tensors[counter] = torch.zeros((), dtype=torch.long, device=flat.device)
+        norms = [m for m in self.template.modules() if isinstance(m, _BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        try:
+            for module in norms:
+                module.momentum = None
+            self.template.train()
+            with torch.no_grad():
+                for start in range(0, min(len(images), batch_size * batches), batch_size):
+                    batch = images[start : start + batch_size].to(flat.device)
+                    functional_call(self.template, tensors, (batch,))
+        finally:
+            for module, momentum in zip(norms, momenta, strict=True):
+                module.momentum = momentum
+            self.template.eval()
+        return torch.cat([tensors[key].reshape(-1) for key in self.bn_stats] + [flat[:0]])
+
+    def _write_bn(self, flat: torch.Tensor, stats: torch.Tensor) -> None:
+        position = 0
+        for key in self.bn_stats:
+            start, shape = self.params.layout[key]
+            n = math.prod(shape)
+            flat[start : start + n].copy_(stats[position : position + n])
+            position += n
+
+    def soup_vectors(self, weights: torch.Tensor) -> torch.Tensor:
+        """Soup vectors (S, P) for checked weights (S, K), BatchNorm handled per `bn_mode`."""
+        flats = self.params.mix(weights)
+        if self._calibration is not None:
+            for flat, w in zip(flats, weights, strict=True):
+                self._write_bn(flat, self._bn_for(w))
+        return flats
+
+    def forward_many(self, flats: torch.Tensor, x: torch.Tensor, shared: bool) -> torch.Tensor:
+        """Logits (S, N, C) of soup vectors (S, P) on images x (N, ...), or x[s] if not shared."""
+
+        def one(flat: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.template, self.params.as_tensors(flat), (images,))
+
+        if self.batch_method == "vmap":
+            try:
+                return vmap(one, in_dims=(0, None if shared else 0))(flats, x)
+            except RuntimeError:  # an op without a batching rule: loop from now on
+                self.batch_method = "loop"
+        return torch.stack([one(flat, x if shared else x[s]) for s, flat in enumerate(flats)])
+
+    def batched_logits(
+        self, weights: Weights, x: torch.Tensor, max_bytes: float = 2**30, **checks: Any
+    ) -> torch.Tensor:
+        """Logits (S, N, C) of S soups (weights (S, K)) on the same images x (N, C, H, W).
+
+        Soup vectors are built `max_bytes` at a time and run through `vmap` or a loop
+        (`batch_method`). `checks` are passed to `check_weights`.
+        """
+        weights = check_weights(weights, self.params.k, **checks).reshape(-1, self.params.k)
+        chunk = max(1, int(max_bytes // (4 * self.params.p)))
+        parts = [self.forward_many(self.soup_vectors(w), x, True) for w in weights.split(chunk)]
+        return torch.cat(parts)
+
+    def folded(self, weights: Weights, **checks: Any) -> FoldedSoups:
+        """A classifier running soup s on rows s*N:(s+1)*N of a (S*N, ...) batch (for attacks)."""
+        weights = check_weights(weights, self.params.k, **checks).reshape(-1, self.params.k)
+        return FoldedSoups(self, self.soup_vectors(weights))
+
+
+class FoldedSoups:
+    """S soups folded into the batch dimension: attacking it attacks every soup at once.
+
+    Row i belongs to soup i // N, so attacks must not drop rows from the batch: `fixed_batch`
+    tells them so (see `soupviz.attacks.base.fixed_batch`).
+    """
+
+    fixed_batch = True
+
+    def __init__(self, soup: Soup, flats: torch.Tensor) -> None:
+        self.soup, self.flats = soup, flats
+
+    @property
+    def soups(self) -> int:
+        return self.flats.shape[0]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (S*N, C) for images (S*N, C, H, W) whose rows s*N:(s+1)*N go to soup s."""
+        if x.shape[0] % self.soups:
+            raise SoupvizError(f"{x.shape[0]} images do not split evenly over {self.soups} soups.")
+        per_soup = x.reshape(self.soups, -1, *x.shape[1:])
+        return self.soup.forward_many(self.flats, per_soup, shared=False).flatten(0, 1)
+
+
+def simplex_grid(
+    k: int,
+    step: float,
+    *,
+    subset: Sequence[int] | None = None,
+    margin: float = 0.0,
+    max_points: int = 1_000_000,
+) -> torch.Tensor:
+    """All weight vectors (G, k) of multiples of `step` in [-margin, 1 + margin] summing to 1.
+
+    Enumeration is exact, in integer units of `step` (which must divide 1 and `margin`).
+    Ingredients outside `subset` (indices) stay at 0; rows are in lexicographic order. The
+    paper's grids: `simplex_grid(3, 0.2)` has 21 soups, `simplex_grid(4, 0.2, margin=0.4)` 480.
+    """
+    n, m = _units(1.0, step, "1"), _units(margin, step, "margin")
+    free = sorted(set(range(k) if subset is None else subset))
+    if not free or not all(0 <= i < k for i in free):
+        raise SoupWeightsError(f"The grid's subset {subset} must name indices in 0..{k - 1}.")
+    low, high = -m, n + m
+    if _grid_size(len(free), n - len(free) * low, high - low) > max_points:
+        raise SoupWeightsError(
+            f"A grid with step {step:g} has over {max_points} soups; use a coarser step."
+        )
+    rows: list[list[int]] = []
+
+    def extend(prefix: list[int], remaining: int) -> None:
+        left = len(free) - len(prefix) - 1
+        if left == 0:
+            rows.append(prefix + [remaining])
+            return
+        first, last = max(low, remaining - left * high), min(high, remaining - left * low)
+        for value in range(first, last + 1):
+            extend(prefix + [value], remaining - value)
+
+    extend([], n)
+    grid = torch.zeros(len(rows), k, dtype=torch.float64)
+    grid[:, free] = torch.tensor(rows, dtype=torch.float64).reshape(-1, len(free)) / n
+    return grid
+
+
+def _grid_size(slots: int, total: int, width: int) -> int:
+    """How many vectors of `slots` integers in [0, width] sum to `total` (inclusion-exclusion)."""
+    return sum(
+        (-1) ** j * math.comb(slots, j) * math.comb(total - j * (width + 1) + slots - 1, slots - 1)
+        for j in range(slots + 1)
+        if total - j * (width + 1) >= 0
+    )
+
+
+def _units(value: float, step: float, what: str) -> int:
+    if not 0 < step <= 1:
+        raise SoupWeightsError(f"The grid step {step:g} must be in (0, 1].")
+    units = round(value / step)
+    if value < 0 or abs(units * step - value) > 1e-9:
+        raise SoupWeightsError(
+            f"The grid step {step:g} does not divide the {what} ({value:g}); "
+            "pick a step such as 0.1, 0.2 or 0.25."
+        )
+    return units
+
+
+def interpolation_line(k: int, i: int, j: int, points: int, margin: float = 0.0) -> torch.Tensor:
+    """Weights (points, k) from ingredient j (alpha = 0) to ingredient i (alpha = 1).
+
+    Row r puts alpha_r on i and 1 - alpha_r on j, alphas evenly spaced over [-margin,
+    1 + margin]; alphas within 1e-12 of 0 or 1 are snapped there so the ends are exact.
+    """
+    if not (0 <= i < k and 0 <= j < k) or i == j:
+        raise SoupWeightsError(f"A line needs two different ingredients in 0..{k - 1}: {i}, {j}.")
+    if points < 2 or margin < 0:
+        raise SoupWeightsError(f"A line needs 2+ points and a margin >= 0: {points}, {margin:g}.")
+    alpha = torch.linspace(-margin, 1 + margin, points, dtype=torch.float64)
+    for end in (0.0, 1.0):
+        alpha[(alpha - end).abs() < 1e-12] = end
+    line = torch.zeros(points, k, dtype=torch.float64)
+    line[:, i], line[:, j] = alpha, 1 - alpha
+    return line

@@ -1,0 +1,225 @@
+"""Trade-offs: the Pareto front, clean against robust accuracy over a grid of soups (with output-
+space ensembles beside the weight-space soups), and robust accuracy against the attack budget."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from soupviz.attacks.base import THREAT_LABELS, format_budget
+from soupviz.errors import SoupvizError
+from soupviz.export import OKABE_ITO, apply_style, attach_rows, rgba
+from soupviz.figures import (
+    BOTTOM_LEGEND,
+    Metric,
+    NamedSoups,
+    attack_name,
+    family_of,
+    hover_text,
+    metric_name,
+    metric_title,
+    one_hot_index,
+    percent,
+    select,
+    soup_label,
+    weights_key,
+)
+from soupviz.metrics import Record
+
+GROUPS = {"soups": ("weight-space soups", "circle", 3, "solid"),
+          "ensembles": ("output-space ensembles", "diamond", 4, "dash")}
+
+
+def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the points (N, 2) that no other point dominates, maximising both coordinates.
+
+    A point is dominated when another is at least as good in both coordinates and better in
+    one; equal points are both kept. Indices come sorted by the first coordinate, so they
+    trace the front from left to right.
+
+    Example:
+        >>> pareto_front([(0.9, 0.3), (0.8, 0.5), (0.7, 0.4), (0.9, 0.2)])
+        [1, 0]
+    """
+    order = sorted(range(len(points)), key=lambda k: (-points[k][0], -points[k][1]))
+    front, best = [], None  # best: the highest point seen so far, among those further right
+    for k in order:
+        if best is None or points[k][1] > best[1] or tuple(points[k]) == best:
+            front.append(k)
+            best = tuple(points[k])
+    return sorted(front, key=lambda k: (points[k][0], -points[k][1]))
+
+
+def paired(
+    records: Sequence[Record], x_metric: Metric, y_metric: Metric
+) -> list[tuple[Record, Record]]:
+    """(x record, y record) for every soup with both metrics, in the order of the x records."""
+    ys = {weights_key(r.weights): r for r in select(records, y_metric)}
+    xs = select(records, x_metric)
+    return [(x, ys[weights_key(x.weights)]) for x in xs if weights_key(x.weights) in ys]
+
+
+def tradeoff_figure(
+    records: Sequence[Record], y_metric: Metric, x_metric: Metric = "clean",
+    current: Sequence[float] | None = None, ensembles: Sequence[Record] | None = None,
+    labels: Sequence[str] | None = None, paper: bool = False,
+) -> go.Figure:
+    """Scatter of `x_metric` against `y_metric` (%, clean against robust by default).
+
+    Error bars are 95% Wilson intervals; each group's Pareto front (maximising both) is a
+    line; ingredients (one-hot soups) are labelled squares and `current` (K,) is a star.
+    `ensembles` (records from `soupviz.ensembles` on the same images) form their own group
+    and front, to compare weight-space soups with output-space ensembles.
+    """
+    groups = {"soups": paired(records, x_metric, y_metric)}
+    if ensembles:
+        groups["ensembles"] = paired(ensembles, x_metric, y_metric)
+    if not groups["soups"]:
+        names = [getattr(m, "key", m) for m in (x_metric, y_metric)]
+        raise SoupvizError(f"No soup has both {names[0]!r} and {names[1]!r}; evaluate both.")
+    first_x, first_y = groups["soups"][0]
+    labels = list(labels or first_x.ingredients)
+    fig, rows = go.Figure(), []
+    for group, pairs in groups.items():
+        name, symbol, colour, dash = GROUPS[group]
+        colour = OKABE_ITO[colour]
+        front = pareto_front([(a.accuracy, b.accuracy) for a, b in pairs])
+        fig.add_trace(go.Scatter(
+            x=[percent(a.accuracy) for a, _ in pairs], y=[percent(b.accuracy) for _, b in pairs],
+            mode="markers", name=name, hovertemplate="%{hovertext}<extra></extra>",
+            marker={"color": colour, "size": 8, "symbol": symbol, "opacity": 0.8},
+            error_x=_bars([a for a, _ in pairs], colour),
+            error_y=_bars([b for _, b in pairs], colour),
+            hovertext=[f"{hover_text(a, labels)}<br>{hover_text(b, labels).split('<br>', 1)[1]}"
+                       for a, b in pairs],
+        ))
+        fig.add_trace(go.Scatter(
+            x=[percent(pairs[k][0].accuracy) for k in front], hoverinfo="skip", mode="lines",
+            y=[percent(pairs[k][1].accuracy) for k in front], name=f"Pareto front ({group})",
+            line={"color": colour, "dash": dash, "width": 2},
+        ))
+        rows += [_row(group, a, b, k in front, labels) for k, (a, b) in enumerate(pairs)]
+    ingredients = [(a, b) for a, b in groups["soups"] if one_hot_index(a.weights) is not None]
+    if ingredients:
+        fig.add_trace(go.Scatter(
+            x=[percent(a.accuracy) for a, _ in ingredients], mode="markers+text", hoverinfo="skip",
+            y=[percent(b.accuracy) for _, b in ingredients], name="ingredients",
+            text=[labels[one_hot_index(a.weights)] for a, _ in ingredients],
+            textposition="top center", marker={"symbol": "square", "size": 11, "color": "#000000"},
+        ))
+    match = [(a, b) for a, b in groups["soups"] if current is not None
+             and weights_key(a.weights) == weights_key(current)]
+    if match:
+        fig.add_trace(go.Scatter(
+            x=[percent(match[0][0].accuracy)], y=[percent(match[0][1].accuracy)], mode="markers",
+            name="current soup", hoverinfo="skip",
+            marker={"symbol": "star", "size": 18, "color": OKABE_ITO[0], "line": {"width": 1}},
+        ))
+    what = "clean and robust accuracy" if first_x.kind == "clean" else "two metrics"
+    fig.update_layout(xaxis_title=metric_title(first_x), yaxis_title=metric_title(first_y),
+                      title={"text": f"Trade-off between {what}"})
+    attach_rows(fig, "tradeoff", rows, family_of(records),
+                f"{metric_name(first_x)} vs {metric_name(first_y)}", current)
+    return apply_style(fig, paper)
+
+
+def _bars(records: Sequence[Record], colour: str) -> dict:
+    """Asymmetric, translucent error bars (%) from each record's 95% interval."""
+    return {
+        "type": "data", "symmetric": False, "thickness": 1, "width": 0, "color": rgba(colour, 0.35),
+        "array": [percent(r.ci_high - r.accuracy) for r in records],
+        "arrayminus": [percent(r.accuracy - r.ci_low) for r in records],
+    }
+
+
+def _row(group: str, x: Record, y: Record, on_front: bool, labels: Sequence[str]) -> dict:
+    """One CSV row of the trade-off: the soup, both metrics with intervals, Pareto membership."""
+    return {
+        "group": group, "soup": soup_label(x.weights, labels), "weights": x.row()["weights"],
+        "x_metric": x.metric, "x_accuracy": x.accuracy, "x_ci_low": x.ci_low,
+        "x_ci_high": x.ci_high, "x_method": x.method, "y_metric": y.metric,
+        "y_accuracy": y.accuracy, "y_ci_low": y.ci_low, "y_ci_high": y.ci_high,
+        "y_method": y.method, "pareto": on_front, "n": x.n, "images": x.images, "seed": x.seed,
+        "batchnorm": x.batchnorm, "family": x.family,
+    }
+
+
+def budget_curves(
+    records: Sequence[Record], soups: NamedSoups | None = None,
+    labels: Sequence[str] | None = None, paper: bool = False,
+) -> go.Figure:
+    """Robust accuracy (%, upper bounds) against the budget ε: one panel per threat, one line
+    with a 95% band per soup and attack. A soup's clean accuracy, if present, is its ε = 0.
+    L∞ budgets are read in units of 1/255.
+
+    Args:
+        soups: (name, weights) to draw; default every soup with an attack record.
+    """
+    attacked = [r for r in records if r.kind == "attack"]
+    if not attacked:
+        raise SoupvizError("No robust-accuracy results to plot against the budget; "
+                           "evaluate some threats first.")
+    labels = list(labels or attacked[0].ingredients)
+    if soups is None:
+        keys = dict.fromkeys(weights_key(r.weights) for r in attacked)
+        soups = [(soup_label(w, labels), w) for w in keys]
+    threats = list(dict.fromkeys(r.spec.split(":")[0] for r in attacked))
+    fig = make_subplots(rows=1, cols=len(threats), shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=[THREAT_LABELS.get(t, t) for t in threats])
+    clean = {weights_key(r.weights): r for r in records if r.kind == "clean"}
+    rows, colours = [], {}
+    for col, threat in enumerate(threats, start=1):
+        unit = 255 if threat == "linf" else 1
+        lines: dict[tuple, list[Record]] = {}  # (soup, attack settings) -> records
+        for r in attacked:
+            threat_of, _, *setting = r.spec.split(":")
+            if threat_of == threat:
+                lines.setdefault((weights_key(r.weights), tuple(setting)), []).append(r)
+        for name, weights in soups:
+            for (key, setting), series in lines.items():
+                if key != weights_key(weights):
+                    continue
+                points = ([clean[key]] if key in clean else []) + sorted(series, key=budget)
+                eps = [0.0 if p.kind == "clean" else budget(p) for p in points]
+                x = [e * unit for e in eps]
+                colour = OKABE_ITO[len(colours) % len(OKABE_ITO)]
+                colour = colours.setdefault((name, setting), colour)
+                legend = f"{name} ({attack_name(series[0])})"
+                for bound, fill in (("ci_high", None), ("ci_low", "tonexty")):
+                    fig.add_trace(go.Scatter(
+                        x=x, y=[percent(getattr(p, bound)) for p in points], mode="lines",
+                        line={"width": 0}, fill=fill, fillcolor=rgba(colour, 0.18),
+                        showlegend=False, hoverinfo="skip", legendgroup=legend), row=1, col=col)
+                fig.add_trace(go.Scatter(
+                    x=x, y=[percent(p.accuracy) for p in points], mode="lines+markers", name=legend,
+                    legendgroup=legend, showlegend=col == 1, line={"color": colour},
+                    hovertext=[f"ε = {_budget_text(threat, e)}<br>{hover_text(p, labels)}"
+                               for e, p in zip(eps, points, strict=True)],
+                    hovertemplate="%{hovertext}<extra></extra>"), row=1, col=col)
+                rows += [{"soup": name, "threat": threat, "eps": e, **p.row()}
+                         for e, p in zip(eps, points, strict=True)]
+        ticks = sorted({0.0} | {budget(r) for r in attacked if r.spec.startswith(threat + ":")})
+        title = f"ε ({THREAT_LABELS.get(threat, threat)}{', ×1/255' * (unit == 255)})"
+        fig.update_xaxes(tickvals=[b * unit for b in ticks], tickangle=0, title_text=title,
+                         ticktext=[f"{b * unit:.4g}" for b in ticks], row=1, col=col)
+    fig.update_yaxes(title_text="Robust accuracy (%), upper bound", row=1, col=1)
+    fig.update_layout(title={"text": "Accuracy against the attack budget (ε = 0: clean accuracy)"},
+                      legend=BOTTOM_LEGEND)
+    names = " ".join(THREAT_LABELS.get(t, t) for t in threats)
+    attach_rows(fig, "budget", rows, family_of(records), names)
+    return apply_style(fig, paper)
+
+
+def budget(record: Record) -> float:
+    """The budget of an attack record, exact for fractions such as 8/255 (its column has them)."""
+    text = record.metric.rsplit(" ", 1)[-1]
+    if "/" in text:
+        numerator, denominator = text.split("/")
+        return float(numerator) / float(denominator)
+    return float(record.spec.split(":")[1])
+
+
+def _budget_text(threat: str, eps: float) -> str:
+    return format_budget(threat, eps) if eps else "0"

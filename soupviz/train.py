@@ -1,0 +1,251 @@
+"""Training and fine-tuning loops for soup ingredients.
+
+`train` runs a `TrainConfig` (see `soupviz.train_config`) with per-epoch state that `resume`
+picks up, a JSON-lines log of per-epoch metrics and validation on held-out training images,
+and writes the selected epoch as a safetensors checkpoint with its card.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from soupviz.attacks.base import DEFAULT_BUDGETS
+from soupviz.attacks.pgd import PGD
+from soupviz.checkpoints import Card, load_checkpoint, save_checkpoint
+from soupviz.data import ImageSet, augment, load_split, subset_indices
+from soupviz.device import describe_device, pick_device
+from soupviz.errors import SoupvizError
+from soupviz.models import create_model
+from soupviz.objectives import METHODS, batch_loss, method_budgets
+from soupviz.storage import atomic_torch_save, atomic_write_bytes
+from soupviz.train_config import SCHEDULES, TrainConfig, learning_rate
+
+__all__ = ["METHODS", "SCHEDULES", "TrainConfig", "learning_rate", "train", "validate"]
+
+_IDENTITY = ("arch", "threat", "method", "eps", "batch_size", "seed")  # a resume must match
+
+
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    on_batch: Callable[[dict[str, float]], None] | None = None,
+    data: ImageSet | None = None,
+) -> Path:
+    """Run `config` and return the path of the written checkpoint.
+
+    Each epoch ends with validation and a resumable state file `<out>/<name>.state.pt`
+    (model, optimizer, random generators, history); with `resume=True` training continues
+    from the last saved epoch, so an interrupted run loses at most one epoch. `data`, when
+    given, replaces the training split of `config.data`; validation images are held out of it.
+    """
+    config.validate()
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    parent_card = None
+    if config.parent:
+        parent = load_checkpoint(config.parent)
+        parent_card, config.arch = parent.card, parent.card.arch
+        model = parent.build_model(device)
+    else:
+        model = create_model(config.arch).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    budgets = method_budgets(
+        config.method, config.threat, config.eps, config.attack_steps,
+        config.attack_step_size, tuple(config.lrat_threats),
+    )
+    train_set, val_set = _split(config, data)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum,
+        weight_decay=config.weight_decay, nesterov=True,
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    # Attack noise is drawn on the images' device; on the CPU it shares the data stream.
+    attack_generator = generator
+    if device.type != "cpu":
+        attack_generator = torch.Generator(device).manual_seed(config.seed)
+    out = Path(config.out)
+    state_path, log_path = out / f"{config.name}.state.pt", out / f"{config.name}.log.jsonl"
+    run: dict[str, Any] = {"epoch": 0, "history": [], "best": None, "elapsed": 0.0}
+    if resume and state_path.exists():
+        run = _restore(state_path, config, model, optimizer, generator, attack_generator)
+    # The log restarts from the saved history: a kill between state and log never duplicates.
+    atomic_write_bytes("".join(json.dumps(s) + "\n" for s in run["history"]).encode(), log_path)
+    bar = _progress_bar(config, len(train_set), run["epoch"])
+    for epoch in range(run["epoch"], config.epochs):
+        started = time.time()
+        stats = _train_epoch(
+            model, optimizer, config, budgets, train_set, (generator, attack_generator), epoch,
+            bar, on_batch,
+        )
+        stats.update(validate(model, val_set, config, device))
+        stats.update(epoch=epoch + 1, seconds=round(time.time() - started, 2))
+        run["elapsed"] += stats["seconds"]
+        run["history"].append(stats)
+        score = stats["val_robust"] if config.method != "standard" else stats["val_clean"]
+        if run["best"] is None or score >= run["best"]["score"]:
+            run["best"] = {"score": score, "epoch": epoch + 1, "model": _cpu_state(model)}
+        run.update(
+            epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
+            generator=generator.get_state(), config=asdict(config),
+        )
+        if attack_generator is not generator:
+            run["attack_generator"] = attack_generator.get_state()
+        atomic_torch_save(run, state_path)
+        with open(log_path, "a") as log:
+            log.write(json.dumps(stats) + "\n")
+        bar.write(_summary(stats, config))
+    bar.close()
+    chosen = run["best"]
+    if config.select == "last":
+        chosen = {"epoch": config.epochs, "model": _cpu_state(model)}
+    single = config.method not in ("standard", "sat")
+    card = Card(
+        name=config.name,
+        arch=config.arch,
+        threat="sat" if config.method == "sat" else config.threat,
+        eps=budgets[config.threat].eps if single else None,
+        data_source=train_set.source,
+        recipe={
+            **asdict(config), "selected_epoch": chosen["epoch"],
+            "device": describe_device(device), "history": run["history"],
+        },
+        parent={"name": parent_card.name, "content_hash": parent_card.content_hash}
+        if parent_card else None,
+        command=config.command,
+        wall_time_s=round(run["elapsed"], 1),
+    )
+    return save_checkpoint(chosen["model"], card, out)
+
+
+def _restore(path: Path, config, model, optimizer, generator, attack_generator) -> dict[str, Any]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = state.get("config", {})
+    for key in _IDENTITY:
+        if key in saved and saved[key] != getattr(config, key):
+            raise SoupvizError(
+                f"The saved state {path} comes from a run with {key}={saved[key]!r}, not "
+                f"{getattr(config, key)!r}: resume with the same settings, or drop --resume."
+            )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    if attack_generator is not generator and "attack_generator" in state:
+        attack_generator.set_state(state["attack_generator"])
+    return state
+
+
+def _split(config: TrainConfig, data: ImageSet | None) -> tuple[ImageSet, ImageSet]:
+    full = data if data is not None else load_split(config.data, "train")
+    if config.val_images >= len(full):
+        raise SoupvizError(
+            f"--val-images {config.val_images} leaves no training images out of {len(full)}."
+        )
+    order = subset_indices(len(full), len(full), config.seed + 1)
+    val, rest = order[: config.val_images], order[config.val_images :]
+    if config.train_images:
+        rest = rest[: config.train_images]
+    return full.take(rest), full.take(val)
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    state = model.state_dict()
+    return {key: value.detach().cpu().contiguous().clone() for key, value in state.items()}
+
+
+def _progress_bar(config: TrainConfig, images: int, start_epoch: int):
+    """One bar over the whole run, in images: throughput and the run's ETA (validation time
+    included); redrawn at most once a minute when stderr is a log file, not a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=images * config.epochs, initial=images * start_epoch, desc=config.name,
+        unit="img", unit_scale=True, mininterval=2 if sys.stderr.isatty() else 60,
+        dynamic_ncols=True,
+    )
+
+
+def _summary(stats: dict[str, Any], config: TrainConfig) -> str:
+    return (
+        f"{config.name} epoch {stats['epoch']}/{config.epochs}: "
+        f"train loss {stats['train_loss']:.3f} acc {stats['train_acc']:.3f}, "
+        f"val clean {stats['val_clean']:.3f} robust {stats['val_robust']:.3f} "
+        f"({stats['val_attack']}), {stats['images_per_s']:.0f} img/s, {stats['seconds']:.0f} s"
+    )
+
+
+def _train_epoch(model, optimizer, config, budgets, data, generators, epoch, bar, on_batch) -> dict:
+    generator, attack_generator = generators
+    device = next(model.parameters()).device
+    model.train()
+    per_epoch = math.ceil(len(data) / config.batch_size)
+    order = torch.randperm(len(data), generator=generator)
+    lrat = config.lrat_weighting()
+    sums: dict[str, float] = {}
+    correct = seen = 0
+    bar.set_description(f"{config.name} epoch {epoch + 1}/{config.epochs}")
+    started = time.time()
+    for step in range(per_epoch):
+        index = order[step * config.batch_size : (step + 1) * config.batch_size]
+        x = augment(data.images[index].float().div_(255), generator)
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        y = data.labels[index].to(device)
+        progress = (epoch * per_epoch + step) / (per_epoch * config.epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, progress)
+        result = batch_loss(
+            config.method, model, x, y, budgets, attack_generator, config.trades_beta, lrat
+        )
+        optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        optimizer.step()
+        for key, value in {"train_loss": result.loss.item(), **result.stats}.items():
+            sums[key] = sums.get(key, 0.0) + value * len(y)
+        correct += (result.logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        loss_text, acc_text = f"{sums['train_loss'] / seen:.3f}", f"{correct / seen:.3f}"
+        bar.set_postfix(loss=loss_text, acc=acc_text, refresh=False)
+        bar.update(len(y))
+        if on_batch:
+            on_batch({"epoch": epoch, "step": step, "loss": result.loss.item()})
+    stats = {key: value / seen for key, value in sums.items()}
+    stats.update(
+        train_acc=correct / seen, lr_end=optimizer.param_groups[0]["lr"],
+        images_per_s=round(seen / max(time.time() - started, 1e-9), 1),
+    )
+    return stats
+
+
+def validate(
+    model: torch.nn.Module, val: ImageSet, config: TrainConfig, device: torch.device
+) -> dict[str, float]:
+    """Clean accuracy and PGD robust accuracy (an upper bound) on the held-out images, for
+    the training threat (L∞ at the default budget for nominal and SAT runs)."""
+    model.eval()
+    threat = config.threat if config.threat in DEFAULT_BUDGETS else "linf"
+    eps = DEFAULT_BUDGETS[threat]
+    if config.eps is not None and config.threat == threat:
+        eps = config.eps
+    attack = PGD(model, threat, eps, steps=config.val_steps, seed=config.seed)
+    clean = robust = 0
+    for start in range(0, len(val), 250):
+        x = val.images[start : start + 250].float().div(255).to(device)
+        y = val.labels[start : start + 250].to(device)
+        with torch.no_grad():
+            clean += (model(x).argmax(1) == y).sum().item()
+        with torch.no_grad():
+            robust += (model(attack(x, y)).argmax(1) == y).sum().item()
+    model.train()
+    return {
+        "val_clean": clean / len(val),
+        "val_robust": robust / len(val),
+        "val_attack": attack.describe(),
+    }

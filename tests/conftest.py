@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny synthetic family of four ingredients and synthetic images, built in
+milliseconds, and the real CIFAR-10 folder for integration tests (skipped where absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from soupviz.checkpoints import Card, load_family, save_checkpoint
+from soupviz.data import CIFAR10_CLASSES, LOCAL_CANDIDATES, ImageSet
+from soupviz.models import create_model
+
+THREATS_AND_BUDGETS = [("linf", 8 / 255), ("none", None), ("l2", 0.5), ("l1", 12.0)]
+
+
+def make_family_folder(folder: Path, arch: str = "preact_resnet_small", seed: int = 0, spread: float = 0.05) -> Path:
+    """Write four ingredients sharing one random base, each perturbed a little, into `folder`."""
+    torch.manual_seed(seed)
+    base = create_model(arch).state_dict()
+    parent = None
+    for index, (threat, eps) in enumerate(THREATS_AND_BUDGETS):
+        generator = torch.Generator().manual_seed(seed + 1 + index)
+        state = {
+            key: value + spread * torch.randn(value.shape, generator=generator) * value.std().nan_to_num(0)
+            if value.is_floating_point() and "running_var" not in key and value.numel() > 1 else value.clone()
+            for key, value in base.items()
+        }
+        card = Card(name=f"test-{threat}", arch=arch, threat=threat, eps=eps, parent=parent, data_source="synthetic")
+        save_checkpoint(state, card, folder)
+        if threat == "linf":
+            parent = {"name": card.name, "content_hash": card.content_hash}
+    return folder
+
+
+@pytest.fixture
+def family_folder(tmp_path: Path) -> Path:
+    return make_family_folder(tmp_path / "family")
+
+
+@pytest.fixture
+def family(family_folder: Path):
+    return load_family(family_folder)
+
+
+@pytest.fixture
+def synthetic_images() -> ImageSet:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, 3, 32, 32), generator=generator, dtype=torch.uint8)
+    labels = torch.arange(40) % 10
+    return ImageSet(images, labels, CIFAR10_CLASSES, "synthetic")
+
+
+@pytest.fixture(scope="session")
+def cifar_folder() -> Path:
+    for candidate in LOCAL_CANDIDATES:
+        if (candidate / "test").is_dir():
+            return candidate
+    pytest.skip("real CIFAR-10 not found: put an ImageFolder copy at ../shared/data/cifar10 (or data/cifar10)")

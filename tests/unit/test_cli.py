@@ -1,0 +1,60 @@
+"""The command line: eval and sweep on a tiny family and a tiny image folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from soupviz.cli import main
+from soupviz.data import CIFAR10_CLASSES
+from soupviz.results_io import read_records
+
+
+@pytest.fixture
+def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in CIFAR10_CLASSES:
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "data" / split / name / f"{i}.png")
+    return tmp_path / "data"
+
+
+def test_eval_prints_each_ingredient_and_writes_csv(family_folder, data_folder, tmp_path, capsys) -> None:
+    out = tmp_path / "ingredients.csv"
+    code = main(["eval", str(family_folder), "--data", str(data_folder), "--images", "20", "--metrics", "clean,linf::pgd:2", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "test-linf" in printed and "L∞ 8/255" in printed and "upper bound" in printed
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("weights,") and len(lines) == 1 + 4 * 2
+
+
+def test_eval_of_a_soup_with_normalised_weights(family_folder, data_folder, tmp_path) -> None:
+    out = tmp_path / "soup.json"
+    assert main(["eval", str(family_folder), "--data", str(data_folder), "--images", "10", "--weights", "1,1,0,0", "--normalise", "--metrics", "clean", "--out", str(out)]) == 0
+    records, meta = read_records(out)
+    assert records[0].weights == [0.5, 0.5, 0.0, 0.0] and meta["ingredients"][0] == "test-none"
+
+
+def test_sweep_writes_a_grid_the_dashboard_can_load(family_folder, data_folder, tmp_path) -> None:
+    out = tmp_path / "sweep.json"
+    code = main(["sweep", str(family_folder), "--data", str(data_folder), "--images", "10", "--step", "0.5", "--subset", "test-linf,test-l2,test-l1", "--metrics", "clean", "--out", str(out)])
+    assert code == 0
+    records, meta = read_records(out)
+    assert len(records) == 6 and all(r.weights[0] == 0 for r in records)
+    assert json.loads(out.read_text())["format"] == "soupviz-results/1"
+
+
+def test_user_errors_print_one_line_and_exit_2(family_folder, data_folder, capsys) -> None:
+    assert main(["eval", str(family_folder), "--data", str(data_folder), "--weights", "0.5,0.6,0,0"]) == 2
+    assert main(["sweep", str(family_folder), "--data", str(data_folder), "--subset", "nope"]) == 2
+    assert main(["eval", "/nonexistent/family", "--data", str(data_folder)]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("soupviz: error: ") for line in errors)

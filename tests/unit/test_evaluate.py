@@ -1,0 +1,96 @@
+"""The evaluator: records with intervals, batched soups, caching, progress and union robustness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from soupviz.evaluate import Evaluator
+from soupviz.metrics import MetricSpec
+from soupviz.results_cache import ResultCache, unpackbits
+
+SPECS = [
+    MetricSpec("clean"),
+    MetricSpec("attack", threat="linf", attack="pgd", steps=2),
+    MetricSpec("corruption", corruption="gaussian_noise", severity=2),
+]
+
+
+def test_records_have_counts_intervals_and_honest_labels(family, synthetic_images) -> None:
+    records = Evaluator(family, synthetic_images, device="cpu", batch_size=16).evaluate([0, 1, 0, 0], SPECS)
+    assert [r.metric for r in records] == ["clean", "L∞ 8/255", "gaussian_noise 2"]
+    for record in records:
+        assert record.n == len(synthetic_images) and 0 <= record.correct <= record.n
+        assert record.ci_low <= record.accuracy <= record.ci_high
+    robust = records[1]
+    assert robust.upper_bound and "PGD-2" in robust.method and "upper bound" in robust.method
+    assert robust.correct <= records[0].correct
+
+
+def test_one_hot_soup_equals_its_ingredient_model(family, synthetic_images) -> None:
+    evaluator = Evaluator(family, synthetic_images, device="cpu")
+    record = evaluator.evaluate([0, 0, 1, 0], [MetricSpec("clean")])[0]
+    model = family.ingredients[2].build_model()
+    with torch.no_grad():
+        expected = model(synthetic_images.floats()).argmax(1) == synthetic_images.labels
+    assert torch.equal(unpackbits(record.mask, record.n), expected)
+
+
+def test_many_soups_give_one_record_per_soup_and_spec(family, synthetic_images) -> None:
+    evaluator = Evaluator(family, synthetic_images, device="cpu")
+    weights = torch.eye(4, dtype=torch.float64)
+    records = evaluator.evaluate(weights, [MetricSpec("clean")])
+    assert [r.weights for r in records] == weights.tolist()
+    assert records == evaluator.evaluate(evaluator.ingredient_weights(), [MetricSpec("clean")])
+
+
+def test_cache_returns_the_same_records_without_recomputing(family, synthetic_images, tmp_path: Path, monkeypatch) -> None:
+    cache = ResultCache(tmp_path)
+    first = Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([0.5, 0.5, 0, 0], SPECS)
+    import soupviz.evaluate as evaluate_module
+
+    def fail(*args, **kwargs):
+        raise AssertionError("recomputed despite the cache")
+
+    monkeypatch.setattr(evaluate_module, "robust_mask", fail)
+    monkeypatch.setattr(evaluate_module.Evaluator, "_predicted", fail)
+    second = Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([0.5, 0.5, 0, 0], SPECS)
+    assert second == first
+
+
+def test_cache_keys_separate_weights_images_and_seeds(family, synthetic_images, tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path / "results")
+    evaluator = Evaluator(family, synthetic_images, device="cpu", cache=cache)
+    evaluator.evaluate(torch.eye(4, dtype=torch.float64), [MetricSpec("clean")])
+    Evaluator(family, synthetic_images.subset(20), device="cpu", cache=cache).evaluate([1, 0, 0, 0], [MetricSpec("clean")])
+    Evaluator(family, synthetic_images, device="cpu", cache=cache, seed=1).evaluate([1, 0, 0, 0], [MetricSpec("clean")])
+    assert len(list((tmp_path / "results").rglob("*.json"))) == 6
+
+
+def test_progress_reaches_the_total_and_reports_running_estimates(family, synthetic_images) -> None:
+    events = []
+    Evaluator(family, synthetic_images, device="cpu", batch_size=10).evaluate([0, 1, 0, 0], SPECS, events.append)
+    assert events[-1].done == events[-1].total == 1 + 4 + 1
+    partials = [e.partial for e in events if e.partial is not None]
+    assert [p.n for p in partials] == [10, 20, 30, 40]
+
+
+def test_union_is_the_intersection_of_the_threats(family, synthetic_images) -> None:
+    evaluator = Evaluator(family, synthetic_images, device="cpu")
+    union = MetricSpec("union", attack="pgd", steps=2)
+    singles = [MetricSpec("attack", threat=t, attack="pgd", steps=2) for t in union.threats]
+    records = evaluator.evaluate([0, 1, 0, 0], singles + [union])
+    masks = torch.stack([unpackbits(r.mask, r.n) for r in records[:3]])
+    assert torch.equal(unpackbits(records[3].mask, records[3].n), masks.all(0))
+    assert records[3].metric == "union" and records[3].upper_bound
+
+
+def test_extrapolated_weights_are_accepted_but_must_sum_to_one(family, synthetic_images) -> None:
+    from soupviz.errors import SoupWeightsError
+
+    evaluator = Evaluator(family, synthetic_images, device="cpu")
+    assert evaluator.evaluate([-0.2, 1.2, 0, 0], [MetricSpec("clean")])[0].weights == pytest.approx([-0.2, 1.2, 0, 0])
+    with pytest.raises(SoupWeightsError):
+        evaluator.evaluate([0.5, 0.6, 0, 0], [MetricSpec("clean")])

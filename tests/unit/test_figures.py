@@ -1,0 +1,190 @@
+"""Figure builders arrange Records without computing anything: the plotted values, intervals,
+skipped points, labels and stored rows must be exactly the records' numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from soupviz.errors import SoupvizError
+from soupviz.export import apply_style, figure_info
+from soupviz.figures import (
+    accuracy_heatmap,
+    interpolation_figure,
+    metric_title,
+    select,
+    series_name,
+    soup_label,
+    ternary_figure,
+)
+from soupviz.metrics import Record, wilson_interval
+from soupviz.tradeoff import budget_curves, paired, pareto_front, tradeoff_figure
+
+NAMES = ["nominal", "linf", "l2", "l1"]
+LABELS = ["nominal", "L∞ 8/255", "L2 0.5", "L1 12"]
+BOUND = " (upper bound on robust accuracy)"
+LINF = ("linf:0.0313725:apgd-ce:20:1", "L∞ 8/255", "APGD-CE-20 L∞ 8/255" + BOUND)
+L2 = ("l2:0.5:apgd-ce:20:1", "L2 0.5", "APGD-CE-20 L2 0.5" + BOUND)
+LINF4 = ("linf:0.0156863:apgd-ce:20:1", "L∞ 4/255", "APGD-CE-20 L∞ 4/255" + BOUND)
+CLEAN = ("clean", "clean", "clean accuracy")
+
+
+def record(weights, metric=CLEAN, correct=50, n=100, family="fam") -> Record:
+    spec, column, method = metric
+    low, high = wilson_interval(correct, n)
+    return Record(
+        weights=[float(w) for w in weights], ingredients=NAMES, metric=column, spec=spec,
+        kind="clean" if spec == "clean" else "attack", n=n, correct=correct, accuracy=correct / n,
+        ci_low=low, ci_high=high, method=method, upper_bound=spec != "clean",
+        images="100 images of test", seed=0, batchnorm="mixed", family=family,
+    )
+
+
+def one_hot(k: int) -> list[float]:
+    return [1.0 if i == k else 0.0 for i in range(4)]
+
+
+def test_labels_say_robust_accuracy_is_an_upper_bound_and_name_the_attack():
+    robust, clean = record(one_hot(1), LINF), record(one_hot(1))
+    assert "upper bound" in metric_title(robust) and "APGD-CE-20" in metric_title(robust)
+    assert "upper bound" in series_name(robust) and "APGD-CE-20" in series_name(robust)
+    assert metric_title(clean) == "Clean accuracy (%)" and series_name(clean) == "clean"
+    assert soup_label([0.6, 0.4, 0, 0], LABELS) == "0.6·nominal + 0.4·L∞ 8/255"
+    assert soup_label(one_hot(2), LABELS) == "L2 0.5"
+    assert soup_label([1.4, -0.4, 0, 0], LABELS) == "1.4·nominal − 0.4·L∞ 8/255"
+
+
+def test_select_names_metrics_by_key_or_column_and_rejects_unknown_ones():
+    records = [record(one_hot(0)), record(one_hot(0), LINF)]
+    assert select(records, LINF[0]) == select(records, "L∞ 8/255") == [records[1]]
+    with pytest.raises(SoupvizError, match="evaluate it first"):
+        select(records, "L1 12")
+
+
+def test_heatmap_cells_are_the_records_accuracies_in_percent_with_intervals_in_hover():
+    soups = [("nominal", one_hot(0)), ("robust", one_hot(1)), ("half", [0.5, 0.5, 0, 0])]
+    records = [record(w, m, correct=10 * i + 3 * j)
+               for i, (_, w) in enumerate(soups) for j, m in enumerate((CLEAN, LINF))]
+    records = records[:-1]  # the half soup has no L∞ result
+    fig = accuracy_heatmap(records, soups=soups, metrics=["clean", LINF[0]], labels=LABELS)
+    heat = fig.data[0]
+    assert list(heat.y) == ["nominal", "robust", "half"]
+    assert list(heat.x) == ["clean", "L∞ 8/255 ≤"]
+    expected = [[100 * r.accuracy for r in records[2 * i : 2 * i + 2]] for i in range(2)]
+    assert [list(row) for row in heat.z[:2]] == expected
+    assert heat.z[2][0] == 100 * records[4].accuracy and math.isnan(heat.z[2][1])
+    assert heat.text[1][1] == f"{100 * records[3].accuracy:.1f}"
+    low, high = records[3].ci_low, records[3].ci_high
+    assert f"{100 * low:.1f}–{100 * high:.1f}" in heat.hovertext[1][1]
+    assert LINF[2] in heat.hovertext[1][1]
+    assert "upper bound by APGD-CE-20" in fig.layout.xaxis.title.text
+    assert len(figure_info(fig)["rows"]) == 5
+
+
+def test_heatmap_defaults_to_every_soup_and_metric_in_the_records():
+    records = [record(one_hot(0)), record(one_hot(0), LINF), record([0.5, 0.5, 0, 0], LINF)]
+    fig = accuracy_heatmap(records, labels=LABELS)
+    assert list(fig.data[0].y) == ["nominal", "0.5·nominal + 0.5·L∞ 8/255"]
+    assert len(fig.data[0].x) == 2
+
+
+def test_ternary_shows_only_convex_soups_of_its_corners_and_says_what_it_skipped():
+    inside = [[0.2, 0.4, 0.4, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0]]
+    extrapolated = [[1.4, -0.4, 0.0, 0.0], [-0.2, 0.6, 0.6, 0.0]]
+    elsewhere = [[0.4, 0.2, 0.2, 0.2]]
+    weights = inside + extrapolated + elsewhere
+    records = [record(w, LINF, correct=20 + i) for i, w in enumerate(weights)]
+    fig = ternary_figure(records, LINF[0], (0, 1, 2), current=inside[0], labels=LABELS)
+    soups, star = fig.data
+    corners = [list(soups.a), list(soups.b), list(soups.c)]
+    assert corners == [[0.2, 1, 0], [0.4, 0, 0.5], [0.4, 0, 0.5]]
+    assert list(soups.marker.color) == [100 * r.accuracy for r in records[:3]]
+    assert star.name == "current soup" and list(star.a) == [0.2]
+    note = fig.layout.annotations[0].text
+    assert "2 extrapolated soups" in note and "1 soups with weight on other ingredients" in note
+    rows = figure_info(fig)["rows"]
+    assert [row["on_ternary"] for row in rows] == [True] * 3 + [False] * 3
+    reasons = [row["skipped_because"] for row in rows[3:]]
+    assert reasons == ["extrapolation", "extrapolation", "other ingredients"]
+    assert "upper bound" in fig.layout.title.text
+    assert "95% CI" in soups.hovertext[0] and LINF[2] in soups.hovertext[0]
+
+
+def test_ternary_marks_no_star_for_a_current_soup_off_the_simplex():
+    records = [record([0.2, 0.4, 0.4, 0.0], LINF)]
+    fig = ternary_figure(records, LINF[0], (0, 1, 2), current=[1.4, -0.4, 0, 0], labels=LABELS)
+    assert len(fig.data) == 1 and "off this simplex" in fig.layout.annotations[0].text
+    with pytest.raises(SoupvizError, match="three different"):
+        ternary_figure(records, LINF[0], (0, 1, 1))
+
+
+def test_interpolation_plots_alpha_with_bands_and_marks_the_ingredients_and_extrapolation():
+    alphas = [-0.2, 0.0, 0.5, 1.0, 1.2]
+    records = [record([0, a, 1 - a, 0], m, correct=40 + int(10 * a))
+               for m in (CLEAN, LINF) for a in alphas]
+    records.append(record([0.5, 0.5, 0, 0]))  # not on this path
+    fig = interpolation_figure(records, 1, 2, labels=LABELS)
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["clean", "APGD-CE-20 L∞ 8/255 (upper bound)"]
+    assert list(lines[0].x) == alphas
+    assert list(lines[1].y) == [100 * r.accuracy for r in records[5:10]]
+    bands = [t for t in fig.data if t.fill == "tonexty"]
+    assert list(bands[0].y) == [100 * r.ci_low for r in records[:5]]
+    vlines = {s.x0 for s in fig.layout.shapes if s.type == "line"}
+    shaded = [(s.x0, s.x1) for s in fig.layout.shapes if s.type == "rect"]
+    assert vlines == {0.0, 1.0} and shaded == [(-0.2, 0.0), (1.0, 1.2)]
+    assert {a.text for a in fig.layout.annotations} >= {"L2 0.5", "L∞ 8/255", "extrapolation"}
+    assert [row["alpha"] for row in figure_info(fig)["rows"]] == alphas * 2
+
+
+def test_budget_curves_start_at_clean_accuracy_and_read_linf_in_units_of_1_255():
+    records = [record(one_hot(1), metric, correct)
+               for metric, correct in ((CLEAN, 80), (LINF, 40), (LINF4, 60), (L2, 50))]
+    fig = budget_curves(records, labels=LABELS)
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [list(t.x) for t in lines] == [[0.0, 4.0, 8.0], [0.0, 0.5]]
+    assert list(lines[0].y) == [80.0, 60.0, 40.0]
+    assert [a.text for a in fig.layout.annotations] == ["L∞", "L2"]
+    assert "upper bound" in fig.layout.yaxis.title.text
+    with pytest.raises(SoupvizError):
+        budget_curves([record(one_hot(0))])
+
+
+def test_pareto_front_keeps_exactly_the_undominated_points():
+    points = [(0.9, 0.3), (0.8, 0.5), (0.7, 0.4), (0.9, 0.2), (0.6, 0.6), (0.6, 0.6), (0.5, 0.6)]
+    assert pareto_front(points) == [4, 5, 1, 0]
+    assert pareto_front([]) == []
+    assert pareto_front([(0.1, 0.2)]) == [0]
+    assert pareto_front([(0.5, 0.5), (0.5, 0.4), (0.4, 0.5)]) == [0]
+
+
+def test_tradeoff_pairs_soups_draws_each_front_and_marks_ingredients_and_the_current_soup():
+    grid = [one_hot(0), one_hot(1), [0.5, 0.5, 0, 0], [0.8, 0.2, 0, 0]]
+    clean, robust = [90, 50, 75, 70], [0, 45, 30, 10]
+    records = [record(w, CLEAN, c) for w, c in zip(grid, clean, strict=True)]
+    records += [record(w, LINF, r) for w, r in zip(grid, robust, strict=True)]
+    ensembles = [record(w, CLEAN, c - 2) for w, c in zip(grid[2:], clean[2:], strict=True)]
+    ensembles += [record(w, LINF, r - 5) for w, r in zip(grid[2:], robust[2:], strict=True)]
+    assert len(paired(records, "clean", LINF[0])) == 4
+    fig = tradeoff_figure(records, LINF[0], current=grid[2], ensembles=ensembles, labels=LABELS)
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["weight-space soups"].x) == [90.0, 50.0, 75.0, 70.0]
+    assert list(by_name["weight-space soups"].error_y.array) == pytest.approx(
+        [100 * (r.ci_high - r.accuracy) for r in records[4:]])
+    assert list(by_name["Pareto front (soups)"].x) == [50.0, 75.0, 90.0]  # 75/30 beats 70/10
+    assert list(by_name["Pareto front (ensembles)"].x) == [73.0]  # 73/25 dominates 68/5
+    assert list(by_name["ingredients"].text) == ["nominal", "L∞ 8/255"]
+    assert list(by_name["current soup"].x) == [75.0]
+    assert "upper bound" in fig.layout.yaxis.title.text
+    rows = figure_info(fig)["rows"]
+    assert [r["pareto"] for r in rows if r["group"] == "soups"] == [True, True, True, False]
+
+
+def test_paper_style_is_white_with_a_colour_blind_safe_scale():
+    fig = accuracy_heatmap([record(one_hot(0))], labels=LABELS, paper=True)
+    assert fig.layout.template.layout.paper_bgcolor == "white" and fig.layout.font.size == 16
+    assert fig.layout.coloraxis.colorscale[0][1] == "#00224e"  # cividis starts dark blue
+    apply_style(fig, paper=False)
+    assert fig.layout.font.size == 13
+    assert fig.layout.coloraxis.colorscale[0][1] == "#440154"  # viridis starts dark purple

@@ -1,0 +1,74 @@
+"""Metric specs, Wilson intervals and the results cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from soupviz.errors import SoupvizError
+from soupviz.metrics import MetricSpec, default_specs, wilson_interval
+from soupviz.results_cache import ResultCache, cache_key, packbits, unpackbits
+
+
+def test_wilson_interval_matches_textbook_values() -> None:
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+    low, high = wilson_interval(0, 20)
+    assert low == 0.0 and high == pytest.approx(0.1611, abs=1e-4)
+    assert wilson_interval(20, 20)[1] == 1.0
+
+
+def test_parse_threats_with_fraction_budgets_attack_and_steps() -> None:
+    spec = MetricSpec.parse("linf:4/255:pgd:40")
+    assert (spec.kind, spec.threat, spec.attack, spec.steps) == ("attack", "linf", "pgd", 40)
+    assert spec.eps == pytest.approx(4 / 255) and spec.column == "L∞ 4/255"
+    assert MetricSpec.parse("l2").eps == 0.5 and MetricSpec.parse("l1").eps == 12.0
+    assert MetricSpec.parse("fog:5") == MetricSpec("corruption", corruption="fog", severity=5)
+    assert MetricSpec.parse("union").threats == ("linf", "l2", "l1")
+    assert MetricSpec.parse("clean").key == "clean"
+
+
+@pytest.mark.parametrize("text", ["l3", "linf:abc", "fog:9", "sharpness:2"])
+def test_bad_metric_text_gets_one_clear_error(text: str) -> None:
+    with pytest.raises(SoupvizError):
+        MetricSpec.parse(text)
+
+
+def test_spec_keys_differ_whenever_the_measurement_differs() -> None:
+    specs = [MetricSpec.parse(t) for t in ["linf", "linf:4/255", "linf::pgd", "linf::apgd-ce:40", "l2", "fog:1", "fog:2"]]
+    assert len({spec.key for spec in specs}) == len(specs)
+    assert [s.column for s in default_specs()] == ["clean", "L∞ 8/255", "L2 0.5", "L1 12"]
+
+
+def test_masks_round_trip_through_hex() -> None:
+    for n in (1, 7, 8, 9, 1000):
+        mask = torch.rand(n, generator=torch.Generator().manual_seed(n)) > 0.5
+        assert torch.equal(unpackbits(packbits(mask), n), mask)
+
+
+def test_cache_stores_and_ignores_broken_entries(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    key = cache_key(a=1, weights=[0.5, 0.5])
+    assert cache.get(key) is None
+    cache.put(key, {"accuracy": 0.5})
+    assert cache.get(key) == {"accuracy": 0.5}
+    cache.path(key).write_text('{"accuracy": 0.')
+    assert cache.get(key) is None
+    assert cache_key(a=1, weights=[0.5, 0.5]) != cache_key(a=1, weights=[0.5, 0.50001])
+
+
+def test_a_killed_write_leaves_the_old_entry_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = ResultCache(tmp_path)
+    cache.put("ab12", {"accuracy": 0.25})
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", die)
+    with pytest.raises(KeyboardInterrupt):
+        cache.put("ab12", {"accuracy": 0.75})
+    assert json.loads(cache.path("ab12").read_text()) == {"accuracy": 0.25}
+    assert [p.name for p in cache.path("ab12").parent.iterdir()] == ["ab12.json"]
