@@ -1,31 +1,34 @@
-"""soupviz dashboard entry: pick a family and see its ingredients; routes to the pages."""
+"""soupviz dashboard entry: routes to the pages and draws the sidebar they share.
 
-from __future__ import annotations
+    streamlit run app.py
+
+The family comes from assets/families (or $SOUPVIZ_FAMILY), the images from $SOUPVIZ_DATA or
+a local CIFAR-10 copy; the Home page explains how to change either.
+"""
+
+import sys
+from pathlib import Path
 
 import streamlit as st
 
-from soupviz.app_state import shipped_family_folder
-from soupviz.checkpoints import load_family
-from soupviz.errors import SoupvizError
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `pages._components` when run from elsewhere
 
+from pages._components import keep_page_state, sidebar  # noqa: E402
 
-def home() -> None:
-    st.title("soupviz")
-    st.caption("Model soups of adversarially robust CIFAR-10 classifiers (Croce et al., CVPR 2023).")
-    folder = st.text_input("Family folder", value=str(shipped_family_folder() or ""))
-    try:
-        family = load_family(folder)
-    except SoupvizError as error:
-        st.error(str(error))
-        return
-    rows = []
-    for ingredient in family.ingredients:
-        card = ingredient.card
-        row = {"ingredient": card.name, "trained against": card.label, "parent": (card.parent or {}).get("name", "—")}
-        for metric in card.metrics:
-            row[metric["metric"]] = f"{metric['accuracy']:.1%} [{metric['ci_low']:.1%}, {metric['ci_high']:.1%}]"
-        rows.append(row)
-    st.dataframe(rows, hide_index=True)
-
-
-st.navigation([st.Page(home, title="Home", icon="🍲", default=True)]).run()
+st.set_page_config(page_title="soupviz", page_icon=":material/soup_kitchen:", layout="wide")
+keep_page_state()
+page = st.navigation({
+    "Soups": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/explorer.py", title="Soup explorer", icon=":material/tune:"),
+        st.Page("pages/heatmaps.py", title="Attack heatmaps", icon=":material/grid_on:"),
+        st.Page("pages/tradeoff.py", title="Trade-off", icon=":material/scatter_plot:"),
+    ],
+    "Insight": [
+        st.Page("pages/saliency.py", title="Saliency", icon=":material/visibility:"),
+        st.Page("pages/generation.py", title="Generation", icon=":material/brush:"),
+        st.Page("pages/adaptation.py", title="Few-shot adaptation", icon=":material/target:"),
+    ],
+})
+sidebar()
+page.run()

@@ -5,12 +5,19 @@ the shared sidebar with the evaluation budget. Pages call these; the library com
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import streamlit as st
 import torch
 
-from soupviz.app_state import ATTACK_CHOICES, EvalSettings, Keys, default_settings, shipped_family_folder
+from soupviz.app_state import (
+    ATTACK_CHOICES,
+    EvalSettings,
+    Keys,
+    default_settings,
+    shipped_family_folder,
+)
 from soupviz.checkpoints import SoupFamily, load_family
 from soupviz.corruptions import corruption_names
 from soupviz.dashboard import build_evaluator, folder_stamp
@@ -95,8 +102,22 @@ def settings() -> EvalSettings:
         images=int(state.get(Keys.IMAGES, base.images)), seed=int(state.get(Keys.SEED, base.seed)),
         attack=state.get(Keys.ATTACK, base.attack), steps=int(state.get(Keys.STEPS, base.steps)),
         batchnorm=state.get(Keys.BATCHNORM, base.batchnorm), device=state.get(Keys.DEVICE, base.device),
-        corruptions=tuple(state.get(Keys.CORRUPTIONS, base.corruptions)), severity=int(state.get(Keys.SEVERITY, base.severity)),
+        corruptions=tuple(state.get(Keys.CORRUPTIONS, base.corruptions)),
+        severity=int(state.get(Keys.SEVERITY, base.severity)),
     )
+
+
+def session_lock() -> threading.RLock:
+    """The lock that serialises this session's evaluations.
+
+    A widget change starts a new script run in a new thread while the interrupted run is still
+    computing up to its next Streamlit call; both would drive the session's one soup (whose
+    `set_weights` mutates it) and record each other's numbers. Every evaluation holds this lock.
+    """
+    lock = st.session_state.get(Keys.LOCK)
+    if lock is None:
+        lock = st.session_state[Keys.LOCK] = threading.RLock()
+    return lock
 
 
 def session_evaluator() -> Evaluator | None:
@@ -127,7 +148,6 @@ def session_evaluator() -> Evaluator | None:
         st.error(str(error))
         return None
     st.session_state[Keys.EVALUATOR] = (context, evaluator)
-    st.session_state.pop(Keys.ENSEMBLES, None)
     return evaluator
 
 
@@ -142,11 +162,13 @@ def sidebar() -> None:
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
     with st.sidebar:
-        st.toggle("Paper style", key=Keys.PAPER, help="White theme, larger fonts, colour-blind-safe palette, for figures you export.")
+        st.toggle("Paper style", key=Keys.PAPER,
+                  help="White theme, larger fonts, colour-blind-safe palette, for figures you export.")
         with st.expander("Evaluation budget", expanded=False):
             st.number_input("Test images", min_value=10, max_value=10000, step=50, key=Keys.IMAGES,
                             help="A fixed, seeded subset: every soup is compared on the same images.")
-            st.selectbox("Attack", ATTACK_CHOICES, key=Keys.ATTACK, help="Robust accuracies are upper bounds by this attack.")
+            st.selectbox("Attack", ATTACK_CHOICES, key=Keys.ATTACK,
+                         help="Robust accuracies are upper bounds by this attack.")
             st.number_input("Attack steps", min_value=1, max_value=200, key=Keys.STEPS)
             st.multiselect("Corruptions", corruption_names(), key=Keys.CORRUPTIONS)
             st.slider("Corruption severity", 1, 5, key=Keys.SEVERITY)
@@ -164,7 +186,8 @@ def sidebar() -> None:
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def _cached_records(context: str, weights: tuple, spec_keys: tuple, _evaluator: Evaluator, _specs: tuple) -> list:
-    return _evaluator.evaluate([list(w) for w in weights], list(_specs))
+    with session_lock():
+        return _evaluator.evaluate([list(w) for w in weights], list(_specs))
 
 
 def quick_records(evaluator: Evaluator, weights: list[list[float]], specs: list) -> list:

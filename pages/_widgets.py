@@ -11,13 +11,23 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from pages._components import session_lock
 from soupviz.app_state import (
-    QUERY_WEIGHTS, Keys, bounds, is_extrapolated, presets, project, rebalance, tidy, uniform, weights_from_query,
+    QUERY_WEIGHTS,
+    Keys,
+    bounds,
+    is_extrapolated,
+    presets,
+    project,
+    rebalance,
+    tidy,
+    uniform,
+    weights_from_query,
     weights_to_query,
 )
 from soupviz.checkpoints import SoupFamily
-from soupviz.errors import SoupWeightsError
 from soupviz.dashboard import format_record
+from soupviz.errors import SoupWeightsError
 from soupviz.evaluate import Evaluator
 from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
 from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record
@@ -50,6 +60,13 @@ def _slider_moved(index: int) -> None:
     set_weights(rebalance(st.session_state[Keys.WEIGHTS], index, value, low, high))
 
 
+def _preset_chosen(named: dict[str, list[float]]) -> None:
+    choice = st.session_state.get(Keys.PRESET)
+    if choice in named:
+        set_weights(named[choice])
+    st.session_state[Keys.PRESET] = None  # a preset is a one-off jump, not a state
+
+
 def _bounds_changed() -> None:
     low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, 0.4))
     set_weights(project(st.session_state[Keys.WEIGHTS], low, high))
@@ -57,7 +74,7 @@ def _bounds_changed() -> None:
 
 def weight_sliders(family: SoupFamily) -> list[float]:
     """One slider per ingredient, kept summing to 1 (within [0, 1], or the extrapolation margin),
-    preset buttons, and the extrapolation toggle. Returns the current weights."""
+    presets, and the extrapolation toggle. Returns the current weights."""
     k = len(family.names)
     st.session_state.setdefault(Keys.EXTRAPOLATE, False)
     st.session_state.setdefault(Keys.MARGIN, 0.4)
@@ -78,12 +95,10 @@ def weight_sliders(family: SoupFamily) -> list[float]:
     if extrapolate:
         right.select_slider("Margin", MARGINS, key=Keys.MARGIN, on_change=_bounds_changed)
     threats = [ingredient.card.threat for ingredient in family.ingredients]
-    named = presets(threats, family.labels)
-    st.caption("Presets")
-    columns = st.columns(min(4, len(named)))
-    for index, (name, preset) in enumerate(named):
-        columns[index % len(columns)].button(name, key=f"preset_{index}", on_click=set_weights, args=(preset,),
-                                             use_container_width=True)
+    named = dict(presets(threats, family.labels))
+    st.selectbox("Presets", list(named), index=None, placeholder="Jump to a preset soup…", key=Keys.PRESET,
+                 on_change=_preset_chosen, args=(named,),
+                 help="Each ingredient, the uniform soup, and the paper's pairs.")
     return weights
 
 
@@ -93,7 +108,8 @@ def evaluate_live(
     """Run `evaluate(progress)` with a progress bar and, for attacks, the running estimate.
 
     Each update is a point where Streamlit can stop this run, so moving a slider meanwhile
-    restarts the page at once (finished results are in the cache) instead of waiting.
+    restarts the page at once (finished results are in the cache) instead of waiting. The
+    session's lock keeps an interrupted run and its successor from driving the soup together.
     """
     bar = st.empty()
     note = estimate or st.empty()
@@ -103,7 +119,8 @@ def evaluate_live(
         if progress.partial is not None:
             note.caption(f"running estimate {format_record(progress.partial)} · {progress.message}")
 
-    records = evaluate(report)
+    with session_lock():
+        records = evaluate(report)
     bar.empty()
     if estimate is None:
         note.empty()
@@ -117,7 +134,9 @@ def metric_tile(container: DeltaGenerator, record: Record) -> None:
     container.caption(f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}")
 
 
-def evaluate_tiles(evaluator: Evaluator, weights: Sequence[float], specs: Sequence[MetricSpec], columns: int = 3) -> list[Record]:
+def evaluate_tiles(
+    evaluator: Evaluator, weights: Sequence[float], specs: Sequence[MetricSpec], columns: int = 3,
+) -> list[Record]:
     """Tiles for `specs` on the current soup, each filled in as its evaluation finishes."""
     cells = st.columns(columns)
     slots = [cells[i % columns].empty() for i in range(len(specs))]
@@ -125,7 +144,8 @@ def evaluate_tiles(evaluator: Evaluator, weights: Sequence[float], specs: Sequen
         slot.caption(f"{spec.column}: waiting…")
     records = []
     for slot, spec in zip(slots, specs, strict=True):
-        record = evaluate_live(lambda report, spec=spec: evaluator.evaluate([weights], [spec], report), spec.column, slot)[0]
+        run = lambda report, spec=spec: evaluator.evaluate([weights], [spec], report)  # noqa: E731
+        record = evaluate_live(run, spec.column, slot)[0]
         metric_tile(slot.container(), record)
         records.append(record)
     return records
@@ -150,7 +170,7 @@ def figure_panel(fig: go.Figure, key: str, **chart: object) -> object:
 
 def download_buttons(fig: go.Figure, key: str) -> None:
     """CSV of the numbers at once; PNG (300 dpi), SVG and PDF rendered only when clicked."""
-    cells = st.columns(5)
+    cells = st.columns([1, 1, 1, 1, 3], gap="small")
     cells[0].download_button("CSV", figure_csv(fig), file_name=filename_for(fig, "csv"), mime="text/csv",
                              key=f"{key}_csv", on_click="ignore", icon=":material/download:")
     problem = export_problem()
@@ -159,6 +179,16 @@ def download_buttons(fig: go.Figure, key: str) -> None:
                              file_name=filename_for(fig, fmt), mime=MIMES[fmt], key=f"{key}_{fmt}", on_click="ignore",
                              disabled=bool(problem), help=problem or f"{fmt.upper()} via Plotly's static export",
                              icon=":material/download:")
+
+
+def keep_valid(key: str, options: Sequence, default: object) -> None:
+    """Drop a remembered choice that is no longer offered (e.g. after the budget changed)."""
+    value = st.session_state.get(key, default)
+    if isinstance(value, list):
+        value = [v for v in value if v in options]
+    elif value not in options:
+        value = default
+    st.session_state[key] = value
 
 
 def read_link(k: int) -> None:

@@ -42,12 +42,15 @@ class Keys:
     SEVERITY = "eval_severity"
     PAPER = "paper_style"
     WEIGHTS = "soup_weights"  # the current soup, full list of floats (not a widget)
+    PRESET = "soup_preset"  # a one-off jump: reset after use
     EXTRAPOLATE = "extrapolate"
     MARGIN = "extrapolate_margin"
     URL_READ = "url_weights_read"  # the query string was read once this session
     EVALUATOR = "session_evaluator"  # (context key, Evaluator): one soup per session
+    LOCK = "session_lock"  # serialises the session's evaluations (see pages/_components.py)
     INGREDIENT_RECORDS = "ingredient_records"
-    TERNARY = "ternary_chart"
+    TERNARY = "ternary_chart"  # the chart's key prefix; TERNARY_CLICKS counts clicks
+    TERNARY_CLICKS = "ternary_clicks"
     TERNARY_POINTS = "ternary_points"  # weights of the drawn grid points, for clicks
     TERNARY_CORNERS = "ternary_corners"
     TERNARY_METRIC = "ternary_metric"
@@ -62,7 +65,6 @@ class Keys:
     TRADEOFF_STEP = "tradeoff_step"
     TRADEOFF_MODES = "tradeoff_modes"
     TRADEOFF_RECORDS = "tradeoff_records"
-    ENSEMBLES = "ensemble_evaluators"  # (context key, {mode: EnsembleEvaluator})
 
     # Page widgets whose values survive visits to other pages (Streamlit drops the state of
     # widgets a run does not draw, unless the key is re-assigned every run).
@@ -94,7 +96,7 @@ class EvalSettings:
     seed: int = 0
     attack: str = "pgd"
     steps: int = 10
-    batch_size: int = 50
+    batch_size: int = 32
     batchnorm: str = "mix"
     device: str = "auto"
     corruptions: tuple[str, ...] = ("gaussian_noise", "fog")

@@ -144,6 +144,15 @@ def load_checkpoint(path: str | Path) -> Ingredient:
     return ingredient
 
 
+def record_metrics(ingredient: Ingredient, records: list[dict[str, Any]]) -> None:
+    """Store measured metric records (dicts without per-image masks) in the ingredient's card
+    on disk, replacing earlier records of the same metric; the weights stay untouched."""
+    fresh = {record["spec"]: record for record in records}
+    kept = [m for m in ingredient.card.metrics if m.get("spec") not in fresh]
+    ingredient.card.metrics = kept + list(fresh.values())
+    atomic_write_json(ingredient.card.to_json(), ingredient.path.with_suffix(".json"))
+
+
 def read_card(path: Path) -> Card:
     """Parse a JSON card with a clear error for a missing or malformed file."""
     if not path.exists():

@@ -106,6 +106,7 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
     _add_evaluation(parser)
     parser.add_argument("--weights", action="append", default=None, help="comma-separated soup weights, one per ingredient in family order; repeatable (default: each ingredient)")
     parser.add_argument("--normalise", action="store_true", help="divide the weights by their sum")
+    parser.add_argument("--write-cards", action="store_true", help="store each ingredient's measured metrics in its card (ingredients only, no --weights)")
     parser.set_defaults(run=_run_eval)
 
 
@@ -166,14 +167,24 @@ def format_table(records: list, names: list[str]) -> str:
 
 
 def _run_eval(args: argparse.Namespace) -> None:
+    from soupviz.checkpoints import load_family, record_metrics
     from soupviz.soup import check_weights
 
     weights = None
     if args.weights:
+        if args.write_cards:
+            raise SoupvizError("--write-cards stores ingredients' metrics: drop --weights to use it.")
+
         def weights(family):
             rows = [[float(v) for v in text.split(",")] for text in args.weights]
             return check_weights(rows, len(family.names), extrapolate=True, margin=10.0, normalise=args.normalise)
-    _evaluate(args, weights)
+    records = _evaluate(args, weights)
+    if args.write_cards:
+        family = load_family(args.family)
+        for index, ingredient in enumerate(family.ingredients):
+            mine = [r.row() for r in records if r.weights[index] == 1.0]
+            record_metrics(ingredient, [{**row, "weights": None, "ingredients": None} for row in mine])
+        print(f"metrics written to the cards in {args.family}")
 
 
 def _run_sweep(args: argparse.Namespace) -> None:

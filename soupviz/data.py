@@ -149,8 +149,8 @@ def load_image_folder(folder: str | os.PathLike, size: int = 32) -> ImageSet:
     cached = cache_dir() / "data" / f"{folder.name}-{key}.pt"
     if cached.exists():
         blob = torch.load(cached, weights_only=True)
-        return ImageSet(blob["images"], blob["labels"], classes, str(folder))
-    images = torch.from_numpy(np.stack([_read_image(path, size) for path, _ in files]))
+        return ImageSet(blob["images"].contiguous(), blob["labels"], classes, str(folder))
+    images = torch.from_numpy(np.stack([_read_image(path, size) for path, _ in files])).contiguous()
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
     atomic_torch_save({"images": images, "labels": labels}, cached)
     return ImageSet(images, labels, classes, str(folder))

@@ -9,26 +9,17 @@ clean and corruption accuracy reuse each ingredient's logits, computed once, for
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from soupviz.attacks import DEFAULT_BUDGETS, make_attack, robust_mask
 from soupviz.checkpoints import SoupFamily
-from soupviz.corruptions import corrupt
 from soupviz.errors import SoupvizError, SoupWeightsError
 from soupviz.evaluate import EXTRAPOLATION_LIMIT, Evaluator
 from soupviz.metrics import (
     MetricSpec,
-    Progress,
-    ProgressCallback,
-    Record,
-    method_label,
-    wilson_interval,
 )
-from soupviz.results_cache import cache_key, packbits, unpackbits
 from soupviz.soup import Soup, check_weights
 
 MODES = {"logits": "logits", "probs": "probabilities"}
@@ -151,13 +142,14 @@ class OutputEnsemble(nn.Module):
         return torch.softmax(self(x), dim=-1)
 
 
-class EnsembleEvaluator:
+class EnsembleEvaluator(Evaluator):
     """Evaluates output-space ensembles on the images, seed, batches and cache of `evaluator`.
 
     Records match the `Evaluator`'s field for field (same images label, seed, masks), with
     `method` prefixed 'ensemble of logits: ' or 'ensemble of probabilities: ' and `batchnorm`
     saying that each ingredient keeps its own statistics. Robust accuracy attacks the whole
-    ensemble (every member's gradient), one weight vector at a time.
+    ensemble (every member's gradient), one weight vector at a time; clean and corruption
+    accuracy reuse each ingredient's logits across weight vectors.
 
     Args:
         evaluator: the soups' evaluator, whose family, images and settings are shared.
@@ -169,94 +161,41 @@ class EnsembleEvaluator:
 
     def __init__(self, evaluator: Evaluator, mode: str = "logits",
                  models: Sequence[Classifier] | None = None) -> None:
-        self.evaluator = evaluator
+        self.__dict__.update(evaluator.__dict__)
         k = len(evaluator.family.ingredients)
         models = models or [SoupMember(evaluator.soup, i) for i in range(k)]
         self.ensemble = OutputEnsemble(models, torch.eye(k, dtype=torch.float64)[0], mode)
         soup = evaluator.soup
-        own = soup.bn_label[:-1] if soup.bn_mode != "mix" else \
-            "Each ingredient keeps its own BatchNorm statistics"
-        self.batchnorm = f"{own} ({self.ensemble.label})."
+        own = soup.bn_label if soup.bn_mode != "mix" else "Each ingredient keeps its own BatchNorm statistics"
+        self._batchnorm = f"{own} ({self.ensemble.label})."
         self._outputs: dict[str, torch.Tensor] = {}
 
-    def evaluate(self, weights: Weights | Sequence[Weights], specs: Sequence[MetricSpec],
-                 progress: ProgressCallback | None = None) -> list[Record]:
-        """Records for every ensemble (rows of `weights`, (S, K) or (K,)) and spec, spec-major
-        like `Evaluator.evaluate`."""
+    def check_rows(self, weights: Weights | Sequence[Weights]) -> torch.Tensor:
         k = len(self.ensemble.members)
-        rows = check_ensemble_weights(weights, k, self.ensemble.mode).reshape(-1, k)
-        total = sum(self._units(spec) for spec in specs) * len(rows)
-        state = {"done": 0, "total": total, "callback": progress}
-        return [self._one(row, spec, state) for spec in specs for row in rows]
+        return check_ensemble_weights(weights, k, self.ensemble.mode).reshape(-1, k)
 
-    def _units(self, spec: MetricSpec) -> int:
-        batches = len(self.evaluator.x.split(self.evaluator.batch_size))
-        return {"attack": batches, "union": batches * len(spec.threats)}.get(spec.kind, 1)
+    def classifier(self, row: torch.Tensor) -> Classifier:
+        self.ensemble.set_weights(row)
+        return self.ensemble
+
+    @property
+    def batchnorm(self) -> str:
+        return self._batchnorm
+
+    def method_prefix(self) -> str:
+        return f"{self.ensemble.label}: "
+
+    def cache_parts(self) -> dict:
+        return {"batchnorm": self.batchnorm, "ensemble": self.ensemble.mode}
 
     def ingredient_logits(self, spec: MetricSpec) -> torch.Tensor:
         """Each ingredient's logits (K, N, C) on the (clean or corrupted) images, computed once."""
         if spec.key not in self._outputs:
-            ev, outputs = self.evaluator, []
             with torch.no_grad():
-                for x in ev.x.split(ev.batch_size):  # the evaluator's batches: same corruptions
-                    if spec.kind == "corruption":
-                        x = corrupt(x, spec.corruption, spec.severity, seed=ev.seed)
-                    outputs.append(torch.stack([m(x) for m in self.ensemble.members]).cpu())
+                outputs = [torch.stack([m(x) for m in self.ensemble.members]).cpu() for x, _ in self.batches(spec)]
             self._outputs[spec.key] = torch.cat(outputs, dim=1)
         return self._outputs[spec.key]
 
-    def _one(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> Record:
-        ev = self.evaluator
-        key = cache_key(
-            family=ev.family.hashes, weights=[round(float(w), 8) for w in row], spec=spec.key,
-            images=ev.images_id, seed=ev.seed, batchnorm=self.batchnorm,
-            ensemble=self.ensemble.mode,
-        )
-        if ev.cache is not None and (hit := ev.cache.get(key)) is not None:
-            _advance(state, self._units(spec), f"{spec.column} (cached)")
-            return Record(**hit)
-        if spec.kind == "union":
-            parts = [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=())
-                     for t in spec.threats]
-            masks = [unpackbits(self._one(row, part, state).mask, len(ev.images)) for part in parts]
-            mask = torch.stack(masks).all(0)
-        elif spec.kind == "attack":
-            mask = self._attacked(row, spec, state)
-        else:
-            outputs = combine_outputs(self.ingredient_logits(spec), row, self.ensemble.mode)
-            mask = outputs.argmax(-1) == ev.y.cpu()
-            _advance(state, 1, spec.column)
-        record = self._record(row, spec, mask)
-        if ev.cache is not None:
-            ev.cache.put(key, record.__dict__)
-        return record
-
-    def _attacked(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> torch.Tensor:
-        ev, ensemble = self.evaluator, self.ensemble
-        ensemble.set_weights(row)
-        attack = make_attack(spec.attack, ensemble, spec.threat, spec.eps, steps=spec.steps,
-                             restarts=spec.restarts, seed=ev.seed)
-        robust = []
-        for x, y in zip(ev.x.split(ev.batch_size), ev.y.split(ev.batch_size), strict=True):
-            robust.append(robust_mask(attack, ensemble, x, y).cpu())
-            done = torch.cat(robust)
-            message = f"{ensemble.label}, {spec.column}: {len(done)}/{len(ev.images)} images"
-            _advance(state, 1, message, self._record(row, spec, done))
-        return torch.cat(robust)
-
-    def _record(self, row: torch.Tensor, spec: MetricSpec, mask: torch.Tensor) -> Record:
-        ev, correct, n = self.evaluator, int(mask.sum()), len(mask)
-        low, high = wilson_interval(correct, n)
-        return Record(
-            weights=[float(w) for w in row], ingredients=ev.family.names, metric=spec.column,
-            spec=spec.key, kind=spec.kind, n=n, correct=correct, accuracy=correct / max(n, 1),
-            ci_low=low, ci_high=high, method=f"{self.ensemble.label}: {method_label(spec)}",
-            upper_bound=spec.is_upper_bound, images=ev.images_label, seed=ev.seed,
-            batchnorm=self.batchnorm, family=ev.family.name, mask=packbits(mask),
-        )
-
-
-def _advance(state: dict, units: int, message: str, partial: Record | None = None) -> None:
-    state["done"] = min(state["total"], state["done"] + units)
-    if state["callback"] is not None:
-        state["callback"](Progress(state["done"], state["total"], message, partial))
+    def _predicted(self, row: torch.Tensor, spec: MetricSpec) -> torch.Tensor:
+        outputs = combine_outputs(self.ingredient_logits(spec), row, self.ensemble.mode)
+        return outputs.argmax(-1) == self.y.cpu()

@@ -9,17 +9,26 @@ only on points the soup still classifies correctly, and report a running estimat
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import torch
 
 from soupviz.attacks import DEFAULT_BUDGETS, robust_mask
+from soupviz.attacks.base import Classifier
 from soupviz.checkpoints import SoupFamily
 from soupviz.corruptions import corrupt
 from soupviz.data import ImageSet
 from soupviz.device import pick_device
-from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record, method_label, spec_attacks, wilson_interval
+from soupviz.metrics import (
+    MetricSpec,
+    Progress,
+    ProgressCallback,
+    Record,
+    method_label,
+    spec_attacks,
+    wilson_interval,
+)
 from soupviz.results_cache import ResultCache, cache_key, packbits, unpackbits
 from soupviz.soup import Soup, check_weights
 
@@ -67,10 +76,8 @@ class Evaluator:
 
         Weights must sum to 1; entries outside [0, 1] are extrapolation and are allowed.
         """
-        rows = check_weights(weights, len(self.family.ingredients), extrapolate=True, margin=EXTRAPOLATION_LIMIT)
-        rows = rows.reshape(-1, rows.shape[-1])
-        batches = -(-len(self.images) // self.batch_size)
-        total = sum(_units(spec, batches) for spec in specs) * len(rows)
+        rows = self.check_rows(weights)
+        total = sum(self._units(spec) for spec in specs) * len(rows)
         state = {"done": 0, "total": total, "callback": progress}
         return [self._one(row, spec, state) for spec in specs for row in rows]
 
@@ -78,68 +85,88 @@ class Evaluator:
         """One-hot weight rows, one per ingredient: evaluating them evaluates the ingredients."""
         return torch.eye(len(self.family.ingredients), dtype=torch.float64)
 
-    def _key(self, row: torch.Tensor, spec: MetricSpec) -> str:
-        return cache_key(
-            family=self.family.hashes, weights=[round(float(w), 8) for w in row], spec=spec.key,
-            images=self.images_id, seed=self.seed, batchnorm=self.soup.bn_label,
-        )
+    def check_rows(self, weights: Sequence[float] | Sequence[Sequence[float]] | torch.Tensor) -> torch.Tensor:
+        """Weights as checked float64 rows (S, K)."""
+        rows = check_weights(weights, len(self.family.ingredients), extrapolate=True, margin=EXTRAPOLATION_LIMIT)
+        return rows.reshape(-1, rows.shape[-1])
 
-    def _one(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> Record:
-        key = self._key(row, spec)
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            _advance(state, _units(spec, -(-len(self.images) // self.batch_size)), f"{spec.column} (cached)")
-            return Record(**hit)
-        if spec.kind == "union":
-            masks = [
-                unpackbits(self._one(row, replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()), state).mask, len(self.images))
-                for t in spec.threats
-            ]
-            mask = torch.stack(masks).all(0)
-        else:
-            self.soup.set_weights(row, extrapolate=True, margin=EXTRAPOLATION_LIMIT)
-            mask = self._attacked(row, spec, state) if spec.kind == "attack" else self._predicted(spec, state)
-        record = self._record(row, spec, mask)
-        if self.cache is not None:
-            self.cache.put(key, record.__dict__)
-        return record
+    def classifier(self, row: torch.Tensor) -> Classifier:
+        """The classifier that `row` names: here the soup with those weights."""
+        self.soup.set_weights(row, extrapolate=True, margin=EXTRAPOLATION_LIMIT)
+        return self.soup
 
-    def _predicted(self, spec: MetricSpec, state: dict) -> torch.Tensor:
-        correct = []
-        with torch.no_grad():
-            for x, y in zip(self.x.split(self.batch_size), self.y.split(self.batch_size)):
-                if spec.kind == "corruption":
-                    x = corrupt(x, spec.corruption, spec.severity, seed=self.seed * 100_003 + len(correct))
-                correct.append(self.soup(x).argmax(1) == y)
-        _advance(state, 1, spec.column)
-        return torch.cat(correct).cpu()
+    @property
+    def batchnorm(self) -> str:
+        """How BatchNorm statistics are handled, as records state it."""
+        return self.soup.bn_label
 
-    def _attacked(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> torch.Tensor:
-        attacks = spec_attacks(spec, self.soup, seed=self.seed)
-        robust = []
-        for x, y in zip(self.x.split(self.batch_size), self.y.split(self.batch_size)):
-            robust.append(robust_mask(attacks, self.soup, x, y).cpu())
-            done = torch.cat(robust)
-            partial = self._record(row, spec, done)
-            _advance(state, 1, f"{spec.column}: {len(done)}/{len(self.images)} images", partial)
-        return torch.cat(robust)
+    def method_prefix(self) -> str:
+        """Text before each record's method label (empty for soups)."""
+        return ""
 
-    def _record(self, row: torch.Tensor, spec: MetricSpec, mask: torch.Tensor) -> Record:
+    def cache_parts(self) -> dict:
+        """What besides weights, spec, images and seed distinguishes a cached result."""
+        return {"batchnorm": self.batchnorm}
+
+    def batches(self, spec: MetricSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The evaluation batches (x, y) for `spec`, corrupted with one seed per batch for
+        corruption specs, so every evaluator sees the same corrupted images."""
+        for index, (x, y) in enumerate(zip(self.x.split(self.batch_size), self.y.split(self.batch_size))):
+            if spec.kind == "corruption":
+                x = corrupt(x, spec.corruption, spec.severity, seed=self.seed * 100_003 + index)
+            yield x, y
+
+    def record(self, row: torch.Tensor, spec: MetricSpec, mask: torch.Tensor) -> Record:
+        """The record of `spec` for weights `row` from the per-image mask of correct answers."""
         correct, n = int(mask.sum()), len(mask)
         low, high = wilson_interval(correct, n)
         return Record(
             weights=[float(w) for w in row], ingredients=self.family.names, metric=spec.column, spec=spec.key,
             kind=spec.kind, n=n, correct=correct, accuracy=correct / max(n, 1), ci_low=low, ci_high=high,
-            method=method_label(spec), upper_bound=spec.is_upper_bound, images=self.images_label,
-            seed=self.seed, batchnorm=self.soup.bn_label, family=self.family.name, mask=packbits(mask),
+            method=self.method_prefix() + method_label(spec), upper_bound=spec.is_upper_bound,
+            images=self.images_label, seed=self.seed, batchnorm=self.batchnorm, family=self.family.name,
+            mask=packbits(mask),
         )
 
+    def _units(self, spec: MetricSpec) -> int:
+        batches = -(-len(self.images) // self.batch_size)
+        return {"attack": batches, "union": batches * len(spec.threats)}.get(spec.kind, 1)
 
-def _units(spec: MetricSpec, batches: int) -> int:
-    if spec.kind == "attack":
-        return batches
-    if spec.kind == "union":
-        return batches * len(spec.threats)
-    return 1
+    def _one(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> Record:
+        key = cache_key(
+            family=self.family.hashes, weights=[round(float(w), 8) for w in row], spec=spec.key,
+            images=self.images_id, seed=self.seed, **self.cache_parts(),
+        )
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            _advance(state, self._units(spec), f"{spec.column} (cached)")
+            return Record(**hit)
+        if spec.kind == "union":
+            parts = [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()) for t in spec.threats]
+            mask = torch.stack([unpackbits(self._one(row, part, state).mask, len(self.images)) for part in parts]).all(0)
+        elif spec.kind == "attack":
+            mask = self._attacked(row, spec, state)
+        else:
+            mask = self._predicted(row, spec)
+            _advance(state, 1, spec.column)
+        record = self.record(row, spec, mask)
+        if self.cache is not None:
+            self.cache.put(key, record.__dict__)
+        return record
+
+    def _predicted(self, row: torch.Tensor, spec: MetricSpec) -> torch.Tensor:
+        model = self.classifier(row)
+        with torch.no_grad():
+            return torch.cat([(model(x).argmax(1) == y).cpu() for x, y in self.batches(spec)])
+
+    def _attacked(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> torch.Tensor:
+        model = self.classifier(row)
+        attacks = spec_attacks(spec, model, seed=self.seed)
+        robust = []
+        for x, y in self.batches(spec):
+            robust.append(robust_mask(attacks, model, x, y).cpu())
+            done = torch.cat(robust)
+            _advance(state, 1, f"{spec.column}: {len(done)}/{len(self.images)} images", self.record(row, spec, done))
+        return torch.cat(robust)
 
 
 def _advance(state: dict, units: int, message: str, partial: Record | None = None) -> None:

@@ -41,11 +41,12 @@ def attack_description(record: Record) -> str:
 
 
 def attack_name(record: Record) -> str:
-    """The attack's short name, e.g. 'APGD-CE-20'; '' for metrics measured without attack."""
+    """The attack without its threat and budget, e.g. 'APGD-CE-20' or 'APGD-CE-20 + APGD-T-20
+    (9 targets)' (the first threat's, for a union); '' for metrics measured without attack."""
     if not record.upper_bound:
         return ""
     text = attack_description(record).split(": ", 1)[-1].removeprefix("union of ")
-    return text.split()[0] if text else ""
+    return text.split(" ∧ ")[0].rsplit(" ", 2)[0]
 
 
 def metric_name(record: Record) -> str:

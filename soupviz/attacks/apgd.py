@@ -36,11 +36,7 @@ def as_predict(model: Classifier) -> Classifier:
 
 def seeded_devices(x: torch.Tensor) -> list[int]:
     """CUDA devices whose global generator `torch.random.fork_rng` must save and restore."""
-    return (
-        [x.device.index if x.device.index is not None else torch.cuda.current_device()]
-        if x.is_cuda
-        else []
-    )
+    return [x.device.index if x.device.index is not None else torch.cuda.current_device()] if x.is_cuda else []
 
 
 class APGD(Attack):
@@ -79,9 +75,7 @@ class APGD(Attack):
         super().__init__(model, threat, eps, seed)
         loss = loss or ("dlr" if targeted else "ce")
         if loss not in ("ce", "dlr") or (targeted and loss != "dlr"):
-            raise SoupvizError(
-                f"APGD loss {loss!r} is not available: use 'ce' or 'dlr' (APGD-T uses 'dlr')."
-            )
+            raise SoupvizError(f"APGD loss {loss!r} is not available: use 'ce' or 'dlr' (APGD-T uses 'dlr').")
         if int(steps) < 1 or int(restarts) < 1 or int(n_target_classes) < 1:
             raise SoupvizError(
                 f"APGD needs at least one step, restart and target class, got steps={steps}, "
@@ -102,26 +96,19 @@ class APGD(Attack):
         kind = "T" if self.targeted else self.loss.upper()
         restarts = f"×{self.restarts}" if self.restarts > 1 else ""
         targets = f" ({self.n_target_classes} targets)" if self.targeted else ""
-        return (
-            super().describe().replace(self.name, f"APGD-{kind}-{self.steps}{restarts}{targets}", 1)
-        )
+        return super().describe().replace(self.name, f"APGD-{kind}-{self.steps}{restarts}{targets}", 1)
 
-    def perturb(
-        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
-    ) -> torch.Tensor:
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         if target is not None:
             raise SoupvizError(
-                "APGD chooses its own target classes (targeted=True); to push towards given "
-                "classes use PGD."
+                "APGD chooses its own target classes (targeted=True); to push towards given classes use PGD."
             )
         common = dict(
             n_iter=self.steps, norm=NORMS[self.threat], n_restarts=self.restarts, eps=self.eps,
             seed=self.seed, device=x.device, verbose=False,
         )  # fmt: skip
         if self.targeted:
-            attack = APGDAttack_targeted(
-                as_predict(self.model), n_target_classes=self.n_target_classes, **common
-            )
+            attack = APGDAttack_targeted(as_predict(self.model), n_target_classes=self.n_target_classes, **common)
         else:
             attack = APGDAttack(as_predict(self.model), loss=self.loss, **common)
         with torch.random.fork_rng(devices=seeded_devices(x)):

@@ -33,31 +33,23 @@ class AutoAttack(Attack):
 
     name = "AutoAttack"
 
-    def __init__(
-        self, model: Classifier, threat: str, eps: float, version: str = "standard", seed: int = 0
-    ) -> None:
+    def __init__(self, model: Classifier, threat: str, eps: float, version: str = "standard", seed: int = 0) -> None:
         super().__init__(model, threat, eps, seed)
         if version not in VERSIONS:
-            raise SoupvizError(
-                f"Unknown AutoAttack version {version!r}: use one of {', '.join(VERSIONS)}."
-            )
+            raise SoupvizError(f"Unknown AutoAttack version {version!r}: use one of {', '.join(VERSIONS)}.")
         if fixed_batch(model):
             raise SoupvizError(
-                "AutoAttack drops broken points from the batch, so it cannot attack a model "
-                "with a fixed batch layout."
+                "AutoAttack drops broken points from the batch, so it cannot attack a model with a fixed batch layout."
             )
         self.version = version
 
     def describe(self) -> str:
         return super().describe().replace(self.name, f"{self.name} ({self.version})", 1)
 
-    def perturb(
-        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
-    ) -> torch.Tensor:
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         if target is not None:
             raise SoupvizError(
-                "AutoAttack is untargeted (its APGD-T and FAB-T choose their own targets); "
-                "pass no target."
+                "AutoAttack is untargeted (its APGD-T and FAB-T choose their own targets); pass no target."
             )
         attack = _AutoAttack(
             as_predict(self.model), norm=NORMS[self.threat], eps=self.eps, seed=self.seed,

@@ -55,8 +55,8 @@ class eval_mode:
 
     def __enter__(self) -> None:
         self.modes = [module.training for module in self.modules]
-        for module in self.modules:
-            module.training = False
+        if self.modules:
+            self.modules[0].eval()  # the root: its own train() override runs, if any
 
     def __exit__(self, *exc: object) -> None:
         for module, mode in zip(self.modules, self.modes, strict=True):
@@ -72,11 +72,7 @@ def check_batch(x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = 
     for name, labels in (("labels", y), ("target classes", target)):
         if labels is None:
             continue
-        if (
-            not isinstance(labels, torch.Tensor)
-            or labels.dtype.is_floating_point
-            or labels.shape != x.shape[:1]
-        ):
+        if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.shape != x.shape[:1]:
             raise SoupvizError(
                 f"The {name} must be an integer tensor of shape ({x.shape[0]},), one per image; "
                 f"got {getattr(labels, 'shape', type(labels).__name__)}."
@@ -101,10 +97,7 @@ class Attack:
 
     def __init__(self, model: Classifier, threat: str, eps: float, seed: int = 0) -> None:
         if not callable(model):
-            raise SoupvizError(
-                "The model to attack must be callable (images -> logits), got "
-                f"{type(model).__name__}."
-            )
+            raise SoupvizError(f"The model to attack must be callable (images -> logits), got {type(model).__name__}.")
         self.model = model
         self.threat = check_threat(threat)
         if not eps > 0:
@@ -112,9 +105,7 @@ class Attack:
         self.eps = float(eps)
         self.seed = int(seed)
 
-    def __call__(
-        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         """Return adversarial images for images `x` (N, C, H, W) in [0, 1] with labels `y` (N,).
 
         With `target` (N,) the attack is targeted: it pushes towards that class instead of
@@ -122,6 +113,11 @@ class Attack:
         [0, 1] box; an example the attack does not break may come back unchanged.
         """
         check_batch(x, y, target)
+        weight = next(self.model.parameters(), None) if isinstance(self.model, nn.Module) else None
+        if weight is not None and weight.device != x.device:
+            raise SoupvizError(
+                f"The model is on {weight.device} but the images are on {x.device}; move both to one device."
+            )
         x = x.detach().contiguous()
         y = y.detach().to(x.device, torch.long)
         target = None if target is None else target.detach().to(x.device, torch.long)
@@ -130,9 +126,7 @@ class Attack:
         with eval_mode(self.model), torch.enable_grad():
             return self.perturb(x, y, target).detach()
 
-    def perturb(
-        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
-    ) -> torch.Tensor:
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """Subclasses: adversarial images for checked inputs (see `__call__`)."""
         raise NotImplementedError
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from soupviz.errors import SoupvizError
 
-def is_success(
-    logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
-) -> torch.Tensor:
+
+def is_success(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
     """Per example (N,): misclassified (untargeted), or classified as `target` (targeted)."""
     prediction = logits.argmax(dim=1)
     return prediction != y if target is None else prediction == target
@@ -38,9 +38,7 @@ def dlr_loss_targeted(logits: torch.Tensor, y: torch.Tensor, target: torch.Tenso
     return -(true - wanted) / (ordered[:, -1] - 0.5 * (ordered[:, -3] + ordered[:, -4]) + 1e-12)
 
 
-def attack_loss(
-    name: str, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
-) -> torch.Tensor:
+def attack_loss(name: str, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
     """The per-example loss an attack maximises (N,).
 
     Args:
@@ -54,6 +52,12 @@ def attack_loss(
         if target is None:
             return F.cross_entropy(logits, y, reduction="none")
         return -F.cross_entropy(logits, target, reduction="none")
+    needed = 3 if target is None else 4
+    if logits.shape[1] < needed:
+        raise SoupvizError(
+            f"The {'targeted ' if target is not None else ''}DLR loss needs at least {needed} "
+            f"classes, the model has {logits.shape[1]}; use the 'ce' loss."
+        )
     if target is None:
         return dlr_loss(logits, y)
     return dlr_loss_targeted(logits, y, target)

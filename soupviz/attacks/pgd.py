@@ -65,10 +65,7 @@ class PGD(Attack):
     ) -> None:
         super().__init__(model, threat, eps, seed)
         if int(steps) < 1 or int(restarts) < 1:
-            raise SoupvizError(
-                "PGD needs at least one step and one restart, got "
-                f"steps={steps}, restarts={restarts}."
-            )
+            raise SoupvizError(f"PGD needs at least one step and one restart, got steps={steps}, restarts={restarts}.")
         if loss not in ("ce", "dlr"):
             raise SoupvizError(f"Unknown PGD loss {loss!r}: use 'ce' or 'dlr'.")
         if l1_sparsity is not None and not 0 < l1_sparsity <= 1:
@@ -86,42 +83,33 @@ class PGD(Attack):
         restarts = f"×{self.restarts}" if self.restarts > 1 else ""
         return super().describe().replace(self.name, f"{self.name}{loss}-{self.steps}{restarts}", 1)
 
-    def perturb(
-        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
-    ) -> torch.Tensor:
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         generator = self.generator(x.device)
         best = x.clone()
         unbroken = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         whole = fixed_batch(self.model)
         for _ in range(self.restarts):
-            index = (
-                torch.arange(x.shape[0], device=x.device)
-                if whole
-                else unbroken.nonzero().squeeze(1)
-            )
-            if index.numel() == 0:
+            if not unbroken.any():
                 break
-            found, x_adv = self._run(
-                x[index], y[index], None if target is None else target[index], generator
-            )
+            # Starts are drawn for the whole batch, so an example's start does not depend
+            # on which other examples are still unbroken.
+            start = self._start(x, generator)
+            index = torch.arange(x.shape[0], device=x.device) if whole else unbroken.nonzero()[:, 0]
+            found, x_adv = self._run(x[index], y[index], None if target is None else target[index], start[index])
             update = unbroken[index]  # with a fixed batch, broken examples keep their result
             best[index[update]] = x_adv[update]
             unbroken[index[found]] = False
         return best
 
+    def _start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if not self.random_start:
+            return torch.zeros_like(x)
+        return random_start(self.threat, x, self.eps, generator)
+
     def _run(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        target: torch.Tensor | None,
-        generator: torch.Generator,
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, delta: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One restart on (x, y): (fooled? (N,), adversarial images (N, ...))."""
-        delta = (
-            random_start(self.threat, x, self.eps, generator)
-            if self.random_start
-            else torch.zeros_like(x)
-        )
+        """One restart on (x, y) from `delta`: (fooled? (N,), adversarial images (N, ...))."""
         result = x + delta
         found = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         rows = torch.arange(x.shape[0], device=x.device)  # rows of (x, y) still attacked
@@ -149,9 +137,7 @@ class PGD(Attack):
                 if rows.numel() == 0:
                     return found, result
             length = self.step_size * 0.5 * (1 + math.cos(math.pi * step / self.steps))
-            delta = project(
-                self.threat, delta + length * self._direction(grad, x + delta), x, self.eps
-            )
+            delta = project(self.threat, delta + length * self._direction(grad, x + delta), x, self.eps)
         if self.early_stop:
             unfinished = ~found[rows]
             result[rows[unfinished]] = (x + delta)[unfinished]
@@ -170,9 +156,7 @@ class PGD(Attack):
         x_flat = x_now.reshape_as(flat)
         can_move = ((flat > 0) & (x_flat < 1)) | ((flat < 0) & (x_flat > 0))
         magnitude = flat.abs() * can_move
-        fraction = (
-            self.l1_sparsity if self.l1_sparsity is not None else 2.5 * self.eps / flat.shape[1]
-        )
+        fraction = self.l1_sparsity if self.l1_sparsity is not None else 2.5 * self.eps / flat.shape[1]
         k = min(flat.shape[1], max(1, math.ceil(fraction * flat.shape[1])))
         threshold = magnitude.topk(k, dim=1).values[:, -1:]
         mask = (magnitude >= threshold) & (magnitude > 0)

@@ -31,27 +31,24 @@ def project_linf(delta: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tens
 def project_l2(delta: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     """Project `delta` (N, ...) onto {‖δ‖₂ ≤ eps} ∩ {x + δ ∈ [0, 1]} exactly, per example.
 
-    The projection is clip(t·v) for the t ∈ (0, 1] that puts it on the sphere. Starting from
-    t = 1, the closed-form t for the current clipped set undershoots; from there each update
-    grows t, stays feasible and adds no clipped coordinate, so it ends exactly in a few steps.
+    The projection is clip(t·v) for the largest t ∈ [0, 1] with ‖clip(t·v)‖ ≤ eps. From the
+    feasible t = eps/‖v‖, the closed-form t for the current set of clipped coordinates is
+    again feasible and never smaller, so the iteration climbs to the exact t in a few steps.
     """
     v = _flat(delta)
     magnitude = v.abs()
     room = _room(v, _flat(x))
-    room_sq = room.square()
-    magnitude_sq = magnitude.square()
-    eps_sq = eps * eps
-    t = torch.ones(v.shape[0], 1, dtype=v.dtype, device=v.device)
-    done = torch.minimum(magnitude, room).square().sum(dim=1, keepdim=True) <= eps_sq
-    for step in range(_MAX_ITERATIONS):
+    room_sq, magnitude_sq, eps_sq = room.square(), magnitude.square(), eps * eps
+    t = (eps / v.norm(dim=1, keepdim=True).clamp_min(1e-30)).clamp(max=1.0)
+    for _ in range(_MAX_ITERATIONS):
         clipped = t * magnitude >= room
         free = torch.where(clipped, 0.0, magnitude_sq).sum(dim=1, keepdim=True)
         fixed = torch.where(clipped, room_sq, 0.0).sum(dim=1, keepdim=True)
         t_new = ((eps_sq - fixed).clamp_min(0.0) / free.clamp_min(1e-30)).sqrt().clamp(max=1.0)
-        t_new = torch.where(done, t, t_new)
-        settled = step > 0 and bool(((t_new - t).abs() <= 1e-7 * t).all())
+        t_new = torch.maximum(t, t_new)  # rounding must not undo progress
+        settled = bool((t_new <= t * (1 + 1e-7)).all())
         t = t_new
-        if settled or bool(done.all()):
+        if settled:
             break
     result = torch.minimum(t * magnitude, room)
     norm = result.norm(dim=1, keepdim=True)
@@ -117,9 +114,7 @@ def project(threat: str, delta: torch.Tensor, x: torch.Tensor, eps: float) -> to
     return PROJECTIONS[threat](delta, x, eps)
 
 
-def random_start(
-    threat: str, x: torch.Tensor, eps: float, generator: torch.Generator
-) -> torch.Tensor:
+def random_start(threat: str, x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
     """A random feasible perturbation drawn with `generator`.
 
     L∞: uniform in the cube; L2: uniform direction with a uniform radius in [0, eps]; L1: a
@@ -131,9 +126,7 @@ def random_start(
     uniform = torch.rand(shape, generator=generator, device=x.device, dtype=x.dtype)
     if threat == "linf":
         return project_linf((uniform * 2 - 1) * eps, x, eps)
-    radius = torch.rand(shape[0], generator=generator, device=x.device, dtype=x.dtype).view(
-        per_example
-    )
+    radius = torch.rand(shape[0], generator=generator, device=x.device, dtype=x.dtype).view(per_example)
     if threat == "l2":
         direction = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
         direction = direction / _flat(direction).norm(dim=1).clamp_min(1e-12).view(per_example)

@@ -55,19 +55,12 @@ def make_attack(
     if key == "autoattack" and steps is not None:
         raise SoupvizError("AutoAttack runs its own fixed iterations; leave steps unset for it.")
     cls, fixed = _SPECS[key]
-    allowed = set(inspect.signature(cls.__init__).parameters) - {
-        "self",
-        "model",
-        "threat",
-        "eps",
-        "steps",
-        *fixed,
-    }
+    fixed_here = {"self", "model", "threat", "eps", "steps", *fixed}
+    allowed = set(inspect.signature(cls.__init__).parameters) - fixed_here
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise SoupvizError(
-            f"Attack {name!r} has no option {', '.join(unknown)}; "
-            f"it takes {', '.join(sorted(allowed))}."
+            f"Attack {name!r} has no option {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}."
         )
     if key != "autoattack":
         kwargs["steps"] = steps or DEFAULT_STEPS[key]

@@ -41,7 +41,7 @@ def _correct(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 
 def robust_mask(
-    attacks: Attack | Sequence[Attack],
+    attack: Attack | Sequence[Attack],
     model: Classifier,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -51,7 +51,7 @@ def robust_mask(
     """Per image, whether `model` still classifies it correctly after the attacks.
 
     Args:
-        attacks: one attack, or a chain run in order (e.g. APGD-CE then APGD-T, or one attack
+        attack: one attack, or a chain run in order (e.g. APGD-CE then APGD-T, or one attack
             per threat for union robustness); each runs only on the points every earlier one
             failed on, and only on points `model` classifies correctly without attack.
         model: the classifier judged (normally the attacks' own model).
@@ -61,9 +61,9 @@ def robust_mask(
 
     Returns:
         Bool tensor (N,) on `x`'s device; its mean is an upper bound on robust accuracy
-        under the attacks' threat, labelled by `describe_attacks(attacks)`.
+        under the attacks' threat, labelled by `describe_attacks(attack)`.
     """
-    chain = [attacks] if isinstance(attacks, Attack) else list(attacks)
+    chain = [attack] if isinstance(attack, Attack) else list(attack)
     check_batch(x, y)
     device = torch.device(device) if device is not None else x.device
     robust = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -72,13 +72,13 @@ def robust_mask(
         xb = x[start : start + batch_size].to(device)
         yb = y[start : start + batch_size].to(device)
         alive = _correct(model, xb, yb)
-        for attack in chain:
+        for step in chain:
             if not alive.any():
                 break
             if whole:  # a fixed batch layout: attack all, count only the survivors
-                alive &= _correct(model, attack(xb, yb), yb)
+                alive &= _correct(model, step(xb, yb), yb)
                 continue
             index = alive.nonzero().squeeze(1)
-            alive[index] = _correct(model, attack(xb[index], yb[index]), yb[index])
+            alive[index] = _correct(model, step(xb[index], yb[index]), yb[index])
         robust[start : start + batch_size] = alive.to(x.device)
     return robust

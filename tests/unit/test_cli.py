@@ -58,3 +58,13 @@ def test_user_errors_print_one_line_and_exit_2(family_folder, data_folder, capsy
     assert main(["eval", "/nonexistent/family", "--data", str(data_folder)]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("soupviz: error: ") for line in errors)
+
+
+def test_eval_can_store_each_ingredients_metrics_in_its_card(family_folder, data_folder) -> None:
+    from soupviz.checkpoints import load_family
+
+    assert main(["eval", str(family_folder), "--data", str(data_folder), "--images", "10", "--metrics", "clean", "--write-cards"]) == 0
+    family = load_family(family_folder)
+    for ingredient in family.ingredients:
+        (metric,) = ingredient.card.metrics
+        assert metric["metric"] == "clean" and metric["n"] == 10 and metric["ci_low"] <= metric["accuracy"]

@@ -11,6 +11,7 @@ from soupviz.errors import SoupvizError
 from soupviz.export import apply_style, figure_info
 from soupviz.figures import (
     accuracy_heatmap,
+    attack_name,
     interpolation_figure,
     metric_title,
     select,
@@ -53,6 +54,16 @@ def test_labels_say_robust_accuracy_is_an_upper_bound_and_name_the_attack():
     assert soup_label([0.6, 0.4, 0, 0], LABELS) == "0.6·nominal + 0.4·L∞ 8/255"
     assert soup_label(one_hot(2), LABELS) == "L2 0.5"
     assert soup_label([1.4, -0.4, 0, 0], LABELS) == "1.4·nominal − 0.4·L∞ 8/255"
+
+
+@pytest.mark.parametrize("method, name", [
+    ("APGD-CE-20 + APGD-T-20 (9 targets) L2 0.25" + BOUND, "APGD-CE-20 + APGD-T-20 (9 targets)"),
+    ("AutoAttack (standard) L∞ 8/255" + BOUND, "AutoAttack (standard)"),
+    ("union of PGD-10 L∞ 8/255 ∧ PGD-10 L2 0.5 ∧ PGD-10 L1 12" + BOUND, "PGD-10"),
+    ("ensemble of logits: APGD-CE-20 L∞ 8/255" + BOUND, "APGD-CE-20"),
+])
+def test_attack_names_drop_threat_budget_and_ensemble_prefix(method, name):
+    assert attack_name(record(one_hot(0), (LINF[0], LINF[1], method))) == name
 
 
 def test_select_names_metrics_by_key_or_column_and_rejects_unknown_ones():

@@ -1,0 +1,153 @@
+"""Streamlit glue of the insight pages (saliency, generation, adaptation): whole data splits and
+a store of finished results, both cached and shared; page widgets that keep their values while
+the user visits other pages; the current soup; a test-image picker with uploads; and a progress
+bar fed by the library's (fraction, message) reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import streamlit as st
+import torch
+
+from pages._components import data_source
+from pages._widgets import current_weights
+from soupviz.app_state import Keys
+from soupviz.checkpoints import SoupFamily
+from soupviz.data import ImageSet, load_split
+from soupviz.errors import SoupvizError
+from soupviz.figures import soup_label
+from soupviz.insight_pages import MAX_PICKED, Report, ResultStore, class_positions, comparison_rows, parse_indices
+from soupviz.saliency import load_uploaded_image
+
+T = TypeVar("T")
+EXPLORER = "pages/explorer.py"
+PICTURE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+SOURCES = {"class": "Test images by class", "index": "Test images by index", "upload": "Upload a picture"}
+
+
+@st.cache_resource(show_spinner="Loading the images…", max_entries=4)
+def cached_split(source: str, split: str) -> ImageSet:
+    """A whole split, in the data's own order. Shared: do not modify."""
+    return load_split(source, split)
+
+
+@st.cache_resource(show_spinner=False)
+def result_store() -> ResultStore:
+    """Finished saliency maps, generations and adaptation runs, by request key, for all sessions."""
+    return ResultStore(max_entries=48)
+
+
+@st.cache_resource(show_spinner=False)
+def gaussian_store() -> ResultStore:
+    """Fitted class Gaussians (36 MiB each for CIFAR-10), by source and class."""
+    return ResultStore(max_entries=12)
+
+
+def keep_values(defaults: Mapping[str, object]) -> None:
+    """Give page widgets their defaults, and back the values they held when the user left the page.
+
+    Streamlit forgets a widget's value when a run does not draw it; a copy under another key is
+    kept, so call this at the top of the page, before drawing the widgets.
+    """
+    state = st.session_state
+    for key, default in defaults.items():
+        if key in state:
+            state[f"_kept_{key}"] = state[key]
+        else:
+            state[key] = state.get(f"_kept_{key}", default)
+
+
+def evaluator_context() -> str:
+    """The key of the family, data and budget the session's evaluator was built for."""
+    return st.session_state[Keys.EVALUATOR][0]
+
+
+def current_soup(family: SoupFamily) -> tuple[list[float], torch.Tensor, list[str]]:
+    """The soup set in the Soup explorer, the weights (K + 1, K) of the models a page compares
+    (each ingredient, then that soup), and their titles; says which soup it is."""
+    weights = current_weights(len(family.names))
+    left, right = st.columns([3, 1])
+    left.caption(f"Compared: each ingredient and the **current soup, {soup_label(weights, family.labels)}** "
+                 "(set in the Soup explorer).")
+    right.page_link(EXPLORER, label="Change the soup", icon=":material/tune:")
+    return weights, comparison_rows(len(family.names), weights), [*family.labels, "current soup"]
+
+
+def test_split() -> ImageSet | None:
+    """The whole test split, or None after saying why not."""
+    try:
+        return cached_split(data_source(), "test")
+    except SoupvizError as error:
+        st.error(str(error))
+        return None
+
+
+def with_progress(label: str, work: Callable[[Report], T]) -> T:
+    """Run `work(report)` under a progress bar that shows each report's message."""
+    bar = st.progress(0.0, text=label)
+
+    def report(fraction: float, message: str) -> None:
+        bar.progress(min(1.0, max(0.0, fraction)), text=f"{label}: {message}")
+
+    try:
+        return work(report)
+    finally:
+        bar.empty()
+
+
+def picker_defaults(prefix: str, split: ImageSet, single: bool = False) -> dict[str, object]:
+    """Default values of `pick_images`' widgets, for `keep_values`: airplane, cat, dog and horse
+    (dog alone when `single`) where the split has them, else its first classes."""
+    present = sorted(set(split.labels.tolist()))
+    liked = [c for c in (5, 0, 3, 7) if c in present] if single else [c for c in (0, 3, 5, 7) if c in present]
+    chosen = (liked + [c for c in present if c not in liked])[:1 if single else 4]
+    return {f"{prefix}_source": "class", f"{prefix}_classes": chosen[0] if single else chosen, f"{prefix}_offset": 0,
+            f"{prefix}_indices": "0" if single else "0, 1, 2, 3", f"{prefix}_label": 0}
+
+
+def pick_images(split: ImageSet, prefix: str, single: bool = False) -> tuple[torch.Tensor, list[int], list[str]] | None:
+    """Images chosen by class, by index or by upload: floats (N, 3, H, W) in [0, 1], true labels,
+    names; None (with the reason shown) when the choice is not usable."""
+    classes = list(split.classes)
+    source = st.radio("Images", list(SOURCES), format_func=SOURCES.get, key=f"{prefix}_source", horizontal=True)
+    if st.session_state.get(f"{prefix}_offset", 0) >= len(split):  # remembered from a larger data set
+        st.session_state[f"{prefix}_offset"] = 0
+    try:
+        if source == "class":
+            a, b = st.columns([3, 1])
+            if single:
+                chosen = [a.selectbox("Class", range(len(classes)), format_func=classes.__getitem__,
+                                      key=f"{prefix}_classes")]
+            else:
+                chosen = a.multiselect("Classes", range(len(classes)), format_func=classes.__getitem__,
+                                       max_selections=MAX_PICKED, key=f"{prefix}_classes")
+            offset = b.number_input("Image number in its class", 0, len(split) - 1, key=f"{prefix}_offset",
+                                    help="0 is the class's first test image, in the data's order.")
+            if not chosen:
+                st.info("Choose at least one class.")
+                return None
+            indices = class_positions(split.labels, chosen, int(offset), 1, classes)
+        elif source == "index":
+            text = st.text_input("Test-split index" if single else "Test-split indices", key=f"{prefix}_indices",
+                                 help=f"0 to {len(split) - 1}, separated by commas.")
+            indices = parse_indices(text, len(split), 1 if single else MAX_PICKED)
+        else:
+            a, b = st.columns([3, 1])
+            upload = a.file_uploader("A picture (PNG, JPEG, …): centre-cropped to a square and resized to "
+                                     f"{split.images.shape[-1]} × {split.images.shape[-1]}", type=PICTURE_TYPES,
+                                     key=f"{prefix}_upload")
+            label = b.selectbox("Its class", range(len(classes)), format_func=classes.__getitem__,
+                                key=f"{prefix}_label", help="The loss gradient is taken on this label.")
+            if upload is None:
+                st.info("Upload a picture to see what the models make of it.")
+                return None
+            image = load_uploaded_image(upload, size=split.images.shape[-1])
+            return image[None], [int(label)], [f"upload {upload.name}"]
+    except SoupvizError as error:
+        st.error(str(error))
+        return None
+    index = torch.tensor(indices)
+    return split.images[index].float() / 255, split.labels[index].tolist(), [f"test #{i}" for i in indices]

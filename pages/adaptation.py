@@ -1,0 +1,174 @@
+"""Few-shot soup adaptation (Croce et al. 2023): pick a shift and k labelled images per class,
+choose the soup on them by grid search over the simplex and by gradient steps on the weights,
+and compare it on held-out images of the shift with each ingredient, the uniform soup and the
+best ingredient; see how the choice improves with k, and one soup chosen for several shifts."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from pages._components import session_evaluator
+from pages._insight import evaluator_context, keep_values, result_store, test_split, with_progress
+from pages._widgets import MARGINS, figure_panel, set_weights
+from soupviz.adapt import ShiftData
+from soupviz.app_state import Keys, is_extrapolated, tidy
+from soupviz.corruptions import corruption_names
+from soupviz.dashboard import format_record
+from soupviz.data import load_image_folder
+from soupviz.errors import SoupvizError
+from soupviz.figures import soup_label
+from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure
+from soupviz.insight_pages import K_CHOICES, Report, request_key, run_adaptation, run_several, unpack_labelled_zip
+from soupviz.soup import simplex_grid
+from soupviz.storage import cache_dir
+
+SOURCES = {"corruption": "A corruption of the test images", "folder": "A folder of labelled images",
+           "upload": "Upload labelled images (.zip)"}
+
+
+def use_soup(weights: list[float]) -> None:
+    """Make `weights` the current soup, turning extrapolation on if it needs it."""
+    if is_extrapolated(weights):
+        reach = max(max(weights) - 1, -min(weights))
+        st.session_state[Keys.EXTRAPOLATE] = True
+        st.session_state[Keys.MARGIN] = next((m for m in MARGINS if m >= reach - 1e-9), MARGINS[-1])
+    set_weights(tidy(weights))
+
+
+def shift_of(spec: tuple, heldout: int, per_class: int, seed: int, upload: object = None) -> ShiftData:
+    """The shifted images of `spec` ('corruption', name, severity) or ('folder'|'upload', where), kept."""
+    key = request_key("shift", evaluator_context(), spec, heldout, per_class, seed)
+    shift = result_store().get(key)
+    if shift is None:
+        if spec[0] == "corruption":
+            base = split.per_class(per_class, seed)
+            shift = ShiftData.from_images(base, heldout, seed, corruption=spec[1], severity=spec[2])
+        else:
+            folder = Path(spec[1]) if spec[0] == "folder" else unpack_labelled_zip(
+                upload.getvalue(), upload.name, cache_dir() / "uploads" / "shifts")
+            shift = ShiftData.from_images(load_image_folder(folder), heldout, seed, name=Path(spec[1]).name)
+        result_store().put(key, shift)
+    return shift
+
+
+def shifts_of(specs: list[tuple], heldout: int, per_class: int, seed: int, report: Report) -> list[ShiftData]:
+    shifts = []
+    for i, spec in enumerate(specs):
+        report(i / len(specs), f"{spec[1]} {spec[2]}")
+        shifts.append(shift_of(spec, heldout, per_class, seed))
+    return shifts
+
+
+def outcome_table(outcomes: list) -> list[dict]:
+    return [{"shift": o.shift, "candidate": o.candidate, "soup": soup_label(o.weights, labels),
+             "held-out accuracy": format_record(o), "n held out": o.n,
+             "selection accuracy": f"{100 * o.selection_accuracy:.1f}%", "n selection": o.n_selection}
+            for o in outcomes]
+
+
+st.title("Few-shot soup adaptation")
+evaluator = session_evaluator()
+if evaluator is None:
+    st.stop()
+family, paper, state = evaluator.family, st.session_state.get(Keys.PAPER, False), st.session_state
+labels, split = family.labels, test_split()
+if split is None:
+    st.stop()
+keep_values({"adapt_source": "corruption", "adapt_corruption": "fog", "adapt_severity": 3, "adapt_folder": "",
+             "adapt_per_class": 100, "adapt_heldout": 50, "adapt_k": 10, "adapt_step": 0.2, "adapt_extrapolate": False,
+             "adapt_margin": 0.4, "adapt_gradient_steps": 10, "adapt_lr": 0.05, "adapt_repeats": 5,
+             "adapt_seed": evaluator.seed, "adapt_several": ["gaussian_noise", "fog", "contrast"]})
+
+st.subheader("Shift")
+source = st.radio("Shift", list(SOURCES), format_func=SOURCES.get, key="adapt_source", horizontal=True,
+                  label_visibility="collapsed")
+a, b, c, d = st.columns(4)
+upload = None
+if source == "corruption":
+    a.selectbox("Corruption", corruption_names(), key="adapt_corruption")
+    b.slider("Severity", 1, 5, key="adapt_severity")
+    c.number_input("Test images per class", 2, 1000, key="adapt_per_class",
+                   help="Drawn from the test split with the seed.")
+    spec = ("corruption", state["adapt_corruption"], int(state["adapt_severity"]))
+elif source == "folder":
+    a.text_input("Folder", key="adapt_folder", placeholder="path/with/cat/, dog/, …")
+    spec = ("folder", state["adapt_folder"].strip())
+else:
+    upload = a.file_uploader("A .zip of class folders (cat/, dog/, …)", type=["zip"], key="adapt_upload")
+    spec = ("upload", upload.name if upload else "")
+d.number_input("Held out per class", 1, 1000, key="adapt_heldout", help="Scored, never used for choosing.")
+
+st.subheader("Selection")
+a, b, c, d = st.columns(4)
+k = a.select_slider("Labelled images per class (k)", K_CHOICES, key="adapt_k")
+step = b.select_slider("Grid step", (0.5, 0.25, 0.2, 0.1), key="adapt_step")
+extrapolate = c.toggle("Extrapolate", key="adapt_extrapolate", help="Grid weights in [−margin, 1 + margin].")
+margin = d.select_slider("Margin", (0.2, 0.4), key="adapt_margin", disabled=not extrapolate)
+a, b, c, d = st.columns(4)
+gradient_steps = int(a.number_input("Gradient steps", 0, 200, key="adapt_gradient_steps",
+                                    help="Projected Adam on the weights, from the uniform soup; 0 skips it."))
+lr = float(b.number_input("Learning rate", 0.001, 1.0, step=0.01, format="%.3f", key="adapt_lr"))
+repeats = int(c.number_input("Draws per k (k curve)", 1, 20, key="adapt_repeats"))
+seed = int(d.number_input("Seed", 0, 2**31 - 1, key="adapt_seed"))
+heldout, per_class = int(state["adapt_heldout"]), int(state["adapt_per_class"])
+try:
+    grid = simplex_grid(len(labels), step, margin=margin if extrapolate else 0.0)
+except SoupvizError as error:
+    st.error(str(error))
+    st.stop()
+st.caption(f"Grid: {len(grid)} soups of {len(labels)} ingredients (step {step:g}"
+           f"{f', margin {margin:g}' if extrapolate else ''}); ties go to the lower cross-entropy. "
+           f"{evaluator.soup.bn_label}")
+key = request_key("adapt", evaluator_context(), spec, heldout, per_class, seed, k, step, extrapolate and margin,
+                  gradient_steps, lr, repeats)
+run, failed = result_store().get(key), False
+if st.button("Select and report", type="primary", disabled=not spec[1]):
+    try:
+        shift = shift_of(spec, heldout, per_class, seed, upload)
+        run = with_progress(f"Adapting to {shift.name}", lambda report: run_adaptation(
+            evaluator.soup, shift, grid, k, seed, gradient_steps, lr, extrapolate, margin, K_CHOICES, repeats, labels,
+            report))
+        result_store().put(key, run)
+    except SoupvizError as error:
+        st.error(str(error))
+        failed = True
+if run is None and not failed:
+    st.info("Choose the shift and the selection, then press the button.")
+elif run is not None:
+    figure_panel(outcomes_figure(run.outcomes, labels, family.name, paper=paper), "adapt_outcomes", width="content")
+    st.dataframe(outcome_table(run.outcomes), hide_index=True)
+    chosen = [("grid search" if s.method == "grid" else "gradient", s.weights.tolist()) for s in run.selections]
+    figure_panel(composition_figure(chosen, labels, family.name, paper), "adapt_composition", width="content")
+    for column, (name, weights) in zip(st.columns(len(chosen)), chosen, strict=True):
+        column.button(f"Make the {name} soup current", key=f"adapt_use_{name}", on_click=use_soup, args=(weights,))
+    figure_panel(k_curve_figure(run.curve, run.summary, run.shift, family.name, paper), "adapt_k_curve",
+                 width="content")
+    st.caption(f"Each k: {repeats} draws of k images per class from the pool (seeds {seed}…{seed + repeats - 1}); "
+               "line: mean held-out accuracy, band: worst to best draw. Gradient selection starts from the uniform "
+               "soup.")
+
+st.divider()
+st.subheader("One soup for several shifts")
+several = st.multiselect("Corruptions", corruption_names(), key="adapt_several",
+                         help="Each at the severity above, on the same test images; one soup of the grid is chosen "
+                              "for the best mean accuracy over them, with k images per class of each.")
+severity = int(state["adapt_severity"])
+specs = [("corruption", name, severity) for name in several]
+key = request_key("several", evaluator_context(), specs, heldout, per_class, seed, k, step, extrapolate and margin)
+held = result_store().get(key)
+if st.button("Choose one soup for these shifts", key="adapt_several_go", disabled=len(specs) < 2):
+    try:
+        shifts = with_progress("Corrupting", lambda report: shifts_of(specs, heldout, per_class, seed, report))
+        held = with_progress("One soup for all", lambda report: run_several(
+            evaluator.soup, shifts, grid, k, seed, labels, report))
+        result_store().put(key, held)
+    except SoupvizError as error:
+        st.error(str(error))
+if held is not None:
+    joint, outcomes = held
+    figure_panel(outcomes_figure(outcomes, labels, family.name, by_shift=True, paper=paper), "adapt_several_chart",
+                 width="content")
+    own = [(f"own soup: {o.shift}", o.weights) for o in outcomes if o.candidate == "soup chosen for this shift"]
+    figure_panel(composition_figure([("one soup for all", joint.weights.tolist()), *own], labels, family.name, paper),
+                 "adapt_several_composition", width="content")
+    st.dataframe(outcome_table(outcomes), hide_index=True)

@@ -1,0 +1,58 @@
+"""Attack heatmaps: accuracy of chosen soups (rows) under each threat x budget (columns), and
+accuracy-vs-budget curves per threat. Attacks are slow, so they run when asked."""
+
+import streamlit as st
+
+from pages._components import session_evaluator, settings
+from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
+from soupviz.app_state import Keys
+from soupviz.attacks import THREAT_LABELS, THREATS
+from soupviz.dashboard import (
+    ROW_GROUPS,
+    budget_specs,
+    budgets_text,
+    default_budgets,
+    parse_budgets,
+    row_soups,
+)
+from soupviz.errors import SoupvizError
+from soupviz.figures import accuracy_heatmap
+from soupviz.metrics import MetricSpec
+from soupviz.tradeoff import budget_curves
+
+st.title("Attack heatmaps")
+evaluator = session_evaluator()
+if evaluator is None:
+    st.stop()
+family, s = evaluator.family, settings()
+paper = st.session_state.get(Keys.PAPER, False)
+keep_valid(Keys.HEATMAP_ROWS, list(ROW_GROUPS), ["ingredients", "current soup"])
+groups = st.multiselect("Rows", ROW_GROUPS, key=Keys.HEATMAP_ROWS,
+                        help="Ingredients, the presets (uniform soup, the paper's pairs), the soup set in the "
+                             "explorer, "
+                             "or a grid over all ingredients in steps of 0.5.")
+budgets, columns = {}, st.columns(len(THREATS))
+for column, threat in zip(columns, THREATS, strict=True):
+    st.session_state.setdefault(Keys.budgets(threat), budgets_text(threat, default_budgets()[threat]))
+    text = column.text_input(f"{THREAT_LABELS[threat]} budgets", key=Keys.budgets(threat))
+    try:
+        budgets[threat] = parse_budgets(text, threat)
+    except SoupvizError as error:
+        column.error(str(error))
+soups = row_soups(groups, family, current_weights(len(family.names)))
+specs = [MetricSpec("clean"), *budget_specs(budgets, s)]
+request = ([w for _, w in soups], [spec.key for spec in specs])
+st.caption(f"{len(soups)} soups × {len(specs) - 1} attacks ({s.attack.upper()}-{s.steps}) on {evaluator.images_label}; "
+           "finished cells are cached, so asking again is instant.")
+held = st.session_state.get(Keys.HEATMAP_RECORDS)
+if st.button("Evaluate", type="primary", disabled=not soups or len(specs) < 2):
+    records = evaluate_live(lambda report: evaluator.evaluate(request[0], specs, report), "Attacking")
+    held = st.session_state[Keys.HEATMAP_RECORDS] = (request, soups, specs, records)
+if held is None:
+    st.info("Choose rows and budgets, then press Evaluate.")
+    st.stop()
+if held[0] != request:
+    st.caption("The choices changed since these results: press Evaluate to update.")
+_, soups, specs, records = held
+figure_panel(accuracy_heatmap(records, soups, [spec.key for spec in specs], family.labels, paper), "heatmap_chart")
+figure_panel(budget_curves(records, soups, family.labels, paper), "budget_chart")

@@ -1,0 +1,99 @@
+"""Home: pick a family (shipped, a folder, or uploaded checkpoints), check the data and the
+device, and see the ingredients x threats table with 95% intervals."""
+
+import streamlit as st
+import torch
+
+from pages._components import (
+    cached_device,
+    cached_family,
+    cached_images,
+    current_family,
+    data_source,
+    session_evaluator,
+    settings,
+)
+from pages._widgets import evaluate_live
+from soupviz.app_state import Keys, shipped_family_folder
+from soupviz.dashboard import folder_stamp, ingredient_table, robust_specs, save_uploads
+from soupviz.device import describe_device
+from soupviz.errors import DataError, SoupvizError
+from soupviz.metrics import MetricSpec
+from soupviz.storage import cache_dir
+
+SOURCES = {"shipped": "Shipped family", "folder": "A folder", "upload": "Upload checkpoints"}
+
+st.title("soupviz")
+st.caption("Model soups of adversarially robust CIFAR-10 classifiers (Croce et al., CVPR 2023): mix the "
+           "weights of a nominal, an L∞, an L2 and an L1 ingredient and see what the soup does.")
+
+shipped = shipped_family_folder()
+st.session_state.setdefault(Keys.FAMILY_SOURCE, "shipped" if shipped else "folder")
+st.subheader("Family")
+choice = st.radio("Family", list(SOURCES), format_func=SOURCES.get, key=Keys.FAMILY_SOURCE, horizontal=True,
+                  label_visibility="collapsed")
+if choice == "shipped":
+    st.caption(f"`{shipped}`" if shipped else
+               "No family ships with this copy yet: give a folder or upload checkpoints.")
+elif choice == "folder":
+    st.text_input("Family folder", key=Keys.FAMILY_PATH,
+                  placeholder="path/to/family (holds NAME.safetensors + NAME.json)")
+else:
+    files = st.file_uploader("Checkpoints (.safetensors) with their cards (.json)", type=["safetensors", "json"],
+                             accept_multiple_files=True, key=Keys.UPLOADS)
+    if files:
+        try:
+            folder = save_uploads([(f.name, f.getvalue()) for f in files], cache_dir() / "uploads")
+            cached_family(str(folder), folder_stamp(folder))
+            st.session_state[Keys.UPLOAD_FOLDER] = folder
+        except SoupvizError as error:
+            st.session_state.pop(Keys.UPLOAD_FOLDER, None)
+            st.error(str(error))
+
+st.subheader("Data and device")
+s = settings()
+try:
+    images = cached_images(data_source(), "test", s.images, s.seed)
+    st.caption(f"Evaluating on {len(images)} test images (seed {s.seed}) from `{images.source}`.")
+    missing = False
+except DataError as error:
+    missing = True
+    st.warning(str(error))
+    st.markdown("Two ways to get CIFAR-10:\n"
+                "- **torchvision's download** (needs internet, about 170 MB): start with `SOUPVIZ_DATA=torchvision` "
+                "or press the button below;\n"
+                "- **a local folder** in ImageFolder layout, with `train/<class>/*.png` and `test/<class>/*.png`: "
+                "start with `SOUPVIZ_DATA=/path/to/cifar10` or type the path below.")
+    st.button("Use torchvision's download", on_click=st.session_state.update, args=({Keys.DATA_PATH: "torchvision"},))
+with st.expander("Data source", expanded=missing):
+    st.text_input("CIFAR-10 folder (with train/ and test/) or 'torchvision'", key=Keys.DATA_PATH)
+try:
+    st.caption(f"Computing on {describe_device(cached_device(s.device))}"
+               f"{'' if torch.cuda.is_available() else ' (no GPU found)'}.")
+except SoupvizError as error:
+    st.error(str(error))
+
+chosen = current_family(show_errors=choice != "upload")
+if chosen is None:
+    st.stop()
+family = chosen[0]
+st.subheader(f"Ingredients of {family.name}")
+records = []
+if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured before: re-read from the cache
+    evaluator = session_evaluator()
+    if evaluator is not None:
+        specs = [MetricSpec("clean"), *robust_specs(s)]
+        one_hot = evaluator.ingredient_weights()
+        records = evaluate_live(lambda report: evaluator.evaluate(one_hot, specs, report), "Ingredients")
+rows, methods = ingredient_table(family, records)
+st.dataframe(rows, hide_index=True, width="stretch")
+if methods:
+    st.caption("Measured " + ". Measured ".join(methods) + ". Brackets: 95% Wilson intervals; ≤: robust accuracy is "
+               "an upper bound by the attack named.")
+if not records:
+    hint = "" if methods else "The cards report no metrics. "
+    if st.button(f"Measure on {s.images} test images with {s.attack.upper()}-{s.steps}",
+                 type="secondary" if methods else "primary",
+                 help=hint + "Clean and robust accuracy of each ingredient, with the sidebar's evaluation budget."):
+        st.session_state[Keys.INGREDIENT_RECORDS] = chosen[1:]
+        st.rerun()

@@ -1,0 +1,78 @@
+"""Saliency: the input gradient of each ingredient and of the current soup on the same images,
+side by side, with each model's prediction under its map. Robust models' maps look like the
+object; the nominal model's look like noise (Tsipras et al. 2019)."""
+
+import streamlit as st
+
+from pages._components import session_evaluator
+from pages._insight import (
+    current_soup,
+    evaluator_context,
+    keep_values,
+    pick_images,
+    picker_defaults,
+    result_store,
+    test_split,
+    with_progress,
+)
+from pages._widgets import figure_panel
+from soupviz.app_state import Keys
+from soupviz.errors import SoupvizError
+from soupviz.insight_figures import saliency_figure
+from soupviz.insight_pages import request_key, saliency_panels, tensor_digest
+from soupviz.saliency import SaliencySettings
+
+METHODS = {"loss": "Loss gradient", "saliency": "Saliency", "smoothgrad": "SmoothGrad",
+           "integrated_gradients": "Integrated Gradients"}
+MODES = {"abs": "absolute", "signed": "signed"}
+CLIPS = {"percentile": "percentile", "std": "± std (paper)", "minmax": "min-max"}
+
+st.title("Saliency")
+evaluator = session_evaluator()
+if evaluator is None:
+    st.stop()
+family, paper = evaluator.family, st.session_state.get(Keys.PAPER, False)
+split = test_split()
+if split is None:
+    st.stop()
+keep_values({**picker_defaults("saliency", split), "saliency_method": "loss", "saliency_mode": "abs",
+             "saliency_clip": "percentile", "saliency_percentile": 99.0, "saliency_samples": 16,
+             "saliency_noise": 0.1, "saliency_ig_steps": 32})
+weights, _, titles = current_soup(family)
+picked = pick_images(split, "saliency")
+a, b, c = st.columns([2, 1, 1])
+method = a.radio("Map", list(METHODS), format_func=METHODS.get, key="saliency_method", horizontal=True,
+                 help="Loss gradient: ∂CE/∂x on the true label (the paper). The others are Captum's, on the true "
+                      "class's logit.")
+mode = b.radio("Sign", list(MODES), format_func=MODES.get, key="saliency_mode", horizontal=True)
+clip = c.radio("Scaling", list(CLIPS), format_func=CLIPS.get, key="saliency_clip", horizontal=True)
+with st.expander("Method settings"):
+    x, y, z, w = st.columns(4)
+    x.slider("Clip percentile", 90.0, 100.0, step=0.5, key="saliency_percentile", disabled=clip != "percentile")
+    y.number_input("SmoothGrad samples", 1, 128, key="saliency_samples")
+    z.number_input("SmoothGrad noise σ", 0.0, 1.0, step=0.05, key="saliency_noise")
+    w.number_input("Integrated Gradients steps", 2, 256, key="saliency_ig_steps")
+state = st.session_state
+try:
+    s = SaliencySettings(method, mode, clip, state["saliency_percentile"], nt_samples=int(state["saliency_samples"]),
+                         noise=float(state["saliency_noise"]), ig_steps=int(state["saliency_ig_steps"]),
+                         seed=evaluator.seed)
+except SoupvizError as error:
+    st.error(str(error))
+    st.stop()
+if picked is None:
+    st.stop()
+images, labels, names = picked
+key = request_key("saliency", evaluator_context(), tuple(weights), tensor_digest(images), tuple(labels), s)
+panels = result_store().get(key)
+if panels is None:
+    panels = with_progress("Saliency", lambda report: saliency_panels(
+        evaluator.soup, images, labels, weights, s, family.names, report))
+    result_store().put(key, panels)
+fig = saliency_figure(images, labels, panels, [*family.names, "soup"], titles, split.classes, method, family.name,
+                      weights, names, paper)
+figure_panel(fig, "saliency_chart", width="content")
+st.caption(f"**Map:** {s.method_label}. **Display:** {s.normalisation_label}. Under each map, the model's "
+           "prediction and softmax confidence (green: right, orange: wrong).")
+st.info("What to look for: a robust model's gradient traces the object (edges, shape), so its map looks like "
+        "the picture; the nominal model's is scattered noise. Soups in between show how much of that they keep.")

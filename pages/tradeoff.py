@@ -1,0 +1,60 @@
+"""Trade-off: clean against robust accuracy over a grid of soups with the Pareto front, the
+ingredients and the current soup marked, against output-space ensembles with the same weights
+on the same images, so you see where weight-space soups win or lose."""
+
+import streamlit as st
+
+from pages._components import session_evaluator, settings
+from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
+from soupviz.app_state import Keys, is_extrapolated
+from soupviz.attacks import THREAT_LABELS, THREATS
+from soupviz.dashboard import grid_weights, robust_specs, soup_vs_ensemble
+from soupviz.ensembles import EnsembleEvaluator
+from soupviz.figures import weights_key
+from soupviz.metrics import MetricSpec
+from soupviz.tradeoff import tradeoff_figure
+
+MODES = {"none": "no ensembles", "logits": "ensembles of logits", "probs": "ensembles of probabilities"}
+
+st.title("Trade-off")
+evaluator = session_evaluator()
+if evaluator is None:
+    st.stop()
+family, s = evaluator.family, settings()
+k, paper = len(family.names), st.session_state.get(Keys.PAPER, False)
+keep_valid(Keys.TRADEOFF_THREAT, list(THREATS), "linf")
+keep_valid(Keys.TRADEOFF_STEP, [0.5, 0.25, 0.2], 0.5)
+keep_valid(Keys.TRADEOFF_MODES, list(MODES), "logits")
+a, b, c = st.columns(3)
+threat = a.selectbox("Robust to", THREATS, format_func=THREAT_LABELS.get, key=Keys.TRADEOFF_THREAT)
+step = b.select_slider("Grid step", (0.5, 0.25, 0.2), key=Keys.TRADEOFF_STEP)
+mode = c.radio("Compare with", list(MODES), format_func=MODES.get, key=Keys.TRADEOFF_MODES, horizontal=True)
+weights = current_weights(k)
+soups = grid_weights(k, step)
+soups += [weights] if weights_key(weights) not in {weights_key(w) for w in soups} else []
+specs = [MetricSpec("clean"), *robust_specs(s, [threat])]
+request = (soups, [spec.key for spec in specs], mode)
+st.caption(f"{len(soups)} soups (a grid over all ingredients plus the current soup) on {evaluator.images_label}, "
+           f"robust accuracy by {s.attack.upper()}-{s.steps}; ensembles cost {k}× a soup's forward passes.")
+held = st.session_state.get(Keys.TRADEOFF_RECORDS)
+if st.button("Evaluate", type="primary"):
+    records = evaluate_live(lambda report: evaluator.evaluate(soups, specs, report), "Soups")
+    ensembles = []
+    if mode != "none":
+        convex = [w for w in soups if mode == "logits" or not is_extrapolated(w)]
+        ensembles = evaluate_live(lambda report: EnsembleEvaluator(evaluator, mode).evaluate(convex, specs, report),
+                                  MODES[mode].capitalize())
+    held = st.session_state[Keys.TRADEOFF_RECORDS] = (request, records, ensembles)
+if held is None:
+    st.info("Choose the threat, the grid and the comparison, then press Evaluate.")
+    st.stop()
+if held[0] != request:
+    st.caption("The choices changed since these results: press Evaluate to update.")
+(_, keys, _), records, ensembles = held
+fig = tradeoff_figure(records, keys[1], "clean", current=weights, ensembles=ensembles or None,
+                      labels=family.labels, paper=paper)
+figure_panel(fig, "tradeoff_chart")
+if ensembles:
+    st.subheader("Soup or ensemble?")
+    st.dataframe(soup_vs_ensemble(records, ensembles, family.labels), hide_index=True, width="stretch")
+    st.caption("Same weights, same images. A verdict is given only where the 95% intervals do not overlap.")

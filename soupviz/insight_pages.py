@@ -1,0 +1,324 @@
+"""Page-side logic of the insight pages (saliency, generation, few-shot adaptation) without
+Streamlit: the models a page compares (each ingredient and the current soup), picking test
+images and reading uploads, a store of finished results keyed by their inputs, and runs of the
+library's insight functions reporting progress as (fraction done, message).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import threading
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from soupviz.adapt import (
+    SELECTED_NAMES,
+    Outcome,
+    Selection,
+    ShiftData,
+    adaptation_report,
+    k_curve,
+    select_by_gradient,
+    select_by_grid,
+    select_for_shifts,
+    summarise_curve,
+)
+from soupviz.data import IMAGE_SUFFIXES, ImageSet
+from soupviz.errors import SoupvizError
+from soupviz.generate import (
+    ClassGaussians,
+    Generation,
+    GenerationSettings,
+    fit_class_gaussians,
+    generate_classes,
+    towards_class,
+)
+from soupviz.saliency import SaliencyResult, SaliencySettings, soup_panel
+from soupviz.soup import Soup
+
+Report = Callable[[float, str], None]
+CURRENT = "current soup"
+K_CHOICES = (1, 5, 10, 50)
+MAX_PICKED = 12  # images one saliency grid shows
+MAX_ZIP_BYTES = 512 * 2**20  # uncompressed size of an uploaded archive of labelled images
+
+
+def _silent(fraction: float, message: str) -> None:
+    """A `Report` that ignores progress."""
+
+
+class ResultStore:
+    """Finished results by request key; the least recently used go beyond `max_entries`.
+
+    Results are deterministic in their key, so sessions share one store: treat values as
+    read-only. Thread-safe (Streamlit runs each session in its own thread).
+    """
+
+    def __init__(self, max_entries: int = 32) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> object | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: str, value: object) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def request_key(*parts: object) -> str:
+    """A short key for inputs with a stable repr (strings, numbers, tuples, frozen settings)."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+def tensor_digest(x: torch.Tensor) -> str:
+    """A digest of a tensor's shape and values, to key results computed from it."""
+    data = x.detach().cpu().contiguous()
+    return hashlib.sha256(str(tuple(data.shape)).encode() + data.numpy().tobytes()).hexdigest()[:20]
+
+
+def comparison_rows(k: int, weights: Sequence[float]) -> torch.Tensor:
+    """Weights (k + 1, k) of the models a page compares: each ingredient, then the current soup."""
+    return torch.cat([torch.eye(k, dtype=torch.float64), torch.as_tensor([list(weights)], dtype=torch.float64)])
+
+
+def parse_indices(text: str, n: int, limit: int = MAX_PICKED) -> list[int]:
+    """Test-split indices from text such as '3, 17 42'.
+
+    Raises:
+        SoupvizError: a value that is not a whole number in 0..n-1, none at all, or over `limit`.
+    """
+    values = []
+    for part in text.replace(",", " ").split():
+        if not part.isdigit() or int(part) >= n:
+            raise SoupvizError(f"The image index {part!r} is not a whole number from 0 to {n - 1}; "
+                               "give indices into the test split, separated by commas.")
+        values.append(int(part))
+    if not values:
+        raise SoupvizError("No image index was given: type indices into the test split, e.g. 0, 7, 42.")
+    if len(values) > limit:
+        raise SoupvizError(f"{len(values)} images were asked for; show at most {limit} at once.")
+    return list(dict.fromkeys(values))
+
+
+def class_positions(labels: torch.Tensor, classes: Sequence[int], offset: int, per_class: int,
+                    names: Sequence[str]) -> list[int]:
+    """Indices of `per_class` images of each class, skipping the first `offset` of each (split order).
+
+    Raises:
+        SoupvizError: a class with no image at that offset.
+    """
+    chosen = []
+    for c in classes:
+        members = (labels == c).nonzero()[:, 0].tolist()
+        if offset >= len(members):
+            raise SoupvizError(f"The test split has {len(members)} images of class {names[c]!r}, so there is "
+                               f"no image number {offset}; choose a smaller offset.")
+        chosen += members[offset:offset + per_class]
+    return chosen
+
+
+def saliency_panels(
+    soup: Soup, images: torch.Tensor, labels: Sequence[int], weights: Sequence[float],
+    settings: SaliencySettings, names: Sequence[str], report: Report = _silent,
+) -> list[dict[str, SaliencyResult]]:
+    """For each image (N, 3, H, W) in [0, 1], its map under each ingredient (keyed by `names`)
+    and under the soup with `weights` (key 'soup'), by `saliency.soup_panel`."""
+    panels = []
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        report(i / len(images), f"maps of image {i + 1} of {len(images)}")
+        panels.append(dict(soup_panel(soup, image.to(soup.params.device), int(label), weights, settings, names)))
+    report(1.0, "done")
+    return panels
+
+
+def walk_towards(
+    soup: Soup, rows: torch.Tensor, image: torch.Tensor, target: int, settings: GenerationSettings,
+    report: Report = _silent,
+) -> list[Generation]:
+    """`generate.towards_class` from one image (3, H, W) for each model of `rows` (S, K)."""
+    runs = []
+    for s, row in enumerate(rows):
+        def step(done: int, total: int, s: int = s) -> None:
+            report((s + done / total) / len(rows), f"model {s + 1} of {len(rows)}: step {done} of {total}")
+
+        model = soup.folded(row, extrapolate=True, margin=10.0)
+        runs.append(towards_class(model, image[None].to(soup.params.device), target, settings, step))
+    return runs
+
+
+def fit_gaussians(
+    images: ImageSet, classes: Sequence[int], max_per_class: int = 5000, seed: int = 0,
+    store: ResultStore | None = None, key: str = "", report: Report = _silent,
+) -> ClassGaussians:
+    """`generate.fit_class_gaussians` one class at a time (each class's fit kept in `store`
+    under `key`), merged; the same Gaussians as fitting the classes together."""
+    parts = []
+    for i, c in enumerate(classes):
+        report(i / len(classes), f"fitting the Gaussian of {images.classes[c]!r} ({i + 1} of {len(classes)})")
+        part = store.get(f"{key}|{c}") if store is not None else None
+        if part is None:
+            part = fit_class_gaussians(images, max_per_class, [c], seed=seed)
+            if store is not None:
+                store.put(f"{key}|{c}", part)
+        parts.append(part)
+    report(1.0, "fitted")
+    first = parts[0]
+    return dataclasses.replace(
+        first, means=torch.cat([p.means for p in parts]), factors=torch.cat([p.factors for p in parts]),
+        fitted=tuple(c for p in parts for c in p.fitted), counts=tuple(n for p in parts for n in p.counts),
+    )
+
+
+def generate_per_model(
+    soup: Soup, rows: torch.Tensor, gaussians: ClassGaussians, classes: Sequence[int], per_class: int,
+    settings: GenerationSettings, report: Report = _silent,
+) -> list[Generation]:
+    """`generate.generate_classes` for each model of `rows` (S, K): the same seeds for every model."""
+    runs = []
+    for s, row in enumerate(rows):
+        def step(done: int, total: int, s: int = s) -> None:
+            report((s + done / total) / len(rows), f"model {s + 1} of {len(rows)}: step {done} of {total}")
+
+        model = soup.folded(row, extrapolate=True, margin=10.0)
+        runs.append(generate_classes(model, gaussians, classes, per_class, settings, soup.params.device, step))
+    return runs
+
+
+def unpack_labelled_zip(data: bytes, name: str, root: str | Path) -> Path:
+    """Extract an uploaded .zip of class folders ('cat/1.png', or inside one top folder) into a
+    folder of `root` named by its content; return the folder holding the class folders.
+
+    Raises:
+        SoupvizError: not a zip archive, too large, or without images in class folders.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as error:
+        raise SoupvizError(f"The file {name} is not a .zip archive; upload a .zip whose folders are "
+                           "named by class (cat/, dog/, ...) and hold the images.") from error
+    members = [m for m in archive.infolist() if not m.is_dir() and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
+               and not m.filename.startswith(("/", "\\")) and ".." not in Path(m.filename).parts
+               and "__MACOSX" not in Path(m.filename).parts]
+    if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+        raise SoupvizError(f"The archive {name} unpacks to over {MAX_ZIP_BYTES // 2**20} MiB; upload fewer images.")
+    if not any(len(Path(m.filename).parts) >= 2 for m in members):
+        raise SoupvizError(f"The archive {name} has no images inside class folders; put each image in a "
+                           "folder named by its class (cat/, dog/, ...).")
+    folder = Path(root) / hashlib.sha256(data).hexdigest()[:16]
+    for member in members:
+        target = folder.joinpath(*Path(member.filename).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(archive.read(member))
+    top = folder
+    while True:
+        children = [p for p in top.iterdir() if p.is_dir()]
+        has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for c in children for p in c.iterdir())
+        if has_images or len(children) != 1:
+            return top
+        top = children[0]
+
+
+def relabel(outcomes: Sequence[Outcome], names: Sequence[str], labels: Sequence[str] | None) -> list[Outcome]:
+    """Outcomes with ingredients called by their `labels` ('L∞ 8/255') instead of checkpoint names."""
+    if labels is None:
+        return list(outcomes)
+    mapping = dict(zip(names, labels, strict=True))
+    renamed = []
+    for o in outcomes:
+        if o.role == "ingredient":
+            o = dataclasses.replace(o, candidate=mapping.get(o.candidate, o.candidate))
+        elif o.role == "best ingredient":
+            inner = o.candidate.removeprefix("best ingredient (").removesuffix(")")
+            o = dataclasses.replace(o, candidate=f"best ingredient ({mapping.get(inner, inner)})")
+        renamed.append(o)
+    return renamed
+
+
+@dataclass(frozen=True)
+class AdaptationRun:
+    """One shift's few-shot selection: the `selections` (grid, then gradient), their held-out
+    `outcomes` against the references, and the k curve's points and summary."""
+
+    shift: str
+    k: int
+    seed: int
+    grid_size: int
+    gradient_start: str
+    selections: list[Selection]
+    outcomes: list[Outcome]
+    curve: list[dict]
+    summary: list[dict]
+
+
+def run_adaptation(
+    soup: Soup, shift: ShiftData, grid: torch.Tensor, k: int, seed: int = 0, gradient_steps: int = 10,
+    lr: float = 0.05, extrapolate: bool = False, margin: float = 0.4, ks: Sequence[int] = K_CHOICES,
+    repeats: int = 5, labels: Sequence[str] | None = None, report: Report = _silent,
+) -> AdaptationRun:
+    """The paper's protocol on one shift (as `adapt.adapt`, with progress): choose by grid search
+    on k images per class and, independently, by `gradient_steps` projected Adam steps on the
+    weights from the uniform soup; score both on the held-out images against each ingredient,
+    the uniform soup and the best ingredient; then the k curve over `ks` with `repeats` draws.
+    Ingredients are named by `labels` (default their checkpoint names)."""
+    picked = shift.selection_indices(k, seed)
+    x_sel, y_sel = shift.x[picked], shift.y[picked]
+    report(0.0, f"grid search over {len(grid)} soups on {len(picked)} images")
+    selections = [select_by_grid(soup, grid, x_sel, y_sel)]
+    if gradient_steps > 0:
+        def step(done: int, total: int) -> None:
+            report(0.1 + 0.2 * done / total, f"gradient on the weights: step {done} of {total}")
+
+        selections.append(select_by_gradient(soup, x_sel, y_sel, gradient_steps, lr, None, extrapolate, margin,
+                                             progress=step))
+    report(0.3, f"held-out accuracy on {len(shift.heldout)} images")
+    outcomes = relabel(adaptation_report(soup, shift, selections, k, seed), soup.params.names, labels)
+    outcomes = [dataclasses.replace(o, candidate=SELECTED_NAMES[selections[i].method]) if i < len(selections) else o
+                for i, o in enumerate(outcomes)]  # 'grid-search soup', not 'grid-search soup 1'
+    curve = []
+    if ks:
+        def scored(done: int, total: int) -> None:
+            report(0.35 + 0.65 * done / total, f"k curve: scoring {len(grid)} soups, batch {done} of {total}")
+
+        curve = k_curve(soup, shift, grid, ks, repeats, seed, progress=scored)
+    report(1.0, "done")
+    return AdaptationRun(shift.name, k, seed, len(grid), "uniform soup", selections, outcomes, curve,
+                         summarise_curve(curve))
+
+
+def run_several(
+    soup: Soup, shifts: Sequence[ShiftData], grid: torch.Tensor, k: int, seed: int = 0,
+    labels: Sequence[str] | None = None, report: Report = _silent,
+) -> tuple[Selection, list[Outcome]]:
+    """One soup of `grid` for all `shifts` (`adapt.select_for_shifts`) and, per shift, its held-out
+    accuracy against the soup chosen for that shift alone and the references."""
+    report(0.0, f"one soup for {len(shifts)} shifts")
+    joint = select_for_shifts(soup, grid, shifts, k, seed)
+    outcomes = []
+    for i, shift in enumerate(shifts):
+        report((i + 1) / (len(shifts) + 1), f"{shift.name}: its own soup and the held-out accuracies")
+        picked = shift.selection_indices(k, seed)
+        own = select_by_grid(soup, grid, shift.x[picked], shift.y[picked])
+        rows = relabel(adaptation_report(soup, shift, [joint, own], k, seed), soup.params.names, labels)
+        names = {0: "one soup for all shifts", 1: "soup chosen for this shift"}
+        outcomes += [dataclasses.replace(o, candidate=names[j]) if j in names else o for j, o in enumerate(rows)]
+    report(1.0, "done")
+    return joint, outcomes

@@ -1,0 +1,209 @@
+"""AppTest specifications of the dashboard: every page boots on a test family, sliders and
+presets change the measured numbers, the soup lives in the query string, and bad uploads or
+missing data are explained instead of failing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from soupviz.app_state import Keys
+from soupviz.checkpoints import load_family
+from soupviz.data import load_split
+from soupviz.evaluate import Evaluator
+from soupviz.metrics import MetricSpec
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+# every page app.py routes to (the home page is where the app starts)
+PAGES = [None] + [p for p in re.findall(r'st\.Page\("(pages/\w+\.py)"', Path(APP).read_text()) if p != "pages/home.py"]
+TIMEOUT = 120
+
+
+def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query or {})
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def shown(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def library_clean(env: dict[str, str], weights: list[float]) -> str:
+    family = load_family(env["SOUPVIZ_FAMILY"])
+    images = load_split(env["SOUPVIZ_DATA"], "test").subset(int(env["SOUPVIZ_EVAL_IMAGES"]), 0)
+    record = Evaluator(family, images, device="cpu").evaluate([weights], [MetricSpec("clean")])[0]
+    return f"{100 * record.accuracy:.1f}%"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p or "home")
+def test_every_page_renders_without_exceptions(app_env: dict, page: str | None) -> None:
+    at = open_page(page)
+    assert_clean(at)
+    assert at.title
+
+
+def test_a_data_folder_without_images_is_explained(app_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOUPVIZ_DATA", str(Path(app_env["SOUPVIZ_DATA"]) / "nowhere"))
+    at = open_page()
+    assert not at.exception
+    assert "has no 'test/' subfolder" in at.warning[0].value
+    assert "torchvision" in " ".join(m.value for m in at.markdown)
+
+
+def test_home_shows_the_ingredients_device_and_data(app_env: dict) -> None:
+    at = open_page()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert list(table["checkpoint"]) == ["test-none", "test-linf", "test-l2", "test-l1"]
+    captions = " ".join(c.value for c in at.caption)
+    assert app_env["SOUPVIZ_DATA"] in captions and "CPU" in captions
+
+
+def test_home_measures_ingredients_on_demand(app_env: dict) -> None:
+    at = open_page()
+    next(b for b in at.button if b.label.startswith("Measure on 40 test images")).click().run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert list(table["ingredient"]) == ["nominal", "L∞ 8/255", "L2 0.5", "L1 12"]
+    assert table["clean"][0] == "100.0% [91.2, 100.0]"  # the test images are labelled by the nominal ingredient
+    assert "L∞ 8/255 ≤" in table.columns
+
+
+def test_moving_a_slider_changes_the_shown_metrics(app_env: dict) -> None:
+    at = open_page("pages/explorer.py")
+    before = shown(at, "clean")
+    assert before == library_clean(app_env, [0.25, 0.25, 0.25, 0.25])
+    at.slider(key=Keys.slider(0)).set_value(1.0).run()
+    assert_clean(at)
+    assert [at.slider(key=Keys.slider(i)).value for i in range(4)] == [1.0, 0.0, 0.0, 0.0]
+    after = shown(at, "clean")
+    assert after == library_clean(app_env, [1.0, 0.0, 0.0, 0.0]) == "100.0%"
+    assert after != before
+    assert {"L∞ 8/255 ≤", "L2 0.5 ≤", "L1 12 ≤"} <= {m.label for m in at.metric}
+    assert at.query_params["w"] == ["1,0,0,0"] or at.query_params["w"] == "1,0,0,0"
+
+
+def test_a_slider_move_keeps_the_soup_on_the_simplex(app_env: dict) -> None:
+    at = open_page("pages/explorer.py")
+    at.slider(key=Keys.slider(1)).set_value(0.7).run()
+    weights = [at.slider(key=Keys.slider(i)).value for i in range(4)]
+    assert weights[1] == 0.7 and min(weights) >= 0 and sum(weights) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_presets_move_every_slider(app_env: dict) -> None:
+    at = open_page("pages/explorer.py")
+    at.selectbox(key=Keys.PRESET).set_value("½ L∞ 8/255 + ½ nominal").run()
+    assert_clean(at)
+    assert [at.slider(key=Keys.slider(i)).value for i in range(4)] == [0.5, 0.5, 0.0, 0.0]
+    assert shown(at, "clean") == library_clean(app_env, [0.5, 0.5, 0.0, 0.0])
+
+
+def test_the_query_string_sets_the_soup(app_env: dict) -> None:
+    at = open_page("pages/explorer.py", {"w": "0,0,1,0"})
+    assert [at.slider(key=Keys.slider(i)).value for i in range(4)] == [0.0, 0.0, 1.0, 0.0]
+    assert shown(at, "clean") == library_clean(app_env, [0.0, 0.0, 1.0, 0.0])
+
+
+def test_an_extrapolated_link_turns_extrapolation_on(app_env: dict) -> None:
+    at = open_page("pages/explorer.py", {"w": "1.2,-0.2,0,0"})
+    assert_clean(at)
+    assert at.toggle(key=Keys.EXTRAPOLATE).value is True
+    assert at.slider(key=Keys.slider(0)).value == 1.2 and at.slider(key=Keys.slider(0)).max >= 1.2
+
+
+def test_a_bad_link_is_explained(app_env: dict) -> None:
+    at = open_page("pages/explorer.py", {"w": "0.5,0.5"})
+    assert not at.exception
+    assert "has 2 weights but this family has 4" in at.warning[0].value
+
+
+def test_a_bad_upload_shows_the_checkpoint_error(app_env: dict) -> None:
+    at = open_page()
+    at.radio(key=Keys.FAMILY_SOURCE).set_value("upload").run()
+    card = (Path(app_env["SOUPVIZ_FAMILY"]) / "test-l2.json").read_bytes()
+    at.file_uploader(key=Keys.UPLOADS).set_value([
+        ("test-l2.safetensors", b"not a safetensors file", "application/octet-stream"),
+        ("test-l2.json", card, "application/json"),
+    ]).run()
+    assert not at.exception
+    assert "truncated or corrupted" in at.error[0].value
+
+
+def test_a_good_upload_becomes_the_family(app_env: dict) -> None:
+    at = open_page()
+    at.radio(key=Keys.FAMILY_SOURCE).set_value("upload").run()
+    folder = Path(app_env["SOUPVIZ_FAMILY"])
+    files = [(p.name, p.read_bytes(), "application/octet-stream") for p in sorted(folder.iterdir())]
+    at.file_uploader(key=Keys.UPLOADS).set_value(files).run()
+    assert_clean(at)
+    assert at.subheader[-1].value == "Ingredients of uploaded"
+    assert len(at.dataframe[0].value) == 4
+
+
+def test_missing_data_is_explained_with_both_ways(app_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOUPVIZ_DATA")
+    monkeypatch.setattr("soupviz.data.LOCAL_CANDIDATES", ())
+    at = open_page()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "torchvision" in text and "ImageFolder" in text
+    at.text_input(key=Keys.DATA_PATH).input(app_env["SOUPVIZ_DATA"]).run()
+    assert not at.warning
+    assert any(app_env["SOUPVIZ_DATA"] in c.value for c in at.caption)
+
+
+def test_heatmap_page_attacks_the_chosen_soups(app_env: dict) -> None:
+    at = open_page("pages/heatmaps.py")
+    at.text_input(key=Keys.budgets("linf")).input("4/255, 8/255")
+    at.text_input(key=Keys.budgets("l2")).input("0.5")
+    at.text_input(key=Keys.budgets("l1")).input("12")
+    next(b for b in at.button if b.label == "Evaluate").click().run()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 2
+    labels = [d.label for d in at.get("download_button")]
+    assert labels.count("CSV") == labels.count("PNG") == labels.count("SVG") == labels.count("PDF") == 2
+
+
+def test_a_bad_budget_is_explained(app_env: dict) -> None:
+    at = open_page("pages/heatmaps.py")
+    at.text_input(key=Keys.budgets("l2")).input("half").run()
+    assert not at.exception
+    assert "'half' is not a number" in at.error[0].value
+
+
+def test_tradeoff_page_compares_soups_with_ensembles(app_env: dict) -> None:
+    at = open_page("pages/tradeoff.py")
+    next(b for b in at.button if b.label == "Evaluate").click().run()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 1
+    table = at.dataframe[0].value
+    assert set(table["verdict"]) <= {"soup wins", "ensemble wins", "within noise"}
+    one_hot = table[table["soup"] == "nominal"]
+    assert (one_hot["soup − ensemble (points)"] == 0).all()  # an ingredient is its own ensemble
+
+
+def test_paper_style_restyles_every_figure(app_env: dict) -> None:
+    import json
+
+    at = open_page("pages/explorer.py")
+    screen = [json.loads(chart.proto.spec)["layout"] for chart in at.get("plotly_chart")]
+    at.session_state[Keys.PAPER] = True  # the sidebar's toggle: AppTest drops the sidebar after switch_page
+    at.run()
+    assert_clean(at)
+    paper = [json.loads(chart.proto.spec)["layout"] for chart in at.get("plotly_chart")]
+    assert len(paper) == len(screen) == 2
+    assert [layout["font"]["size"] for layout in screen] == [13, 13]
+    assert [layout["font"]["size"] for layout in paper] == [16, 16]
+    assert paper[0]["coloraxis"]["colorscale"] != screen[0]["coloraxis"]["colorscale"]  # cividis in print

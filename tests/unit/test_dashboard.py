@@ -1,0 +1,157 @@
+"""Page-side dashboard logic: uploads, the session's evaluator on shared parameters, specs,
+heatmap rows, tables with intervals, and clicked ternary points back to weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from soupviz.app_state import EvalSettings
+from soupviz.dashboard import (
+    budget_specs,
+    budgets_text,
+    build_evaluator,
+    folder_stamp,
+    grid_weights,
+    ingredient_table,
+    parse_budgets,
+    picked_weights,
+    records_from_upload,
+    records_table,
+    row_soups,
+    save_uploads,
+    soup_vs_ensemble,
+    ternary_points,
+)
+from soupviz.errors import CheckpointError, SoupvizError
+from soupviz.figures import ternary_figure
+from soupviz.metrics import MetricSpec
+from soupviz.results_io import write_records
+from soupviz.soup import ParameterMatrix
+
+SETTINGS = EvalSettings(images=40, steps=1, batch_size=20)
+
+
+@pytest.fixture
+def evaluator(family, synthetic_images):
+    return build_evaluator(family, ParameterMatrix.from_family(family), synthetic_images, SETTINGS, cache=False)
+
+
+def test_uploads_are_saved_by_content_and_load_as_a_family(family_folder: Path, tmp_path: Path) -> None:
+    files = [(p.name, p.read_bytes()) for p in sorted(family_folder.iterdir())]
+    folder = save_uploads(files, tmp_path)
+    assert folder == save_uploads(list(reversed(files)), tmp_path)  # same files, same folder
+    assert sorted(p.name for p in folder.iterdir()) == sorted(name for name, _ in files)
+    assert folder_stamp(folder) and folder_stamp(folder) == folder_stamp(folder)
+
+
+@pytest.mark.parametrize("name", ["model.pt", "../evil.json", "notes.txt"])
+def test_uploads_other_than_checkpoints_and_cards_are_refused(name: str, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not a .safetensors checkpoint or a .json card"):
+        save_uploads([(name, b"x")], tmp_path)
+
+
+def test_sessions_share_the_parameter_matrix_but_not_the_soup(family, synthetic_images) -> None:
+    params = ParameterMatrix.from_family(family)
+    before = params.matrix.clone()
+    first = build_evaluator(family, params, synthetic_images, SETTINGS, cache=False)
+    second = build_evaluator(family, params, synthetic_images, SETTINGS, cache=False)
+    first.soup.set_weights([1, 0, 0, 0])
+    second.soup.set_weights([0, 0, 0, 1])
+    assert first.soup.params is second.soup.params
+    key = next(k for k, t in family.ingredients[0].state_dict.items() if t.is_floating_point())
+    assert torch.equal(first.soup.tensors[key], family.ingredients[0].state_dict[key])
+    assert torch.equal(second.soup.tensors[key], family.ingredients[3].state_dict[key])
+    assert torch.equal(params.matrix, before)
+
+
+def test_reestimating_batchnorm_needs_training_images(family, synthetic_images) -> None:
+    settings = EvalSettings(batchnorm="reestimate")
+    with pytest.raises(SoupvizError, match="training images"):
+        build_evaluator(family, ParameterMatrix.from_family(family), synthetic_images, settings, cache=False)
+    params = ParameterMatrix.from_family(family)
+    evaluator = build_evaluator(family, params, synthetic_images, settings, train=synthetic_images, cache=False)
+    assert evaluator.soup.bn_mode == "reestimate"
+
+
+def test_budgets_parse_fractions_and_say_what_is_wrong() -> None:
+    assert parse_budgets("8/255, 2/255 4/255", "linf") == [2 / 255, 4 / 255, 8 / 255]
+    assert budgets_text("linf", [2 / 255, 8 / 255]) == "2/255, 8/255"
+    with pytest.raises(SoupvizError, match="not a number"):
+        parse_budgets("half", "l2")
+    with pytest.raises(SoupvizError, match="positive"):
+        parse_budgets("0", "l1")
+
+
+def test_budget_specs_cover_every_threat_and_budget() -> None:
+    specs = budget_specs({"linf": [4 / 255, 8 / 255], "l2": [0.5]}, SETTINGS)
+    assert [(s.threat, s.eps, s.steps, s.attack) for s in specs] == [
+        ("linf", 4 / 255, 1, "pgd"), ("linf", 8 / 255, 1, "pgd"), ("l2", 0.5, 1, "pgd")]
+
+
+def test_heatmap_rows_name_each_soup_once(family) -> None:
+    rows = row_soups(["ingredients", "current soup", "presets", "grid"], family, [1.0, 0.0, 0.0, 0.0], grid_step=0.5)
+    names = [name for name, _ in rows]
+    assert names[:4] == family.labels  # the current soup is the first ingredient: named after it, once
+    assert "uniform soup" in names and len(rows) == len({tuple(w) for _, w in rows})
+    assert len(rows) == 4 + 1 + 3 + (10 - 4 - 3)  # the grid adds its 10 soups minus those already named
+
+
+def test_tables_show_accuracy_with_intervals(evaluator, family) -> None:
+    specs = [MetricSpec("clean"), MetricSpec("attack", threat="l2", attack="pgd", steps=1)]
+    records = evaluator.evaluate(evaluator.ingredient_weights(), specs)
+    rows, methods = ingredient_table(family, records)
+    assert [r["ingredient"] for r in rows] == family.labels
+    record = records[0]
+    assert rows[0]["clean"] == f"{100 * record.accuracy:.1f}% [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}]"
+    assert "L2 0.5 ≤" in rows[0]
+    assert methods == [f"on {record.images}: clean accuracy; PGD-1 L2 0.5"]
+    table = records_table(records, [("first", [1, 0, 0, 0]), ("missing", [0.5, 0.5, 0, 0])])
+    assert table[0]["clean"] == rows[0]["clean"] and table[1]["clean"] == "—"
+
+
+def test_cards_metrics_fill_the_table_when_nothing_is_measured(family) -> None:
+    family.ingredients[0].card.metrics = [{"metric": "clean", "accuracy": 0.9, "ci_low": 0.85, "ci_high": 0.94,
+                                           "method": "clean accuracy", "images": "1000 images"}]
+    rows, methods = ingredient_table(family)
+    assert rows[0]["clean"] == "90.0% [85.0, 94.0]" and rows[1]["clean"] == "—"
+    assert methods == ["on 1000 images: clean accuracy"]
+
+
+def test_a_clicked_ternary_point_maps_back_to_its_soup(evaluator) -> None:
+    grid = grid_weights(4, 0.5, subset=[0, 1, 2]) + [[0.5, 0, 0, 0.5]]  # the last is off the ternary
+    fig = ternary_figure(evaluator.evaluate(grid, [MetricSpec("clean")]), "clean", (0, 1, 2))
+    points = ternary_points(fig)
+    assert points == grid[:-1]
+    selection = {"points": [{"curve_number": 0, "point_index": 2}]}
+    assert picked_weights(selection, points) == grid[2]
+    assert picked_weights({"points": [{"curve_number": 1, "point_index": 0}]}, points) is None  # the star
+    assert picked_weights({"points": []}, points) is None
+
+
+def test_a_sweep_file_loads_only_for_its_family(evaluator, family, tmp_path: Path) -> None:
+    records = evaluator.evaluate(grid_weights(4, 0.5), [MetricSpec("clean")])
+    path = write_records(records, tmp_path / "sweep.json")
+    assert len(records_from_upload(path.read_bytes(), family.names)) == len(records)
+    with pytest.raises(SoupvizError, match="not this family"):
+        records_from_upload(path.read_bytes(), ["a", "b", "c", "d"])
+    with pytest.raises(SoupvizError, match="not a soupviz results file"):
+        records_from_upload(json.dumps({"records": []}).encode(), family.names)
+
+
+def test_soup_against_ensemble_gives_a_verdict_only_beyond_the_noise(evaluator, family) -> None:
+    from soupviz.ensembles import EnsembleEvaluator
+
+    weights = grid_weights(4, 0.5)
+    soups = evaluator.evaluate(weights, [MetricSpec("clean")])
+    ensembles = EnsembleEvaluator(evaluator, "logits").evaluate(weights, [MetricSpec("clean")])
+    rows = soup_vs_ensemble(soups, ensembles, family.labels)
+    assert len(rows) == len(weights)
+    for row, soup, ensemble in zip(rows, soups, ensembles, strict=True):
+        apart = soup.ci_low > ensemble.ci_high or ensemble.ci_low > soup.ci_high
+        assert (row["verdict"] != "within noise") == apart
+    one_hot = [row for row in rows if row["soup"] in family.labels]
+    assert all(row["soup − ensemble (points)"] == 0 for row in one_hot)

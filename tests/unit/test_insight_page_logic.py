@@ -1,0 +1,143 @@
+"""Specifications of soupviz/insight_pages.py (named apart from tests/app/test_insight_pages.py, as
+test modules share one namespace): the result store, request keys, picking images, reading
+uploaded archives, per-class Gaussian fits, and runs that name ingredients by their labels."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from soupviz.adapt import ShiftData
+from soupviz.data import CIFAR10_CLASSES, ImageSet, load_image_folder
+from soupviz.errors import SoupvizError
+from soupviz.generate import GenerationSettings, fit_class_gaussians, towards_class
+from soupviz.insight_pages import (
+    ResultStore,
+    class_positions,
+    comparison_rows,
+    fit_gaussians,
+    parse_indices,
+    request_key,
+    run_adaptation,
+    tensor_digest,
+    unpack_labelled_zip,
+    walk_towards,
+)
+from soupviz.soup import Soup, simplex_grid
+
+
+def test_the_store_forgets_the_least_recently_used_result() -> None:
+    store = ResultStore(max_entries=2)
+    store.put("a", 1)
+    store.put("b", 2)
+    assert store.get("a") == 1  # now "b" is the oldest
+    store.put("c", 3)
+    assert store.get("b") is None and store.get("a") == 1 and store.get("c") == 3 and len(store) == 2
+
+
+def test_request_keys_and_digests_change_with_their_inputs() -> None:
+    x = torch.zeros(2, 3)
+    assert request_key("a", 1, (0.5, 0.5)) == request_key("a", 1, (0.5, 0.5)) != request_key("a", 1, (0.5, 0.6))
+    assert tensor_digest(x) != tensor_digest(x.reshape(3, 2)) and tensor_digest(x) != tensor_digest(x + 1)
+
+
+def test_comparison_rows_are_each_ingredient_then_the_current_soup() -> None:
+    rows = comparison_rows(3, [0.2, 0.3, 0.5])
+    assert rows.tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.2, 0.3, 0.5]]
+
+
+def test_parse_indices_reads_commas_and_spaces_once_each() -> None:
+    assert parse_indices("3, 17 42,3", 100) == [3, 17, 42]
+
+
+@pytest.mark.parametrize(("text", "message"), [("3, x", "'x' is not a whole number from 0 to 99"),
+                                              ("100", "'100' is not a whole number"), ("-1", "'-1'"),
+                                              ("", "No image index"), (" ".join(map(str, range(13))), "at most 12")])
+def test_parse_indices_explains_bad_text(text: str, message: str) -> None:
+    with pytest.raises(SoupvizError, match=message):
+        parse_indices(text, 100)
+
+
+def test_class_positions_take_the_images_at_an_offset_in_split_order() -> None:
+    labels = torch.tensor([0, 1, 0, 1, 0])
+    assert class_positions(labels, [0, 1], 1, 1, ["a", "b"]) == [2, 3]
+    with pytest.raises(SoupvizError, match="2 images of class 'b', so there is no image number 2"):
+        class_positions(labels, [1], 2, 1, ["a", "b"])
+
+
+def test_fitting_class_by_class_gives_the_joint_fit_and_keeps_each_class(
+    synthetic_images: ImageSet, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    images = ImageSet(synthetic_images.images[:, :, :4, :4], synthetic_images.labels, CIFAR10_CLASSES, "tiny")
+    store, reports = ResultStore(), []
+    merged = fit_gaussians(images, [2, 5], max_per_class=4, seed=1, store=store, key="k",
+                           report=lambda f, m: reports.append(f))
+    joint = fit_class_gaussians(images, 4, [2, 5], seed=1)
+    assert merged.fitted == (2, 5) and merged.counts == joint.counts
+    torch.testing.assert_close(merged.means, joint.means)
+    torch.testing.assert_close(merged.factors, joint.factors)
+    assert len(store) == 2 and reports[-1] == 1.0
+    fitted = []
+    monkeypatch.setattr("soupviz.insight_pages.fit_class_gaussians",
+                        lambda *args, **kw: fitted.append(args[2]) or fit_class_gaussians(*args, **kw))
+    fit_gaussians(images, [5, 7], 4, 1, store, "k")
+    assert fitted == [[7]]  # class 5 came from the store
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_archive_of_class_folders_unpacks_to_an_image_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))  # load_image_folder caches decoded images there
+    data = _zip({"shift/cat/a.png": _png(), "shift/dog/b.png": _png(), "../evil.png": _png(), "shift/notes.txt": b"x"})
+    folder = unpack_labelled_zip(data, "shift.zip", tmp_path / "uploads")
+    assert sorted(p.name for p in folder.iterdir()) == ["cat", "dog"]
+    assert not (tmp_path / "evil.png").exists() and not (tmp_path.parent / "evil.png").exists()
+    assert load_image_folder(folder).classes == ("cat", "dog")
+
+
+@pytest.mark.parametrize(("data", "message"), [(b"plain bytes", "is not a .zip archive"),
+                                              (_zip({"a.png": _png()}), "no images inside class folders")])
+def test_unusable_archives_are_explained(tmp_path: Path, data: bytes, message: str) -> None:
+    with pytest.raises(SoupvizError, match=message):
+        unpack_labelled_zip(data, "x.zip", tmp_path)
+
+
+def test_walking_each_model_is_towards_class_on_its_folded_soup(family, synthetic_images: ImageSet) -> None:
+    soup, image = Soup.from_family(family), synthetic_images.floats()[0]
+    rows = comparison_rows(4, [0.5, 0.5, 0.0, 0.0])
+    settings = GenerationSettings(steps=2, frame_every=1)
+    runs = walk_towards(soup, rows, image, 3, settings)
+    alone = towards_class(soup.folded(rows[3]), image[None], 3, settings)
+    assert len(runs) == 5 and runs[3].frame_steps == [0, 1, 2]
+    torch.testing.assert_close(runs[3].final, alone.final)
+
+
+def test_adaptation_names_ingredients_by_label_and_its_choice_by_method(family, synthetic_images: ImageSet) -> None:
+    shift = ShiftData.from_images(synthetic_images, heldout_per_class=2, seed=0, corruption="contrast", severity=2)
+    run = run_adaptation(Soup.from_family(family), shift, simplex_grid(4, 0.5), k=1, gradient_steps=1, ks=(1, 2),
+                         repeats=2, labels=family.labels)
+    names = [o.candidate for o in run.outcomes]
+    assert names[:2] == ["grid-search soup", "gradient-selected soup"] and names[2:6] == family.labels
+    assert names[-1].removeprefix("best ingredient (").removesuffix(")") in family.labels
+    assert run.outcomes[0].selection_accuracy >= max(o.selection_accuracy for o in run.outcomes[2:6])
+    assert {p["k"] for p in run.curve} == {1, 2} and run.shift == "contrast 2"
