@@ -12,7 +12,7 @@ from typing import TypeVar
 import streamlit as st
 import torch
 
-from pages._components import data_source
+from pages._components import data_source, session_lock
 from pages._widgets import current_weights
 from soupviz.app_state import Keys
 from soupviz.checkpoints import SoupFamily
@@ -86,14 +86,16 @@ def test_split() -> ImageSet | None:
 
 
 def with_progress(label: str, work: Callable[[Report], T]) -> T:
-    """Run `work(report)` under a progress bar that shows each report's message."""
+    """Run `work(report)` under a progress bar that shows each report's message, holding the
+    session's evaluation lock so an interrupted run never shares the soup with a new one."""
     bar = st.progress(0.0, text=label)
 
     def report(fraction: float, message: str) -> None:
         bar.progress(min(1.0, max(0.0, fraction)), text=f"{label}: {message}")
 
     try:
-        return work(report)
+        with session_lock():
+            return work(report)
     finally:
         bar.empty()
 

@@ -29,8 +29,7 @@ paper = st.session_state.get(Keys.PAPER, False)
 keep_valid(Keys.HEATMAP_ROWS, list(ROW_GROUPS), ["ingredients", "current soup"])
 groups = st.multiselect("Rows", ROW_GROUPS, key=Keys.HEATMAP_ROWS,
                         help="Ingredients, the presets (uniform soup, the paper's pairs), the soup set in the "
-                             "explorer, "
-                             "or a grid over all ingredients in steps of 0.5.")
+                             "explorer, or a grid over all ingredients in steps of 0.5.")
 budgets, columns = {}, st.columns(len(THREATS))
 for column, threat in zip(columns, THREATS, strict=True):
     st.session_state.setdefault(Keys.budgets(threat), budgets_text(threat, default_budgets()[threat]))

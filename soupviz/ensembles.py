@@ -186,7 +186,7 @@ class EnsembleEvaluator(Evaluator):
         return f"{self.ensemble.label}: "
 
     def cache_parts(self) -> dict:
-        return {"batchnorm": self.batchnorm, "ensemble": self.ensemble.mode}
+        return {**super().cache_parts(), "ensemble": self.ensemble.mode}
 
     def ingredient_logits(self, spec: MetricSpec) -> torch.Tensor:
         """Each ingredient's logits (K, N, C) on the (clean or corrupted) images, computed once."""

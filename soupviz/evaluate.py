@@ -106,7 +106,7 @@ class Evaluator:
 
     def cache_parts(self) -> dict:
         """What besides weights, spec, images and seed distinguishes a cached result."""
-        return {"batchnorm": self.batchnorm}
+        return {"batchnorm": self.batchnorm, "batch_size": self.batch_size}
 
     def batches(self, spec: MetricSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The evaluation batches (x, y) for `spec`, corrupted with one seed per batch for
@@ -134,12 +134,13 @@ class Evaluator:
 
     def _one(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> Record:
         key = cache_key(
-            family=self.family.hashes, weights=[round(float(w), 8) for w in row], spec=spec.key,
+            soup=soup_identity(self.family.hashes, row), spec=spec.key,
             images=self.images_id, seed=self.seed, **self.cache_parts(),
         )
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             _advance(state, self._units(spec), f"{spec.column} (cached)")
-            return Record(**hit)
+            return replace(Record(**hit), weights=[float(w) for w in row], ingredients=self.family.names,
+                           family=self.family.name)
         if spec.kind == "union":
             parts = [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()) for t in spec.threats]
             mask = torch.stack([unpackbits(self._one(row, part, state).mask, len(self.images)) for part in parts]).all(0)
@@ -167,6 +168,12 @@ class Evaluator:
             done = torch.cat(robust)
             _advance(state, 1, f"{spec.column}: {len(done)}/{len(self.images)} images", self.record(row, spec, done))
         return torch.cat(robust)
+
+
+def soup_identity(hashes: Sequence[str], row: torch.Tensor) -> list[tuple[str, float]]:
+    """What a soup is, for caching: its ingredients' content hashes with their nonzero weights,
+    sorted, so the same soup has one key whichever family folder it is evaluated from."""
+    return sorted((h, round(float(w), 8)) for h, w in zip(hashes, row) if float(w) != 0.0)
 
 
 def _advance(state: dict, units: int, message: str, partial: Record | None = None) -> None:

@@ -94,3 +94,14 @@ def test_extrapolated_weights_are_accepted_but_must_sum_to_one(family, synthetic
     assert evaluator.evaluate([-0.2, 1.2, 0, 0], [MetricSpec("clean")])[0].weights == pytest.approx([-0.2, 1.2, 0, 0])
     with pytest.raises(SoupWeightsError):
         evaluator.evaluate([0.5, 0.6, 0, 0], [MetricSpec("clean")])
+
+
+def test_a_soup_is_cached_once_whichever_family_folder_holds_its_ingredients(family, synthetic_images, tmp_path) -> None:
+    from soupviz.checkpoints import family_from_ingredients
+
+    cache = ResultCache(tmp_path / "results")
+    Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([0, 0.5, 0.5, 0], [MetricSpec("clean")])
+    smaller = family_from_ingredients(family.ingredients[1:3], "pair")
+    (record,) = Evaluator(smaller, synthetic_images, device="cpu", cache=cache).evaluate([0.5, 0.5], [MetricSpec("clean")])
+    assert record.weights == [0.5, 0.5] and record.ingredients == smaller.names and record.family == "pair"
+    assert len(list((tmp_path / "results").rglob("*.json"))) == 1
