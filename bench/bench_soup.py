@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from soupviz.device import describe_device, pick_device
+from soupviz.grids import simplex_grid
 from soupviz.models import create_model
-from soupviz.soup import ParameterMatrix, Soup, simplex_grid
+from soupviz.soup import ParameterMatrix, Soup
 from soupviz.storage import atomic_write_json
 
 RESULTS = Path(__file__).parent / "results" / "soup.json"

@@ -17,9 +17,9 @@ from soupviz.dashboard import format_record
 from soupviz.data import load_image_folder
 from soupviz.errors import SoupvizError
 from soupviz.figures import soup_label
+from soupviz.grids import simplex_grid
 from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure
 from soupviz.insight_pages import K_CHOICES, Report, request_key, run_adaptation, run_several, unpack_labelled_zip
-from soupviz.soup import simplex_grid
 from soupviz.storage import cache_dir
 
 SOURCES = {"corruption": "A corruption of the test images", "folder": "A folder of labelled images",

@@ -188,7 +188,7 @@ def _run_eval(args: argparse.Namespace) -> None:
 
 
 def _run_sweep(args: argparse.Namespace) -> None:
-    from soupviz.soup import simplex_grid
+    from soupviz.grids import simplex_grid
 
     def weights(family):
         subset = None

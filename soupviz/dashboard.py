@@ -21,10 +21,11 @@ from soupviz.errors import CheckpointError, SoupvizError
 from soupviz.evaluate import Evaluator
 from soupviz.export import figure_info
 from soupviz.figures import soup_label, weights_key
+from soupviz.grids import simplex_grid
 from soupviz.metrics import MetricSpec, Record
 from soupviz.models import create_model
 from soupviz.results_cache import ResultCache
-from soupviz.soup import ParameterMatrix, Soup, simplex_grid
+from soupviz.soup import ParameterMatrix, Soup
 
 UPLOAD_SUFFIXES = (".safetensors", ".json")
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
@@ -170,7 +171,7 @@ def row_soups(
 
 
 def grid_weights(k: int, step: float, subset: Sequence[int] | None = None) -> list[list[float]]:
-    """The simplex grid (see `soup.simplex_grid`) as tidy weight lists."""
+    """The simplex grid (see `grids.simplex_grid`) as tidy weight lists."""
     return [tidy(row.tolist()) for row in simplex_grid(k, step, subset=subset)]
 
 
@@ -246,7 +247,7 @@ def picked_weights(selection: object, points: Sequence[Sequence[float]]) -> list
 def line_weights(k: int, i: int, j: int, margin: float, step: float = 0.1) -> torch.Tensor:
     """Soups on the path from ingredient j (α = 0) to i (α = 1), α every `step`, extended by
     `margin` on both sides when extrapolating."""
-    from soupviz.soup import interpolation_line
+    from soupviz.grids import interpolation_line
 
     points = round((1 + 2 * margin) / step) + 1
     return interpolation_line(k, i, j, points, margin)

@@ -28,7 +28,8 @@ from soupviz.adapt import (
 from soupviz.corruptions import corrupt
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
-from soupviz.soup import ParameterMatrix, Soup, simplex_grid
+from soupviz.grids import simplex_grid
+from soupviz.soup import ParameterMatrix, Soup
 
 F64 = torch.float64
 

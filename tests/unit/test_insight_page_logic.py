@@ -17,6 +17,7 @@ from soupviz.adapt import ShiftData
 from soupviz.data import CIFAR10_CLASSES, ImageSet, load_image_folder
 from soupviz.errors import SoupvizError
 from soupviz.generate import GenerationSettings, fit_class_gaussians, towards_class
+from soupviz.grids import simplex_grid
 from soupviz.insight_pages import (
     ResultStore,
     class_positions,
@@ -29,7 +30,7 @@ from soupviz.insight_pages import (
     unpack_labelled_zip,
     walk_towards,
 )
-from soupviz.soup import Soup, simplex_grid
+from soupviz.soup import Soup
 
 
 def test_the_store_forgets_the_least_recently_used_result() -> None:

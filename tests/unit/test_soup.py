@@ -13,15 +13,9 @@ from soupviz.attacks.base import fixed_batch
 from soupviz.attacks.pgd import PGD
 from soupviz.checkpoints import Card, load_family, save_checkpoint
 from soupviz.errors import CheckpointError, SoupvizError, SoupWeightsError
+from soupviz.grids import interpolation_line, simplex_grid
 from soupviz.models import create_model
-from soupviz.soup import (
-    ParameterMatrix,
-    Soup,
-    check_weights,
-    interpolation_line,
-    simplex_grid,
-    weighted_rows,
-)
+from soupviz.soup import ParameterMatrix, Soup, check_weights, weighted_rows
 
 
 def tiny_net() -> nn.Module:
