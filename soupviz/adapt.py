@@ -7,23 +7,19 @@ of the same shift against each ingredient, the uniform soup and the best ingredi
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from soupviz.corruptions import corrupt
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
 from soupviz.metrics import wilson_interval
 from soupviz.soup import Soup, check_weights
+from soupviz.weight_search import ProgressFn, Selection, choose, select_by_gradient
 
-ProgressFn = Callable[[int, int], None]
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
 SELECTED_NAMES = {"grid": "grid-search soup", "gradient": "gradient-selected soup"}
 F64 = torch.float64
@@ -95,30 +91,6 @@ class ShiftData:
         return torch.cat([pool[self.y[pool] == c][:k] for c in range(len(self.classes))])
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Chosen `weights` (K,) with their accuracy and mean cross-entropy on the n selection
-    images; `candidates` (G, K) are the soups considered (grid rows or gradient iterates),
-    `scores` (G,) their selection accuracies and `index` the chosen row."""
-
-    weights: torch.Tensor
-    selection_accuracy: float
-    selection_loss: float
-    n: int
-    method: str
-    label: str
-    candidates: torch.Tensor
-    scores: torch.Tensor
-    index: int
-
-
-def _choose(candidates: torch.Tensor, accuracy: torch.Tensor, loss: torch.Tensor, n: int,
-            method: str, label: str) -> Selection:
-    """The most accurate candidate; ties to the lower loss, then to the first row."""
-    best = int(torch.where(accuracy == accuracy.max(), loss, torch.inf).argmin())
-    return Selection(candidates[best].clone(), float(accuracy[best]), float(loss[best]), n,
-                     method, label, candidates, accuracy, best)
-
 
 @dataclass(frozen=True)
 class GridScores:
@@ -135,7 +107,7 @@ class GridScores:
         columns = torch.arange(self.correct.shape[1]) if columns is None else columns
         accuracy = self.correct[:, columns].to(F64).mean(1)
         loss = self.loss[:, columns].to(F64).mean(1)
-        return _choose(self.grid, accuracy, loss, len(columns), "grid", label)
+        return choose(self.grid, accuracy, loss, len(columns), "grid", label)
 
     def rows(self, index: torch.Tensor) -> GridScores:
         """The scores of some rows of the grid only."""
@@ -187,113 +159,6 @@ def select_by_grid(soup: Soup, grid: torch.Tensor, x_sel: torch.Tensor, y_sel: t
     label = f"grid search over {len(grid)} soups on {len(y_sel)} images"
     return score_grid(soup, grid, x_sel, y_sel, batch_size).pick(label=label)
 
-
-def project_weights(v: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Euclidean projection of v (K,) onto {w : Σw = 1, low ≤ w ≤ high}: clip(v − τ) for
-    the τ found by bisection (the sum is monotone in τ); needs K·low ≤ 1 ≤ K·high."""
-    v = v.detach().to(F64)
-    lo, hi = float(v.min()) - high, float(v.max()) - low
-    for _ in range(200):
-        tau = (lo + hi) / 2
-        lo, hi = (tau, hi) if float((v - tau).clamp(low, high).sum()) > 1 else (lo, tau)
-    w = (v - (lo + hi) / 2).clamp(low, high)
-    free = ((w > low) & (w < high)).nonzero()
-    if len(free):  # put the bisection's last rounding error on a free coordinate
-        w[free[0, 0]] += 1 - w.sum()
-    return w
-
-
-class EvalBatchNorm(nn.Module):
-    """Eval-mode BatchNorm in plain ops, so gradients reach the running statistics (torch's
-    fused kernel refuses them); same parameter and buffer names as the layer it replaces."""
-
-    def __init__(self, norm: _BatchNorm) -> None:
-        super().__init__()
-        self.eps, self.weight, self.bias = norm.eps, norm.weight, norm.bias
-        for name in ("running_mean", "running_var", "num_batches_tracked"):
-            self.register_buffer(name, getattr(norm, name))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        scale = torch.rsqrt(self.running_var.view(shape) + self.eps)
-        out = (x - self.running_mean.view(shape)) * scale
-        return out if self.weight is None else out * self.weight.view(shape) + self.bias.view(shape)
-
-
-def differentiable_template(template: nn.Module) -> nn.Module:
-    """A copy of `template` in eval mode whose BatchNorm layers are `EvalBatchNorm`s."""
-    clone = copy.deepcopy(template).eval()
-    for module in list(clone.modules()):
-        for child_name, child in module.named_children():
-            if isinstance(child, _BatchNorm) and child.track_running_stats:
-                setattr(module, child_name, EvalBatchNorm(child))
-    return clone
-
-
-def weight_gradient(
-    soup: Soup, weights: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
-    template: nn.Module | None = None,
-) -> tuple[float, float, torch.Tensor]:
-    """Mean cross-entropy and accuracy on (x, y), and the loss's gradient (K,) in the weights.
-
-    The soup is θ(w) = Σ_k w_k θ_k (parameters and buffers), so ∂L/∂w_k = ⟨θ_k, ∂L/∂θ⟩:
-    the loss is differentiated with respect to the mixed vector (batches accumulated, through
-    `differentiable_template`, BatchNorm statistics included) and mapped back through the
-    matrix. Exact with mixed BatchNorm statistics; re-estimated ones are taken at w and
-    differentiated as if they were mixed (an approximation).
-    """
-    template = template or differentiable_template(soup.template)
-    checked = check_weights(weights, soup.params.k, extrapolate=True, margin=10.0)
-    flat = soup.soup_vectors(checked[None])[0].detach().requires_grad_(True)
-    total_loss, correct, device = 0.0, 0, soup.params.device
-    for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
-        xb, yb = xb.to(device), yb.to(device)
-        logits = functional_call(template, soup.params.as_tensors(flat), (xb,))
-        loss = F.cross_entropy(logits, yb, reduction="sum") / len(y)
-        loss.backward()
-        total_loss += float(loss.detach())
-        correct += int((logits.argmax(1) == yb).sum())
-    return total_loss, correct / len(y), (soup.params.matrix @ flat.grad).to(F64).cpu()
-
-
-def select_by_gradient(
-    soup: Soup, x_sel: torch.Tensor, y_sel: torch.Tensor, steps: int = 20, lr: float = 0.05,
-    init: Sequence[float] | torch.Tensor | None = None, extrapolate: bool = False,
-    margin: float = 0.4, batch_size: int = 256, progress: ProgressFn | None = None,
-) -> Selection:
-    """Optimise the weights on the selection images by projected Adam on the cross-entropy.
-
-    Starts at `init` (default uniform). Adam sees the gradient's component within Σw = 1
-    (its per-coordinate scaling would otherwise move every weight alike, and the projection
-    undo it); after each step the weights are projected onto {Σw = 1, w in [0, 1]}, or
-    [−margin, 1 + margin] with `extrapolate`. Returns the iterate (init included) most
-    accurate on the selection images, ties to the lower loss.
-    """
-    k = soup.params.k
-    init = torch.full((k,), 1 / k, dtype=F64) if init is None else torch.as_tensor(init, dtype=F64)
-    low, high = (-margin, 1 + margin) if extrapolate else (0.0, 1.0)
-    w = project_weights(check_weights(init, k, extrapolate=extrapolate, margin=margin), low, high)
-    w.requires_grad_(True)
-    optimizer = torch.optim.Adam([w], lr=lr)
-    template = differentiable_template(soup.template)
-    iterates, accuracies, losses = [], [], []
-    for step in range(steps + 1):
-        loss, accuracy, gradient = weight_gradient(soup, w.detach(), x_sel, y_sel, batch_size,
-                                                   template)
-        iterates.append(w.detach().clone())
-        accuracies.append(accuracy)
-        losses.append(loss)
-        if progress is not None:
-            progress(step + 1, steps + 1)
-        if step < steps:
-            w.grad = gradient - gradient.mean()
-            optimizer.step()
-            with torch.no_grad():
-                w.copy_(project_weights(w, low, high))
-    kind = f"extrapolating within [−{margin:g}, {1 + margin:g}]" if extrapolate else "convex"
-    label = f"gradient: {steps} projected Adam steps (lr {lr:g}, {kind}) on {len(y_sel)} images"
-    return _choose(torch.stack(iterates), torch.tensor(accuracies, dtype=F64),
-                   torch.tensor(losses, dtype=F64), len(y_sel), "gradient", label)
 
 
 @dataclass(frozen=True)
@@ -438,4 +303,4 @@ def select_for_shifts(soup: Soup, grid: torch.Tensor, shifts: Sequence[ShiftData
         n += len(picked)
     names = ", ".join(s.name for s in shifts)
     label = f"one soup for {names}: grid search over {len(grid)} soups, best mean accuracy"
-    return _choose(grid, accuracy, loss, n, "grid", label)
+    return choose(grid, accuracy, loss, n, "grid", label)

@@ -2,13 +2,13 @@
 
 Owns the registry and `corrupt(images, name, severity, seed)`: 14 of the 15 corruptions with the
 CIFAR severity constants of hendrycks/robustness, ImageNet-C/create_c/make_cifar_c.py, porting its
-ImageMagick, OpenCV, scikit-image, SciPy and PIL calls; frost is left out (it needs their photos).
+ImageMagick, OpenCV, scikit-image, SciPy and PIL calls (the filters in `image_filters`); frost is
+left out (it needs their photos).
 """
 
 from __future__ import annotations
 
 import io
-import math
 import operator
 from collections.abc import Callable
 from functools import lru_cache
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from soupviz import image_filters
 from soupviz.errors import SoupvizError
 
 Corruption = Callable[[torch.Tensor, int, torch.Generator], torch.Tensor]
@@ -123,117 +124,6 @@ def _randn(shape: tuple[int, ...], g: torch.Generator, like: torch.Tensor) -> to
     return torch.randn(shape, generator=g).to(like.device)
 
 
-def _pad_index(n: int, r: int, mode: str) -> torch.Tensor:
-    """Indices padding a length-n axis by r: "nearest" repeats the edge; "reflect" mirrors
-    about it (d c b a | a b c d), as SciPy's modes of those names."""
-    i = torch.arange(-r, n + r)
-    if mode == "nearest":
-        return i.clamp(0, n - 1)
-    i = i % (2 * n)
-    return torch.where(i >= n, 2 * n - 1 - i, i)
-
-
-@lru_cache(maxsize=64)
-def _gaussian_matrix(n: int, sigma: float, mode: str, truncate: float) -> torch.Tensor:
-    """(n, n) linear map of scipy.ndimage.gaussian_filter1d along one axis, border included."""
-    r = int(truncate * sigma + 0.5)
-    if r == 0:
-        return torch.eye(n, dtype=torch.float64)
-    t = torch.arange(-r, r + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    m = torch.zeros(n, n, dtype=torch.float64)
-    rows = torch.arange(n)[:, None].expand(n, 2 * r + 1)
-    source = _pad_index(n, r, mode).unfold(0, 2 * r + 1, 1)  # (n, 2r+1)
-    return m.index_put_((rows, source), (k / k.sum()).expand(n, -1), accumulate=True)
-
-
-def _gaussian_blur(x: torch.Tensor, sigma: float, mode: str, truncate: float = 4.0) -> torch.Tensor:
-    """scipy.ndimage.gaussian_filter over H and W of (N, C, H, W) (skimage's `gaussian`)."""
-    h, w = x.shape[-2:]
-    gh, gw = (_gaussian_matrix(s, float(sigma), mode, truncate).to(x) for s in (h, w))
-    return gh @ x @ gw.T
-
-
-def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor,
-                 ) -> torch.Tensor:
-    """ImageMagick's MotionBlurImage: a one-sided half-Gaussian along a line at `angles`
-    (degrees, one per image), width 2*ceil(radius)+1 pixels, edge pixels repeated."""
-    n, c, h, w = x.shape
-    i = torch.arange(2 * math.ceil(radius) + 1, dtype=torch.float64)
-    k = torch.exp(-i**2 / (2 * sigma**2))
-    k = (k / k.sum()).tolist()
-    a = torch.deg2rad(angles.double())[:, None]
-    dx, dy = torch.ceil(i * torch.cos(a) - 0.5).long(), torch.ceil(i * torch.sin(a) - 0.5).long()
-    rows = (torch.arange(h)[None, :, None] + dy[:, None, :]).clamp(0, h - 1).to(x.device)
-    cols = (torch.arange(w)[None, :, None] + dx[:, None, :]).clamp(0, w - 1).to(x.device)
-    flat = x.reshape(n, c, h * w)
-    out = torch.zeros_like(flat)
-    for j, weight in enumerate(k):
-        index = (rows[:, :, None, j] * w + cols[:, None, :, j]).view(n, 1, h * w)
-        out += weight * flat.gather(2, index.expand(n, c, h * w))
-    return out.view_as(x)
-
-
-@lru_cache(maxsize=64)
-def _zoom_matrix(n: int, zoom: float) -> torch.Tensor:
-    """(n, n) linear map of clipped_zoom along one axis: crop the centre ceil(n/zoom), resize
-    by `zoom` as scipy.ndimage.zoom(order=1) does, crop the centre n."""
-    crop = int(np.ceil(n / zoom))
-    top, size = (n - crop) // 2, int(round(crop * zoom))
-    pos = torch.arange(size, dtype=torch.float64) * ((crop - 1) / max(size - 1, 1))
-    lo = pos.floor().long().clamp(max=crop - 1)
-    frac, hi = pos - lo, (lo + 1).clamp(max=crop - 1)
-    m = torch.zeros(size, n, dtype=torch.float64)
-    m.index_put_((torch.arange(size), top + lo), 1 - frac, accumulate=True)
-    m.index_put_((torch.arange(size), top + hi), frac, accumulate=True)
-    trim = (size - n) // 2
-    return m[trim:trim + n]
-
-
-def _clipped_zoom(x: torch.Tensor, zoom: float) -> torch.Tensor:
-    zh, zw = (_zoom_matrix(s, float(zoom)).to(x) for s in x.shape[-2:])
-    return zh @ x @ zw.T
-
-
-@lru_cache(maxsize=64)
-def _pil_box_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """(n_out, n_in) weights of PIL's resize with Image.BOX (Resample.c, precompute_coeffs):
-    counts input pixel centres under each output pixel; nearest pixel when enlarging."""
-    scale = n_in / n_out
-    support = 0.5 * max(scale, 1.0)
-    m = torch.zeros(n_out, n_in, dtype=torch.float64)
-    for o in range(n_out):
-        centre = (o + 0.5) * scale
-        for i in range(max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), n_in)):
-            m[o, i] = float(-0.5 < (i - centre + 0.5) / max(scale, 1.0) <= 0.5)
-    return m / m.sum(1, keepdim=True)
-
-
-def _plasma_fractal(n: int, size: int, decay: float, g: torch.Generator) -> torch.Tensor:
-    """(n, size, size) diamond-square height maps in [0, 1], as the original's plasma_fractal;
-    `size` a power of two."""
-    maps = torch.zeros(n, size, size, dtype=torch.float64)
-    step, wibble = size, 100.0
-
-    def wibbled_mean(total: torch.Tensor) -> torch.Tensor:
-        jitter = torch.rand(total.shape, generator=g, dtype=torch.float64) * 2 - 1
-        return total / 4 + wibble * wibble * jitter
-
-    while step >= 2:
-        half = step // 2
-        corners = maps[:, ::step, ::step]
-        squares = corners + corners.roll(-1, 1)
-        maps[:, half::step, half::step] = wibbled_mean(squares + squares.roll(-1, 2))
-        centres, corners = maps[:, half::step, half::step], maps[:, ::step, ::step]
-        maps[:, ::step, half::step] = wibbled_mean(
-            centres + centres.roll(1, 1) + corners + corners.roll(-1, 2))
-        maps[:, half::step, ::step] = wibbled_mean(
-            centres + centres.roll(1, 2) + corners + corners.roll(-1, 1))
-        step, wibble = half, wibble / decay
-    maps -= maps.amin((1, 2), keepdim=True)
-    return maps / maps.amax((1, 2), keepdim=True)
-
-
 @_register
 def gaussian_noise(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor:
     """Add independent Gaussian noise of the severity's standard deviation to every value."""
@@ -275,7 +165,7 @@ def glass_blur(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tens
     """Blur, swap each pixel with a random neighbour sweeping bottom-right to top-left, blur."""
     sigma, delta, iterations = GLASS_BLUR[severity - 1]
     n, c, h, w = x.shape
-    x = _gaussian_blur(x, sigma, "nearest")
+    x = image_filters.gaussian_blur(x, sigma, "nearest")
     hs, ws = range(h - delta, delta, -1), range(w - delta, delta, -1)
     shifts = torch.randint(-delta, delta, (iterations, len(hs), len(ws), n, 2), generator=g)
     shifts, perm, rows = shifts.numpy(), np.tile(np.arange(h * w), (n, 1)), np.arange(n)
@@ -288,22 +178,23 @@ def glass_blur(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tens
                 perm[:, here] = perm[rows, there]
                 perm[rows, there] = swapped
     index = torch.from_numpy(perm).to(x.device)[:, None].expand(n, c, h * w)
-    return _gaussian_blur(x.reshape(n, c, h * w).gather(2, index).view_as(x), sigma, "nearest")
+    swapped = x.reshape(n, c, h * w).gather(2, index).view_as(x)
+    return image_filters.gaussian_blur(swapped, sigma, "nearest")
 
 
 @_register
 def motion_blur(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor:
     """ImageMagick's motion blur at a uniform random angle in [-45, 45] degrees per image."""
     radius, sigma = MOTION_BLUR[severity - 1]
-    return _motion_blur(x, radius, sigma, torch.rand(x.shape[0], generator=g) * 90 - 45)
+    return image_filters.motion_blur(x, radius, sigma, torch.rand(x.shape[0], generator=g) * 90 - 45)
 
 
 @lru_cache(maxsize=8)
 def _zoom_blur_matrix(h: int, w: int, severity: int) -> torch.Tensor:
     """(H*W, H*W) sum over the severity's zooms of kron(zoom_h, zoom_w), acting on flat images."""
     zooms = [float(z) for z in ZOOM_BLUR[severity - 1]]
-    zh = torch.stack([_zoom_matrix(h, z) for z in zooms])
-    zw = torch.stack([_zoom_matrix(w, z) for z in zooms])
+    zh = torch.stack([image_filters.zoom_matrix(h, z) for z in zooms])
+    zw = torch.stack([image_filters.zoom_matrix(w, z) for z in zooms])
     return torch.einsum("zik,zjl->ijkl", zh, zw).reshape(h * w, h * w).float()
 
 
@@ -315,7 +206,7 @@ def zoom_blur(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tenso
     if h * w <= 64 * 64:  # one matrix product over flat images: fastest for small images
         zoomed = x.flatten(-2) @ _zoom_blur_matrix(h, w, severity).to(x).T
         return (x + zoomed.view_as(x)) / count
-    return (x + sum(_clipped_zoom(x, z) for z in ZOOM_BLUR[severity - 1])) / count
+    return (x + sum(image_filters.clipped_zoom(x, z) for z in ZOOM_BLUR[severity - 1])) / count
 
 
 @_register
@@ -324,9 +215,9 @@ def snow(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor:
     to a brightened image."""
     mean, std, zoom, threshold, radius, sigma, mix = SNOW[severity - 1]
     n, _, h, w = x.shape
-    flakes = _clipped_zoom(_randn((n, 1, h, w), g, x) * std + mean, zoom)
+    flakes = image_filters.clipped_zoom(_randn((n, 1, h, w), g, x) * std + mean, zoom)
     flakes = torch.where(flakes < threshold, 0.0, flakes).clamp(0, 1)
-    flakes = _motion_blur(flakes, radius, sigma, torch.rand(n, generator=g) * 90 - 135)
+    flakes = image_filters.motion_blur(flakes, radius, sigma, torch.rand(n, generator=g) * 90 - 135)
     grey = (torch.tensor([0.299, 0.587, 0.114]).to(x).view(1, 3, 1, 1) * x).sum(1, keepdim=True)
     x = mix * x + (1 - mix) * torch.maximum(x, grey * 1.5 + 0.5)
     return x + flakes + flakes.flip(-2, -1)
@@ -338,7 +229,7 @@ def fog(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor:
     strength, decay = FOG[severity - 1]
     n, _, h, w = x.shape
     size = max(2, 1 << (max(h, w) - 1).bit_length())
-    fractal = _plasma_fractal(n, size, decay, g)[:, None, :h, :w].to(x)
+    fractal = image_filters.plasma_fractal(n, size, decay, g)[:, None, :h, :w].to(x)
     top = x.amax((1, 2, 3), keepdim=True)
     return (x + strength * fractal) * top / (top + strength)
 
@@ -377,7 +268,7 @@ def elastic_transform(x: torch.Tensor, severity: int, g: torch.Generator) -> tor
     grid = (in_xy * scale - 1).view(n, h, w, 2).to(x)
     x = F.grid_sample(x, grid, padding_mode="reflection", align_corners=True)
     field = torch.rand(n, 2, h, w, generator=g, dtype=torch.float64) * 2 - 1
-    field = _gaussian_blur(field, sigma, "reflect", truncate=3.0) * alpha
+    field = image_filters.gaussian_blur(field, sigma, "reflect", truncate=3.0) * alpha
     sample = torch.stack([xs + field[:, 0], ys + field[:, 1]], -1)
     grid = ((2 * sample + 1) / torch.tensor([w, h], dtype=torch.float64) - 1).to(x)
     return F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
@@ -388,7 +279,8 @@ def pixelate(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor
     """PIL BOX resize to int(side * c), then BOX (nearest) back, as one linear map per axis."""
     c = PIXELATE[severity - 1]
     h, w = x.shape[-2:]
-    mh, mw = (_pil_box_matrix(int(s * c), s) @ _pil_box_matrix(s, int(s * c)) for s in (h, w))
+    box = image_filters.pil_box_matrix
+    mh, mw = (box(int(s * c), s) @ box(s, int(s * c)) for s in (h, w))
     return mh.to(x) @ x @ mw.to(x).T
 
 

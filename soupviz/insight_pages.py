@@ -21,11 +21,9 @@ import torch
 from soupviz.adapt import (
     SELECTED_NAMES,
     Outcome,
-    Selection,
     ShiftData,
     adaptation_report,
     k_curve,
-    select_by_gradient,
     select_by_grid,
     select_for_shifts,
     summarise_curve,
@@ -42,6 +40,7 @@ from soupviz.generate import (
 )
 from soupviz.saliency import SaliencyResult, SaliencySettings, soup_panel
 from soupviz.soup import Soup
+from soupviz.weight_search import Selection, select_by_gradient
 
 Report = Callable[[float, str], None]
 CURRENT = "current soup"

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from soupviz import corruptions as C
+from soupviz import image_filters
 from soupviz.corruptions import corrupt, corruption_group, corruption_names
 from soupviz.errors import SoupvizError
 
@@ -232,7 +233,7 @@ def test_motion_blur_matches_imagemagicks_loop():
     image = np.random.default_rng(1).random((2, 3, 12, 12))
     angles = (-31.7, 41.0)  # away from exact half-pixel ties, decided by rounding in C
     for radius, sigma in (C.MOTION_BLUR[0], C.MOTION_BLUR[4]):
-        out = C._motion_blur(torch.from_numpy(image), radius, sigma, torch.tensor(angles))
+        out = image_filters.motion_blur(torch.from_numpy(image), radius, sigma, torch.tensor(angles))
         for i, angle in enumerate(angles):
             expected = imagemagick_motion_blur(image[i], radius, sigma, angle)
             assert np.abs(out[i].numpy() - expected).max() < 1e-12
@@ -241,7 +242,7 @@ def test_motion_blur_matches_imagemagicks_loop():
 def test_motion_blur_at_angle_zero_streaks_a_dot_to_the_left_with_half_gaussian_weights():
     dot = torch.zeros(1, 3, 32, 32, dtype=torch.float64)
     dot[..., 16, 20] = 1.0
-    out = C._motion_blur(dot, 6, 2.0, torch.tensor([0.0]))[0, 0]
+    out = image_filters.motion_blur(dot, 6, 2.0, torch.tensor([0.0]))[0, 0]
     weights = torch.exp(-torch.arange(13.0, dtype=torch.float64) ** 2 / 8)
     assert torch.allclose(out[16, 8:21].flip(0), weights / weights.sum())
     assert out.sum() == pytest.approx(1.0) and out[16, 8:21].sum() == pytest.approx(1.0)
@@ -268,7 +269,7 @@ def test_zoom_blur_and_gaussian_filter_match_scipy():
     for sigma, mode, truncate in [(0.4, "nearest", 4.0), (6.4, "reflect", 3.0)]:
         expected = ndimage.gaussian_filter(planes, (0, 0, sigma, sigma), mode=mode,
                                            truncate=truncate)
-        out = C._gaussian_blur(torch.from_numpy(planes), sigma, mode, truncate)
+        out = image_filters.gaussian_blur(torch.from_numpy(planes), sigma, mode, truncate)
         assert np.abs(out.numpy() - expected).max() < 1e-12
 
 
@@ -303,7 +304,7 @@ def test_fog_plasma_is_the_originals_diamond_square_and_fog_formula_holds():
         return low + (high - low) * torch.rand((1, *shape), generator=g, dtype=torch.float64)[0]
 
     expected = original_plasma_fractal(32, 2.5, lambda *a: uniform(*a).numpy())
-    ours = C._plasma_fractal(1, 32, 2.5, torch.Generator().manual_seed(3))[0]
+    ours = image_filters.plasma_fractal(1, 32, 2.5, torch.Generator().manual_seed(3))[0]
     assert np.abs(ours.numpy() - expected).max() < 1e-12
     colour = torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1)
     top = 0.6  # the image's maximum over all channels scales every channel
