@@ -138,7 +138,9 @@ def load_checkpoint(path: str | Path) -> Ingredient:
     card = read_card(path.with_suffix(".json"))
     state_dict = read_weights(path)
     if card.content_hash and content_hash(state_dict) != card.content_hash:
-        raise CheckpointError(f"The checkpoint {path} does not match the content hash in its card: the file was changed or corrupted.")
+        raise CheckpointError(
+            f"The checkpoint {path} does not match the content hash in its card: the file was changed or corrupted."
+        )
     ingredient = Ingredient(card, state_dict, path)
     check_state_dict(create_model(card.arch, card.num_classes), state_dict, path)
     return ingredient
@@ -165,7 +167,9 @@ def read_card(path: Path) -> Card:
         raise CheckpointError(f"The card {path} must hold a JSON object.")
     card = Card.from_json(data, path)
     if card.arch not in available_models():
-        raise CheckpointError(f"The card {path} names the unknown architecture {card.arch!r}; known: {', '.join(available_models())}.")
+        raise CheckpointError(
+            f"The card {path} names the unknown architecture {card.arch!r}; known: {', '.join(available_models())}."
+        )
     return card
 
 
@@ -247,20 +251,31 @@ def family_from_ingredients(ingredients: list[Ingredient], name: str, folder: Pa
     first = ingredients[0]
     for other in ingredients[1:]:
         if other.card.arch != first.card.arch:
-            raise CheckpointError(f"{other.path} is a {other.card.arch} but {first.path} is a {first.card.arch}: a family needs one architecture.")
+            raise CheckpointError(
+                f"{other.path} is a {other.card.arch} but {first.path} is a {first.card.arch}: "
+                "a family needs one architecture."
+            )
         if set(other.state_dict) != set(first.state_dict):
             odd = sorted(set(other.state_dict) ^ set(first.state_dict))[:3]
-            raise CheckpointError(f"{other.path} has different keys from {first.path} (e.g. {odd}): it is not of this family.")
+            raise CheckpointError(
+                f"{other.path} has different keys from {first.path} (e.g. {odd}): it is not of this family."
+            )
         for key, tensor in first.state_dict.items():
             if other.state_dict[key].shape != tensor.shape:
-                raise CheckpointError(f"{other.path} has shape {tuple(other.state_dict[key].shape)} for {key!r} but {first.path} has {tuple(tensor.shape)}.")
+                raise CheckpointError(
+                    f"{other.path} has shape {tuple(other.state_dict[key].shape)} for {key!r} "
+                    f"but {first.path} has {tuple(tensor.shape)}."
+                )
     names = [ingredient.name for ingredient in ingredients]
     if len(set(names)) != len(names):
         raise CheckpointError(f"The family {name!r} has two checkpoints with the same name.")
 
     def order(ingredient: Ingredient) -> tuple[int, str]:
         threat = ingredient.card.threat
-        return (INGREDIENT_ORDER.index(threat) if threat in INGREDIENT_ORDER else len(INGREDIENT_ORDER), ingredient.name)
+        return (
+            INGREDIENT_ORDER.index(threat) if threat in INGREDIENT_ORDER else len(INGREDIENT_ORDER),
+            ingredient.name,
+        )
 
     return SoupFamily(name, sorted(ingredients, key=order), folder)
 

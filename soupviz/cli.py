@@ -15,7 +15,12 @@ from soupviz.errors import SoupvizError
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=None, help="CIFAR-10 source: an ImageFolder path with train/ and test/, or 'torchvision[:folder]' (default: $SOUPVIZ_DATA, then ../shared/data/cifar10)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="CIFAR-10 source: an ImageFolder path with train/ and test/, or 'torchvision[:folder]' "
+        "(default: $SOUPVIZ_DATA, then ../shared/data/cifar10)",
+    )
     parser.add_argument("--device", default="auto", help="'auto' (GPU if present), 'cpu' or 'cuda[:N]'")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -24,32 +29,43 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     from soupviz.objectives import LRAT_WEIGHTINGS, VULNERABILITIES
     from soupviz.train import METHODS, SCHEDULES
 
-    parser = sub.add_parser(
-        "train", help="train or fine-tune one ingredient and write its checkpoint and card"
-    )
+    parser = sub.add_parser("train", help="train or fine-tune one ingredient and write its checkpoint and card")
     add = parser.add_argument
     add("name", help="checkpoint name (file stem)")
     add("--out", required=True, help="folder for the checkpoint, its card, log and resumable state")
     add("--threat", default="linf", choices=["none", "linf", "l2", "l1"])
-    add("--method", default="pgd", choices=METHODS,
+    add(
+        "--method",
+        default="pgd",
+        choices=METHODS,
         help="pgd (Madry), fgsm (one step from a random start: fast FGSM-RS), trades, lrat, "
-        "sat (one threat sampled per batch) or standard (with --threat none)")
+        "sat (one threat sampled per batch) or standard (with --threat none)",
+    )
     add("--eps", type=float, default=None, help="budget in pixel scale (default: 8/255, 0.5, 12)")
     add("--attack-steps", type=int, default=None, help="training attack steps (default 10, fgsm 1)")
-    add("--attack-step-size", type=float, default=None,
-        help="default 2.5·eps/steps (1.25·eps for one step)")
+    add("--attack-step-size", type=float, default=None, help="default 2.5·eps/steps (1.25·eps for one step)")
     add("--trades-beta", type=float, default=6.0, help="TRADES: weight of the KL term")
-    add("--lrat-threats", default="",
+    add(
+        "--lrat-threats",
+        default="",
         help="LRAT: comma-separated extra threats whose PGD variants join each instance's pair "
-        "(the training threat is always in it), e.g. l2,l1")
+        "(the training threat is always in it), e.g. l2,l1",
+    )
     add("--lrat-c", type=float, default=1.0, help="LRAT: weight budget C of each pair")
     add("--lrat-floor", type=float, default=0.1, help="LRAT: lower bound of the natural weight")
-    add("--lrat-g", default="linear", choices=LRAT_WEIGHTINGS,
-        help="LRAT: how the variants share the adversarial weight")
-    add("--lrat-temperature", type=float, default=0.25,
-        help="LRAT: temperature of --lrat-g softmax")
-    add("--lrat-vulnerability", default="prob", choices=VULNERABILITIES,
-        help="LRAT: prob (1 - p_true) or margin (sigmoid of the CW margin)")
+    add(
+        "--lrat-g",
+        default="linear",
+        choices=LRAT_WEIGHTINGS,
+        help="LRAT: how the variants share the adversarial weight",
+    )
+    add("--lrat-temperature", type=float, default=0.25, help="LRAT: temperature of --lrat-g softmax")
+    add(
+        "--lrat-vulnerability",
+        default="prob",
+        choices=VULNERABILITIES,
+        help="LRAT: prob (1 - p_true) or margin (sigmoid of the CW margin)",
+    )
     add("--arch", default="preact_resnet_small")
     add("--from", dest="parent", default=None, help="checkpoint to fine-tune from")
     add("--epochs", type=int, default=10)
@@ -62,8 +78,12 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     add("--train-images", type=int, default=None, help="train on this many images only")
     add("--val-images", type=int, default=500)
     add("--val-steps", type=int, default=10, help="PGD steps of the per-epoch validation")
-    add("--select", default="best", choices=["best", "last"],
-        help="keep the epoch with the best validation score, or the last")
+    add(
+        "--select",
+        default="best",
+        choices=["best", "last"],
+        help="keep the epoch with the best validation score, or the last",
+    )
     add("--resume", action="store_true", help="continue from the last saved epoch")
     _add_common(parser)
     parser.set_defaults(run=_run_train)
@@ -73,17 +93,36 @@ def _run_train(args: argparse.Namespace) -> None:
     from soupviz.train import TrainConfig, train
 
     config = TrainConfig(
-        name=args.name, out=args.out, threat=args.threat, method=args.method, eps=args.eps,
-        attack_steps=args.attack_steps, attack_step_size=args.attack_step_size,
+        name=args.name,
+        out=args.out,
+        threat=args.threat,
+        method=args.method,
+        eps=args.eps,
+        attack_steps=args.attack_steps,
+        attack_step_size=args.attack_step_size,
         trades_beta=args.trades_beta,
         lrat_threats=[t.strip() for t in args.lrat_threats.split(",") if t.strip()],
-        lrat_c=args.lrat_c, lrat_floor=args.lrat_floor, lrat_g=args.lrat_g,
-        lrat_temperature=args.lrat_temperature, lrat_vulnerability=args.lrat_vulnerability,
-        arch=args.arch, parent=args.parent, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, schedule=args.schedule, warmup=args.warmup, momentum=args.momentum,
-        weight_decay=args.weight_decay, train_images=args.train_images,
-        val_images=args.val_images, val_steps=args.val_steps, select=args.select,
-        data=args.data, device=args.device, seed=args.seed,
+        lrat_c=args.lrat_c,
+        lrat_floor=args.lrat_floor,
+        lrat_g=args.lrat_g,
+        lrat_temperature=args.lrat_temperature,
+        lrat_vulnerability=args.lrat_vulnerability,
+        arch=args.arch,
+        parent=args.parent,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule=args.schedule,
+        warmup=args.warmup,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        train_images=args.train_images,
+        val_images=args.val_images,
+        val_steps=args.val_steps,
+        select=args.select,
+        data=args.data,
+        device=args.device,
+        seed=args.seed,
         command="soupviz " + shlex.join(sys.argv[1:]),
     )
     print(train(config, resume=args.resume))
@@ -91,11 +130,24 @@ def _run_train(args: argparse.Namespace) -> None:
 
 def _add_evaluation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("family", help="family folder of .safetensors checkpoints with JSON cards")
-    parser.add_argument("--metrics", default="clean,linf,l2,l1", help="comma-separated: clean, union, linf[:eps[:attack[:steps]]], l2..., l1..., <corruption>[:severity]")
-    parser.add_argument("--attack", default="apgd-ce", help="default attack for threat metrics (pgd, apgd-ce, apgd-dlr, apgd-t, autoattack)")
+    parser.add_argument(
+        "--metrics",
+        default="clean,linf,l2,l1",
+        help="comma-separated: clean, union, linf[:eps[:attack[:steps]]], l2..., l1..., <corruption>[:severity]",
+    )
+    parser.add_argument(
+        "--attack",
+        default="apgd-ce",
+        help="default attack for threat metrics (pgd, apgd-ce, apgd-dlr, apgd-t, autoattack)",
+    )
     parser.add_argument("--steps", type=int, default=20, help="default attack iterations")
     parser.add_argument("--images", type=int, default=1000, help="number of test images (a fixed seeded subset)")
-    parser.add_argument("--batchnorm", default="mix", choices=["mix", "reestimate"], help="mix the running statistics or re-estimate them per soup on clean training images")
+    parser.add_argument(
+        "--batchnorm",
+        default="mix",
+        choices=["mix", "reestimate"],
+        help="mix the running statistics or re-estimate them per soup on clean training images",
+    )
     parser.add_argument("--out", default=None, help="write the records to this .json or .csv file")
     parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cached results")
     _add_common(parser)
@@ -104,9 +156,18 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
 def _eval_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("eval", help="evaluate a soup (or each ingredient) on clean, attack and corruption metrics")
     _add_evaluation(parser)
-    parser.add_argument("--weights", action="append", default=None, help="comma-separated soup weights, one per ingredient in family order; repeatable (default: each ingredient)")
+    parser.add_argument(
+        "--weights",
+        action="append",
+        default=None,
+        help="comma-separated soup weights, one per ingredient in family order; repeatable (default: each ingredient)",
+    )
     parser.add_argument("--normalise", action="store_true", help="divide the weights by their sum")
-    parser.add_argument("--write-cards", action="store_true", help="store each ingredient's measured metrics in its card (ingredients only, no --weights)")
+    parser.add_argument(
+        "--write-cards",
+        action="store_true",
+        help="store each ingredient's measured metrics in its card (ingredients only, no --weights)",
+    )
     parser.set_defaults(run=_run_eval)
 
 
@@ -114,8 +175,12 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("sweep", help="evaluate a simplex grid of soups into a results file for the dashboard")
     _add_evaluation(parser)
     parser.add_argument("--step", type=float, default=0.2, help="grid step of the weights")
-    parser.add_argument("--subset", default=None, help="comma-separated ingredient names allowed a nonzero weight (default: all)")
-    parser.add_argument("--margin", type=float, default=0.0, help="extrapolation margin: weights in [-margin, 1 + margin]")
+    parser.add_argument(
+        "--subset", default=None, help="comma-separated ingredient names allowed a nonzero weight (default: all)"
+    )
+    parser.add_argument(
+        "--margin", type=float, default=0.0, help="extrapolation margin: weights in [-margin, 1 + margin]"
+    )
     parser.set_defaults(run=_run_sweep)
 
 
@@ -130,11 +195,17 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
     family = load_family(args.family)
     specs = [MetricSpec.parse(text, args.attack, args.steps) for text in args.metrics.split(",") if text.strip()]
     evaluator = open_evaluator(
-        family, data=args.data, images=args.images, seed=args.seed, device=args.device,
-        batchnorm=args.batchnorm, cache=not args.no_cache,
+        family,
+        data=args.data,
+        images=args.images,
+        seed=args.seed,
+        device=args.device,
+        batchnorm=args.batchnorm,
+        cache=not args.no_cache,
     )
     weights = evaluator.ingredient_weights() if weights is None else weights(family)
     with tqdm(total=1, unit="step", desc="evaluating") as bar:
+
         def report(progress) -> None:
             bar.total = progress.total
             bar.n = progress.done
@@ -143,8 +214,14 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
         records = evaluator.evaluate(weights, specs, report)
     print(format_table(records, family.names))
     if args.out:
-        meta = {"family": family.name, "hashes": family.hashes, "ingredients": family.names, "labels": family.labels,
-                "metrics": [spec.key for spec in specs], "command": "soupviz " + shlex.join(sys.argv[1:])}
+        meta = {
+            "family": family.name,
+            "hashes": family.hashes,
+            "ingredients": family.names,
+            "labels": family.labels,
+            "metrics": [spec.key for spec in specs],
+            "command": "soupviz " + shlex.join(sys.argv[1:]),
+        }
         print(write_records(records, args.out, meta))
     return records
 
@@ -158,12 +235,18 @@ def format_table(records: list, names: list[str]) -> str:
     header = ["soup (" + ", ".join(names) + ")"] + columns
     lines = [header]
     for weights, by_metric in soups.items():
-        cells = [f"{by_metric[c].accuracy:6.1%} [{by_metric[c].ci_low:.1%}, {by_metric[c].ci_high:.1%}]" for c in columns]
+        cells = [
+            f"{by_metric[c].accuracy:6.1%} [{by_metric[c].ci_low:.1%}, {by_metric[c].ci_high:.1%}]" for c in columns
+        ]
         lines.append([" ".join(f"{w:g}" for w in weights)] + cells)
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in lines)
+    text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) for row in lines)
     methods = sorted({f"{r.metric}: {r.method}" for r in records if r.upper_bound})
-    return text + ("\n" + "\n".join(methods) if methods else "") + f"\n({records[0].images}; BatchNorm: {records[0].batchnorm})"
+    return (
+        text
+        + ("\n" + "\n".join(methods) if methods else "")
+        + f"\n({records[0].images}; BatchNorm: {records[0].batchnorm})"
+    )
 
 
 def _run_eval(args: argparse.Namespace) -> None:
@@ -178,6 +261,7 @@ def _run_eval(args: argparse.Namespace) -> None:
         def weights(family):
             rows = [[float(v) for v in text.split(",")] for text in args.weights]
             return check_weights(rows, len(family.names), extrapolate=True, margin=10.0, normalise=args.normalise)
+
     records = _evaluate(args, weights)
     if args.write_cards:
         family = load_family(args.family)
@@ -196,7 +280,9 @@ def _run_sweep(args: argparse.Namespace) -> None:
             wanted = [name.strip() for name in args.subset.split(",")]
             unknown = [name for name in wanted if name not in family.names]
             if unknown:
-                raise SoupvizError(f"--subset names {unknown[0]!r}, which is not in the family ({', '.join(family.names)}).")
+                raise SoupvizError(
+                    f"--subset names {unknown[0]!r}, which is not in the family ({', '.join(family.names)})."
+                )
             subset = [family.names.index(name) for name in wanted]
         return simplex_grid(len(family.names), args.step, subset=subset, margin=args.margin)
 

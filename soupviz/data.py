@@ -20,7 +20,16 @@ from soupviz.errors import DataError
 from soupviz.storage import atomic_torch_save, cache_dir
 
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 DATA_ENV = "SOUPVIZ_DATA"
 TORCHVISION = "torchvision"

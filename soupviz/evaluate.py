@@ -69,7 +69,9 @@ class Evaluator:
         self.images_label = f"{len(images)} images of {images.source}"
 
     def evaluate(
-        self, weights: Sequence[float] | Sequence[Sequence[float]] | torch.Tensor, specs: Sequence[MetricSpec],
+        self,
+        weights: Sequence[float] | Sequence[Sequence[float]] | torch.Tensor,
+        specs: Sequence[MetricSpec],
         progress: ProgressCallback | None = None,
     ) -> list[Record]:
         """Records for every soup (rows of `weights`, (S, K) or (K,)) and spec, spec-major.
@@ -111,7 +113,7 @@ class Evaluator:
     def batches(self, spec: MetricSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The evaluation batches (x, y) for `spec`, corrupted with one seed per batch for
         corruption specs, so every evaluator sees the same corrupted images."""
-        for index, (x, y) in enumerate(zip(self.x.split(self.batch_size), self.y.split(self.batch_size))):
+        for index, (x, y) in enumerate(zip(self.x.split(self.batch_size), self.y.split(self.batch_size), strict=False)):
             if spec.kind == "corruption":
                 x = corrupt(x, spec.corruption, spec.severity, seed=self.seed * 100_003 + index)
             yield x, y
@@ -121,10 +123,22 @@ class Evaluator:
         correct, n = int(mask.sum()), len(mask)
         low, high = wilson_interval(correct, n)
         return Record(
-            weights=[float(w) for w in row], ingredients=self.family.names, metric=spec.column, spec=spec.key,
-            kind=spec.kind, n=n, correct=correct, accuracy=correct / max(n, 1), ci_low=low, ci_high=high,
-            method=self.method_prefix() + method_label(spec), upper_bound=spec.is_upper_bound,
-            images=self.images_label, seed=self.seed, batchnorm=self.batchnorm, family=self.family.name,
+            weights=[float(w) for w in row],
+            ingredients=self.family.names,
+            metric=spec.column,
+            spec=spec.key,
+            kind=spec.kind,
+            n=n,
+            correct=correct,
+            accuracy=correct / max(n, 1),
+            ci_low=low,
+            ci_high=high,
+            method=self.method_prefix() + method_label(spec),
+            upper_bound=spec.is_upper_bound,
+            images=self.images_label,
+            seed=self.seed,
+            batchnorm=self.batchnorm,
+            family=self.family.name,
             mask=packbits(mask),
         )
 
@@ -134,16 +148,22 @@ class Evaluator:
 
     def _one(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> Record:
         key = cache_key(
-            soup=soup_identity(self.family.hashes, row), spec=spec.key,
-            images=self.images_id, seed=self.seed, **self.cache_parts(),
+            soup=soup_identity(self.family.hashes, row),
+            spec=spec.key,
+            images=self.images_id,
+            seed=self.seed,
+            **self.cache_parts(),
         )
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             _advance(state, self._units(spec), f"{spec.column} (cached)")
-            return replace(Record(**hit), weights=[float(w) for w in row], ingredients=self.family.names,
-                           family=self.family.name)
+            return replace(
+                Record(**hit), weights=[float(w) for w in row], ingredients=self.family.names, family=self.family.name
+            )
         if spec.kind == "union":
             parts = [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()) for t in spec.threats]
-            mask = torch.stack([unpackbits(self._one(row, part, state).mask, len(self.images)) for part in parts]).all(0)
+            mask = torch.stack([unpackbits(self._one(row, part, state).mask, len(self.images)) for part in parts]).all(
+                0
+            )
         elif spec.kind == "attack":
             mask = self._attacked(row, spec, state)
         else:
@@ -173,7 +193,7 @@ class Evaluator:
 def soup_identity(hashes: Sequence[str], row: torch.Tensor) -> list[tuple[str, float]]:
     """What a soup is, for caching: its ingredients' content hashes with their nonzero weights,
     sorted, so the same soup has one key whichever family folder it is evaluated from."""
-    return sorted((h, round(float(w), 8)) for h, w in zip(hashes, row) if float(w) != 0.0)
+    return sorted((h, round(float(w), 8)) for h, w in zip(hashes, row, strict=False) if float(w) != 0.0)
 
 
 def _advance(state: dict, units: int, message: str, partial: Record | None = None) -> None:
@@ -204,7 +224,9 @@ def open_evaluator(
     )
     if batchnorm == "reestimate":
         train = load_split(data, "train").subset(calibration_images, seed)
-        evaluator.soup.reestimate_batchnorm(train.floats(evaluator.device), batch_size=128, batches=-(-calibration_images // 128))
+        evaluator.soup.reestimate_batchnorm(
+            train.floats(evaluator.device), batch_size=128, batches=-(-calibration_images // 128)
+        )
     elif batchnorm != "mix":
         from soupviz.errors import SoupvizError
 

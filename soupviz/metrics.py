@@ -9,7 +9,7 @@ their labels say so.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -48,7 +48,9 @@ class MetricSpec:
                 object.__setattr__(self, "eps", DEFAULT_BUDGETS[self.threat])
         if self.kind == "corruption":
             if self.corruption not in corruption_names():
-                raise SoupvizError(f"Unknown corruption {self.corruption!r}: use one of {', '.join(corruption_names())}.")
+                raise SoupvizError(
+                    f"Unknown corruption {self.corruption!r}: use one of {', '.join(corruption_names())}."
+                )
             if self.severity not in (1, 2, 3, 4, 5):
                 raise SoupvizError(f"Corruption severity must be 1 to 5, got {self.severity!r}.")
         if self.kind == "union" and not self.threats:
@@ -180,10 +182,7 @@ def method_label(spec: MetricSpec, model_for_label: Callable | None = None) -> s
     if spec.kind == "corruption":
         return f"accuracy under {spec.corruption}, severity {spec.severity}"
     threats = [spec.threat] if spec.kind == "attack" else list(spec.threats)
-    labels = [
-        describe_attacks(spec_attacks(spec, model_for_label or _identity, t, seed=0))
-        for t in threats
-    ]
+    labels = [describe_attacks(spec_attacks(spec, model_for_label or _identity, t, seed=0)) for t in threats]
     prefix = "union of " if spec.kind == "union" else ""
     return prefix + " ∧ ".join(labels) + " (upper bound on robust accuracy)"
 

@@ -101,7 +101,7 @@ class PreActResNet(ImageClassifier):
         super().__init__(mean, std)
         self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
         in_planes = widths[0]
-        for stage, (count, planes) in enumerate(zip(blocks, widths)):
+        for stage, (count, planes) in enumerate(zip(blocks, widths, strict=False)):
             layers = []
             for index in range(count):
                 stride = 2 if stage > 0 and index == 0 else 1
@@ -161,7 +161,10 @@ class NetworkBlock(nn.Module):
     def __init__(self, count: int, in_planes: int, out_planes: int, stride: int) -> None:
         super().__init__()
         self.layer = nn.Sequential(
-            *[WideBasicBlock(in_planes if i == 0 else out_planes, out_planes, stride if i == 0 else 1) for i in range(count)]
+            *[
+                WideBasicBlock(in_planes if i == 0 else out_planes, out_planes, stride if i == 0 else 1)
+                for i in range(count)
+            ]
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

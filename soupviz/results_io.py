@@ -21,7 +21,9 @@ def write_records(records: list[Record], path: str | Path, meta: dict[str, Any] 
     if path.suffix == ".csv":
         atomic_write_bytes(records_to_csv(records).encode(), path)
     else:
-        atomic_write_json({"format": RESULTS_FORMAT, "meta": meta or {}, "records": [r.__dict__ for r in records]}, path)
+        atomic_write_json(
+            {"format": RESULTS_FORMAT, "meta": meta or {}, "records": [r.__dict__ for r in records]}, path
+        )
     return path
 
 

@@ -24,7 +24,8 @@ def make_family_folder(folder: Path, arch: str = "preact_resnet_small", seed: in
         generator = torch.Generator().manual_seed(seed + 1 + index)
         state = {
             key: value + spread * torch.randn(value.shape, generator=generator) * value.std().nan_to_num(0)
-            if value.is_floating_point() and "running_var" not in key and value.numel() > 1 else value.clone()
+            if value.is_floating_point() and "running_var" not in key and value.numel() > 1
+            else value.clone()
             for key, value in base.items()
         }
         card = Card(name=f"test-{threat}", arch=arch, threat=threat, eps=eps, parent=parent, data_source="synthetic")

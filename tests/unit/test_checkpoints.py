@@ -105,7 +105,11 @@ def test_keys_of_another_architecture(tmp_path: Path) -> None:
 
 
 def test_family_rejects_an_ingredient_of_another_architecture(family_folder: Path) -> None:
-    save_checkpoint(create_model("preact_resnet18").state_dict(), Card(name="big", arch="preact_resnet18", threat="l2"), family_folder)
+    save_checkpoint(
+        create_model("preact_resnet18").state_dict(),
+        Card(name="big", arch="preact_resnet18", threat="l2"),
+        family_folder,
+    )
     with pytest.raises(CheckpointError, match="one architecture"):
         load_family(family_folder)
 

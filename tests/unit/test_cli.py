@@ -22,13 +22,28 @@ def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         for name in CIFAR10_CLASSES:
             (tmp_path / "data" / split / name).mkdir(parents=True)
             for i in range(2):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "data" / split / name / f"{i}.png")
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                    tmp_path / "data" / split / name / f"{i}.png"
+                )
     return tmp_path / "data"
 
 
 def test_eval_prints_each_ingredient_and_writes_csv(family_folder, data_folder, tmp_path, capsys) -> None:
     out = tmp_path / "ingredients.csv"
-    code = main(["eval", str(family_folder), "--data", str(data_folder), "--images", "20", "--metrics", "clean,linf::pgd:2", "--out", str(out)])
+    code = main(
+        [
+            "eval",
+            str(family_folder),
+            "--data",
+            str(data_folder),
+            "--images",
+            "20",
+            "--metrics",
+            "clean,linf::pgd:2",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "test-linf" in printed and "L∞ 8/255" in printed and "upper bound" in printed
@@ -38,14 +53,50 @@ def test_eval_prints_each_ingredient_and_writes_csv(family_folder, data_folder, 
 
 def test_eval_of_a_soup_with_normalised_weights(family_folder, data_folder, tmp_path) -> None:
     out = tmp_path / "soup.json"
-    assert main(["eval", str(family_folder), "--data", str(data_folder), "--images", "10", "--weights", "1,1,0,0", "--normalise", "--metrics", "clean", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(family_folder),
+                "--data",
+                str(data_folder),
+                "--images",
+                "10",
+                "--weights",
+                "1,1,0,0",
+                "--normalise",
+                "--metrics",
+                "clean",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     records, meta = read_records(out)
     assert records[0].weights == [0.5, 0.5, 0.0, 0.0] and meta["ingredients"][0] == "test-none"
 
 
 def test_sweep_writes_a_grid_the_dashboard_can_load(family_folder, data_folder, tmp_path) -> None:
     out = tmp_path / "sweep.json"
-    code = main(["sweep", str(family_folder), "--data", str(data_folder), "--images", "10", "--step", "0.5", "--subset", "test-linf,test-l2,test-l1", "--metrics", "clean", "--out", str(out)])
+    code = main(
+        [
+            "sweep",
+            str(family_folder),
+            "--data",
+            str(data_folder),
+            "--images",
+            "10",
+            "--step",
+            "0.5",
+            "--subset",
+            "test-linf,test-l2,test-l1",
+            "--metrics",
+            "clean",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     records, meta = read_records(out)
     assert len(records) == 6 and all(r.weights[0] == 0 for r in records)
@@ -63,7 +114,22 @@ def test_user_errors_print_one_line_and_exit_2(family_folder, data_folder, capsy
 def test_eval_can_store_each_ingredients_metrics_in_its_card(family_folder, data_folder) -> None:
     from soupviz.checkpoints import load_family
 
-    assert main(["eval", str(family_folder), "--data", str(data_folder), "--images", "10", "--metrics", "clean", "--write-cards"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(family_folder),
+                "--data",
+                str(data_folder),
+                "--images",
+                "10",
+                "--metrics",
+                "clean",
+                "--write-cards",
+            ]
+        )
+        == 0
+    )
     family = load_family(family_folder)
     for ingredient in family.ingredients:
         (metric,) = ingredient.card.metrics

@@ -46,7 +46,9 @@ def test_many_soups_give_one_record_per_soup_and_spec(family, synthetic_images) 
     assert records == evaluator.evaluate(evaluator.ingredient_weights(), [MetricSpec("clean")])
 
 
-def test_cache_returns_the_same_records_without_recomputing(family, synthetic_images, tmp_path: Path, monkeypatch) -> None:
+def test_cache_returns_the_same_records_without_recomputing(
+    family, synthetic_images, tmp_path: Path, monkeypatch
+) -> None:
     cache = ResultCache(tmp_path)
     first = Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([0.5, 0.5, 0, 0], SPECS)
     import soupviz.evaluate as evaluate_module
@@ -64,7 +66,9 @@ def test_cache_keys_separate_weights_images_and_seeds(family, synthetic_images, 
     cache = ResultCache(tmp_path / "results")
     evaluator = Evaluator(family, synthetic_images, device="cpu", cache=cache)
     evaluator.evaluate(torch.eye(4, dtype=torch.float64), [MetricSpec("clean")])
-    Evaluator(family, synthetic_images.subset(20), device="cpu", cache=cache).evaluate([1, 0, 0, 0], [MetricSpec("clean")])
+    Evaluator(family, synthetic_images.subset(20), device="cpu", cache=cache).evaluate(
+        [1, 0, 0, 0], [MetricSpec("clean")]
+    )
     Evaluator(family, synthetic_images, device="cpu", cache=cache, seed=1).evaluate([1, 0, 0, 0], [MetricSpec("clean")])
     assert len(list((tmp_path / "results").rglob("*.json"))) == 6
 
@@ -96,12 +100,16 @@ def test_extrapolated_weights_are_accepted_but_must_sum_to_one(family, synthetic
         evaluator.evaluate([0.5, 0.6, 0, 0], [MetricSpec("clean")])
 
 
-def test_a_soup_is_cached_once_whichever_family_folder_holds_its_ingredients(family, synthetic_images, tmp_path) -> None:
+def test_a_soup_is_cached_once_whichever_family_folder_holds_its_ingredients(
+    family, synthetic_images, tmp_path
+) -> None:
     from soupviz.checkpoints import family_from_ingredients
 
     cache = ResultCache(tmp_path / "results")
     Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([0, 0.5, 0.5, 0], [MetricSpec("clean")])
     smaller = family_from_ingredients(family.ingredients[1:3], "pair")
-    (record,) = Evaluator(smaller, synthetic_images, device="cpu", cache=cache).evaluate([0.5, 0.5], [MetricSpec("clean")])
+    (record,) = Evaluator(smaller, synthetic_images, device="cpu", cache=cache).evaluate(
+        [0.5, 0.5], [MetricSpec("clean")]
+    )
     assert record.weights == [0.5, 0.5] and record.ingredients == smaller.names and record.family == "pair"
     assert len(list((tmp_path / "results").rglob("*.json"))) == 1

@@ -38,7 +38,9 @@ def test_bad_metric_text_gets_one_clear_error(text: str) -> None:
 
 
 def test_spec_keys_differ_whenever_the_measurement_differs() -> None:
-    specs = [MetricSpec.parse(t) for t in ["linf", "linf:4/255", "linf::pgd", "linf::apgd-ce:40", "l2", "fog:1", "fog:2"]]
+    specs = [
+        MetricSpec.parse(t) for t in ["linf", "linf:4/255", "linf::pgd", "linf::apgd-ce:40", "l2", "fog:1", "fog:2"]
+    ]
     assert len({spec.key for spec in specs}) == len(specs)
     assert [s.column for s in default_specs()] == ["clean", "L∞ 8/255", "L2 0.5", "L1 12"]
 
