@@ -103,7 +103,8 @@ def test_seeds_are_seeded_clamped_and_centred_on_the_class(small_images):
     gaussians = fit_class_gaussians(small_images, classes=[4])
     seeds = sample_seeds(gaussians, 4, 4000, seed=3)
     assert seeds.shape == (4000, 3, 4, 4) and seeds.min() >= 0 and seeds.max() <= 1
-    assert torch.equal(seeds[:5], sample_seeds(gaussians, 4, 5, seed=3))
+    assert torch.equal(seeds, sample_seeds(gaussians, 4, 4000, seed=3))
+    assert torch.allclose(seeds[:5], sample_seeds(gaussians, 4, 5, seed=3), atol=1e-6)  # BLAS blocking varies with n
     assert not torch.equal(seeds[:5], sample_seeds(gaussians, 4, 5, seed=4))
     unclamped = gaussians.means[0].view(3, 4, 4)
     inside = (unclamped > 0.2) & (unclamped < 0.8)  # clamping barely shifts these pixels
