@@ -13,10 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from soupviz.attacks.base import eval_mode
-from soupviz.attacks.projections import project
+from soupviz.attacks.projections import project, steepest_ascent
 from soupviz.data import ImageSet
 from soupviz.errors import SoupvizError
-from soupviz.objectives import steepest_ascent
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, int], None]

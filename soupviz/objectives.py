@@ -8,7 +8,6 @@ Training attacks return the last iterate (the loss maximiser), not the first foo
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from soupviz.attacks.base import DEFAULT_BUDGETS, THREATS
-from soupviz.attacks.projections import project, random_start
+from soupviz.attacks.projections import project, random_start, steepest_ascent
 
 METHODS = ("standard", "pgd", "fgsm", "trades", "lrat", "sat")
 VULNERABILITIES = ("prob", "margin")
@@ -58,29 +57,6 @@ class BatchLoss(NamedTuple):
     loss: torch.Tensor
     logits: torch.Tensor
     stats: dict[str, float]
-
-
-def steepest_ascent(
-    threat: str, grad: torch.Tensor, x_now: torch.Tensor, l1_sparsity: float = 0.01
-) -> torch.Tensor:
-    """Unit-norm steepest ascent direction of `grad` for the threat's norm.
-
-    L∞: the sign; L2: the normalised gradient; L1: a sparse step on the `l1_sparsity`
-    fraction of largest-gradient coordinates that can still move inside the [0, 1] box.
-    """
-    flat = grad.reshape(grad.shape[0], -1)
-    if threat == "linf":
-        return grad.sign()
-    if threat == "l2":
-        return (flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)).view_as(grad)
-    pixels = x_now.reshape_as(flat)
-    can_move = ((flat > 0) & (pixels < 1)) | ((flat < 0) & (pixels > 0))
-    magnitude = flat.abs() * can_move
-    k = max(1, math.ceil(l1_sparsity * flat.shape[1]))
-    threshold = magnitude.topk(k, dim=1).values[:, -1:]
-    mask = (magnitude >= threshold) & (magnitude > 0)
-    direction = flat.sign() * mask
-    return (direction / mask.sum(dim=1, keepdim=True).clamp_min(1)).view_as(grad)
 
 
 def _ascend(

@@ -18,7 +18,7 @@ import torch
 
 from soupviz.attacks.base import Attack, Classifier, fixed_batch
 from soupviz.attacks.losses import attack_loss, is_success
-from soupviz.attacks.projections import project, random_start
+from soupviz.attacks.projections import project, random_start, steepest_ascent
 from soupviz.errors import SoupvizError
 
 # Initial step length as a multiple of eps (L∞, L2: APGD's 2·eps; L1: one budget).
@@ -147,18 +147,6 @@ class PGD(Attack):
         return found, result
 
     def _direction(self, grad: torch.Tensor, x_now: torch.Tensor) -> torch.Tensor:
-        """The unit-norm steepest ascent direction of the threat's norm."""
-        flat = grad.reshape(grad.shape[0], -1)
-        if self.threat == "linf":
-            return grad.sign()
-        if self.threat == "l2":
-            return (flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)).view_as(grad)
-        x_flat = x_now.reshape_as(flat)
-        can_move = ((flat > 0) & (x_flat < 1)) | ((flat < 0) & (x_flat > 0))
-        magnitude = flat.abs() * can_move
-        fraction = self.l1_sparsity if self.l1_sparsity is not None else 2.5 * self.eps / flat.shape[1]
-        k = min(flat.shape[1], max(1, math.ceil(fraction * flat.shape[1])))
-        threshold = magnitude.topk(k, dim=1).values[:, -1:]
-        mask = (magnitude >= threshold) & (magnitude > 0)
-        direction = flat.sign() * mask
-        return (direction / mask.sum(dim=1, keepdim=True).clamp_min(1)).view_as(grad)
+        """The unit-norm steepest ascent direction; L1 moves about 2.5·eps coordinates by default."""
+        fraction = self.l1_sparsity if self.l1_sparsity is not None else 2.5 * self.eps / grad[0].numel()
+        return steepest_ascent(self.threat, grad, x_now, min(1.0, fraction))
