@@ -7,6 +7,7 @@ subclass contiguous tensors on the images' device.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
@@ -79,7 +80,7 @@ def check_batch(x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = 
             )
 
 
-class Attack:
+class Attack(ABC):
     """Base attack: a classifier (module or callable mapping [0, 1] images to logits) and a
     threat model with budget `eps` in pixel scale.
 
@@ -126,9 +127,9 @@ class Attack:
         with eval_mode(self.model), torch.enable_grad():
             return self.perturb(x, y, target).detach()
 
+    @abstractmethod
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """Subclasses: adversarial images for checked inputs (see `__call__`)."""
-        raise NotImplementedError
 
     def generator(self, device: torch.device) -> torch.Generator:
         """A fresh generator on `device` seeded with the attack's seed."""
