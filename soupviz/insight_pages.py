@@ -154,14 +154,8 @@ def walk_towards(
     report: Report = _silent,
 ) -> list[Generation]:
     """`generate.towards_class` from one image (3, H, W) for each model of `rows` (S, K)."""
-    runs = []
-    for s, row in enumerate(rows):
-        def step(done: int, total: int, s: int = s) -> None:
-            report((s + done / total) / len(rows), f"model {s + 1} of {len(rows)}: step {done} of {total}")
-
-        model = soup.folded(row, extrapolate=True, margin=10.0)
-        runs.append(towards_class(model, image[None].to(soup.params.device), target, settings, step))
-    return runs
+    start = image[None].to(soup.params.device)
+    return _per_model(soup, rows, report, lambda model, step: towards_class(model, start, target, settings, step))
 
 
 def fit_gaussians(
@@ -192,13 +186,21 @@ def generate_per_model(
     settings: GenerationSettings, report: Report = _silent,
 ) -> list[Generation]:
     """`generate.generate_classes` for each model of `rows` (S, K): the same seeds for every model."""
+    device = soup.params.device
+    return _per_model(
+        soup, rows, report,
+        lambda model, step: generate_classes(model, gaussians, classes, per_class, settings, device, step),
+    )
+
+
+def _per_model(soup: Soup, rows: torch.Tensor, report: Report, run) -> list[Generation]:
+    """`run(model, step_callback)` for the soup at each row, reporting progress across all rows."""
     runs = []
     for s, row in enumerate(rows):
         def step(done: int, total: int, s: int = s) -> None:
             report((s + done / total) / len(rows), f"model {s + 1} of {len(rows)}: step {done} of {total}")
 
-        model = soup.folded(row, extrapolate=True, margin=10.0)
-        runs.append(generate_classes(model, gaussians, classes, per_class, settings, soup.params.device, step))
+        runs.append(run(soup.folded(row, extrapolate=True, margin=10.0), step))
     return runs
 
 
