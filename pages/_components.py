@@ -18,7 +18,8 @@ from soupviz.app_state import (
     default_settings,
     shipped_family_folder,
 )
-from soupviz.checkpoints import SoupFamily, load_family
+from soupviz.baselines import baselines_folder, load_baselines
+from soupviz.checkpoints import Ingredient, SoupFamily, load_family
 from soupviz.corruptions import corruption_names
 from soupviz.dashboard import build_evaluator, folder_stamp
 from soupviz.data import ImageSet, load_split, resolve_source
@@ -34,6 +35,24 @@ HOME = "pages/home.py"
 def cached_family(folder: str, stamp: str) -> SoupFamily:
     """The family in `folder` (`stamp` changes when its files do). Shared: do not modify."""
     return load_family(folder)
+
+
+@st.cache_resource(show_spinner="Loading the baselines…", max_entries=8)
+def cached_baselines(folder: str, stamp: str, baselines_stamp: str) -> list[Ingredient]:
+    """The family's baselines (models outside the soup, such as SAT). Shared: do not modify."""
+    return load_baselines(cached_family(folder, stamp))
+
+
+def family_baselines(family: SoupFamily) -> list[Ingredient]:
+    """The chosen family's baselines; empty (with the reason shown) when they cannot be loaded."""
+    folder = baselines_folder(family)
+    if folder is None or not folder.is_dir():
+        return []
+    try:
+        return cached_baselines(str(family.folder), folder_stamp(family.folder), folder_stamp(folder))
+    except SoupvizError as error:
+        st.warning(f"The baselines could not be loaded: {error}")
+        return []
 
 
 @st.cache_resource(show_spinner="Stacking the ingredients' parameters…", max_entries=8)

@@ -4,11 +4,12 @@ on the same images, so you see where weight-space soups win or lose."""
 
 import streamlit as st
 
-from pages._components import session_evaluator, settings
+from pages._components import family_baselines, session_evaluator, settings
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
 from soupviz.app_state import Keys, is_extrapolated
 from soupviz.attacks import THREAT_LABELS, THREATS
-from soupviz.dashboard import grid_weights, robust_specs, soup_vs_ensemble
+from soupviz.baselines import baseline_labels, evaluate_baselines
+from soupviz.dashboard import format_record, grid_weights, robust_specs, soup_vs_ensemble
 from soupviz.ensembles import EnsembleEvaluator
 from soupviz.figures import weights_key
 from soupviz.metrics import MetricSpec
@@ -29,11 +30,18 @@ a, b, c = st.columns(3)
 threat = a.selectbox("Robust to", THREATS, format_func=THREAT_LABELS.get, key=Keys.TRADEOFF_THREAT)
 step = b.select_slider("Grid step", (0.5, 0.25, 0.2), key=Keys.TRADEOFF_STEP)
 mode = c.radio("Compare with", list(MODES), format_func=MODES.get, key=Keys.TRADEOFF_MODES, horizontal=True)
+baselines = family_baselines(family)
+if baselines:
+    keep_valid(Keys.TRADEOFF_BASELINES, [True, False], True)
+    shown = st.toggle(f"Show baselines: {', '.join(model.card.label for model in baselines)}",
+                      key=Keys.TRADEOFF_BASELINES, help="Models trained outside the soup (SAT: one of L∞/L2/L1 "
+                      "sampled per batch), measured on the same images and attack.")
+    baselines = baselines if shown else []
 weights = current_weights(k)
 soups = grid_weights(k, step)
 soups += [weights] if weights_key(weights) not in {weights_key(w) for w in soups} else []
 specs = [MetricSpec("clean"), *robust_specs(s, [threat])]
-request = (soups, [spec.key for spec in specs], mode)
+request = (soups, [spec.key for spec in specs], mode, [model.name for model in baselines])
 st.caption(f"{len(soups)} soups (a grid over all ingredients plus the current soup) on {evaluator.images_label}, "
            f"robust accuracy by {s.attack.upper()}-{s.steps}; ensembles cost {k}× a soup's forward passes.")
 held = st.session_state.get(Keys.TRADEOFF_RECORDS)
@@ -44,16 +52,21 @@ if st.button("Evaluate", type="primary"):
         convex = [w for w in soups if mode == "logits" or not is_extrapolated(w)]
         ensembles = evaluate_live(lambda report: EnsembleEvaluator(evaluator, mode).evaluate(convex, specs, report),
                                   MODES[mode].capitalize())
-    held = st.session_state[Keys.TRADEOFF_RECORDS] = (request, records, ensembles)
+    extra = evaluate_live(lambda report: evaluate_baselines(evaluator, baselines, specs, report), "Baselines")
+    held = st.session_state[Keys.TRADEOFF_RECORDS] = (request, records, ensembles, extra)
 if held is None:
     st.info("Choose the threat, the grid and the comparison, then press Evaluate.")
     st.stop()
 if held[0] != request:
     st.caption("The choices changed since these results: press Evaluate to update.")
-(_, keys, _), records, ensembles = held
+(_, keys, _, _), records, ensembles, extra = held
+names = baseline_labels(family, family_baselines(family))
 fig = tradeoff_figure(records, keys[1], "clean", current=weights, ensembles=ensembles or None,
-                      labels=family.labels, paper=paper)
+                      labels=family.labels, paper=paper, baselines=extra, baseline_labels=names)
 figure_panel(fig, "tradeoff_chart")
+if extra:
+    st.caption("Baselines: " + " · ".join(f"{names.get(r.family, r.ingredients[0])} {r.metric} {format_record(r)}"
+                                          for r in extra))
 if ensembles:
     st.subheader("Soup or ensemble?")
     st.dataframe(soup_vs_ensemble(records, ensembles, family.labels), hide_index=True, width="stretch")

@@ -65,12 +65,13 @@ class Keys:
     TRADEOFF_STEP = "tradeoff_step"
     TRADEOFF_MODES = "tradeoff_modes"
     TRADEOFF_RECORDS = "tradeoff_records"
+    TRADEOFF_BASELINES = "tradeoff_baselines"
 
     # Page widgets whose values survive visits to other pages (Streamlit drops the state of
     # widgets a run does not draw, unless the key is re-assigned every run).
     KEPT = (FAMILY_SOURCE, FAMILY_PATH, DATA_PATH, EXTRAPOLATE, MARGIN, TERNARY_CORNERS, TERNARY_METRIC,
             GRID_STEP, LINE_PAIR, LINE_METRICS, HEATMAP_ROWS, "heatmap_budgets_linf", "heatmap_budgets_l2",
-            "heatmap_budgets_l1", TRADEOFF_THREAT, TRADEOFF_STEP, TRADEOFF_MODES)
+            "heatmap_budgets_l1", TRADEOFF_THREAT, TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES)
 
     @staticmethod
     def slider(index: int) -> str:

@@ -189,11 +189,11 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
 
     from soupviz.checkpoints import load_family
     from soupviz.evaluate import open_evaluator
-    from soupviz.metrics import MetricSpec
+    from soupviz.metrics import parse_metrics
     from soupviz.results_io import write_records
 
     family = load_family(args.family)
-    specs = [MetricSpec.parse(text, args.attack, args.steps) for text in args.metrics.split(",") if text.strip()]
+    specs = parse_metrics(args.metrics, args.attack, args.steps)
     evaluator = open_evaluator(
         family,
         data=args.data,
@@ -227,21 +227,31 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
 
 
 def format_table(records: list, names: list[str]) -> str:
-    """Records as a text table: one row per soup, one column per metric, accuracy and 95% interval."""
-    columns = list(dict.fromkeys(record.metric for record in records))
+    """Records as a text table: one row per soup, one column per metric, accuracy and 95% interval;
+    corruptions are summarised in one 'corruption mean' column (`metrics.corruption_mean`)."""
+    from soupviz.metrics import corruption_mean
+
     soups: dict[tuple, dict] = {}
     for record in records:
-        soups.setdefault(tuple(record.weights), {})[record.metric] = record
+        soups.setdefault(tuple(record.weights), {})[record.metric] = record.row()
+    for by_metric in soups.values():
+        mean = corruption_mean(list(by_metric.values()))
+        for metric in [m for m, row in by_metric.items() if row["kind"] == "corruption"]:
+            del by_metric[metric]
+        if mean:
+            by_metric[mean["metric"]] = mean
+    columns = list(dict.fromkeys(metric for by_metric in soups.values() for metric in by_metric))
     header = ["soup (" + ", ".join(names) + ")"] + columns
     lines = [header]
     for weights, by_metric in soups.items():
-        cells = [
-            f"{by_metric[c].accuracy:6.1%} [{by_metric[c].ci_low:.1%}, {by_metric[c].ci_high:.1%}]" for c in columns
-        ]
+        cells = [f"{m['accuracy']:6.1%} [{m['ci_low']:.1%}, {m['ci_high']:.1%}]" if (m := by_metric.get(c)) else "—"
+                 for c in columns]
         lines.append([" ".join(f"{w:g}" for w in weights)] + cells)
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) for row in lines)
     methods = sorted({f"{r.metric}: {r.method}" for r in records if r.upper_bound})
+    means = {m["method"] for by_metric in soups.values() if (m := by_metric.get("corruption mean"))}
+    methods += [f"corruption mean: {method}" for method in sorted(means)]
     return (
         text
         + ("\n" + "\n".join(methods) if methods else "")
@@ -251,6 +261,7 @@ def format_table(records: list, names: list[str]) -> str:
 
 def _run_eval(args: argparse.Namespace) -> None:
     from soupviz.checkpoints import load_family, record_metrics
+    from soupviz.metrics import corruption_mean
     from soupviz.soup import check_weights
 
     weights = None
@@ -268,6 +279,9 @@ def _run_eval(args: argparse.Namespace) -> None:
         for index, ingredient in enumerate(family.ingredients):
             mine = [r.row() for r in records if r.weights[index] == 1.0]
             record_metrics(ingredient, [{**row, "weights": None, "ingredients": None} for row in mine])
+            mean = corruption_mean(ingredient.card.metrics)  # over every corruption the card now holds
+            if mean:
+                record_metrics(ingredient, [mean])
         print(f"metrics written to the cards in {args.family}")
 
 

@@ -22,7 +22,7 @@ from soupviz.evaluate import Evaluator
 from soupviz.export import figure_info
 from soupviz.figures import soup_label, weights_key
 from soupviz.grids import simplex_grid
-from soupviz.metrics import MetricSpec, Record
+from soupviz.metrics import MetricSpec, Record, corruption_mean
 from soupviz.models import create_model
 from soupviz.results_cache import ResultCache
 from soupviz.soup import ParameterMatrix, Soup
@@ -210,6 +210,7 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
                  for one_hot in torch.eye(k, dtype=torch.float64).tolist()]
     else:
         found = [{m["metric"]: m for m in i.card.metrics if "metric" in m} for i in family.ingredients]
+    found = [_mean_corruptions(cells) for cells in found]
     columns = list(dict.fromkeys((name, bool(m.get("upper_bound"))) for cells in found for name, m in cells.items()))
     rows, methods = [], {}
     for ingredient, cells in zip(family.ingredients, found, strict=True):
@@ -225,6 +226,14 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
                 methods.setdefault(m.get("images", "unknown images"), {})[method] = None
         rows.append(row)
     return rows, [f"on {images}: {'; '.join(used)}" for images, used in methods.items()]
+
+
+def _mean_corruptions(cells: dict[str, dict]) -> dict[str, dict]:
+    """`cells` with its corruption entries replaced by their mean (`metrics.corruption_mean`):
+    one column instead of up to 14 types × 5 severities."""
+    mean = corruption_mean(list(cells.values()))
+    kept = {name: m for name, m in cells.items() if m.get("kind") != "corruption"}
+    return {**kept, mean["metric"]: mean} if mean else kept
 
 
 def ternary_points(fig: go.Figure) -> list[list[float]]:

@@ -9,7 +9,7 @@ their labels say so.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -119,6 +119,48 @@ def default_specs(attack: str = "apgd-ce", steps: int = 20, corruptions: bool = 
     if corruptions:
         specs += [MetricSpec("corruption", corruption=c, severity=3) for c in corruption_names()]
     return specs
+
+
+def parse_metrics(text: str, attack: str = "apgd-ce", steps: int = 20) -> list[MetricSpec]:
+    """Parse a comma-separated list of `MetricSpec.parse` texts, where 'corruptions' stands for
+    every corruption at every severity (CIFAR-10-C's mean) and 'corruptions:3' for every
+    corruption at severity 3."""
+    specs = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        head, _, severity = part.lower().partition(":")
+        if head == "corruptions":
+            try:
+                severities = [int(severity)] if severity else [1, 2, 3, 4, 5]
+            except ValueError as error:
+                raise SoupvizError(f"Cannot read {part!r}: write 'corruptions' or 'corruptions:S'.") from error
+            specs += [MetricSpec("corruption", corruption=name, severity=level)
+                      for name in corruption_names() for level in severities]
+        else:
+            specs.append(MetricSpec.parse(part, attack, steps))
+    return specs
+
+
+def corruption_mean(records: Sequence[Mapping]) -> dict | None:
+    """The mean accuracy over corruption records (`Record.row()` dicts or card metrics of one
+    model), every corruption type and severity counting once, as CIFAR-10-C reports it.
+
+    The interval is the mean of the conditions' 95% Wilson bounds: conservative, since the
+    standard error of a mean is at most the mean of the standard errors however strongly the
+    conditions (the same images, corrupted) correlate. None without corruption records.
+    """
+    chosen = [r for r in records if r.get("kind") == "corruption"]
+    if not chosen:
+        return None
+    types = len({r["metric"].rsplit(" ", 1)[0] for r in chosen})
+    severities = sorted({int(r["metric"].rsplit(" ", 1)[1]) for r in chosen})
+    levels = f"severity {severities[0]}" if len(severities) == 1 else f"{len(severities)} severities"
+    mean = {key: sum(r[key] for r in chosen) / len(chosen) for key in ("accuracy", "ci_low", "ci_high")}
+    return {
+        "metric": "corruption mean", "spec": "corruption-mean", "kind": "corruption-mean", **mean,
+        "n": chosen[0].get("n"), "conditions": len(chosen), "upper_bound": False,
+        "images": chosen[0].get("images", ""),
+        "method": f"mean over {types} corruptions × {levels} (interval: mean of the Wilson bounds)",
+    }
 
 
 def wilson_interval(correct: float, n: int, z: float = 1.959964) -> tuple[float, float]:

@@ -65,13 +65,16 @@ def tradeoff_figure(
     records: Sequence[Record], y_metric: Metric, x_metric: Metric = "clean",
     current: Sequence[float] | None = None, ensembles: Sequence[Record] | None = None,
     labels: Sequence[str] | None = None, paper: bool = False,
+    baselines: Sequence[Record] | None = None, baseline_labels: dict[str, str] | None = None,
 ) -> go.Figure:
     """Scatter of `x_metric` against `y_metric` (%, clean against robust by default).
 
     Error bars are 95% Wilson intervals; each group's Pareto front (maximising both) is a
     line; ingredients (one-hot soups) are labelled squares and `current` (K,) is a star.
     `ensembles` (records from `soupviz.ensembles` on the same images) form their own group
-    and front, to compare weight-space soups with output-space ensembles.
+    and front, to compare weight-space soups with output-space ensembles. `baselines`
+    (records from `soupviz.baselines`, e.g. an SAT model) are labelled triangles, named by
+    `baseline_labels` (record family -> label) or their checkpoint name; they join no front.
     """
     groups = {"soups": paired(records, x_metric, y_metric)}
     if ensembles:
@@ -109,6 +112,17 @@ def tradeoff_figure(
             text=[labels[one_hot_index(a.weights)] for a, _ in ingredients],
             textposition="top center", marker={"symbol": "square", "size": 11, "color": "#000000"},
         ))
+    for a, b in baseline_pairs(baselines or [], x_metric, y_metric):
+        label = (baseline_labels or {}).get(a.family, a.ingredients[0])
+        fig.add_trace(go.Scatter(
+            x=[percent(a.accuracy)], y=[percent(b.accuracy)], mode="markers+text", name=f"baseline: {label}",
+            text=[label], textposition="bottom center", hovertemplate="%{hovertext}<extra></extra>",
+            hovertext=[f"{label}<br>{hover_text(a, [label]).split('<br>', 1)[1]}"
+                       f"<br>{hover_text(b, [label]).split('<br>', 1)[1]}"],
+            marker={"symbol": "triangle-up", "size": 13, "color": OKABE_ITO[4], "line": {"width": 1}},
+            error_x=_bars([a], OKABE_ITO[4]), error_y=_bars([b], OKABE_ITO[4]),
+        ))
+        rows.append(_row("baselines", a, b, False, [label]))
     match = [(a, b) for a, b in groups["soups"] if current is not None
              and weights_key(a.weights) == weights_key(current)]
     if match:
@@ -123,6 +137,18 @@ def tradeoff_figure(
     attach_rows(fig, "tradeoff", rows, family_of(records),
                 f"{metric_name(first_x)} vs {metric_name(first_y)}", current)
     return apply_style(fig, paper)
+
+
+def baseline_pairs(
+    records: Sequence[Record], x_metric: Metric, y_metric: Metric
+) -> list[tuple[Record, Record]]:
+    """(x record, y record) for every baseline with both metrics. Each baseline is a family of
+    its own with the single weight 1, so records pair by family, not by weights."""
+    try:
+        xs, ys = select(records, x_metric), {r.family: r for r in select(records, y_metric)}
+    except SoupvizError:  # no baseline has one of the metrics
+        return []
+    return [(x, ys[x.family]) for x in xs if x.family in ys]
 
 
 def _bars(records: Sequence[Record], colour: str) -> dict:

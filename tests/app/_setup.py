@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from soupviz.checkpoints import load_family
+from soupviz.baselines import BASELINES
+from soupviz.checkpoints import Card, load_family, save_checkpoint
 from soupviz.data import CIFAR10_CLASSES
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -47,10 +48,12 @@ def make_app_environment(root: Path) -> dict[str, str]:
     The ingredients differ a lot (spread 1.0) and the test images are labelled by the first
     (nominal) ingredient, which thus scores 100% clean accuracy while soups away from it score
     less, so a slider move visibly changes the numbers; 40 images and 2 attack steps keep every
-    page fast.
+    page fast. The family has one baseline, 'sat', holding the nominal ingredient's weights.
     """
     folder = _root_conftest().make_family_folder(root / "family", spread=1.0)
-    nominal = load_family(folder).ingredients[0].build_model("cpu")
+    first = load_family(folder).ingredients[0]
+    save_checkpoint(first.state_dict, Card(name="sat", arch=first.card.arch, threat="sat"), folder / BASELINES)
+    nominal = first.build_model("cpu")
     data = make_image_folder(root / "data", labeller=nominal)
     return {
         "SOUPVIZ_FAMILY": str(folder), "SOUPVIZ_DATA": str(data), "SOUPVIZ_CACHE": str(root / "cache"),

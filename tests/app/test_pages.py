@@ -183,7 +183,9 @@ def test_a_bad_budget_is_explained(app_env: dict) -> None:
     assert "'half' is not a number" in at.error[0].value
 
 
-def test_tradeoff_page_compares_soups_with_ensembles(app_env: dict) -> None:
+def test_tradeoff_page_compares_soups_with_ensembles_and_places_the_baseline(app_env: dict) -> None:
+    import json
+
     at = open_page("pages/tradeoff.py")
     next(b for b in at.button if b.label == "Evaluate").click().run()
     assert_clean(at)
@@ -192,6 +194,12 @@ def test_tradeoff_page_compares_soups_with_ensembles(app_env: dict) -> None:
     assert set(table["verdict"]) <= {"soup wins", "ensemble wins", "within noise"}
     one_hot = table[table["soup"] == "nominal"]
     assert (one_hot["soup − ensemble (points)"] == 0).all()  # an ingredient is its own ensemble
+    baseline = [c.value for c in at.caption if c.value.startswith("Baselines: ")]
+    assert len(baseline) == 1 and "SAT clean 100.0%" in baseline[0]  # it holds the nominal weights
+    traces = [trace.get("name") for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "baseline: SAT" in traces
+    at.toggle(key=Keys.TRADEOFF_BASELINES).set_value(False).run()
+    assert any("The choices changed" in c.value for c in at.caption)
 
 
 def test_paper_style_restyles_every_figure(app_env: dict) -> None:

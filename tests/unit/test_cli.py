@@ -134,3 +134,22 @@ def test_eval_can_store_each_ingredients_metrics_in_its_card(family_folder, data
     for ingredient in family.ingredients:
         (metric,) = ingredient.card.metrics
         assert metric["metric"] == "clean" and metric["n"] == 10 and metric["ci_low"] <= metric["accuracy"]
+
+
+def test_corruptions_shorthand_is_averaged_in_the_table_and_the_cards(family_folder, data_folder, capsys) -> None:
+    from soupviz.checkpoints import load_family
+    from soupviz.corruptions import corruption_names
+
+    common = ["eval", str(family_folder), "--data", str(data_folder), "--images", "10", "--write-cards"]
+    assert main([*common, "--metrics", "clean,corruptions:2"]) == 0
+    printed = capsys.readouterr().out
+    assert "corruption mean" in printed and "fog 2" not in printed  # one column, not 14
+    assert f"mean over {len(corruption_names())} corruptions × severity 2" in printed
+    assert main([*common, "--metrics", "fog:5"]) == 0  # a later run adds to what the cards hold
+    for ingredient in load_family(family_folder).ingredients:
+        metrics = {m["metric"]: m for m in ingredient.card.metrics}
+        parts = [m for m in metrics.values() if m["kind"] == "corruption"]
+        assert len(parts) == len(corruption_names()) + 1
+        mean = metrics["corruption mean"]
+        assert mean["accuracy"] == pytest.approx(sum(m["accuracy"] for m in parts) / len(parts))
+        assert mean["conditions"] == len(parts) and "2 severities" in mean["method"]

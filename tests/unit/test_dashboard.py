@@ -121,6 +121,17 @@ def test_cards_metrics_fill_the_table_when_nothing_is_measured(family) -> None:
     assert methods == ["on 1000 images: clean accuracy"]
 
 
+def test_corruption_columns_collapse_into_their_mean(family) -> None:
+    family.ingredients[1].card.metrics = [
+        {"metric": f"{name} 3", "kind": "corruption", "accuracy": acc, "ci_low": acc - 0.1, "ci_high": acc + 0.1,
+         "method": f"{name} at severity 3", "images": "1000 images", "n": 1000}
+        for name, acc in (("fog", 0.6), ("snow", 0.4))]
+    rows, methods = ingredient_table(family)
+    assert "fog 3" not in rows[1] and rows[1]["corruption mean"] == "50.0% [40.0, 60.0]"
+    assert rows[0]["corruption mean"] == "—"
+    assert any("mean over 2 corruptions × severity 3" in m for m in methods)
+
+
 def test_a_clicked_ternary_point_maps_back_to_its_soup(evaluator) -> None:
     grid = grid_weights(4, 0.5, subset=[0, 1, 2]) + [[0.5, 0, 0, 0.5]]  # the last is off the ternary
     fig = ternary_figure(evaluator.evaluate(grid, [MetricSpec("clean")]), "clean", (0, 1, 2))

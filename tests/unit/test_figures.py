@@ -4,6 +4,7 @@ skipped points, labels and stored rows must be exactly the records' numbers."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -190,6 +191,26 @@ def test_tradeoff_pairs_soups_draws_each_front_and_marks_ingredients_and_the_cur
     assert "upper bound" in fig.layout.yaxis.title.text
     rows = figure_info(fig)["rows"]
     assert [r["pareto"] for r in rows if r["group"] == "soups"] == [True, True, True, False]
+
+
+def test_tradeoff_places_each_baseline_by_its_own_family_outside_every_front():
+    grid = [one_hot(0), one_hot(1)]
+    records = [record(w, CLEAN, c) for w, c in zip(grid, [90, 50], strict=True)]
+    records += [record(w, LINF, r) for w, r in zip(grid, [0, 45], strict=True)]
+    sat = [record([1.0], CLEAN, 60, family="fam/baselines/sat"), record([1.0], LINF, 40, family="fam/baselines/sat")]
+    other = [replace(record([1.0], m, c, family="fam/baselines/x"), ingredients=["x"])
+             for m, c in ((CLEAN, 55), (LINF, 20))]
+    fig = tradeoff_figure(records, LINF[0], labels=LABELS, baselines=sat + other,
+                          baseline_labels={"fam/baselines/sat": "SAT"})
+    by_name = {t.name: t for t in fig.data}
+    assert (list(by_name["baseline: SAT"].x), list(by_name["baseline: SAT"].y)) == ([60.0], [40.0])
+    assert list(by_name["baseline: x"].x) == pytest.approx([55.0])  # no label given: the record's ingredient name
+    assert list(by_name["Pareto front (soups)"].x) == [50.0, 90.0]  # 60/40 is not a soup
+    rows = [r for r in figure_info(fig)["rows"] if r["group"] == "baselines"]
+    assert [r["soup"] for r in rows] == ["SAT", "x"]
+    assert [(r["x_accuracy"], r["y_accuracy"]) for r in rows] == [(0.6, 0.4), (0.55, 0.2)]
+    assert tradeoff_figure(records, LINF[0], labels=LABELS, baselines=[sat[0]]).data == tradeoff_figure(
+        records, LINF[0], labels=LABELS).data  # a baseline without the robust metric is left out
 
 
 def test_paper_style_is_white_with_a_colour_blind_safe_scale():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.metrics import MetricSpec, default_specs, wilson_interval
+from soupviz.metrics import MetricSpec, corruption_mean, default_specs, parse_metrics, wilson_interval
 from soupviz.results_cache import ResultCache, cache_key, packbits, unpackbits
 
 
@@ -29,6 +29,33 @@ def test_parse_threats_with_fraction_budgets_attack_and_steps() -> None:
     assert MetricSpec.parse("fog:5") == MetricSpec("corruption", corruption="fog", severity=5)
     assert MetricSpec.parse("union").threats == ("linf", "l2", "l1")
     assert MetricSpec.parse("clean").key == "clean"
+
+
+def test_corruptions_stands_for_every_type_at_every_severity_or_at_one() -> None:
+    from soupviz.corruptions import corruption_names
+
+    every = parse_metrics("clean, corruptions ,linf::pgd:5")
+    assert every[0].kind == "clean" and every[-1] == MetricSpec.parse("linf::pgd:5")
+    assert {(s.corruption, s.severity) for s in every[1:-1]} == {
+        (c, level) for c in corruption_names() for level in range(1, 6)}
+    assert [s.severity for s in parse_metrics("corruptions:4")] == [4] * len(corruption_names())
+    for bad in ("corruptions:x", "corruptions:6"):
+        with pytest.raises(SoupvizError):
+            parse_metrics(bad)
+
+
+def test_corruption_mean_weighs_each_condition_once_and_averages_the_bounds() -> None:
+    rows = [
+        {"metric": "fog 1", "kind": "corruption", "accuracy": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n": 100},
+        {"metric": "fog 5", "kind": "corruption", "accuracy": 0.4, "ci_low": 0.3, "ci_high": 0.5, "n": 100},
+        {"metric": "contrast 1", "kind": "corruption", "accuracy": 0.3, "ci_low": 0.2, "ci_high": 0.4, "n": 100},
+        {"metric": "clean", "kind": "clean", "accuracy": 0.99, "ci_low": 0.9, "ci_high": 1.0, "n": 100},
+    ]
+    mean = corruption_mean(rows)
+    assert mean["accuracy"] == pytest.approx(0.5) and mean["ci_low"] == pytest.approx(0.4)
+    assert mean["ci_high"] == pytest.approx(0.6) and mean["conditions"] == 3
+    assert mean["method"].startswith("mean over 2 corruptions × 2 severities")
+    assert corruption_mean(rows[3:]) is None
 
 
 @pytest.mark.parametrize("text", ["l3", "linf:abc", "fog:9", "sharpness:2"])

@@ -1,0 +1,69 @@
+"""Baselines: models trained outside the soup, measured beside it on the same images.
+
+The soups paper compares soups against a jointly trained model: SAT, a fine-tune of the base
+with one of L∞/L2/L1 sampled per batch. Such a model is not an ingredient (no slider mixes it),
+so it lives in the family folder's `baselines/` subfolder, where `load_family` does not look,
+and is evaluated as a one-model family with the soups' images, seed, batch size and cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients, load_checkpoint
+from soupviz.evaluate import Evaluator
+from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record
+
+BASELINES = "baselines"
+
+
+def baselines_folder(family: SoupFamily) -> Path | None:
+    """Where `family`'s baselines live, or None for a family with no folder (e.g. built in memory)."""
+    return None if family.folder is None else Path(family.folder) / BASELINES
+
+
+def load_baselines(family: SoupFamily) -> list[Ingredient]:
+    """Every checkpoint in the family's `baselines/` subfolder; empty when it has none."""
+    folder = baselines_folder(family)
+    if folder is None or not folder.is_dir():
+        return []
+    return [load_checkpoint(path) for path in sorted(folder.glob("*.safetensors"))]
+
+
+def baseline_family_name(family: SoupFamily, baseline: Ingredient) -> str:
+    """The family name a baseline's records carry: 'cifar10-x/baselines/sat'."""
+    return f"{family.name}/{BASELINES}/{baseline.name}"
+
+
+def baseline_labels(family: SoupFamily, baselines: Sequence[Ingredient]) -> dict[str, str]:
+    """Record family -> display label ('SAT', from the card) of each baseline, for figures."""
+    return {baseline_family_name(family, b): b.card.label for b in baselines}
+
+
+def baseline_evaluator(evaluator: Evaluator, baseline: Ingredient) -> Evaluator:
+    """An evaluator of `baseline` alone on `evaluator`'s images, seed, batch size, device and cache,
+    so its records compare one to one with the soups'. Its family is `baseline_family_name` and
+    its only weight is 1."""
+    family = family_from_ingredients([baseline], baseline_family_name(evaluator.family, baseline))
+    return Evaluator(family, evaluator.images, device=evaluator.device, seed=evaluator.seed,
+                     batch_size=evaluator.batch_size, cache=evaluator.cache)
+
+
+def evaluate_baselines(
+    evaluator: Evaluator, baselines: Sequence[Ingredient], specs: Sequence[MetricSpec],
+    progress: ProgressCallback | None = None,
+) -> list[Record]:
+    """Records of every baseline on every spec (baseline-major), measured like `evaluator`'s soups.
+
+    Progress messages name the baseline; each record's `ingredients` is the baseline's name.
+    """
+    records: list[Record] = []
+    for baseline in baselines:
+        report = None
+        if progress is not None:
+            def report(step: Progress, label: str = baseline.card.label) -> None:
+                progress(replace(step, message=f"{label}: {step.message}"))
+        records += baseline_evaluator(evaluator, baseline).evaluate([1.0], specs, report)
+    return records
