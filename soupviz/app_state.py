@@ -21,7 +21,10 @@ DEVICE_ENV = "SOUPVIZ_DEVICE"
 DECIMALS = 3  # slider weights are kept to 3 decimals, so a soup reads (and caches) the same way
 QUERY_WEIGHTS = "w"
 # Attacks the dashboard offers: each runs with a chosen number of steps (AutoAttack is for the CLI).
-ATTACK_CHOICES = ("pgd", "pgd-dlr", "apgd-ce", "apgd-dlr", "apgd-t")
+ATTACK_CHOICES = ("pgd", "pgd-dlr", "apgd-ce", "apgd-dlr", "apgd-t", "apgd-ce+apgd-t")
+ATTACK_NAMES = {"pgd": "PGD (ours, fast)", "pgd-dlr": "PGD on the DLR loss", "apgd-ce": "APGD-CE",
+                "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T (targeted)",
+                "apgd-ce+apgd-t": "APGD-CE, then APGD-T on survivors (strongest)"}
 
 
 class Keys:

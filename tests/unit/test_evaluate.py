@@ -113,3 +113,15 @@ def test_a_soup_is_cached_once_whichever_family_folder_holds_its_ingredients(
     )
     assert record.weights == [0.5, 0.5] and record.ingredients == smaller.names and record.family == "pair"
     assert len(list((tmp_path / "results").rglob("*.json"))) == 1
+
+
+def test_every_dashboard_attack_evaluates_and_the_chain_is_at_least_as_strong(family, synthetic_images) -> None:
+    from soupviz.app_state import ATTACK_CHOICES, ATTACK_NAMES
+
+    assert set(ATTACK_NAMES) == set(ATTACK_CHOICES)
+    evaluator = Evaluator(family, synthetic_images, device="cpu", batch_size=20)
+    specs = [MetricSpec("attack", threat="l2", attack=name, steps=2) for name in ATTACK_CHOICES]
+    records = {spec.attack: r for spec, r in zip(specs, evaluator.evaluate([0.5, 0.5, 0, 0], specs), strict=True)}
+    chain = records["apgd-ce+apgd-t"]
+    assert "APGD-CE" in chain.method and "APGD-T" in chain.method
+    assert chain.correct <= records["apgd-ce"].correct  # APGD-T only removes survivors of APGD-CE
