@@ -70,4 +70,5 @@ if extra:
 if ensembles:
     st.subheader("Soup or ensemble?")
     st.dataframe(soup_vs_ensemble(records, ensembles, family.labels), hide_index=True, width="stretch")
-    st.caption("Same weights, same images. A verdict is given only where the 95% intervals do not overlap.")
+    st.caption("Same weights, same images. The interval is paired (Newcombe's, over the images where the two "
+               "disagree); a verdict is given only where it excludes 0.")

@@ -133,7 +133,8 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics",
         default="clean,linf,l2,l1",
-        help="comma-separated: clean, union, linf[:eps[:attack[:steps]]], l2..., l1..., <corruption>[:severity]",
+        help="comma-separated: clean, union, linf[:eps[:attack[:steps]]], l2..., l1..., <corruption>[:severity], "
+        "corruptions[:severity] (every corruption, at every severity unless one is given)",
     )
     parser.add_argument(
         "--attack",
@@ -163,6 +164,12 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated soup weights, one per ingredient in family order; repeatable (default: each ingredient)",
     )
     parser.add_argument("--normalise", action="store_true", help="divide the weights by their sum")
+    parser.add_argument(
+        "--compare",
+        default=None,
+        metavar="A,B",
+        help="compare ingredients A and B image by image (paired 95%% intervals, McNemar) in a Markdown table",
+    )
     parser.add_argument(
         "--write-cards",
         action="store_true",
@@ -226,6 +233,28 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
     return records
 
 
+def _compared(text: str, present: list[str]) -> list[str]:
+    """The two ingredient names of --compare 'A,B', checked against the family's."""
+    wanted = [name.strip() for name in text.split(",")]
+    if len(wanted) != 2 or not set(wanted) <= set(present):
+        raise SoupvizError(f"--compare takes two ingredient names among {', '.join(present)}, got {text!r}.")
+    return wanted
+
+
+def _comparison(records: list, wanted: list[str]) -> str:
+    """The Markdown table of `comparison.paired_rows` for the ingredients named in `wanted`."""
+    from soupviz.comparison import paired_rows
+
+    present = list(records[0].ingredients)
+    a, b = ([r for r in records if r.weights[present.index(name)] == 1.0] for name in wanted)
+    rows = paired_rows(a, b, *wanted)
+    header = [key for key in rows[0] if key != "method"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
+    methods = sorted({f"{row['metric']}: {row['method']}" for row in rows})
+    return "\n".join(lines + [""] + methods)
+
+
 def format_table(records: list, names: list[str]) -> str:
     """Records as a text table: one row per soup, one column per metric, accuracy and 95% interval;
     corruptions are summarised in one 'corruption mean' column (`metrics.corruption_mean`)."""
@@ -273,7 +302,12 @@ def _run_eval(args: argparse.Namespace) -> None:
             rows = [[float(v) for v in text.split(",")] for text in args.weights]
             return check_weights(rows, len(family.names), extrapolate=True, margin=10.0, normalise=args.normalise)
 
+    if args.compare and args.weights:
+        raise SoupvizError("--compare compares two ingredients: drop --weights to use it.")
+    compared = _compared(args.compare, load_family(args.family).names) if args.compare else None
     records = _evaluate(args, weights)
+    if compared:
+        print(_comparison(records, compared))
     if args.write_cards:
         family = load_family(args.family)
         for index, ingredient in enumerate(family.ingredients):

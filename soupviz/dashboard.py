@@ -16,6 +16,7 @@ import torch
 from soupviz.app_state import EvalSettings, presets, tidy
 from soupviz.attacks import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, format_budget
 from soupviz.checkpoints import SoupFamily
+from soupviz.comparison import paired_difference
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError, SoupvizError
 from soupviz.evaluate import Evaluator
@@ -300,20 +301,22 @@ def soup_vs_ensemble(
     soups: Sequence[Record], ensembles: Sequence[Record], labels: Sequence[str],
 ) -> list[dict]:
     """Per soup and metric, the weight-space soup against the output-space ensemble with the
-    same weights on the same images: both accuracies with intervals and the difference in
-    points, with a verdict only where the 95% intervals do not overlap."""
+    same weights on the same images: both accuracies with intervals, the difference in points
+    with its paired 95% interval (`comparison.paired_difference`), and a verdict only where
+    that interval excludes 0."""
     index = {(weights_key(r.weights), r.spec): r for r in ensembles}
+    verdicts = {"a better": "soup wins", "b better": "ensemble wins", "within noise": "within noise"}
     rows = []
     for soup in soups:
         ensemble = index.get((weights_key(soup.weights), soup.spec))
         if ensemble is None:
             continue
-        gap = 100 * (soup.accuracy - ensemble.accuracy)
-        apart = soup.ci_low > ensemble.ci_high or ensemble.ci_low > soup.ci_high
+        paired = paired_difference(soup, ensemble)
         rows.append({
             "soup": soup_label(soup.weights, labels), "metric": f"{soup.metric} ≤" if soup.upper_bound else soup.metric,
             "weight-space soup": format_record(soup), "output-space ensemble": format_record(ensemble),
-            "soup − ensemble (points)": round(gap, 1),
-            "verdict": ("soup wins" if gap > 0 else "ensemble wins") if apart else "within noise",
+            "soup − ensemble (points)": round(100 * paired.difference, 1),
+            "paired 95% CI": f"[{100 * paired.ci_low:.1f}, {100 * paired.ci_high:.1f}]",
+            "verdict": verdicts[paired.verdict],
         })
     return rows

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from soupviz.app_state import EvalSettings
+from soupviz.comparison import paired_difference
 from soupviz.dashboard import (
     budget_specs,
     budgets_text,
@@ -162,7 +163,9 @@ def test_soup_against_ensemble_gives_a_verdict_only_beyond_the_noise(evaluator, 
     rows = soup_vs_ensemble(soups, ensembles, family.labels)
     assert len(rows) == len(weights)
     for row, soup, ensemble in zip(rows, soups, ensembles, strict=True):
-        apart = soup.ci_low > ensemble.ci_high or ensemble.ci_low > soup.ci_high
-        assert (row["verdict"] != "within noise") == apart
+        paired = paired_difference(soup, ensemble)
+        low, high = (float(v) for v in row["paired 95% CI"].strip("[]").split(", "))
+        assert (low, high) == pytest.approx((100 * paired.ci_low, 100 * paired.ci_high), abs=0.051)
+        assert (row["verdict"] != "within noise") == (low > 0 or high < 0)
     one_hot = [row for row in rows if row["soup"] in family.labels]
     assert all(row["soup − ensemble (points)"] == 0 for row in one_hot)

@@ -1,0 +1,111 @@
+"""Paired comparisons: is one model better than another on the same images?
+
+Two records measured on the same images are paired: most images are right (or wrong) for
+both, and only the discordant ones carry information. Comparing their separate intervals
+ignores that and is needlessly conservative; these functions use the per-image masks instead:
+Newcombe's score interval for a difference of paired proportions, and McNemar's exact test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from soupviz.errors import SoupvizError
+from soupviz.metrics import Record, wilson_interval
+from soupviz.results_cache import unpackbits
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Accuracy of `a` minus accuracy of `b` on the same n images, as fractions.
+
+    `only_a` images are right for a and wrong for b, `only_b` the reverse; `ci_low`/`ci_high`
+    bound the difference at 95%; `p_value` is McNemar's exact two-sided test of no difference.
+    """
+
+    difference: float
+    ci_low: float
+    ci_high: float
+    only_a: int
+    only_b: int
+    n: int
+    p_value: float
+
+    @property
+    def verdict(self) -> str:
+        """'a better', 'b better' or 'within noise' (the interval holds 0)."""
+        if self.ci_low > 0:
+            return "a better"
+        return "b better" if self.ci_high < 0 else "within noise"
+
+
+def paired_difference(a: Record, b: Record) -> PairedDifference:
+    """Compare two records of the same images (same subset, same order) image by image.
+
+    Raises:
+        SoupvizError: when a record has no per-image mask or the two measured different images.
+    """
+    if not a.mask or not b.mask:
+        raise SoupvizError("A paired comparison needs per-image masks; these records have none (read from a CSV?).")
+    if (a.n, a.images, a.seed) != (b.n, b.images, b.seed):
+        raise SoupvizError(f"These records were measured on different images ({a.images!r}, seed {a.seed}; "
+                           f"{b.images!r}, seed {b.seed}): they cannot be paired.")
+    right_a, right_b = unpackbits(a.mask, a.n), unpackbits(b.mask, b.n)
+    both = int((right_a & right_b).sum())
+    only_a = int((right_a & ~right_b).sum())
+    only_b = int((~right_a & right_b).sum())
+    low, high = newcombe_interval(both, only_a, only_b, a.n - both - only_a - only_b)
+    return PairedDifference((only_a - only_b) / a.n, low, high, only_a, only_b, a.n, mcnemar_p(only_a, only_b))
+
+
+def newcombe_interval(both: int, only_a: int, only_b: int, neither: int) -> tuple[float, float]:
+    """95% interval for p_a − p_b from a paired 2 × 2 table (Newcombe 1998, method 10): Wilson
+    intervals of both margins, combined with their correlation φ."""
+    n = both + only_a + only_b + neither
+    if n == 0:
+        return -1.0, 1.0
+    p_a, p_b = (both + only_a) / n, (both + only_b) / n
+    low_a, high_a = wilson_interval(both + only_a, n)
+    low_b, high_b = wilson_interval(both + only_b, n)
+    spread = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    phi = (both * neither - only_a * only_b) / math.sqrt(spread) if spread else 0.0
+    below = math.sqrt(max(0.0, (p_a - low_a) ** 2 - 2 * phi * (p_a - low_a) * (high_b - p_b) + (high_b - p_b) ** 2))
+    above = math.sqrt(max(0.0, (high_a - p_a) ** 2 - 2 * phi * (high_a - p_a) * (p_b - low_b) + (p_b - low_b) ** 2))
+    difference = p_a - p_b
+    return max(-1.0, difference - below), min(1.0, difference + above)
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """McNemar's exact two-sided p-value: the discordant images split as a fair coin would?"""
+    discordant = only_a + only_b
+    if discordant == 0:
+        return 1.0
+    tail = sum(math.comb(discordant, k) for k in range(min(only_a, only_b) + 1))
+    return min(1.0, 2 * tail / 2**discordant)
+
+
+def paired_rows(a: list[Record], b: list[Record], name_a: str = "a", name_b: str = "b") -> list[dict]:
+    """One row per metric both lists hold (in `a`'s order): each accuracy with its Wilson interval,
+    the paired difference a − b in points with its interval, McNemar's p and the verdict."""
+    by_spec = {record.spec: record for record in b}
+    rows = []
+    for first in a:
+        second = by_spec.get(first.spec)
+        if second is None:
+            continue
+        paired = paired_difference(first, second)
+        verdict = {"a better": f"{name_a} better", "b better": f"{name_b} better"}.get(paired.verdict, paired.verdict)
+        rows.append({
+            "metric": f"{first.metric} ≤" if first.upper_bound else first.metric, "method": first.method,
+            name_a: _percent(first.accuracy, first.ci_low, first.ci_high),
+            name_b: _percent(second.accuracy, second.ci_low, second.ci_high),
+            f"{name_a} − {name_b} (points)": _percent(paired.difference, paired.ci_low, paired.ci_high),
+            "discordant": f"{paired.only_a} / {paired.only_b}", "McNemar p": f"{paired.p_value:.2g}",
+            "verdict": verdict,
+        })
+    return rows
+
+
+def _percent(value: float, low: float, high: float) -> str:
+    return f"{100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]"

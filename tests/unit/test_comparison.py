@@ -1,0 +1,85 @@
+"""Paired comparisons of two records on the same images: McNemar's exact test and Newcombe's
+interval for the difference, checked by hand and by simulated coverage."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+
+from soupviz.comparison import mcnemar_p, newcombe_interval, paired_difference
+from soupviz.errors import SoupvizError
+from soupviz.metrics import Record, wilson_interval
+from soupviz.results_cache import packbits
+
+
+def record(mask: list[bool], images: str = "8 images of test") -> Record:
+    correct = sum(mask)
+    low, high = wilson_interval(correct, len(mask))
+    return Record(weights=[1.0], ingredients=["m"], metric="clean", spec="clean", kind="clean", n=len(mask),
+                  correct=correct, accuracy=correct / len(mask), ci_low=low, ci_high=high, method="clean accuracy",
+                  upper_bound=False, images=images, seed=0, batchnorm="mixed", mask=packbits(torch.tensor(mask)))
+
+
+def test_mcnemar_matches_the_binomial_tail_by_hand() -> None:
+    assert mcnemar_p(3, 0) == pytest.approx(2 / 8)
+    assert mcnemar_p(10, 2) == pytest.approx(2 * (1 + 12 + 66) / 4096)
+    assert mcnemar_p(2, 10) == mcnemar_p(10, 2)
+    assert mcnemar_p(5, 5) == 1.0 and mcnemar_p(0, 0) == 1.0
+
+
+def test_paired_difference_counts_the_discordant_images() -> None:
+    a = record([True, True, True, False, True, False, True, True])
+    b = record([True, False, False, False, True, True, True, True])
+    result = paired_difference(a, b)
+    assert (result.only_a, result.only_b, result.n) == (2, 1, 8)
+    assert result.difference == pytest.approx(1 / 8)
+    assert result.ci_low < result.difference < result.ci_high and result.verdict == "within noise"
+    swapped = paired_difference(b, a)
+    assert (swapped.ci_low, swapped.ci_high) == pytest.approx((-result.ci_high, -result.ci_low))
+    with pytest.raises(SoupvizError):
+        paired_difference(a, record([True] * 8, images="8 images of train"))
+    with pytest.raises(SoupvizError):
+        paired_difference(a, replace(b, mask=""))
+
+
+def test_identical_models_differ_by_nothing_and_a_clear_gap_gets_a_verdict() -> None:
+    same = paired_difference(record([True, False] * 50), record([True, False] * 50))
+    assert same.difference == 0 and same.p_value == 1.0 and same.ci_low <= 0 <= same.ci_high
+    better = paired_difference(record([True] * 90 + [False] * 10), record([True] * 60 + [False] * 40))
+    assert better.verdict == "a better" and better.p_value < 1e-6
+
+
+def test_newcombe_is_close_to_wald_for_many_images() -> None:
+    both, only_a, only_b, neither = 600, 60, 30, 310
+    n = both + only_a + only_b + neither
+    diff = (only_a - only_b) / n
+    half = 1.96 * math.sqrt(((only_a + only_b) / n - diff**2) / n)
+    assert newcombe_interval(both, only_a, only_b, neither) == pytest.approx((diff - half, diff + half), abs=0.004)
+
+
+def test_newcombe_covers_the_true_difference_about_95_percent_of_the_time() -> None:
+    rng = random.Random(0)
+    cells = [0.55, 0.12, 0.05, 0.28]  # both, only a, only b, neither: true difference 0.07
+    covered, trials = 0, 2000
+    for _ in range(trials):
+        counts = [0, 0, 0, 0]
+        for choice in rng.choices(range(4), cells, k=120):
+            counts[choice] += 1
+        low, high = newcombe_interval(*counts)
+        covered += low <= 0.07 <= high
+    assert 0.93 <= covered / trials <= 0.975
+
+
+def test_paired_rows_pair_by_metric_and_skip_metrics_only_one_side_has() -> None:
+    from soupviz.comparison import paired_rows
+
+    a = [record([True] * 90 + [False] * 10), replace(record([True] * 100), spec="fog:3", metric="fog 3")]
+    b = [record([True] * 60 + [False] * 40)]
+    (row,) = paired_rows(a, b, "lrat", "pgd")
+    assert (row["metric"], row["lrat"], row["pgd"]) == ("clean", "90.0 [82.6, 94.5]", "60.0 [50.2, 69.1]")
+    assert row["lrat − pgd (points)"].startswith("30.0 [") and row["discordant"] == "30 / 0"
+    assert row["verdict"] == "lrat better"
