@@ -145,7 +145,7 @@ def test_a_good_upload_becomes_the_family(app_env: dict) -> None:
     at = open_page()
     at.radio(key=Keys.FAMILY_SOURCE).set_value("upload").run()
     folder = Path(app_env["SOUPVIZ_FAMILY"])
-    files = [(p.name, p.read_bytes(), "application/octet-stream") for p in sorted(folder.iterdir())]
+    files = [(p.name, p.read_bytes(), "application/octet-stream") for p in sorted(folder.iterdir()) if p.is_file()]
     at.file_uploader(key=Keys.UPLOADS).set_value(files).run()
     assert_clean(at)
     assert at.subheader[-1].value == "Ingredients of uploaded"
