@@ -251,18 +251,19 @@ def _comparison(records: list, wanted: list[str]) -> str:
     header = [key for key in rows[0] if key != "method"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
-    methods = sorted({f"{row['metric']}: {row['method']}" for row in rows})
+    methods = sorted({f"{row['metric']}: {row['method']}" for row in rows if row["metric"].endswith("≤")})
     return "\n".join(lines + [""] + methods)
 
 
 def format_table(records: list, names: list[str]) -> str:
     """Records as a text table: one row per soup, one column per metric, accuracy and 95% interval;
     corruptions are summarised in one 'corruption mean' column (`metrics.corruption_mean`)."""
+    from soupviz.figures import metric_name
     from soupviz.metrics import corruption_mean
 
     soups: dict[tuple, dict] = {}
-    for record in records:
-        soups.setdefault(tuple(record.weights), {})[record.metric] = record.row()
+    for record in records:  # robust columns name their attack: two attacks of one threat are two columns
+        soups.setdefault(tuple(record.weights), {})[metric_name(record)] = record.row()
     for by_metric in soups.values():
         mean = corruption_mean(list(by_metric.values()))
         for metric in [m for m, row in by_metric.items() if row["kind"] == "corruption"]:
@@ -278,7 +279,7 @@ def format_table(records: list, names: list[str]) -> str:
         lines.append([" ".join(f"{w:g}" for w in weights)] + cells)
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) for row in lines)
-    methods = sorted({f"{r.metric}: {r.method}" for r in records if r.upper_bound})
+    methods = sorted({f"{metric_name(r)}: {r.method}" for r in records if r.upper_bound})
     means = {m["method"] for by_metric in soups.values() if (m := by_metric.get("corruption mean"))}
     methods += [f"corruption mean: {method}" for method in sorted(means)]
     return (

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from soupviz.errors import SoupvizError
+from soupviz.figures import metric_name
 from soupviz.metrics import Record, wilson_interval
 from soupviz.results_cache import unpackbits
 
@@ -97,7 +98,7 @@ def paired_rows(a: list[Record], b: list[Record], name_a: str = "a", name_b: str
         paired = paired_difference(first, second)
         verdict = {"a better": f"{name_a} better", "b better": f"{name_b} better"}.get(paired.verdict, paired.verdict)
         rows.append({
-            "metric": f"{first.metric} ≤" if first.upper_bound else first.metric, "method": first.method,
+            "metric": f"{metric_name(first)} ≤" if first.upper_bound else first.metric, "method": first.method,
             name_a: _percent(first.accuracy, first.ci_low, first.ci_high),
             name_b: _percent(second.accuracy, second.ci_low, second.ci_high),
             f"{name_a} − {name_b} (points)": _percent(paired.difference, paired.ci_low, paired.ci_high),

@@ -156,11 +156,14 @@ def test_corruptions_shorthand_is_averaged_in_the_table_and_the_cards(family_fol
 
 
 def test_compare_prints_a_paired_markdown_table_of_two_ingredients(family_folder, data_folder, capsys) -> None:
-    common = ["eval", str(family_folder), "--data", str(data_folder), "--images", "20", "--metrics", "clean,l2::pgd:2"]
+    metrics = "clean,l2::pgd:2,l2::pgd-dlr:2"  # two attacks on one threat stay two rows and two columns
+    common = ["eval", str(family_folder), "--data", str(data_folder), "--images", "20", "--metrics", metrics]
     assert main([*common, "--compare", "test-l2,test-linf"]) == 0
-    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    printed = capsys.readouterr().out
+    assert "L2 0.5 PGD-2 " in printed.splitlines()[0] and "L2 0.5 PGD-DLR-2" in printed.splitlines()[0]
+    table = [line for line in printed.splitlines() if line.startswith("|")]
     assert table[0].split(" | ")[1:4] == ["test-l2", "test-linf", "test-l2 − test-linf (points)"]
-    assert [row.split(" | ")[0] for row in table[2:]] == ["| clean", "| L2 0.5 ≤"]
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| clean", "| L2 0.5 PGD-2 ≤", "| L2 0.5 PGD-DLR-2 ≤"]
     assert all(row.split(" | ")[-1].strip(" |") in ("test-l2 better", "test-linf better", "within noise")
                for row in table[2:])
     assert main([*common, "--compare", "test-l2,nope"]) == 2
