@@ -247,12 +247,11 @@ def _comparison(records: list, wanted: list[str]) -> str:
 
     present = list(records[0].ingredients)
     a, b = ([r for r in records if r.weights[present.index(name)] == 1.0] for name in wanted)
-    rows = paired_rows(a, b, *wanted)
-    header = [key for key in rows[0] if key != "method"]
+    rows = [row for row in paired_rows(a, b, *wanted) if row["kind"] != "corruption"]  # corruptions: their mean
+    header = [key for key in rows[0] if key not in ("kind", "method")]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
-    methods = sorted({f"{row['metric']}: {row['method']}" for row in rows if row["metric"].endswith("≤")})
-    return "\n".join(lines + [""] + methods)
+    return "\n".join(lines + ["", "≤: an upper bound on robust accuracy (the attack may miss adversarial examples)."])
 
 
 def format_table(records: list, names: list[str]) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from soupviz.errors import SoupvizError
 from soupviz.figures import metric_name
-from soupviz.metrics import Record, wilson_interval
+from soupviz.metrics import Record, corruption_mean, wilson_interval
 from soupviz.results_cache import unpackbits
 
 
@@ -86,9 +88,29 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * tail / 2**discordant)
 
 
+def paired_corruption_mean(a: list[Record], b: list[Record]) -> tuple[float, float, float] | None:
+    """The difference a − b of mean accuracy over the corruption conditions both measured, with a
+    95% interval: each image's score is its accuracy over the conditions, images are independent,
+    so the interval is the normal one of the mean per-image difference. None without shared
+    corruption records."""
+    by_spec = {r.spec: r for r in b if r.kind == "corruption"}
+    pairs = [(r, by_spec[r.spec]) for r in a if r.kind == "corruption" and r.spec in by_spec]
+    if not pairs:
+        return None
+    for first, second in pairs:
+        paired_difference(first, second)  # raises unless both have masks of the same images
+    n = pairs[0][0].n
+    scores = [torch.stack([unpackbits(r.mask, n).double() for r in side]).mean(0) for side in zip(*pairs, strict=True)]
+    differences = scores[0] - scores[1]
+    half = 1.959964 * float(differences.std(unbiased=True)) / math.sqrt(n) if n > 1 else 1.0
+    mean = float(differences.mean())
+    return mean, mean - half, mean + half
+
+
 def paired_rows(a: list[Record], b: list[Record], name_a: str = "a", name_b: str = "b") -> list[dict]:
     """One row per metric both lists hold (in `a`'s order): each accuracy with its Wilson interval,
-    the paired difference a − b in points with its interval, McNemar's p and the verdict."""
+    the paired difference a − b in points with its interval, McNemar's p and the verdict. Where
+    both hold corruption records, a last row compares their means (`paired_corruption_mean`)."""
     by_spec = {record.spec: record for record in b}
     rows = []
     for first in a:
@@ -98,12 +120,25 @@ def paired_rows(a: list[Record], b: list[Record], name_a: str = "a", name_b: str
         paired = paired_difference(first, second)
         verdict = {"a better": f"{name_a} better", "b better": f"{name_b} better"}.get(paired.verdict, paired.verdict)
         rows.append({
-            "metric": f"{metric_name(first)} ≤" if first.upper_bound else first.metric, "method": first.method,
+            "metric": f"{metric_name(first)} ≤" if first.upper_bound else first.metric, "kind": first.kind,
+            "method": first.method,
             name_a: _percent(first.accuracy, first.ci_low, first.ci_high),
             name_b: _percent(second.accuracy, second.ci_low, second.ci_high),
             f"{name_a} − {name_b} (points)": _percent(paired.difference, paired.ci_low, paired.ci_high),
             "discordant": f"{paired.only_a} / {paired.only_b}", "McNemar p": f"{paired.p_value:.2g}",
             "verdict": verdict,
+        })
+    corruptions = paired_corruption_mean(a, b)
+    if corruptions:
+        mean_a, mean_b = corruption_mean([r.row() for r in a]), corruption_mean([r.row() for r in b])
+        difference, low, high = corruptions
+        verdict = f"{name_a} better" if low > 0 else f"{name_b} better" if high < 0 else "within noise"
+        rows.append({
+            "metric": "corruption mean", "kind": "corruption-mean", "method": mean_a["method"],
+            name_a: _percent(mean_a["accuracy"], mean_a["ci_low"], mean_a["ci_high"]),
+            name_b: _percent(mean_b["accuracy"], mean_b["ci_low"], mean_b["ci_high"]),
+            f"{name_a} − {name_b} (points)": _percent(difference, low, high),
+            "discordant": "—", "McNemar p": "—", "verdict": verdict,
         })
     return rows
 

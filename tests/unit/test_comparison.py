@@ -83,3 +83,22 @@ def test_paired_rows_pair_by_metric_and_skip_metrics_only_one_side_has() -> None
     assert (row["metric"], row["lrat"], row["pgd"]) == ("clean", "90.0 [82.6, 94.5]", "60.0 [50.2, 69.1]")
     assert row["lrat − pgd (points)"].startswith("30.0 [") and row["discordant"] == "30 / 0"
     assert row["verdict"] == "lrat better"
+
+
+def test_corruption_means_are_compared_per_image_across_conditions() -> None:
+    from soupviz.comparison import paired_corruption_mean, paired_rows
+
+    def corrupted(mask, name):
+        return replace(record(mask), kind="corruption", spec=f"{name}:1", metric=f"{name} 1")
+
+    a = [corrupted([True] * 6 + [False] * 2, "fog"), corrupted([True] * 4 + [False] * 4, "snow")]
+    b = [corrupted([True] * 4 + [False] * 4, "fog"), corrupted([True] * 4 + [False] * 4, "snow")]
+    difference, low, high = paired_corruption_mean(a, b)
+    # per image: a − b = 0.5 on two images (fog only), 0 on six: mean 1/8, sd of (.5, .5, 0 x 6)
+    sd = math.sqrt((2 * (0.5 - 0.125) ** 2 + 6 * 0.125**2) / 7)
+    assert difference == pytest.approx(0.125)
+    assert (low, high) == pytest.approx((0.125 - 1.959964 * sd / math.sqrt(8), 0.125 + 1.959964 * sd / math.sqrt(8)))
+    rows = paired_rows(a, b, "a", "b")
+    assert [row["kind"] for row in rows] == ["corruption", "corruption", "corruption-mean"]
+    assert rows[-1]["a"].startswith("62.5") and rows[-1]["b"].startswith("50.0")
+    assert paired_corruption_mean(a, [record([True] * 8)]) is None
