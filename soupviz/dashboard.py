@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from soupviz.results_cache import ResultCache
 from soupviz.soup import ParameterMatrix, Soup
 
 UPLOAD_SUFFIXES = (".safetensors", ".json")
+UPPER_BOUND = " (upper bound on robust accuracy)"
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
 
 
@@ -207,34 +209,40 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
     """
     k = len(family.names)
     if records:
-        found = [{r.metric: r.__dict__ for r in records if weights_key(r.weights) == weights_key(one_hot)}
+        found = [{r.spec: r.__dict__ for r in records if weights_key(r.weights) == weights_key(one_hot)}
                  for one_hot in torch.eye(k, dtype=torch.float64).tolist()]
     else:
-        found = [{m["metric"]: m for m in i.card.metrics if "metric" in m} for i in family.ingredients]
+        found = [{m.get("spec", m["metric"]): m for m in i.card.metrics if "metric" in m} for i in family.ingredients]
     found = [_mean_corruptions(cells) for cells in found]
-    columns = list(dict.fromkeys((name, bool(m.get("upper_bound"))) for cells in found for name, m in cells.items()))
+    first = {key: m for cells in reversed(found) for key, m in cells.items()}
+    first = {key: first[key] for key in dict.fromkeys(key for cells in found for key in cells)}
+    shared = Counter(m["metric"] for m in first.values())
     rows, methods = [], {}
     for ingredient, cells in zip(family.ingredients, found, strict=True):
         card = ingredient.card
         row = {"ingredient": card.label, "checkpoint": card.name, "parent": (card.parent or {}).get("name", "—")}
-        for name, bound in columns:
-            m = cells.get(name)
+        for key, example in first.items():
+            name = example["metric"]
+            if shared[name] > 1:  # two attacks on one threat: name each column by its attack
+                name = example.get("method", name).removesuffix(UPPER_BOUND)
+            m = cells.get(key)
             complete = m is not None and {"accuracy", "ci_low", "ci_high"} <= m.keys()
-            row[f"{name} ≤" if bound else name] = (
+            row[f"{name} ≤" if example.get("upper_bound") else name] = (
                 f"{100 * m['accuracy']:.1f}% [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]" if complete else "—")
             if m and m.get("method"):
-                method = m["method"].removesuffix(" (upper bound on robust accuracy)")
-                methods.setdefault(m.get("images", "unknown images"), {})[method] = None
+                methods.setdefault(m.get("images", "unknown images"), {})[m["method"].removesuffix(UPPER_BOUND)] = None
         rows.append(row)
     return rows, [f"on {images}: {'; '.join(used)}" for images, used in methods.items()]
 
 
 def _mean_corruptions(cells: dict[str, dict]) -> dict[str, dict]:
-    """`cells` with its corruption entries replaced by their mean (`metrics.corruption_mean`):
-    one column instead of up to 14 types × 5 severities."""
+    """`cells` with its corruption entries (and any stored mean) replaced by their mean, computed
+    afresh (`metrics.corruption_mean`): one column instead of up to 14 types × 5 severities."""
     mean = corruption_mean(list(cells.values()))
-    kept = {name: m for name, m in cells.items() if m.get("kind") != "corruption"}
-    return {**kept, mean["metric"]: mean} if mean else kept
+    if mean is None:
+        return cells
+    kept = {key: m for key, m in cells.items() if m.get("kind") not in ("corruption", "corruption-mean")}
+    return {**kept, mean["spec"]: mean}
 
 
 def ternary_points(fig: go.Figure) -> list[list[float]]:

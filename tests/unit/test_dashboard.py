@@ -122,11 +122,31 @@ def test_cards_metrics_fill_the_table_when_nothing_is_measured(family) -> None:
     assert methods == ["on 1000 images: clean accuracy"]
 
 
+def test_two_attacks_on_one_threat_get_a_column_each(family) -> None:
+    def card_metric(spec, method, accuracy):
+        return {"metric": "L∞ 8/255", "spec": spec, "upper_bound": True, "accuracy": accuracy,
+                "ci_low": accuracy - 0.03, "ci_high": accuracy + 0.03,
+                "method": f"{method} L∞ 8/255 (upper bound on robust accuracy)",
+                "images": "1000 images"}
+
+    family.ingredients[1].card.metrics = [card_metric("linf:pgd", "PGD-20", 0.36),
+                                          card_metric("linf:apgd-t", "APGD-T-40", 0.32)]
+    family.ingredients[2].card.metrics = [card_metric("linf:pgd", "PGD-20", 0.27)]
+    rows, methods = ingredient_table(family)
+    assert rows[1]["PGD-20 L∞ 8/255 ≤"] == "36.0% [33.0, 39.0]"
+    assert rows[1]["APGD-T-40 L∞ 8/255 ≤"] == "32.0% [29.0, 35.0]"
+    assert rows[2]["PGD-20 L∞ 8/255 ≤"] == "27.0% [24.0, 30.0]" and rows[2]["APGD-T-40 L∞ 8/255 ≤"] == "—"
+    assert methods == ["on 1000 images: PGD-20 L∞ 8/255; APGD-T-40 L∞ 8/255"]
+
+
 def test_corruption_columns_collapse_into_their_mean(family) -> None:
     family.ingredients[1].card.metrics = [
         {"metric": f"{name} 3", "kind": "corruption", "accuracy": acc, "ci_low": acc - 0.1, "ci_high": acc + 0.1,
          "method": f"{name} at severity 3", "images": "1000 images", "n": 1000}
         for name, acc in (("fog", 0.6), ("snow", 0.4))]
+    family.ingredients[1].card.metrics.append({"metric": "corruption mean", "spec": "corruption-mean",
+                                              "kind": "corruption-mean", "accuracy": 0.1, "ci_low": 0.0,
+                                              "ci_high": 0.2})  # a stale stored mean is recomputed
     rows, methods = ingredient_table(family)
     assert "fog 3" not in rows[1] and rows[1]["corruption mean"] == "50.0% [40.0, 60.0]"
     assert rows[0]["corruption mean"] == "—"
