@@ -256,19 +256,14 @@ def _comparison(records: list, wanted: list[str]) -> str:
 
 def format_table(records: list, names: list[str]) -> str:
     """Records as a text table: one row per soup, one column per metric, accuracy and 95% interval;
-    corruptions are summarised in one 'corruption mean' column (`metrics.corruption_mean`)."""
+    corruptions are summarised in one 'corruption mean' column (`metrics.with_corruption_mean`)."""
     from soupviz.figures import metric_name
-    from soupviz.metrics import corruption_mean
+    from soupviz.metrics import with_corruption_mean
 
     soups: dict[tuple, dict] = {}
     for record in records:  # robust columns name their attack: two attacks of one threat are two columns
         soups.setdefault(tuple(record.weights), {})[metric_name(record)] = record.row()
-    for by_metric in soups.values():
-        mean = corruption_mean(list(by_metric.values()))
-        for metric in [m for m, row in by_metric.items() if row["kind"] == "corruption"]:
-            del by_metric[metric]
-        if mean:
-            by_metric[mean["metric"]] = mean
+    soups = {weights: with_corruption_mean(by_metric) for weights, by_metric in soups.items()}
     columns = list(dict.fromkeys(metric for by_metric in soups.values() for metric in by_metric))
     header = ["soup (" + ", ".join(names) + ")"] + columns
     lines = [header]

@@ -49,17 +49,22 @@ def paired_difference(a: Record, b: Record) -> PairedDifference:
     Raises:
         SoupvizError: when a record has no per-image mask or the two measured different images.
     """
-    if not a.mask or not b.mask:
-        raise SoupvizError("A paired comparison needs per-image masks; these records have none (read from a CSV?).")
-    if (a.n, a.images, a.seed) != (b.n, b.images, b.seed):
-        raise SoupvizError(f"These records were measured on different images ({a.images!r}, seed {a.seed}; "
-                           f"{b.images!r}, seed {b.seed}): they cannot be paired.")
+    check_pairable(a, b)
     right_a, right_b = unpackbits(a.mask, a.n), unpackbits(b.mask, b.n)
     both = int((right_a & right_b).sum())
     only_a = int((right_a & ~right_b).sum())
     only_b = int((~right_a & right_b).sum())
     low, high = newcombe_interval(both, only_a, only_b, a.n - both - only_a - only_b)
     return PairedDifference((only_a - only_b) / a.n, low, high, only_a, only_b, a.n, mcnemar_p(only_a, only_b))
+
+
+def check_pairable(a: Record, b: Record) -> None:
+    """Raise a `SoupvizError` unless both records carry per-image masks of the same images."""
+    if not a.mask or not b.mask:
+        raise SoupvizError("A paired comparison needs per-image masks; these records have none (read from a CSV?).")
+    if (a.n, a.images, a.seed) != (b.n, b.images, b.seed):
+        raise SoupvizError(f"These records were measured on different images ({a.images!r}, seed {a.seed}; "
+                           f"{b.images!r}, seed {b.seed}): they cannot be paired.")
 
 
 def newcombe_interval(both: int, only_a: int, only_b: int, neither: int) -> tuple[float, float]:
@@ -98,7 +103,7 @@ def paired_corruption_mean(a: list[Record], b: list[Record]) -> tuple[float, flo
     if not pairs:
         return None
     for first, second in pairs:
-        paired_difference(first, second)  # raises unless both have masks of the same images
+        check_pairable(first, second)
     n = pairs[0][0].n
     scores = [torch.stack([unpackbits(r.mask, n).double() for r in side]).mean(0) for side in zip(*pairs, strict=True)]
     differences = scores[0] - scores[1]

@@ -24,7 +24,7 @@ from soupviz.evaluate import Evaluator
 from soupviz.export import figure_info
 from soupviz.figures import soup_label, weights_key
 from soupviz.grids import simplex_grid
-from soupviz.metrics import MetricSpec, Record, corruption_mean
+from soupviz.metrics import MetricSpec, Record, with_corruption_mean
 from soupviz.models import create_model
 from soupviz.results_cache import ResultCache
 from soupviz.soup import ParameterMatrix, Soup
@@ -213,7 +213,7 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
                  for one_hot in torch.eye(k, dtype=torch.float64).tolist()]
     else:
         found = [{m.get("spec", m["metric"]): m for m in i.card.metrics if "metric" in m} for i in family.ingredients]
-    found = [_mean_corruptions(cells) for cells in found]
+    found = [with_corruption_mean(cells) for cells in found]
     first = {key: m for cells in reversed(found) for key, m in cells.items()}
     first = {key: first[key] for key in dict.fromkeys(key for cells in found for key in cells)}
     shared = Counter(m["metric"] for m in first.values())
@@ -233,16 +233,6 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
                 methods.setdefault(m.get("images", "unknown images"), {})[m["method"].removesuffix(UPPER_BOUND)] = None
         rows.append(row)
     return rows, [f"on {images}: {'; '.join(used)}" for images, used in methods.items()]
-
-
-def _mean_corruptions(cells: dict[str, dict]) -> dict[str, dict]:
-    """`cells` with its corruption entries (and any stored mean) replaced by their mean, computed
-    afresh (`metrics.corruption_mean`): one column instead of up to 14 types × 5 severities."""
-    mean = corruption_mean(list(cells.values()))
-    if mean is None:
-        return cells
-    kept = {key: m for key, m in cells.items() if m.get("kind") not in ("corruption", "corruption-mean")}
-    return {**kept, mean["spec"]: mean}
 
 
 def ternary_points(fig: go.Figure) -> list[list[float]]:

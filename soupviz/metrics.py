@@ -163,6 +163,17 @@ def corruption_mean(records: Sequence[Mapping]) -> dict | None:
     }
 
 
+def with_corruption_mean(cells: dict[str, Mapping]) -> dict[str, Mapping]:
+    """`cells` (one model's metrics by column) with its corruption entries, and any stored mean,
+    replaced by their mean computed afresh under 'corruption mean': one column instead of up to
+    14 types × 5 severities. Unchanged when it holds no corruption entries."""
+    mean = corruption_mean(list(cells.values()))
+    if mean is None:
+        return cells
+    kept = {key: m for key, m in cells.items() if m.get("kind") not in ("corruption", "corruption-mean")}
+    return {**kept, mean["metric"]: mean}
+
+
 def wilson_interval(correct: float, n: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval for a proportion `correct`/`n` (95% by default)."""
     if n <= 0:
