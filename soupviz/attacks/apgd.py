@@ -53,6 +53,10 @@ class APGD(Attack):
             in turn (pyautoattack chooses them; a caller cannot pass its own targets).
         n_target_classes: target classes tried by APGD-T.
         restarts: random restarts (per target class for APGD-T).
+        large_reps: AutoAttack's L1 setting (`use_largereps`): each restart runs 30% of its
+            steps at 3·eps, 30% at 2·eps and the rest at eps, escaping the sparse L1 ball's
+            poor local optima. None (default) turns it on for L1, as AutoAttack's standard
+            version does; L1 only.
 
     Example:
         >>> x_adv = APGD(model, "l2", 0.5, steps=40, loss="dlr")(x, y)
@@ -71,8 +75,11 @@ class APGD(Attack):
         n_target_classes: int = 9,
         restarts: int = 1,
         seed: int = 0,
+        large_reps: bool | None = None,
     ) -> None:
         super().__init__(model, threat, eps, seed)
+        if large_reps and threat != "l1":
+            raise SoupvizError("APGD's large_reps schedule exists for L1 only; leave it unset for L∞ and L2.")
         loss = loss or ("dlr" if targeted else "ce")
         if loss not in ("ce", "dlr") or (targeted and loss != "dlr"):
             raise SoupvizError(f"APGD loss {loss!r} is not available: use 'ce' or 'dlr' (APGD-T uses 'dlr').")
@@ -91,6 +98,7 @@ class APGD(Attack):
         self.targeted = targeted
         self.n_target_classes = int(n_target_classes)
         self.restarts = int(restarts)
+        self.large_reps = threat == "l1" if large_reps is None else bool(large_reps)
 
     def describe(self) -> str:
         kind = "T" if self.targeted else self.loss.upper()
@@ -111,5 +119,6 @@ class APGD(Attack):
             attack = APGDAttack_targeted(as_predict(self.model), n_target_classes=self.n_target_classes, **common)
         else:
             attack = APGDAttack(as_predict(self.model), loss=self.loss, **common)
+        attack.use_largereps = self.large_reps
         with torch.random.fork_rng(devices=seeded_devices(x)):
             return attack.perturb(x, y)

@@ -17,6 +17,7 @@ from soupviz.attacks.base import Attack, Classifier, fixed_batch
 from soupviz.errors import SoupvizError
 
 VERSIONS = ("standard", "plus", "rand")
+STAGES = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 
 
 class AutoAttack(Attack):
@@ -26,6 +27,9 @@ class AutoAttack(Attack):
         model, threat, eps, seed: see `Attack`.
         version: 'standard' (what RobustBench reports), 'plus' (more restarts and attacks)
             or 'rand' (for randomised defences).
+        stages: run only these stages of the version, each configured as the version sets
+            it (e.g. ('apgd-ce', 'apgd-t'): the standard version's gradient stages, with
+            its 9 target classes, or at L1 its 5 restarts, 5 targets and large reps).
 
     Example:
         >>> x_adv = AutoAttack(model, "linf", 8 / 255)(x, y)
@@ -33,10 +37,22 @@ class AutoAttack(Attack):
 
     name = "AutoAttack"
 
-    def __init__(self, model: Classifier, threat: str, eps: float, version: str = "standard", seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: Classifier,
+        threat: str,
+        eps: float,
+        version: str = "standard",
+        seed: int = 0,
+        stages: tuple[str, ...] | None = None,
+    ) -> None:
         super().__init__(model, threat, eps, seed)
         if version not in VERSIONS:
             raise SoupvizError(f"Unknown AutoAttack version {version!r}: use one of {', '.join(VERSIONS)}.")
+        unknown = sorted(set(stages or ()) - set(STAGES))
+        if unknown or stages == ():
+            raise SoupvizError(f"Unknown AutoAttack stages {unknown or stages}: choose among {', '.join(STAGES)}.")
+        self.stages = tuple(stages) if stages else None
         if fixed_batch(model):
             raise SoupvizError(
                 "AutoAttack drops broken points from the batch, so it cannot attack a model with a fixed batch layout."
@@ -44,7 +60,8 @@ class AutoAttack(Attack):
         self.version = version
 
     def describe(self) -> str:
-        return super().describe().replace(self.name, f"{self.name} ({self.version})", 1)
+        stages = f": {', '.join(s.upper() for s in self.stages)}" if self.stages else ""
+        return super().describe().replace(self.name, f"{self.name} ({self.version}{stages})", 1)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         if target is not None:
@@ -56,6 +73,10 @@ class AutoAttack(Attack):
             version=self.version, device=x.device,
         )  # fmt: skip
         attack.verbose = False
+        if self.stages:
+            attack.attacks_to_run = [stage for stage in attack.attacks_to_run if stage in self.stages]
+            if not attack.attacks_to_run:
+                raise SoupvizError(f"AutoAttack's {self.version} version has none of the stages {self.stages}.")
         logger, notes = logging.getLogger("auto-attack"), _Notes()
         logger.addHandler(notes)
         propagate, logger.propagate = logger.propagate, False

@@ -103,13 +103,33 @@ def test_apgd_is_deterministic_and_leaves_the_global_generator_alone(model, batc
 def test_apgd_wrapper_returns_what_pyautoattack_returns(model, batch, threat):
     x, y = batch
     eps, norm_name = EPS[threat] / 4, {"linf": "Linf", "l2": "L2", "l1": "L1"}[threat]
+    large = threat == "l1"  # AutoAttack's L1 setting, our default there
     ours = APGD(model, threat, eps, steps=5, seed=2)(x, y)
     torch.manual_seed(0)
-    theirs = APGDAttack(model, n_iter=5, norm=norm_name, eps=eps, seed=2).perturb(x, y)
+    theirs = APGDAttack(model, n_iter=5, norm=norm_name, eps=eps, seed=2, use_largereps=large).perturb(x, y)
     torch.testing.assert_close(ours, theirs)
     ours_t = APGD(model, threat, eps, steps=5, targeted=True, n_target_classes=3, seed=2)(x, y)
-    theirs_t = APGDAttack_targeted(model, n_iter=5, norm=norm_name, eps=eps, seed=2, n_target_classes=3)
+    theirs_t = APGDAttack_targeted(
+        model, n_iter=5, norm=norm_name, eps=eps, seed=2, n_target_classes=3, use_largereps=large
+    )
     torch.testing.assert_close(ours_t, theirs_t.perturb(x, y))
+
+
+def test_apgd_uses_autoattacks_large_reps_at_l1_only(model, batch):
+    assert APGD(model, "l1", 12.0).large_reps and not APGD(model, "l1", 12.0, large_reps=False).large_reps
+    assert not APGD(model, "linf", 8 / 255).large_reps
+    with pytest.raises(SoupvizError, match="L1 only"):
+        APGD(model, "l2", 0.5, large_reps=True)
+
+
+def test_autoattack_runs_only_the_stages_asked_for(model, batch):
+    x, y = batch
+    attack = AutoAttack(model, "linf", 2 / 255, stages=("apgd-ce", "apgd-t"))
+    assert attack.describe() == "AutoAttack (standard: APGD-CE, APGD-T) L∞ 2/255"
+    x_adv = attack(x, y)
+    assert ((x_adv - x).abs() <= 2 / 255 + 1e-6).all()
+    with pytest.raises(SoupvizError, match="stages"):
+        AutoAttack(model, "linf", 2 / 255, stages=("apgd-x",))
 
 
 def test_apgd_accepts_any_callable_and_channels_last_images(model, batch):

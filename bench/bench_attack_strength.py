@@ -1,0 +1,215 @@
+"""Strength and cost of candidate default attacks against AutoAttack, on the shipped ingredients.
+
+For every ingredient × threat (L∞ 8/255, L2 0.5, L1 12) and every candidate attack, this keeps
+the per-image robust mask and the seconds it took, in chunks of images, appended to
+`bench/results/attack_strength/<ingredient>-<threat>.jsonl`. A killed run loses at most the chunk
+in progress and a rerun skips every chunk already there, so the 1,000-image table is built over
+several sessions. Images are the first N of the seed-0 test subset, the evaluator's own.
+
+The reference is per image: a point counts as robust only if every candidate and AutoAttack's
+standard gradient stages (APGD-CE-100 and APGD-T-100 as pyautoattack configures them: 9 targets
+at L∞/L2; 5 restarts, 5 targets and large reps at L1) fail on it. AutoAttack runs on the points
+the candidates left robust, so the reference is at least as strong as that chain alone. With
+`--full-autoattack N` the standard version's last stages (FAB-T, Square) also run on the
+survivors of the first N images, to show what the gradient stages miss.
+
+    OMP_NUM_THREADS=1 python bench/bench_attack_strength.py --images 1000 --worker 0/2 &
+    OMP_NUM_THREADS=1 python bench/bench_attack_strength.py --images 1000 --worker 1/2 &
+    python bench/bench_attack_strength.py --summary        # table of what is done so far
+
+The summary (`bench/results/attack_strength.json` and `.md`) gives each candidate's accuracy,
+its gap to the reference on the images every stage has covered, and its cost in seconds per
+1,000 images on one thread; it names, per threat, the cheapest candidate within 1 point of the
+reference on every ingredient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from soupviz.attacks import DEFAULT_BUDGETS, THREATS, AutoAttack, describe_attacks, make_attack, robust_mask
+from soupviz.checkpoints import load_family
+from soupviz.data import load_split
+from soupviz.results_cache import packbits, unpackbits
+from soupviz.soup import Soup
+from soupviz.storage import atomic_write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+FAMILY = ROOT / "assets" / "families" / "cifar10-preact_resnet_small"
+OUT = ROOT / "bench" / "results" / "attack_strength"
+SUMMARY = ROOT / "bench" / "results" / "attack_strength.json"
+TOLERANCE = 0.01  # a default must be within 1 point of the reference
+
+# name -> chain of (registry name, steps, options); cheapest first.
+CANDIDATES: dict[str, list[tuple[str, int, dict]]] = {
+    "pgd-10": [("pgd", 10, {})],
+    "pgd-20": [("pgd", 20, {})],
+    "apgd-ce-20": [("apgd-ce", 20, {})],
+    "apgd-ce-40": [("apgd-ce", 40, {})],
+    "apgd-ce-10+apgd-t-10x3": [("apgd-ce", 10, {}), ("apgd-t", 10, {"n_target_classes": 3})],
+    "apgd-ce-20+apgd-t-20x3": [("apgd-ce", 20, {}), ("apgd-t", 20, {"n_target_classes": 3})],
+    "apgd-ce-40+apgd-t-40x3": [("apgd-ce", 40, {}), ("apgd-t", 40, {"n_target_classes": 3})],
+}
+REFERENCE = "autoattack-apgd"
+FULL = "autoattack-fab-square"
+
+
+def chain(name: str, model, threat: str) -> list:
+    """The attacks of candidate `name` on `model` at the threat's default budget, seed 0."""
+    eps = DEFAULT_BUDGETS[threat]
+    if name == REFERENCE:
+        return [AutoAttack(model, threat, eps, stages=("apgd-ce", "apgd-t"))]
+    if name == FULL:
+        return [AutoAttack(model, threat, eps, stages=("fab-t", "square"))]
+    return [make_attack(kind, model, threat, eps, steps=steps, seed=0, **options) for kind, steps, options in CANDIDATES[name]]
+
+
+def read_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    lines = []
+    for text in path.read_text().splitlines():
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:  # a line cut by a kill: recomputed
+            continue
+    return lines
+
+
+def run_chunk(soup: Soup, family, ingredient: str, threat: str, xb, yb, start: int, full: bool) -> None:
+    """Fill in every missing stage of one chunk of one ingredient × threat, appending as it goes."""
+    path = OUT / f"{ingredient}-{threat}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = {(line["stage"], line["start"]): line for line in read_lines(path)}
+    index = family.names.index(ingredient)
+    soup.set_weights(torch.eye(len(family.names), dtype=torch.float64)[index])
+    alive = torch.ones(len(yb), dtype=torch.bool)
+    for stage in [*CANDIDATES, REFERENCE] + ([FULL] if full else []):
+        if (stage, start) not in done:
+            attacks = chain(stage, soup, threat)
+            todo = alive.nonzero()[:, 0] if stage in (REFERENCE, FULL) else torch.arange(len(yb))
+            began = time.perf_counter()
+            mask = torch.zeros(len(yb), dtype=torch.bool)
+            if len(todo):
+                mask[todo] = robust_mask(attacks, soup, xb[todo], yb[todo])
+            line = {
+                "stage": stage, "start": start, "n": len(yb), "attacked": len(todo),
+                "seconds": round(time.perf_counter() - began, 3), "threads": torch.get_num_threads(),
+                "label": describe_attacks(attacks), "mask": packbits(mask),
+                "ingredient_hash": family.hashes[index], "torch": torch.__version__,
+            }  # fmt: skip
+            with path.open("a") as handle:
+                handle.write(json.dumps(line) + "\n")
+            done[(stage, start)] = line
+            print(f"{ingredient} {threat} [{start}:{start + len(yb)}] {stage}: "
+                  f"{int(mask.sum())}/{len(yb)} robust, {line['seconds']:.1f} s", flush=True)
+        mask = unpackbits(done[(stage, start)]["mask"], len(yb))
+        alive &= mask
+
+
+def summarise() -> dict:
+    """The strength/cost table of everything recorded so far, and the defaults it supports."""
+    rows, by_threat = [], {t: {} for t in THREATS}
+    for path in sorted(OUT.glob("*.jsonl")):
+        ingredient, threat = path.stem.rsplit("-", 1)
+        lines = read_lines(path)
+        starts = {line["start"] for line in lines if line["stage"] == REFERENCE}
+        complete = sorted(s for s in starts if all(any(l["stage"] == c and l["start"] == s for l in lines) for c in CANDIDATES))
+        if not complete:
+            continue
+        masks: dict[str, list] = {}
+        seconds: dict[str, float] = {}
+        n = 0
+        for start in complete:
+            size = next(l["n"] for l in lines if l["start"] == start)
+            n += size
+            for line in lines:
+                if line["start"] == start and line["stage"] != FULL:
+                    masks.setdefault(line["stage"], []).append(unpackbits(line["mask"], size))
+                    seconds[line["stage"]] = seconds.get(line["stage"], 0.0) + line["seconds"]
+        robust = {stage: torch.cat(parts) for stage, parts in masks.items()}
+        reference = torch.stack([robust[s] for s in robust]).all(0)
+        row = {"ingredient": ingredient, "threat": threat, "images": n,
+               "reference": float(reference.float().mean()),
+               "reference_label": next(l["label"] for l in lines if l["stage"] == REFERENCE), "candidates": {}}
+        for stage in CANDIDATES:
+            acc = float(robust[stage].float().mean())
+            row["candidates"][stage] = {
+                "accuracy": acc, "gap": acc - row["reference"],
+                "seconds_per_1000": 1000 * seconds[stage] / n,
+                "label": next(l["label"] for l in lines if l["stage"] == stage),
+            }
+        full = [l for l in lines if l["stage"] == FULL]
+        if full:
+            covered = sum(l["n"] for l in full)
+            broke = sum(int(l["attacked"]) - int(unpackbits(l["mask"], l["n"]).sum()) for l in full)
+            row["full_autoattack"] = {"images": covered, "extra_broken": broke}
+        rows.append(row)
+        by_threat[threat][ingredient] = row
+    defaults = {}
+    for threat, per_ingredient in by_threat.items():
+        fits = [c for c in CANDIDATES if per_ingredient and all(r["candidates"][c]["gap"] <= TOLERANCE + 1e-9 for r in per_ingredient.values())]
+        cost = {c: max(r["candidates"][c]["seconds_per_1000"] for r in per_ingredient.values()) for c in fits}
+        defaults[threat] = {
+            "cheapest_within_1_point": min(fits, key=cost.get) if fits else None,
+            "ingredients": sorted(per_ingredient), "images": min((r["images"] for r in per_ingredient.values()), default=0),
+        }
+    return {"rows": rows, "defaults": defaults, "tolerance": TOLERANCE,
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads when summarised", "torch": torch.__version__}
+
+
+def markdown(summary: dict) -> str:
+    """The summary as a Markdown table: accuracy (gap to the reference) and seconds per 1,000 images."""
+    names = list(CANDIDATES)
+    lines = ["| ingredient | threat | images | reference | " + " | ".join(names) + " |",
+             "|---|---|---|---|" + "---|" * len(names)]
+    for row in summary["rows"]:
+        cells = [f"{100 * c['accuracy']:.1f} ({100 * c['gap']:+.1f}) · {c['seconds_per_1000']:.0f} s"
+                 for c in row["candidates"].values()]
+        lines.append(f"| {row['ingredient']} | {row['threat']} | {row['images']} | {100 * row['reference']:.1f} | "
+                     + " | ".join(cells) + " |")
+    lines.append("")
+    for threat, choice in summary["defaults"].items():
+        lines.append(f"- {threat}: cheapest within 1 point on every ingredient: {choice['cheapest_within_1_point']} "
+                     f"({choice['images']} images, ingredients {', '.join(choice['ingredients'])})")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--chunk", type=int, default=100)
+    parser.add_argument("--worker", default="0/1", help="i/n: this process runs every n-th ingredient × threat")
+    parser.add_argument("--full-autoattack", type=int, default=0, help="run FAB-T and Square on the first N images")
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--summary", action="store_true", help="only write the summary of what is recorded")
+    parser.add_argument("--out", default=None, help="folder of the per-image results (default bench/results/)")
+    args = parser.parse_args()
+    global OUT, SUMMARY
+    if args.out:
+        OUT, SUMMARY = Path(args.out) / "attack_strength", Path(args.out) / "attack_strength.json"
+    if not args.summary:
+        family = load_family(FAMILY)
+        test = load_split(args.data, "test").subset(args.images, 0)
+        x, y = test.floats(), test.labels
+        soup = Soup.from_family(family)
+        i, n = (int(part) for part in args.worker.split("/"))
+        combos = [(ing, t) for ing in family.names for t in THREATS][i::n]
+        for start in range(0, args.images, args.chunk):  # chunk-major: a full table at every stop
+            xb, yb = x[start : start + args.chunk], y[start : start + args.chunk]
+            for ingredient, threat in combos:
+                run_chunk(soup, family, ingredient, threat, xb, yb, start, start < args.full_autoattack)
+    summary = summarise()
+    atomic_write_json(summary, SUMMARY)
+    SUMMARY.with_suffix(".md").write_text(markdown(summary))
+    print(markdown(summary))
+
+
+if __name__ == "__main__":
+    main()
