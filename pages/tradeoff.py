@@ -9,6 +9,7 @@ from pages._widgets import current_weights, evaluate_live, figure_panel, keep_va
 from soupviz.app_state import Keys, is_extrapolated
 from soupviz.attacks import THREAT_LABELS, THREATS
 from soupviz.baselines import baseline_labels, evaluate_baselines
+from soupviz.comparison import SAMPLING_NOTE
 from soupviz.dashboard import format_record, grid_weights, robust_specs, soup_vs_ensemble
 from soupviz.ensembles import EnsembleEvaluator
 from soupviz.figures import weights_key
@@ -71,4 +72,4 @@ if ensembles:
     st.subheader("Soup or ensemble?")
     st.dataframe(soup_vs_ensemble(records, ensembles, family.labels), hide_index=True, width="stretch")
     st.caption("Same weights, same images. The interval is paired (Newcombe's, over the images where the two "
-               "disagree); a verdict is given only where it excludes 0.")
+               "disagree); a winner is named only where it excludes 0 and McNemar's p < 0.05. " + SAMPLING_NOTE)

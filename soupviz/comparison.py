@@ -4,6 +4,8 @@ Two records measured on the same images are paired: most images are right (or wr
 both, and only the discordant ones carry information. Comparing their separate intervals
 ignores that and is needlessly conservative; these functions use the per-image masks instead:
 Newcombe's score interval for a difference of paired proportions, and McNemar's exact test.
+A verdict names a winner only when both agree; the intervals cover sampling noise over the
+images, not how loose an attack is (`SAMPLING_NOTE`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ from soupviz.errors import SoupvizError
 from soupviz.figures import metric_name
 from soupviz.metrics import Record, corruption_mean, wilson_interval
 from soupviz.results_cache import unpackbits
+
+A_BETTER, B_BETTER, WITHIN_NOISE = "a better", "b better", "within noise"
+DISAGREE = "inconclusive: interval and test disagree"
+SAMPLING_NOTE = (
+    "Intervals and McNemar's test cover sampling noise over the images, not attack looseness: robust "
+    "accuracies (≤) are upper bounds from attacks, so a verdict on them compares what the attacks found."
+)
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,19 @@ class PairedDifference:
 
     @property
     def verdict(self) -> str:
-        """'a better', 'b better' or 'within noise' (the interval holds 0)."""
-        if self.ci_low > 0:
-            return "a better"
-        return "b better" if self.ci_high < 0 else "within noise"
+        """`A_BETTER` or `B_BETTER` only when the interval excludes 0 and McNemar's p < 0.05;
+        `DISAGREE` when just one of them says so; else `WITHIN_NOISE`."""
+        significant = self.p_value < 0.05
+        if (self.ci_low > 0 or self.ci_high < 0) != significant:
+            return DISAGREE
+        if not significant:
+            return WITHIN_NOISE
+        return A_BETTER if self.difference > 0 else B_BETTER
+
+
+def verdict_label(verdict: str, name_a: str, name_b: str) -> str:
+    """A verdict with the two sides named, e.g. 'soup better'; the others unchanged."""
+    return {A_BETTER: f"{name_a} better", B_BETTER: f"{name_b} better"}.get(verdict, verdict)
 
 
 def paired_difference(a: Record, b: Record) -> PairedDifference:
@@ -123,7 +141,7 @@ def paired_rows(a: list[Record], b: list[Record], name_a: str = "a", name_b: str
         if second is None:
             continue
         paired = paired_difference(first, second)
-        verdict = {"a better": f"{name_a} better", "b better": f"{name_b} better"}.get(paired.verdict, paired.verdict)
+        verdict = verdict_label(paired.verdict, name_a, name_b)
         rows.append({
             "metric": f"{metric_name(first)} ≤" if first.upper_bound else first.metric, "kind": first.kind,
             "method": first.method,
@@ -137,7 +155,7 @@ def paired_rows(a: list[Record], b: list[Record], name_a: str = "a", name_b: str
     if corruptions:
         mean_a, mean_b = corruption_mean([r.row() for r in a]), corruption_mean([r.row() for r in b])
         difference, low, high = corruptions
-        verdict = f"{name_a} better" if low > 0 else f"{name_b} better" if high < 0 else "within noise"
+        verdict = verdict_label(A_BETTER if low > 0 else B_BETTER if high < 0 else WITHIN_NOISE, name_a, name_b)
         rows.append({
             "metric": "corruption mean", "kind": "corruption-mean", "method": mean_a["method"],
             name_a: _percent(mean_a["accuracy"], mean_a["ci_low"], mean_a["ci_high"]),

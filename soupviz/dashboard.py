@@ -17,7 +17,7 @@ import torch
 from soupviz.app_state import EvalSettings, presets, tidy
 from soupviz.attacks import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, format_budget
 from soupviz.checkpoints import SoupFamily
-from soupviz.comparison import paired_difference
+from soupviz.comparison import paired_difference, verdict_label
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError, SoupvizError
 from soupviz.evaluate import Evaluator
@@ -300,10 +300,10 @@ def soup_vs_ensemble(
 ) -> list[dict]:
     """Per soup and metric, the weight-space soup against the output-space ensemble with the
     same weights on the same images: both accuracies with intervals, the difference in points
-    with its paired 95% interval (`comparison.paired_difference`), and a verdict only where
-    that interval excludes 0."""
+    with its paired 95% interval and McNemar's p (`comparison.paired_difference`), and a winner
+    only where the interval excludes 0 and p < 0.05 (`PairedDifference.verdict`). Show
+    `comparison.SAMPLING_NOTE` beside it: the intervals say nothing of attack looseness."""
     index = {(weights_key(r.weights), r.spec): r for r in ensembles}
-    verdicts = {"a better": "soup wins", "b better": "ensemble wins", "within noise": "within noise"}
     rows = []
     for soup in soups:
         ensemble = index.get((weights_key(soup.weights), soup.spec))
@@ -315,6 +315,7 @@ def soup_vs_ensemble(
             "weight-space soup": format_record(soup), "output-space ensemble": format_record(ensemble),
             "soup − ensemble (points)": round(100 * paired.difference, 1),
             "paired 95% CI": f"[{100 * paired.ci_low:.1f}, {100 * paired.ci_high:.1f}]",
-            "verdict": verdicts[paired.verdict],
+            "McNemar p": f"{paired.p_value:.2g}",
+            "verdict": verdict_label(paired.verdict, "soup", "ensemble"),
         })
     return rows

@@ -191,7 +191,9 @@ def test_tradeoff_page_compares_soups_with_ensembles_and_places_the_baseline(app
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 1
     table = at.dataframe[0].value
-    assert set(table["verdict"]) <= {"soup wins", "ensemble wins", "within noise"}
+    verdicts = {"soup better", "ensemble better", "within noise", "inconclusive: interval and test disagree"}
+    assert set(table["verdict"]) <= verdicts
+    assert any("not attack looseness" in c.value for c in at.caption)
     one_hot = table[table["soup"] == "nominal"]
     assert (one_hot["soup − ensemble (points)"] == 0).all()  # an ingredient is its own ensemble
     baseline = [c.value for c in at.caption if c.value.startswith("Baselines: ")]

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from soupviz.comparison import mcnemar_p, newcombe_interval, paired_difference
+from soupviz.comparison import DISAGREE, mcnemar_p, newcombe_interval, paired_difference
 from soupviz.errors import SoupvizError
 from soupviz.metrics import Record, wilson_interval
 from soupviz.results_cache import packbits
@@ -51,6 +51,40 @@ def test_identical_models_differ_by_nothing_and_a_clear_gap_gets_a_verdict() -> 
     assert same.difference == 0 and same.p_value == 1.0 and same.ci_low <= 0 <= same.ci_high
     better = paired_difference(record([True] * 90 + [False] * 10), record([True] * 60 + [False] * 40))
     assert better.verdict == "a better" and better.p_value < 1e-6
+
+
+def table(both: int, only_a: int, only_b: int, neither: int) -> tuple[Record, Record]:
+    """Two records on the same images with the given paired 2 × 2 table."""
+    a = [True] * both + [True] * only_a + [False] * only_b + [False] * neither
+    b = [True] * both + [False] * only_a + [True] * only_b + [False] * neither
+    return record(a, f"{len(a)} images of test"), record(b, f"{len(b)} images of test")
+
+
+def test_a_winner_needs_the_interval_and_mcnemar_to_agree() -> None:
+    # 5 discordant images, all for a: Newcombe's interval excludes 0 but McNemar's p = 2/32
+    disputed = paired_difference(*table(50, 5, 0, 45))
+    assert disputed.ci_low > 0 and disputed.p_value == pytest.approx(0.0625)
+    assert disputed.verdict == DISAGREE
+    # one more discordant image for a: both agree, so a winner is named, either way round
+    clear = paired_difference(*table(50, 6, 0, 44))
+    assert clear.ci_low > 0 and clear.p_value < 0.05 and clear.verdict == "a better"
+    assert paired_difference(*reversed(table(50, 6, 0, 44))).verdict == "b better"
+    # a small gap: neither says so
+    noise = paired_difference(*table(50, 3, 2, 45))
+    assert noise.ci_low < 0 < noise.ci_high and noise.p_value >= 0.05 and noise.verdict == "within noise"
+
+
+def test_a_test_that_disagrees_with_the_interval_is_inconclusive_either_way() -> None:
+    significant_only = replace(paired_difference(*table(50, 3, 2, 45)), p_value=0.01)
+    interval_only = replace(paired_difference(*table(50, 3, 2, 45)), ci_low=0.001, p_value=0.2)
+    assert significant_only.verdict == interval_only.verdict == DISAGREE
+
+
+def test_paired_rows_name_no_winner_when_the_test_disagrees() -> None:
+    from soupviz.comparison import paired_rows
+
+    (row,) = paired_rows(*([r] for r in table(50, 5, 0, 45)), "l2", "linf")
+    assert row["verdict"] == "inconclusive: interval and test disagree" and row["McNemar p"] == "0.062"
 
 
 def test_newcombe_is_close_to_wald_for_many_images() -> None:

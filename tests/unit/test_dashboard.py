@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from soupviz.app_state import EvalSettings
-from soupviz.comparison import paired_difference
+from soupviz.comparison import paired_difference, verdict_label
 from soupviz.dashboard import (
     budget_specs,
     budgets_text,
@@ -186,6 +186,8 @@ def test_soup_against_ensemble_gives_a_verdict_only_beyond_the_noise(evaluator, 
         paired = paired_difference(soup, ensemble)
         low, high = (float(v) for v in row["paired 95% CI"].strip("[]").split(", "))
         assert (low, high) == pytest.approx((100 * paired.ci_low, 100 * paired.ci_high), abs=0.051)
-        assert (row["verdict"] != "within noise") == (low > 0 or high < 0)
+        assert row["verdict"] == verdict_label(paired.verdict, "soup", "ensemble")
+        winner = (low > 0 or high < 0) and paired.p_value < 0.05
+        assert row["verdict"].endswith(" better") == winner
     one_hot = [row for row in rows if row["soup"] in family.labels]
     assert all(row["soup − ensemble (points)"] == 0 for row in one_hot)
