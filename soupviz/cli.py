@@ -7,11 +7,69 @@ grid to a results file the dashboard loads). User errors print one line, never a
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from soupviz.errors import SoupvizError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are `SoupvizError`s, so a bad option prints one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SoupvizError(f"{message} (see '{self.prog} --help').")
+
+
+def _number(text: str) -> float:
+    """A finite number, written as a decimal or a fraction such as '8/255'."""
+    try:
+        numerator, _, denominator = text.partition("/")
+        value = float(numerator) / float(denominator) if denominator else float(numerator)
+    except (ValueError, ZeroDivisionError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    return value
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _real(low: float, high: float = math.inf, *, above: bool = False, below: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number in [low, high]; `above`/`below` exclude the ends."""
+    where = f"in {'(' if above else '['}{low:g}, {high:g}{')' if below else ']'}"
+    if math.isinf(high):
+        where = f"{'above' if above else 'at least'} {low:g}"
+
+    def parse(text: str) -> float:
+        value = _number(text)
+        if value < low or value > high or (above and value == low) or (below and value == high):
+            raise argparse.ArgumentTypeError(f"must be {where}, got {text}")
+        return value
+
+    return parse
+
+
+def _weight_row(text: str) -> list[float]:
+    """An argparse type: one soup's comma-separated weights, e.g. '0.5,0.5,0,0'."""
+    try:
+        return [_number(part.strip()) for part in text.split(",")]
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{error} in the weights {text!r}; give one number per ingredient") from None
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +80,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "(default: $SOUPVIZ_DATA, then ../shared/data/cifar10)",
     )
     parser.add_argument("--device", default="auto", help="'auto' (GPU if present), 'cpu' or 'cuda[:N]'")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_whole(0), default=0)
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,25 +99,30 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         help="pgd (Madry), fgsm (one step from a random start: fast FGSM-RS), trades, lrat, "
         "sat (one threat sampled per batch) or standard (with --threat none)",
     )
-    add("--eps", type=float, default=None, help="budget in pixel scale (default: 8/255, 0.5, 12)")
-    add("--attack-steps", type=int, default=None, help="training attack steps (default 10, fgsm 1)")
-    add("--attack-step-size", type=float, default=None, help="default 2.5·eps/steps (1.25·eps for one step)")
-    add("--trades-beta", type=float, default=6.0, help="TRADES: weight of the KL term")
+    add("--eps", type=_real(0, above=True), default=None, help="budget in pixel scale (default: 8/255, 0.5, 12)")
+    add("--attack-steps", type=_whole(1), default=None, help="training attack steps (default 10, fgsm 1)")
+    add(
+        "--attack-step-size",
+        type=_real(0, above=True),
+        default=None,
+        help="default 2.5·eps/steps (1.25·eps for one step)",
+    )
+    add("--trades-beta", type=_real(0), default=6.0, help="TRADES: weight of the KL term")
     add(
         "--lrat-threats",
         default="",
         help="LRAT: comma-separated extra threats whose PGD variants join each instance's pair "
         "(the training threat is always in it), e.g. l2,l1",
     )
-    add("--lrat-c", type=float, default=1.0, help="LRAT: weight budget C of each pair")
-    add("--lrat-floor", type=float, default=0.1, help="LRAT: lower bound of the natural weight")
+    add("--lrat-c", type=_real(0, above=True), default=1.0, help="LRAT: weight budget C of each pair")
+    add("--lrat-floor", type=_real(0), default=0.1, help="LRAT: lower bound of the natural weight")
     add(
         "--lrat-g",
         default="linear",
         choices=LRAT_WEIGHTINGS,
         help="LRAT: how the variants share the adversarial weight",
     )
-    add("--lrat-temperature", type=float, default=0.25, help="LRAT: temperature of --lrat-g softmax")
+    add("--lrat-temperature", type=_real(0, above=True), default=0.25, help="LRAT: temperature of --lrat-g softmax")
     add(
         "--lrat-vulnerability",
         default="prob",
@@ -68,16 +131,16 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     )
     add("--arch", default="preact_resnet_small")
     add("--from", dest="parent", default=None, help="checkpoint to fine-tune from")
-    add("--epochs", type=int, default=10)
-    add("--batch-size", type=int, default=128)
-    add("--lr", type=float, default=0.1)
+    add("--epochs", type=_whole(1), default=10)
+    add("--batch-size", type=_whole(1), default=128)
+    add("--lr", type=_real(0, above=True), default=0.1)
     add("--schedule", default="piecewise", choices=SCHEDULES)
-    add("--warmup", type=float, default=0.0, help="fraction of iterations with a linear warm-up")
-    add("--momentum", type=float, default=0.9)
-    add("--weight-decay", type=float, default=5e-4)
-    add("--train-images", type=int, default=None, help="train on this many images only")
-    add("--val-images", type=int, default=500)
-    add("--val-steps", type=int, default=10, help="PGD steps of the per-epoch validation")
+    add("--warmup", type=_real(0, 1, below=True), default=0.0, help="fraction of iterations with a linear warm-up")
+    add("--momentum", type=_real(0, 1, below=True), default=0.9)
+    add("--weight-decay", type=_real(0), default=5e-4)
+    add("--train-images", type=_whole(1), default=None, help="train on this many images only")
+    add("--val-images", type=_whole(1), default=500)
+    add("--val-steps", type=_whole(1), default=10, help="PGD steps of the per-epoch validation")
     add(
         "--select",
         default="best",
@@ -141,8 +204,8 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
         default="apgd-ce",
         help="default attack for threat metrics (pgd, apgd-ce, apgd-dlr, apgd-t, autoattack)",
     )
-    parser.add_argument("--steps", type=int, default=20, help="default attack iterations")
-    parser.add_argument("--images", type=int, default=1000, help="number of test images (a fixed seeded subset)")
+    parser.add_argument("--steps", type=_whole(1), default=20, help="default attack iterations")
+    parser.add_argument("--images", type=_whole(1), default=1000, help="number of test images (a fixed seeded subset)")
     parser.add_argument(
         "--batchnorm",
         default="mix",
@@ -160,6 +223,7 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--weights",
         action="append",
+        type=_weight_row,
         default=None,
         help="comma-separated soup weights, one per ingredient in family order; repeatable (default: each ingredient)",
     )
@@ -181,12 +245,12 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
 def _sweep_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("sweep", help="evaluate a simplex grid of soups into a results file for the dashboard")
     _add_evaluation(parser)
-    parser.add_argument("--step", type=float, default=0.2, help="grid step of the weights")
+    parser.add_argument("--step", type=_real(0, 1, above=True), default=0.2, help="grid step of the weights")
     parser.add_argument(
         "--subset", default=None, help="comma-separated ingredient names allowed a nonzero weight (default: all)"
     )
     parser.add_argument(
-        "--margin", type=float, default=0.0, help="extrapolation margin: weights in [-margin, 1 + margin]"
+        "--margin", type=_real(0), default=0.0, help="extrapolation margin: weights in [-margin, 1 + margin]"
     )
     parser.set_defaults(run=_run_sweep)
 
@@ -243,7 +307,7 @@ def _compared(text: str, present: list[str]) -> list[str]:
 
 def _comparison(records: list, wanted: list[str]) -> str:
     """The Markdown table of `comparison.paired_rows` for the ingredients named in `wanted`."""
-    from soupviz.comparison import paired_rows
+    from soupviz.comparison import SAMPLING_NOTE, paired_rows
 
     present = list(records[0].ingredients)
     a, b = ([r for r in records if r.weights[present.index(name)] == 1.0] for name in wanted)
@@ -251,7 +315,8 @@ def _comparison(records: list, wanted: list[str]) -> str:
     header = [key for key in rows[0] if key not in ("kind", "method")]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
-    return "\n".join(lines + ["", "≤: an upper bound on robust accuracy (the attack may miss adversarial examples)."])
+    notes = ["≤: an upper bound on robust accuracy (the attack may miss adversarial examples).", SAMPLING_NOTE]
+    return "\n".join(lines + ["", *notes])
 
 
 def format_table(records: list, names: list[str]) -> str:
@@ -268,8 +333,10 @@ def format_table(records: list, names: list[str]) -> str:
     header = ["soup (" + ", ".join(names) + ")"] + columns
     lines = [header]
     for weights, by_metric in soups.items():
-        cells = [f"{m['accuracy']:6.1%} [{m['ci_low']:.1%}, {m['ci_high']:.1%}]" if (m := by_metric.get(c)) else "—"
-                 for c in columns]
+        cells = [
+            f"{m['accuracy']:6.1%} [{m['ci_low']:.1%}, {m['ci_high']:.1%}]" if (m := by_metric.get(c)) else "—"
+            for c in columns
+        ]
         lines.append([" ".join(f"{w:g}" for w in weights)] + cells)
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) for row in lines)
@@ -284,7 +351,9 @@ def format_table(records: list, names: list[str]) -> str:
 
 
 def _run_eval(args: argparse.Namespace) -> None:
+    from soupviz.app_state import is_extrapolated
     from soupviz.checkpoints import load_family, record_metrics
+    from soupviz.errors import SoupWeightsError
     from soupviz.metrics import corruption_mean
     from soupviz.soup import check_weights
 
@@ -294,8 +363,24 @@ def _run_eval(args: argparse.Namespace) -> None:
             raise SoupvizError("--write-cards stores ingredients' metrics: drop --weights to use it.")
 
         def weights(family):
-            rows = [[float(v) for v in text.split(",")] for text in args.weights]
-            return check_weights(rows, len(family.names), extrapolate=True, margin=10.0, normalise=args.normalise)
+            for row in args.weights:
+                if len(row) != len(family.names):
+                    raise SoupWeightsError(
+                        f"--weights {','.join(f'{w:g}' for w in row)} gives {len(row)} weights "
+                        f"but the family has {len(family.names)} ingredients "
+                        f"({', '.join(family.names)}): give one per ingredient."
+                    )
+            rows = check_weights(
+                args.weights, len(family.names), extrapolate=True, margin=10.0, normalise=args.normalise
+            )
+            for row in rows.tolist():
+                if is_extrapolated(row):
+                    print(
+                        f"soupviz: note: the soup {' '.join(f'{w:g}' for w in row)} has weights outside [0, 1]: "
+                        "it extrapolates beyond the ingredients rather than mixing them.",
+                        file=sys.stderr,
+                    )
+            return rows
 
     if args.compare and args.weights:
         raise SoupvizError("--compare compares two ingredients: drop --weights to use it.")
@@ -327,13 +412,19 @@ def _run_sweep(args: argparse.Namespace) -> None:
                     f"--subset names {unknown[0]!r}, which is not in the family ({', '.join(family.names)})."
                 )
             subset = [family.names.index(name) for name in wanted]
+        if args.margin > 0:
+            print(
+                f"soupviz: note: --margin {args.margin:g} adds soups with weights outside [0, 1]: they extrapolate "
+                "beyond the ingredients rather than mixing them.",
+                file=sys.stderr,
+            )
         return simplex_grid(len(family.names), args.step, subset=subset, margin=args.margin)
 
     _evaluate(args, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="soupviz", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="soupviz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
@@ -343,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `soupviz` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         args.run(args)
     except SoupvizError as error:
         print(f"soupviz: error: {error}", file=sys.stderr)

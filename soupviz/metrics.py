@@ -76,10 +76,12 @@ class MetricSpec:
                 eps = _number(parts[1]) if len(parts) > 1 and parts[1] else None
                 name = parts[2] if len(parts) > 2 else attack
                 count = int(parts[3]) if len(parts) > 3 else steps
+                if count < 1:
+                    raise ValueError(f"{count} attack steps; give at least 1")
                 return cls("attack", threat=head, eps=eps, attack=name, steps=count)
             if head in corruption_names():
                 return cls("corruption", corruption=head, severity=int(parts[1]) if len(parts) > 1 else 3)
-        except (ValueError, IndexError) as error:
+        except (ValueError, IndexError, ZeroDivisionError) as error:
             raise SoupvizError(f"Cannot read the metric {text!r} ({error}).") from error
         raise SoupvizError(
             f"Unknown metric {text!r}: use clean, union, a threat ({', '.join(THREATS)}) with optional "

@@ -164,7 +164,72 @@ def test_compare_prints_a_paired_markdown_table_of_two_ingredients(family_folder
     table = [line for line in printed.splitlines() if line.startswith("|")]
     assert table[0].split(" | ")[1:4] == ["test-l2", "test-linf", "test-l2 − test-linf (points)"]
     assert [row.split(" | ")[0] for row in table[2:]] == ["| clean", "| L2 0.5 PGD-2 ≤", "| L2 0.5 PGD-DLR-2 ≤"]
-    assert all(row.split(" | ")[-1].strip(" |") in ("test-l2 better", "test-linf better", "within noise")
-               for row in table[2:])
+    verdicts = ("test-l2 better", "test-linf better", "within noise", "inconclusive: interval and test disagree")
+    assert all(row.split(" | ")[-1].strip(" |") in verdicts for row in table[2:])
+    assert "sampling noise over the images, not attack looseness" in printed
     assert main([*common, "--compare", "test-l2,nope"]) == 2
     assert "--compare takes two ingredient names" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["eval", "--weights", "0.5,half,0,0"], "'half'"),
+        (["eval", "--weights", "0.5,nan,0,0"], "'nan'"),
+        (["eval", "--weights", "1,0"], "gives 2 weights but the family has 4 ingredients"),
+        (["eval", "--weights", "1,0,0,0", "--weights", "0.5,0.5,0"], "--weights 0.5,0.5,0 gives 3 weights"),
+        (["eval", "--images", "0"], "--images: must be at least 1, got 0"),
+        (["eval", "--images", "-5"], "--images: must be at least 1"),
+        (["eval", "--images", "ten"], "--images: expected a whole number, got 'ten'"),
+        (["eval", "--steps", "0"], "--steps: must be at least 1"),
+        (["eval", "--seed", "-1"], "--seed: must be at least 0"),
+        (["eval", "--metrics", "linf::pgd:0"], "linf::pgd:0"),
+        (["sweep", "--step", "0"], "--step: must be in (0, 1]"),
+        (["sweep", "--step", "1.5"], "--step: must be in (0, 1]"),
+        (["sweep", "--margin", "-0.2"], "--margin: must be at least 0"),
+    ],
+)
+def test_bad_numbers_print_one_line_naming_the_option(options, named, family_folder, data_folder, capsys) -> None:
+    command, *rest = options
+    assert main([command, str(family_folder), "--data", str(data_folder), "--no-cache", *rest]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("soupviz: error: ") and named in line and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["--epochs", "-1"], "--epochs: must be at least 1"),
+        (["--lr", "0"], "--lr: must be above 0"),
+        (["--eps", "eight"], "--eps: expected a number, got 'eight'"),
+        (["--attack-steps", "0"], "--attack-steps: must be at least 1"),
+        (["--val-images", "0"], "--val-images: must be at least 1"),
+        (["--warmup", "1"], "--warmup: must be in [0, 1)"),
+        (["--momentum", "-0.1"], "--momentum: must be in [0, 1)"),
+    ],
+)
+def test_bad_training_numbers_are_refused_before_training(options, named, tmp_path, capsys) -> None:
+    assert main(["train", "x", "--out", str(tmp_path / "run"), *options]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("soupviz: error: argument ") and named in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_budgets_may_be_fractions(tmp_path) -> None:
+    from soupviz.cli import build_parser
+
+    args = build_parser().parse_args(["train", "x", "--out", str(tmp_path), "--eps", "8/255"])
+    assert args.eps == pytest.approx(8 / 255)
+
+
+def test_weights_off_the_simplex_are_evaluated_with_a_note(family_folder, data_folder, tmp_path, capsys) -> None:
+    out = tmp_path / "soup.json"
+    common = ["eval", str(family_folder), "--data", str(data_folder), "--images", "10", "--metrics", "clean"]
+    assert main([*common, "--weights", "2,-1,0,0", "--out", str(out)]) == 0
+    assert read_records(out)[0][0].weights == [2.0, -1.0, 0.0, 0.0]
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("soupviz: note: ")]
+    assert len(notes) == 1 and "2 -1 0 0" in notes[0] and "extrapolates" in notes[0]
+    assert main([*common, "--weights", "0.5,0.5,0,0"]) == 0
+    assert "soupviz: note:" not in capsys.readouterr().err

@@ -39,7 +39,7 @@ def test_corruptions_stands_for_every_type_at_every_severity_or_at_one() -> None
     assert {(s.corruption, s.severity) for s in every[1:-1]} == {
         (c, level) for c in corruption_names() for level in range(1, 6)}
     assert [s.severity for s in parse_metrics("corruptions:4")] == [4] * len(corruption_names())
-    for bad in ("corruptions:x", "corruptions:6"):
+    for bad in ("corruptions:x", "corruptions:6", "linf:8/0", "linf::pgd:0", "l2::pgd:-3"):
         with pytest.raises(SoupvizError):
             parse_metrics(bad)
 
