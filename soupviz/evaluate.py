@@ -2,7 +2,8 @@
 
 An `Evaluator` holds a family's soup and one fixed image subset, so every soup is compared
 on the same images. Each (soup, metric) result is cached keyed by the ingredients' hashes,
-the weights, the metric, the images' content, the seed and the BatchNorm mode; attacks run
+the weights, the metric, the images' content, the seed, the BatchNorm mode and the fingerprint
+of the code that computed it (`results_cache.code_fingerprint`, stored in each record); attacks run
 only on points the soup still classifies correctly, and report a running estimate.
 """
 
@@ -29,7 +30,7 @@ from soupviz.metrics import (
     spec_attacks,
     wilson_interval,
 )
-from soupviz.results_cache import ResultCache, cache_key, packbits, unpackbits
+from soupviz.results_cache import ResultCache, cache_key, code_fingerprint, packbits, unpackbits
 from soupviz.soup import Soup, check_weights
 
 EXTRAPOLATION_LIMIT = 10.0
@@ -67,6 +68,7 @@ class Evaluator:
         digest = hashlib.sha256(images.images.numpy().tobytes() + images.labels.numpy().tobytes())
         self.images_id = digest.hexdigest()[:20]
         self.images_label = f"{len(images)} images of {images.source}"
+        self.code_fingerprint = code_fingerprint()
 
     def evaluate(
         self,
@@ -140,6 +142,7 @@ class Evaluator:
             batchnorm=self.batchnorm,
             family=self.family.name,
             mask=packbits(mask),
+            code_fingerprint=self.code_fingerprint,
         )
 
     def _units(self, spec: MetricSpec) -> int:
@@ -152,6 +155,7 @@ class Evaluator:
             spec=spec.key,
             images=self.images_id,
             seed=self.seed,
+            code=self.code_fingerprint,
             **self.cache_parts(),
         )
         if self.cache is not None and (hit := self.cache.get(key)) is not None:

@@ -189,7 +189,11 @@ def wilson_interval(correct: float, n: int, z: float = 1.959964) -> tuple[float,
 
 @dataclass
 class Record:
-    """One metric of one soup on one image subset, with its 95% Wilson interval."""
+    """One metric of one soup on one image subset, with its 95% Wilson interval.
+
+    `code_fingerprint` names the code that computed it (`results_cache.code_fingerprint`);
+    empty for records written before it was stored.
+    """
 
     weights: list[float]
     ingredients: list[str]
@@ -208,6 +212,7 @@ class Record:
     batchnorm: str
     family: str = ""
     mask: str = field(default="", repr=False)
+    code_fingerprint: str = ""
 
     def row(self) -> dict:
         """The record as a flat dict for tables and CSV (without the per-image mask)."""

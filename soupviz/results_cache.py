@@ -1,13 +1,17 @@
-"""On-disk cache of evaluation records, one JSON file per (soup, metric, images, seed) key.
+"""On-disk cache of evaluation records, one JSON file per (soup, metric, images, seed, code) key.
 
-Writes are atomic (temporary file, then rename), so a killed run leaves either no entry or
-a whole one; an unreadable entry is treated as missing and recomputed.
+Keys include `code_fingerprint()`, a hash of the code that computes a record, so editing an
+attack or a corruption misses the old entries instead of serving their numbers. Writes are
+atomic (temporary file, then rename), so a killed run leaves either no entry or a whole one;
+an unreadable entry is treated as missing and recomputed.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +19,44 @@ import torch
 
 from soupviz.storage import atomic_write_json, cache_dir
 
-CACHE_VERSION = 1
+FINGERPRINTED_SOURCES = (
+    "attacks",
+    "corruptions.py",
+    "image_filters.py",
+    "models.py",
+    "soup.py",
+    "evaluate.py",
+    "metrics.py",
+    "ensembles.py",
+)
+FINGERPRINTED_PACKAGES = ("torch", "pyautoattack")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """16 hex digits of SHA-256 over the soupviz sources that produce a record (`FINGERPRINTED_SOURCES`,
+    folders read recursively, paths and bytes) and the versions of `FINGERPRINTED_PACKAGES`.
+    Computed once per process: a source edited while a process runs is seen by the next one."""
+    package = Path(__file__).parent
+    files = []
+    for name in FINGERPRINTED_SOURCES:
+        path = package / name
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in FINGERPRINTED_PACKAGES:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "absent"
+        digest.update(f"{name}=={version}\0".encode())
+    return digest.hexdigest()[:16]
 
 
 def cache_key(**parts: Any) -> str:
-    """SHA-256 of the JSON of `parts` (sorted keys), the cache version included."""
-    text = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True, default=str)
+    """SHA-256 of the JSON of `parts` (sorted keys); callers include the code fingerprint."""
+    text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -73,6 +73,48 @@ def test_cache_keys_separate_weights_images_and_seeds(family, synthetic_images, 
     assert len(list((tmp_path / "results").rglob("*.json"))) == 6
 
 
+def test_records_name_the_code_that_computed_them_and_other_code_misses_the_cache(
+    family, synthetic_images, tmp_path: Path
+) -> None:
+    from soupviz.results_cache import code_fingerprint
+
+    cache = ResultCache(tmp_path / "results")
+    (first,) = Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([1, 0, 0, 0], SPECS[:1])
+    assert first.code_fingerprint == code_fingerprint() and len(first.code_fingerprint) == 16
+    (cached,) = Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([1, 0, 0, 0], SPECS[:1])
+    assert cached.code_fingerprint == first.code_fingerprint
+    assert len(list(cache.folder.rglob("*.json"))) == 1
+    edited = Evaluator(family, synthetic_images, device="cpu", cache=cache)
+    edited.code_fingerprint = "another version"
+    (recomputed,) = edited.evaluate([1, 0, 0, 0], SPECS[:1])
+    assert recomputed.code_fingerprint == "another version" and len(list(cache.folder.rglob("*.json"))) == 2
+
+
+def test_the_code_fingerprint_follows_the_sources_that_compute_records(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    import soupviz.results_cache as results_cache
+
+    copy = tmp_path / "soupviz"
+    shutil.copytree(Path(results_cache.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def fingerprint_of(folder: Path) -> str:
+        monkeypatch.setattr(results_cache, "__file__", str(folder / "results_cache.py"))
+        results_cache.code_fingerprint.cache_clear()
+        return results_cache.code_fingerprint()
+
+    try:
+        original = fingerprint_of(copy)
+        (copy / "cli.py").write_text("# the command line computes no record\n")
+        assert fingerprint_of(copy) == original
+        with (copy / "attacks" / "pgd.py").open("a") as source:
+            source.write("# an edited attack\n")
+        assert fingerprint_of(copy) != original
+    finally:
+        monkeypatch.undo()
+        results_cache.code_fingerprint.cache_clear()
+
+
 def test_progress_reaches_the_total_and_reports_running_estimates(family, synthetic_images) -> None:
     events = []
     Evaluator(family, synthetic_images, device="cpu", batch_size=10).evaluate([0, 1, 0, 0], SPECS, events.append)
