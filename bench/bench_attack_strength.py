@@ -51,10 +51,10 @@ CANDIDATES: dict[str, list[tuple[str, int, dict]]] = {
     "pgd-10": [("pgd", 10, {})],
     "pgd-20": [("pgd", 20, {})],
     "apgd-ce-20": [("apgd-ce", 20, {})],
-    "apgd-ce-40": [("apgd-ce", 40, {})],
+    "pgd-10+pgd-t-10x3": [("pgd", 10, {}), ("pgd-t", 10, {"n_target_classes": 3})],
+    "pgd-20+pgd-t-20x3": [("pgd", 20, {}), ("pgd-t", 20, {"n_target_classes": 3})],
     "apgd-ce-10+apgd-t-10x3": [("apgd-ce", 10, {}), ("apgd-t", 10, {"n_target_classes": 3})],
     "apgd-ce-20+apgd-t-20x3": [("apgd-ce", 20, {}), ("apgd-t", 20, {"n_target_classes": 3})],
-    "apgd-ce-40+apgd-t-40x3": [("apgd-ce", 40, {}), ("apgd-t", 40, {"n_target_classes": 3})],
 }
 REFERENCE = "autoattack-apgd"
 FULL = "autoattack-fab-square"
@@ -130,7 +130,7 @@ def summarise() -> dict:
             size = next(l["n"] for l in lines if l["start"] == start)
             n += size
             for line in lines:
-                if line["start"] == start and line["stage"] != FULL:
+                if line["start"] == start and line["stage"] in (*CANDIDATES, REFERENCE):
                     masks.setdefault(line["stage"], []).append(unpackbits(line["mask"], size))
                     seconds[line["stage"]] = seconds.get(line["stage"], 0.0) + line["seconds"]
         robust = {stage: torch.cat(parts) for stage, parts in masks.items()}

@@ -30,7 +30,7 @@ from soupviz.dashboard import format_record
 from soupviz.errors import SoupWeightsError
 from soupviz.evaluate import Evaluator
 from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
-from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record
+from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record, attack_strength
 
 MARGINS = (0.2, 0.4, 0.6, 1.0)
 MIMES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
@@ -127,11 +127,14 @@ def evaluate_live(
     return records
 
 
-def metric_tile(container: DeltaGenerator, record: Record) -> None:
-    """An accuracy with its 95% interval, n and the method; robust ones marked as upper bounds."""
+def metric_tile(container: DeltaGenerator, record: Record, note: str = "") -> None:
+    """An accuracy with its 95% interval, n and the method; robust ones marked as upper bounds,
+    with `note` (how strong the attack was measured to be) under them."""
     label = f"{record.metric} ≤" if record.upper_bound else record.metric
     container.metric(label, f"{100 * record.accuracy:.1f}%", help=record.method)
     container.caption(f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}")
+    if note:
+        container.caption(note)
 
 
 def evaluate_tiles(
@@ -146,7 +149,7 @@ def evaluate_tiles(
     for slot, spec in zip(slots, specs, strict=True):
         run = lambda report, spec=spec: evaluator.evaluate([weights], [spec], report)  # noqa: E731
         record = evaluate_live(run, spec.column, slot)[0]
-        metric_tile(slot.container(), record)
+        metric_tile(slot.container(), record, attack_strength(spec))
         records.append(record)
     return records
 

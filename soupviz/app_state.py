@@ -20,11 +20,14 @@ EVAL_STEPS_ENV = "SOUPVIZ_EVAL_STEPS"
 DEVICE_ENV = "SOUPVIZ_DEVICE"
 DECIMALS = 3  # slider weights are kept to 3 decimals, so a soup reads (and caches) the same way
 QUERY_WEIGHTS = "w"
-# Attacks the dashboard offers: each runs with a chosen number of steps (AutoAttack is for the CLI).
-ATTACK_CHOICES = ("pgd", "pgd-dlr", "apgd-ce", "apgd-dlr", "apgd-t", "apgd-ce+apgd-t")
-ATTACK_NAMES = {"pgd": "PGD (ours, fast)", "pgd-dlr": "PGD on the DLR loss", "apgd-ce": "APGD-CE",
+# Attacks the dashboard offers: each runs with a chosen number of steps (AutoAttack is for the CLI);
+# 'default' is each threat's measured default chain (soupviz.attacks.defaults), steps included.
+ATTACK_CHOICES = ("pgd", "default", "pgd-t", "pgd-dlr", "apgd-ce", "apgd-dlr", "apgd-t", "apgd-ce+apgd-t")
+ATTACK_NAMES = {"pgd": "PGD (ours): fast preview, overstates robustness",
+                "default": "Default: within 1 point of AutoAttack (slower)",
+                "pgd-t": "PGD-T (ours, targeted DLR)", "pgd-dlr": "PGD on the DLR loss", "apgd-ce": "APGD-CE",
                 "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T (targeted)",
-                "apgd-ce+apgd-t": "APGD-CE, then APGD-T on survivors (strongest)"}
+                "apgd-ce+apgd-t": "APGD-CE, then APGD-T on survivors"}
 
 
 class Keys:

@@ -201,10 +201,12 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--attack",
-        default="apgd-ce",
-        help="default attack for threat metrics (pgd, apgd-ce, apgd-dlr, apgd-t, autoattack)",
+        default="default",
+        help="attack for threat metrics: 'default' (per threat, the cheapest measured within 1 point of "
+        "AutoAttack: see bench/results/attack_strength.md), or pgd, pgd-t, apgd-ce, apgd-dlr, apgd-t, "
+        "chains such as apgd-ce+apgd-t, or autoattack",
     )
-    parser.add_argument("--steps", type=_whole(1), default=20, help="default attack iterations")
+    parser.add_argument("--steps", type=_whole(1), default=20, help="iterations of an attack named with --attack")
     parser.add_argument("--images", type=_whole(1), default=1000, help="number of test images (a fixed seeded subset)")
     parser.add_argument(
         "--batchnorm",

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from soupviz.attacks import DEFAULT_BUDGETS, THREATS, describe_attacks, make_attacks
+from soupviz.attacks import DEFAULT_BUDGETS, TARGETED, THREATS, describe_attacks, make_attack
+from soupviz.attacks.defaults import DEFAULT, DEFAULT_ATTACKS, strength_note
 from soupviz.attacks.base import THREAT_LABELS, format_budget
 from soupviz.corruptions import corruption_names
 from soupviz.errors import SoupvizError
@@ -24,16 +25,18 @@ KINDS = ("clean", "attack", "corruption", "union")
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One metric. `kind` is 'clean', 'attack' (threat, eps, attack, steps, restarts),
+    """One metric. `kind` is 'clean', 'attack' (threat, eps, attack, steps, restarts, and
+    `targets`: target classes of a targeted stage such as APGD-T, None for its default),
     'corruption' (corruption, severity) or 'union' (every threat in `threats` at its
     default budget, same attack: a point counts only if it survives all of them)."""
 
     kind: str = "clean"
     threat: str | None = None
     eps: float | None = None
-    attack: str = "apgd-ce"
+    attack: str = DEFAULT
     steps: int = 20
     restarts: int = 1
+    targets: int | None = None
     corruption: str | None = None
     severity: int | None = None
     threats: tuple[str, ...] = ()
@@ -46,6 +49,10 @@ class MetricSpec:
                 raise SoupvizError(f"An attack metric needs a threat among {', '.join(THREATS)}, got {self.threat!r}.")
             if self.eps is None:
                 object.__setattr__(self, "eps", DEFAULT_BUDGETS[self.threat])
+            if self.attack == DEFAULT:  # the threat's measured default chain, stored as such
+                choice = DEFAULT_ATTACKS[self.threat]
+                for name in ("attack", "steps", "targets"):
+                    object.__setattr__(self, name, getattr(choice, name))
         if self.kind == "corruption":
             if self.corruption not in corruption_names():
                 raise SoupvizError(
@@ -59,11 +66,12 @@ class MetricSpec:
             object.__setattr__(self, "steps", 0)
 
     @classmethod
-    def parse(cls, text: str, attack: str = "apgd-ce", steps: int = 20) -> MetricSpec:
-        """Parse 'clean', 'linf', 'l2:0.25', 'l1:12:pgd:40', 'fog:3' or 'union'.
+    def parse(cls, text: str, attack: str = DEFAULT, steps: int = 20) -> MetricSpec:
+        """Parse 'clean', 'linf', 'l2:0.25', 'l1:12:pgd:40', 'linf::apgd-ce+apgd-t:20:3', 'fog:3'
+        or 'union'.
 
         Threat budgets accept fractions such as '8/255'; the attack and steps default to
-        the arguments.
+        the arguments; a fifth part sets the target classes of a targeted stage.
         """
         parts = text.strip().lower().split(":")
         head = parts[0]
@@ -75,10 +83,11 @@ class MetricSpec:
             if head in THREATS:
                 eps = _number(parts[1]) if len(parts) > 1 and parts[1] else None
                 name = parts[2] if len(parts) > 2 else attack
-                count = int(parts[3]) if len(parts) > 3 else steps
-                if count < 1:
-                    raise ValueError(f"{count} attack steps; give at least 1")
-                return cls("attack", threat=head, eps=eps, attack=name, steps=count)
+                count = int(parts[3]) if len(parts) > 3 and parts[3] else steps
+                targets = int(parts[4]) if len(parts) > 4 and parts[4] else None
+                if count < 1 or (targets is not None and targets < 1):
+                    raise ValueError(f"{count} attack steps, {targets} targets; give at least 1")
+                return cls("attack", threat=head, eps=eps, attack=name, steps=count, targets=targets)
             if head in corruption_names():
                 return cls("corruption", corruption=head, severity=int(parts[1]) if len(parts) > 1 else 3)
         except (ValueError, IndexError, ZeroDivisionError) as error:
@@ -94,10 +103,14 @@ class MetricSpec:
         if self.kind == "clean":
             return "clean"
         if self.kind == "attack":
-            return f"{self.threat}:{self.eps:.6g}:{self.attack}:{self.steps}:{self.restarts}"
+            return f"{self.threat}:{self.eps:.6g}:{self.attack}:{self.steps}:{self.restarts}{self._targets_key}"
         if self.kind == "corruption":
             return f"{self.corruption}:{self.severity}"
-        return f"union:{'+'.join(self.threats)}:{self.attack}:{self.steps}:{self.restarts}"
+        return f"union:{'+'.join(self.threats)}:{self.attack}:{self.steps}:{self.restarts}{self._targets_key}"
+
+    @property
+    def _targets_key(self) -> str:
+        return "" if self.targets is None else f":t{self.targets}"
 
     @property
     def column(self) -> str:
@@ -113,7 +126,7 @@ class MetricSpec:
         return self.kind in ("attack", "union")
 
 
-def default_specs(attack: str = "apgd-ce", steps: int = 20, corruptions: bool = False) -> list[MetricSpec]:
+def default_specs(attack: str = DEFAULT, steps: int = 20, corruptions: bool = False) -> list[MetricSpec]:
     """Clean accuracy and robust accuracy per threat at the paper's CIFAR-10 budgets; with
     `corruptions`, every corruption at severity 3 too."""
     specs = [MetricSpec("clean")]
@@ -123,7 +136,7 @@ def default_specs(attack: str = "apgd-ce", steps: int = 20, corruptions: bool = 
     return specs
 
 
-def parse_metrics(text: str, attack: str = "apgd-ce", steps: int = 20) -> list[MetricSpec]:
+def parse_metrics(text: str, attack: str = DEFAULT, steps: int = 20) -> list[MetricSpec]:
     """Parse a comma-separated list of `MetricSpec.parse` texts, where 'corruptions' stands for
     every corruption at every severity (CIFAR-10-C's mean) and 'corruptions:3' for every
     corruption at severity 3."""
@@ -247,13 +260,28 @@ def method_label(spec: MetricSpec, model_for_label: Callable | None = None) -> s
     return prefix + " ∧ ".join(labels) + " (upper bound on robust accuracy)"
 
 
+def attack_strength(spec: MetricSpec) -> str:
+    """What the measured strength/cost table says of the spec's attack: within 1 point of
+    AutoAttack (the default), the measured excess (the preview), '' otherwise."""
+    return strength_note(spec.attack, spec.steps, spec.targets, spec.threat) if spec.kind == "attack" else ""
+
+
 def spec_attacks(spec: MetricSpec, model: Callable, threat: str | None = None, seed: int = 0) -> list:
     """The attack chain a spec names (e.g. 'apgd-ce+apgd-t'), built on `model` for `threat`
     (default: the spec's) at the spec's budget, or the threat's default budget for a union."""
     threat = threat or spec.threat
     eps = spec.eps if spec.kind == "attack" else DEFAULT_BUDGETS[threat]
-    options = {"seed": seed} if spec.attack == "autoattack" else {"seed": seed, "restarts": spec.restarts}
-    return make_attacks(spec.attack, model, threat, eps, steps=spec.steps or None, **options)
+    if spec.attack == DEFAULT:  # a union over threats: each threat's own default
+        spec = replace(spec, kind="attack", threat=threat, eps=eps, threats=())
+    chain = []
+    for name in spec.attack.split("+"):
+        options: dict = {"seed": seed}
+        if name != "autoattack":
+            options["restarts"] = spec.restarts
+        if name in TARGETED and spec.targets is not None:
+            options["n_target_classes"] = spec.targets
+        chain.append(make_attack(name, model, threat, eps, steps=spec.steps or None, **options))
+    return chain
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:

@@ -28,8 +28,10 @@ def write_records(records: list[Record], path: str | Path, meta: dict[str, Any] 
 
 
 def records_to_csv(records: list[Record]) -> str:
-    """Records as CSV text with a header row (per-image masks left out)."""
-    rows = [record.row() for record in records]
+    """Records as CSV text with a header row; the last column, `mask`, holds the per-image
+    results (hex, 8 images a byte, in the order of the evaluated subset; `unpackbits` reads
+    it), so paired comparisons can be re-checked from the file."""
+    rows = [{**record.row(), "mask": record.mask} for record in records]
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))

@@ -10,7 +10,7 @@ from soupviz.attacks.apgd import APGD
 from soupviz.attacks.autoattack import AutoAttack
 from soupviz.attacks.base import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, Attack, format_budget
 from soupviz.attacks.pgd import PGD
-from soupviz.attacks.registry import DEFAULT_STEPS, attack_names, make_attack, make_attacks
+from soupviz.attacks.registry import DEFAULT_STEPS, TARGETED, attack_names, make_attack, make_attacks
 from soupviz.attacks.robust import describe_attacks, robust_mask
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_STEPS",
     "PGD",
     "THREATS",
+    "TARGETED",
     "THREAT_LABELS",
     "attack_names",
     "describe_attacks",

@@ -48,6 +48,7 @@ class PGD(Attack):
     """
 
     name = "PGD"
+    stop_at_target = True  # a targeted run succeeds on reaching the target (False: on leaving y)
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class PGD(Attack):
             with torch.set_grad_enabled(not last):
                 delta.requires_grad_(not last)
                 logits = self.model(x + delta)
-                success = is_success(logits, y, target)
+                success = is_success(logits, y, target if self.stop_at_target else None)
                 if not last:
                     losses = attack_loss(self.loss, logits, y, target)
                     (grad,) = torch.autograd.grad(losses.sum(), delta)
@@ -150,3 +151,64 @@ class PGD(Attack):
         """The unit-norm steepest ascent direction; L1 moves about 2.5·eps coordinates by default."""
         fraction = self.l1_sparsity if self.l1_sparsity is not None else 2.5 * self.eps / grad[0].numel()
         return steepest_ascent(self.threat, grad, x_now, min(1.0, fraction))
+
+
+class TargetedPGD(PGD):
+    """PGD-T: our PGD pushed in turn towards each of the `n_target_classes` highest-scoring
+    wrong classes with the targeted DLR loss, as APGD-T does, each target run only on the
+    examples no earlier target broke. Untargeted in effect: an example counts as broken
+    when it leaves its true class.
+
+    Args:
+        model, threat, eps, seed, steps, step_size, restarts, random_start, l1_sparsity: see `PGD`.
+        n_target_classes: wrong classes tried, highest clean logit first.
+
+    Example:
+        >>> x_adv = TargetedPGD(model, "linf", 8 / 255, steps=10, n_target_classes=3)(x, y)
+    """
+
+    name = "PGD-T"
+    stop_at_target = False
+
+    def __init__(
+        self,
+        model: Classifier,
+        threat: str,
+        eps: float,
+        steps: int = 10,
+        n_target_classes: int = 3,
+        step_size: float | None = None,
+        restarts: int = 1,
+        random_start: bool = True,
+        l1_sparsity: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(model, threat, eps, steps, step_size, restarts, random_start, l1_sparsity, seed, loss="dlr")
+        if int(n_target_classes) < 1:
+            raise SoupvizError(f"PGD-T needs at least one target class, got {n_target_classes}.")
+        self.n_target_classes = int(n_target_classes)
+
+    def describe(self) -> str:
+        restarts = f"×{self.restarts}" if self.restarts > 1 else ""
+        name = f"{self.name}-{self.steps}{restarts} ({self.n_target_classes} targets)"
+        return Attack.describe(self).replace(self.name, name, 1)
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        if target is not None:
+            raise SoupvizError("PGD-T chooses its own target classes; to push towards given classes use PGD.")
+        with torch.no_grad():
+            ranked = self.model(x).argsort(dim=1, descending=True)
+        wrong = ranked[ranked != y[:, None]].view(x.shape[0], -1)  # wrong classes, best first
+        best, unbroken = x.clone(), torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        whole = fixed_batch(self.model)
+        for rank in range(min(self.n_target_classes, wrong.shape[1])):
+            if not unbroken.any():
+                break
+            index = torch.arange(x.shape[0], device=x.device) if whole else unbroken.nonzero()[:, 0]
+            x_adv = PGD.perturb(self, x[index], y[index], wrong[index, rank])
+            with torch.no_grad():
+                fooled = self.model(x_adv).argmax(1) != y[index]
+            keep = unbroken[index] & fooled
+            best[index[keep]] = x_adv[keep]
+            unbroken[index[keep]] = False
+        return best

@@ -1,6 +1,6 @@
 """Attacks by name, so the CLI, the dashboard and evaluation records name them the same way.
 
-Names: 'pgd', 'pgd-dlr' (ours), 'apgd-ce', 'apgd-dlr', 'apgd-t' (pyautoattack's APGD) and
+Names: 'pgd', 'pgd-dlr', 'pgd-t' (ours; PGD-T targets the top wrong classes in turn), 'apgd-ce', 'apgd-dlr', 'apgd-t' (pyautoattack's APGD) and
 'autoattack' (pyautoattack's standard version). `make_attacks` also reads chains such as
 'apgd-ce+apgd-t', which `robust_mask` runs on the survivors of each step.
 """
@@ -13,21 +13,25 @@ from typing import Any
 from soupviz.attacks.apgd import APGD
 from soupviz.attacks.autoattack import AutoAttack
 from soupviz.attacks.base import Attack, Classifier
-from soupviz.attacks.pgd import PGD
+from soupviz.attacks.pgd import PGD, TargetedPGD
 from soupviz.errors import SoupvizError
 
 # Steps when none are given: 20 for our fast PGD, 40 for APGD (the soups paper's evaluation).
-DEFAULT_STEPS = {"pgd": 20, "pgd-dlr": 20, "apgd-ce": 40, "apgd-dlr": 40, "apgd-t": 40}
+DEFAULT_STEPS = {"pgd": 20, "pgd-dlr": 20, "pgd-t": 20, "apgd-ce": 40, "apgd-dlr": 40, "apgd-t": 40}
 
 # name -> (class, arguments the name fixes)
 _SPECS: dict[str, tuple[type[Attack], dict[str, Any]]] = {
     "pgd": (PGD, {}),
     "pgd-dlr": (PGD, {"loss": "dlr"}),
+    "pgd-t": (TargetedPGD, {}),
     "apgd-ce": (APGD, {"loss": "ce"}),
     "apgd-dlr": (APGD, {"loss": "dlr"}),
     "apgd-t": (APGD, {"targeted": True}),
     "autoattack": (AutoAttack, {}),
 }
+
+
+TARGETED = ("pgd-t", "apgd-t")  # attacks that choose `n_target_classes` target classes themselves
 
 
 def attack_names() -> list[str]:

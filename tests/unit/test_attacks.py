@@ -69,7 +69,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return (model(x).argmax(1) == y).float().mean().item()
 
 
-@pytest.mark.parametrize("name", ["pgd", "pgd-dlr", "apgd-ce", "apgd-dlr", "apgd-t"])
+@pytest.mark.parametrize("name", ["pgd", "pgd-dlr", "pgd-t", "apgd-ce", "apgd-dlr", "apgd-t"])
 @pytest.mark.parametrize("threat", THREATS)
 def test_attacks_stay_in_budget_and_box_and_break_points(model, batch, threat, name):
     x, y = batch
@@ -159,6 +159,23 @@ def test_targeted_pgd_pushes_towards_the_target(model, batch, threat, loss):
         gain = (after - before).gather(1, target[:, None]) - (after - before).gather(1, y[:, None])
         assert (gain > 0).all()
     assert (after.argmax(1) == target).float().mean() > 0.3
+
+
+@pytest.mark.parametrize("threat", THREATS)
+def test_pgd_t_tries_the_top_wrong_classes_in_turn_on_survivors_only(model, batch, threat):
+    x, y = batch
+    spy = Spy(model)
+    attack = make_attack("pgd-t", spy, threat, EPS[threat] / 4, steps=3, n_target_classes=2)
+    assert attack.describe().startswith("PGD-T-3 (2 targets)")
+    x_adv = attack(x, y)
+    broken = model(x_adv).argmax(1) != y
+    one_target = make_attack("pgd-t", model, threat, EPS[threat] / 4, steps=3, n_target_classes=1)(x, y)
+    assert broken.sum() >= (model(one_target).argmax(1) != y).sum()  # a second target only adds
+    untouched = (x_adv == x).flatten(1).all(1)
+    assert not (broken & untouched).any()
+    survivors = int((model(one_target).argmax(1) == y).sum())
+    assert 0 < survivors < len(x)
+    assert any(len(seen) == survivors for seen in spy.seen)  # the second target attacks only these
 
 
 def test_restarts_attack_only_unbroken_points(model, batch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from PIL import Image
 
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES
+from soupviz.results_cache import unpackbits
 from soupviz.results_io import read_records
 
 
@@ -49,6 +52,9 @@ def test_eval_prints_each_ingredient_and_writes_csv(family_folder, data_folder, 
     assert "test-linf" in printed and "L∞ 8/255" in printed and "upper bound" in printed
     lines = out.read_text().splitlines()
     assert lines[0].startswith("weights,") and len(lines) == 1 + 4 * 2
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    for row in rows:  # per-image results travel with the CSV, so paired claims can be re-checked
+        assert int(unpackbits(row["mask"], int(row["n"])).sum()) == int(row["correct"])
 
 
 def test_eval_of_a_soup_with_normalised_weights(family_folder, data_folder, tmp_path) -> None:
