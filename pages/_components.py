@@ -197,8 +197,9 @@ def sidebar() -> None:
             st.slider("Corruption severity", 1, 5, key=Keys.SEVERITY)
             st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=Keys.SEED)
             st.radio("BatchNorm statistics", ("mix", "reestimate"), key=Keys.BATCHNORM, horizontal=True,
-                     format_func={"mix": "mix like weights", "reestimate": "re-estimate"}.get,
-                     help="The paper does not say; re-estimating uses clean training images per soup.")
+                     format_func={"mix": "mix (log-variance)", "reestimate": "re-estimate"}.get,
+                     help="The paper does not say. Mixing: means like the weights, variances in log space "
+                     "(positive outside the simplex too); re-estimating uses clean training images per soup.")
             st.selectbox("Device", ("auto", "cpu", "cuda"), key=Keys.DEVICE)
         held = st.session_state.get(Keys.EVALUATOR)
         st.caption(describe_device(cached_device(st.session_state[Keys.DEVICE])) if torch.cuda.is_available()

@@ -17,7 +17,7 @@ from soupviz.corruptions import corrupt
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
 from soupviz.metrics import wilson_interval
-from soupviz.soup import Soup, check_weights
+from soupviz.soup import Soup, check_finite_logits, check_weights
 from soupviz.weight_search import ProgressFn, Selection, choose, select_by_gradient
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
@@ -122,6 +122,10 @@ def score_grid(
 
     Soup vectors are mixed `max_bytes` at a time (outer loop) and run on image batches
     (inner loop), so each soup is mixed once; BatchNorm follows `soup.bn_mode`.
+
+    Raises:
+        NonFiniteLogitsError: a soup outputs NaN or infinity (it would otherwise score as
+            predicting class 0).
     """
     grid = torch.as_tensor(grid, dtype=F64)
     grid = check_weights(grid, soup.params.k, extrapolate=True, margin=float(grid.abs().max()))
@@ -134,6 +138,7 @@ def score_grid(
             flats = soup.soup_vectors(rows)
             for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
                 logits = soup.forward_many(flats, xb.to(device), shared=True).float()
+                check_finite_logits(logits, rows)
                 yb = yb.to(device).repeat(len(rows))
                 flat_logits = logits.flatten(0, 1)
                 loss = F.cross_entropy(flat_logits, yb, reduction="none")

@@ -212,7 +212,8 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
         "--batchnorm",
         default="mix",
         choices=["mix", "reestimate"],
-        help="mix the running statistics or re-estimate them per soup on clean training images",
+        help="mix the running statistics (means like the weights, variances in log space) or re-estimate them "
+        "per soup on clean training images",
     )
     parser.add_argument("--out", default=None, help="write the records to this .json or .csv file")
     parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cached results")

@@ -71,7 +71,7 @@ class SoupMember:
         one_hot = torch.zeros(1, soup.params.k, dtype=torch.float64)
         one_hot[0, k] = 1
         self.soup = soup
-        mixed = soup.bn_mode == "mix"
+        mixed = soup.bn_mode != "reestimate"
         self.flat = soup.params.matrix[k] if mixed else soup.soup_vectors(one_hot)[0]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,7 +166,7 @@ class EnsembleEvaluator(Evaluator):
         models = models or [SoupMember(evaluator.soup, i) for i in range(k)]
         self.ensemble = OutputEnsemble(models, torch.eye(k, dtype=torch.float64)[0], mode)
         soup = evaluator.soup
-        own = soup.bn_label if soup.bn_mode != "mix" else "Each ingredient keeps its own BatchNorm statistics"
+        own = soup.bn_label if soup.bn_mode == "reestimate" else "Each ingredient keeps its own BatchNorm statistics"
         self._batchnorm = f"{own} ({self.ensemble.label})."
         self._outputs: dict[str, torch.Tensor] = {}
 

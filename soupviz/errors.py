@@ -19,3 +19,7 @@ class DataError(SoupvizError):
 
 class SoupWeightsError(SoupvizError):
     """A weight vector that cannot define a soup of the given ingredients."""
+
+
+class NonFiniteLogitsError(SoupvizError):
+    """A soup whose outputs are NaN or infinite, so it cannot be scored."""

@@ -31,7 +31,7 @@ from soupviz.metrics import (
     wilson_interval,
 )
 from soupviz.results_cache import ResultCache, cache_key, code_fingerprint, packbits, unpackbits
-from soupviz.soup import Soup, check_weights
+from soupviz.soup import Soup, check_finite_logits, check_weights
 
 EXTRAPOLATION_LIMIT = 10.0
 
@@ -79,6 +79,9 @@ class Evaluator:
         """Records for every soup (rows of `weights`, (S, K) or (K,)) and spec, spec-major.
 
         Weights must sum to 1; entries outside [0, 1] are extrapolation and are allowed.
+
+        Raises:
+            NonFiniteLogitsError: a soup outputs NaN or infinity, so it has no accuracy.
         """
         rows = self.check_rows(weights)
         total = sum(self._units(spec) for spec in specs) * len(rows)
@@ -181,13 +184,21 @@ class Evaluator:
     def _predicted(self, row: torch.Tensor, spec: MetricSpec) -> torch.Tensor:
         model = self.classifier(row)
         with torch.no_grad():
-            return torch.cat([(model(x).argmax(1) == y).cpu() for x, y in self.batches(spec)])
+            return torch.cat([(self._logits(model, row, x).argmax(1) == y).cpu() for x, y in self.batches(spec)])
+
+    def _logits(self, model: Classifier, row: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        check_finite_logits(logits, row)
+        return logits
 
     def _attacked(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> torch.Tensor:
         model = self.classifier(row)
         attacks = spec_attacks(spec, model, seed=self.seed)
         robust = []
         for x, y in self.batches(spec):
+            if not robust:  # a soup with NaN outputs has them on every image: one batch tells
+                with torch.no_grad():
+                    self._logits(model, row, x)
             robust.append(robust_mask(attacks, model, x, y).cpu())
             done = torch.cat(robust)
             _advance(state, 1, f"{spec.column}: {len(done)}/{len(self.images)} images", self.record(row, spec, done))
@@ -219,7 +230,8 @@ def open_evaluator(
     batch_size: int = 250,
 ) -> Evaluator:
     """The evaluator the CLI and the dashboard share: `images` test images drawn with `seed`,
-    BatchNorm statistics mixed or re-estimated on `calibration_images` clean training images."""
+    BatchNorm statistics mixed ('mix': means linearly, variances in log space) or re-estimated
+    ('reestimate') on `calibration_images` clean training images."""
     from soupviz.data import load_split
 
     test = load_split(data, "test").subset(images, seed)

@@ -15,7 +15,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from soupviz.soup import Soup, check_weights
+from soupviz.soup import Soup, check_finite_logits, check_weights
 
 ProgressFn = Callable[[int, int], None]
 F64 = torch.float64
@@ -94,11 +94,15 @@ def weight_gradient(
 ) -> tuple[float, float, torch.Tensor]:
     """Mean cross-entropy and accuracy on (x, y), and the loss's gradient (K,) in the weights.
 
-    The soup is θ(w) = Σ_k w_k θ_k (parameters and buffers), so ∂L/∂w_k = ⟨θ_k, ∂L/∂θ⟩:
-    the loss is differentiated with respect to the mixed vector (batches accumulated, through
-    `differentiable_template`, BatchNorm statistics included) and mapped back through the
-    matrix. Exact with mixed BatchNorm statistics; re-estimated ones are taken at w and
-    differentiated as if they were mixed (an approximation).
+    The soup is θ(w) = Σ_k w_k θ_k (parameters, BatchNorm means) with running variances
+    v(w) = exp(Σ_k w_k log v_k), as `Soup` evaluates it, so ∂L/∂w_k = ⟨θ_k, ∂L/∂θ⟩ +
+    ⟨v log v_k, ∂L/∂v⟩ (θ: all but the variances): the loss is differentiated with respect to the mixed vector (batches
+    accumulated, through `differentiable_template`) and mapped back through the matrix by
+    `Soup.weight_gradient`. Exact with mixed BatchNorm statistics (either rule); re-estimated
+    ones are taken at w and differentiated as if they were mixed (an approximation).
+
+    Raises:
+        NonFiniteLogitsError: the soup at `weights` outputs NaN or infinity.
     """
     template = template or differentiable_template(soup.template)
     checked = check_weights(weights, soup.params.k, extrapolate=True, margin=10.0)
@@ -107,11 +111,12 @@ def weight_gradient(
     for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
         xb, yb = xb.to(device), yb.to(device)
         logits = functional_call(template, soup.params.as_tensors(flat), (xb,))
+        check_finite_logits(logits.detach(), checked)
         loss = F.cross_entropy(logits, yb, reduction="sum") / len(y)
         loss.backward()
         total_loss += float(loss.detach())
         correct += int((logits.argmax(1) == yb).sum())
-    return total_loss, correct / len(y), (soup.params.matrix @ flat.grad).to(F64).cpu()
+    return total_loss, correct / len(y), soup.weight_gradient(flat.detach(), flat.grad).to(F64).cpu()
 
 
 def select_by_gradient(

@@ -11,6 +11,7 @@ import torch
 from soupviz.checkpoints import Card, load_family, save_checkpoint
 from soupviz.data import CIFAR10_CLASSES, LOCAL_CANDIDATES, ImageSet
 from soupviz.models import create_model
+from soupviz.soup import ParameterMatrix, Soup
 
 THREATS_AND_BUDGETS = [("linf", 8 / 255), ("none", None), ("l2", 0.5), ("l1", 12.0)]
 
@@ -43,6 +44,17 @@ def family_folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def family(family_folder: Path):
     return load_family(family_folder)
+
+
+@pytest.fixture
+def nan_soup(family) -> Soup:
+    """A soup of `family` whose second ingredient holds NaN in its last BatchNorm bias, so that
+    every soup of it (0 * NaN is NaN) outputs NaN logits: a broken classifier to be reported."""
+    states = [dict(ingredient.state_dict) for ingredient in family.ingredients]
+    states[1]["bn.bias"] = torch.full_like(states[1]["bn.bias"], float("nan"))
+    card = family.ingredients[0].card
+    template = create_model(card.arch, card.num_classes, card.mean, card.std)
+    return Soup(template, ParameterMatrix.from_state_dicts(states))
 
 
 @pytest.fixture

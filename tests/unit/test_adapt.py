@@ -20,7 +20,7 @@ from soupviz.adapt import (
 )
 from soupviz.corruptions import corrupt
 from soupviz.data import CIFAR10_CLASSES, ImageSet
-from soupviz.errors import SoupvizError
+from soupviz.errors import NonFiniteLogitsError, SoupvizError
 from soupviz.grids import simplex_grid
 from soupviz.soup import Soup
 
@@ -187,3 +187,11 @@ def test_report_on_a_selection_made_elsewhere(soup, shift):
     selection = select_by_grid(soup, simplex_grid(4, 1.0), shift.x[:5], shift.y[:5])
     outcomes = adaptation_report(soup, shift, [selection], k=1, seed=0)
     assert outcomes[0].candidate == "grid-search soup" and len(outcomes) == 1 + 4 + 2
+
+
+def test_grid_scoring_refuses_soups_with_nan_outputs_instead_of_scoring_them_as_class_0(nan_soup, shift):
+    grid = simplex_grid(4, 0.5)
+    with pytest.raises(NonFiniteLogitsError, match=r"weights \(0, 0, 0, 1\) outputs NaN or infinite logits"):
+        score_grid(nan_soup, grid, shift.x, shift.y)
+    with pytest.raises(NonFiniteLogitsError, match="outputs NaN"):
+        select_by_grid(nan_soup, grid, shift.x[:10], shift.y[:10])

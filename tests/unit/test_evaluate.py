@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from soupviz.errors import NonFiniteLogitsError
 from soupviz.evaluate import Evaluator
 from soupviz.metrics import MetricSpec
 from soupviz.results_cache import ResultCache, unpackbits
@@ -167,3 +168,18 @@ def test_every_dashboard_attack_evaluates_and_the_chain_is_at_least_as_strong(fa
     chain = records["apgd-ce+apgd-t"]
     assert "APGD-CE" in chain.method and "APGD-T" in chain.method
     assert chain.correct <= records["apgd-ce"].correct  # APGD-T only removes survivors of APGD-CE
+
+
+def test_records_name_the_batchnorm_rule_they_were_computed_with(family, synthetic_images) -> None:
+    evaluator = Evaluator(family, synthetic_images, device="cpu")
+    record = evaluator.evaluate([1.4, -0.4, 0.4, -0.4], [MetricSpec("clean")])[0]
+    assert "running variances in log space" in record.batchnorm
+    evaluator.soup.mix_batchnorm(linear=True)
+    assert "variances linearly" in evaluator.evaluate([0.5, 0.5, 0, 0], [MetricSpec("clean")])[0].batchnorm
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.kind)
+def test_a_soup_with_nan_outputs_is_an_error_not_a_prediction(family, synthetic_images, nan_soup, spec) -> None:
+    evaluator = Evaluator(family, synthetic_images, device="cpu", batch_size=16, soup=nan_soup)
+    with pytest.raises(NonFiniteLogitsError, match=r"weights \(0.25, 0.25, 0.25, 0.25\) outputs NaN or infinite"):
+        evaluator.evaluate([0.25, 0.25, 0.25, 0.25], [spec])

@@ -1,5 +1,6 @@
-"""Specification of soupviz.soup: exact mixing, weight checks, BatchNorm handling, batched
-soups and weight grids, on a tiny conv-BN-linear net (and preact_resnet_small for families)."""
+"""Specification of soupviz.soup: exact mixing, weight checks, BatchNorm rules (variances in log
+space, finite outside the simplex), batched soups and weight grids, on a tiny conv-BN-linear net
+(and preact_resnet_small for families)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from soupviz import soup as soup_module
 from soupviz.attacks.base import fixed_batch
 from soupviz.attacks.pgd import PGD
 from soupviz.checkpoints import Card, load_family, save_checkpoint
-from soupviz.errors import CheckpointError, SoupvizError, SoupWeightsError
+from soupviz.errors import CheckpointError, NonFiniteLogitsError, SoupvizError, SoupWeightsError
 from soupviz.grids import interpolation_line, simplex_grid
 from soupviz.models import create_model
-from soupviz.soup import ParameterMatrix, Soup, check_weights, weighted_rows
+from soupviz.soup import ParameterMatrix, Soup, check_finite_logits, check_weights, weighted_rows
 
 
 def tiny_net() -> nn.Module:
@@ -89,18 +90,86 @@ def test_soup_of_identical_ingredients_is_that_ingredient(nets, images, weights)
     assert all(torch.equal(soup.tensors[k], v) for k, v in nets[0].state_dict().items())
 
 
-def test_mix_is_the_weighted_sum_of_every_floating_tensor_including_bn_statistics(nets):
+@pytest.mark.parametrize("linear", [False, True])
+def test_mix_is_the_weighted_sum_of_every_floating_tensor_variances_in_log_space(nets, linear):
     soup = make_soup(nets)
+    soup.mix_batchnorm(linear=linear)
     w = [0.5, -0.25, 0.75]
     soup.set_weights(w, extrapolate=True)
     for key, tensor in soup.tensors.items():
-        states = [net.state_dict()[key] for net in nets]
-        if tensor.is_floating_point():
-            expected = sum(wi * s.double() for wi, s in zip(w, states, strict=True))
+        states = [net.state_dict()[key].double() for net in nets]
+        if key == "1.running_var" and not linear:  # geometric: exp(Σ w_k log v_k)
+            expected = torch.exp(sum(wi * s.log() for wi, s in zip(w, states, strict=True)))
+            torch.testing.assert_close(tensor.double(), expected, rtol=1e-6, atol=1e-6)
+        elif tensor.is_floating_point():
+            expected = sum(wi * s for wi, s in zip(w, states, strict=True))
             torch.testing.assert_close(tensor.double(), expected, rtol=1e-6, atol=1e-6)
         else:  # num_batches_tracked: the first ingredient's, never averaged
-            assert torch.equal(tensor, states[0])
+            assert torch.equal(tensor, nets[0].state_dict()[key])
     assert "1.running_mean" in soup.params.layout and "1.running_var" in soup.params.layout
+
+
+def two_ingredients_with_variances(first: float, second: float) -> list[nn.Module]:
+    """Two tiny nets, equal but for their BatchNorm running variances (all channels alike)."""
+    nets = [ingredient(0), ingredient(0)]
+    nets[0][1].running_var.fill_(first)
+    nets[1][1].running_var.fill_(second)
+    return nets
+
+
+def test_extrapolated_variances_stay_positive_where_linear_mixing_gives_nan(images):
+    nets = two_ingredients_with_variances(4.0, 1.0)
+    w = [-0.4, 1.4]  # linearly: -0.4 * 4 + 1.4 * 1 = -0.2, a negative variance
+    linear = tiny_net().eval()
+    linear.load_state_dict({k: w[0] * v + w[1] * nets[1].state_dict()[k] for k, v in nets[0].state_dict().items()})
+    with torch.no_grad():
+        assert torch.isnan(linear(images)).all()
+
+        soup = make_soup(nets)
+        soup.set_weights(w, extrapolate=True)
+        torch.testing.assert_close(soup.tensors["1.running_var"], torch.full((4,), 4.0**-0.4))  # 0.5743
+        assert torch.isfinite(soup(images)).all()
+        assert soup.bn_mode == "mix" and "log space" in soup.bn_label
+
+
+def test_the_linear_rule_refuses_soups_with_a_variance_at_or_below_zero(images):
+    soup = make_soup(two_ingredients_with_variances(4.0, 1.0))
+    soup.set_weights([-0.4, 1.4], extrapolate=True)
+    with pytest.raises(SoupWeightsError, match=r"\(-0.4, 1.4\) has a BatchNorm running variance <= 0"):
+        soup.mix_batchnorm(linear=True)
+    assert soup.bn_mode == "mix" and torch.isfinite(soup(images)).all()  # nothing changed
+
+    soup.set_weights([0.5, 0.5])
+    soup.mix_batchnorm(linear=True)
+    assert soup.bn_mode == "mix-linear" and "linearly" in soup.bn_label
+    torch.testing.assert_close(soup.tensors["1.running_var"], torch.full((4,), 2.5))
+    with pytest.raises(SoupWeightsError, match="variance <= 0"):
+        soup.set_weights([-0.4, 1.4], extrapolate=True)
+    with pytest.raises(SoupWeightsError, match="variance <= 0"):
+        soup.batched_logits([[0.5, 0.5], [-0.4, 1.4]], images, extrapolate=True)
+    assert torch.equal(soup.weights, torch.tensor([0.5, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(soup.tensors["1.running_var"], torch.full((4,), 2.5))
+
+
+def test_zero_variances_have_a_finite_log_and_one_hot_soups_keep_them_exactly(images):
+    soup = make_soup(two_ingredients_with_variances(0.0, 1.0))
+    assert torch.isfinite(soup.params.matrix).all()
+    soup.set_weights([1.0, 0.0])
+    assert torch.equal(soup.tensors["1.running_var"], torch.zeros(4))
+    soup.set_weights([-0.4, 1.4], extrapolate=True)
+    assert torch.isfinite(soup(images)).all()
+
+
+def test_check_finite_logits_names_the_first_soup_with_nan_or_infinity():
+    logits = torch.zeros(3, 2, 5)
+    weights = torch.tensor([[1.0, 0.0], [1.4, -0.4], [-0.4, 1.4]], dtype=torch.float64)
+    check_finite_logits(logits, weights)
+    check_finite_logits(logits[0], weights[0])
+    logits[1, 1, 3], logits[2, 0, 0] = float("inf"), float("nan")
+    with pytest.raises(NonFiniteLogitsError, match=r"weights \(1.4, -0.4\) outputs NaN or infinite logits"):
+        check_finite_logits(logits, weights)
+    with pytest.raises(NonFiniteLogitsError, match=r"\(-0.4, 1.4\)"):
+        check_finite_logits(logits[2], weights[2])
 
 
 @pytest.mark.parametrize("elementwise", [False, True])
@@ -270,7 +339,7 @@ def test_an_attack_on_folded_soups_keeps_the_batch_whole(nets, images):
 
 def test_bn_statistics_are_mixed_by_default_and_labelled(nets):
     soup = make_soup(nets)
-    assert soup.bn_mode == "mix" and "mixed" in soup.bn_label
+    assert soup.bn_mode == "mix" and "mixed" in soup.bn_label and "log space" in soup.bn_label
 
 
 def test_reestimated_bn_statistics_match_update_bn_on_the_same_batches(nets, images):
