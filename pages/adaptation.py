@@ -1,8 +1,9 @@
 """Few-shot soup adaptation (Croce et al. 2023): pick a shift and k labelled images per class,
-choose the soup on them by grid search over the simplex and by gradient steps on the weights,
-and compare it on held-out images of the shift with each ingredient, the uniform soup and the
-best ingredient; see how the choice improves with k, and one soup chosen for several shifts."""
+choose the soup on them by `few_shot.adapt_to_shift` (grid search, then gradient steps from the
+grid's choice), and compare it on held-out images of the shift with each ingredient, the uniform
+soup and the best ingredient; see how the choice improves with k, and one soup for several shifts."""
 
+import dataclasses
 from pathlib import Path
 
 import streamlit as st
@@ -14,16 +15,16 @@ from soupviz.adapt import ShiftData
 from soupviz.app_state import Keys, is_extrapolated, tidy
 from soupviz.corruptions import corruption_names
 from soupviz.dashboard import format_record
-from soupviz.data import load_image_folder
 from soupviz.errors import SoupvizError
+from soupviz.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift, corruption_shift, folder_shift
 from soupviz.figures import soup_label
-from soupviz.grids import simplex_grid
 from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure
-from soupviz.insight_pages import K_CHOICES, Report, request_key, run_adaptation, run_several, unpack_labelled_zip
+from soupviz.insight_pages import Report, request_key, unpack_labelled_zip
 from soupviz.storage import cache_dir
 
 SOURCES = {"corruption": "A corruption of the test images", "folder": "A folder of labelled images",
            "upload": "Upload labelled images (.zip)"}
+METHODS = {"grid": "Grid search", "gradient": "Grid search, then gradient steps"}
 
 
 def use_soup(weights: list[float]) -> None:
@@ -41,12 +42,11 @@ def shift_of(spec: tuple, heldout: int, per_class: int, seed: int, upload: objec
     shift = result_store().get(key)
     if shift is None:
         if spec[0] == "corruption":
-            base = split.per_class(per_class, seed)
-            shift = ShiftData.from_images(base, heldout, seed, corruption=spec[1], severity=spec[2])
+            shift = corruption_shift(split, spec[1], spec[2], per_class, heldout, seed)
         else:
             folder = Path(spec[1]) if spec[0] == "folder" else unpack_labelled_zip(
                 upload.getvalue(), upload.name, cache_dir() / "uploads" / "shifts")
-            shift = ShiftData.from_images(load_image_folder(folder), heldout, seed, name=Path(spec[1]).name)
+            shift = folder_shift(folder, heldout, seed, name=Path(spec[1]).name)
         result_store().put(key, shift)
     return shift
 
@@ -62,8 +62,8 @@ def shifts_of(specs: list[tuple], heldout: int, per_class: int, seed: int, repor
 def outcome_table(outcomes: list) -> list[dict]:
     return [{"shift": o.shift, "candidate": o.candidate, "soup": soup_label(o.weights, labels),
              "held-out accuracy": format_record(o), "n held out": o.n,
-             "selection accuracy": f"{100 * o.selection_accuracy:.1f}%", "n selection": o.n_selection}
-            for o in outcomes]
+             "selection accuracy": f"{100 * o.selection_accuracy:.1f}%", "n selection": o.n_selection,
+             "BatchNorm": o.batchnorm} for o in outcomes]
 
 
 st.title("Few-shot soup adaptation")
@@ -76,7 +76,8 @@ if split is None:
     st.stop()
 keep_values({"adapt_source": "corruption", "adapt_corruption": "fog", "adapt_severity": 3, "adapt_folder": "",
              "adapt_per_class": 100, "adapt_heldout": 50, "adapt_k": 10, "adapt_step": 0.2, "adapt_extrapolate": False,
-             "adapt_margin": 0.4, "adapt_gradient_steps": 10, "adapt_lr": 0.05, "adapt_repeats": 5,
+             "adapt_margin": 0.4, "adapt_method": "gradient", "adapt_gradient_steps": 10, "adapt_lr": 0.05,
+             "adapt_bn_shift": False, "adapt_repeats": 5,
              "adapt_seed": evaluator.seed, "adapt_several": ["gaussian_noise", "fog", "contrast"]})
 
 st.subheader("Shift")
@@ -100,34 +101,39 @@ d.number_input("Held out per class", 1, 1000, key="adapt_heldout", help="Scored,
 
 st.subheader("Selection")
 a, b, c, d = st.columns(4)
-k = a.select_slider("Labelled images per class (k)", K_CHOICES, key="adapt_k")
+k = a.select_slider("Labelled images per class (k)", K_CURVE, key="adapt_k")
 step = b.select_slider("Grid step", (0.5, 0.25, 0.2, 0.1), key="adapt_step")
-extrapolate = c.toggle("Extrapolate", key="adapt_extrapolate", help="Grid weights in [−margin, 1 + margin].")
+extrapolate = c.toggle("Extrapolate", key="adapt_extrapolate", help="Weights in [−margin, 1 + margin].")
 margin = d.select_slider("Margin", (0.2, 0.4), key="adapt_margin", disabled=not extrapolate)
 a, b, c, d = st.columns(4)
-gradient_steps = int(a.number_input("Gradient steps", 0, 200, key="adapt_gradient_steps",
-                                    help="Projected Adam on the weights, from the uniform soup; 0 skips it."))
-lr = float(b.number_input("Learning rate", 0.001, 1.0, step=0.01, format="%.3f", key="adapt_lr"))
-repeats = int(c.number_input("Draws per k (k curve)", 1, 20, key="adapt_repeats"))
-seed = int(d.number_input("Seed", 0, 2**31 - 1, key="adapt_seed"))
+method = a.radio("Method", list(METHODS), format_func=METHODS.get, key="adapt_method")
+gradient_steps = int(b.number_input("Gradient steps", 1, 200, key="adapt_gradient_steps", disabled=method == "grid",
+                                    help="Projected Adam on the weights, from the grid's choice."))
+lr = float(c.number_input("Learning rate", 0.001, 1.0, step=0.01, format="%.3f", key="adapt_lr",
+                          disabled=method == "grid"))
+bn_on_shift = d.toggle("BatchNorm from the shift", key="adapt_bn_shift",
+                       help="Re-estimate BatchNorm statistics per soup on unlabelled images of the shift "
+                            "(test-time adaptation; held-out images are not used).")
+a, b = st.columns(2)
+repeats = int(a.number_input("Draws per k (k curve)", 2, 20, key="adapt_repeats"))
+seed = int(b.number_input("Seed", 0, 2**31 - 1, key="adapt_seed"))
 heldout, per_class = int(state["adapt_heldout"]), int(state["adapt_per_class"])
 try:
-    grid = simplex_grid(len(labels), step, margin=margin if extrapolate else 0.0)
+    config = AdaptConfig(k, step, margin if extrapolate else 0.0, method, gradient_steps, lr, bn_on_shift, K_CURVE,
+                         repeats)
+    grid = config.grid(len(labels))
 except SoupvizError as error:
     st.error(str(error))
     st.stop()
 st.caption(f"Grid: {len(grid)} soups of {len(labels)} ingredients (step {step:g}"
-           f"{f', margin {margin:g}' if extrapolate else ''}); ties go to the lower cross-entropy. "
-           f"{evaluator.soup.bn_label}")
-key = request_key("adapt", evaluator_context(), spec, heldout, per_class, seed, k, step, extrapolate and margin,
-                  gradient_steps, lr, repeats)
+           f"{f', margin {margin:g}' if extrapolate else ''}); ties go to the lower cross-entropy.")
+key = request_key("adapt", evaluator_context(), spec, heldout, per_class, seed, config)
 run, failed = result_store().get(key), False
 if st.button("Select and report", type="primary", disabled=not spec[1]):
     try:
         shift = shift_of(spec, heldout, per_class, seed, upload)
-        run = with_progress(f"Adapting to {shift.name}", lambda report: run_adaptation(
-            evaluator.soup, shift, grid, k, seed, gradient_steps, lr, extrapolate, margin, K_CHOICES, repeats, labels,
-            report))
+        run = with_progress(f"Adapting to {shift.name}",
+                            lambda report: adapt_to_shift(evaluator.soup, shift, config, labels, report))
         result_store().put(key, run)
     except SoupvizError as error:
         st.error(str(error))
@@ -135,32 +141,35 @@ if st.button("Select and report", type="primary", disabled=not spec[1]):
 if run is None and not failed:
     st.info("Choose the shift and the selection, then press the button.")
 elif run is not None:
+    st.caption(run.batchnorm)
+    for note in run.notes:
+        st.warning(note)
     figure_panel(outcomes_figure(run.outcomes, labels, family.name, paper=paper), "adapt_outcomes", width="content")
     st.dataframe(outcome_table(run.outcomes), hide_index=True)
     chosen = [("grid search" if s.method == "grid" else "gradient", s.weights.tolist()) for s in run.selections]
     figure_panel(composition_figure(chosen, labels, family.name, paper), "adapt_composition", width="content")
     for column, (name, weights) in zip(st.columns(len(chosen)), chosen, strict=True):
         column.button(f"Make the {name} soup current", key=f"adapt_use_{name}", on_click=use_soup, args=(weights,))
-    figure_panel(k_curve_figure(run.curve, run.summary, run.shift, family.name, paper), "adapt_k_curve",
-                 width="content")
-    st.caption(f"Each k: {repeats} draws of k images per class from the pool (seeds {seed}…{seed + repeats - 1}); "
-               "line: mean held-out accuracy, band: worst to best draw. Gradient selection starts from the uniform "
-               "soup.")
+    if run.curve:
+        figure_panel(k_curve_figure(run.curve, run.summary, run.shift, family.name, paper), "adapt_k_curve",
+                     width="content")
+        st.caption(f"Each k: {run.config.draws} independent draws of k images per class from the pool, seeded by "
+                   f"(seed {run.seed}, shift, draw); line: mean held-out accuracy, band: worst to best draw.")
 
 st.divider()
 st.subheader("One soup for several shifts")
 several = st.multiselect("Corruptions", corruption_names(), key="adapt_several",
-                         help="Each at the severity above, on the same test images; one soup of the grid is chosen "
-                              "for the best mean accuracy over them, with k images per class of each.")
+                         help="Each at the severity above, each on its own test images; one soup of the grid is "
+                              "chosen for the best mean accuracy over them, with k images per class of each.")
 severity = int(state["adapt_severity"])
 specs = [("corruption", name, severity) for name in several]
-key = request_key("several", evaluator_context(), specs, heldout, per_class, seed, k, step, extrapolate and margin)
+key = request_key("several", evaluator_context(), specs, heldout, per_class, seed, config)
 held = result_store().get(key)
 if st.button("Choose one soup for these shifts", key="adapt_several_go", disabled=len(specs) < 2):
     try:
         shifts = with_progress("Corrupting", lambda report: shifts_of(specs, heldout, per_class, seed, report))
-        held = with_progress("One soup for all", lambda report: run_several(
-            evaluator.soup, shifts, grid, k, seed, labels, report))
+        held = with_progress("One soup for all", lambda report: adapt_several(
+            evaluator.soup, shifts, dataclasses.replace(config, ks=()), labels, report))
         result_store().put(key, held)
     except SoupvizError as error:
         st.error(str(error))

@@ -1,12 +1,11 @@
-"""Few-shot adaptation of a soup to a distribution shift (Croce et al. 2023, natural shifts).
-
-Weights are chosen on k labelled images per class of the shifted data, by grid search over
-the simplex or by gradient descent on the weights themselves, and scored on held-out images
-of the same shift against each ingredient, the uniform soup and the best ingredient.
+"""Few-shot adaptation of a soup to a distribution shift (Croce et al. 2023, natural shifts): the
+pieces. A shift's images split into held-out and pool, selection draws seeded per (seed, shift,
+draw), grid scoring and the held-out report; the protocol that combines them is `few_shot`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -18,17 +17,25 @@ from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
 from soupviz.metrics import wilson_interval
 from soupviz.soup import Soup, check_finite_logits, check_weights
-from soupviz.weight_search import ProgressFn, Selection, choose, select_by_gradient
+from soupviz.weight_search import ProgressFn, Selection, choose
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
 SELECTED_NAMES = {"grid": "grid-search soup", "gradient": "gradient-selected soup"}
 F64 = torch.float64
 
 
+def draw_seed(seed: int, shift: str, draw: int | str) -> int:
+    """A seed for one random choice (`draw`: a draw number or a purpose) on one shift: fixed by
+    (seed, shift, draw), unrelated across shifts and draws, so two shifts never share a draw."""
+    digest = hashlib.sha256(f"{seed}|{shift}|{draw}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
 @dataclass(frozen=True)
 class ShiftData:
     """Shifted labelled images `x` (N, 3, H, W) in [0, 1], `y` (N,), split once into a fixed
-    `heldout` set and a `pool` (indices) from which selection sets of k per class are drawn."""
+    `heldout` set and a `pool` (indices) from which selection sets of k per class are drawn;
+    `origin` (N,) are the images' indices in the set they came from (e.g. the test split)."""
 
     name: str
     x: torch.Tensor
@@ -37,12 +44,13 @@ class ShiftData:
     pool: torch.Tensor
     classes: tuple[str, ...]
     seed: int
+    origin: torch.Tensor | None = None
 
     @classmethod
     def from_images(
         cls, images: ImageSet, heldout_per_class: int = 50, seed: int = 0, name: str | None = None,
         corruption: str | None = None, severity: int = 3,
-        model_classes: Sequence[str] = CIFAR10_CLASSES,
+        model_classes: Sequence[str] = CIFAR10_CLASSES, origin: torch.Tensor | None = None,
     ) -> ShiftData:
         """A shift from labelled images (test images, or a user's `load_image_folder`),
         optionally corrupted first.
@@ -50,7 +58,8 @@ class ShiftData:
         Labels are mapped onto `model_classes` by name, so a folder holding only 'cat/' and
         'dog/' gets labels 3 and 5. Corruptions run in fixed chunks of 500 with `seed`, so
         the shifted images depend neither on k nor on the selection draw. Each class keeps
-        `heldout_per_class` images (drawn with `seed`) for scoring; the rest form the pool.
+        `heldout_per_class` images (drawn with `draw_seed(seed, name, "held-out")`) for scoring;
+        the rest form the pool.
         """
         model_classes = list(model_classes)
         unknown = [c for c in images.classes if c not in model_classes]
@@ -66,7 +75,8 @@ class ShiftData:
             chunks = x.split(CORRUPTION_BATCH)
             x = torch.cat([corrupt(chunk, corruption, severity, seed) for chunk in chunks])
             name = name or f"{corruption} {severity}"
-        generator = torch.Generator().manual_seed(seed)
+        name = name or images.source
+        generator = torch.Generator().manual_seed(draw_seed(seed, name, "held-out"))
         heldout, pool = [], []
         for c, class_name in enumerate(model_classes):
             members = (y == c).nonzero()[:, 0]
@@ -79,17 +89,23 @@ class ShiftData:
                 )
             heldout.append(members[:heldout_per_class])
             pool.append(members[heldout_per_class:])
-        return cls(name or images.source, x, y, torch.cat(heldout), torch.cat(pool),
-                   tuple(model_classes), seed)
+        origin = torch.arange(len(y)) if origin is None else torch.as_tensor(origin)
+        return cls(name, x, y, torch.cat(heldout), torch.cat(pool), tuple(model_classes), seed, origin)
 
-    def selection_indices(self, k: int, seed: int) -> torch.Tensor:
-        """Indices of k pool images per class (fewer where the pool has fewer), with `seed`."""
+    def selection_indices(self, k: int, draw: int = 0) -> torch.Tensor:
+        """Indices of k pool images per class (fewer where the pool has fewer) for selection draw
+        `draw`, seeded by `draw_seed(seed, name, draw)`: draws and shifts are independent, and
+        for one draw a larger k keeps the images of a smaller one."""
         if k < 1:
             raise SoupvizError(f"Selection needs at least one image per class, got k={k}.")
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(draw_seed(self.seed, self.name, draw))
         pool = self.pool[torch.randperm(len(self.pool), generator=generator)]
         return torch.cat([pool[self.y[pool] == c][:k] for c in range(len(self.classes))])
 
+    def pool_sizes(self) -> dict[str, int]:
+        """Pool images per class, for the classes the shift has."""
+        counts = torch.bincount(self.y[self.pool], minlength=len(self.classes))
+        return {name: int(n) for name, n in zip(self.classes, counts, strict=True) if n > 0}
 
 
 @dataclass(frozen=True)
@@ -165,11 +181,11 @@ def select_by_grid(soup: Soup, grid: torch.Tensor, x_sel: torch.Tensor, y_sel: t
     return score_grid(soup, grid, x_sel, y_sel, batch_size).pick(label=label)
 
 
-
 @dataclass(frozen=True)
 class Outcome:
     """One candidate's accuracy on the held-out images of a shift, with a Wilson 95% interval.
-    `role` is 'selected', 'ingredient', 'uniform' or 'best ingredient'."""
+    `role` is 'selected', 'ingredient', 'uniform' or 'best ingredient'; `seed` and `draw` fix
+    the selection images, `batchnorm` says where the BatchNorm statistics came from."""
 
     candidate: str
     role: str
@@ -185,36 +201,46 @@ class Outcome:
     ci_high: float
     seed: int
     method: str
+    draw: int = 0
+    batchnorm: str = ""
 
     def row(self) -> dict:
         """The outcome as a flat dict for tables and CSV."""
-        return asdict(self) | {"weights": _format(self.weights)}
+        return asdict(self) | {"weights": format_weights(self.weights)}
 
 
-def _format(weights: Sequence[float] | torch.Tensor) -> str:
+def format_weights(weights: Sequence[float] | torch.Tensor) -> str:
+    """Weights as text, e.g. '0.2 0.8 0 0'."""
     return " ".join(f"{float(w):g}" for w in weights)
 
 
-def _references(k: int) -> torch.Tensor:
+def references(k: int) -> torch.Tensor:
     """One-hot rows for the k ingredients, then the uniform soup: (k + 1, k)."""
     return torch.cat([torch.eye(k, dtype=F64), torch.full((1, k), 1 / k, dtype=F64)])
 
 
+def selection_names(selections: Sequence[Selection]) -> list[str]:
+    """'grid-search soup', 'gradient-selected soup', ...; numbered only where a name repeats."""
+    names = [SELECTED_NAMES.get(s.method, s.method) for s in selections]
+    return [f"{name} {names[:i + 1].count(name)}" if names.count(name) > 1 else name for i, name in enumerate(names)]
+
+
 def adaptation_report(soup: Soup, shift: ShiftData, selections: Sequence[Selection], k: int,
-                      seed: int, batch_size: int = 256) -> list[Outcome]:
-    """Held-out accuracy of each selected soup, each ingredient, the uniform soup and the
-    ingredient most accurate on the selection images `shift.selection_indices(k, seed)`
-    (those the selections were made on)."""
-    kk, names, first = soup.params.k, list(soup.params.names), len(selections)
+                      draw: int = 0, batch_size: int = 256, labels: Sequence[str] | None = None,
+                      batchnorm: str = "") -> list[Outcome]:
+    """Held-out accuracy of each selected soup, each ingredient (named by `labels`, default the
+    checkpoint names), the uniform soup and the ingredient most accurate on the selection images
+    `shift.selection_indices(k, draw)` (those the selections were made on)."""
+    kk, first = soup.params.k, len(selections)
+    names = list(labels) if labels is not None else list(soup.params.names)
     chosen = [s.weights.reshape(1, kk) for s in selections]
-    candidates = torch.cat([*chosen, _references(kk)])
-    picked = shift.selection_indices(k, seed)
+    candidates = torch.cat([*chosen, references(kk)])
+    picked = shift.selection_indices(k, draw)
     columns = torch.cat([picked, shift.heldout])
     scores = score_grid(soup, candidates, shift.x[columns], shift.y[columns], batch_size)
     on_selection, on_heldout = torch.arange(len(picked)), torch.arange(len(picked), len(columns))
     best = scores.rows(torch.arange(first, first + kk)).pick(on_selection).index
-    labelled = [(SELECTED_NAMES.get(s.method, s.method) + (f" {i + 1}" if first > 1 else ""),
-                 "selected", s.label) for i, s in enumerate(selections)]
+    labelled = [(name, "selected", s.label) for name, s in zip(selection_names(selections), selections, strict=True)]
     labelled += [(name, "ingredient", "one-hot weights") for name in names]
     labelled += [("uniform soup", "uniform", "equal weights"),
                  (f"best ingredient ({names[best]})", "best ingredient",
@@ -226,60 +252,13 @@ def adaptation_report(soup: Soup, shift: ShiftData, selections: Sequence[Selecti
         outcomes.append(Outcome(
             candidate, role, candidates[row].tolist(), shift.name, k, len(picked),
             float(scores.correct[row, on_selection].to(F64).mean()), n, correct,
-            correct / max(n, 1), *wilson_interval(correct, n), seed, method,
+            correct / max(n, 1), *wilson_interval(correct, n), shift.seed, method, draw, batchnorm,
         ))
     return outcomes
 
 
-def adapt(
-    soup: Soup, shift: ShiftData, grid: torch.Tensor, k: int, seed: int = 0,
-    gradient_steps: int = 0, lr: float = 0.05, extrapolate: bool = False, margin: float = 0.4,
-    batch_size: int = 256,
-) -> tuple[list[Selection], list[Outcome]]:
-    """One draw of the paper's protocol: select by grid search (and, with `gradient_steps`,
-    by gradient steps from the grid's choice) on k images per class, then report."""
-    picked = shift.selection_indices(k, seed)
-    x_sel, y_sel = shift.x[picked], shift.y[picked]
-    selections = [select_by_grid(soup, grid, x_sel, y_sel, batch_size)]
-    if gradient_steps > 0:
-        start = selections[0].weights
-        selections.append(select_by_gradient(soup, x_sel, y_sel, gradient_steps, lr, start,
-                                             extrapolate, margin, batch_size))
-    return selections, adaptation_report(soup, shift, selections, k, seed, batch_size)
-
-
-def k_curve(
-    soup: Soup, shift: ShiftData, grid: torch.Tensor, ks: Sequence[int] = (1, 5, 10, 50),
-    repeats: int = 5, seed: int = 0, batch_size: int = 256, progress: ProgressFn | None = None,
-) -> list[dict]:
-    """Held-out accuracy of the grid-selected soup, the best ingredient on the selection
-    images and the uniform soup, for each k and `repeats` selection draws (seeds seed + r).
-
-    Every soup is scored once on all the shift's images; each draw only picks columns. Rows
-    hold k, repeat, seed, n_selection, candidate, weights, selection and held-out accuracy.
-    """
-    kk, g = soup.params.k, len(grid)
-    everything = torch.cat([torch.as_tensor(grid, dtype=F64), _references(kk)])
-    scores = score_grid(soup, everything, shift.x, shift.y, batch_size, progress=progress)
-    heldout = scores.correct[:, shift.heldout].to(F64).mean(1)
-    points = []
-    for k in ks:
-        for r in range(repeats):
-            picked = shift.selection_indices(k, seed + r)
-            best = scores.rows(torch.arange(g, g + kk)).pick(picked).index
-            rows = [("grid-search soup", scores.rows(torch.arange(g)).pick(picked).index),
-                    ("best ingredient", g + best), ("uniform soup", g + kk)]
-            points += [{
-                "k": k, "repeat": r, "seed": seed + r, "n_selection": len(picked),
-                "candidate": candidate, "weights": _format(everything[row]),
-                "selection_accuracy": float(scores.correct[row, picked].to(F64).mean()),
-                "heldout_accuracy": float(heldout[row]), "n_heldout": len(shift.heldout),
-            } for candidate, row in rows]
-    return points
-
-
 def summarise_curve(points: Sequence[dict]) -> list[dict]:
-    """Mean, standard deviation, min and max held-out accuracy over repeats, per (k, candidate)."""
+    """Mean, standard deviation, min and max held-out accuracy over draws, per (k, candidate)."""
     groups: dict[tuple[int, str], list[float]] = {}
     for point in points:
         groups.setdefault((point["k"], point["candidate"]), []).append(point["heldout_accuracy"])
@@ -290,22 +269,3 @@ def summarise_curve(points: Sequence[dict]) -> list[dict]:
         summary.append({"k": k, "candidate": candidate, "repeats": len(t), "mean": float(t.mean()),
                         "std": std, "min": float(t.min()), "max": float(t.max())})
     return summary
-
-
-def select_for_shifts(soup: Soup, grid: torch.Tensor, shifts: Sequence[ShiftData], k: int,
-                      seed: int = 0, batch_size: int = 256) -> Selection:
-    """One soup of `grid` for several shifts: the best mean selection accuracy over the shifts
-    (k per class of each, drawn with `seed`), ties to the lower mean loss, then first row."""
-    if not shifts:
-        raise SoupvizError("Choosing one soup for several shifts needs at least one shift.")
-    grid = torch.as_tensor(grid, dtype=F64)
-    accuracy, loss, n = torch.zeros(len(grid), dtype=F64), torch.zeros(len(grid), dtype=F64), 0
-    for shift in shifts:
-        picked = shift.selection_indices(k, seed)
-        scores = score_grid(soup, grid, shift.x[picked], shift.y[picked], batch_size)
-        accuracy += scores.correct.to(F64).mean(1) / len(shifts)
-        loss += scores.loss.to(F64).mean(1) / len(shifts)
-        n += len(picked)
-    names = ", ".join(s.name for s in shifts)
-    label = f"one soup for {names}: grid search over {len(grid)} soups, best mean accuracy"
-    return choose(grid, accuracy, loss, n, "grid", label)

@@ -426,12 +426,99 @@ def _run_sweep(args: argparse.Namespace) -> None:
     _evaluate(args, weights)
 
 
+def _adapt_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("adapt", help="choose a soup for a shift on k labelled images per class (few-shot)")
+    add = parser.add_argument
+    add("family", help="family folder of .safetensors checkpoints with JSON cards")
+    add("--corruption", default=None, help="shift: this corruption of the test images (see soupviz.corruptions)")
+    add("--severity", type=int, default=3, help="corruption severity, 1 to 5")
+    add("--per-class", type=int, default=100, help="test images per class the corrupted shift draws")
+    add("--folder", default=None, help="shift: a folder of labelled images (cat/, dog/, ...) instead of a corruption")
+    add("--heldout", type=int, default=50, help="images per class held out for scoring, never used for choosing")
+    add("--k", type=int, default=10, help="labelled images per class the soup is chosen on")
+    add("--step", type=float, default=0.2, help="grid step of the weights")
+    add("--margin", type=float, default=0.0, help="extrapolation margin: weights in [-margin, 1 + margin]")
+    add("--method", default="gradient", choices=["grid", "gradient"], help="grid search, or grid then gradient steps")
+    add("--gradient-steps", type=int, default=10, help="projected Adam steps from the grid's choice")
+    add("--lr", type=float, default=0.05, help="learning rate of the gradient steps")
+    add(
+        "--batchnorm",
+        default="mix",
+        choices=["mix", "reestimate", "shift"],
+        help="mix the running statistics, re-estimate them per soup on clean training images, or on unlabelled "
+        "images of the shift (test-time adaptation)",
+    )
+    add("--ks", default="", help="comma-separated ks of a k-curve, e.g. 1,5,10,50 (default: no curve)")
+    add("--draws", type=int, default=5, help="independent selection draws per k of the k-curve")
+    add("--out", default=None, help="write the held-out outcomes to this .csv (the k-curve beside it)")
+    add("--figures", default=None, help="write the page's figures into this folder")
+    add("--figure-format", default="html", choices=["html", "png", "svg", "pdf"])
+    _add_common(parser)
+    parser.set_defaults(run=_run_adapt)
+
+
+def _run_adapt(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from soupviz.adapt import selection_names
+    from soupviz.checkpoints import load_family
+    from soupviz.data import load_split
+    from soupviz.evaluate import open_evaluator
+    from soupviz.export import export_figure, figure_csv, filename_for
+    from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift, run_table
+    from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure
+
+    if (args.corruption is None) == (args.folder is None):
+        raise SoupvizError("Name the shift with exactly one of --corruption NAME or --folder PATH.")
+    try:
+        ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
+    except ValueError as error:
+        raise SoupvizError(f"--ks takes whole numbers separated by commas, got {args.ks!r}.") from error
+    config = AdaptConfig(args.k, args.step, args.margin, args.method, args.gradient_steps, args.lr,
+                         args.batchnorm == "shift", ks, args.draws)
+    family = load_family(args.family)
+    batchnorm = "mix" if args.batchnorm == "shift" else args.batchnorm
+    evaluator = open_evaluator(family, data=args.data, seed=args.seed, device=args.device, batchnorm=batchnorm,
+                               cache=False)
+    if args.folder is not None:
+        shift = folder_shift(args.folder, args.heldout, args.seed)
+    else:
+        split = load_split(args.data, "test")
+        shift = corruption_shift(split, args.corruption, args.severity, args.per_class, args.heldout, args.seed)
+    run = adapt_to_shift(evaluator.soup, shift, config, family.labels)
+    print(run_table(run))
+    outcomes = outcomes_figure(run.outcomes, family.labels, family.name)
+    names = selection_names(run.selections)
+    chosen = [(name, s.weights.tolist()) for name, s in zip(names, run.selections, strict=True)]
+    figures = [outcomes, composition_figure(chosen, family.labels, family.name)]
+    curve = k_curve_figure(run.curve, run.summary, run.shift, family.name) if run.curve else None
+    if args.out:
+        out = Path(args.out)
+        out.write_text(figure_csv(outcomes))
+        print(f"outcomes written to {out}")
+        if curve is not None:
+            beside = out.with_name(out.stem + "_k-curve.csv")
+            beside.write_text(figure_csv(curve))
+            print(f"k-curve written to {beside}")
+    if args.figures:
+        folder = Path(args.figures)
+        folder.mkdir(parents=True, exist_ok=True)
+        for fig in figures + ([curve] if curve is not None else []):
+            path = folder / filename_for(fig, args.figure_format)
+            if args.figure_format == "html":
+                fig.write_html(path, include_plotlyjs=True)
+            else:
+                path.write_bytes(export_figure(fig, args.figure_format))
+            print(f"figure written to {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="soupviz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
     _sweep_parser(sub)
+    _adapt_parser(sub)
     return parser
 
 

@@ -1,7 +1,8 @@
 """Page-side logic of the insight pages (saliency, generation, few-shot adaptation) without
 Streamlit: the models a page compares (each ingredient and the current soup), picking test
 images and reading uploads, a store of finished results keyed by their inputs, and runs of the
-library's insight functions reporting progress as (fraction done, message).
+library's insight functions reporting progress as (fraction done, message). Few-shot adaptation
+itself is `few_shot.adapt_to_shift`, called by the page directly.
 """
 
 from __future__ import annotations
@@ -13,21 +14,10 @@ import threading
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from soupviz.adapt import (
-    SELECTED_NAMES,
-    Outcome,
-    ShiftData,
-    adaptation_report,
-    k_curve,
-    select_by_grid,
-    select_for_shifts,
-    summarise_curve,
-)
 from soupviz.data import IMAGE_SUFFIXES, ImageSet
 from soupviz.errors import SoupvizError
 from soupviz.generate import (
@@ -40,11 +30,9 @@ from soupviz.generate import (
 )
 from soupviz.saliency import SaliencyResult, SaliencySettings, soup_panel
 from soupviz.soup import Soup
-from soupviz.weight_search import Selection, select_by_gradient
 
 Report = Callable[[float, str], None]
 CURRENT = "current soup"
-K_CHOICES = (1, 5, 10, 50)
 MAX_PICKED = 12  # images one saliency grid shows
 MAX_ZIP_BYTES = 512 * 2**20  # uncompressed size of an uploaded archive of labelled images
 
@@ -236,90 +224,3 @@ def unpack_labelled_zip(data: bytes, name: str, root: str | Path) -> Path:
         if has_images or len(children) != 1:
             return top
         top = children[0]
-
-
-def relabel(outcomes: Sequence[Outcome], names: Sequence[str], labels: Sequence[str] | None) -> list[Outcome]:
-    """Outcomes with ingredients called by their `labels` ('L∞ 8/255') instead of checkpoint names."""
-    if labels is None:
-        return list(outcomes)
-    mapping = dict(zip(names, labels, strict=True))
-    renamed = []
-    for o in outcomes:
-        if o.role == "ingredient":
-            o = dataclasses.replace(o, candidate=mapping.get(o.candidate, o.candidate))
-        elif o.role == "best ingredient":
-            inner = o.candidate.removeprefix("best ingredient (").removesuffix(")")
-            o = dataclasses.replace(o, candidate=f"best ingredient ({mapping.get(inner, inner)})")
-        renamed.append(o)
-    return renamed
-
-
-@dataclass(frozen=True)
-class AdaptationRun:
-    """One shift's few-shot selection: the `selections` (grid, then gradient), their held-out
-    `outcomes` against the references, and the k curve's points and summary."""
-
-    shift: str
-    k: int
-    seed: int
-    grid_size: int
-    gradient_start: str
-    selections: list[Selection]
-    outcomes: list[Outcome]
-    curve: list[dict]
-    summary: list[dict]
-
-
-def run_adaptation(
-    soup: Soup, shift: ShiftData, grid: torch.Tensor, k: int, seed: int = 0, gradient_steps: int = 10,
-    lr: float = 0.05, extrapolate: bool = False, margin: float = 0.4, ks: Sequence[int] = K_CHOICES,
-    repeats: int = 5, labels: Sequence[str] | None = None, report: Report = _silent,
-) -> AdaptationRun:
-    """The paper's protocol on one shift (as `adapt.adapt`, with progress): choose by grid search
-    on k images per class and, independently, by `gradient_steps` projected Adam steps on the
-    weights from the uniform soup; score both on the held-out images against each ingredient,
-    the uniform soup and the best ingredient; then the k curve over `ks` with `repeats` draws.
-    Ingredients are named by `labels` (default their checkpoint names)."""
-    picked = shift.selection_indices(k, seed)
-    x_sel, y_sel = shift.x[picked], shift.y[picked]
-    report(0.0, f"grid search over {len(grid)} soups on {len(picked)} images")
-    selections = [select_by_grid(soup, grid, x_sel, y_sel)]
-    if gradient_steps > 0:
-        def step(done: int, total: int) -> None:
-            report(0.1 + 0.2 * done / total, f"gradient on the weights: step {done} of {total}")
-
-        selections.append(select_by_gradient(soup, x_sel, y_sel, gradient_steps, lr, None, extrapolate, margin,
-                                             progress=step))
-    report(0.3, f"held-out accuracy on {len(shift.heldout)} images")
-    outcomes = relabel(adaptation_report(soup, shift, selections, k, seed), soup.params.names, labels)
-    outcomes = [dataclasses.replace(o, candidate=SELECTED_NAMES[selections[i].method]) if i < len(selections) else o
-                for i, o in enumerate(outcomes)]  # 'grid-search soup', not 'grid-search soup 1'
-    curve = []
-    if ks:
-        def scored(done: int, total: int) -> None:
-            report(0.35 + 0.65 * done / total, f"k curve: scoring {len(grid)} soups, batch {done} of {total}")
-
-        curve = k_curve(soup, shift, grid, ks, repeats, seed, progress=scored)
-    report(1.0, "done")
-    return AdaptationRun(shift.name, k, seed, len(grid), "uniform soup", selections, outcomes, curve,
-                         summarise_curve(curve))
-
-
-def run_several(
-    soup: Soup, shifts: Sequence[ShiftData], grid: torch.Tensor, k: int, seed: int = 0,
-    labels: Sequence[str] | None = None, report: Report = _silent,
-) -> tuple[Selection, list[Outcome]]:
-    """One soup of `grid` for all `shifts` (`adapt.select_for_shifts`) and, per shift, its held-out
-    accuracy against the soup chosen for that shift alone and the references."""
-    report(0.0, f"one soup for {len(shifts)} shifts")
-    joint = select_for_shifts(soup, grid, shifts, k, seed)
-    outcomes = []
-    for i, shift in enumerate(shifts):
-        report((i + 1) / (len(shifts) + 1), f"{shift.name}: its own soup and the held-out accuracies")
-        picked = shift.selection_indices(k, seed)
-        own = select_by_grid(soup, grid, shift.x[picked], shift.y[picked])
-        rows = relabel(adaptation_report(soup, shift, [joint, own], k, seed), soup.params.names, labels)
-        names = {0: "one soup for all shifts", 1: "soup chosen for this shift"}
-        outcomes += [dataclasses.replace(o, candidate=names[j]) if j in names else o for j, o in enumerate(rows)]
-    report(1.0, "done")
-    return joint, outcomes

@@ -23,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 from soupviz.app_state import Keys
 from soupviz.checkpoints import load_family
 from soupviz.data import load_split
+from soupviz.few_shot import K_CURVE, AdaptationRun, AdaptConfig, adapt_to_shift, corruption_shift
 from soupviz.generate import GenerationSettings, towards_class
 from soupviz.saliency import SaliencySettings, soup_panel
 from soupviz.soup import Soup
@@ -231,10 +232,50 @@ def test_adaptation_selects_on_k_images_and_reports_held_out_accuracy(app: tuple
     assert set(table["n held out"]) == {20} and set(table["n selection"]) == {10}
     selection = [float(v.rstrip("%")) for v in table["selection accuracy"]]
     assert selection[0] >= max(selection[2:6])  # the grid holds every ingredient
-    assert {r["k"] for r in chart_rows(at, 2)} == {1, 5, 10, 50}
+    assert {r["k"] for r in chart_rows(at, 2)} == {1}  # a pool of 4 per class: k = 5, 10, 50 would take it all
+    assert "k = 5, 10, 50 left out of the k-curve" in at.warning[0].value
     grid_soup = [float(w) for w in chart_rows(at, 0)[0]["weights"].split()]
     click(at, "Make the grid search soup current")
     assert at.session_state[Keys.WEIGHTS] == pytest.approx(grid_soup)
+
+
+def library_run(app: tuple, seed: int, **settings: object) -> AdaptationRun:
+    """What `few_shot.adapt_to_shift` chooses for the page's SMALL settings on fog 3."""
+    family = load_family(app[1]["SOUPVIZ_FAMILY"])
+    shift = corruption_shift(load_split(app[1]["SOUPVIZ_DATA"], "test"), "fog", 3, 6, 2, seed)
+    config = AdaptConfig(k=1, step=0.5, gradient_steps=2, ks=K_CURVE, draws=2, **settings)
+    return adapt_to_shift(Soup.from_family(family), shift, config, family.labels)
+
+
+def test_the_page_shows_the_librarys_selection(app: tuple) -> None:
+    at = set_small(open_page(app, "adaptation"))
+    click(at, "Select and report")
+    assert_clean(at)
+    run = library_run(app, int(at.session_state["adapt_seed"]))
+    shown = chart_rows(at, 0)
+    assert [r["candidate"] for r in shown] == [o.candidate for o in run.outcomes]
+    exact = [0, *range(2, len(shown))]  # the gradient's last digits vary from run to run on CPU
+    assert [shown[i]["weights"] for i in exact] == [run.outcomes[i].row()["weights"] for i in exact]
+    assert [shown[i]["accuracy"] for i in exact] == [run.outcomes[i].accuracy for i in exact]
+    gradient = [float(w) for w in shown[1]["weights"].split()]
+    assert gradient == pytest.approx(run.outcomes[1].weights, abs=1e-4)
+    curve = [(r["k"], r["draw"], r["weights"]) for r in chart_rows(at, 2) if r["candidate"] == "grid-search soup"]
+    assert curve == [(p["k"], p["draw"], p["weights"]) for p in run.curve if p["candidate"] == "grid-search soup"]
+
+
+def test_grid_search_alone_and_batchnorm_from_the_shift(app: tuple) -> None:
+    at = set_small(open_page(app, "adaptation"))
+    at.radio(key="adapt_method").set_value("grid")
+    at.toggle(key="adapt_bn_shift").set_value(True).run()
+    click(at, "Select and report")
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert list(table["candidate"][:2]) == ["grid-search soup", "nominal"]
+    assert set(table["BatchNorm"]) == {"BatchNorm statistics re-estimated per soup on 40 unlabelled images of fog 3 "
+                                       "(its selection pool; held-out images excluded)."}
+    run = library_run(app, int(at.session_state["adapt_seed"]), method="grid", bn_on_shift=True)
+    assert [r["weights"] for r in chart_rows(at, 0)] == [o.row()["weights"] for o in run.outcomes]
+    assert [r["accuracy"] for r in chart_rows(at, 0)] == [o.accuracy for o in run.outcomes]
 
 
 def test_adaptation_explains_a_shift_with_too_few_images(app: tuple) -> None:

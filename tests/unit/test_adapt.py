@@ -1,5 +1,7 @@
-"""Specification of soupviz.adapt: shift splits, grid selection (never worse on the selection
-images than any ingredient), held-out reports, the k-curve and one soup for several shifts."""
+"""Specification of soupviz.adapt and its protocol soupviz.few_shot: shift splits and independent
+draws, grid selection (never worse on the selection images than any ingredient), the gradient
+started from the grid's choice, held-out reports, the k-curve, test-time BatchNorm and one soup
+for several shifts."""
 
 from __future__ import annotations
 
@@ -10,17 +12,15 @@ import torch.nn.functional as F
 from soupviz.adapt import (
     GridScores,
     ShiftData,
-    adapt,
     adaptation_report,
-    k_curve,
     score_grid,
     select_by_grid,
-    select_for_shifts,
     summarise_curve,
 )
 from soupviz.corruptions import corrupt
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import NonFiniteLogitsError, SoupvizError
+from soupviz.few_shot import AdaptConfig, adapt_several, adapt_to_shift, corruption_shift
 from soupviz.grids import simplex_grid
 from soupviz.soup import Soup
 
@@ -58,12 +58,29 @@ def test_shift_splits_are_disjoint_per_class_and_seeded(shift):
     held, pool = set(shift.heldout.tolist()), set(shift.pool.tolist())
     assert not held & pool and held | pool == set(range(40))
     assert torch.equal(torch.bincount(shift.y[shift.heldout], minlength=10), torch.full((10,), 2))
-    chosen = shift.selection_indices(1, seed=3)
+    chosen = shift.selection_indices(1, draw=3)
     assert set(chosen.tolist()) <= pool and sorted(shift.y[chosen].tolist()) == list(range(10))
-    assert torch.equal(chosen, shift.selection_indices(1, seed=3))
-    draws = {tuple(shift.selection_indices(1, seed=s).tolist()) for s in range(5)}
-    assert len(draws) > 1
-    assert len(shift.selection_indices(50, seed=0)) == 20  # fewer where the pool has fewer
+    assert torch.equal(chosen, shift.selection_indices(1, draw=3))
+    assert len(shift.selection_indices(50, draw=0)) == 20  # fewer where the pool has fewer
+    assert shift.pool_sizes() == dict.fromkeys(CIFAR10_CLASSES, 2)
+
+
+def test_draws_and_shifts_select_independent_images(images):
+    many = ImageSet(images.images.repeat(5, 1, 1, 1), images.labels.repeat(5), CIFAR10_CLASSES, "many")
+    first = ShiftData.from_images(many, heldout_per_class=2, seed=0, name="first")
+    draws = [set(first.selection_indices(2, draw=d).tolist()) for d in range(6)]
+    assert all(a != b for i, a in enumerate(draws) for b in draws[i + 1:]), "every pair of draws differs"
+    assert draws[0] < set(first.selection_indices(5, draw=0).tolist()), "a larger k keeps a draw's images"
+    second = ShiftData.from_images(many, heldout_per_class=2, seed=0, name="second")
+    assert not torch.equal(first.heldout, second.heldout)
+    assert set(first.selection_indices(2, 0).tolist()) != set(second.selection_indices(2, 0).tolist())
+    fog, noise = (corruption_shift(many, name, 3, 8, 2, seed=0) for name in ("fog", "gaussian_noise"))
+    fog_images = set(fog.origin[fog.selection_indices(3, 0)].tolist())
+    noise_images = set(noise.origin[noise.selection_indices(3, 0)].tolist())
+    assert len(fog_images & noise_images) < len(fog_images) / 2, "two shifts draw their own test images"
+    again = corruption_shift(many, "fog", 3, 8, 2, seed=0)
+    assert torch.equal(again.x, fog.x) and torch.equal(again.selection_indices(3, 1), fog.selection_indices(3, 1))
+    assert torch.equal(fog.x, corrupt(many.take(fog.origin).floats(), "fog", 3, seed=0))
 
 
 def test_corrupted_shift_is_corrupted_in_fixed_chunks(images):
@@ -94,7 +111,7 @@ def test_grid_selection_is_never_worse_than_an_ingredient_on_the_selection_image
     grid = simplex_grid(4, 0.5)
     for row in torch.eye(4, dtype=F64):
         assert (grid == row).all(1).any(), "the grid must hold every one-hot row"
-    chosen = shift.selection_indices(2, seed=1)
+    chosen = shift.selection_indices(2, draw=1)
     x, y = shift.x[chosen], shift.y[chosen]
     selection = select_by_grid(soup, grid, x, y)
     expected = accuracies(soup, grid, x, y)
@@ -124,17 +141,19 @@ def test_score_grid_stitches_chunks_of_soups_and_batches_of_images(soup, shift):
 
 
 def test_report_compares_the_selection_with_every_reference(soup, family, shift):
-    grid = simplex_grid(4, 0.5)
-    selections, outcomes = adapt(soup, shift, grid, k=1, seed=2, gradient_steps=2)
+    run = adapt_to_shift(soup, shift, AdaptConfig(k=1, step=0.5, gradient_steps=2), family.labels)
+    selections, outcomes = run.selections, run.outcomes
     roles = [o.role for o in outcomes]
     assert roles == ["selected"] * 2 + ["ingredient"] * 4 + ["uniform", "best ingredient"]
-    assert [o.candidate for o in outcomes[2:6]] == family.names
+    assert [o.candidate for o in outcomes[:6]] == ["grid-search soup", "gradient-selected soup", *family.labels]
+    assert outcomes[-1].candidate.removeprefix("best ingredient (").removesuffix(")") in family.labels
     held_x, held_y = shift.x[shift.heldout], shift.y[shift.heldout]
     references = torch.cat([torch.eye(4, dtype=F64), torch.full((1, 4), 0.25, dtype=F64)])
     expected = accuracies(soup, references, held_x, held_y)
     for outcome, accuracy in zip(outcomes[2:7], expected, strict=True):
         assert outcome.accuracy == pytest.approx(float(accuracy)) and outcome.n == 20
         assert outcome.ci_low <= outcome.accuracy <= outcome.ci_high
+        assert outcome.batchnorm == soup.bn_label and outcome.seed == 0 and outcome.draw == 0
     best = outcomes[-1]
     assert best.selection_accuracy == max(o.selection_accuracy for o in outcomes[2:6])
     assert outcomes[0].selection_accuracy == pytest.approx(selections[0].selection_accuracy)
@@ -142,50 +161,99 @@ def test_report_compares_the_selection_with_every_reference(soup, family, shift)
     assert "weights" in outcomes[0].row() and isinstance(outcomes[0].row()["weights"], str)
 
 
-def test_k_curve_repeats_draws_and_the_grid_soup_beats_the_best_ingredient_on_selection(
-    soup, shift
-):
+def test_the_protocol_is_grid_search_then_the_gradient_from_the_grids_choice(soup, shift):
     grid = simplex_grid(4, 0.5)
-    points = k_curve(soup, shift, grid, ks=(1, 2), repeats=2, seed=5)
-    assert len(points) == 2 * 2 * 3
-    for i in range(0, len(points), 3):
-        soup_point, ingredient_point, uniform_point = points[i : i + 3]
-        assert soup_point["selection_accuracy"] >= ingredient_point["selection_accuracy"]
-        assert (
-            uniform_point["candidate"] == "uniform soup"
-            and soup_point["n_selection"] == 10 * soup_point["k"]
-        )
-    chosen = shift.selection_indices(2, seed=6)
-    again = select_by_grid(soup, grid, shift.x[chosen], shift.y[chosen])
-    assert points[9]["weights"] == " ".join(f"{w:g}" for w in again.weights.tolist())
-    summary = summarise_curve(points)
-    assert len(summary) == 6 and all(row["repeats"] == 2 for row in summary)
+    run = adapt_to_shift(soup, shift, AdaptConfig(k=2, step=0.5, gradient_steps=3, lr=0.1))
+    chosen = shift.selection_indices(2, draw=0)
+    alone = select_by_grid(soup, grid, shift.x[chosen], shift.y[chosen])
+    by_grid, by_gradient = run.selections
+    assert torch.equal(by_grid.weights, alone.weights) and by_grid.method == "grid"
+    assert by_gradient.method == "gradient" and len(by_gradient.candidates) == 4
+    torch.testing.assert_close(by_gradient.candidates[0], by_grid.weights)  # the start is the grid's choice
+    assert by_gradient.selection_accuracy >= by_grid.selection_accuracy
+    only_grid = adapt_to_shift(soup, shift, AdaptConfig(k=2, step=0.5, method="grid"))
+    assert [s.method for s in only_grid.selections] == ["grid"]
+    assert torch.equal(only_grid.selections[0].weights, by_grid.weights)
+    assert [o.candidate for o in only_grid.outcomes[:2]] == ["grid-search soup", "test-none"]
+
+
+def test_the_k_curve_uses_independent_draws_and_leaves_out_ks_that_exhaust_the_pool(soup, images):
+    many = ImageSet(images.images.repeat(2, 1, 1, 1), images.labels.repeat(2), CIFAR10_CLASSES, "many")
+    shift = ShiftData.from_images(many, heldout_per_class=2, seed=4)  # a pool of 6 per class
+    config = AdaptConfig(k=1, step=0.5, method="grid", ks=(1, 2, 6, 9), draws=3)
+    run = adapt_to_shift(soup, shift, config)
+    assert {p["k"] for p in run.curve} == {1, 2}
+    assert any("k = 6, 9 left out of the k-curve" in note for note in run.notes)
+    grid = simplex_grid(4, 0.5)
+    for k in (1, 2):
+        points = [p for p in run.curve if p["k"] == k and p["candidate"] == "grid-search soup"]
+        assert [p["draw"] for p in points] == [0, 1, 2] and len({p["seed"] for p in points}) == 3
+        picks = [shift.selection_indices(k, draw) for draw in range(3)]
+        assert len({tuple(sorted(p.tolist())) for p in picks}) == 3, "the draws differ"
+        for point, picked in zip(points, picks, strict=True):
+            alone = select_by_grid(soup, grid, shift.x[picked], shift.y[picked])
+            assert point["weights"] == " ".join(f"{w:g}" for w in alone.weights.tolist())
+            held = accuracies(soup, alone.weights[None], shift.x[shift.heldout], shift.y[shift.heldout])
+            assert point["heldout_accuracy"] == pytest.approx(float(held[0]))
+            assert point["n_selection"] == 10 * k
+    summary = summarise_curve(run.curve)
+    assert len(summary) == 2 * 3 and all(row["repeats"] == 3 for row in summary)
+    whole = adapt_to_shift(soup, shift, AdaptConfig(k=6, step=0.5, method="grid"))
+    assert any("takes the whole pool" in note for note in whole.notes)
+
+
+def test_the_k_curve_follows_the_gradient_method_too(soup, shift):
+    run = adapt_to_shift(soup, shift, AdaptConfig(k=1, step=0.5, gradient_steps=1, ks=(1,), draws=2))
+    names = [p["candidate"] for p in run.curve]
+    assert names == ["grid-search soup", "gradient-selected soup", "best ingredient", "uniform soup"] * 2
+    gradient = [p for p in run.curve if p["candidate"] == "gradient-selected soup"][0]
+    assert gradient["weights"] == " ".join(f"{w:g}" for w in run.selections[1].weights.tolist())  # k and draw 0
+    assert gradient["heldout_accuracy"] == pytest.approx(run.outcomes[1].accuracy)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"method": "adam"}, "Unknown selection method"), ({"gradient_steps": 0}, "at least one step"),
+     ({"ks": (1, 5), "draws": 1}, "at least two draws"), ({"k": 0}, "at least one labelled image")],
+)
+def test_unusable_settings_are_explained(settings, message):
+    with pytest.raises(SoupvizError, match=message):
+        AdaptConfig(**settings)
+
+
+def test_batchnorm_can_be_re_estimated_on_the_unlabelled_shifted_images(soup, family, shift):
+    run = adapt_to_shift(soup, shift, AdaptConfig(k=1, step=1.0, method="grid", bn_on_shift=True))
+    assert soup.bn_mode == "mix", "the caller's soup is left as it was"
+    assert "re-estimated per soup on 20 unlabelled images" in run.batchnorm
+    assert all(o.batchnorm == run.batchnorm for o in run.outcomes)
+    adapted = Soup.from_family(family)
+    adapted.reestimate_batchnorm(shift.x[shift.pool], batch_size=128, batches=1)  # the pool: never held-out images
+    references = torch.cat([torch.eye(4, dtype=F64), torch.full((1, 4), 0.25, dtype=F64)])
+    expected = accuracies(adapted, references, shift.x[shift.heldout], shift.y[shift.heldout])
+    assert [o.accuracy for o in run.outcomes[1:6]] == pytest.approx(expected.tolist())
+    mixed = accuracies(soup, references, shift.x[shift.heldout], shift.y[shift.heldout])
+    assert not torch.equal(expected, mixed), "the statistics of the shift change the predictions"
 
 
 def test_one_soup_for_several_shifts_maximises_the_mean_selection_accuracy(soup, images, shift):
     grid = simplex_grid(4, 0.5)
+    config = AdaptConfig(k=1, step=0.5, method="grid")
     noisy = ShiftData.from_images(images, heldout_per_class=2, corruption="contrast", severity=5)
-    single = select_for_shifts(soup, grid, [shift, noisy], k=1, seed=0)
-    means = (
-        sum(
-            accuracies(soup, grid, s.x[s.selection_indices(1, 0)], s.y[s.selection_indices(1, 0)])
-            for s in (shift, noisy)
-        )
-        / 2
-    )
+    single, outcomes = adapt_several(soup, [shift, noisy], config)
+    means = sum(accuracies(soup, grid, s.x[s.selection_indices(1, 0)], s.y[s.selection_indices(1, 0)])
+                for s in (shift, noisy)) / 2
     assert single.selection_accuracy == pytest.approx(float(means.max()))
-    alone = select_for_shifts(soup, grid, [shift], k=1, seed=0)
-    chosen = shift.selection_indices(1, 0)
-    assert torch.equal(
-        alone.weights, select_by_grid(soup, grid, shift.x[chosen], shift.y[chosen]).weights
-    )
+    assert [o.candidate for o in outcomes[:2]] == ["one soup for all shifts", "soup chosen for this shift"]
+    assert {o.shift for o in outcomes} == {shift.name, "contrast 5"} and len(outcomes) == 2 * (2 + 4 + 2)
+    alone, _ = adapt_several(soup, [shift], config)
+    assert torch.equal(alone.weights, adapt_to_shift(soup, shift, config).selections[0].weights)
     with pytest.raises(SoupvizError, match="at least one shift"):
-        select_for_shifts(soup, grid, [], k=1)
+        adapt_several(soup, [], config)
 
 
 def test_report_on_a_selection_made_elsewhere(soup, shift):
     selection = select_by_grid(soup, simplex_grid(4, 1.0), shift.x[:5], shift.y[:5])
-    outcomes = adaptation_report(soup, shift, [selection], k=1, seed=0)
+    outcomes = adaptation_report(soup, shift, [selection], k=1)
     assert outcomes[0].candidate == "grid-search soup" and len(outcomes) == 1 + 4 + 2
 
 

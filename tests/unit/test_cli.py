@@ -1,20 +1,24 @@
-"""The command line: eval and sweep on a tiny family and a tiny image folder."""
+"""The command line: eval, sweep and adapt on a tiny family and a tiny image folder."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from soupviz.checkpoints import load_family
 from soupviz.cli import main
-from soupviz.data import CIFAR10_CLASSES
+from soupviz.data import CIFAR10_CLASSES, load_split
+from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
 from soupviz.results_cache import unpackbits
 from soupviz.results_io import read_records
+from soupviz.soup import Soup
 
 
 @pytest.fixture
@@ -239,3 +243,70 @@ def test_weights_off_the_simplex_are_evaluated_with_a_note(family_folder, data_f
     assert len(notes) == 1 and "2 -1 0 0" in notes[0] and "extrapolates" in notes[0]
     assert main([*common, "--weights", "0.5,0.5,0,0"]) == 0
     assert "soupviz: note:" not in capsys.readouterr().err
+
+
+@pytest.fixture
+def shift_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A test split of 6 random images per class (enough to hold 2 out and draw from the rest)."""
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(1)
+    for name in CIFAR10_CLASSES:
+        (tmp_path / "shift" / "test" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                tmp_path / "shift" / "test" / name / f"{i}.png"
+            )
+    return tmp_path / "shift"
+
+
+def test_adapt_makes_the_librarys_choice_and_writes_csv_and_figures(family_folder, shift_data, tmp_path, capsys):
+    out, figures = tmp_path / "adapt.csv", tmp_path / "figures"
+    options = ["--corruption", "contrast", "--severity", "2", "--per-class", "6", "--heldout", "2", "--k", "2",
+               "--step", "0.5", "--gradient-steps", "2", "--ks", "1,2,4", "--draws", "2", "--seed", "3"]
+    assert main(["adapt", str(family_folder), "--data", str(shift_data), *options, "--out", str(out),
+                 "--figures", str(figures)]) == 0
+    printed = capsys.readouterr().out
+    assert "gradient-selected soup" in printed and "k = 4 left out of the k-curve" in printed
+    family = load_family(family_folder)
+    shift = corruption_shift(load_split(str(shift_data), "test"), "contrast", 2, 6, 2, seed=3)
+    config = AdaptConfig(k=2, step=0.5, gradient_steps=2, ks=(1, 2, 4), draws=2)
+    run = adapt_to_shift(Soup.from_family(family), shift, config, family.labels)
+    rows = list(csv.DictReader(out.open()))
+    assert [r["candidate"] for r in rows] == [o.candidate for o in run.outcomes]
+    exact = [0, *range(2, len(rows))]  # all but the gradient's choice, whose last digits vary run to run on CPU
+    assert [rows[i]["weights"] for i in exact] == [run.outcomes[i].row()["weights"] for i in exact]
+    assert [float(rows[i]["accuracy"]) for i in exact] == [run.outcomes[i].accuracy for i in exact]
+    gradient = [float(w) for w in rows[1]["weights"].split()]
+    assert gradient == pytest.approx(run.outcomes[1].weights, abs=1e-4)
+    curve = list(csv.DictReader((tmp_path / "adapt_k-curve.csv").open()))
+    assert [(int(r["k"]), r["candidate"]) for r in curve] == [(p["k"], p["candidate"]) for p in run.curve]
+    grid_choices = [(r["weights"], r["heldout_accuracy"]) for r in curve if r["candidate"] == "grid-search soup"]
+    assert grid_choices == [(p["weights"], str(p["heldout_accuracy"])) for p in run.curve
+                            if p["candidate"] == "grid-search soup"]
+    assert sorted(p.name.split("_")[0] for p in figures.iterdir()) == ["adaptation", "composition", "k-curve"]
+
+
+def test_adapt_on_a_folder_with_batchnorm_from_the_shift(family_folder, shift_data, capsys):
+    options = ["--folder", str(shift_data / "test"), "--heldout", "2", "--k", "1", "--step", "1", "--method", "grid",
+               "--batchnorm", "shift"]
+    assert main(["adapt", str(family_folder), "--data", str(shift_data), *options]) == 0
+    printed = capsys.readouterr().out
+    assert "re-estimated per soup on 40 unlabelled images of test" in printed
+    family = load_family(family_folder)
+    shift = folder_shift(shift_data / "test", 2)
+    config = AdaptConfig(k=1, step=1.0, method="grid", bn_on_shift=True)
+    run = adapt_to_shift(Soup.from_family(family), shift, config, family.labels)
+    chosen, cells = run.outcomes[0], re.split(r"\s{2,}", printed.splitlines()[1])
+    assert cells[:3] == ["grid-search soup", " ".join(f"{w:g}" for w in chosen.weights), f"{chosen.accuracy:.1%}"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [([], "exactly one of --corruption NAME or --folder PATH"),
+     (["--corruption", "fog", "--folder", "x"], "exactly one of"),
+     (["--corruption", "fog", "--ks", "1,x"], "--ks takes whole numbers"),
+     (["--corruption", "fog", "--ks", "1,5", "--draws", "1"], "at least two draws")],
+)
+def test_adapt_explains_unusable_options(family_folder, shift_data, capsys, options, message):
+    assert main(["adapt", str(family_folder), "--data", str(shift_data), *options]) == 2
+    assert message in capsys.readouterr().err

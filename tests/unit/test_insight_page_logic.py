@@ -1,6 +1,6 @@
 """Specifications of soupviz/insight_pages.py (named apart from tests/app/test_insight_pages.py, as
 test modules share one namespace): the result store, request keys, picking images, reading
-uploaded archives, per-class Gaussian fits, and runs that name ingredients by their labels."""
+uploaded archives and per-class Gaussian fits (few-shot runs: tests/unit/test_adapt.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from soupviz.adapt import ShiftData
 from soupviz.data import CIFAR10_CLASSES, ImageSet, load_image_folder
 from soupviz.errors import SoupvizError
 from soupviz.generate import GenerationSettings, fit_class_gaussians, towards_class
-from soupviz.grids import simplex_grid
 from soupviz.insight_pages import (
     ResultStore,
     class_positions,
@@ -25,7 +23,6 @@ from soupviz.insight_pages import (
     fit_gaussians,
     parse_indices,
     request_key,
-    run_adaptation,
     tensor_digest,
     unpack_labelled_zip,
     walk_towards,
@@ -131,14 +128,3 @@ def test_walking_each_model_is_towards_class_on_its_folded_soup(family, syntheti
     alone = towards_class(soup.folded(rows[3]), image[None], 3, settings)
     assert len(runs) == 5 and runs[3].frame_steps == [0, 1, 2]
     torch.testing.assert_close(runs[3].final, alone.final)
-
-
-def test_adaptation_names_ingredients_by_label_and_its_choice_by_method(family, synthetic_images: ImageSet) -> None:
-    shift = ShiftData.from_images(synthetic_images, heldout_per_class=2, seed=0, corruption="contrast", severity=2)
-    run = run_adaptation(Soup.from_family(family), shift, simplex_grid(4, 0.5), k=1, gradient_steps=1, ks=(1, 2),
-                         repeats=2, labels=family.labels)
-    names = [o.candidate for o in run.outcomes]
-    assert names[:2] == ["grid-search soup", "gradient-selected soup"] and names[2:6] == family.labels
-    assert names[-1].removeprefix("best ingredient (").removesuffix(")") in family.labels
-    assert run.outcomes[0].selection_accuracy >= max(o.selection_accuracy for o in run.outcomes[2:6])
-    assert {p["k"] for p in run.curve} == {1, 2} and run.shift == "contrast 2"

@@ -120,7 +120,7 @@ def test_weight_gradient_matches_finite_differences_batchnorm_statistics_include
 
 @pytest.mark.parametrize("extrapolate", [False, True])
 def test_gradient_selection_stays_feasible_and_improves_on_its_start(soup, shift, extrapolate):
-    chosen = shift.selection_indices(1, seed=0)
+    chosen = shift.selection_indices(1, draw=0)
     x, y = shift.x[chosen], shift.y[chosen]
     selection = select_by_gradient(soup, x, y, steps=4, lr=0.2, extrapolate=extrapolate, margin=0.4)
     start_loss, start_accuracy, _ = weight_gradient(soup, torch.full((4,), 0.25, dtype=F64), x, y)
