@@ -20,13 +20,14 @@ from soupviz.app_state import (
     shipped_family_folder,
 )
 from soupviz.baselines import baselines_folder, load_baselines
-from soupviz.checkpoints import Ingredient, SoupFamily, load_family
+from soupviz.checkpoints import Ingredient, SoupFamily
 from soupviz.corruptions import corruption_names
 from soupviz.dashboard import build_evaluator, folder_stamp
 from soupviz.data import ImageSet, load_split, resolve_source
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate import Evaluator
+from soupviz.foreign import open_family
 from soupviz.soup import ParameterMatrix
 
 HOME = "pages/home.py"
@@ -34,8 +35,9 @@ HOME = "pages/home.py"
 
 @st.cache_resource(show_spinner="Loading the family…", max_entries=8)
 def cached_family(folder: str, stamp: str) -> SoupFamily:
-    """The family in `folder` (`stamp` changes when its files do). Shared: do not modify."""
-    return load_family(folder)
+    """The family in `folder` (`stamp` changes when its files do), foreign checkpoints imported
+    first (`foreign.open_family`). Shared: do not modify."""
+    return open_family(folder)
 
 
 @st.cache_resource(show_spinner="Loading the baselines…", max_entries=8)

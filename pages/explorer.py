@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages._components import quick_records, session_evaluator, settings
 from pages._explorer_panels import line_panel, ternary_panel
+from pages._soupability import lineage_warning
 from pages._widgets import evaluate_tiles, metric_tile, read_link, weight_sliders, write_link
 from soupviz.app_state import Keys
 from soupviz.dashboard import corruption_specs, metric_choices, robust_specs
@@ -22,6 +23,7 @@ read_link(k)
 
 left, right = st.columns([2, 3], gap="large")
 with left:
+    lineage_warning(family)
     weights = weight_sliders(family)
     write_link(weights)
     st.caption("Share this soup: the page's address holds its weights.")

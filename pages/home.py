@@ -13,6 +13,7 @@ from pages._components import (
     session_evaluator,
     settings,
 )
+from pages._soupability import soupability_panel
 from pages._widgets import evaluate_live
 from soupviz.app_state import Keys, shipped_family_folder
 from soupviz.dashboard import folder_stamp, ingredient_table, robust_specs, save_uploads
@@ -37,10 +38,12 @@ if choice == "shipped":
                "No family ships with this copy yet: give a folder or upload checkpoints.")
 elif choice == "folder":
     st.text_input("Family folder", key=Keys.FAMILY_PATH,
-                  placeholder="path/to/family (holds NAME.safetensors + NAME.json)")
+                  placeholder="path/to/family (NAME.safetensors + NAME.json, or .pt/.pth files to import)")
 else:
-    files = st.file_uploader("Checkpoints (.safetensors) with their cards (.json)", type=["safetensors", "json"],
-                             accept_multiple_files=True, key=Keys.UPLOADS)
+    files = st.file_uploader("Checkpoints: .safetensors with their .json cards, or .pt/.pth/.ckpt files from "
+                             "RobustBench, robustness or your own training (imported, no code unpickled)",
+                             type=["safetensors", "json", "pt", "pth", "ckpt"], accept_multiple_files=True,
+                             key=Keys.UPLOADS)
     if files:
         try:
             folder = save_uploads([(f.name, f.getvalue()) for f in files], cache_dir() / "uploads")
@@ -97,3 +100,5 @@ if not records:
                  help=hint + "Clean and robust accuracy of each ingredient, with the sidebar's evaluation budget."):
         st.session_state[Keys.INGREDIENT_RECORDS] = chosen[1:]
         st.rerun()
+if len(family.names) > 1:
+    soupability_panel(family, *chosen[1:])

@@ -1,7 +1,8 @@
 """The `soupviz` command line: a thin layer over the library, sharing its functions with the dashboard.
 
 Subcommands: `train` (one ingredient), `eval` (a soup or each ingredient), `sweep` (a simplex
-grid to a results file the dashboard loads). User errors print one line, never a traceback.
+grid to a results file the dashboard loads), `import` (foreign checkpoints) and `check` (can a
+family be souped: `soupviz.cli_import`). User errors print one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 
+from soupviz.cli_import import add_check_parser, add_import_parser
 from soupviz.errors import SoupvizError
 
 
@@ -519,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_parser(sub)
     _sweep_parser(sub)
     _adapt_parser(sub)
+    add_import_parser(sub)
+    add_check_parser(sub)
     return parser
 
 

@@ -29,7 +29,7 @@ from soupviz.models import create_model
 from soupviz.results_cache import ResultCache
 from soupviz.soup import ParameterMatrix, Soup
 
-UPLOAD_SUFFIXES = (".safetensors", ".json")
+UPLOAD_SUFFIXES = (".safetensors", ".json", ".pt", ".pth", ".ckpt")  # foreign files: `foreign.open_family`
 UPPER_BOUND = " (upper bound on robust accuracy)"
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
 
@@ -59,7 +59,8 @@ def save_uploads(files: Sequence[tuple[str, bytes]], root: str | Path) -> Path:
     digest = hashlib.sha256()
     for name, content in sorted(files):
         if Path(name).suffix not in UPLOAD_SUFFIXES or Path(name).name != name:
-            raise CheckpointError(f"The uploaded file {name!r} is not a .safetensors checkpoint or a .json card.")
+            raise CheckpointError(
+                f"The uploaded file {name!r} is not a .safetensors, .pt, .pth or .ckpt checkpoint or a .json card.")
         digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
     folder = Path(root) / digest.hexdigest()[:16] / "uploaded"
     folder.mkdir(parents=True, exist_ok=True)

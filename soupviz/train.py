@@ -52,6 +52,9 @@ def train(
     torch.manual_seed(config.seed)
     parent_card = None
     if config.parent:
+        if not str(config.parent).endswith(".safetensors"):
+            raise SoupvizError(f"--from takes a .safetensors checkpoint with its card: bring {config.parent} in "
+                               "with `soupviz import` first.")
         parent = load_checkpoint(config.parent)
         parent_card, config.arch = parent.card, parent.card.arch
         model = parent.build_model(device)
@@ -120,6 +123,8 @@ def train(
         },
         parent={"name": parent_card.name, "content_hash": parent_card.content_hash}
         if parent_card else None,
+        **({"num_classes": parent_card.num_classes, "mean": parent_card.mean, "std": parent_card.std}
+           if parent_card else {}),  # an imported base keeps its own input normalisation
         command=config.command,
         wall_time_s=round(run["elapsed"], 1),
     )

@@ -160,7 +160,7 @@ def test_missing_data_is_explained_with_both_ways(app_env: dict, monkeypatch: py
     text = " ".join(m.value for m in at.markdown)
     assert "torchvision" in text and "ImageFolder" in text
     at.text_input(key=Keys.DATA_PATH).input(app_env["SOUPVIZ_DATA"]).run()
-    assert not at.warning
+    assert not [w for w in at.warning if "data" in w.value.lower()]  # the soupability verdict may warn
     assert any(app_env["SOUPVIZ_DATA"] in c.value for c in at.caption)
 
 

@@ -49,9 +49,9 @@ def test_uploads_are_saved_by_content_and_load_as_a_family(family_folder: Path, 
     assert folder_stamp(folder) and folder_stamp(folder) == folder_stamp(folder)
 
 
-@pytest.mark.parametrize("name", ["model.pt", "../evil.json", "notes.txt"])
+@pytest.mark.parametrize("name", ["model.h5", "../evil.json", "notes.txt", "../model.pt"])
 def test_uploads_other_than_checkpoints_and_cards_are_refused(name: str, tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="not a .safetensors checkpoint or a .json card"):
+    with pytest.raises(CheckpointError, match="not a .safetensors, .pt, .pth or .ckpt checkpoint or a .json card"):
         save_uploads([(name, b"x")], tmp_path)
 
 

@@ -194,3 +194,21 @@ def test_cli_train_end_to_end(tmp_path, monkeypatch, capsys):
     assert str(tmp_path / "out/tiny.safetensors") in capsys.readouterr().out
     assert main(args + ["--attack-steps", "3"]) == 2
     assert "fgsm" in capsys.readouterr().err
+
+
+def test_fine_tune_from_an_imported_base_keeps_its_normalisation_and_lineage(tmp_path, images):
+    from soupviz.checkpoints import load_family
+    from soupviz.foreign import import_checkpoint
+    from soupviz.soupability import shared_base
+
+    torch.manual_seed(2)
+    zoo = create_model(ARCH, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).state_dict()
+    torch.save({"state_dict": {f"module.{k}": v for k, v in zoo.items()}}, tmp_path / "zoo.pt")
+    with pytest.raises(SoupvizError, match="soupviz import"):
+        train(tiny_config(tmp_path, parent=str(tmp_path / "zoo.pt")), data=images)
+    base = import_checkpoint(tmp_path / "zoo.pt", tmp_path / "out", name="zoo-base", threat="linf")
+    child = load_checkpoint(train(tiny_config(tmp_path, name="zoo-l2", threat="l2", epochs=1,
+                                              parent=str(base.path)), data=images))
+    assert child.card.mean == (0.0, 0.0, 0.0) and child.card.std == (1.0, 1.0, 1.0)
+    assert child.card.parent == {"name": "zoo-base", "content_hash": base.card.content_hash}
+    assert shared_base(load_family(tmp_path / "out"), "zoo-base", "zoo-l2") == "zoo-base"

@@ -1,0 +1,110 @@
+"""The `soupviz import` and `soupviz check` subcommands: bring foreign checkpoints in as carded
+safetensors, and measure whether a family's ingredients can be souped (`soupviz.soupability`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from soupviz.errors import DataError, SoupvizError
+
+
+def add_import_parser(sub: argparse._SubParsersAction) -> None:
+    from soupviz.foreign import FORMATS, IMPORT_THREATS
+
+    parser = sub.add_parser(
+        "import", help="import RobustBench, robustness or plain PyTorch checkpoints as safetensors with cards"
+    )
+    add = parser.add_argument
+    add("files", nargs="+", help=".pt/.pth/.ckpt files (read with weights_only: no code is unpickled)")
+    add("--out", required=True, help="family folder to write NAME.safetensors and NAME.json into")
+    add("--name", default=None, help="checkpoint name (default: the file's stem; one file only)")
+    add("--arch", default=None, help="registered architecture (default: the one whose keys and shapes fit)")
+    add("--format", dest="fmt", default="auto", choices=FORMATS, help="checkpoint format (default: detected)")
+    add("--threat", default="unknown", choices=IMPORT_THREATS, help="what the model was trained against")
+    add("--eps", default=None, help="its budget in pixel scale, e.g. 8/255 or 0.5 (default: the threat's usual)")
+    add("--mean", default=None, help="input normalisation means 'm1,m2,m3' (default: the file's, else the zoo's)")
+    add("--std", default=None, help="input normalisation stds 's1,s2,s3' (with --mean)")
+    add("--check-images", type=int, default=64, help="test images to run the imported model on (0: random inputs)")
+    add("--data", default=None, help="CIFAR-10 source for the check (as for eval)")
+    parser.set_defaults(run=_run_import)
+
+
+def _triple(text: str, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError as error:
+        raise SoupvizError(f"--{what} takes three comma-separated numbers, not {text!r}.") from error
+    if len(values) != 3:
+        raise SoupvizError(f"--{what} takes three comma-separated numbers, not {text!r}.")
+    return values
+
+
+def _run_import(args: argparse.Namespace) -> None:
+    from soupviz.dashboard import parse_budgets
+    from soupviz.data import load_split
+    from soupviz.foreign import import_checkpoint
+
+    if args.name and len(args.files) > 1:
+        raise SoupvizError("--name names one checkpoint: import one file at a time to name it.")
+    if (args.mean is None) != (args.std is None):
+        raise SoupvizError("--mean and --std go together: give both or neither.")
+    normalisation = (_triple(args.mean, "mean"), _triple(args.std, "std")) if args.mean else None
+    eps = None
+    if args.eps is not None:
+        if args.threat not in ("linf", "l2", "l1"):
+            raise SoupvizError("--eps needs --threat linf, l2 or l1.")
+        eps = parse_budgets(args.eps, args.threat)[0]
+    images = None
+    if args.check_images > 0:
+        try:
+            images = load_split(args.data, "test").subset(args.check_images, 0)
+        except DataError as error:
+            print(f"No test images ({error}); checking on random inputs.")
+    for file in args.files:
+        result = import_checkpoint(
+            file,
+            args.out,
+            name=args.name,
+            arch=args.arch,
+            fmt=args.fmt,
+            threat=args.threat,
+            eps=eps,
+            normalisation=normalisation,
+            check_images=images,
+        )
+        print(result.summary())
+
+
+def add_check_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("check", help="can the family's ingredients be souped? lineage and loss barriers")
+    add = parser.add_argument
+    add("family", help="family folder of .safetensors checkpoints with JSON cards")
+    add("--images", type=int, default=64, help="test images to measure the paths on (a fixed seeded subset)")
+    add("--points", type=int, default=7, help="points per straight path, ends included")
+    add("--data", default=None, help="CIFAR-10 source (as for eval)")
+    add("--device", default="auto", help="'auto' (GPU if present), 'cpu' or 'cuda[:N]'")
+    add("--seed", type=int, default=0)
+    parser.set_defaults(run=_run_check)
+
+
+def _run_check(args: argparse.Namespace) -> None:
+    from soupviz.checkpoints import load_family
+    from soupviz.data import load_split
+    from soupviz.device import pick_device
+    from soupviz.soup import ParameterMatrix
+    from soupviz.soupability import measure_soupability
+
+    if args.images < 1 or args.points < 3:
+        raise SoupvizError("--images must be at least 1 and --points at least 3.")
+    family = load_family(args.family)
+    images = load_split(args.data, "test").subset(args.images, args.seed)
+    params = ParameterMatrix.from_family(family, pick_device(args.device))
+    report = measure_soupability(family, images, args.points, params)
+    print(f"{'pair':<24}{'shared base':<14}{'loss barrier':>13}{'acc barrier':>12}  verdict")
+    for p in report.pairs:
+        print(
+            f"{p.a + ' – ' + p.b:<24}{p.base or '(none)':<14}{p.loss_barrier:>13.3f}"
+            f"{p.accuracy_barrier:>12.1%}  {p.verdict}"
+        )
+    print(report.summary())
+    print(report.caption())

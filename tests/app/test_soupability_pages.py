@@ -1,0 +1,78 @@
+"""AppTest specifications of soupability and foreign checkpoints in the dashboard: the Home page
+shows the library's barrier matrix, .pt uploads and folders of foreign files open as families,
+and the explorer warns before its sliders mix ingredients that share no base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from streamlit.testing.v1 import AppTest
+
+from soupviz.app_state import Keys
+from soupviz.checkpoints import load_family
+from soupviz.data import load_split
+from soupviz.models import create_model
+from soupviz.soupability import measure_soupability
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def open_home() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    return at
+
+
+def foreign_folder(folder: Path) -> Path:
+    """Two independently initialised models saved as a RobustBench zoo would (plain .pt state dicts)."""
+    folder.mkdir(parents=True)
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        torch.save(
+            {f"module.{k}": v for k, v in create_model("preact_resnet_small").state_dict().items()},
+            folder / f"zoo{seed}.pt",
+        )
+    return folder
+
+
+def test_home_shows_the_librarys_barrier_matrix_and_verdict(app_env: dict) -> None:
+    at = open_home()
+    assert not at.exception and not at.error
+    matrix = at.dataframe[1].value
+    family = load_family(app_env["SOUPVIZ_FAMILY"])
+    images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(int(app_env["SOUPVIZ_EVAL_IMAGES"]), 0)
+    expected = measure_soupability(family, images, points=7).matrix()
+    assert list(matrix["ingredient"]) == family.names
+    assert matrix.to_dict("records") == expected
+    verdicts = [e.value for e in (*at.success, *at.warning)]
+    assert any(text.startswith(("Every pair soups well", "Do not mix")) for text in verdicts)
+
+
+def test_uploaded_pt_files_open_as_a_family(app_env: dict, tmp_path: Path) -> None:
+    folder = foreign_folder(tmp_path / "zoo")
+    at = open_home()
+    at.radio(key=Keys.FAMILY_SOURCE).set_value("upload").run()
+    files = [(p.name, p.read_bytes(), "application/octet-stream") for p in sorted(folder.iterdir())]
+    at.file_uploader(key=Keys.UPLOADS).set_value(files).run()
+    assert not at.exception and not at.error
+    assert at.subheader[-1].value == "Ingredients of uploaded"
+    assert len(at.dataframe[0].value) == 2
+    assert any("no shared base for zoo0–zoo1" in w.value for w in at.warning)
+
+
+def test_explorer_warns_before_mixing_models_without_a_shared_base(app_env: dict, tmp_path: Path) -> None:
+    folder = foreign_folder(tmp_path / "zoo")
+    at = open_home()
+    at.radio(key=Keys.FAMILY_SOURCE).set_value("folder").run()
+    at.text_input(key=Keys.FAMILY_PATH).set_value(str(folder)).run()
+    assert at.subheader[-1].value == "Ingredients of zoo"
+    at.switch_page("pages/explorer.py").run()
+    assert not at.exception and not at.error
+    assert "no shared base for zoo0–zoo1" in at.warning[0].value
+
+
+def test_the_test_familys_explorer_shows_no_lineage_warning(app_env: dict) -> None:
+    at = open_home()
+    at.switch_page("pages/explorer.py").run()
+    assert not any("shared base" in w.value for w in at.warning)
