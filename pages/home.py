@@ -15,11 +15,11 @@ from pages._components import (
 )
 from pages._widgets import evaluate_live
 from soupviz.app_state import Keys, shipped_family_folder
-from soupviz.dashboard import folder_stamp, ingredient_table, robust_specs, save_uploads
+from soupviz.dashboard import folder_stamp, ingredient_table, robust_specs
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.metrics import MetricSpec
-from soupviz.storage import cache_dir
+from soupviz.serving import save_uploads
 
 SOURCES = {"shipped": "Shipped family", "folder": "A folder", "upload": "Upload checkpoints"}
 
@@ -43,8 +43,8 @@ else:
                              accept_multiple_files=True, key=Keys.UPLOADS)
     if files:
         try:
-            folder = save_uploads([(f.name, f.getvalue()) for f in files], cache_dir() / "uploads")
-            cached_family(str(folder), folder_stamp(folder))
+            folder = save_uploads([(f.name, f.getvalue()) for f in files], replaces=st.session_state.get(
+                Keys.UPLOAD_FOLDER), check=lambda folder: cached_family(str(folder), folder_stamp(folder)))
             st.session_state[Keys.UPLOAD_FOLDER] = folder
         except SoupvizError as error:
             st.session_state.pop(Keys.UPLOAD_FOLDER, None)

@@ -1,4 +1,4 @@
-"""Page-side logic of the dashboard that needs no Streamlit: saving uploaded checkpoints, building
+"""Page-side logic of the dashboard that needs no Streamlit: a family folder's cache stamp, building
 a session's evaluator on shared parameters, the specs each page measures, soups for heatmap rows,
 tables of accuracies with intervals, and mapping a clicked ternary point back to soup weights.
 """
@@ -19,7 +19,7 @@ from soupviz.attacks import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, format_budg
 from soupviz.checkpoints import SoupFamily
 from soupviz.comparison import paired_difference
 from soupviz.data import ImageSet
-from soupviz.errors import CheckpointError, SoupvizError
+from soupviz.errors import SoupvizError
 from soupviz.evaluate import Evaluator
 from soupviz.export import figure_info
 from soupviz.figures import soup_label, weights_key
@@ -27,9 +27,9 @@ from soupviz.grids import simplex_grid
 from soupviz.metrics import MetricSpec, Record, with_corruption_mean
 from soupviz.models import create_model
 from soupviz.results_cache import ResultCache
+from soupviz.serving import UPLOAD_SUFFIXES
 from soupviz.soup import ParameterMatrix, Soup
 
-UPLOAD_SUFFIXES = (".safetensors", ".json")
 UPPER_BOUND = " (upper bound on robust accuracy)"
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
 
@@ -43,29 +43,6 @@ def folder_stamp(folder: str | Path) -> str:
     files = sorted(p for p in folder.iterdir() if p.suffix in UPLOAD_SUFFIXES)
     text = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def save_uploads(files: Sequence[tuple[str, bytes]], root: str | Path) -> Path:
-    """Write uploaded checkpoint files (name, content) into a folder named by their content.
-
-    Returns:
-        `root/<hash>/uploaded`, holding the files; pass it to `load_family`.
-
-    Raises:
-        CheckpointError: no files, or a file that is not .safetensors or .json.
-    """
-    if not files:
-        raise CheckpointError("No files were uploaded: upload each checkpoint's .safetensors file and its .json card.")
-    digest = hashlib.sha256()
-    for name, content in sorted(files):
-        if Path(name).suffix not in UPLOAD_SUFFIXES or Path(name).name != name:
-            raise CheckpointError(f"The uploaded file {name!r} is not a .safetensors checkpoint or a .json card.")
-        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
-    folder = Path(root) / digest.hexdigest()[:16] / "uploaded"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in files:
-        (folder / name).write_bytes(content)
-    return folder
 
 
 def build_evaluator(

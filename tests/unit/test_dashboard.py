@@ -15,7 +15,6 @@ from soupviz.dashboard import (
     budget_specs,
     budgets_text,
     build_evaluator,
-    folder_stamp,
     grid_weights,
     ingredient_table,
     parse_budgets,
@@ -23,11 +22,10 @@ from soupviz.dashboard import (
     records_from_upload,
     records_table,
     row_soups,
-    save_uploads,
     soup_vs_ensemble,
     ternary_points,
 )
-from soupviz.errors import CheckpointError, SoupvizError
+from soupviz.errors import SoupvizError
 from soupviz.figures import ternary_figure
 from soupviz.metrics import MetricSpec
 from soupviz.results_io import write_records
@@ -39,20 +37,6 @@ SETTINGS = EvalSettings(images=40, steps=1, batch_size=20)
 @pytest.fixture
 def evaluator(family, synthetic_images):
     return build_evaluator(family, ParameterMatrix.from_family(family), synthetic_images, SETTINGS, cache=False)
-
-
-def test_uploads_are_saved_by_content_and_load_as_a_family(family_folder: Path, tmp_path: Path) -> None:
-    files = [(p.name, p.read_bytes()) for p in sorted(family_folder.iterdir())]
-    folder = save_uploads(files, tmp_path)
-    assert folder == save_uploads(list(reversed(files)), tmp_path)  # same files, same folder
-    assert sorted(p.name for p in folder.iterdir()) == sorted(name for name, _ in files)
-    assert folder_stamp(folder) and folder_stamp(folder) == folder_stamp(folder)
-
-
-@pytest.mark.parametrize("name", ["model.pt", "../evil.json", "notes.txt"])
-def test_uploads_other_than_checkpoints_and_cards_are_refused(name: str, tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="not a .safetensors checkpoint or a .json card"):
-        save_uploads([(name, b"x")], tmp_path)
 
 
 def test_sessions_share_the_parameter_matrix_but_not_the_soup(family, synthetic_images) -> None:
