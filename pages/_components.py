@@ -21,7 +21,7 @@ from soupviz.app_state import (
 )
 from soupviz.baselines import baselines_folder, load_baselines
 from soupviz.checkpoints import Ingredient, SoupFamily, load_family
-from soupviz.corruptions import corruption_names
+from soupviz.corruptions import corruption_label, corruption_names
 from soupviz.dashboard import build_evaluator, folder_stamp
 from soupviz.data import ImageSet, load_split, resolve_source
 from soupviz.device import describe_device, pick_device
@@ -197,7 +197,7 @@ def sidebar() -> None:
                          help="Robust accuracies are upper bounds by this attack; a stronger attack gives a "
                          "tighter bound. The chain runs APGD-T only on the points APGD-CE did not break.")
             st.number_input("Attack steps", min_value=1, max_value=200, key=Keys.STEPS)
-            st.multiselect("Corruptions", corruption_names(), key=Keys.CORRUPTIONS)
+            st.multiselect("Corruptions", corruption_names(), key=Keys.CORRUPTIONS, format_func=corruption_label)
             st.slider("Corruption severity", 1, 5, key=Keys.SEVERITY)
             st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=Keys.SEED)
             st.radio("BatchNorm statistics", ("mix", "reestimate"), key=Keys.BATCHNORM, horizontal=True,

@@ -15,7 +15,7 @@ from pages._components import (
 )
 from pages._widgets import evaluate_live
 from soupviz.app_state import Keys, shipped_family_folder
-from soupviz.dashboard import folder_stamp, ingredient_table, robust_specs
+from soupviz.dashboard import folder_stamp, ingredient_caption, ingredient_table, robust_specs
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.metrics import MetricSpec
@@ -88,8 +88,7 @@ if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured befo
 rows, methods = ingredient_table(family, records)
 st.dataframe(rows, hide_index=True, width="stretch")
 if methods:
-    st.caption("Measured " + ". Measured ".join(methods) + ". Brackets: 95% Wilson intervals; ≤: robust accuracy is "
-               "an upper bound by the attack named.")
+    st.caption(ingredient_caption(methods, measured=bool(records), settings=s))
 if not records:
     hint = "" if methods else "The cards report no metrics. "
     if st.button(f"Measure on {s.images} test images with {s.attack.upper()}-{s.steps}",

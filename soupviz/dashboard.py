@@ -45,6 +45,17 @@ def folder_stamp(folder: str | Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def ingredient_titles(family: SoupFamily) -> list[str]:
+    """What each ingredient's weight slider is called: its label, with the checkpoint name after it
+    only when that says more than the label or the threat ('L∞ 8/255 · linf_seed1', but 'nominal'
+    for the checkpoint 'nominal' and 'L∞ 8/255' for 'linf')."""
+    titles = []
+    for card in (ingredient.card for ingredient in family.ingredients):
+        redundant = card.name.casefold() in (card.label.casefold(), card.threat.casefold())
+        titles.append(card.label if redundant else f"{card.label} · {card.name}")
+    return titles
+
+
 def build_evaluator(
     family: SoupFamily, params: ParameterMatrix, images: ImageSet, settings: EvalSettings,
     train: ImageSet | None = None, cache: bool = True,
@@ -207,9 +218,23 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
             row[f"{name} ≤" if example.get("upper_bound") else name] = (
                 f"{100 * m['accuracy']:.1f}% [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]" if complete else "—")
             if m and m.get("method"):
-                methods.setdefault(m.get("images", "unknown images"), {})[m["method"].removesuffix(UPPER_BOUND)] = None
+                seed = f" (seed {m['seed']})" if m.get("seed") is not None else ""
+                images = m.get("images", "unknown images") + seed
+                methods.setdefault(images, {})[m["method"].removesuffix(UPPER_BOUND)] = None
         rows.append(row)
     return rows, [f"on {images}: {'; '.join(used)}" for images, used in methods.items()]
+
+
+def ingredient_caption(methods: Sequence[str], measured: bool, settings: EvalSettings) -> str:
+    """The Home table's caption: where its numbers come from (`ingredient_table`'s methods), and,
+    for numbers read from the cards, that they are not the sidebar's budget."""
+    if not methods:
+        return ""
+    text = ("Measured here " if measured else "From the checkpoint cards: measured ") + ". Measured ".join(methods)
+    if not measured:
+        text += (f". The sidebar's budget ({settings.images} images, {settings.attack.upper()}-{settings.steps}) "
+                 "applies only to what you measure here")
+    return text + ". Brackets: 95% Wilson intervals; ≤: robust accuracy is an upper bound by the attack named."
 
 
 def ternary_points(fig: go.Figure) -> list[list[float]]:

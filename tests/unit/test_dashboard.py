@@ -16,7 +16,9 @@ from soupviz.dashboard import (
     budgets_text,
     build_evaluator,
     grid_weights,
+    ingredient_caption,
     ingredient_table,
+    ingredient_titles,
     parse_budgets,
     picked_weights,
     records_from_upload,
@@ -93,7 +95,7 @@ def test_tables_show_accuracy_with_intervals(evaluator, family) -> None:
     record = records[0]
     assert rows[0]["clean"] == f"{100 * record.accuracy:.1f}% [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}]"
     assert "L2 0.5 ≤" in rows[0]
-    assert methods == [f"on {record.images}: clean accuracy; PGD-1 L2 0.5"]
+    assert methods == [f"on {record.images} (seed 0): clean accuracy; PGD-1 L2 0.5"]
     table = records_table(records, [("first", [1, 0, 0, 0]), ("missing", [0.5, 0.5, 0, 0])])
     assert table[0]["clean"] == rows[0]["clean"] and table[1]["clean"] == "—"
 
@@ -173,3 +175,28 @@ def test_soup_against_ensemble_gives_a_verdict_only_beyond_the_noise(evaluator, 
         assert (row["verdict"] != "within noise") == (low > 0 or high < 0)
     one_hot = [row for row in rows if row["soup"] in family.labels]
     assert all(row["soup − ensemble (points)"] == 0 for row in one_hot)
+
+
+def test_the_home_caption_says_what_the_shipped_numbers_come_from_not_the_sidebar_budget() -> None:
+    from soupviz.app_state import FAMILIES_DIR
+    from soupviz.checkpoints import load_family
+
+    family = load_family(next(p for p in sorted(FAMILIES_DIR.iterdir()) if any(p.glob("*.safetensors"))))
+    _, methods = ingredient_table(family)
+    caption = ingredient_caption(methods, measured=False, settings=EvalSettings(images=200, steps=10))
+    for metric in (m for i in family.ingredients for m in i.card.metrics if m.get("kind") in ("clean", "attack")):
+        assert f"{metric['images']} (seed {metric['seed']})" in caption
+        assert metric["method"].removesuffix(" (upper bound on robust accuracy)") in caption
+    assert caption.startswith("From the checkpoint cards: measured on ")
+    assert "The sidebar's budget (200 images, PGD-10) applies only to what you measure here" in caption
+    measured = ingredient_caption(["on 40 images of x (seed 0): clean accuracy"], measured=True, settings=SETTINGS)
+    assert measured.startswith("Measured here on 40 images of x (seed 0): clean accuracy.")
+    assert "sidebar" not in measured
+
+
+def test_sliders_name_the_checkpoint_only_when_it_says_more_than_the_label(family) -> None:
+    pairs = zip(family.labels, family.names, strict=True)
+    assert ingredient_titles(family) == [f"{label} · {name}" for label, name in pairs]
+    for ingredient, name in zip(family.ingredients, ["nominal", "linf", "L2 0.5", "l1_seed1"], strict=True):
+        ingredient.card.name = name
+    assert ingredient_titles(family) == ["nominal", "L∞ 8/255", "L2 0.5", "L1 12 · l1_seed1"]
