@@ -15,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `pages._components` 
 
 from pages._components import keep_page_state, sidebar  # noqa: E402
 
-st.set_page_config(page_title="soupviz", page_icon=":material/soup_kitchen:", layout="wide")
+# A local file: a :material/...: favicon is fetched from Google's font server on every page load.
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
+st.set_page_config(page_title="soupviz", page_icon=str(FAVICON), layout="wide")
 keep_page_state()
 page = st.navigation({
     "Soups": [

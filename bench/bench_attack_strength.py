@@ -67,7 +67,10 @@ def chain(name: str, model, threat: str) -> list:
         return [AutoAttack(model, threat, eps, stages=("apgd-ce", "apgd-t"))]
     if name == FULL:
         return [AutoAttack(model, threat, eps, stages=("fab-t", "square"))]
-    return [make_attack(kind, model, threat, eps, steps=steps, seed=0, **options) for kind, steps, options in CANDIDATES[name]]
+    return [
+        make_attack(kind, model, threat, eps, steps=steps, seed=0, **options)
+        for kind, steps, options in CANDIDATES[name]
+    ]
 
 
 def read_lines(path: Path) -> list[dict]:
@@ -107,8 +110,11 @@ def run_chunk(soup: Soup, family, ingredient: str, threat: str, xb, yb, start: i
             with path.open("a") as handle:
                 handle.write(json.dumps(line) + "\n")
             done[(stage, start)] = line
-            print(f"{ingredient} {threat} [{start}:{start + len(yb)}] {stage}: "
-                  f"{int(mask.sum())}/{len(yb)} robust, {line['seconds']:.1f} s", flush=True)
+            print(
+                f"{ingredient} {threat} [{start}:{start + len(yb)}] {stage}: "
+                f"{int(mask.sum())}/{len(yb)} robust, {line['seconds']:.1f} s",
+                flush=True,
+            )
         mask = unpackbits(done[(stage, start)]["mask"], len(yb))
         alive &= mask
 
@@ -120,14 +126,18 @@ def summarise() -> dict:
         ingredient, threat = path.stem.rsplit("-", 1)
         lines = read_lines(path)
         starts = {line["start"] for line in lines if line["stage"] == REFERENCE}
-        complete = sorted(s for s in starts if all(any(l["stage"] == c and l["start"] == s for l in lines) for c in CANDIDATES))
+        complete = sorted(
+            s
+            for s in starts
+            if all(any(entry["stage"] == c and entry["start"] == s for entry in lines) for c in CANDIDATES)
+        )
         if not complete:
             continue
         masks: dict[str, list] = {}
         seconds: dict[str, float] = {}
         n = 0
         for start in complete:
-            size = next(l["n"] for l in lines if l["start"] == start)
+            size = next(entry["n"] for entry in lines if entry["start"] == start)
             n += size
             for line in lines:
                 if line["start"] == start and line["stage"] in (*CANDIDATES, REFERENCE):
@@ -135,49 +145,74 @@ def summarise() -> dict:
                     seconds[line["stage"]] = seconds.get(line["stage"], 0.0) + line["seconds"]
         robust = {stage: torch.cat(parts) for stage, parts in masks.items()}
         reference = torch.stack([robust[s] for s in robust]).all(0)
-        row = {"ingredient": ingredient, "threat": threat, "images": n,
-               "reference": float(reference.float().mean()),
-               "reference_label": next(l["label"] for l in lines if l["stage"] == REFERENCE), "candidates": {}}
+        row = {
+            "ingredient": ingredient,
+            "threat": threat,
+            "images": n,
+            "reference": float(reference.float().mean()),
+            "reference_label": next(entry["label"] for entry in lines if entry["stage"] == REFERENCE),
+            "candidates": {},
+        }
         for stage in CANDIDATES:
             acc = float(robust[stage].float().mean())
             row["candidates"][stage] = {
-                "accuracy": acc, "gap": acc - row["reference"],
+                "accuracy": acc,
+                "gap": acc - row["reference"],
                 "seconds_per_1000": 1000 * seconds[stage] / n,
-                "label": next(l["label"] for l in lines if l["stage"] == stage),
+                "label": next(entry["label"] for entry in lines if entry["stage"] == stage),
             }
-        full = [l for l in lines if l["stage"] == FULL]
+        full = [entry for entry in lines if entry["stage"] == FULL]
         if full:
-            covered = sum(l["n"] for l in full)
-            broke = sum(int(l["attacked"]) - int(unpackbits(l["mask"], l["n"]).sum()) for l in full)
+            covered = sum(entry["n"] for entry in full)
+            broke = sum(int(entry["attacked"]) - int(unpackbits(entry["mask"], entry["n"]).sum()) for entry in full)
             row["full_autoattack"] = {"images": covered, "extra_broken": broke}
         rows.append(row)
         by_threat[threat][ingredient] = row
     defaults = {}
     for threat, per_ingredient in by_threat.items():
-        fits = [c for c in CANDIDATES if per_ingredient and all(r["candidates"][c]["gap"] <= TOLERANCE + 1e-9 for r in per_ingredient.values())]
+        fits = [
+            c
+            for c in CANDIDATES
+            if per_ingredient and all(r["candidates"][c]["gap"] <= TOLERANCE + 1e-9 for r in per_ingredient.values())
+        ]
         cost = {c: max(r["candidates"][c]["seconds_per_1000"] for r in per_ingredient.values()) for c in fits}
         defaults[threat] = {
             "cheapest_within_1_point": min(fits, key=cost.get) if fits else None,
-            "ingredients": sorted(per_ingredient), "images": min((r["images"] for r in per_ingredient.values()), default=0),
+            "ingredients": sorted(per_ingredient),
+            "images": min((r["images"] for r in per_ingredient.values()), default=0),
         }
-    return {"rows": rows, "defaults": defaults, "tolerance": TOLERANCE,
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads when summarised", "torch": torch.__version__}
+    return {
+        "rows": rows,
+        "defaults": defaults,
+        "tolerance": TOLERANCE,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads when summarised",
+        "torch": torch.__version__,
+    }
 
 
 def markdown(summary: dict) -> str:
     """The summary as a Markdown table: accuracy (gap to the reference) and seconds per 1,000 images."""
     names = list(CANDIDATES)
-    lines = ["| ingredient | threat | images | reference | " + " | ".join(names) + " |",
-             "|---|---|---|---|" + "---|" * len(names)]
+    lines = [
+        "| ingredient | threat | images | reference | " + " | ".join(names) + " |",
+        "|---|---|---|---|" + "---|" * len(names),
+    ]
     for row in summary["rows"]:
-        cells = [f"{100 * c['accuracy']:.1f} ({100 * c['gap']:+.1f}) · {c['seconds_per_1000']:.0f} s"
-                 for c in row["candidates"].values()]
-        lines.append(f"| {row['ingredient']} | {row['threat']} | {row['images']} | {100 * row['reference']:.1f} | "
-                     + " | ".join(cells) + " |")
+        cells = [
+            f"{100 * c['accuracy']:.1f} ({100 * c['gap']:+.1f}) · {c['seconds_per_1000']:.0f} s"
+            for c in row["candidates"].values()
+        ]
+        lines.append(
+            f"| {row['ingredient']} | {row['threat']} | {row['images']} | {100 * row['reference']:.1f} | "
+            + " | ".join(cells)
+            + " |"
+        )
     lines.append("")
     for threat, choice in summary["defaults"].items():
-        lines.append(f"- {threat}: cheapest within 1 point on every ingredient: {choice['cheapest_within_1_point']} "
-                     f"({choice['images']} images, ingredients {', '.join(choice['ingredients'])})")
+        lines.append(
+            f"- {threat}: cheapest within 1 point on every ingredient: {choice['cheapest_within_1_point']} "
+            f"({choice['images']} images, ingredients {', '.join(choice['ingredients'])})"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -21,13 +21,14 @@ from soupviz.app_state import (
 )
 from soupviz.baselines import baselines_folder, load_baselines
 from soupviz.checkpoints import Ingredient, SoupFamily
-from soupviz.corruptions import corruption_names
+from soupviz.corruptions import corruption_label, corruption_names
 from soupviz.dashboard import build_evaluator, folder_stamp
 from soupviz.data import ImageSet, load_split, resolve_source
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate import Evaluator
 from soupviz.foreign import open_family
+from soupviz.serving import typed_family_folder
 from soupviz.soup import ParameterMatrix
 
 HOME = "pages/home.py"
@@ -83,24 +84,29 @@ def keep_page_state() -> None:
 
 
 def family_folder() -> Path | None:
-    """The folder of the family chosen on the home page (shipped, typed, or uploaded)."""
+    """The folder of the family chosen on the home page (shipped, typed, or uploaded).
+
+    Raises:
+        CheckpointError: a typed folder outside $SOUPVIZ_ROOTS.
+    """
     source = st.session_state.get(Keys.FAMILY_SOURCE, "shipped")
     if source == "folder":
         text = st.session_state.get(Keys.FAMILY_PATH, "").strip()
-        return Path(text).expanduser() if text else None
-    if source == "upload":
-        return st.session_state.get(Keys.UPLOAD_FOLDER)
+        return typed_family_folder(text) if text else None
+    if source == "upload":  # None once the upload is gone (removed as unused by another session)
+        folder = st.session_state.get(Keys.UPLOAD_FOLDER)
+        return folder if folder is not None and Path(folder).is_dir() else None
     return shipped_family_folder()
 
 
 def current_family(show_errors: bool = True) -> tuple[SoupFamily, str, str] | None:
     """(family, folder, stamp) of the chosen family, or None after explaining why not."""
-    folder = family_folder()
-    if folder is None:
-        if show_errors:
-            st.info("No family is chosen yet: pick one on the Home page.")
-        return None
     try:
+        folder = family_folder()
+        if folder is None:
+            if show_errors:
+                st.info("No family is chosen yet: pick one on the Home page.")
+            return None
         return cached_family(str(folder), folder_stamp(folder)), str(folder), folder_stamp(folder)
     except SoupvizError as error:
         if show_errors:
@@ -195,7 +201,7 @@ def sidebar() -> None:
                          "AutoAttack on the shipped models (bench/results/attack_strength.md).")
             st.number_input("Attack steps", min_value=1, max_value=200, key=Keys.STEPS,
                             help="Iterations of the chosen attack; Default has its own.")
-            st.multiselect("Corruptions", corruption_names(), key=Keys.CORRUPTIONS)
+            st.multiselect("Corruptions", corruption_names(), key=Keys.CORRUPTIONS, format_func=corruption_label)
             st.slider("Corruption severity", 1, 5, key=Keys.SEVERITY)
             st.number_input("Seed", min_value=0, max_value=2**31 - 1, key=Keys.SEED)
             st.radio("BatchNorm statistics", ("mix", "reestimate"), key=Keys.BATCHNORM, horizontal=True,

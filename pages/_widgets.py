@@ -26,7 +26,7 @@ from soupviz.app_state import (
     weights_to_query,
 )
 from soupviz.checkpoints import SoupFamily
-from soupviz.dashboard import format_record
+from soupviz.dashboard import format_record, ingredient_titles
 from soupviz.errors import SoupWeightsError
 from soupviz.evaluate import Evaluator
 from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
@@ -86,8 +86,8 @@ def weight_sliders(family: SoupFamily) -> list[float]:
     weights = st.session_state[Keys.WEIGHTS]
     for i, w in enumerate(weights):
         st.session_state.setdefault(Keys.slider(i), w)
-    for i, label in enumerate(family.labels):
-        st.slider(f"{label}  ·  {family.names[i]}", low, high, step=0.01, format="%.3f", key=Keys.slider(i),
+    for i, label in enumerate(ingredient_titles(family)):
+        st.slider(label, low, high, step=0.01, format="%.3f", key=Keys.slider(i),
                   on_change=_slider_moved, args=(i,), disabled=k == 1)
     left, right = st.columns(2)
     left.toggle("Extrapolate", key=Keys.EXTRAPOLATE, on_change=_bounds_changed,

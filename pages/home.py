@@ -16,11 +16,11 @@ from pages._components import (
 from pages._soupability import soupability_panel
 from pages._widgets import evaluate_live
 from soupviz.app_state import Keys, shipped_family_folder
-from soupviz.dashboard import folder_stamp, ingredient_table, robust_specs, save_uploads
+from soupviz.dashboard import folder_stamp, ingredient_caption, ingredient_table, robust_specs
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.metrics import MetricSpec
-from soupviz.storage import cache_dir
+from soupviz.serving import save_uploads
 
 SOURCES = {"shipped": "Shipped family", "folder": "A folder", "upload": "Upload checkpoints"}
 
@@ -46,8 +46,8 @@ else:
                              key=Keys.UPLOADS)
     if files:
         try:
-            folder = save_uploads([(f.name, f.getvalue()) for f in files], cache_dir() / "uploads")
-            cached_family(str(folder), folder_stamp(folder))
+            folder = save_uploads([(f.name, f.getvalue()) for f in files], replaces=st.session_state.get(
+                Keys.UPLOAD_FOLDER), check=lambda folder: cached_family(str(folder), folder_stamp(folder)))
             st.session_state[Keys.UPLOAD_FOLDER] = folder
         except SoupvizError as error:
             st.session_state.pop(Keys.UPLOAD_FOLDER, None)
@@ -91,8 +91,7 @@ if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured befo
 rows, methods = ingredient_table(family, records)
 st.dataframe(rows, hide_index=True, width="stretch")
 if methods:
-    st.caption("Measured " + ". Measured ".join(methods) + ". Brackets: 95% Wilson intervals; ≤: robust accuracy is "
-               "an upper bound by the attack named.")
+    st.caption(ingredient_caption(methods, measured=bool(records), settings=s))
 if not records:
     hint = "" if methods else "The cards report no metrics. "
     if st.button(f"Measure on {s.images} test images with {s.attack.upper()}-{s.steps}",

@@ -140,8 +140,8 @@ def load_checkpoint(path: str | Path) -> Ingredient:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"The checkpoint {path} does not exist.")
+    state_dict = read_weights(path)  # first: a file that is no checkpoint at all is the clearer error
     card = read_card(path.with_suffix(".json"))
-    state_dict = read_weights(path)
     if card.content_hash and content_hash(state_dict) != card.content_hash:
         raise CheckpointError(
             f"The checkpoint {path} does not match the content hash in its card: the file was changed or corrupted."
@@ -181,10 +181,14 @@ def read_card(path: Path) -> Card:
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """Read tensors from safetensors, or a plain state dict from .pt/.pth without unpickling code."""
     if path.suffix == ".safetensors":
+        data = path.read_bytes()
+        if not _looks_like_safetensors(data):
+            raise CheckpointError(f"The file {path} is not a safetensors file; give a checkpoint saved "
+                                  "with safetensors.")
         try:
-            state_dict = load_safetensors_bytes(path.read_bytes())
+            state_dict = load_safetensors_bytes(data)
         except (SafetensorError, ValueError, OSError) as error:
-            raise CheckpointError(f"The checkpoint {path} is truncated or corrupted ({error}).") from error
+            raise CheckpointError(f"The safetensors file {path} is truncated or corrupted; copy it again.") from error
     elif path.suffix in (".pt", ".pth"):
         state_dict = _read_torch_state_dict(path)
     else:
@@ -195,11 +199,33 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     return state_dict
 
 
+def _looks_like_safetensors(data: bytes) -> bool:
+    """Whether `data` starts like a safetensors file: an 8-byte little-endian header length, then
+    that many bytes (or what is left of them, for a truncated file) of a JSON object."""
+    if len(data) < 10:
+        return False
+    size = int.from_bytes(data[:8], "little")
+    header = data[8 : 8 + size]
+    if size < 2 or not header.startswith(b"{"):
+        return False
+    if len(header) < size:  # cut inside the header: a truncated safetensors file
+        return True
+    try:
+        return isinstance(json.loads(header), dict)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
 def _read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    import pickle
+
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors come in many types
-        raise CheckpointError(f"The checkpoint {path} cannot be read as a plain state dict ({error}).") from error
+    except pickle.UnpicklingError as error:  # weights_only refused an object that is not a tensor
+        raise CheckpointError(f"The checkpoint {path} holds Python objects besides tensors, which soupviz never "
+                              "unpickles; save a plain state dict (`model.state_dict()`) or safetensors.") from error
+    except Exception as error:  # not a zip or pickle at all, or cut short
+        raise CheckpointError(f"The file {path} is not a PyTorch checkpoint that can be read.") from error
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(blob, dict) and isinstance(blob.get(key), dict):
             blob = blob[key]
@@ -288,6 +314,10 @@ def family_from_ingredients(ingredients: list[Ingredient], name: str, folder: Pa
 def load_family(folder: str | Path, include: list[str] | None = None) -> SoupFamily:
     """Load every checkpoint in `folder` (or only those named in `include`) as a family."""
     folder = Path(folder)
+    if folder.is_file():
+        raise CheckpointError(
+            f"{folder} is a file, not a folder: give the family folder that holds it, {folder.parent}."
+        )
     if not folder.is_dir():
         raise CheckpointError(f"The family folder {folder} does not exist.")
     paths = sorted(folder.glob("*.safetensors"))

@@ -60,6 +60,19 @@ def corruption_names(group: str | None = None) -> tuple[str, ...]:
     return CORRUPTION_GROUPS[group]
 
 
+def corruption_label(name: str, severity: int | None = None) -> str:
+    """How a corruption is named to people: 'Gaussian noise', or 'Gaussian noise, severity 3'.
+
+    Example:
+        >>> corruption_label("jpeg_compression", 5)
+        'JPEG compression, severity 5'
+    """
+    words = name.replace("jpeg", "JPEG").replace("gaussian", "Gaussian").split("_")
+    text = " ".join(words)
+    text = text[0].upper() + text[1:]
+    return text if severity is None else f"{text}, severity {severity}"
+
+
 def corruption_group(name: str) -> str:
     """The group ("noise", "blur", "weather" or "digital") of corruption `name`."""
     for group, names in CORRUPTION_GROUPS.items():

@@ -1,4 +1,4 @@
-"""Page-side logic of the dashboard that needs no Streamlit: saving uploaded checkpoints, building
+"""Page-side logic of the dashboard that needs no Streamlit: a family folder's cache stamp, building
 a session's evaluator on shared parameters, the specs each page measures, soups for heatmap rows,
 tables of accuracies with intervals, and mapping a clicked ternary point back to soup weights.
 """
@@ -19,7 +19,7 @@ from soupviz.attacks import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, format_budg
 from soupviz.checkpoints import SoupFamily
 from soupviz.comparison import paired_difference, verdict_label
 from soupviz.data import ImageSet
-from soupviz.errors import CheckpointError, SoupvizError
+from soupviz.errors import SoupvizError
 from soupviz.evaluate import Evaluator
 from soupviz.export import figure_info
 from soupviz.figures import soup_label, weights_key
@@ -27,9 +27,9 @@ from soupviz.grids import simplex_grid
 from soupviz.metrics import MetricSpec, Record, with_corruption_mean
 from soupviz.models import create_model
 from soupviz.results_cache import ResultCache
+from soupviz.serving import UPLOAD_SUFFIXES
 from soupviz.soup import ParameterMatrix, Soup
 
-UPLOAD_SUFFIXES = (".safetensors", ".json", ".pt", ".pth", ".ckpt")  # foreign files: `foreign.open_family`
 UPPER_BOUND = " (upper bound on robust accuracy)"
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
 
@@ -45,28 +45,15 @@ def folder_stamp(folder: str | Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def save_uploads(files: Sequence[tuple[str, bytes]], root: str | Path) -> Path:
-    """Write uploaded checkpoint files (name, content) into a folder named by their content.
-
-    Returns:
-        `root/<hash>/uploaded`, holding the files; pass it to `load_family`.
-
-    Raises:
-        CheckpointError: no files, or a file that is not .safetensors or .json.
-    """
-    if not files:
-        raise CheckpointError("No files were uploaded: upload each checkpoint's .safetensors file and its .json card.")
-    digest = hashlib.sha256()
-    for name, content in sorted(files):
-        if Path(name).suffix not in UPLOAD_SUFFIXES or Path(name).name != name:
-            raise CheckpointError(
-                f"The uploaded file {name!r} is not a .safetensors, .pt, .pth or .ckpt checkpoint or a .json card.")
-        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
-    folder = Path(root) / digest.hexdigest()[:16] / "uploaded"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in files:
-        (folder / name).write_bytes(content)
-    return folder
+def ingredient_titles(family: SoupFamily) -> list[str]:
+    """What each ingredient's weight slider is called: its label, with the checkpoint name after it
+    only when that says more than the label or the threat ('L∞ 8/255 · linf_seed1', but 'nominal'
+    for the checkpoint 'nominal' and 'L∞ 8/255' for 'linf')."""
+    titles = []
+    for card in (ingredient.card for ingredient in family.ingredients):
+        redundant = card.name.casefold() in (card.label.casefold(), card.threat.casefold())
+        titles.append(card.label if redundant else f"{card.label} · {card.name}")
+    return titles
 
 
 def build_evaluator(
@@ -231,9 +218,23 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
             row[f"{name} ≤" if example.get("upper_bound") else name] = (
                 f"{100 * m['accuracy']:.1f}% [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]" if complete else "—")
             if m and m.get("method"):
-                methods.setdefault(m.get("images", "unknown images"), {})[m["method"].removesuffix(UPPER_BOUND)] = None
+                seed = f" (seed {m['seed']})" if m.get("seed") is not None else ""
+                images = m.get("images", "unknown images") + seed
+                methods.setdefault(images, {})[m["method"].removesuffix(UPPER_BOUND)] = None
         rows.append(row)
     return rows, [f"on {images}: {'; '.join(used)}" for images, used in methods.items()]
+
+
+def ingredient_caption(methods: Sequence[str], measured: bool, settings: EvalSettings) -> str:
+    """The Home table's caption: where its numbers come from (`ingredient_table`'s methods), and,
+    for numbers read from the cards, that they are not the sidebar's budget."""
+    if not methods:
+        return ""
+    text = ("Measured here " if measured else "From the checkpoint cards: measured ") + ". Measured ".join(methods)
+    if not measured:
+        text += (f". The sidebar's budget ({settings.images} images, {settings.attack.upper()}-{settings.steps}) "
+                 "applies only to what you measure here")
+    return text + ". Brackets: 95% Wilson intervals; ≤: robust accuracy is an upper bound by the attack named."
 
 
 def ternary_points(fig: go.Figure) -> list[list[float]]:

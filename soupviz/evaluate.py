@@ -163,8 +163,9 @@ class Evaluator:
         )
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             _advance(state, self._units(spec), f"{spec.column} (cached)")
-            return replace(
-                Record(**hit), weights=[float(w) for w in row], ingredients=self.family.names, family=self.family.name
+            return replace(  # names as of today: a stored record may predate a label change
+                Record(**hit), weights=[float(w) for w in row], ingredients=self.family.names, family=self.family.name,
+                metric=spec.column,
             )
         if spec.kind == "union":
             parts = [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()) for t in spec.threats]

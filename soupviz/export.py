@@ -1,5 +1,6 @@
 """Figure style and export: the paper style, the rows behind a figure as CSV, file names that say
-what a figure shows, and static PNG/SVG/PDF through Plotly's Kaleido and a local Chromium.
+what a figure shows, and static PNG/SVG/PDF through Plotly's Kaleido and a local Chromium that is
+started on demand, reused, and closed once idle, with its profile and page under the cache folder.
 
 Builders store what they show in `layout.meta["soupviz"]` (`attach_rows`); everything here reads
 it back, so a figure, its CSV and its file name cannot disagree.
@@ -24,6 +25,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
+from soupviz.storage import cache_dir
 
 # Okabe & Ito's colour-blind-safe palette, yellow last (it is faint on white).
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442"]
@@ -35,7 +37,10 @@ EXTRA_CHROMIUMS = (
     "/usr/bin/chromium", "/usr/lib/chromium/chromium", "/snap/bin/chromium",
     "~/.cache/ms-playwright/chromium-*/chrome-linux*/chrome",
 )
-_EXPORT_LOCK = threading.Lock()  # Kaleido's shared browser answers one request at a time
+IDLE_ENV = "SOUPVIZ_EXPORT_IDLE_S"
+DEFAULT_IDLE_S = 120.0  # a browser kept for later exports closes after this long without one
+_EXPORT_LOCK = threading.RLock()  # Kaleido's shared browser answers one request at a time
+_idle_timer: threading.Timer | None = None
 
 
 class ExportError(SoupvizError):
@@ -196,8 +201,8 @@ def export_figure(
         fmt: 'png', 'svg' or 'pdf'.
         width, height: layout size in CSS pixels; default the figure's own, else 700 × 500.
         dpi: PNG resolution.
-        keep_browser: leave Kaleido's browser running for later exports (0.3 s each instead of
-            about 4 s to start Chromium); `stop_export_browser` ends it.
+        keep_browser: leave the browser running for later exports (0.3 s each instead of about
+            4 s to start Chromium) until none came for `idle_seconds()`; else it closes at once.
 
     Raises:
         ExportError: no Chromium, an unknown format, or the export failed.
@@ -208,8 +213,6 @@ def export_figure(
     if dpi <= 0:
         raise ExportError(f"The PNG resolution must be positive, got {dpi} dpi.")
     find_chromium()
-    import kaleido
-
     data = fig.to_dict()
     data.get("layout", {}).pop("meta", None)  # the rows are for CSV, not for the browser
     width = width or fig.layout.width or DEFAULT_SIZE[0]
@@ -217,15 +220,19 @@ def export_figure(
     scale = dpi / CSS_DPI if fmt == "png" else 1
     with _EXPORT_LOCK:
         try:
-            if keep_browser:  # a no-op when it already runs
-                kaleido.start_sync_server(n=1, silence_warnings=True)
+            _open_browser()
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The kopts argument is ignored")
                 image = go.Figure(data).to_image(format=fmt, width=width, height=height,
                                                  scale=scale)
         except Exception as error:  # Kaleido and Chromium fail in many ways; name the format
+            stop_export_browser()
             raise ExportError(f"Exporting the figure as {fmt.upper()} failed ({error}); "
                               "check that Chromium runs.") from error
+        if keep_browser:
+            _close_when_idle()
+        else:
+            stop_export_browser()
     return _with_png_dpi(image, dpi) if fmt == "png" else image
 
 
@@ -236,12 +243,69 @@ def export_figures(
     return {fmt: export_figure(fig, fmt, keep_browser=True, **options) for fmt in formats}
 
 
-def stop_export_browser() -> None:
-    """End the browser that `keep_browser=True` left running (no-op if none)."""
+def export_folder() -> Path:
+    """Where the export browser keeps its profile and page: `<cache>/export`, emptied on close."""
+    return cache_dir() / "export"
+
+
+def idle_seconds() -> float:
+    """How long a kept export browser waits for the next export: $SOUPVIZ_EXPORT_IDLE_S, else 120."""
+    try:
+        return max(0.0, float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_S)))
+    except ValueError:
+        return DEFAULT_IDLE_S
+
+
+def export_browser_running() -> bool:
+    """Whether the shared export browser is open."""
     import kaleido
 
+    return kaleido._global_server.is_running()  # noqa: SLF001 (Kaleido has no public query)
+
+
+def stop_export_browser() -> None:
+    """Close the export browser (no-op if none) and remove its profile and page."""
+    import kaleido
+
+    global _idle_timer
     with _EXPORT_LOCK:
+        if _idle_timer is not None:
+            _idle_timer.cancel()
+            _idle_timer = None
         kaleido.stop_sync_server(silence_warnings=True)
+        shutil.rmtree(export_folder(), ignore_errors=True)
+
+
+def _stop_if_still_idle(timer: threading.Timer) -> None:
+    """The idle timer's action: close the browser unless an export came since it was set."""
+    with _EXPORT_LOCK:
+        if _idle_timer is timer:
+            stop_export_browser()
+
+
+def _open_browser() -> None:
+    """Start Kaleido's shared browser unless it runs, with its Chromium profile and the page it
+    renders in (Kaleido's default writes both to the system's temp folder) under the cache."""
+    import kaleido
+
+    if export_browser_running():
+        return
+    folder = export_folder()
+    (folder / "profile").mkdir(parents=True, exist_ok=True)
+    page = folder / "index.html"
+    page.write_text(kaleido.PageGenerator().generate_index())
+    kaleido.start_sync_server(n=1, silence_warnings=True, page_generator=str(page), tmp_dir=str(folder / "profile"))
+
+
+def _close_when_idle() -> None:
+    """(Re)start the timer that closes the browser when no export comes for `idle_seconds()`."""
+    global _idle_timer
+    if _idle_timer is not None:
+        _idle_timer.cancel()
+    timer = threading.Timer(idle_seconds(), lambda: _stop_if_still_idle(timer))
+    timer.daemon = True
+    _idle_timer = timer
+    timer.start()
 
 
 def _with_png_dpi(png: bytes, dpi: int) -> bytes:

@@ -18,6 +18,7 @@ from soupviz.metrics import MetricSpec, Record
 
 UPPER_BOUND_SUFFIX = " (upper bound on robust accuracy)"
 TOLERANCE = 1e-9
+TERNARY_HEIGHT = 600  # CSS pixels
 BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"}
 Metric = str | MetricSpec
 NamedSoups = Sequence[tuple[str, Sequence[float]]]
@@ -155,13 +156,14 @@ def ternary_figure(
             hovertemplate="%{hovertext}<extra>current soup</extra>",
         ))
         notes.append("★ current soup")
-    axis = {"min": 0, "linewidth": 1, "ticks": "outside"}
-    axes = {f"{k}axis": {**axis, "title": {"text": labels[corner]}}
+    # Inner ticks only: 0 and 1 sit on the corners, where they collided with the corner names.
+    axis = {"min": 0, "linewidth": 1, "ticks": "outside", "tickvals": [0.2, 0.4, 0.6, 0.8], "tickfont": {"size": 11}}
+    axes = {f"{k}axis": {**axis, "title": {"text": f"<b>{labels[corner]}</b>", "font": {"size": 14}}}
             for k, corner in zip("abc", corners, strict=True)}
-    fig.update_layout(
-        ternary={"sum": 1, **axes,
-                 "domain": {"x": [0.05, 0.85], "y": [0.14 if notes else 0.05, 0.92]}},
-        coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}}},
+    fig.update_layout(  # a fixed height the triangle fills: its width follows, whatever the page width
+        height=TERNARY_HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 16 + 15 * len("<br>".join(notes).split("<br>"))},
+        ternary={"sum": 1, **axes, "domain": {"x": [0, 0.86], "y": [0.06, 0.93]}},
+        coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
         title={"text": metric_title(chosen[0])}, showlegend=False,
     )
     if notes:

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from soupviz.attacks import DEFAULT_BUDGETS, TARGETED, THREATS, describe_attacks, make_attack
-from soupviz.attacks.defaults import DEFAULT, DEFAULT_ATTACKS, strength_note
 from soupviz.attacks.base import THREAT_LABELS, format_budget
-from soupviz.corruptions import corruption_names
+from soupviz.attacks.defaults import DEFAULT, DEFAULT_ATTACKS, strength_note
+from soupviz.corruptions import corruption_label, corruption_names
 from soupviz.errors import SoupvizError
 
 KINDS = ("clean", "attack", "corruption", "union")
@@ -114,11 +114,11 @@ class MetricSpec:
 
     @property
     def column(self) -> str:
-        """Short column name: 'clean', 'L∞ 8/255', 'fog 3', 'union'."""
+        """Short column name: 'clean', 'L∞ 8/255', 'Fog, severity 3', 'union'."""
         if self.kind == "attack":
             return f"{THREAT_LABELS[self.threat]} {format_budget(self.threat, self.eps)}"
         if self.kind == "corruption":
-            return f"{self.corruption} {self.severity}"
+            return corruption_label(self.corruption, self.severity)
         return self.kind
 
     @property
@@ -166,8 +166,9 @@ def corruption_mean(records: Sequence[Mapping]) -> dict | None:
     chosen = [r for r in records if r.get("kind") == "corruption"]
     if not chosen:
         return None
-    types = len({r["metric"].rsplit(" ", 1)[0] for r in chosen})
-    severities = sorted({int(r["metric"].rsplit(" ", 1)[1]) for r in chosen})
+    conditions = [_condition(r) for r in chosen]
+    types = len({name for name, _ in conditions})
+    severities = sorted({severity for _, severity in conditions})
     levels = f"severity {severities[0]}" if len(severities) == 1 else f"{len(severities)} severities"
     mean = {key: sum(r[key] for r in chosen) / len(chosen) for key in ("accuracy", "ci_low", "ci_high")}
     return {
@@ -176,6 +177,16 @@ def corruption_mean(records: Sequence[Mapping]) -> dict | None:
         "images": chosen[0].get("images", ""),
         "method": f"mean over {types} corruptions × {levels} (interval: mean of the Wilson bounds)",
     }
+
+
+def _condition(record: Mapping) -> tuple[str, int]:
+    """(corruption, severity) of a corruption record: from its spec key ('fog:3'), else from a
+    metric name written before names were made readable ('fog 3')."""
+    if ":" in record.get("spec", ""):
+        name, severity = record["spec"].split(":")
+    else:
+        name, severity = record["metric"].rsplit(" ", 1)
+    return name, int(severity)
 
 
 def with_corruption_mean(cells: dict[str, Mapping]) -> dict[str, Mapping]:
@@ -253,7 +264,7 @@ def method_label(spec: MetricSpec, model_for_label: Callable | None = None) -> s
     if spec.kind == "clean":
         return "clean accuracy"
     if spec.kind == "corruption":
-        return f"accuracy under {spec.corruption}, severity {spec.severity}"
+        return f"accuracy under {corruption_label(spec.corruption, spec.severity)}"
     threats = [spec.threat] if spec.kind == "attack" else list(spec.threats)
     labels = [describe_attacks(spec_attacks(spec, model_for_label or _identity, t, seed=0)) for t in threats]
     prefix = "union of " if spec.kind == "union" else ""

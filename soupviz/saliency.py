@@ -260,8 +260,8 @@ def load_uploaded_image(source: bytes | bytearray | BinaryIO | str | os.PathLike
         with Image.open(io.BytesIO(data)) as picture:
             picture = picture.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
-        raise SoupvizError(f"The file {name} is not an image that can be read ({error}); "
-                           "upload a PNG or JPEG picture.") from error
+        raise SoupvizError(f"The file {name} is not an image that can be read; upload a PNG or JPEG "
+                           "picture.") from error  # not PIL's message: it names a buffer's address
     width, height = picture.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2

@@ -52,6 +52,51 @@ def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
     return sorted(front, key=lambda k: (points[k][0], -points[k][1]))
 
 
+TEXT_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "top left",
+                  "bottom right", "bottom left")
+CHAR_PX, LINE_PX, GAP_PX = 7.5, 16.0, 8.0  # a 13 px label's character width and line height; marker gap
+
+
+def label_positions(
+    points: Sequence[tuple[float, float]], texts: Sequence[str], all_points: Sequence[tuple[float, float]],
+    size: tuple[int, int] = (450, 300),
+) -> list[str]:
+    """Plotly text positions for labelled points such that no two labels overlap, when possible.
+
+    Each label tries `TEXT_POSITIONS` in order and takes the first whose box (estimated from its
+    length at 13 px) overlaps neither a label placed before nor a labelled marker; if none is free,
+    the one overlapping least. Boxes are laid out in pixels of a plot area of `size` (width,
+    height) whose axes span `all_points`, as Plotly's autorange roughly does.
+    """
+    xs, ys = [p[0] for p in all_points], [p[1] for p in all_points]
+    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+
+    def pixels(x: float, y: float) -> tuple[float, float]:
+        return (x - min(xs)) / span_x * size[0] * 0.9, (max(ys) - y) / span_y * size[1] * 0.9
+
+    markers = [pixels(*p) for p in points]
+    taken = [(x - GAP_PX, y - GAP_PX, x + GAP_PX, y + GAP_PX) for x, y in markers]
+    chosen = []
+    for (x, y), text in zip(markers, texts, strict=True):
+        width = CHAR_PX * len(text)
+
+        def box(position: str, x: float = x, y: float = y, width: float = width) -> tuple[float, ...]:
+            vertical, horizontal = position.split()
+            top = {"top": y - GAP_PX - LINE_PX, "bottom": y + GAP_PX, "middle": y - LINE_PX / 2}[vertical]
+            left = {"center": x - width / 2, "right": x + GAP_PX, "left": x - GAP_PX - width}[horizontal]
+            return left, top, left + width, top + LINE_PX
+
+        def clash(position: str) -> float:
+            a = box(position)
+            return sum(max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+                       for b in taken)
+
+        best = next((p for p in TEXT_POSITIONS if clash(p) == 0), None) or min(TEXT_POSITIONS, key=clash)
+        taken.append(box(best))
+        chosen.append(best)
+    return chosen
+
+
 def paired(
     records: Sequence[Record], x_metric: Metric, y_metric: Metric
 ) -> list[tuple[Record, Record]]:
@@ -105,18 +150,22 @@ def tradeoff_figure(
         ))
         rows += [_row(group, a, b, k in front, labels) for k, (a, b) in enumerate(pairs)]
     ingredients = [(a, b) for a, b in groups["soups"] if one_hot_index(a.weights) is not None]
+    extra = baseline_pairs(baselines or [], x_metric, y_metric)
+    names = [labels[one_hot_index(a.weights)] for a, _ in ingredients]
+    names += [(baseline_labels or {}).get(a.family, a.ingredients[0]) for a, _ in extra]
+    spots = [(percent(a.accuracy), percent(b.accuracy)) for a, b in ingredients + extra]
+    everything = [(percent(a.accuracy), percent(b.accuracy)) for pairs in groups.values() for a, b in pairs]
+    positions = label_positions(spots, names, everything + spots) if spots else []
     if ingredients:
         fig.add_trace(go.Scatter(
             x=[percent(a.accuracy) for a, _ in ingredients], mode="markers+text", hoverinfo="skip",
-            y=[percent(b.accuracy) for _, b in ingredients], name="ingredients",
-            text=[labels[one_hot_index(a.weights)] for a, _ in ingredients],
-            textposition="top center", marker={"symbol": "square", "size": 11, "color": "#000000"},
+            y=[percent(b.accuracy) for _, b in ingredients], name="ingredients", text=names[: len(ingredients)],
+            textposition=positions[: len(ingredients)], marker={"symbol": "square", "size": 11, "color": "#000000"},
         ))
-    for a, b in baseline_pairs(baselines or [], x_metric, y_metric):
-        label = (baseline_labels or {}).get(a.family, a.ingredients[0])
+    for (a, b), label, position in zip(extra, names[len(ingredients) :], positions[len(ingredients) :], strict=True):
         fig.add_trace(go.Scatter(
             x=[percent(a.accuracy)], y=[percent(b.accuracy)], mode="markers+text", name=f"baseline: {label}",
-            text=[label], textposition="bottom center", hovertemplate="%{hovertext}<extra></extra>",
+            text=[label], textposition=position, hovertemplate="%{hovertext}<extra></extra>",
             hovertext=[f"{label}<br>{hover_text(a, [label]).split('<br>', 1)[1]}"
                        f"<br>{hover_text(b, [label]).split('<br>', 1)[1]}"],
             marker={"symbol": "triangle-up", "size": 13, "color": OKABE_ITO[4], "line": {"width": 1}},

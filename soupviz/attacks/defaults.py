@@ -46,6 +46,8 @@ def strength_note(attack: str, steps: int, targets: int | None, threat: str) -> 
         return f"default attack: within 1 point of AutoAttack on every shipped ingredient ({chosen.images} images)"
     if (attack, steps, targets) == (PREVIEW_ATTACK.attack, PREVIEW_ATTACK.steps, PREVIEW_ATTACK.targets):
         gap = PREVIEW_GAPS[threat]
-        return (f"preview: overstated robustness by up to {gap:.1f} points against AutoAttack on the shipped "
-                "ingredients; choose the default attack for numbers within 1 point")
+        return (
+            f"preview: overstated robustness by up to {gap:.1f} points against AutoAttack on the shipped "
+            "ingredients; choose the default attack for numbers within 1 point"
+        )
     return ""

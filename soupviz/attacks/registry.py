@@ -1,7 +1,7 @@
 """Attacks by name, so the CLI, the dashboard and evaluation records name them the same way.
 
-Names: 'pgd', 'pgd-dlr', 'pgd-t' (ours; PGD-T targets the top wrong classes in turn), 'apgd-ce', 'apgd-dlr', 'apgd-t' (pyautoattack's APGD) and
-'autoattack' (pyautoattack's standard version). `make_attacks` also reads chains such as
+Names: 'pgd', 'pgd-dlr', 'pgd-t' (ours; PGD-T targets the top wrong classes in turn), 'apgd-ce',
+'apgd-dlr', 'apgd-t' (pyautoattack's APGD) and 'autoattack' (pyautoattack's standard version). `make_attacks` also reads chains such as
 'apgd-ce+apgd-t', which `robust_mask` runs on the survivors of each step.
 """
 

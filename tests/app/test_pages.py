@@ -129,16 +129,47 @@ def test_a_bad_link_is_explained(app_env: dict) -> None:
     assert "has 2 weights but this family has 4" in at.warning[0].value
 
 
-def test_a_bad_upload_shows_the_checkpoint_error(app_env: dict) -> None:
+class _Payload:
+    """Unpickling this would only print; the dashboard must never do it."""
+
+    def __reduce__(self):
+        return (print, ("payload ran",))
+
+
+def test_bad_inputs_get_one_sentence_naming_the_users_file_and_leave_nothing_behind(
+    app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import pickle
+
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
+    family = Path(app_env["SOUPVIZ_FAMILY"])
+    card, weights = (family / "test-l2.json").read_bytes(), (family / "test-l2.safetensors").read_bytes()
     at = open_page()
     at.radio(key=Keys.FAMILY_SOURCE).set_value("upload").run()
-    card = (Path(app_env["SOUPVIZ_FAMILY"]) / "test-l2.json").read_bytes()
-    at.file_uploader(key=Keys.UPLOADS).set_value([
-        ("test-l2.safetensors", b"not a safetensors file", "application/octet-stream"),
-        ("test-l2.json", card, "application/json"),
-    ]).run()
-    assert not at.exception
-    assert "truncated or corrupted" in at.error[0].value
+    uploads = {
+        "random bytes": (bytes(range(256)) * 16, "The file test-l2.safetensors is not a safetensors file"),
+        "a pickle with code": (pickle.dumps({"w": _Payload()}), "The file test-l2.safetensors is not a safetensors"),
+        "a truncated file": (weights[: len(weights) // 2], "The safetensors file test-l2.safetensors is truncated"),
+    }
+    for what, (data, expected) in uploads.items():
+        at.file_uploader(key=Keys.UPLOADS).set_value([
+            ("test-l2.safetensors", data, "application/octet-stream"), ("test-l2.json", card, "application/json"),
+        ]).run()
+        assert not at.exception, what
+        assert [e.value for e in at.error] == [at.error[0].value] and at.error[0].value.startswith(expected), what
+        assert str(tmp_path) not in at.error[0].value, what
+        assert not list((tmp_path / "cache").rglob("*.safetensors")), what  # the rejected upload is gone
+    assert "payload ran" not in capsys.readouterr().out
+
+    at.radio(key=Keys.FAMILY_SOURCE).set_value("folder").run()
+    at.text_input(key=Keys.FAMILY_PATH).input(str(family / "test-l2.safetensors")).run()
+    assert at.error[0].value == (f"{family / 'test-l2.safetensors'} is a file, not a folder: give the family folder "
+                                 f"that holds it, {family}.")
+    monkeypatch.setenv("SOUPVIZ_ROOTS", str(family))
+    at.text_input(key=Keys.FAMILY_PATH).input("/etc").run()
+    assert at.error[0].value == f"This server opens family folders only under {family}, and /etc is not among them."
+    at.text_input(key=Keys.FAMILY_PATH).input(str(family)).run()
+    assert_clean(at)
 
 
 def test_a_good_upload_becomes_the_family(app_env: dict) -> None:

@@ -135,11 +135,31 @@ class _Exploit:
         return (print, ("pwned",))
 
 
-def test_pickled_code_is_refused(tmp_path: Path) -> None:
+def test_pickled_code_is_refused_without_advice_to_turn_the_check_off(tmp_path: Path, capsys) -> None:
     from soupviz.checkpoints import read_weights
 
     path = tmp_path / "evil.pt"
     with open(path, "wb") as handle:
         pickle.dump({"weight": _Exploit()}, handle)
-    with pytest.raises(CheckpointError, match="cannot be read as a plain state dict"):
+    with pytest.raises(CheckpointError) as error:
         read_weights(path)
+    message = str(error.value)
+    assert message.startswith(f"The checkpoint {path} holds Python objects besides tensors")
+    assert "weights_only" not in message and "\n" not in message
+    assert "pwned" not in capsys.readouterr().out  # the payload never ran
+
+
+def test_a_file_that_is_not_safetensors_is_called_so(tmp_path: Path) -> None:
+    from soupviz.checkpoints import read_weights
+
+    for name, data in (("random.safetensors", bytes(range(256)) * 8), ("pickle.safetensors", pickle.dumps([1, 2])),
+                       ("tiny.safetensors", b"{}")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CheckpointError, match=f"The file {tmp_path / name} is not a safetensors file"):
+            read_weights(tmp_path / name)
+
+
+def test_a_file_given_as_the_family_folder_is_told_apart_from_a_missing_folder(family_folder: Path) -> None:
+    checkpoint = family_folder / "test-l2.safetensors"
+    with pytest.raises(CheckpointError, match=f"{checkpoint} is a file, not a folder: .* {family_folder}"):
+        load_family(checkpoint)

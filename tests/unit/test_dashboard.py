@@ -15,19 +15,19 @@ from soupviz.dashboard import (
     budget_specs,
     budgets_text,
     build_evaluator,
-    folder_stamp,
     grid_weights,
+    ingredient_caption,
     ingredient_table,
+    ingredient_titles,
     parse_budgets,
     picked_weights,
     records_from_upload,
     records_table,
     row_soups,
-    save_uploads,
     soup_vs_ensemble,
     ternary_points,
 )
-from soupviz.errors import CheckpointError, SoupvizError
+from soupviz.errors import SoupvizError
 from soupviz.figures import ternary_figure
 from soupviz.metrics import MetricSpec
 from soupviz.results_io import write_records
@@ -39,20 +39,6 @@ SETTINGS = EvalSettings(images=40, steps=1, batch_size=20)
 @pytest.fixture
 def evaluator(family, synthetic_images):
     return build_evaluator(family, ParameterMatrix.from_family(family), synthetic_images, SETTINGS, cache=False)
-
-
-def test_uploads_are_saved_by_content_and_load_as_a_family(family_folder: Path, tmp_path: Path) -> None:
-    files = [(p.name, p.read_bytes()) for p in sorted(family_folder.iterdir())]
-    folder = save_uploads(files, tmp_path)
-    assert folder == save_uploads(list(reversed(files)), tmp_path)  # same files, same folder
-    assert sorted(p.name for p in folder.iterdir()) == sorted(name for name, _ in files)
-    assert folder_stamp(folder) and folder_stamp(folder) == folder_stamp(folder)
-
-
-@pytest.mark.parametrize("name", ["model.h5", "../evil.json", "notes.txt", "../model.pt"])
-def test_uploads_other_than_checkpoints_and_cards_are_refused(name: str, tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="not a .safetensors, .pt, .pth or .ckpt checkpoint or a .json card"):
-        save_uploads([(name, b"x")], tmp_path)
 
 
 def test_sessions_share_the_parameter_matrix_but_not_the_soup(family, synthetic_images) -> None:
@@ -109,7 +95,7 @@ def test_tables_show_accuracy_with_intervals(evaluator, family) -> None:
     record = records[0]
     assert rows[0]["clean"] == f"{100 * record.accuracy:.1f}% [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}]"
     assert "L2 0.5 ≤" in rows[0]
-    assert methods == [f"on {record.images}: clean accuracy; PGD-1 L2 0.5"]
+    assert methods == [f"on {record.images} (seed 0): clean accuracy; PGD-1 L2 0.5"]
     table = records_table(records, [("first", [1, 0, 0, 0]), ("missing", [0.5, 0.5, 0, 0])])
     assert table[0]["clean"] == rows[0]["clean"] and table[1]["clean"] == "—"
 
@@ -191,3 +177,28 @@ def test_soup_against_ensemble_gives_a_verdict_only_beyond_the_noise(evaluator, 
         assert row["verdict"].endswith(" better") == winner
     one_hot = [row for row in rows if row["soup"] in family.labels]
     assert all(row["soup − ensemble (points)"] == 0 for row in one_hot)
+
+
+def test_the_home_caption_says_what_the_shipped_numbers_come_from_not_the_sidebar_budget() -> None:
+    from soupviz.app_state import FAMILIES_DIR
+    from soupviz.checkpoints import load_family
+
+    family = load_family(next(p for p in sorted(FAMILIES_DIR.iterdir()) if any(p.glob("*.safetensors"))))
+    _, methods = ingredient_table(family)
+    caption = ingredient_caption(methods, measured=False, settings=EvalSettings(images=200, steps=10))
+    for metric in (m for i in family.ingredients for m in i.card.metrics if m.get("kind") in ("clean", "attack")):
+        assert f"{metric['images']} (seed {metric['seed']})" in caption
+        assert metric["method"].removesuffix(" (upper bound on robust accuracy)") in caption
+    assert caption.startswith("From the checkpoint cards: measured on ")
+    assert "The sidebar's budget (200 images, PGD-10) applies only to what you measure here" in caption
+    measured = ingredient_caption(["on 40 images of x (seed 0): clean accuracy"], measured=True, settings=SETTINGS)
+    assert measured.startswith("Measured here on 40 images of x (seed 0): clean accuracy.")
+    assert "sidebar" not in measured
+
+
+def test_sliders_name_the_checkpoint_only_when_it_says_more_than_the_label(family) -> None:
+    pairs = zip(family.labels, family.names, strict=True)
+    assert ingredient_titles(family) == [f"{label} · {name}" for label, name in pairs]
+    for ingredient, name in zip(family.ingredients, ["nominal", "linf", "L2 0.5", "l1_seed1"], strict=True):
+        ingredient.card.name = name
+    assert ingredient_titles(family) == ["nominal", "L∞ 8/255", "L2 0.5", "L1 12 · l1_seed1"]

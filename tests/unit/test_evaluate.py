@@ -21,7 +21,7 @@ SPECS = [
 
 def test_records_have_counts_intervals_and_honest_labels(family, synthetic_images) -> None:
     records = Evaluator(family, synthetic_images, device="cpu", batch_size=16).evaluate([0, 1, 0, 0], SPECS)
-    assert [r.metric for r in records] == ["clean", "L∞ 8/255", "gaussian_noise 2"]
+    assert [r.metric for r in records] == ["clean", "L∞ 8/255", "Gaussian noise, severity 2"]
     for record in records:
         assert record.n == len(synthetic_images) and 0 <= record.correct <= record.n
         assert record.ci_low <= record.accuracy <= record.ci_high

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import time
+from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
@@ -99,3 +102,61 @@ def test_static_export_gives_png_svg_and_pdf_bytes():
     assert png.size[0] == pytest.approx(350 * 300 / 96, abs=1)  # 300 dpi at 350/96 inches wide
     assert png.size[1] == pytest.approx(250 * 300 / 96, abs=1)
     assert png.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+
+
+def _chromiums(pid: int) -> set[int]:
+    """Process ids of every live Chromium process below `pid` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit():
+            name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+            if rest[0] != "Z":  # a zombie has exited already
+                children.setdefault(int(rest[1]), []).append(int(entry.name))
+                names[int(entry.name)] = name
+    found, todo = set(), list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found |= {child} if "chrom" in names[child].lower() else set()
+        todo += children.get(child, [])
+    return found
+
+
+@pytest.mark.slow
+def test_the_export_browser_is_reused_then_closed_when_idle_leaving_nothing(monkeypatch, tmp_path):
+    try:
+        find_chromium()
+    except ExportError as error:
+        pytest.skip(f"no Chromium for Kaleido: {error}")
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(export.IDLE_ENV, "2")
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))
+    try:
+        assert export_figure(fig, "svg", keep_browser=True).lstrip().startswith((b"<svg", b"<?xml"))
+        browsers = _chromiums(os.getpid())
+        assert browsers and export.export_browser_running()
+        assert any((tmp_path / "cache" / "export" / "profile").iterdir())  # its profile lives under the cache
+        assert export_figure(fig, "pdf", keep_browser=True).startswith(b"%PDF")
+        assert browsers & _chromiums(os.getpid())  # the same browser, reused
+        deadline = time.monotonic() + 60
+        while export.export_browser_running() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        while _chromiums(os.getpid()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        closed_by_itself = not export.export_browser_running()
+        left = _chromiums(os.getpid())
+    finally:
+        stop_export_browser()
+    assert closed_by_itself and not left
+    assert not (tmp_path / "cache" / "export").exists()
+
+
+def test_the_idle_time_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(export.IDLE_ENV, "5")
+    assert export.idle_seconds() == 5
+    monkeypatch.setenv(export.IDLE_ENV, "soon")
+    assert export.idle_seconds() == export.DEFAULT_IDLE_S

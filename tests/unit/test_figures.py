@@ -21,7 +21,7 @@ from soupviz.figures import (
     ternary_figure,
 )
 from soupviz.metrics import Record, wilson_interval
-from soupviz.tradeoff import budget_curves, paired, pareto_front, tradeoff_figure
+from soupviz.tradeoff import budget_curves, label_positions, paired, pareto_front, tradeoff_figure
 
 NAMES = ["nominal", "linf", "l2", "l1"]
 LABELS = ["nominal", "L∞ 8/255", "L2 0.5", "L1 12"]
@@ -220,3 +220,44 @@ def test_paper_style_is_white_with_a_colour_blind_safe_scale():
     apply_style(fig, paper=False)
     assert fig.layout.font.size == 13
     assert fig.layout.coloraxis.colorscale[0][1] == "#440154"  # viridis starts dark purple
+
+
+def test_ternary_fills_a_fixed_height_and_keeps_tick_labels_off_the_corners():
+    records = [record(w, CLEAN, 40 + i) for i, w in enumerate([one_hot(0), one_hot(1), [0.5, 0.5, 0, 0]])]
+    fig = ternary_figure(records, "clean", (0, 1, 2), labels=LABELS)
+    ternary = fig.layout.ternary
+    assert fig.layout.height == 600 and ternary.domain.y[1] - ternary.domain.y[0] > 0.8
+    for axis, corner in ((ternary.aaxis, 0), (ternary.baxis, 1), (ternary.caxis, 2)):
+        assert 0 not in axis.tickvals and 1 not in axis.tickvals  # 0 and 1 would sit on the corner names
+        assert LABELS[corner] in axis.title.text
+
+
+def _boxes(points, texts, positions, all_points):
+    """The label boxes `label_positions` reasons with, to check them independently of its search."""
+    from soupviz.tradeoff import CHAR_PX, GAP_PX, LINE_PX
+
+    xs, ys = [p[0] for p in all_points], [p[1] for p in all_points]
+    boxes = []
+    for (x, y), text, position in zip(points, texts, positions, strict=True):
+        px, py = (x - min(xs)) / (max(xs) - min(xs)) * 405, (max(ys) - y) / (max(ys) - min(ys)) * 270
+        vertical, horizontal = position.split()
+        top = {"top": py - GAP_PX - LINE_PX, "bottom": py + GAP_PX, "middle": py - LINE_PX / 2}[vertical]
+        width = CHAR_PX * len(text)
+        left = {"center": px - width / 2, "right": px + GAP_PX, "left": px - GAP_PX - width}[horizontal]
+        boxes.append((left, top, left + width, top + LINE_PX))
+    return boxes
+
+
+def test_trade_off_labels_of_nearby_points_do_not_overlap():
+    points = [(68.0, 32.0), (69.0, 31.0), (70.0, 30.5), (60.0, 40.0), (80.0, 2.0)]
+    texts = ["L2 0.5", "L1 12", "SAT", "L∞ 8/255", "nominal"]
+    positions = label_positions(points, texts, points)
+    assert positions[3] == positions[4] == "top center"  # alone: the usual place
+    boxes = _boxes(points, texts, positions, points)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (a, b)
+    fig = tradeoff_figure([record(one_hot(i), m, c) for i, c in enumerate((90, 60, 59, 58))
+                           for m in (CLEAN, LINF)], LINF[0], labels=LABELS)
+    shown = next(t for t in fig.data if t.name == "ingredients")
+    assert len(set(shown.textposition)) > 1  # three ingredients in one corner are labelled apart

@@ -16,10 +16,10 @@ from torch import nn
 
 from soupviz.checkpoints import load_checkpoint
 from soupviz.cli import main
-from soupviz.dashboard import save_uploads
 from soupviz.errors import CheckpointError
 from soupviz.foreign import ForeignCheckpoint, import_checkpoint, match_architecture, open_family, read_foreign
 from soupviz.models import create_model
+from soupviz.serving import save_uploads
 
 IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
@@ -262,7 +262,7 @@ def test_a_folder_or_upload_of_foreign_files_opens_as_a_family(tmp_path: Path) -
     for index, net in enumerate(originals):
         torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / f"m{index}.pt")
         uploads.append((f"m{index}.pt", (tmp_path / f"m{index}.pt").read_bytes()))
-    folder = save_uploads(uploads, tmp_path / "uploads")
+    folder = save_uploads(uploads, tmp_path / "uploads", check=lambda f: open_family(f, cache=tmp_path / "cache"))
     family = open_family(folder, cache=tmp_path / "cache")
     assert family.names == ["m0", "m1"] and family.name == "uploaded"
     with torch.no_grad():

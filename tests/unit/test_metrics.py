@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.metrics import MetricSpec, corruption_mean, default_specs, parse_metrics, wilson_interval
+from soupviz.metrics import MetricSpec, corruption_mean, default_specs, method_label, parse_metrics, wilson_interval
 from soupviz.results_cache import ResultCache, cache_key, packbits, unpackbits
 
 
@@ -101,3 +101,16 @@ def test_a_killed_write_leaves_the_old_entry_whole(tmp_path: Path, monkeypatch: 
         cache.put("ab12", {"accuracy": 0.75})
     assert json.loads(cache.path("ab12").read_text()) == {"accuracy": 0.25}
     assert [p.name for p in cache.path("ab12").parent.iterdir()] == ["ab12.json"]
+
+
+def test_corruptions_are_named_for_people_in_one_place():
+    from soupviz.corruptions import corruption_label
+
+    spec = MetricSpec("corruption", corruption="gaussian_noise", severity=3)
+    assert spec.column == corruption_label("gaussian_noise", 3) == "Gaussian noise, severity 3"
+    assert corruption_label("jpeg_compression") == "JPEG compression"
+    assert method_label(spec) == "accuracy under Gaussian noise, severity 3"
+    old_and_new = [{"kind": "corruption", "metric": "fog 3", "accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6},
+                   {"kind": "corruption", "metric": "Snow, severity 3", "spec": "snow:3", "accuracy": 0.3,
+                    "ci_low": 0.2, "ci_high": 0.4}]
+    assert corruption_mean(old_and_new)["method"].startswith("mean over 2 corruptions × severity 3")

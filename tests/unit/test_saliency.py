@@ -169,8 +169,9 @@ def test_uploads_that_are_not_images_are_clear_errors(tmp_path):
         load_uploaded_image(b"this is a text file, not a picture")
     named = io.BytesIO(b"%PDF-1.4 not an image")
     named.name = "report.pdf"
-    with pytest.raises(SoupvizError, match="report.pdf"):
+    with pytest.raises(SoupvizError, match="report.pdf") as error:
         load_uploaded_image(named)
+    assert str(error.value) == "The file report.pdf is not an image that can be read; upload a PNG or JPEG picture."
     with pytest.raises(SoupvizError, match="empty"):
         load_uploaded_image(b"")
     with pytest.raises(SoupvizError, match="does not exist"):
