@@ -35,7 +35,9 @@ import torch
 
 from soupviz.attacks import DEFAULT_BUDGETS, THREATS, AutoAttack, describe_attacks, make_attack, robust_mask
 from soupviz.checkpoints import load_family
+from soupviz.comparison import mcnemar_p, newcombe_interval
 from soupviz.data import load_split
+from soupviz.metrics import wilson_interval
 from soupviz.results_cache import packbits, unpackbits
 from soupviz.soup import Soup
 from soupviz.storage import atomic_write_json
@@ -56,7 +58,19 @@ CANDIDATES: dict[str, list[tuple[str, int, dict]]] = {
     "apgd-ce-10+apgd-t-10x3": [("apgd-ce", 10, {}), ("apgd-t", 10, {"n_target_classes": 3})],
     "apgd-ce-20+apgd-t-20x3": [("apgd-ce", 20, {}), ("apgd-t", 20, {"n_target_classes": 3})],
 }
+# Stronger chains tried at L1 only, where every cheap candidate stays over 1 point on some ingredient.
+L1_CANDIDATES: dict[str, list[tuple[str, int, dict]]] = {
+    "apgd-ce-50+apgd-t-50x5": [("apgd-ce", 50, {}), ("apgd-t", 50, {"n_target_classes": 5})],
+    "apgd-ce-100+apgd-t-100x5": [("apgd-ce", 100, {}), ("apgd-t", 100, {"n_target_classes": 5})],
+}
 REFERENCE = "autoattack-apgd"
+
+
+def candidates_for(threat: str) -> dict[str, list[tuple[str, int, dict]]]:
+    """The candidate chains measured at `threat`, cheapest first."""
+    return {**CANDIDATES, **(L1_CANDIDATES if threat == "l1" else {})}
+
+
 FULL = "autoattack-fab-square"
 
 
@@ -69,7 +83,7 @@ def chain(name: str, model, threat: str) -> list:
         return [AutoAttack(model, threat, eps, stages=("fab-t", "square"))]
     return [
         make_attack(kind, model, threat, eps, steps=steps, seed=0, **options)
-        for kind, steps, options in CANDIDATES[name]
+        for kind, steps, options in candidates_for(threat)[name]
     ]
 
 
@@ -93,7 +107,7 @@ def run_chunk(soup: Soup, family, ingredient: str, threat: str, xb, yb, start: i
     index = family.names.index(ingredient)
     soup.set_weights(torch.eye(len(family.names), dtype=torch.float64)[index])
     alive = torch.ones(len(yb), dtype=torch.bool)
-    for stage in [*CANDIDATES, REFERENCE] + ([FULL] if full else []):
+    for stage in [*candidates_for(threat), REFERENCE] + ([FULL] if full else []):
         if (stage, start) not in done:
             attacks = chain(stage, soup, threat)
             todo = alive.nonzero()[:, 0] if stage in (REFERENCE, FULL) else torch.arange(len(yb))
@@ -129,7 +143,7 @@ def summarise() -> dict:
         complete = sorted(
             s
             for s in starts
-            if all(any(entry["stage"] == c and entry["start"] == s for entry in lines) for c in CANDIDATES)
+            if all(any(entry["stage"] == c and entry["start"] == s for entry in lines) for c in candidates_for(threat))
         )
         if not complete:
             continue
@@ -140,7 +154,7 @@ def summarise() -> dict:
             size = next(entry["n"] for entry in lines if entry["start"] == start)
             n += size
             for line in lines:
-                if line["start"] == start and line["stage"] in (*CANDIDATES, REFERENCE):
+                if line["start"] == start and line["stage"] in (*candidates_for(threat), REFERENCE):
                     masks.setdefault(line["stage"], []).append(unpackbits(line["mask"], size))
                     seconds[line["stage"]] = seconds.get(line["stage"], 0.0) + line["seconds"]
         robust = {stage: torch.cat(parts) for stage, parts in masks.items()}
@@ -151,9 +165,11 @@ def summarise() -> dict:
             "images": n,
             "reference": float(reference.float().mean()),
             "reference_label": next(entry["label"] for entry in lines if entry["stage"] == REFERENCE),
+            "starts": complete,
+            "reference_mask": packbits(reference),
             "candidates": {},
         }
-        for stage in CANDIDATES:
+        for stage in candidates_for(threat):
             acc = float(robust[stage].float().mean())
             row["candidates"][stage] = {
                 "accuracy": acc,
@@ -172,8 +188,8 @@ def summarise() -> dict:
     for threat, per_ingredient in by_threat.items():
         fits = [
             c
-            for c in CANDIDATES
-            if per_ingredient and all(r["candidates"][c]["gap"] <= TOLERANCE + 1e-9 for r in per_ingredient.values())
+            for c in candidates_for(threat)
+            if per_ingredient and all(r["candidates"][c]["gap"] <= TOLERANCE + 1e-6 for r in per_ingredient.values())
         ]
         cost = {c: max(r["candidates"][c]["seconds_per_1000"] for r in per_ingredient.values()) for c in fits}
         defaults[threat] = {
@@ -184,29 +200,81 @@ def summarise() -> dict:
     return {
         "rows": rows,
         "defaults": defaults,
+        "reference_table": reference_table(rows),
         "tolerance": TOLERANCE,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads when summarised",
         "torch": torch.__version__,
     }
 
 
+def reference_table(rows: list[dict]) -> dict:
+    """Per threat, each ingredient's reference robust accuracy on the images every ingredient has
+    covered (Wilson 95% interval), and the diagonal check: the threat's specialist against the
+    best other ingredient, paired image by image (Newcombe interval, McNemar's exact p)."""
+    table = {}
+    for threat in THREATS:
+        mine = [r for r in rows if r["threat"] == threat]
+        if not mine:
+            continue
+        common = sorted(set.intersection(*(set(r["starts"]) for r in mine)))
+        masks = {}
+        for r in mine:
+            full = unpackbits(r["reference_mask"], r["images"]).view(len(r["starts"]), -1)
+            masks[r["ingredient"]] = torch.cat([full[r["starts"].index(s)] for s in common])
+        n = sum(len(m) for m in masks.values()) // len(masks)
+        entry = {"images": n, "accuracy": {}}
+        for name, mask in masks.items():
+            low, high = wilson_interval(int(mask.sum()), n)
+            entry["accuracy"][name] = {"accuracy": float(mask.float().mean()), "ci_low": low, "ci_high": high}
+        if threat in masks:
+            rivals = {name: m for name, m in masks.items() if name != threat}
+            best = max(rivals, key=lambda name: int(rivals[name].sum()))
+            a, b = masks[threat], rivals[best]
+            both, only_a, only_b = int((a & b).sum()), int((a & ~b).sum()), int((~a & b).sum())
+            low, high = newcombe_interval(both, only_a, only_b, n - both - only_a - only_b)
+            entry["diagonal"] = {
+                "specialist": threat, "best_other": best, "difference": (only_a - only_b) / n,
+                "ci_low": low, "ci_high": high, "p_value": mcnemar_p(only_a, only_b),
+            }  # fmt: skip
+        table[threat] = entry
+    return table
+
+
 def markdown(summary: dict) -> str:
-    """The summary as a Markdown table: accuracy (gap to the reference) and seconds per 1,000 images."""
-    names = list(CANDIDATES)
-    lines = [
-        "| ingredient | threat | images | reference | " + " | ".join(names) + " |",
-        "|---|---|---|---|" + "---|" * len(names),
-    ]
-    for row in summary["rows"]:
-        cells = [
-            f"{100 * c['accuracy']:.1f} ({100 * c['gap']:+.1f}) · {c['seconds_per_1000']:.0f} s"
-            for c in row["candidates"].values()
+    """The summary as Markdown, one table per threat: accuracy (gap to the reference, points) and
+    seconds per 1,000 images."""
+    lines = []
+    for threat in THREATS:
+        names = list(candidates_for(threat))
+        lines += [
+            f"### {threat}",
+            "",
+            "| ingredient | images | reference | " + " | ".join(names) + " |",
+            "|---|---|---|" + "---|" * len(names),
         ]
-        lines.append(
-            f"| {row['ingredient']} | {row['threat']} | {row['images']} | {100 * row['reference']:.1f} | "
-            + " | ".join(cells)
-            + " |"
+        for row in (r for r in summary["rows"] if r["threat"] == threat):
+            cells = [
+                f"{100 * c['accuracy']:.1f} ({100 * c['gap']:+.1f}) · {c['seconds_per_1000']:.0f} s"
+                for c in row["candidates"].values()
+            ]
+            lines.append(
+                f"| {row['ingredient']} | {row['images']} | {100 * row['reference']:.1f} | " + " | ".join(cells) + " |"
+            )
+        lines.append("")
+    lines.append("")
+    lines += ["### Reference robust accuracy (paired on the images every ingredient covers)", ""]
+    for threat, entry in summary["reference_table"].items():
+        cells = ", ".join(
+            f"{name} {100 * v['accuracy']:.1f} [{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]"
+            for name, v in entry["accuracy"].items()
         )
+        lines.append(f"- {threat} ({entry['images']} images): {cells}")
+        if "diagonal" in entry:
+            d = entry["diagonal"]
+            lines.append(
+                f"  - {d['specialist']} − {d['best_other']}: {100 * d['difference']:+.1f} points "
+                f"[{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}], McNemar p = {d['p_value']:.3f}"
+            )
     lines.append("")
     for threat, choice in summary["defaults"].items():
         lines.append(

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from soupviz.attacks import DEFAULT_BUDGETS, TARGETED, THREATS, describe_attacks, make_attack
+from soupviz.attacks import DEFAULT_BUDGETS, FIXED_ITERATIONS, TARGETED, THREATS, describe_attacks, make_attack
 from soupviz.attacks.base import THREAT_LABELS, format_budget
 from soupviz.attacks.defaults import DEFAULT, DEFAULT_ATTACKS, strength_note
 from soupviz.corruptions import corruption_label, corruption_names
@@ -62,7 +62,7 @@ class MetricSpec:
                 raise SoupvizError(f"Corruption severity must be 1 to 5, got {self.severity!r}.")
         if self.kind == "union" and not self.threats:
             object.__setattr__(self, "threats", THREATS)
-        if self.attack == "autoattack":
+        if self.attack in FIXED_ITERATIONS:
             object.__setattr__(self, "steps", 0)
 
     @classmethod
@@ -287,7 +287,7 @@ def spec_attacks(spec: MetricSpec, model: Callable, threat: str | None = None, s
     chain = []
     for name in spec.attack.split("+"):
         options: dict = {"seed": seed}
-        if name != "autoattack":
+        if name not in FIXED_ITERATIONS:
             options["restarts"] = spec.restarts
         if name in TARGETED and spec.targets is not None:
             options["n_target_classes"] = spec.targets

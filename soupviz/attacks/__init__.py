@@ -10,7 +10,7 @@ from soupviz.attacks.apgd import APGD
 from soupviz.attacks.autoattack import AutoAttack
 from soupviz.attacks.base import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, Attack, format_budget
 from soupviz.attacks.pgd import PGD
-from soupviz.attacks.registry import DEFAULT_STEPS, TARGETED, attack_names, make_attack, make_attacks
+from soupviz.attacks.registry import DEFAULT_STEPS, FIXED_ITERATIONS, TARGETED, attack_names, make_attack, make_attacks
 from soupviz.attacks.robust import describe_attacks, robust_mask
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "AutoAttack",
     "DEFAULT_BUDGETS",
     "DEFAULT_STEPS",
+    "FIXED_ITERATIONS",
     "PGD",
     "THREATS",
     "TARGETED",

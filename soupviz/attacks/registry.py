@@ -1,8 +1,10 @@
 """Attacks by name, so the CLI, the dashboard and evaluation records name them the same way.
 
 Names: 'pgd', 'pgd-dlr', 'pgd-t' (ours; PGD-T targets the top wrong classes in turn), 'apgd-ce',
-'apgd-dlr', 'apgd-t' (pyautoattack's APGD) and 'autoattack' (pyautoattack's standard version). `make_attacks` also reads chains such as
-'apgd-ce+apgd-t', which `robust_mask` runs on the survivors of each step.
+'apgd-dlr', 'apgd-t' (pyautoattack's APGD), 'autoattack' (pyautoattack's standard version) and
+'autoattack-apgd' (only that version's APGD-CE and APGD-T stages, configured as it configures
+them). `make_attacks` also reads chains such as 'apgd-ce+apgd-t', which `robust_mask` runs on the
+survivors of each step.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ _SPECS: dict[str, tuple[type[Attack], dict[str, Any]]] = {
     "apgd-dlr": (APGD, {"loss": "dlr"}),
     "apgd-t": (APGD, {"targeted": True}),
     "autoattack": (AutoAttack, {}),
+    "autoattack-apgd": (AutoAttack, {"stages": ("apgd-ce", "apgd-t")}),
 }
 
 
+FIXED_ITERATIONS = ("autoattack", "autoattack-apgd")  # AutoAttack's versions fix their own iterations
 TARGETED = ("pgd-t", "apgd-t")  # attacks that choose `n_target_classes` target classes themselves
 
 
@@ -56,7 +60,7 @@ def make_attack(
     key = name.strip().lower()
     if key not in _SPECS:
         raise SoupvizError(f"Unknown attack {name!r}: use one of {', '.join(attack_names())}.")
-    if key == "autoattack" and steps is not None:
+    if key in FIXED_ITERATIONS and steps is not None:
         raise SoupvizError("AutoAttack runs its own fixed iterations; leave steps unset for it.")
     cls, fixed = _SPECS[key]
     fixed_here = {"self", "model", "threat", "eps", "steps", *fixed}
@@ -66,7 +70,7 @@ def make_attack(
         raise SoupvizError(
             f"Attack {name!r} has no option {', '.join(unknown)}; it takes {', '.join(sorted(allowed))}."
         )
-    if key != "autoattack":
+    if key not in FIXED_ITERATIONS:
         kwargs["steps"] = steps or DEFAULT_STEPS[key]
     return cls(model, threat, eps, **fixed, **kwargs)
 
