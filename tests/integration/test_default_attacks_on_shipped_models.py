@@ -45,7 +45,7 @@ def autoattack_robust(model: torch.nn.Module, threat: str, x: torch.Tensor, y: t
     attack = AutoAttack(model, norm=NORMS[threat], eps=DEFAULT_BUDGETS[threat], seed=0, version="standard")
     attack.verbose = False
     attack.attacks_to_run = ["apgd-ce", "apgd-t"]
-    x_adv = attack.run_standard_evaluation(x, y, batch_size=len(x))
+    x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=len(x))
     with torch.no_grad():
         return model(x_adv).argmax(1) == y
 
