@@ -135,20 +135,22 @@ def test_the_export_browser_is_reused_then_closed_when_idle_leaving_nothing(monk
     monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv(export.IDLE_ENV, "2")
     fig = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))
+    others = _chromiums(os.getpid())  # browsers other tests keep for the session (Playwright's) are not ours
     try:
         assert export_figure(fig, "svg", keep_browser=True).lstrip().startswith((b"<svg", b"<?xml"))
-        browsers = _chromiums(os.getpid())
+        browsers = _chromiums(os.getpid()) - others
         assert browsers and export.export_browser_running()
         assert any((tmp_path / "cache" / "export" / "profile").iterdir())  # its profile lives under the cache
         assert export_figure(fig, "pdf", keep_browser=True).startswith(b"%PDF")
         assert browsers & _chromiums(os.getpid())  # the same browser, reused
+        ours = browsers | (_chromiums(os.getpid()) - others)
         deadline = time.monotonic() + 60
         while export.export_browser_running() and time.monotonic() < deadline:
             time.sleep(0.2)
-        while _chromiums(os.getpid()) and time.monotonic() < deadline:
+        while ours & _chromiums(os.getpid()) and time.monotonic() < deadline:
             time.sleep(0.2)
         closed_by_itself = not export.export_browser_running()
-        left = _chromiums(os.getpid())
+        left = ours & _chromiums(os.getpid())
     finally:
         stop_export_browser()
     assert closed_by_itself and not left
