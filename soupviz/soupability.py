@@ -10,21 +10,25 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from soupviz.checkpoints import SoupFamily
+from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients
 from soupviz.data import ImageSet
+from soupviz.errors import CheckpointError
 from soupviz.grids import interpolation_line
 from soupviz.models import create_model
-from soupviz.soup import ParameterMatrix, Soup
+from soupviz.soup import BATCHNORM_LABELS, ParameterMatrix, Soup
 
 # A pair "soups well" when no point of the straight path falls more than these below the line
 # joining its ends: 0.5 nats of cross-entropy, 10 points of accuracy (six images out of 64).
 LOSS_BARRIER_LIMIT = 0.5
 ACCURACY_BARRIER_LIMIT = 0.10
 SOUPS_WELL, DO_NOT_MIX = "soups well", "barrier: do not mix"
+# A network of the shipped family's architecture trained independently (kept outside the family).
+SHIPPED_OUTSIDER = Path(__file__).resolve().parent.parent / "assets" / "unrelated" / "unrelated.safetensors"
 
 
 def path_barrier(values: Sequence[float], alphas: Sequence[float], higher_is_better: bool) -> float:
@@ -109,15 +113,28 @@ class PairBarrier:
 
 @dataclass
 class Soupability:
-    """Barriers of every pair of a family's ingredients, measured on `images` images."""
+    """Barriers of every pair of `names` (a family's ingredients, and `outsider` if one was
+    measured against them), on `images` images at `points` points per path."""
 
     names: list[str]
     pairs: list[PairBarrier]
     images: int
     points: int
+    batchnorm: str = BATCHNORM_LABELS["mix"]
+    outsider: str | None = None
 
     def pair(self, a: str, b: str) -> PairBarrier:
         return next(p for p in self.pairs if {p.a, p.b} == {a, b})
+
+    @property
+    def within(self) -> list[PairBarrier]:
+        """The pairs of the family's own ingredients."""
+        return [p for p in self.pairs if self.outsider not in (p.a, p.b)]
+
+    @property
+    def against(self) -> list[PairBarrier]:
+        """Each ingredient's path to the outside network (ingredient at alpha 0); empty without one."""
+        return [p for p in self.pairs if p.b == self.outsider]
 
     def matrix(self) -> list[dict[str, str]]:
         """Rows of a K x K table: each cell the pair's verdict, accuracy and loss barrier."""
@@ -132,23 +149,77 @@ class Soupability:
         return rows
 
     def summary(self) -> str:
-        """One plain sentence: which pairs not to mix, or that every pair soups well."""
-        bad = [f"{p.a}–{p.b}" for p in self.pairs if p.verdict == DO_NOT_MIX]
-        orphan = [f"{p.a}–{p.b}" for p in self.pairs if p.base is None]
+        """Plain sentences: which pairs not to mix, or that every pair soups well; with an
+        outside network, also whether it soups with the family."""
+        bad = [f"{p.a}–{p.b}" for p in self.within if p.verdict == DO_NOT_MIX]
+        orphan = [f"{p.a}–{p.b}" for p in self.within if p.base is None]
         if bad:
             text = f"Do not mix {', '.join(bad)}: the straight path between them crosses a barrier."
         else:
             text = "Every pair soups well: no straight path between two ingredients crosses a barrier."
         if orphan:
             text += f" The cards show no shared base for {', '.join(orphan)}."
+        if self.outsider is not None:
+            text += " " + self.outsider_verdict()
         return text
+
+    def outsider_verdict(self) -> str:
+        """One plain sentence on the outside network against the family's ingredients."""
+        blocked = [p.a for p in self.against if p.verdict == DO_NOT_MIX]
+        worst = max(self.against, key=lambda p: p.accuracy_barrier)
+        if not blocked:
+            return f"{self.outsider} soups with every ingredient: no path to it crosses a barrier."
+        return (
+            f"Do not mix {self.outsider} with {', '.join(blocked)}: the straight path to it crosses a barrier "
+            f"(accuracy up to {worst.accuracy_barrier:.0%} below the line, from {worst.a})."
+        )
 
     def caption(self) -> str:
         return (
             f"Straight paths at {self.points} points on {self.images} test images. Barrier: the largest "
             f"drop below the line joining the ends; 'soups well' means at most {ACCURACY_BARRIER_LIMIT:.0%} "
-            f"accuracy and {LOSS_BARRIER_LIMIT} nats of loss. BatchNorm statistics mixed like the weights."
+            f"accuracy and {LOSS_BARRIER_LIMIT} nats of loss. {self.batchnorm}"
         )
+
+
+def straight_paths(
+    soup: Soup, pairs: Sequence[tuple[int, int]], x: torch.Tensor, y: torch.Tensor, points: int = 7
+) -> list[PairBarrier]:
+    """Loss and accuracy along the straight path between pairs of a soup's ingredients.
+
+    Each ingredient is run once and each pair adds `points - 2` soups, under the soup's
+    BatchNorm rule (`Soup.bn_label`). Architecture-agnostic: any template module will do.
+
+    Args:
+        soup: a soup over the ingredients (rows of its parameter matrix, named by `params.names`).
+        pairs: (i, j) row indices; the path runs from i (alpha 0) to j (alpha 1).
+        x: inputs on the soup's device, e.g. (N, 3, 32, 32) images in [0, 1]; y: labels (N,).
+        points: points per path, ends included (at least 3).
+
+    Returns:
+        One `PairBarrier` per pair, in order, with `base` left None (lineage is the caller's).
+    """
+    k, names, points = soup.params.k, soup.params.names, max(points, 3)
+    lines = [interpolation_line(k, j, i, points) for i, j in pairs]  # alpha on j: from i to j
+    weights = torch.cat([torch.eye(k, dtype=torch.float64), *(line[1:-1] for line in lines)])
+    with torch.no_grad():
+        logits = soup.batched_logits(weights, x)
+    losses = [float(F.cross_entropy(out, y)) for out in logits]
+    accuracies = [float((out.argmax(1) == y).float().mean()) for out in logits]
+    inner, found = points - 2, []
+    for index, (i, j) in enumerate(pairs):
+        rows = [i, *range(k + index * inner, k + (index + 1) * inner), j]
+        found.append(
+            PairBarrier(
+                names[i],
+                names[j],
+                lines[index][:, j].tolist(),
+                [losses[r] for r in rows],
+                [accuracies[r] for r in rows],
+                None,
+            )
+        )
+    return found
 
 
 def measure_soupability(
@@ -156,41 +227,60 @@ def measure_soupability(
     images: ImageSet,
     points: int = 7,
     params: ParameterMatrix | None = None,
+    calibration: torch.Tensor | None = None,
 ) -> Soupability:
     """Loss and accuracy along the straight path between every pair of ingredients.
 
-    Each ingredient is run once; each pair adds `points - 2` soups (BatchNorm statistics mixed
-    like the weights), so 4 ingredients at 7 points on 64 images take a few seconds on a CPU.
+    Each ingredient is run once; each pair adds `points - 2` soups, so 4 ingredients at 7
+    points on 64 images take a few seconds on a CPU. BatchNorm running means are mixed like the
+    weights and running variances in log space (the rule every soup uses), unless
+    `calibration` images are given.
 
     Args:
         images: the images to measure on (a small fixed subset, e.g. 64 test images).
         points: points per path, ends included (at least 3).
         params: the family's parameter matrix, if already stacked (its device is used).
+        calibration: clean training images (N, 3, H, W) to re-estimate BatchNorm statistics
+            on, per soup and for the ingredients themselves (`Soup.reestimate_batchnorm`).
     """
     params = params or ParameterMatrix.from_family(family)
     card = family.ingredients[0].card
     soup = Soup(create_model(card.arch, card.num_classes, card.mean, card.std), params)
-    k = len(family.names)
-    pairs = list(itertools.combinations(range(k), 2))
-    lines = [interpolation_line(k, j, i, max(points, 3)) for i, j in pairs]  # alpha on j: from i to j
-    weights = torch.cat([torch.eye(k, dtype=torch.float64), *(line[1:-1] for line in lines)])
-    x, y = images.floats(params.device), images.labels.to(params.device)
-    with torch.no_grad():
-        logits = soup.batched_logits(weights, x)
-    losses = [float(F.cross_entropy(out, y)) for out in logits]
-    accuracies = [float((out.argmax(1) == y).float().mean()) for out in logits]
-    inner, found = max(points, 3) - 2, []
-    for index, (i, j) in enumerate(pairs):
-        rows = [i, *range(k + index * inner, k + (index + 1) * inner), j]
-        a, b = family.names[i], family.names[j]
-        found.append(
-            PairBarrier(
-                a,
-                b,
-                lines[index][:, j].tolist(),
-                [losses[r] for r in rows],
-                [accuracies[r] for r in rows],
-                shared_base(family, a, b),
-            )
+    if calibration is not None:
+        soup.reestimate_batchnorm(calibration)
+    pairs = list(itertools.combinations(range(len(family.names)), 2))
+    found = straight_paths(soup, pairs, images.floats(params.device), images.labels.to(params.device), points)
+    for pair in found:
+        pair.base = shared_base(family, pair.a, pair.b)
+    return Soupability(family.names, found, len(images), max(points, 3), soup.bn_label)
+
+
+def measure_against(
+    family: SoupFamily,
+    outsider: Ingredient,
+    images: ImageSet,
+    points: int = 7,
+    device: torch.device | str = "cpu",
+    calibration: torch.Tensor | None = None,
+) -> Soupability:
+    """Every pair of the family's ingredients and each ingredient against an outside network,
+    on the same images and points (`measure_soupability` over the family plus `outsider`).
+
+    The outsider, e.g. a network of the same architecture trained independently, must have
+    the family's architecture and layout; its card's lineage decides its pairs' `base`.
+    """
+    if outsider.card.arch != family.arch:
+        raise CheckpointError(
+            f"{outsider.path} is a {outsider.card.arch} but the family {family.name!r} is a {family.arch}: "
+            "the straight path between two networks needs one architecture."
         )
-    return Soupability(family.names, found, len(images), max(points, 3))
+    if outsider.name in family.names:
+        raise CheckpointError(
+            f"The outside network {outsider.path} is named {outsider.name!r} like an ingredient of "
+            f"{family.name!r}: rename it (its file stem and card) to tell them apart."
+        )
+    family_from_ingredients([*family.ingredients, outsider], family.name)  # keys and shapes checked
+    joined = SoupFamily(family.name, [*family.ingredients, outsider], family.folder)
+    report = measure_soupability(joined, images, points, ParameterMatrix.from_family(joined, device), calibration)
+    report.outsider = outsider.name
+    return report
