@@ -79,8 +79,15 @@ def add_check_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("check", help="can the family's ingredients be souped? lineage and loss barriers")
     add = parser.add_argument
     add("family", help="family folder of .safetensors checkpoints with JSON cards")
+    add("--against", default=None, metavar="FILE",
+        help="also measure each ingredient's path to this outside checkpoint (.safetensors with its card), "
+        "e.g. assets/unrelated/unrelated.safetensors")
     add("--images", type=int, default=64, help="test images to measure the paths on (a fixed seeded subset)")
     add("--points", type=int, default=7, help="points per straight path, ends included")
+    add("--batchnorm", default="mix", choices=["mix", "reestimate"],
+        help="mix the running statistics (means like the weights, variances in log space) or re-estimate them "
+        "per soup on clean training images")
+    add("--calibration-images", type=int, default=512, help="training images to re-estimate BatchNorm on")
     add("--data", default=None, help="CIFAR-10 source (as for eval)")
     add("--device", default="auto", help="'auto' (GPU if present), 'cpu' or 'cuda[:N]'")
     add("--seed", type=int, default=0)
@@ -88,20 +95,27 @@ def add_check_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_check(args: argparse.Namespace) -> None:
-    from soupviz.checkpoints import load_family
+    from soupviz.checkpoints import load_checkpoint, load_family
     from soupviz.data import load_split
     from soupviz.device import pick_device
     from soupviz.soup import ParameterMatrix
-    from soupviz.soupability import measure_soupability
+    from soupviz.soupability import measure_against, measure_soupability
 
-    if args.images < 1 or args.points < 3:
-        raise SoupvizError("--images must be at least 1 and --points at least 3.")
+    if args.images < 1 or args.points < 3 or args.calibration_images < 1:
+        raise SoupvizError("--images and --calibration-images must be at least 1 and --points at least 3.")
     family = load_family(args.family)
     images = load_split(args.data, "test").subset(args.images, args.seed)
-    params = ParameterMatrix.from_family(family, pick_device(args.device))
-    report = measure_soupability(family, images, args.points, params)
+    device = pick_device(args.device)
+    calibration = None
+    if args.batchnorm == "reestimate":
+        calibration = load_split(args.data, "train").subset(args.calibration_images, args.seed).floats(device)
+    if args.against:
+        report = measure_against(family, load_checkpoint(args.against), images, args.points, device, calibration)
+    else:
+        params = ParameterMatrix.from_family(family, device)
+        report = measure_soupability(family, images, args.points, params, calibration)
     print(f"{'pair':<24}{'shared base':<14}{'loss barrier':>13}{'acc barrier':>12}  verdict")
-    for p in report.pairs:
+    for p in report.within + report.against:
         print(
             f"{p.a + ' – ' + p.b:<24}{p.base or '(none)':<14}{p.loss_barrier:>13.3f}"
             f"{p.accuracy_barrier:>12.1%}  {p.verdict}"

@@ -247,7 +247,7 @@ def measure_soupability(
     card = family.ingredients[0].card
     soup = Soup(create_model(card.arch, card.num_classes, card.mean, card.std), params)
     if calibration is not None:
-        soup.reestimate_batchnorm(calibration)
+        soup.reestimate_batchnorm(calibration, batch_size=128, batches=-(-len(calibration) // 128))
     pairs = list(itertools.combinations(range(len(family.names)), 2))
     found = straight_paths(soup, pairs, images.floats(params.device), images.labels.to(params.device), points)
     for pair in found:
