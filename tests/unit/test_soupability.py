@@ -1,6 +1,8 @@
 """Soupability: the barrier along a straight path, by hand; ingredients of one base share a base
 in their cards; identical ingredients have no barrier while a functionally identical but
-permuted copy (what independent training gives) has one; `soupviz check` prints the matrix."""
+permuted copy (what independent training gives) has one; small nets fine-tuned from one base
+are connected while an independently trained one is not; an outside network is measured on
+the same images and points as the family's pairs; `soupviz check [--against]` prints them."""
 
 from __future__ import annotations
 
@@ -10,17 +12,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from soupviz.checkpoints import Card, load_family, save_checkpoint
+from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpoint
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, ImageSet
+from soupviz.errors import CheckpointError
 from soupviz.models import create_model
+from soupviz.soup import ParameterMatrix, Soup
 from soupviz.soupability import (
     DO_NOT_MIX,
     SOUPS_WELL,
     lineage,
+    measure_against,
     measure_soupability,
     path_barrier,
     shared_base,
+    straight_paths,
     unrelated_pairs,
 )
 
@@ -101,11 +107,15 @@ def test_identical_ingredients_soup_and_a_permuted_copy_does_not(two_bases) -> N
     assert cells["a"]["a"] == "—" and cells["a-permuted"]["a"].startswith(DO_NOT_MIX)
 
 
-def test_cli_check_prints_every_pair_and_a_verdict(tmp_path: Path, family_folder: Path, capsys) -> None:
+def _setup():
     spec = importlib.util.spec_from_file_location("app_setup", Path(__file__).parents[1] / "app" / "_setup.py")
     setup = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(setup)
-    data = setup.make_image_folder(tmp_path / "cifar", {"test": 20})
+    return setup
+
+
+def test_cli_check_prints_every_pair_and_a_verdict(tmp_path: Path, family_folder: Path, capsys) -> None:
+    data = _setup().make_image_folder(tmp_path / "cifar", {"test": 20})
     assert (
         main(["check", str(family_folder), "--data", str(data), "--images", "16", "--points", "3", "--device", "cpu"])
         == 0
@@ -113,3 +123,89 @@ def test_cli_check_prints_every_pair_and_a_verdict(tmp_path: Path, family_folder
     out = capsys.readouterr().out
     assert out.count("test-linf") >= 3 and "on 16 test images" in out
     assert main(["check", str(family_folder), "--points", "2"]) == 2
+
+
+def checkerboard(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points in [-1, 1]^2 labelled by a 4 x 4 checkerboard: a task a small MLP learns in a second."""
+    x = torch.rand(n, 2, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return x, ((x[:, 0] * 2).floor() + (x[:, 1] * 2).floor()).long() % 2
+
+
+def tiny_net(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    layers = [torch.nn.Linear(2, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers, torch.nn.Linear(32, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(),
+                               torch.nn.Linear(32, 2))
+
+
+def trained(model: torch.nn.Module, steps: int, lr: float, seed: int) -> torch.nn.Module:
+    x, y = checkerboard(1024, 100)
+    generator, optimiser = torch.Generator().manual_seed(seed), torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        batch = torch.randint(0, len(x), (128,), generator=generator)
+        loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return model.eval()
+
+
+def test_fine_tunes_of_one_base_are_connected_and_an_independent_net_is_not() -> None:
+    """Three small nets trained here: two fine-tuned from one base (other seeds, other batches) and
+    one trained from another initialisation. All three solve the task; only the independent one
+    falls off the straight path from a fine-tune, under the soups' BatchNorm rule."""
+    torch.set_num_threads(1)
+    base = trained(tiny_net(0), 200, 0.01, seed=0)
+    tunes = []
+    for seed in (1, 2):
+        tune = tiny_net(0)
+        tune.load_state_dict(base.state_dict())
+        tunes.append(trained(tune, 50, 0.002, seed))
+    independent = trained(tiny_net(7), 200, 0.01, seed=7)
+    states = [model.state_dict() for model in (*tunes, independent)]
+    soup = Soup(tiny_net(0), ParameterMatrix.from_state_dicts(states, names=["tune1", "tune2", "independent"]))
+    x, y = checkerboard(512, 999)
+    related, unrelated = straight_paths(soup, [(0, 1), (0, 2)], x, y, points=7)
+    assert min(related.accuracies[0], related.accuracies[-1], unrelated.accuracies[-1]) > 0.8  # all trained
+    assert related.accuracy_barrier < 0.03 and related.loss_barrier < 0.05 and related.verdict == SOUPS_WELL
+    assert unrelated.accuracy_barrier > 0.25 and unrelated.loss_barrier > 0.3 and unrelated.verdict == DO_NOT_MIX
+    assert min(unrelated.accuracies) < 0.65  # near chance (0.5) in the middle
+
+
+def outside_network(folder: Path, name: str = "outsider", arch: str = "preact_resnet_small", seed: int = 9) -> Path:
+    torch.manual_seed(seed)
+    return save_checkpoint(create_model(arch).state_dict(), Card(name=name, arch=arch, threat="none"), folder)
+
+
+def test_measure_against_adds_each_ingredients_path_to_the_outsider(family, synthetic_images, tmp_path) -> None:
+    outsider = load_checkpoint(outside_network(tmp_path / "out"))
+    report = measure_against(family, outsider, synthetic_images.subset(16), points=3)
+    within = measure_soupability(family, synthetic_images.subset(16), points=3)
+    assert [(p.a, p.b) for p in report.within] == [(p.a, p.b) for p in within.pairs]
+    flat = [loss for p in within.pairs for loss in p.losses]
+    assert [loss for p in report.within for loss in p.losses] == pytest.approx(flat, abs=1e-5)
+    assert [(p.a, p.b, p.base) for p in report.against] == [(n, "outsider", None) for n in family.names]
+    assert report.summary().startswith("Every pair soups well") and "outsider" in report.summary()
+    assert "log space" in report.caption() and report.images == 16
+
+
+def test_measure_against_refuses_another_architecture_or_an_ingredients_name(family, synthetic_images, tmp_path):
+    other = load_checkpoint(outside_network(tmp_path / "a", arch="preact_resnet18"))
+    with pytest.raises(CheckpointError, match="is a preact_resnet18 but the family"):
+        measure_against(family, other, synthetic_images, points=3)
+    twin = load_checkpoint(outside_network(tmp_path / "b", name="test-l2"))
+    with pytest.raises(CheckpointError, match="named 'test-l2' like an ingredient"):
+        measure_against(family, twin, synthetic_images, points=3)
+
+
+def test_cli_check_against_prints_each_ingredient_against_the_outsider(tmp_path, family_folder, capsys) -> None:
+    data = _setup().make_image_folder(tmp_path / "cifar", {"test": 20})
+    outsider = outside_network(tmp_path / "out")
+    argv = ["check", str(family_folder), "--against", str(outsider), "--data", str(data), "--images", "8"]
+    assert main([*argv, "--points", "3", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    against = [line for line in lines if " – outsider" in line]
+    assert [line.split()[0] for line in against] == load_family(family_folder).names
+    assert all("(none)" in line for line in against)
+    assert any(line.startswith("Every pair soups well") and "outsider" in line for line in lines)
