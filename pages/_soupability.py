@@ -1,14 +1,27 @@
-"""Can these ingredients be souped? The Home page's barrier matrix and the explorer's warning
-before its sliders mix ingredients whose cards show no shared base (`soupviz.soupability`)."""
+"""Can these ingredients be souped? The Home page's barrier matrix, the lesson beside it (a path
+between two ingredients next to one to an independently trained network, the shipped
+`assets/unrelated`), and the explorer's warning before its sliders mix ingredients whose cards
+show no shared base (`soupviz.soupability`)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from pages._components import cached_device, cached_family, cached_images, cached_params, data_source, settings
-from soupviz.checkpoints import SoupFamily
+from pages._widgets import figure_panel, keep_valid
+from soupviz.app_state import Keys
+from soupviz.checkpoints import Ingredient, SoupFamily, load_checkpoint
+from soupviz.dashboard import folder_stamp
 from soupviz.errors import SoupvizError
-from soupviz.soupability import DO_NOT_MIX, Soupability, measure_soupability, unrelated_pairs
+from soupviz.soupability import (
+    DO_NOT_MIX,
+    SHIPPED_OUTSIDER,
+    Soupability,
+    measure_against,
+    measure_soupability,
+    unrelated_pairs,
+)
+from soupviz.soupability_figure import paths_figure
 
 IMAGES = 64  # a handful of test images: the barrier is a coarse signal, measured in seconds
 POINTS = 7
@@ -48,6 +61,53 @@ def soupability_panel(family: SoupFamily, folder: str, stamp: str) -> None:
     bad = any(p.verdict == DO_NOT_MIX or p.base is None for p in report.pairs)
     (st.warning if bad else st.success)(report.summary())
     st.caption(report.caption())
+    unrelated_panel(family, folder, stamp, source, str(device), images, s.seed)
+
+
+@st.cache_resource(show_spinner="Loading the unrelated network…", max_entries=2)
+def cached_outsider(path: str, stamp: str) -> Ingredient:
+    """The outside network at `path` (`stamp` changes with its folder's files). Shared: do not modify."""
+    return load_checkpoint(path)
+
+
+@st.cache_data(show_spinner="Measuring the straight paths to the unrelated network…", max_entries=8)
+def cached_comparison(
+    folder: str, stamp: str, source: str, device: str, images: int, seed: int, outsider: str, outsider_stamp: str
+) -> Soupability:
+    family = cached_family(folder, stamp)
+    subset = cached_images(source, "test", images, seed)
+    return measure_against(family, cached_outsider(outsider, outsider_stamp), subset, POINTS, device)
+
+
+def unrelated_panel(family: SoupFamily, folder: str, stamp: str, source: str, device: str, images: int,
+                    seed: int) -> None:
+    """Side by side: the path between two ingredients and the path from an ingredient to the
+    shipped, independently trained network of the same architecture, on the same images."""
+    if not SHIPPED_OUTSIDER.is_file():
+        return
+    outsider_stamp = folder_stamp(SHIPPED_OUTSIDER.parent)
+    outsider = cached_outsider(str(SHIPPED_OUTSIDER), outsider_stamp)
+    st.markdown("#### Why only ingredients of one base")
+    if outsider.card.arch != family.arch:
+        st.caption(f"The shipped unrelated network is a {outsider.card.arch}; this family is a {family.arch}, "
+                   "so no straight path joins them.")
+        return
+    report = cached_comparison(folder, stamp, source, device, images, seed, str(SHIPPED_OUTSIDER), outsider_stamp)
+    pairs = {f"{p.a} → {p.b}": p for p in report.within}
+    partners = family.names
+    nominal = next((i.name for i in family.ingredients if i.card.threat == "none"), partners[0])
+    keep_valid(Keys.PATHS_PARTNER, partners, nominal)
+    keep_valid(Keys.PATHS_PAIR, list(pairs), next(n for n, p in pairs.items() if nominal in (p.a, p.b)))
+    left, right = st.columns(2)
+    pair = left.selectbox("Two ingredients", list(pairs), key=Keys.PATHS_PAIR)
+    partner = right.selectbox(f"Ingredient → {report.outsider}", partners, key=Keys.PATHS_PARTNER,
+                              help="A clean-trained outsider is fairest against the nominal ingredient.")
+    paper = st.session_state.get(Keys.PAPER, False)
+    figure_panel(paths_figure([pairs[pair], report.pair(partner, report.outsider)], report.images, family.name,
+                              paper), Keys.PATHS_CHART)
+    (st.warning if any(p.verdict == DO_NOT_MIX for p in report.against) else st.info)(report.outsider_verdict())
+    st.caption(f"{report.outsider}: {outsider.card.notes or 'a network kept outside the family'} "
+               f"{report.caption()}")
 
 
 def lineage_warning(family: SoupFamily) -> None:

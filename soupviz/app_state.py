@@ -72,6 +72,9 @@ class Keys:
     TRADEOFF_MODES = "tradeoff_modes"
     TRADEOFF_RECORDS = "tradeoff_records"
     TRADEOFF_BASELINES = "tradeoff_baselines"
+    PATHS_PAIR = "paths_pair"  # Home: the family pair beside the path to the unrelated network
+    PATHS_PARTNER = "paths_partner"  # Home: the ingredient whose path to the unrelated network is drawn
+    PATHS_CHART = "paths_chart"
 
     # Page widgets whose values survive visits to other pages (Streamlit drops the state of
     # widgets a run does not draw, unless the key is re-assigned every run).

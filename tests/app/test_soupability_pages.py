@@ -1,19 +1,22 @@
 """AppTest specifications of soupability and foreign checkpoints in the dashboard: the Home page
-shows the library's barrier matrix, .pt uploads and folders of foreign files open as families,
+shows the library's barrier matrix and, beside a pair of ingredients, the path to the shipped
+unrelated network; .pt uploads and folders of foreign files open as families,
 and the explorer warns before its sliders mix ingredients that share no base."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
 from soupviz.app_state import Keys
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints import load_checkpoint, load_family
 from soupviz.data import load_split
 from soupviz.models import create_model
-from soupviz.soupability import measure_soupability
+from soupviz.soupability import SHIPPED_OUTSIDER, measure_against, measure_soupability
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -76,3 +79,28 @@ def test_the_test_familys_explorer_shows_no_lineage_warning(app_env: dict) -> No
     at = open_home()
     at.switch_page("pages/explorer.py").run()
     assert not any("shared base" in w.value for w in at.warning)
+
+
+def test_home_shows_an_ingredient_pair_beside_a_path_to_the_unrelated_network(app_env: dict) -> None:
+    at = open_home()
+    assert not at.exception and not at.error
+    family = load_family(app_env["SOUPVIZ_FAMILY"])
+    images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(int(app_env["SOUPVIZ_EVAL_IMAGES"]), 0)
+    expected = measure_against(family, load_checkpoint(SHIPPED_OUTSIDER), images, points=7)
+    nominal = next(i.name for i in family.ingredients if i.card.threat == "none")
+    assert at.selectbox(key=Keys.PATHS_PARTNER).value == nominal
+    pair = at.selectbox(key=Keys.PATHS_PAIR).value
+    assert nominal in pair.split(" → ")
+    shown = [e.value for e in (*at.warning, *at.info)]
+    assert expected.outsider_verdict() in shown
+
+    at.selectbox(key=Keys.PATHS_PARTNER).set_value(family.names[-1]).run()
+    at.selectbox(key=Keys.PATHS_PAIR).set_value(f"{family.names[1]} → {family.names[2]}").run()
+    assert not at.exception
+    chart = next(c for c in at.get("plotly_chart") if Keys.PATHS_CHART in str(c.proto.id))
+    rows = json.loads(chart.proto.spec)["layout"]["meta"]["soupviz"]["rows"]
+    drawn = {(row["a"], row["b"]) for row in rows}
+    assert drawn == {(family.names[1], family.names[2]), (family.names[-1], expected.outsider)}
+    path = expected.pair(family.names[-1], expected.outsider)
+    assert [row["accuracy"] for row in rows if row["b"] == expected.outsider] == pytest.approx(path.accuracies)
+    assert all(row["images"] == len(images) for row in rows)
