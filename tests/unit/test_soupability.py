@@ -209,3 +209,15 @@ def test_cli_check_against_prints_each_ingredient_against_the_outsider(tmp_path,
     assert [line.split()[0] for line in against] == load_family(family_folder).names
     assert all("(none)" in line for line in against)
     assert any(line.startswith("Every pair soups well") and "outsider" in line for line in lines)
+
+
+def test_batchnorm_can_be_re_estimated_and_the_caption_says_so(two_bases) -> None:
+    folder, images = two_bases
+    family = load_family(folder)
+    calibration = images.floats()[:32]
+    report = measure_soupability(family, images, points=3, calibration=calibration)
+    assert "re-estimated per soup on 32 clean training images" in report.caption()
+    same = report.pair("a", "a-copy")
+    assert same.loss_barrier == pytest.approx(0, abs=1e-5) and len(set(same.losses)) == 1
+    mixed = measure_soupability(family, images, points=3)
+    assert report.pair("a", "a-permuted").losses[1] != pytest.approx(mixed.pair("a", "a-permuted").losses[1])
