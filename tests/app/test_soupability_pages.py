@@ -13,7 +13,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from soupviz.app_state import Keys
-from soupviz.checkpoints import load_checkpoint, load_family
+from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpoint
 from soupviz.data import load_split
 from soupviz.models import create_model
 from soupviz.soupability import SHIPPED_OUTSIDER, measure_against, measure_soupability
@@ -104,3 +104,17 @@ def test_home_shows_an_ingredient_pair_beside_a_path_to_the_unrelated_network(ap
     path = expected.pair(family.names[-1], expected.outsider)
     assert [row["accuracy"] for row in rows if row["b"] == expected.outsider] == pytest.approx(path.accuracies)
     assert all(row["images"] == len(images) for row in rows)
+
+
+def test_home_explains_when_the_unrelated_network_cannot_be_compared(app_env: dict, tmp_path: Path) -> None:
+    folder = tmp_path / "clash"
+    for seed, name in enumerate(("unrelated", "other")):
+        torch.manual_seed(seed)
+        save_checkpoint(create_model("preact_resnet_small").state_dict(),
+                        Card(name=name, arch="preact_resnet_small", threat="none"), folder)
+    at = open_home()
+    at.radio(key=Keys.FAMILY_SOURCE).set_value("folder").run()
+    at.text_input(key=Keys.FAMILY_PATH).set_value(str(folder)).run()
+    assert not at.exception and at.subheader[-1].value == "Ingredients of clash"
+    assert any(c.value.startswith("No comparison with the shipped unrelated network") and "rename it" in c.value
+               for c in at.caption)
