@@ -1,12 +1,17 @@
 """`soupviz check` on the shipped family and real CIFAR-10 test images (skipped where absent):
-every pair of ingredients descends from the L∞ base and soups well."""
+every pair of ingredients descends from the L∞ base and soups well, while the shipped unrelated
+network (same architecture, trained from scratch with another seed) is cut off from each of them
+by a clear barrier, on the same 64 images and 7 points."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from soupviz.app_state import FAMILIES_DIR
+from soupviz.checkpoints import load_checkpoint, load_family
 from soupviz.cli import main
+from soupviz.data import load_split
+from soupviz.soupability import DO_NOT_MIX, SHIPPED_OUTSIDER, SOUPS_WELL, measure_against
 
 SHIPPED = FAMILIES_DIR / "cifar10-preact_resnet_small"
 
@@ -17,3 +22,17 @@ def test_shipped_family_soups_well(cifar_folder: Path, capsys) -> None:
     pairs = [line for line in lines if " – " in line]
     assert len(pairs) == 6 and all("linf" in line.split()[3] and line.endswith("soups well") for line in pairs)
     assert "Every pair soups well" in "\n".join(lines)
+
+
+def test_the_unrelated_network_is_cut_off_from_every_ingredient(cifar_folder: Path) -> None:
+    family, outsider = load_family(SHIPPED), load_checkpoint(SHIPPED_OUTSIDER)
+    images = load_split(cifar_folder, "test").subset(64, 0)
+    report = measure_against(family, outsider, images, points=7)
+    assert outsider.card.parent is None and all(p.base is None for p in report.against)
+    assert all(p.verdict == SOUPS_WELL for p in report.within)
+    assert all(p.verdict == DO_NOT_MIX for p in report.against)
+    worst_within = max(p.accuracy_barrier for p in report.within)
+    assert min(p.accuracy_barrier for p in report.against) > 0.3 > 2 * worst_within
+    assert min(p.loss_barrier for p in report.against) > 4 * max(p.loss_barrier for p in report.within)
+    middle = report.pair("nominal", outsider.name).accuracies[3]
+    assert middle < 0.3  # the halfway soup of two ~80% networks is close to chance (10%)
