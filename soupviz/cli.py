@@ -86,8 +86,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    from soupviz.objectives import LRAT_WEIGHTINGS, VULNERABILITIES
     from soupviz.train import METHODS, SCHEDULES
+    from soupviz.train_losses import LRAT_WEIGHTINGS, VULNERABILITIES
 
     parser = sub.add_parser("train", help="train or fine-tune one ingredient and write its checkpoint and card")
     add = parser.add_argument
