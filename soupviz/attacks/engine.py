@@ -146,7 +146,7 @@ def ascend(
         >>> x_adv = ascend(model, x, ascent, lambda logits, rows: F.cross_entropy(logits, y[rows])).images
     """
     delta = torch.zeros_like(x) if start is None else start.detach()
-    result = x + delta
+    result = torch.empty_like(x)  # every row is written: at its first success, else at the end
     stopped = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     rows = torch.arange(x.shape[0], device=x.device)
     drop = stop is not None and not fixed_batch(model)

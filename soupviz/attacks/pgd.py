@@ -84,6 +84,11 @@ class PGD(Attack):
         restarts = f"×{self.restarts}" if self.restarts > 1 else ""
         return super().describe().replace(self.name, f"{self.name}{loss}-{self.steps}{restarts}", 1)
 
+    @property
+    def ascent(self) -> Ascent:
+        """The engine's settings: a step decayed from `step_size` on a cosine schedule."""
+        return Ascent(self.threat, self.eps, self.steps, self.step_size, "cosine", self.l1_sparsity)
+
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         generator = self.generator(x.device)
         best = x.clone()
@@ -101,11 +106,6 @@ class PGD(Attack):
             best[index[update]] = x_adv[update]
             unbroken[index[found]] = False
         return best
-
-    @property
-    def ascent(self) -> Ascent:
-        """The engine's settings: a step decayed from `step_size` on a cosine schedule."""
-        return Ascent(self.threat, self.eps, self.steps, self.step_size, "cosine", self.l1_sparsity)
 
     def _start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if not self.random_start:
