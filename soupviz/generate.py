@@ -97,7 +97,7 @@ def towards_class(
     if x.dim() != 4 or x.numel() == 0 or x.min() < 0 or x.max() > 1:
         raise SoupvizError("Generation starts from images (N, 3, H, W) with pixels in [0, 1].")
     target = torch.as_tensor(target, dtype=torch.long, device=x.device).expand(x.shape[0]).clone()
-    frames, frame_steps, probabilities, last = [], [], [], []
+    frames, frame_steps, probabilities, last_logits = [], [], [], []
 
     def record(now: Iterate) -> None:
         """The strip: the target's probability at every iterate, an image every `frame_every` steps."""
@@ -106,7 +106,7 @@ def towards_class(
             frames.append(now.images.cpu())
             frame_steps.append(now.step)
         if now.step == settings.steps:
-            last.append(now.logits)
+            last_logits.append(now.logits)
         if progress is not None and now.step > 0:
             progress(now.step, settings.steps)
 
@@ -117,7 +117,7 @@ def towards_class(
     return Generation(
         start=x.cpu(), frames=torch.stack(frames), frame_steps=frame_steps, final=final.cpu(),
         target=target.cpu(), target_probability=torch.stack(probabilities),
-        prediction=last[0].argmax(1).cpu(), label=settings.label,
+        prediction=last_logits[0].argmax(1).cpu(), label=settings.label,
     )
 
 
