@@ -35,7 +35,7 @@ import streamlit.logger  # noqa: E402
 streamlit.logger.set_log_level("error")  # bare-mode warnings (no `streamlit run`), one per cache or state access
 
 from pages._components import _cached_records, quick_records  # noqa: E402
-from soupviz.app_state import Keys, default_settings, rebalance, shipped_family_folder  # noqa: E402
+from soupviz.app_state import Keys, default_settings, shipped_family_folder  # noqa: E402
 from soupviz.checkpoints import load_family  # noqa: E402
 from soupviz.dashboard import build_evaluator  # noqa: E402
 from soupviz.data import load_split, resolve_source  # noqa: E402
@@ -45,6 +45,7 @@ from soupviz.metrics import MetricSpec  # noqa: E402
 from soupviz.results_cache import ResultCache  # noqa: E402
 from soupviz.soup import ParameterMatrix  # noqa: E402
 from soupviz.storage import atomic_write_json  # noqa: E402
+from soupviz.weights import rebalance  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "dashboard.json"
 

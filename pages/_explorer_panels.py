@@ -9,8 +9,6 @@ import streamlit as st
 from pages._widgets import evaluate_live, figure_panel, keep_valid, set_weights
 from soupviz.app_state import Keys
 from soupviz.dashboard import (
-    grid_weights,
-    line_weights,
     picked_weights,
     record_metrics,
     records_from_upload,
@@ -20,6 +18,7 @@ from soupviz.errors import SoupvizError
 from soupviz.evaluate import Evaluator
 from soupviz.figures import interpolation_figure, ternary_figure
 from soupviz.metrics import MetricSpec
+from soupviz.weights import grid_weights, line_weights
 
 
 def ternary_panel(evaluator: Evaluator, weights: list[float], choices: dict[str, MetricSpec], paper: bool) -> None:

@@ -12,25 +12,25 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from pages._components import session_lock
-from soupviz.app_state import (
-    QUERY_WEIGHTS,
-    Keys,
-    bounds,
-    is_extrapolated,
-    presets,
-    project,
-    rebalance,
-    tidy,
-    uniform,
-    weights_from_query,
-    weights_to_query,
-)
+from soupviz.app_state import QUERY_WEIGHTS, Keys
 from soupviz.checkpoints import SoupFamily
 from soupviz.dashboard import format_record, ingredient_titles
 from soupviz.errors import SoupWeightsError
 from soupviz.evaluate import Evaluator
 from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
 from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record, attack_strength
+from soupviz.weights import (
+    DEFAULT_MARGIN,
+    bounds,
+    is_extrapolated,
+    nearest_soup,
+    presets,
+    rebalance,
+    tidy,
+    uniform,
+    weights_from_query,
+    weights_to_query,
+)
 
 MARGINS = (0.2, 0.4, 0.6, 1.0)
 MIMES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
@@ -55,7 +55,7 @@ def set_weights(weights: Sequence[float]) -> None:
 
 
 def _slider_moved(index: int) -> None:
-    low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, 0.4))
+    low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, DEFAULT_MARGIN))
     value = st.session_state[Keys.slider(index)]
     set_weights(rebalance(st.session_state[Keys.WEIGHTS], index, value, low, high))
 
@@ -68,8 +68,8 @@ def _preset_chosen(named: dict[str, list[float]]) -> None:
 
 
 def _bounds_changed() -> None:
-    low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, 0.4))
-    set_weights(project(st.session_state[Keys.WEIGHTS], low, high))
+    low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, DEFAULT_MARGIN))
+    set_weights(nearest_soup(st.session_state[Keys.WEIGHTS], low, high))
 
 
 def weight_sliders(family: SoupFamily) -> list[float]:
@@ -77,12 +77,12 @@ def weight_sliders(family: SoupFamily) -> list[float]:
     presets, and the extrapolation toggle. Returns the current weights."""
     k = len(family.names)
     st.session_state.setdefault(Keys.EXTRAPOLATE, False)
-    st.session_state.setdefault(Keys.MARGIN, 0.4)
+    st.session_state.setdefault(Keys.MARGIN, DEFAULT_MARGIN)
     extrapolate = st.session_state[Keys.EXTRAPOLATE]
     low, high = bounds(extrapolate, st.session_state[Keys.MARGIN])
     weights = current_weights(k)
     if any(w < low or w > high for w in weights):
-        set_weights(project(weights, low, high))
+        set_weights(nearest_soup(weights, low, high))
     weights = st.session_state[Keys.WEIGHTS]
     for i, w in enumerate(weights):
         st.session_state.setdefault(Keys.slider(i), w)

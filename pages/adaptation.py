@@ -12,7 +12,7 @@ from pages._components import session_evaluator
 from pages._insight import evaluator_context, keep_values, result_store, test_split, with_progress
 from pages._widgets import MARGINS, figure_panel, set_weights
 from soupviz.adapt import ShiftData
-from soupviz.app_state import Keys, is_extrapolated, tidy
+from soupviz.app_state import Keys
 from soupviz.corruptions import corruption_names
 from soupviz.dashboard import format_record
 from soupviz.errors import SoupvizError
@@ -21,6 +21,7 @@ from soupviz.figures import soup_label
 from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure
 from soupviz.insight_pages import Report, request_key, unpack_labelled_zip
 from soupviz.storage import cache_dir
+from soupviz.weights import DEFAULT_MARGIN, is_extrapolated, tidy
 
 SOURCES = {"corruption": "A corruption of the test images", "folder": "A folder of labelled images",
            "upload": "Upload labelled images (.zip)"}
@@ -76,7 +77,7 @@ if split is None:
     st.stop()
 keep_values({"adapt_source": "corruption", "adapt_corruption": "fog", "adapt_severity": 3, "adapt_folder": "",
              "adapt_per_class": 100, "adapt_heldout": 50, "adapt_k": 10, "adapt_step": 0.2, "adapt_extrapolate": False,
-             "adapt_margin": 0.4, "adapt_method": "gradient", "adapt_gradient_steps": 10, "adapt_lr": 0.05,
+             "adapt_margin": DEFAULT_MARGIN, "adapt_method": "gradient", "adapt_gradient_steps": 10, "adapt_lr": 0.05,
              "adapt_bn_shift": False, "adapt_repeats": 5,
              "adapt_seed": evaluator.seed, "adapt_several": ["gaussian_noise", "fog", "contrast"]})
 

@@ -356,11 +356,10 @@ def format_table(records: list, names: list[str]) -> str:
 
 
 def _run_eval(args: argparse.Namespace) -> None:
-    from soupviz.app_state import is_extrapolated
     from soupviz.checkpoints import load_family, record_metrics
     from soupviz.errors import SoupWeightsError
     from soupviz.metrics import corruption_mean
-    from soupviz.soup import check_weights
+    from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
 
     weights = None
     if args.weights:
@@ -376,7 +375,7 @@ def _run_eval(args: argparse.Namespace) -> None:
                         f"({', '.join(family.names)}): give one per ingredient."
                     )
             rows = check_weights(
-                args.weights, len(family.names), extrapolate=True, margin=10.0, normalise=args.normalise
+                args.weights, len(family.names), extrapolate=True, margin=EXTRAPOLATION_LIMIT, normalise=args.normalise
             )
             for row in rows.tolist():
                 if is_extrapolated(row):
@@ -405,7 +404,7 @@ def _run_eval(args: argparse.Namespace) -> None:
 
 
 def _run_sweep(args: argparse.Namespace) -> None:
-    from soupviz.grids import simplex_grid
+    from soupviz.weights import simplex_grid
 
     def weights(family):
         subset = None

@@ -14,7 +14,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import torch
 
-from soupviz.app_state import EvalSettings, presets, tidy
+from soupviz.app_state import EvalSettings
 from soupviz.attacks import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, format_budget
 from soupviz.checkpoints import SoupFamily
 from soupviz.comparison import paired_difference, verdict_label
@@ -23,12 +23,12 @@ from soupviz.errors import SoupvizError
 from soupviz.evaluate import Evaluator
 from soupviz.export import figure_info
 from soupviz.figures import soup_label, weights_key
-from soupviz.grids import simplex_grid
 from soupviz.metrics import MetricSpec, Record, with_corruption_mean
 from soupviz.models import create_model
 from soupviz.results_cache import ResultCache
 from soupviz.serving import UPLOAD_SUFFIXES
 from soupviz.soup import ParameterMatrix, Soup
+from soupviz.weights import grid_weights, presets, tidy
 
 UPPER_BOUND = " (upper bound on robust accuracy)"
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
@@ -161,11 +161,6 @@ def row_soups(
     return unique
 
 
-def grid_weights(k: int, step: float, subset: Sequence[int] | None = None) -> list[list[float]]:
-    """The simplex grid (see `grids.simplex_grid`) as tidy weight lists."""
-    return [tidy(row.tolist()) for row in simplex_grid(k, step, subset=subset)]
-
-
 def format_record(record: Record) -> str:
     """'53.2% [48.1, 58.2]': accuracy with its 95% Wilson interval, in percent."""
     return f"{100 * record.accuracy:.1f}% [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}]"
@@ -252,15 +247,6 @@ def picked_weights(selection: object, points: Sequence[Sequence[float]]) -> list
         if point.get("curve_number", 0) == 0 and index is not None and 0 <= int(index) < len(points):
             return list(points[int(index)])
     return None
-
-
-def line_weights(k: int, i: int, j: int, margin: float, step: float = 0.1) -> torch.Tensor:
-    """Soups on the path from ingredient j (α = 0) to i (α = 1), α every `step`, extended by
-    `margin` on both sides when extrapolating."""
-    from soupviz.grids import interpolation_line
-
-    points = round((1 + 2 * margin) / step) + 1
-    return interpolation_line(k, i, j, points, margin)
 
 
 def default_budgets() -> dict[str, list[float]]:

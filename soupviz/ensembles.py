@@ -16,11 +16,12 @@ from torch.func import functional_call
 
 from soupviz.checkpoints import SoupFamily
 from soupviz.errors import SoupvizError, SoupWeightsError
-from soupviz.evaluate import EXTRAPOLATION_LIMIT, Evaluator
+from soupviz.evaluate import Evaluator
 from soupviz.metrics import (
     MetricSpec,
 )
-from soupviz.soup import Soup, check_weights
+from soupviz.soup import Soup
+from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights
 
 MODES = {"logits": "logits", "probs": "probabilities"}
 Weights = Sequence[float] | torch.Tensor

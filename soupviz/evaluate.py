@@ -31,9 +31,8 @@ from soupviz.metrics import (
     wilson_interval,
 )
 from soupviz.results_cache import ResultCache, cache_key, code_fingerprint, packbits, unpackbits
-from soupviz.soup import Soup, check_finite_logits, check_weights
-
-EXTRAPOLATION_LIMIT = 10.0
+from soupviz.soup import Soup, check_finite_logits
+from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights
 
 
 class Evaluator:

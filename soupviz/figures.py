@@ -189,7 +189,7 @@ def interpolation_figure(
 ) -> go.Figure:
     """Accuracy (%) along the path α·θ_i + (1 − α)·θ_j with 95% bands, one line per metric.
 
-    α = 0 is ingredient j and α = 1 ingredient i (as in `grids.interpolation_line`), both
+    α = 0 is ingredient j and α = 1 ingredient i (as in `weights.interpolation_line`), both
     marked; α outside [0, 1] is extrapolation, shaded. Records with weight on any other
     ingredient are ignored; `current` (K,) is a dashed line when it lies on the path.
     """

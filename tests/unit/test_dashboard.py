@@ -15,7 +15,6 @@ from soupviz.dashboard import (
     budget_specs,
     budgets_text,
     build_evaluator,
-    grid_weights,
     ingredient_caption,
     ingredient_table,
     ingredient_titles,
@@ -32,6 +31,7 @@ from soupviz.figures import ternary_figure
 from soupviz.metrics import MetricSpec
 from soupviz.results_io import write_records
 from soupviz.soup import ParameterMatrix
+from soupviz.weights import grid_weights
 
 SETTINGS = EvalSettings(images=40, steps=1, batch_size=20)
 
