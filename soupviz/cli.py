@@ -8,13 +8,19 @@ family be souped: `soupviz.cli_import`). User errors print one line, never a tra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import shlex
 import sys
+import types
+import typing
 from collections.abc import Callable, Sequence
 
 from soupviz.cli_import import add_check_parser, add_import_parser
 from soupviz.errors import SoupvizError
+
+if typing.TYPE_CHECKING:
+    from soupviz.train_config import TrainConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,112 +91,64 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=_whole(0), default=0)
 
 
+def _config_flags(parser: argparse.ArgumentParser, config: type) -> None:
+    """Add a flag per field of the dataclass `config` from its metadata (see `train_config.option`):
+    name, type, default, choices, range and help all come from the field."""
+    hints = typing.get_type_hints(config)
+    for item in dataclasses.fields(config):
+        meta = item.metadata
+        if meta.get("cli") not in ("option", "required", "positional"):
+            continue
+        kind = hints[item.name]
+        if isinstance(kind, types.UnionType):  # 'float | None' takes floats
+            kind = next(t for t in typing.get_args(kind) if t is not type(None))
+        options: dict = {"help": meta.get("help") or None}
+        if meta.get("choices"):
+            options["choices"] = list(meta["choices"])
+        if typing.get_origin(kind) is list:
+            options["type"] = _names
+        elif kind is int:
+            options["type"] = _whole(int(meta["low"]))
+        elif kind is float:
+            options["type"] = _real(meta["low"], meta["high"], above=meta["above"], below=meta["below"])
+        if meta["cli"] == "positional":
+            parser.add_argument(item.name, **options)
+            continue
+        flag = meta.get("flag") or "--" + item.name.replace("_", "-")
+        if meta["cli"] == "required":
+            options["required"] = True
+        else:
+            options["default"] = item.default_factory() if item.default is dataclasses.MISSING else item.default
+        parser.add_argument(flag, dest=item.name, **options)
+
+
+def _names(text: str) -> list[str]:
+    """An argparse type: comma-separated names, e.g. 'l2,l1' (blanks dropped)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    from soupviz.train import METHODS, SCHEDULES
-    from soupviz.train_losses import LRAT_WEIGHTINGS, VULNERABILITIES
+    from soupviz.train_config import TrainConfig
 
     parser = sub.add_parser("train", help="train or fine-tune one ingredient and write its checkpoint and card")
-    add = parser.add_argument
-    add("name", help="checkpoint name (file stem)")
-    add("--out", required=True, help="folder for the checkpoint, its card, log and resumable state")
-    add("--threat", default="linf", choices=["none", "linf", "l2", "l1"])
-    add(
-        "--method",
-        default="pgd",
-        choices=METHODS,
-        help="pgd (Madry), fgsm (one step from a random start: fast FGSM-RS), trades, lrat, "
-        "sat (one threat sampled per batch) or standard (with --threat none)",
-    )
-    add("--eps", type=_real(0, above=True), default=None, help="budget in pixel scale (default: 8/255, 0.5, 12)")
-    add("--attack-steps", type=_whole(1), default=None, help="training attack steps (default 10, fgsm 1)")
-    add(
-        "--attack-step-size",
-        type=_real(0, above=True),
-        default=None,
-        help="default 2.5·eps/steps (1.25·eps for one step)",
-    )
-    add("--trades-beta", type=_real(0), default=6.0, help="TRADES: weight of the KL term")
-    add(
-        "--lrat-threats",
-        default="",
-        help="LRAT: comma-separated extra threats whose PGD variants join each instance's pair "
-        "(the training threat is always in it), e.g. l2,l1",
-    )
-    add("--lrat-c", type=_real(0, above=True), default=1.0, help="LRAT: weight budget C of each pair")
-    add("--lrat-floor", type=_real(0), default=0.1, help="LRAT: lower bound of the natural weight")
-    add(
-        "--lrat-g",
-        default="linear",
-        choices=LRAT_WEIGHTINGS,
-        help="LRAT: how the variants share the adversarial weight",
-    )
-    add("--lrat-temperature", type=_real(0, above=True), default=0.25, help="LRAT: temperature of --lrat-g softmax")
-    add(
-        "--lrat-vulnerability",
-        default="prob",
-        choices=VULNERABILITIES,
-        help="LRAT: prob (1 - p_true) or margin (sigmoid of the CW margin)",
-    )
-    add("--arch", default="preact_resnet_small")
-    add("--from", dest="parent", default=None, help="checkpoint to fine-tune from")
-    add("--epochs", type=_whole(1), default=10)
-    add("--batch-size", type=_whole(1), default=128)
-    add("--lr", type=_real(0, above=True), default=0.1)
-    add("--schedule", default="piecewise", choices=SCHEDULES)
-    add("--warmup", type=_real(0, 1, below=True), default=0.0, help="fraction of iterations with a linear warm-up")
-    add("--momentum", type=_real(0, 1, below=True), default=0.9)
-    add("--weight-decay", type=_real(0), default=5e-4)
-    add("--train-images", type=_whole(1), default=None, help="train on this many images only")
-    add("--val-images", type=_whole(1), default=500)
-    add("--val-steps", type=_whole(1), default=10, help="PGD steps of the per-epoch validation")
-    add(
-        "--select",
-        default="best",
-        choices=["best", "last"],
-        help="keep the epoch with the best validation score, or the last",
-    )
-    add("--resume", action="store_true", help="continue from the last saved epoch")
+    _config_flags(parser, TrainConfig)
+    parser.add_argument("--resume", action="store_true", help="continue from the last saved epoch")
     _add_common(parser)
     parser.set_defaults(run=_run_train)
 
 
-def _run_train(args: argparse.Namespace) -> None:
-    from soupviz.train import TrainConfig, train
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The `TrainConfig` that `soupviz train` options describe, with the command line recorded."""
+    from soupviz.train_config import TrainConfig
 
-    config = TrainConfig(
-        name=args.name,
-        out=args.out,
-        threat=args.threat,
-        method=args.method,
-        eps=args.eps,
-        attack_steps=args.attack_steps,
-        attack_step_size=args.attack_step_size,
-        trades_beta=args.trades_beta,
-        lrat_threats=[t.strip() for t in args.lrat_threats.split(",") if t.strip()],
-        lrat_c=args.lrat_c,
-        lrat_floor=args.lrat_floor,
-        lrat_g=args.lrat_g,
-        lrat_temperature=args.lrat_temperature,
-        lrat_vulnerability=args.lrat_vulnerability,
-        arch=args.arch,
-        parent=args.parent,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        schedule=args.schedule,
-        warmup=args.warmup,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        train_images=args.train_images,
-        val_images=args.val_images,
-        val_steps=args.val_steps,
-        select=args.select,
-        data=args.data,
-        device=args.device,
-        seed=args.seed,
-        command="soupviz " + shlex.join(sys.argv[1:]),
-    )
-    print(train(config, resume=args.resume))
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli")}
+    return TrainConfig(**settings, command="soupviz " + shlex.join(sys.argv[1:]))
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from soupviz.train import train
+
+    print(train(train_config(args), resume=args.resume))
 
 
 def _add_evaluation(parser: argparse.ArgumentParser) -> None:

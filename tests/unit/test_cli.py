@@ -310,3 +310,36 @@ def test_adapt_on_a_folder_with_batchnorm_from_the_shift(family_folder, shift_da
 def test_adapt_explains_unusable_options(family_folder, shift_data, capsys, options, message):
     assert main(["adapt", str(family_folder), "--data", str(shift_data), *options]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_train_flags_take_their_defaults_from_train_config(tmp_path) -> None:
+    from dataclasses import asdict
+
+    from soupviz.cli import build_parser, train_config
+    from soupviz.train_config import TrainConfig
+
+    parsed = train_config(build_parser().parse_args(["train", "x", "--out", str(tmp_path)]))
+    expected = TrainConfig(name="x", out=str(tmp_path), command=parsed.command)
+    assert asdict(parsed) == asdict(expected)
+
+
+def test_every_train_setting_has_a_flag_that_reaches_the_config(tmp_path) -> None:
+    from soupviz.cli import build_parser, train_config
+
+    argv = ["train", "x", "--out", str(tmp_path), "--threat", "l2", "--method", "lrat", "--eps", "0.25",
+            "--attack-steps", "3", "--attack-step-size", "0.1", "--trades-beta", "2", "--lrat-threats", "linf, l1",
+            "--lrat-c", "2", "--lrat-floor", "0.2", "--lrat-g", "softmax", "--lrat-temperature", "0.5",
+            "--lrat-vulnerability", "margin", "--arch", "cnn", "--from", "p.safetensors", "--epochs", "2",
+            "--batch-size", "8", "--lr", "0.01", "--schedule", "cosine", "--warmup", "0.1", "--momentum", "0.5",
+            "--weight-decay", "0", "--train-images", "64", "--val-images", "16", "--val-steps", "2",
+            "--select", "last", "--data", "d", "--device", "cpu", "--seed", "7"]
+    config = train_config(build_parser().parse_args(argv))
+    assert (config.threat, config.method, config.eps, config.attack_steps, config.attack_step_size) == (
+        "l2", "lrat", 0.25, 3, 0.1)
+    assert (config.lrat_threats, config.lrat_c, config.lrat_floor, config.lrat_g, config.lrat_temperature,
+            config.lrat_vulnerability) == (["linf", "l1"], 2.0, 0.2, "softmax", 0.5, "margin")
+    assert (config.arch, config.parent, config.epochs, config.batch_size, config.lr, config.schedule) == (
+        "cnn", "p.safetensors", 2, 8, 0.01, "cosine")
+    assert (config.warmup, config.momentum, config.weight_decay, config.train_images, config.val_images,
+            config.val_steps, config.select) == (0.1, 0.5, 0.0, 64, 16, 2, "last")
+    assert (config.trades_beta, config.data, config.device, config.seed) == (2.0, "d", "cpu", 7)
