@@ -1,8 +1,9 @@
 """The `soupviz` command line: a thin layer over the library, sharing its functions with the dashboard.
 
 Subcommands: `train` (one ingredient), `eval` (a soup or each ingredient), `sweep` (a simplex
-grid to a results file the dashboard loads), `import` (foreign checkpoints) and `check` (can a
-family be souped: `soupviz.cli_import`). User errors print one line, never a traceback.
+grid to a results file the dashboard loads), `adapt` (few-shot), `saliency` and `generate` (the
+insight pages: `soupviz.cli_insight`), `import` (foreign checkpoints) and `check` (can a family be
+souped: `soupviz.cli_import`). User errors print one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import typing
 from collections.abc import Callable, Sequence
 
 from soupviz.cli_import import add_check_parser, add_import_parser
+from soupviz.cli_insight import add_generate_parser, add_saliency_parser, write_outputs
 from soupviz.errors import SoupvizError
 
 if typing.TYPE_CHECKING:
@@ -423,7 +425,7 @@ def _run_adapt(args: argparse.Namespace) -> None:
     from soupviz.checkpoints import load_family
     from soupviz.data import load_split
     from soupviz.evaluate import open_evaluator
-    from soupviz.export import export_figure, figure_csv, filename_for
+    from soupviz.export import figure_csv
     from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift, run_table
     from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure
 
@@ -459,16 +461,7 @@ def _run_adapt(args: argparse.Namespace) -> None:
             beside = out.with_name(out.stem + "_k-curve.csv")
             beside.write_text(figure_csv(curve))
             print(f"k-curve written to {beside}")
-    if args.figures:
-        folder = Path(args.figures)
-        folder.mkdir(parents=True, exist_ok=True)
-        for fig in figures + ([curve] if curve is not None else []):
-            path = folder / filename_for(fig, args.figure_format)
-            if args.figure_format == "html":
-                fig.write_html(path, include_plotlyjs=True)
-            else:
-                path.write_bytes(export_figure(fig, args.figure_format))
-            print(f"figure written to {path}")
+    write_outputs(figures + ([curve] if curve is not None else []), None, args.figures, args.figure_format)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -478,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_parser(sub)
     _sweep_parser(sub)
     _adapt_parser(sub)
+    add_saliency_parser(sub, _add_common)
+    add_generate_parser(sub, _add_common)
     add_import_parser(sub)
     add_check_parser(sub)
     return parser
