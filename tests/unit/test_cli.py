@@ -21,20 +21,6 @@ from soupviz.results_io import read_records
 from soupviz.soup import Soup
 
 
-@pytest.fixture
-def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for name in CIFAR10_CLASSES:
-            (tmp_path / "data" / split / name).mkdir(parents=True)
-            for i in range(2):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                    tmp_path / "data" / split / name / f"{i}.png"
-                )
-    return tmp_path / "data"
-
-
 def test_eval_prints_each_ingredient_and_writes_csv(family_folder, data_folder, tmp_path, capsys) -> None:
     out = tmp_path / "ingredients.csv"
     code = main(

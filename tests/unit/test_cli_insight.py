@@ -6,13 +6,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from soupviz.checkpoints import load_family
 from soupviz.cli import main
-from soupviz.data import CIFAR10_CLASSES, load_split
+from soupviz.data import load_split
 from soupviz.export import figure_csv
 from soupviz.insight_figures import class_figure, strip_figure
 from soupviz.insight_pages import (
@@ -29,20 +27,6 @@ from soupviz.saliency import SaliencySettings
 from soupviz.soup import Soup
 
 WEIGHTS = [0.5, 0.5, 0.0, 0.0]
-
-
-@pytest.fixture
-def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Two random 32x32 images per class in train/ and test/."""
-    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for name in CIFAR10_CLASSES:
-            (tmp_path / "data" / split / name).mkdir(parents=True)
-            for i in range(2):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                    tmp_path / "data" / split / name / f"{i}.png")
-    return tmp_path / "data"
 
 
 def run(family_folder: Path, data_folder: Path, command: str, *options: str) -> int:
