@@ -23,6 +23,7 @@ from soupviz.weights import (
     DEFAULT_MARGIN,
     bounds,
     is_extrapolated,
+    margin_for,
     nearest_soup,
     presets,
     rebalance,
@@ -209,8 +210,7 @@ def read_link(k: int) -> None:
         return
     if is_extrapolated(weights):
         st.session_state[Keys.EXTRAPOLATE] = True
-        reach = max(max(weights) - 1, -min(weights))
-        st.session_state[Keys.MARGIN] = next(m for m in MARGINS if m >= reach - 1e-9)
+        st.session_state[Keys.MARGIN] = margin_for(weights, MARGINS)
     set_weights(weights)
 
 

@@ -421,13 +421,12 @@ def _adapt_parser(sub: argparse._SubParsersAction) -> None:
 def _run_adapt(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from soupviz.adapt import selection_names
     from soupviz.checkpoints import load_family
     from soupviz.data import load_split
     from soupviz.evaluate import open_evaluator
     from soupviz.export import figure_csv
     from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift, run_table
-    from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure
+    from soupviz.insight_pages import adaptation_figures
 
     if (args.corruption is None) == (args.folder is None):
         raise SoupvizError("Name the shift with exactly one of --corruption NAME or --folder PATH.")
@@ -448,11 +447,8 @@ def _run_adapt(args: argparse.Namespace) -> None:
         shift = corruption_shift(split, args.corruption, args.severity, args.per_class, args.heldout, args.seed)
     run = adapt_to_shift(evaluator.soup, shift, config, family.labels)
     print(run_table(run))
-    outcomes = outcomes_figure(run.outcomes, family.labels, family.name)
-    names = selection_names(run.selections)
-    chosen = [(name, s.weights.tolist()) for name, s in zip(names, run.selections, strict=True)]
-    figures = [outcomes, composition_figure(chosen, family.labels, family.name)]
-    curve = k_curve_figure(run.curve, run.summary, run.shift, family.name) if run.curve else None
+    figures = adaptation_figures(run, family.labels, family.name)
+    outcomes, curve = figures["outcomes"], figures.get("k-curve")
     if args.out:
         out = Path(args.out)
         out.write_text(figure_csv(outcomes))
@@ -461,7 +457,7 @@ def _run_adapt(args: argparse.Namespace) -> None:
             beside = out.with_name(out.stem + "_k-curve.csv")
             beside.write_text(figure_csv(curve))
             print(f"k-curve written to {beside}")
-    write_outputs(figures + ([curve] if curve is not None else []), None, args.figures, args.figure_format)
+    write_outputs(list(figures.values()), None, args.figures, args.figure_format)
 
 
 def build_parser() -> argparse.ArgumentParser:

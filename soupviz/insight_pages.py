@@ -19,9 +19,11 @@ from pathlib import Path
 import plotly.graph_objects as go
 import torch
 
+from soupviz.adapt import selection_names
 from soupviz.checkpoints import SoupFamily
 from soupviz.data import IMAGE_SUFFIXES, ImageSet
 from soupviz.errors import SoupvizError
+from soupviz.few_shot import AdaptationRun
 from soupviz.generate import (
     ClassGaussians,
     Generation,
@@ -30,7 +32,7 @@ from soupviz.generate import (
     generate_classes,
     towards_class,
 )
-from soupviz.insight_figures import saliency_figure
+from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure, saliency_figure
 from soupviz.saliency import SaliencyResult, SaliencySettings, soup_panel
 from soupviz.soup import Soup
 from soupviz.weights import EXTRAPOLATION_LIMIT
@@ -186,6 +188,23 @@ def saliency_view(
     titles = compared_models(family, weights)[1]
     return saliency_figure(images, labels, panels, [*family.names, "soup"], titles, classes, settings.method,
                            family.name, weights, names, paper)
+
+
+def chosen_soups(run: AdaptationRun) -> list[tuple[str, list[float]]]:
+    """The soups an adaptation run chose, named by `adapt.selection_names`, with their weights."""
+    names = selection_names(run.selections)
+    return [(name, s.weights.tolist()) for name, s in zip(names, run.selections, strict=True)]
+
+
+def adaptation_figures(run: AdaptationRun, labels: Sequence[str], family: str, paper: bool = False
+                       ) -> dict[str, go.Figure]:
+    """The figures of one adaptation run by name: 'outcomes' (held-out accuracies), 'composition'
+    (the chosen soups' weights) and, when the run has a k-curve, 'k-curve'."""
+    figures = {"outcomes": outcomes_figure(run.outcomes, labels, family, paper=paper),
+               "composition": composition_figure(chosen_soups(run), labels, family, paper)}
+    if run.curve:
+        figures["k-curve"] = k_curve_figure(run.curve, run.summary, run.shift, family, paper)
+    return figures
 
 
 def generation_settings(eps: float, step_size: float, steps: int, frames: int, seed: int) -> GenerationSettings:

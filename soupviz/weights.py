@@ -30,6 +30,12 @@ def is_extrapolated(weights: Weights) -> bool:
     return any(float(w) < -1e-12 or float(w) > 1 + 1e-12 for w in weights)
 
 
+def margin_for(weights: Weights, margins: Sequence[float]) -> float:
+    """The smallest of the offered `margins` whose bounds hold `weights` (else the largest)."""
+    reach = max(max(float(w) for w in weights) - 1, -min(float(w) for w in weights))
+    return next((m for m in sorted(margins) if m >= reach - 1e-9), max(margins))
+
+
 def check_weights(
     weights: Weights,
     k: int,

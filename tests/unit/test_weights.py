@@ -14,6 +14,7 @@ from soupviz.weights import (
     interpolation_line,
     is_extrapolated,
     line_weights,
+    margin_for,
     nearest_soup,
     presets,
     project_weights,
@@ -148,6 +149,12 @@ def test_a_bad_query_string_says_what_is_wrong(text: str, message: str) -> None:
 
 def test_is_extrapolated() -> None:
     assert is_extrapolated([1.2, -0.2]) and not is_extrapolated([0.0, 1.0])
+
+
+def test_margin_for_picks_the_smallest_offered_margin_that_holds_the_soup() -> None:
+    margins = (0.2, 0.4, 0.6, 1.0)
+    assert margin_for([1.3, -0.3], margins) == 0.4 and margin_for([1.2, -0.2], margins) == 0.2
+    assert margin_for([-0.5, 1.5], margins) == 0.6 and margin_for([3.0, -2.0], margins) == 1.0
 
 
 def test_paper_grids_have_21_and_480_soups():
