@@ -192,6 +192,7 @@ def write_outputs(figures: Sequence[go.Figure], csv_path: str | None, folder: st
     from soupviz.export import export_figure, figure_csv, filename_for
 
     if csv_path:
+        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
         Path(csv_path).write_text(figure_csv(figures[csv_figure]))
         print(f"numbers written to {csv_path}")
     if folder:

@@ -78,7 +78,7 @@ def test_saliency_picks_the_pages_default_classes(family_folder, data_folder, tm
 
 
 def test_a_walk_writes_what_the_page_computes(family_folder, data_folder, tmp_path) -> None:
-    out = tmp_path / "walk.csv"
+    out = tmp_path / "runs" / "walk.csv"  # a folder that does not exist yet
     assert run(family_folder, data_folder, "generate", "--target", "cat", "--indices", "11", "--steps", "2",
                "--frames", "2", "--eps", "5", "--out", str(out)) == 0
     family, split = load_family(family_folder), load_split(str(data_folder), "test")
