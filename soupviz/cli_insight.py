@@ -7,12 +7,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
 from soupviz.generate import GenerationSettings
 from soupviz.saliency import CLIPS, METHODS, MODES, SaliencySettings
+
+if TYPE_CHECKING:
+    import torch
+
+    from soupviz.checkpoints import SoupFamily
+    from soupviz.data import ImageSet
+    from soupviz.soup import Soup
 
 FIGURE_FORMATS = ("html", "png", "svg", "pdf")
 AddOptions = Callable[[argparse.ArgumentParser], None]
@@ -46,7 +54,7 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
     add("--out", default=None, help="write the numbers behind the figure to this .csv")
     add("--figures", default=None, help="write the page's figures into this folder")
     add("--figure-format", default="html", choices=FIGURE_FORMATS)
-    add("--paper", action="store_true", help="paper style (serif fonts, no titles)")
+    add("--paper", action="store_true", help="paper style (white theme, larger type), as the dashboard's toggle")
 
 
 def add_saliency_parser(sub: argparse._SubParsersAction, common: AddOptions) -> None:
@@ -99,7 +107,7 @@ def run_saliency(args: argparse.Namespace) -> None:
     panels = saliency_panels(soup, images, labels, weights, settings, family.names)
     fig = saliency_view(family, images, labels, names, panels, settings, split.classes, weights, args.paper)
     print(f"{settings.method_label}; {settings.normalisation_label}")
-    _write(args, [fig])
+    write_outputs([fig], args.out, args.figures, args.figure_format)
 
 
 def run_generate(args: argparse.Namespace) -> None:
@@ -135,10 +143,10 @@ def run_generate(args: argparse.Namespace) -> None:
         runs = generate_per_model(soup, rows, gaussians, chosen, args.per_class, settings)
         fig = class_figure(runs, titles, classes, family.name, weights, args.paper)
         print(f"{', '.join(classes[c] for c in chosen)} from Gaussian seeds (seed {settings.seed}): {settings.label}")
-    _write(args, [fig])
+    write_outputs([fig], args.out, args.figures, args.figure_format)
 
 
-def _open(args: argparse.Namespace):
+def _open(args: argparse.Namespace) -> tuple[SoupFamily, Soup, ImageSet, list[float]]:
     """The family, its soup (as the dashboard's evaluator builds it), the test split and the soup's weights."""
     from soupviz.checkpoints import load_family
     from soupviz.data import load_split
@@ -153,7 +161,7 @@ def _open(args: argparse.Namespace):
     return family, evaluator.soup, load_split(args.data, "test"), weights
 
 
-def _pick(args: argparse.Namespace, split, single: bool):
+def _pick(args: argparse.Namespace, split: ImageSet, single: bool) -> tuple[torch.Tensor, list[int], list[str]]:
     """Images (N, 3, H, W) in [0, 1], labels and names chosen by index, by class or from a picture file."""
     from soupviz.insight_pages import (
         MAX_PICKED,
@@ -205,6 +213,3 @@ def write_outputs(figures: Sequence[go.Figure], csv_path: str | None, folder: st
                 path.write_bytes(export_figure(fig, fmt))
             print(f"figure written to {path}")
 
-
-def _write(args: argparse.Namespace, figures: Sequence[go.Figure]) -> None:
-    write_outputs(figures, args.out, args.figures, args.figure_format)
