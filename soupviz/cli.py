@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from soupviz.cli_import import add_check_parser, add_import_parser
 from soupviz.errors import SoupvizError
+from soupviz.threats import parse_number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,13 +28,9 @@ class _Parser(argparse.ArgumentParser):
 def _number(text: str) -> float:
     """A finite number, written as a decimal or a fraction such as '8/255'."""
     try:
-        numerator, _, denominator = text.partition("/")
-        value = float(numerator) / float(denominator) if denominator else float(numerator)
-    except (ValueError, ZeroDivisionError):
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    return value
+        return parse_number(text)
+    except SoupvizError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def _whole(minimum: int) -> Callable[[str], int]:

@@ -15,7 +15,6 @@ import plotly.graph_objects as go
 import torch
 
 from soupviz.app_state import EvalSettings, presets, tidy
-from soupviz.attacks import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, format_budget
 from soupviz.checkpoints import SoupFamily
 from soupviz.comparison import paired_difference, verdict_label
 from soupviz.data import ImageSet
@@ -29,6 +28,7 @@ from soupviz.models import create_model
 from soupviz.results_cache import ResultCache
 from soupviz.serving import UPLOAD_SUFFIXES
 from soupviz.soup import ParameterMatrix, Soup
+from soupviz.threats import DEFAULT_BUDGETS, THREATS
 
 UPPER_BOUND = " (upper bound on robust accuracy)"
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
@@ -100,31 +100,6 @@ def metric_choices(settings: EvalSettings) -> dict[str, MetricSpec]:
     """Metrics a plot can show, by display name: clean, each threat, each chosen corruption."""
     specs = [MetricSpec("clean"), *robust_specs(settings), *corruption_specs(settings)]
     return {spec.column: spec for spec in specs}
-
-
-def parse_budgets(text: str, threat: str) -> list[float]:
-    """Budgets (pixel scale) from text such as '2/255, 4/255, 8/255' or '0.25 0.5'.
-
-    Raises:
-        SoupvizError: a value that is not a positive number or fraction.
-    """
-    values = []
-    for part in text.replace(",", " ").split():
-        try:
-            numerator, _, denominator = part.partition("/")
-            value = float(numerator) / float(denominator or 1)
-        except (ValueError, ZeroDivisionError) as error:
-            raise SoupvizError(
-                f"The {THREAT_LABELS[threat]} budget {part!r} is not a number such as 8/255 or 0.5.") from error
-        if not value > 0:
-            raise SoupvizError(f"The {THREAT_LABELS[threat]} budget {part!r} must be positive.")
-        values.append(value)
-    return sorted(set(values))
-
-
-def budgets_text(threat: str, budgets: Sequence[float]) -> str:
-    """The inverse of `parse_budgets`: '2/255, 4/255' for L∞ multiples of 1/255."""
-    return ", ".join(format_budget(threat, eps) for eps in budgets)
 
 
 def budget_specs(budgets: dict[str, Sequence[float]], settings: EvalSettings) -> list[MetricSpec]:

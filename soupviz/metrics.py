@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from soupviz.attacks import DEFAULT_BUDGETS, FIXED_ITERATIONS, TARGETED, THREATS, describe_attacks, make_attack
-from soupviz.attacks.base import THREAT_LABELS, format_budget
+from soupviz.attacks import FIXED_ITERATIONS, TARGETED, describe_attacks, make_attack
 from soupviz.attacks.defaults import DEFAULT, DEFAULT_ATTACKS, strength_note
 from soupviz.corruptions import corruption_label, corruption_names
 from soupviz.errors import SoupvizError
+from soupviz.threats import DEFAULT_BUDGETS, THREATS, parse_budget, threat_label
 
 KINDS = ("clean", "attack", "corruption", "union")
 
@@ -81,7 +81,7 @@ class MetricSpec:
             if head == "union":
                 return cls("union", attack=attack, steps=steps)
             if head in THREATS:
-                eps = _number(parts[1]) if len(parts) > 1 and parts[1] else None
+                eps = parse_budget(parts[1], head) if len(parts) > 1 and parts[1] else None
                 name = parts[2] if len(parts) > 2 else attack
                 count = int(parts[3]) if len(parts) > 3 and parts[3] else steps
                 targets = int(parts[4]) if len(parts) > 4 and parts[4] else None
@@ -116,7 +116,7 @@ class MetricSpec:
     def column(self) -> str:
         """Short column name: 'clean', 'L∞ 8/255', 'Fog, severity 3', 'union'."""
         if self.kind == "attack":
-            return f"{THREAT_LABELS[self.threat]} {format_budget(self.threat, self.eps)}"
+            return threat_label(self.threat, self.eps)
         if self.kind == "corruption":
             return corruption_label(self.corruption, self.severity)
         return self.kind
@@ -298,9 +298,3 @@ def spec_attacks(spec: MetricSpec, model: Callable, threat: str | None = None, s
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
-
-def _number(text: str) -> float:
-    if "/" in text:
-        numerator, denominator = text.split("/", 1)
-        return float(numerator) / float(denominator)
-    return float(text)

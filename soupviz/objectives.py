@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.attacks.base import DEFAULT_BUDGETS, THREATS
 from soupviz.attacks.projections import project, random_start, steepest_ascent
+from soupviz.threats import DEFAULT_BUDGETS, THREATS
 
 METHODS = ("standard", "pgd", "fgsm", "trades", "lrat", "sat")
 VULNERABILITIES = ("prob", "margin")

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from soupviz.attacks.base import THREAT_LABELS, format_budget
 from soupviz.errors import SoupvizError
 from soupviz.export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.figures import (
@@ -27,6 +26,7 @@ from soupviz.figures import (
     weights_key,
 )
 from soupviz.metrics import Record
+from soupviz.threats import THREAT_LABELS, format_budget
 
 GROUPS = {"soups": ("weight-space soups", "circle", 3, "solid"),
           "ensembles": ("output-space ensembles", "diamond", 4, "dash")}

@@ -7,9 +7,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from soupviz.attacks.base import THREATS
 from soupviz.errors import SoupvizError
 from soupviz.objectives import LRAT_WEIGHTINGS, METHODS, VULNERABILITIES, LratWeighting
+from soupviz.threats import THREATS
 
 SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
 

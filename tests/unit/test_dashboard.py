@@ -13,13 +13,11 @@ from soupviz.app_state import EvalSettings
 from soupviz.comparison import paired_difference, verdict_label
 from soupviz.dashboard import (
     budget_specs,
-    budgets_text,
     build_evaluator,
     grid_weights,
     ingredient_caption,
     ingredient_table,
     ingredient_titles,
-    parse_budgets,
     picked_weights,
     records_from_upload,
     records_table,
@@ -62,15 +60,6 @@ def test_reestimating_batchnorm_needs_training_images(family, synthetic_images) 
     params = ParameterMatrix.from_family(family)
     evaluator = build_evaluator(family, params, synthetic_images, settings, train=synthetic_images, cache=False)
     assert evaluator.soup.bn_mode == "reestimate"
-
-
-def test_budgets_parse_fractions_and_say_what_is_wrong() -> None:
-    assert parse_budgets("8/255, 2/255 4/255", "linf") == [2 / 255, 4 / 255, 8 / 255]
-    assert budgets_text("linf", [2 / 255, 8 / 255]) == "2/255, 8/255"
-    with pytest.raises(SoupvizError, match="not a number"):
-        parse_budgets("half", "l2")
-    with pytest.raises(SoupvizError, match="positive"):
-        parse_budgets("0", "l1")
 
 
 def test_budget_specs_cover_every_threat_and_budget() -> None:

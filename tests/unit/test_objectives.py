@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.attacks.base import DEFAULT_BUDGETS
 from soupviz.objectives import (
     LratWeighting,
     batch_loss,
@@ -23,6 +22,7 @@ from soupviz.objectives import (
     training_attack,
     vulnerability,
 )
+from soupviz.threats import DEFAULT_BUDGETS
 
 
 def tiny_model(seed: int = 0) -> nn.Module:
