@@ -18,8 +18,9 @@ from PIL import Image
 
 from soupviz.adapt import Outcome
 from soupviz.export import OKABE_ITO, apply_style, attach_rows
-from soupviz.figures import BOTTOM_LEGEND, soup_label
+from soupviz.figures import BOTTOM_LEGEND
 from soupviz.generate import Generation
+from soupviz.report import soup_label
 from soupviz.saliency import SaliencyResult
 
 SIDE = 32  # data units per image side, whatever the image's pixels

@@ -1,4 +1,7 @@
-"""Reading and writing evaluation records as JSON (what the dashboard loads) or CSV."""
+"""Reading and writing evaluation records as JSON (what the dashboard loads) or CSV.
+
+JSON files hold each record's spec as data (`Record.to_dict`); files written before that, which
+kept only the spec's key, still load (`Record.from_dict`)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ def write_records(records: list[Record], path: str | Path, meta: dict[str, Any] 
         atomic_write_bytes(records_to_csv(records).encode(), path)
     else:
         atomic_write_json(
-            {"format": RESULTS_FORMAT, "meta": meta or {}, "records": [r.__dict__ for r in records]}, path
+            {"format": RESULTS_FORMAT, "meta": meta or {}, "records": [r.to_dict() for r in records]}, path
         )
     return path
 
@@ -50,6 +53,6 @@ def read_records(path: str | Path) -> tuple[list[Record], dict[str, Any]]:
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
         raise SoupvizError(f"The file {path} is not a soupviz results file (expected format {RESULTS_FORMAT}).")
     try:
-        return [Record(**item) for item in data["records"]], data.get("meta", {})
-    except TypeError as error:
+        return [Record.from_dict(item) for item in data["records"]], data.get("meta", {})
+    except (SoupvizError, TypeError, KeyError) as error:
         raise SoupvizError(f"The results file {path} has malformed records ({error}).") from error
