@@ -31,7 +31,7 @@ from soupviz.errors import SoupWeightsError
 from soupviz.evaluate import Evaluator
 from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
 from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record, attack_strength
-from soupviz.report import interval_text
+from soupviz.report import bounded, interval_text, method_text
 
 MARGINS = (0.2, 0.4, 0.6, 1.0)
 MIMES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
@@ -131,8 +131,8 @@ def evaluate_live(
 def metric_tile(container: DeltaGenerator, record: Record, note: str = "") -> None:
     """An accuracy with its 95% interval, n and the method; robust ones marked as upper bounds,
     with `note` (how strong the attack was measured to be) under them."""
-    label = f"{record.metric} ≤" if record.upper_bound else record.metric
-    container.metric(label, f"{100 * record.accuracy:.1f}%", help=record.method)
+    label = bounded(record.metric, record.upper_bound)
+    container.metric(label, f"{100 * record.accuracy:.1f}%", help=method_text(record))
     container.caption(f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}")
     if note:
         container.caption(note)

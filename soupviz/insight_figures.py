@@ -160,7 +160,7 @@ def class_figure(runs: Sequence[Generation], titles: Sequence[str], classes: Seq
                          "target_probability": p, "settings": run.label})
         cells.append(line)
     fig = image_grid(cells, ["Gaussian seed", *titles], [classes[t] for t in targets], paper=paper)
-    return attach_rows(fig, "generated-classes", rows, family, runs[0].label.split(",")[0], weights)
+    return attach_rows(fig, "generated-classes", rows, family, "targeted generation", weights)
 
 
 def outcomes_figure(outcomes: Sequence[Outcome], labels: Sequence[str], family: str = "", by_shift: bool = False,
