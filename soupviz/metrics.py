@@ -130,8 +130,8 @@ class MetricSpec:
         """
         parts = key.split(":")
         head, rest = parts[0], parts[1:]
-        targets = int(rest.pop()[1:]) if rest and rest[-1].startswith("t") else None
         try:
+            targets = int(rest.pop()[1:]) if rest and rest[-1].startswith("t") else None
             if head == "clean" and not rest:
                 return cls("clean")
             if head in THREATS and len(rest) == 4:

@@ -15,7 +15,8 @@ from soupviz.errors import SoupvizError
 from soupviz.metrics import Record
 from soupviz.storage import atomic_write_bytes, atomic_write_json
 
-RESULTS_FORMAT = "soupviz-results/1"
+RESULTS_FORMAT = "soupviz-results/2"  # /2: each record's spec as data
+READABLE_FORMATS = ("soupviz-results/1", RESULTS_FORMAT)
 
 
 def write_records(records: list[Record], path: str | Path, meta: dict[str, Any] | None = None) -> Path:
@@ -50,7 +51,7 @@ def read_records(path: str | Path) -> tuple[list[Record], dict[str, Any]]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise SoupvizError(f"The results file {path} cannot be read ({error}).") from error
-    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
         raise SoupvizError(f"The file {path} is not a soupviz results file (expected format {RESULTS_FORMAT}).")
     try:
         return [Record.from_dict(item) for item in data["records"]], data.get("meta", {})
