@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from soupviz.cli_import import add_check_parser, add_import_parser
 from soupviz.errors import SoupvizError
-from soupviz.threats import parse_number
+from soupviz.threats import NOMINAL, THREATS, parse_number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,7 +91,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     add = parser.add_argument
     add("name", help="checkpoint name (file stem)")
     add("--out", required=True, help="folder for the checkpoint, its card, log and resumable state")
-    add("--threat", default="linf", choices=["none", "linf", "l2", "l1"])
+    add("--threat", default="linf", choices=[NOMINAL, *THREATS])
     add(
         "--method",
         default="pgd",

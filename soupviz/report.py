@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 UPPER_BOUND_NOTE = "upper bound on robust accuracy"
 BOUND = " ≤"
 MISSING = "—"
-BOUND_LEGEND = "≤: an upper bound on robust accuracy (the attack may miss adversarial examples)."
+BOUND_LEGEND = f"≤: an {UPPER_BOUND_NOTE} (the attack may miss adversarial examples)."
 TOLERANCE = 1e-9
 
 
