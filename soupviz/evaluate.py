@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import torch
 
-from soupviz.attacks import DEFAULT_BUDGETS, robust_mask
+from soupviz.attacks import robust_mask
 from soupviz.attacks.base import Classifier
 from soupviz.checkpoints import SoupFamily
 from soupviz.corruptions import corrupt
@@ -32,6 +32,7 @@ from soupviz.metrics import (
 )
 from soupviz.results_cache import ResultCache, cache_key, code_fingerprint, packbits, unpackbits
 from soupviz.soup import Soup, check_finite_logits, check_weights
+from soupviz.threats import DEFAULT_BUDGETS
 
 EXTRAPOLATION_LIMIT = 10.0
 
