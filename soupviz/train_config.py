@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from soupviz.attacks.base import THREATS
 from soupviz.errors import SoupvizError
+from soupviz.threats import THREATS
 from soupviz.train_losses import LRAT_WEIGHTINGS, METHODS, VULNERABILITIES, LratWeighting
 
 SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")

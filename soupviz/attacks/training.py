@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.attacks.base import DEFAULT_BUDGETS, eval_mode
+from soupviz.attacks.base import eval_mode
+from soupviz.threats import DEFAULT_BUDGETS
 from soupviz.attacks.engine import Ascent, ascend
 from soupviz.attacks.projections import project, random_start
 

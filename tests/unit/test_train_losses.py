@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.attacks.base import DEFAULT_BUDGETS
 from soupviz.train_losses import (
     LratWeighting,
     batch_loss,
@@ -19,6 +18,7 @@ from soupviz.train_losses import (
     method_budgets,
     vulnerability,
 )
+from soupviz.threats import DEFAULT_BUDGETS
 
 
 def tiny_model(seed: int = 0) -> nn.Module:
