@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soupviz.threats import DEFAULT_BUDGETS
 from soupviz.train_losses import (
     LratWeighting,
     batch_loss,
@@ -18,7 +19,6 @@ from soupviz.train_losses import (
     method_budgets,
     vulnerability,
 )
-from soupviz.threats import DEFAULT_BUDGETS
 
 
 def tiny_model(seed: int = 0) -> nn.Module:
