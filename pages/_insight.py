@@ -18,7 +18,6 @@ from soupviz.app_state import Keys
 from soupviz.checkpoints import SoupFamily
 from soupviz.data import ImageSet, load_split
 from soupviz.errors import SoupvizError
-from soupviz.figures import soup_label
 from soupviz.insight_pages import (
     MAX_PICKED,
     Report,
@@ -29,6 +28,7 @@ from soupviz.insight_pages import (
     images_at,
     parse_indices,
 )
+from soupviz.report import soup_label
 from soupviz.saliency import load_uploaded_image
 
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import torch
 
-from soupviz.attacks import DEFAULT_BUDGETS, robust_mask
+from soupviz.attacks import robust_mask
 from soupviz.attacks.base import Classifier
 from soupviz.checkpoints import SoupFamily
 from soupviz.corruptions import corrupt
@@ -32,6 +32,7 @@ from soupviz.metrics import (
 )
 from soupviz.results_cache import ResultCache, cache_key, code_fingerprint, packbits, unpackbits
 from soupviz.soup import Soup, check_finite_logits
+from soupviz.threats import DEFAULT_BUDGETS
 from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights
 
 
@@ -129,16 +130,13 @@ class Evaluator:
         return Record(
             weights=[float(w) for w in row],
             ingredients=self.family.names,
-            metric=spec.column,
-            spec=spec.key,
-            kind=spec.kind,
+            measure=spec,
             n=n,
             correct=correct,
             accuracy=correct / max(n, 1),
             ci_low=low,
             ci_high=high,
             method=self.method_prefix() + method_label(spec),
-            upper_bound=spec.is_upper_bound,
             images=self.images_label,
             seed=self.seed,
             batchnorm=self.batchnorm,
@@ -162,9 +160,9 @@ class Evaluator:
         )
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             _advance(state, self._units(spec), f"{spec.column} (cached)")
-            return replace(  # names as of today: a stored record may predate a label change
-                Record(**hit), weights=[float(w) for w in row], ingredients=self.family.names, family=self.family.name,
-                metric=spec.column,
+            return replace(
+                Record.from_dict(hit), weights=[float(w) for w in row], ingredients=self.family.names,
+                family=self.family.name,
             )
         if spec.kind == "union":
             parts = [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()) for t in spec.threats]
@@ -178,7 +176,7 @@ class Evaluator:
             _advance(state, 1, spec.column)
         record = self.record(row, spec, mask)
         if self.cache is not None:
-            self.cache.put(key, record.__dict__)
+            self.cache.put(key, record.to_dict())
         return record
 
     def _predicted(self, row: torch.Tensor, spec: MetricSpec) -> torch.Tensor:

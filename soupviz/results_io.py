@@ -1,4 +1,7 @@
-"""Reading and writing evaluation records as JSON (what the dashboard loads) or CSV."""
+"""Reading and writing evaluation records as JSON (what the dashboard loads) or CSV.
+
+JSON files hold each record's spec as data (`Record.to_dict`); files written before that, which
+kept only the spec's key, still load (`Record.from_dict`)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from soupviz.errors import SoupvizError
 from soupviz.metrics import Record
 from soupviz.storage import atomic_write_bytes, atomic_write_json
 
-RESULTS_FORMAT = "soupviz-results/1"
+RESULTS_FORMAT = "soupviz-results/2"  # /2: each record's spec as data
+READABLE_FORMATS = ("soupviz-results/1", RESULTS_FORMAT)
 
 
 def write_records(records: list[Record], path: str | Path, meta: dict[str, Any] | None = None) -> Path:
@@ -22,7 +26,7 @@ def write_records(records: list[Record], path: str | Path, meta: dict[str, Any] 
         atomic_write_bytes(records_to_csv(records).encode(), path)
     else:
         atomic_write_json(
-            {"format": RESULTS_FORMAT, "meta": meta or {}, "records": [r.__dict__ for r in records]}, path
+            {"format": RESULTS_FORMAT, "meta": meta or {}, "records": [r.to_dict() for r in records]}, path
         )
     return path
 
@@ -47,9 +51,9 @@ def read_records(path: str | Path) -> tuple[list[Record], dict[str, Any]]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise SoupvizError(f"The results file {path} cannot be read ({error}).") from error
-    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
         raise SoupvizError(f"The file {path} is not a soupviz results file (expected format {RESULTS_FORMAT}).")
     try:
-        return [Record(**item) for item in data["records"]], data.get("meta", {})
-    except TypeError as error:
+        return [Record.from_dict(item) for item in data["records"]], data.get("meta", {})
+    except (SoupvizError, TypeError, KeyError) as error:
         raise SoupvizError(f"The results file {path} has malformed records ({error}).") from error

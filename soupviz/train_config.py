@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from soupviz.attacks.base import THREATS
 from soupviz.errors import SoupvizError
+from soupviz.threats import NOMINAL, THREATS
 from soupviz.train_losses import LRAT_WEIGHTINGS, METHODS, VULNERABILITIES, LratWeighting
 
 SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
@@ -65,7 +65,7 @@ class TrainConfig:
     name: str = field(metadata={"cli": "positional", "help": "checkpoint name (file stem)"})
     out: str = field(metadata={"cli": "required",
                                "help": "folder for the checkpoint, its card, log and resumable state"})
-    threat: str = option("linf", choices=("none", *THREATS))
+    threat: str = option("linf", choices=(NOMINAL, *THREATS))
     method: str = option("pgd", choices=METHODS, help="pgd (Madry), fgsm (one step from a random start: fast FGSM-RS), "
                          "trades, lrat, sat (one threat sampled per batch) or standard (with --threat none)")
     eps: float | None = option(None, low=0, above=True, help="budget in pixel scale (default: 8/255, 0.5, 12)")

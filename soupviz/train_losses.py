@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.attacks.base import THREATS
 from soupviz.attacks.engine import Ascent
 from soupviz.attacks.training import default_budget, trades_attack, training_attack
+from soupviz.threats import THREATS
 
 METHODS = ("standard", "pgd", "fgsm", "trades", "lrat", "sat")
 VULNERABILITIES = ("prob", "margin")

@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.attacks.base import DEFAULT_BUDGETS, eval_mode
+from soupviz.attacks.base import eval_mode
 from soupviz.attacks.engine import Ascent, ascend
 from soupviz.attacks.projections import project, random_start
+from soupviz.threats import DEFAULT_BUDGETS
 
 L1_SPARSITY = 0.01  # fraction of coordinates one training L1 step moves
 

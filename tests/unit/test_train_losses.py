@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.attacks.base import DEFAULT_BUDGETS
+from soupviz.threats import DEFAULT_BUDGETS
 from soupviz.train_losses import (
     LratWeighting,
     batch_loss,
