@@ -38,7 +38,7 @@ from soupviz.checkpoints import load_family
 from soupviz.comparison import mcnemar_p, newcombe_interval
 from soupviz.data import load_split
 from soupviz.metrics import wilson_interval
-from soupviz.results_cache import packbits, unpackbits
+from soupviz.store import packbits, unpackbits
 from soupviz.soup import Soup
 from soupviz.storage import atomic_write_json
 

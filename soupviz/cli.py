@@ -266,7 +266,7 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
     from soupviz.checkpoints import load_family
     from soupviz.evaluate import open_evaluator
     from soupviz.metrics import parse_metrics
-    from soupviz.results_io import write_records
+    from soupviz.store import write_records
 
     family = load_family(args.family)
     specs = parse_metrics(args.metrics, args.attack, args.steps)

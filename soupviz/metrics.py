@@ -215,7 +215,7 @@ def wilson_interval(correct: float, n: int, z: float = 1.959964) -> tuple[float,
 class Record:
     """One metric of one soup on one image subset, with its 95% Wilson interval.
 
-    `code_fingerprint` names the code that computed it (`results_cache.code_fingerprint`);
+    `code_fingerprint` names the code that computed it (`store.code_fingerprint`);
     empty for records written before it was stored.
     """
 

@@ -16,8 +16,8 @@ from soupviz.checkpoints import load_family
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, load_split
 from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
-from soupviz.results_cache import unpackbits
-from soupviz.results_io import read_records
+from soupviz.store import unpackbits
+from soupviz.store import read_records
 from soupviz.soup import Soup
 
 
