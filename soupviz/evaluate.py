@@ -296,17 +296,18 @@ def open_evaluator(
     cache: bool = True,
     batch_size: int = 250,
     store: ResultStore | None = None,
+    fold: int = 8,
 ) -> Evaluator:
     """The evaluator the CLI and the dashboard share: `images` test images drawn with `seed`,
     BatchNorm statistics mixed ('mix': means linearly, variances in log space) or re-estimated
     ('reestimate') on `calibration_images` clean training images. Records persist in `store`
-    (default: the cache folder's) unless `cache` is False."""
+    (default: the cache folder's) unless `cache` is False; `fold` soups at most share a batch."""
     from soupviz.data import load_split
 
     test = load_split(data, "test").subset(images, seed)
     evaluator = Evaluator(
         family, test, device=device, seed=seed, batch_size=batch_size,
-        store=(store or ResultStore()) if cache else None,
+        store=(store if store is not None else ResultStore()) if cache else None, fold=fold,
     )
     if batchnorm == "reestimate":
         train = load_split(data, "train").subset(calibration_images, seed)

@@ -16,23 +16,8 @@ from soupviz.checkpoints import load_family
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, load_split
 from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
-from soupviz.store import unpackbits
-from soupviz.store import read_records
 from soupviz.soup import Soup
-
-
-@pytest.fixture
-def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for name in CIFAR10_CLASSES:
-            (tmp_path / "data" / split / name).mkdir(parents=True)
-            for i in range(2):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                    tmp_path / "data" / split / name / f"{i}.png"
-                )
-    return tmp_path / "data"
+from soupviz.store import read_records, unpackbits
 
 
 def test_eval_prints_each_ingredient_and_writes_csv(family_folder, data_folder, tmp_path, capsys) -> None:

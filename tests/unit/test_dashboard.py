@@ -30,8 +30,8 @@ from soupviz.dashboard import (
 from soupviz.errors import SoupvizError
 from soupviz.figures import ternary_figure
 from soupviz.metrics import MetricSpec
-from soupviz.store import write_records
 from soupviz.soup import ParameterMatrix
+from soupviz.store import write_records
 
 SETTINGS = EvalSettings(images=40, steps=1, batch_size=20)
 

@@ -11,8 +11,8 @@ from soupviz.ensembles import EnsembleEvaluator, OutputEnsemble, SoupMember, com
 from soupviz.errors import SoupvizError, SoupWeightsError
 from soupviz.evaluate import Evaluator
 from soupviz.metrics import MetricSpec
-from soupviz.store import ResultStore
 from soupviz.soup import Soup
+from soupviz.store import ResultStore
 
 
 def random_logits(k: int = 3, n: int = 5, c: int = 4) -> torch.Tensor:
