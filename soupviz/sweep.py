@@ -9,6 +9,7 @@ the same function, so they give identical records.
 from __future__ import annotations
 
 import functools
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -181,6 +182,8 @@ def _ray(setup: SweepSetup, tasks: list[Task], address: str | None, work: Work, 
     except ImportError:
         raise SoupvizError("--engine ray needs Ray: pip install -e '.[ray]', or use --engine local.") from None
     if not ray.is_initialized():
+        if address and address != "auto":
+            _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
@@ -200,3 +203,14 @@ def _ray(setup: SweepSetup, tasks: list[Task], address: str | None, work: Work, 
                 ray.cancel(other)
             raise SoupvizError(f"A Ray worker died {retries + 1} times on {task.spec.column} ({type(error).__name__}); "
                                "finished records are stored: rerun the same command to resume.") from error
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Raise `SoupvizError` unless something listens at `address` ('host:port' or 'ray://host:port'):
+    Ray itself retries an unreachable address for minutes before it gives up."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as error:
+        raise SoupvizError(f"Cannot reach a Ray cluster at {address} ({error}); check --address "
+                           "(host:port of the head node, e.g. 10.0.0.5:6379).") from error

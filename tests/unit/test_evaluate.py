@@ -47,6 +47,24 @@ def test_many_soups_give_one_record_per_soup_and_spec(family, synthetic_images) 
     assert records == evaluator.evaluate(evaluator.ingredient_weights(), [MetricSpec("clean")])
 
 
+def test_soups_folded_into_one_batch_give_the_records_of_soups_evaluated_alone(family, synthetic_images) -> None:
+    from soupviz.grids import simplex_grid
+
+    rows = simplex_grid(4, 0.5)[:5]
+    events = []
+    folded = Evaluator(family, synthetic_images, device="cpu", batch_size=16, fold=5).evaluate(rows, SPECS,
+                                                                                              events.append)
+    alone = Evaluator(family, synthetic_images, device="cpu", batch_size=16, fold=1).evaluate(rows, SPECS)
+    assert events[-1].done == events[-1].total == 5 * (1 + 3 + 1)
+    assert [(r.weights, r.spec) for r in folded] == [(r.weights, r.spec) for r in alone]
+    clean = {tuple(r.weights): unpackbits(r.mask, r.n) for r in folded if r.kind == "clean"}
+    for mine, single in zip(folded, alone, strict=True):
+        if mine.kind == "attack":  # random starts are drawn per batch: only the bound is shared
+            assert not (unpackbits(mine.mask, mine.n) & ~clean[tuple(mine.weights)]).any()
+        else:
+            assert mine.mask == single.mask
+
+
 def test_cache_returns_the_same_records_without_recomputing(
     family, synthetic_images, tmp_path: Path, monkeypatch
 ) -> None:

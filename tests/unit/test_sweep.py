@@ -109,7 +109,13 @@ def test_an_unknown_engine_or_a_missing_ray_is_one_clear_error(setup, tmp_path, 
     assert len(store) == 0
 
 
-def dies_the_first_time(setup: SweepSetup, task, marker: str = "") -> tuple:
+def test_an_unreachable_cluster_is_one_clear_error(setup, tmp_path) -> None:
+    pytest.importorskip("ray")
+    with pytest.raises(SoupvizError, match="Cannot reach a Ray cluster at 127.0.0.1:1 "):
+        sweep(setup, GRID, SPECS[:1], ResultStore(tmp_path / "results.sqlite"), engine="ray", address="127.0.0.1:1")
+
+
+def dies_the_first_time(setup: SweepSetup, task) -> tuple:
     """A task that kills its own worker process the first time any task runs (a file records it)."""
     flag = Path(os.environ["SOUPVIZ_TEST_MARKER"])
     try:
@@ -139,3 +145,15 @@ def test_ray_gives_the_in_process_records_and_loses_nothing_when_a_worker_dies(s
     assert (tmp_path / "killed-once").exists()  # a worker did die, and its task was retried
     assert on_ray == local and len(store) == len(GRID) * len(SPECS)
     assert sweep(setup, GRID, SPECS, store, engine="ray") == local  # a rerun finds everything stored
+
+
+def always_dies(setup: SweepSetup, task) -> tuple:
+    os._exit(1)
+
+
+@pytest.mark.slow
+def test_a_worker_that_keeps_dying_is_one_clear_error(setup, tmp_path, local_ray) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    with pytest.raises(SoupvizError, match="A Ray worker died 4 times .* rerun the same command to resume"):
+        sweep(setup, GRID, SPECS[:1], store, engine="ray", work=always_dies)
+    assert len(store) == 0
