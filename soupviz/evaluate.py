@@ -48,8 +48,13 @@ class Evaluator:
         batch_size: images per forward/attack batch (per soup when soups are folded).
         store: where records persist (`ResultStore`); None disables it.
         soup: an existing `Soup` of the family to reuse (e.g. with re-estimated BatchNorm).
-        fold: at most this many soups are folded into one batch; attacks draw their random
-            starts per batch, so a robust record depends on its batch by those draws alone.
+        fold: at most this many soups are folded into one batch.
+        fold_attacks: fold soups for attacks too (default: on GPUs only). Folded soups are
+            attacked on every image at every step, where a soup alone is attacked only on the
+            images it still classifies correctly and stops on those it breaks, so on CPUs folding
+            is faster for clean and corruption accuracy but slower for attacks
+            (bench/results/sweep.md). Attacks draw random starts per batch, so a robust record
+            depends on its batch by those draws alone.
     """
 
     folds = True  # whether `classifier` rows can be folded into one batch (`Soup.folded`)
@@ -65,10 +70,12 @@ class Evaluator:
         store: ResultStore | None = None,
         soup: Soup | None = None,
         fold: int = 8,
+        fold_attacks: bool | None = None,
     ) -> None:
         self.family, self.images, self.seed, self.batch_size, self.store = family, images, seed, batch_size, store
-        self.fold = max(1, fold)
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
+        self.fold = max(1, fold)
+        self.fold_attacks = self.device.type != "cpu" if fold_attacks is None else fold_attacks
         self.soup = soup or Soup.from_family(family, self.device)
         self.x = images.floats(self.device)
         self.y = images.labels.to(self.device)
@@ -189,7 +196,7 @@ class Evaluator:
         state = state or {"done": 0, "total": 0, "callback": None}
         if spec.kind == "union":
             raise ValueError("a union's mask is the intersection of its threats' masks")
-        if len(rows) > 1 and self.folds:
+        if self.folded(spec, len(rows)):
             return self._folded(rows, spec, only, state)
         if spec.kind == "attack":
             return torch.stack([self._attacked(row, spec, state, only) for row in rows])
@@ -197,6 +204,14 @@ class Evaluator:
                              for row in rows])
         _advance(state, len(rows), spec.column)
         return masks
+
+    def folded(self, spec: MetricSpec, soups: int) -> bool:
+        """Whether `masks` folds `soups` soups into one batch on `spec`."""
+        return soups > 1 and self.folds and (spec.kind != "attack" or self.fold_attacks)
+
+    def layout(self, spec: MetricSpec, soups: int) -> str:
+        """How `masks` batches `soups` soups on `spec`, as the store records it."""
+        return f"folded with {soups - 1} other soups" if self.folded(spec, soups) else "alone"
 
     def _units(self, spec: MetricSpec) -> int:
         return {"attack": self.batch_count(), "union": self.batch_count() * len(spec.threats)}.get(spec.kind, 1)
@@ -220,7 +235,7 @@ class Evaluator:
                 masks = self.masks(rows[chunk], spec, state=state)
             fresh = [(keys[i], self.record(rows[i], spec, mask)) for i, mask in zip(chunk, masks, strict=True)]
             if self.store is not None:
-                layout = f"folded with {len(chunk) - 1} other soups" if len(chunk) > 1 and self.folds else "alone"
+                layout = self.layout(spec, len(chunk))
                 self.store.put_many([(key, record, self.family_id, layout) for key, record in fresh])
             records.update((i, record) for i, (_, record) in zip(chunk, fresh, strict=True))
         return [records[i] for i in range(len(rows))]
@@ -301,7 +316,8 @@ def open_evaluator(
     """The evaluator the CLI and the dashboard share: `images` test images drawn with `seed`,
     BatchNorm statistics mixed ('mix': means linearly, variances in log space) or re-estimated
     ('reestimate') on `calibration_images` clean training images. Records persist in `store`
-    (default: the cache folder's) unless `cache` is False; `fold` soups at most share a batch."""
+    (default: the cache folder's) unless `cache` is False; `fold` soups at most share a batch
+    (see `Evaluator`)."""
     from soupviz.data import load_split
 
     test = load_split(data, "test").subset(images, seed)

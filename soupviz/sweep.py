@@ -152,7 +152,7 @@ def _parts(spec: MetricSpec) -> list[MetricSpec]:
 def _keep(evaluator: Evaluator, task: Task, masks: torch.Tensor) -> None:
     """Store a finished task: whole records, or shard results until every shard is in."""
     store, rows = evaluator.store, torch.tensor(task.rows, dtype=torch.float64)
-    layout = f"folded with {len(rows) - 1} other soups" if len(rows) > 1 and evaluator.folds else "alone"
+    layout = evaluator.layout(task.spec, len(rows))
     items = []
     for row, mask in zip(rows, masks, strict=True):
         key = evaluator.key(row, task.spec)
