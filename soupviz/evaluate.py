@@ -225,11 +225,9 @@ class Evaluator:
         for start in range(0, len(missing), self.fold):
             chunk = missing[start : start + self.fold]
             if spec.kind == "union":
-                parts = [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=())
-                         for t in spec.threats]
                 masks = torch.stack([
                     torch.stack([unpackbits(r.mask, len(self.images)) for r in self._records(rows[chunk], part, state)])
-                    for part in parts
+                    for part in measured_specs(spec)
                 ]).all(0)
             else:
                 masks = self.masks(rows[chunk], spec, state=state)
@@ -285,6 +283,14 @@ class Evaluator:
         if not attacks:
             _advance(state, s, f"{spec.column}: {s} soups folded")
         return torch.cat(masks, dim=1)
+
+
+def measured_specs(spec: MetricSpec) -> list[MetricSpec]:
+    """The specs measured to get `spec`: a union's attack per threat at its default budget
+    (its record is their intersection), else `spec` itself."""
+    if spec.kind != "union":
+        return [spec]
+    return [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()) for t in spec.threats]
 
 
 def soup_identity(hashes: Sequence[str], row: torch.Tensor) -> list[tuple[str, float]]:

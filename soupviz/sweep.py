@@ -11,13 +11,12 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
-from soupviz.attacks import DEFAULT_BUDGETS
 from soupviz.errors import SoupvizError
-from soupviz.evaluate import Evaluator, open_evaluator
+from soupviz.evaluate import Evaluator, measured_specs, open_evaluator
 from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record
 from soupviz.store import ResultStore
 
@@ -26,7 +25,8 @@ ENGINES = ("local", "ray")
 
 @dataclass(frozen=True)
 class SweepSetup:
-    """What any worker needs to rebuild the sweep's evaluator (see `open_evaluator`)."""
+    """What any worker needs to rebuild the sweep's evaluator (see `open_evaluator`); the family
+    folder and `data` must name the same files on every node of a cluster."""
 
     family: str
     data: str | None = None
@@ -85,7 +85,7 @@ def plan(evaluator: Evaluator, rows: torch.Tensor, specs: Sequence[MetricSpec], 
     attacks (their records are the intersection, made afterwards from the store), stored records
     and stored shard results are skipped, and the rest go `evaluator.fold` soups to a task."""
     store = evaluator.store
-    singles = list(dict.fromkeys(part for spec in specs for part in _parts(spec)))
+    singles = list(dict.fromkeys(part for spec in specs for part in measured_specs(spec)))
     count = evaluator.batch_count()
     shards = max(1, min(shards, count))
     ranges = [range(i * count // shards, (i + 1) * count // shards) for i in range(shards)]
@@ -141,12 +141,6 @@ def sweep(
         if progress is not None:
             progress(Progress(done, len(tasks), f"{task.spec.column}: {len(task.rows)} soups, shard {task.shard + 1}"))
     return evaluator.evaluate(rows, specs)
-
-
-def _parts(spec: MetricSpec) -> list[MetricSpec]:
-    if spec.kind != "union":
-        return [spec]
-    return [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()) for t in spec.threats]
 
 
 def _keep(evaluator: Evaluator, task: Task, masks: torch.Tensor) -> None:
