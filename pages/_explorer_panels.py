@@ -12,7 +12,6 @@ from soupviz.dashboard import (
     grid_weights,
     line_weights,
     picked_weights,
-    record_metrics,
     records_from_upload,
     ternary_points,
 )
@@ -20,6 +19,7 @@ from soupviz.errors import SoupvizError
 from soupviz.evaluate import Evaluator
 from soupviz.figures import interpolation_figure, ternary_figure
 from soupviz.metrics import MetricSpec
+from soupviz.report import record_choices
 
 
 def ternary_panel(evaluator: Evaluator, weights: list[float], choices: dict[str, MetricSpec], paper: bool) -> None:
@@ -36,7 +36,7 @@ def ternary_panel(evaluator: Evaluator, weights: list[float], choices: dict[str,
         except SoupvizError as error:
             st.error(str(error))
     options = {name: spec.key for name, spec in choices.items()}
-    options.update({f"{name} · file": key for name, key in record_metrics(loaded).items()})
+    options.update({f"{name} · file": key for name, key in record_choices(loaded).items()})
     keep_valid(Keys.TERNARY_CORNERS, list(range(k)), [0, 1, 2])
     keep_valid(Keys.TERNARY_METRIC, list(options), "clean")
     st.session_state.setdefault(Keys.GRID_STEP, 0.2)

@@ -18,8 +18,8 @@ from soupviz.app_state import Keys
 from soupviz.checkpoints import SoupFamily
 from soupviz.data import ImageSet, load_split
 from soupviz.errors import SoupvizError
-from soupviz.figures import soup_label
 from soupviz.insight_pages import MAX_PICKED, Report, ResultStore, class_positions, comparison_rows, parse_indices
+from soupviz.report import soup_label
 from soupviz.saliency import load_uploaded_image
 
 T = TypeVar("T")

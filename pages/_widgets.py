@@ -26,11 +26,12 @@ from soupviz.app_state import (
     weights_to_query,
 )
 from soupviz.checkpoints import SoupFamily
-from soupviz.dashboard import format_record, ingredient_titles
+from soupviz.dashboard import ingredient_titles
 from soupviz.errors import SoupWeightsError
 from soupviz.evaluate import Evaluator
 from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
 from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record, attack_strength
+from soupviz.report import bounded, interval_text, method_text
 
 MARGINS = (0.2, 0.4, 0.6, 1.0)
 MIMES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
@@ -117,7 +118,7 @@ def evaluate_live(
     def report(progress: Progress) -> None:
         bar.progress(min(1.0, progress.done / max(progress.total, 1)), text=f"{label}: {progress.message}")
         if progress.partial is not None:
-            note.caption(f"running estimate {format_record(progress.partial)} · {progress.message}")
+            note.caption(f"running estimate {interval_text(progress.partial)} · {progress.message}")
 
     with session_lock():
         records = evaluate(report)
@@ -130,8 +131,8 @@ def evaluate_live(
 def metric_tile(container: DeltaGenerator, record: Record, note: str = "") -> None:
     """An accuracy with its 95% interval, n and the method; robust ones marked as upper bounds,
     with `note` (how strong the attack was measured to be) under them."""
-    label = f"{record.metric} ≤" if record.upper_bound else record.metric
-    container.metric(label, f"{100 * record.accuracy:.1f}%", help=record.method)
+    label = bounded(record.metric, record.upper_bound)
+    container.metric(label, f"{100 * record.accuracy:.1f}%", help=method_text(record))
     container.caption(f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}")
     if note:
         container.caption(note)

@@ -14,12 +14,11 @@ from pages._widgets import MARGINS, figure_panel, set_weights
 from soupviz.adapt import ShiftData
 from soupviz.app_state import Keys, is_extrapolated, tidy
 from soupviz.corruptions import corruption_names
-from soupviz.dashboard import format_record
 from soupviz.errors import SoupvizError
 from soupviz.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift, corruption_shift, folder_shift
-from soupviz.figures import soup_label
 from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure
 from soupviz.insight_pages import Report, request_key, unpack_labelled_zip
+from soupviz.report import interval_text, soup_label
 from soupviz.storage import cache_dir
 
 SOURCES = {"corruption": "A corruption of the test images", "folder": "A folder of labelled images",
@@ -61,7 +60,7 @@ def shifts_of(specs: list[tuple], heldout: int, per_class: int, seed: int, repor
 
 def outcome_table(outcomes: list) -> list[dict]:
     return [{"shift": o.shift, "candidate": o.candidate, "soup": soup_label(o.weights, labels),
-             "held-out accuracy": format_record(o), "n held out": o.n,
+             "held-out accuracy": interval_text(o), "n held out": o.n,
              "selection accuracy": f"{100 * o.selection_accuracy:.1f}%", "n selection": o.n_selection,
              "BatchNorm": o.batchnorm} for o in outcomes]
 

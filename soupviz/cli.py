@@ -14,10 +14,12 @@ import math
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from soupviz.cli_import import add_check_parser, add_import_parser
 from soupviz.errors import SoupvizError
+from soupviz.threats import NOMINAL, THREATS, parse_number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,13 +32,9 @@ class _Parser(argparse.ArgumentParser):
 def _number(text: str) -> float:
     """A finite number, written as a decimal or a fraction such as '8/255'."""
     try:
-        numerator, _, denominator = text.partition("/")
-        value = float(numerator) / float(denominator) if denominator else float(numerator)
-    except (ValueError, ZeroDivisionError):
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    return value
+        return parse_number(text)
+    except SoupvizError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def _whole(minimum: int) -> Callable[[str], int]:
@@ -89,14 +87,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    from soupviz.objectives import LRAT_WEIGHTINGS, VULNERABILITIES
     from soupviz.train import METHODS, SCHEDULES
+    from soupviz.train_losses import LRAT_WEIGHTINGS, VULNERABILITIES
 
     parser = sub.add_parser("train", help="train or fine-tune one ingredient and write its checkpoint and card")
     add = parser.add_argument
     add("name", help="checkpoint name (file stem)")
     add("--out", required=True, help="folder for the checkpoint, its card, log and resumable state")
-    add("--threat", default="linf", choices=["none", "linf", "l2", "l1"])
+    add("--threat", default="linf", choices=[NOMINAL, *THREATS])
     add(
         "--method",
         default="pgd",
@@ -312,9 +310,10 @@ def _progress_bar(description: str, unit: str) -> Iterator[Callable]:
 
 def _show(args: argparse.Namespace, family, specs: list, records: list) -> list:
     """Print the records' table and export them to --out if given."""
+    from soupviz.report import text_table
     from soupviz.store import write_records
 
-    print(format_table(records, family.names))
+    print(text_table(records, family.names))
     if args.out:
         meta = {
             "family": family.name,
@@ -337,55 +336,19 @@ def _compared(text: str, present: list[str]) -> list[str]:
 
 
 def _comparison(records: list, wanted: list[str]) -> str:
-    """The Markdown table of `comparison.paired_rows` for the ingredients named in `wanted`."""
-    from soupviz.comparison import SAMPLING_NOTE, paired_rows
+    """The paired Markdown table (`report.comparison_markdown`) of the ingredients named in `wanted`."""
+    from soupviz.report import comparison_markdown
 
     present = list(records[0].ingredients)
     a, b = ([r for r in records if r.weights[present.index(name)] == 1.0] for name in wanted)
-    rows = [row for row in paired_rows(a, b, *wanted) if row["kind"] != "corruption"]  # corruptions: their mean
-    header = [key for key in rows[0] if key not in ("kind", "method")]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
-    notes = ["≤: an upper bound on robust accuracy (the attack may miss adversarial examples).", SAMPLING_NOTE]
-    return "\n".join(lines + ["", *notes])
-
-
-def format_table(records: list, names: list[str]) -> str:
-    """Records as a text table: one row per soup, one column per metric, accuracy and 95% interval;
-    corruptions are summarised in one 'corruption mean' column (`metrics.with_corruption_mean`)."""
-    from soupviz.figures import metric_name
-    from soupviz.metrics import with_corruption_mean
-
-    soups: dict[tuple, dict] = {}
-    for record in records:  # robust columns name their attack: two attacks of one threat are two columns
-        soups.setdefault(tuple(record.weights), {})[metric_name(record)] = record.row()
-    soups = {weights: with_corruption_mean(by_metric) for weights, by_metric in soups.items()}
-    columns = list(dict.fromkeys(metric for by_metric in soups.values() for metric in by_metric))
-    header = ["soup (" + ", ".join(names) + ")"] + columns
-    lines = [header]
-    for weights, by_metric in soups.items():
-        cells = [
-            f"{m['accuracy']:6.1%} [{m['ci_low']:.1%}, {m['ci_high']:.1%}]" if (m := by_metric.get(c)) else "—"
-            for c in columns
-        ]
-        lines.append([" ".join(f"{w:g}" for w in weights)] + cells)
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) for row in lines)
-    methods = sorted({f"{metric_name(r)}: {r.method}" for r in records if r.upper_bound})
-    means = {m["method"] for by_metric in soups.values() if (m := by_metric.get("corruption mean"))}
-    methods += [f"corruption mean: {method}" for method in sorted(means)]
-    return (
-        text
-        + ("\n" + "\n".join(methods) if methods else "")
-        + f"\n({records[0].images}; BatchNorm: {records[0].batchnorm})"
-    )
+    return comparison_markdown(a, b, *wanted)
 
 
 def _run_eval(args: argparse.Namespace) -> None:
     from soupviz.app_state import is_extrapolated
     from soupviz.checkpoints import load_family, record_metrics
     from soupviz.errors import SoupWeightsError
-    from soupviz.metrics import corruption_mean
+    from soupviz.metrics import corruption_mean, records_of
     from soupviz.soup import check_weights
 
     weights = None
@@ -422,11 +385,11 @@ def _run_eval(args: argparse.Namespace) -> None:
     if args.write_cards:
         family = load_family(args.family)
         for index, ingredient in enumerate(family.ingredients):
-            mine = [r.row() for r in records if r.weights[index] == 1.0]
-            record_metrics(ingredient, [{**row, "weights": None, "ingredients": None} for row in mine])
-            mean = corruption_mean(ingredient.card.metrics)  # over every corruption the card now holds
+            mine = [replace(r, weights=None, ingredients=None).to_dict() for r in records if r.weights[index] == 1.0]
+            record_metrics(ingredient, mine)
+            mean = corruption_mean(records_of(ingredient.card.metrics))  # over every corruption the card now holds
             if mean:
-                record_metrics(ingredient, [mean])
+                record_metrics(ingredient, [mean.to_dict()])
         print(f"metrics written to the cards in {args.family}")
 
 

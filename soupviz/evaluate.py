@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import torch
 
-from soupviz.attacks import DEFAULT_BUDGETS, robust_mask
+from soupviz.attacks import robust_mask
 from soupviz.attacks.base import Classifier
 from soupviz.checkpoints import SoupFamily
 from soupviz.corruptions import corrupt
@@ -33,6 +33,7 @@ from soupviz.metrics import (
 )
 from soupviz.soup import Soup, check_finite_logits, check_weights
 from soupviz.store import ResultStore, code_fingerprint, family_fingerprint, packbits, record_key, unpackbits
+from soupviz.threats import DEFAULT_BUDGETS
 
 EXTRAPOLATION_LIMIT = 10.0
 
@@ -165,16 +166,13 @@ class Evaluator:
         return Record(
             weights=[float(w) for w in row],
             ingredients=self.family.names,
-            metric=spec.column,
-            spec=spec.key,
-            kind=spec.kind,
+            measure=spec,
             n=n,
             correct=correct,
             accuracy=correct / max(n, 1),
             ci_low=low,
             ci_high=high,
             method=self.method_prefix() + method_label(spec),
-            upper_bound=spec.is_upper_bound,
             images=self.images_label,
             seed=self.seed,
             batchnorm=self.batchnorm,
@@ -184,9 +182,10 @@ class Evaluator:
         )
 
     def stored(self, row: torch.Tensor, spec: MetricSpec, record: Record) -> Record:
-        """A record read from the store, named as of today (a label may have changed since)."""
+        """A record read from the store, with this evaluator's names for the soup and family (the
+        store keys a soup by its ingredients' contents, whichever family it was computed in)."""
         return replace(record, weights=[float(w) for w in row], ingredients=self.family.names,
-                       family=self.family.name, metric=spec.column)
+                       family=self.family.name)
 
     def masks(self, rows: torch.Tensor, spec: MetricSpec, only: range | None = None,
               state: dict | None = None) -> torch.Tensor:

@@ -19,7 +19,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ from soupviz.errors import SoupvizError
 from soupviz.metrics import Record
 from soupviz.storage import atomic_write_bytes, atomic_write_json, cache_dir
 
-RESULTS_FORMAT = "soupviz-results/1"
+RESULTS_FORMAT = "soupviz-results/2"  # /2: each record's spec as data
+READABLE_FORMATS = ("soupviz-results/1", RESULTS_FORMAT)
 SQLITE_HEADER = b"SQLite format 3\0"
 FINGERPRINTED_SOURCES = (
     "attacks",
@@ -105,14 +105,6 @@ def unpackbits(text: str, n: int) -> torch.Tensor:
     return bits.flatten()[:n].bool()
 
 
-def _to_dict(record: Record) -> dict:
-    return asdict(record)
-
-
-def _from_dict(data: dict) -> Record:
-    return Record(**data)
-
-
 class ResultStore:
     """Records in one SQLite file (WAL mode), by default `<soupviz cache>/results.sqlite`.
 
@@ -165,7 +157,7 @@ class ResultStore:
             rows = self._connection().execute(
                 f"SELECT key, record FROM records WHERE key IN ({','.join('?' * len(chunk))})", chunk
             )
-            found.update((key, _from_dict(json.loads(text))) for key, text in rows)
+            found.update((key, Record.from_dict(json.loads(text))) for key, text in rows)
         return found
 
     def put(self, key: str, record: Record, *, family: str, layout: str = "") -> bool:
@@ -182,7 +174,7 @@ class ResultStore:
         """Store (key, record, family, layout) items in one transaction; the number newly stored."""
         rows = [
             (key, family, json.dumps(r.weights), r.spec, r.images, r.seed, r.batchnorm, r.code_fingerprint, layout,
-             json.dumps(_to_dict(r)), time.time())
+             json.dumps(r.to_dict()), time.time())
             for key, r, family, layout in items
         ]
         with self._transaction() as connection:
@@ -195,7 +187,8 @@ class ResultStore:
         clauses = [(column, value) for column, value in (("family", family), ("spec", spec)) if value is not None]
         where = " AND ".join(f"{column} = ?" for column, _ in clauses)
         query = "SELECT record FROM records" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
-        return [_from_dict(json.loads(text)) for (text,) in self._connection().execute(query, [v for _, v in clauses])]
+        rows = self._connection().execute(query, [v for _, v in clauses])
+        return [Record.from_dict(json.loads(text)) for (text,) in rows]
 
     def __len__(self) -> int:
         return self._connection().execute("SELECT COUNT(*) FROM records").fetchone()[0]
@@ -244,7 +237,7 @@ def write_records(records: list[Record], path: str | Path, meta: dict[str, Any] 
     if path.suffix == ".csv":
         atomic_write_bytes(records_to_csv(records).encode(), path)
     else:
-        atomic_write_json({"format": RESULTS_FORMAT, "meta": meta or {}, "records": [_to_dict(r) for r in records]},
+        atomic_write_json({"format": RESULTS_FORMAT, "meta": meta or {}, "records": [r.to_dict() for r in records]},
                           path)
     return path
 
@@ -263,8 +256,9 @@ def records_to_csv(records: list[Record]) -> str:
 
 
 def read_records(path: str | Path) -> tuple[list[Record], dict[str, Any]]:
-    """Records and metadata from a JSON export written by `write_records`, or every record of a
-    results store file (metadata then names the store)."""
+    """Records and metadata from a JSON export written by `write_records` (files of the older
+    form, which kept only each spec's key, still load), or every record of a results store file
+    (metadata then names the store)."""
     path = Path(path)
     try:
         if path.read_bytes()[: len(SQLITE_HEADER)] == SQLITE_HEADER:
@@ -272,9 +266,9 @@ def read_records(path: str | Path) -> tuple[list[Record], dict[str, Any]]:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, sqlite3.DatabaseError) as error:
         raise SoupvizError(f"The results file {path} cannot be read ({error}).") from error
-    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
         raise SoupvizError(f"The file {path} is not a soupviz results file (expected format {RESULTS_FORMAT}).")
     try:
-        return [_from_dict(item) for item in data["records"]], data.get("meta", {})
-    except TypeError as error:
+        return [Record.from_dict(item) for item in data["records"]], data.get("meta", {})
+    except (SoupvizError, TypeError, KeyError) as error:
         raise SoupvizError(f"The results file {path} has malformed records ({error}).") from error

@@ -7,9 +7,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from soupviz.attacks.base import THREATS
 from soupviz.errors import SoupvizError
-from soupviz.objectives import LRAT_WEIGHTINGS, METHODS, VULNERABILITIES, LratWeighting
+from soupviz.threats import THREATS
+from soupviz.train_losses import LRAT_WEIGHTINGS, METHODS, VULNERABILITIES, LratWeighting
 
 SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
 
@@ -26,7 +26,7 @@ class TrainConfig:
     TRADES: `trades_beta` weighs the KL term (6.0, the authors' CIFAR-10 value). LRAT: each
     instance is paired with one PGD variant for `threat` and one for each extra entry of
     `lrat_threats` (at its default budget); `lrat_c`, `lrat_floor`, `lrat_g`,
-    `lrat_temperature` and `lrat_vulnerability` are passed to `objectives.lrat_weights`.
+    `lrat_temperature` and `lrat_vulnerability` are passed to `train_losses.lrat_weights`.
     """
 
     name: str
@@ -97,7 +97,7 @@ class TrainConfig:
                 raise SoupvizError(message)
 
     def lrat_weighting(self) -> LratWeighting:
-        """The LRAT settings as `objectives.batch_loss` takes them."""
+        """The LRAT settings as `train_losses.batch_loss` takes them."""
         return LratWeighting(
             c=self.lrat_c,
             floor=self.lrat_floor,

@@ -95,7 +95,7 @@ def test_sweep_writes_a_grid_the_dashboard_can_load(family_folder, data_folder, 
     assert code == 0
     records, meta = read_records(out)
     assert len(records) == 6 and all(r.weights[0] == 0 for r in records)
-    assert json.loads(out.read_text())["format"] == "soupviz-results/1"
+    assert json.loads(out.read_text())["format"] == "soupviz-results/2"
 
 
 def test_a_sweep_into_a_store_resumes_and_a_missing_cluster_is_one_line(family_folder, data_folder, tmp_path,

@@ -10,6 +10,7 @@ import torch
 from soupviz.errors import NonFiniteLogitsError
 from soupviz.evaluate import Evaluator
 from soupviz.metrics import MetricSpec
+from soupviz.report import method_text
 from soupviz.store import ResultStore, unpackbits
 
 SPECS = [
@@ -26,7 +27,7 @@ def test_records_have_counts_intervals_and_honest_labels(family, synthetic_image
         assert record.n == len(synthetic_images) and 0 <= record.correct <= record.n
         assert record.ci_low <= record.accuracy <= record.ci_high
     robust = records[1]
-    assert robust.upper_bound and "PGD-2" in robust.method and "upper bound" in robust.method
+    assert robust.upper_bound and "PGD-2" in robust.method and "upper bound" in method_text(robust)
     assert robust.correct <= records[0].correct
 
 

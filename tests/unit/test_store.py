@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.metrics import Record
+from soupviz.metrics import MetricSpec, Record
 from soupviz.store import (
     ResultStore,
     family_fingerprint,
@@ -28,10 +28,10 @@ def make_record(index: int, n: int = 12) -> Record:
     mask = torch.arange(n) % (index + 2) == 0
     correct = int(mask.sum())
     return Record(
-        weights=[index / 10, 1 - index / 10], ingredients=["a", "b"], metric="clean", spec="clean", kind="clean",
-        n=n, correct=correct, accuracy=correct / n, ci_low=0.0, ci_high=1.0, method="clean accuracy",
-        upper_bound=False, images=f"{n} images of synthetic", seed=0, batchnorm="mix", family="pair",
-        mask=packbits(mask), code_fingerprint="abc",
+        weights=[index / 10, 1 - index / 10], ingredients=["a", "b"], measure=MetricSpec("clean"), n=n,
+        correct=correct, accuracy=correct / n, ci_low=0.0, ci_high=1.0, method="clean accuracy",
+        images=f"{n} images of synthetic", seed=0, batchnorm="mix", family="pair", mask=packbits(mask),
+        code_fingerprint="abc",
     )
 
 
