@@ -58,7 +58,7 @@ def bench_folding(device: torch.device, soups: int, images: int, repeats: int) -
     rows_out = []
     for spec, count in ((MetricSpec("clean"), 16 * images), (MetricSpec("attack", threat="linf"), images)):
         subset = test.subset(count, 0)
-        evaluators = {name: Evaluator(family, subset, device=device, batch_size=count, fold=fold, fold_attacks=True)
+        evaluators = {name: Evaluator(family, subset, device=device, batch_size=count, fold=fold)
                       for name, fold in (("one at a time", 1), ("folded", soups))}
         seconds = timed({name: (lambda e=e, spec=spec: e.evaluate(rows, [spec])) for name, e in evaluators.items()},
                         repeats)

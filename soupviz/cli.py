@@ -264,8 +264,8 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
                         help="run the sweep's tasks in this process or on Ray (pip install -e '.[ray]')")
     parser.add_argument("--address", default=None, help="Ray cluster to join (default: start a local one)")
     parser.add_argument("--shards", type=_whole(1), default=1, help="image shards per task (more, smaller tasks)")
-    parser.add_argument("--fold", type=_whole(1), default=8,
-                        help="soups per task, folded into one batch (for attacks on GPUs only)")
+    parser.add_argument("--fold", type=_whole(1), default=None,
+                        help="soups per task, folded into one batch (default: 8 on GPUs, 1 on CPUs)")
     parser.set_defaults(run=_run_sweep)
 
 

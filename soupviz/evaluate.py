@@ -49,13 +49,12 @@ class Evaluator:
         batch_size: images per forward/attack batch (per soup when soups are folded).
         store: where records persist (`ResultStore`); None disables it.
         soup: an existing `Soup` of the family to reuse (e.g. with re-estimated BatchNorm).
-        fold: at most this many soups are folded into one batch.
-        fold_attacks: fold soups for attacks too (default: on GPUs only). Folded soups are
-            attacked on every image at every step, where a soup alone is attacked only on the
-            images it still classifies correctly and stops on those it breaks, so on CPUs folding
-            is faster for clean and corruption accuracy but slower for attacks
-            (bench/results/sweep.md). Attacks draw random starts per batch, so a robust record
-            depends on its batch by those draws alone.
+        fold: at most this many soups are folded into one batch (default: 8 on GPUs, 1 on
+            CPUs). Folded soups are attacked on every image at every step, where a soup alone is
+            attacked only on the images it still classifies correctly and stops on those it
+            breaks; a CPU gains nothing from the wider batch to pay for that, so there folding
+            measured slower (bench/results/sweep.md). Attacks draw random starts per batch, so a
+            robust record depends on its batch by those draws alone.
     """
 
     folds = True  # whether `classifier` rows can be folded into one batch (`Soup.folded`)
@@ -70,13 +69,11 @@ class Evaluator:
         batch_size: int = 250,
         store: ResultStore | None = None,
         soup: Soup | None = None,
-        fold: int = 8,
-        fold_attacks: bool | None = None,
+        fold: int | None = None,
     ) -> None:
         self.family, self.images, self.seed, self.batch_size, self.store = family, images, seed, batch_size, store
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
-        self.fold = max(1, fold)
-        self.fold_attacks = self.device.type != "cpu" if fold_attacks is None else fold_attacks
+        self.fold = max(1, fold or (1 if self.device.type == "cpu" else 8))
         self.soup = soup or Soup.from_family(family, self.device)
         self.x = images.floats(self.device)
         self.y = images.labels.to(self.device)
@@ -195,7 +192,7 @@ class Evaluator:
         state = state or {"done": 0, "total": 0, "callback": None}
         if spec.kind == "union":
             raise ValueError("a union's mask is the intersection of its threats' masks")
-        if self.folded(spec, len(rows)):
+        if self.folded(len(rows)):
             return self._folded(rows, spec, only, state)
         if spec.kind == "attack":
             return torch.stack([self._attacked(row, spec, state, only) for row in rows])
@@ -204,13 +201,13 @@ class Evaluator:
         _advance(state, len(rows), spec.column)
         return masks
 
-    def folded(self, spec: MetricSpec, soups: int) -> bool:
-        """Whether `masks` folds `soups` soups into one batch on `spec`."""
-        return soups > 1 and self.folds and (spec.kind != "attack" or self.fold_attacks)
+    def folded(self, soups: int) -> bool:
+        """Whether `masks` folds `soups` soups into one batch."""
+        return soups > 1 and self.folds
 
-    def layout(self, spec: MetricSpec, soups: int) -> str:
-        """How `masks` batches `soups` soups on `spec`, as the store records it."""
-        return f"folded with {soups - 1} other soups" if self.folded(spec, soups) else "alone"
+    def layout(self, soups: int) -> str:
+        """How `masks` batches `soups` soups, as the store records it."""
+        return f"folded with {soups - 1} other soups" if self.folded(soups) else "alone"
 
     def _units(self, spec: MetricSpec) -> int:
         return {"attack": self.batch_count(), "union": self.batch_count() * len(spec.threats)}.get(spec.kind, 1)
@@ -232,7 +229,7 @@ class Evaluator:
                 masks = self.masks(rows[chunk], spec, state=state)
             fresh = [(keys[i], self.record(rows[i], spec, mask)) for i, mask in zip(chunk, masks, strict=True)]
             if self.store is not None:
-                layout = self.layout(spec, len(chunk))
+                layout = self.layout(len(chunk))
                 self.store.put_many([(key, record, self.family_id, layout) for key, record in fresh])
             records.update((i, record) for i, (_, record) in zip(chunk, fresh, strict=True))
         return [records[i] for i in range(len(rows))]
@@ -316,7 +313,7 @@ def open_evaluator(
     cache: bool = True,
     batch_size: int = 250,
     store: ResultStore | None = None,
-    fold: int = 8,
+    fold: int | None = None,
 ) -> Evaluator:
     """The evaluator the CLI and the dashboard share: `images` test images drawn with `seed`,
     BatchNorm statistics mixed ('mix': means linearly, variances in log space) or re-estimated

@@ -34,7 +34,7 @@ class SweepSetup:
     seed: int = 0
     batchnorm: str = "mix"
     batch_size: int = 250
-    fold: int = 8
+    fold: int | None = None
     device: str = "auto"
     calibration_images: int = 512
 
@@ -146,7 +146,7 @@ def sweep(
 def _keep(evaluator: Evaluator, task: Task, masks: torch.Tensor) -> None:
     """Store a finished task: whole records, or shard results until every shard is in."""
     store, rows = evaluator.store, torch.tensor(task.rows, dtype=torch.float64)
-    layout = evaluator.layout(task.spec, len(rows))
+    layout = evaluator.layout(len(rows))
     items = []
     for row, mask in zip(rows, masks, strict=True):
         key = evaluator.key(row, task.spec)

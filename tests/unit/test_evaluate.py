@@ -53,7 +53,7 @@ def test_soups_folded_into_one_batch_give_the_records_of_soups_evaluated_alone(f
 
     rows = simplex_grid(4, 0.5)[:5]
     events = []
-    folded = Evaluator(family, synthetic_images, device="cpu", batch_size=16, fold=5, fold_attacks=True).evaluate(
+    folded = Evaluator(family, synthetic_images, device="cpu", batch_size=16, fold=5).evaluate(
         rows, SPECS, events.append)
     alone = Evaluator(family, synthetic_images, device="cpu", batch_size=16, fold=1).evaluate(rows, SPECS)
     assert events[-1].done == events[-1].total == 5 * (1 + 3 + 1)
