@@ -26,7 +26,8 @@ def ternary_panel(evaluator: Evaluator, weights: list[float], choices: dict[str,
     k, labels, family = len(weights), evaluator.family.labels, evaluator.family
     st.subheader("Ternary map")
     with st.expander("Precomputed grid: load a `soupviz sweep` results file"):
-        upload = st.file_uploader("Results file (.json)", type=["json"], key=Keys.SWEEP_FILE)
+        upload = st.file_uploader("Results file (.json or a .sqlite store)", type=["json", "sqlite"],
+                                  key=Keys.SWEEP_FILE)
     loaded = []
     if upload is not None:
         try:

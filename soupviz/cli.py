@@ -1,22 +1,25 @@
 """The `soupviz` command line: a thin layer over the library, sharing its functions with the dashboard.
 
 Subcommands: `train` (one ingredient), `eval` (a soup or each ingredient), `sweep` (a simplex
-grid to a results file the dashboard loads), `adapt` (few-shot), `saliency` and `generate` (the
-insight pages: `soupviz.cli_insight`), `import` (foreign checkpoints) and `check` (can a family be
-souped: `soupviz.cli_import`). User errors print one line, never a traceback.
+grid into the results store, in-process or on Ray, exported to a file the dashboard loads),
+`adapt` (few-shot), `saliency` and `generate` (the insight pages: `soupviz.cli_insight`),
+`import` (foreign checkpoints) and `check` (can a family be souped: `soupviz.cli_import`).
+User errors print one line, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import shlex
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from soupviz.cli_import import add_check_parser, add_import_parser
 from soupviz.cli_insight import add_generate_parser, add_saliency_parser, write_outputs
@@ -175,8 +178,10 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
         help="mix the running statistics (means like the weights, variances in log space) or re-estimate them "
         "per soup on clean training images",
     )
-    parser.add_argument("--out", default=None, help="write the records to this .json or .csv file")
-    parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cached results")
+    parser.add_argument("--out", default=None, help="export the records to this .json or .csv file")
+    parser.add_argument("--store", default=None, help="results store (SQLite) to read and add records to "
+                        "(default: results.sqlite in the soupviz cache folder, $SOUPVIZ_CACHE)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading stored results")
     _add_common(parser)
 
 
@@ -215,17 +220,20 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--margin", type=_real(0), default=0.0, help="extrapolation margin: weights in [-margin, 1 + margin]"
     )
+    parser.add_argument("--engine", default="local", choices=["local", "ray"],
+                        help="run the sweep's tasks in this process or on Ray (pip install -e '.[ray]')")
+    parser.add_argument("--address", default=None, help="Ray cluster to join (default: start a local one)")
+    parser.add_argument("--shards", type=_whole(1), default=1, help="image shards per task (more, smaller tasks)")
+    parser.add_argument("--fold", type=_whole(1), default=None,
+                        help="soups per task, folded into one batch (default: 8 on GPUs, 1 on CPUs)")
     parser.set_defaults(run=_run_sweep)
 
 
 def _evaluate(args: argparse.Namespace, weights) -> list:
-    from tqdm import tqdm
-
     from soupviz.checkpoints import load_family
     from soupviz.evaluate import open_evaluator
     from soupviz.metrics import parse_metrics
-    from soupviz.report import text_table
-    from soupviz.results_io import write_records
+    from soupviz.store import ResultStore
 
     family = load_family(args.family)
     specs = parse_metrics(args.metrics, args.attack, args.steps)
@@ -237,16 +245,34 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
         device=args.device,
         batchnorm=args.batchnorm,
         cache=not args.no_cache,
+        store=ResultStore(args.store) if args.store else None,
     )
     weights = evaluator.ingredient_weights() if weights is None else weights(family)
-    with tqdm(total=1, unit="step", desc="evaluating") as bar:
+    with _progress_bar("evaluating", "step") as report:
+        records = evaluator.evaluate(weights, specs, report)
+    return _show(args, family, specs, records)
+
+
+@contextlib.contextmanager
+def _progress_bar(description: str, unit: str) -> Iterator[Callable]:
+    """A tqdm bar (with its ETA) and the progress callback that moves it."""
+    from tqdm import tqdm
+
+    with tqdm(total=1, unit=unit, desc=description) as bar:
 
         def report(progress) -> None:
             bar.total = progress.total
             bar.n = progress.done
             bar.set_postfix_str(progress.message, refresh=True)
 
-        records = evaluator.evaluate(weights, specs, report)
+        yield report
+
+
+def _show(args: argparse.Namespace, family, specs: list, records: list) -> list:
+    """Print the records' table and export them to --out if given."""
+    from soupviz.report import text_table
+    from soupviz.store import write_records
+
     print(text_table(records, family.names))
     if args.out:
         meta = {
@@ -347,7 +373,29 @@ def _run_sweep(args: argparse.Namespace) -> None:
             )
         return simplex_grid(len(family.names), args.step, subset=subset, margin=args.margin)
 
-    _evaluate(args, weights)
+    _sweep(args, weights)
+
+
+def _sweep(args: argparse.Namespace, weights) -> list:
+    """Run `soupviz.sweep.sweep` for the parsed arguments: into --store (a temporary store with
+    --no-cache), on --engine, with a progress bar over tasks."""
+    import tempfile
+
+    from soupviz.checkpoints import load_family
+    from soupviz.metrics import parse_metrics
+    from soupviz.store import ResultStore
+    from soupviz.sweep import SweepSetup, sweep
+
+    family = load_family(args.family)
+    specs = parse_metrics(args.metrics, args.attack, args.steps)
+    setup = SweepSetup(str(family.folder or args.family), data=args.data, images=args.images, seed=args.seed,
+                       batchnorm=args.batchnorm, fold=args.fold, device=args.device)
+    rows = weights(family)
+    with tempfile.TemporaryDirectory() as scratch, _progress_bar("sweeping", "task") as report:
+        store = ResultStore(Path(scratch) / "results.sqlite" if args.no_cache else args.store)
+        records = sweep(setup, rows, specs, store, engine=args.engine, address=args.address,
+                        shards=args.shards, progress=report)
+    return _show(args, family, specs, records)
 
 
 def _adapt_parser(sub: argparse._SubParsersAction) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from soupviz.errors import SoupvizError
 from soupviz.metrics import Record, wilson_interval
-from soupviz.results_cache import unpackbits
+from soupviz.store import unpackbits
 
 A_BETTER, B_BETTER, WITHIN_NOISE = "a better", "b better", "within noise"
 DISAGREE = "inconclusive: interval and test disagree"

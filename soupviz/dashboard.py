@@ -22,9 +22,9 @@ from soupviz.export import figure_info
 from soupviz.metrics import MetricSpec, Record
 from soupviz.models import create_model
 from soupviz.report import UPPER_BOUND_NOTE, soup_label, weights_key
-from soupviz.results_cache import ResultCache
 from soupviz.serving import UPLOAD_SUFFIXES
 from soupviz.soup import ParameterMatrix, Soup
+from soupviz.store import ResultStore
 from soupviz.threats import DEFAULT_BUDGETS, THREATS
 from soupviz.weights import grid_weights, presets, tidy
 
@@ -71,7 +71,7 @@ def build_evaluator(
     soup = Soup(create_model(card.arch, card.num_classes, card.mean, card.std), params)
     evaluator = Evaluator(
         family, images, device=params.device, seed=settings.seed, batch_size=settings.batch_size,
-        cache=ResultCache() if cache else None, soup=soup,
+        store=ResultStore() if cache else None, soup=soup,
     )
     if settings.batchnorm == "reestimate":
         if train is None:
@@ -169,19 +169,25 @@ def default_budgets() -> dict[str, list[float]]:
 
 
 def records_from_upload(data: bytes, names: Sequence[str]) -> list[Record]:
-    """Records from an uploaded `soupviz sweep` results file, checked to be of this family.
+    """Records from an uploaded `soupviz sweep` JSON export, checked to be of this family, or
+    this family's records from an uploaded results store (.sqlite).
 
     Raises:
         SoupvizError: not a results file, or results for other ingredients.
     """
     import tempfile
 
-    from soupviz.results_io import read_records
+    from soupviz.store import read_records
 
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "results.json"
+        path = Path(folder) / "results"
         path.write_bytes(data)
-        records, _ = read_records(path)
+        records, meta = read_records(path)
+    if "store" in meta:
+        records = [r for r in records if list(r.ingredients) == list(names)]
+        if not records:
+            raise SoupvizError(f"The results store holds no records of this family's {', '.join(names)}; "
+                               "load the family it was swept on.")
     other = next((r for r in records if list(r.ingredients) != list(names)), None)
     if other is not None:
         raise SoupvizError(f"The results file is for the ingredients {', '.join(other.ingredients)}, "

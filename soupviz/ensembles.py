@@ -160,6 +160,8 @@ class EnsembleEvaluator(Evaluator):
             with (re-estimated BatchNorm included; members are fixed at construction).
     """
 
+    folds = False  # an ensemble is not a soup: one weight vector at a time
+
     def __init__(self, evaluator: Evaluator, mode: str = "logits",
                  models: Sequence[Classifier] | None = None) -> None:
         self.__dict__.update(evaluator.__dict__)

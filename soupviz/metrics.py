@@ -278,7 +278,7 @@ class Record:
     `measure` is what was measured, as data; `method` says how, in words ('PGD-10 + PGD-T-10
     (3 targets) L∞ 8/255'; an ensemble's starts with its combination rule). `weights` and
     `ingredients` are None for a metric stored in a checkpoint's card. `code_fingerprint` names
-    the code that computed it (`results_cache.code_fingerprint`); empty for older records.
+    the code that computed it (`store.code_fingerprint`); empty for older records.
     """
 
     weights: list[float] | None

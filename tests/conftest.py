@@ -77,8 +77,8 @@ def cifar_folder() -> Path:
 
 @pytest.fixture
 def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An ImageFolder copy of CIFAR-10 in miniature: two random 32x32 images per class in train/
-    and test/ (results cached under tmp_path)."""
+    """A tiny CIFAR-10-like ImageFolder (two random images per class and split), with the
+    soupviz cache folder moved under `tmp_path`."""
     monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)
     for split in ("train", "test"):

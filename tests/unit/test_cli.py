@@ -16,9 +16,8 @@ from soupviz.checkpoints import load_family
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, load_split
 from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
-from soupviz.results_cache import unpackbits
-from soupviz.results_io import read_records
 from soupviz.soup import Soup
+from soupviz.store import read_records, unpackbits
 
 
 def test_eval_prints_each_ingredient_and_writes_csv(family_folder, data_folder, tmp_path, capsys) -> None:
@@ -97,6 +96,24 @@ def test_sweep_writes_a_grid_the_dashboard_can_load(family_folder, data_folder, 
     records, meta = read_records(out)
     assert len(records) == 6 and all(r.weights[0] == 0 for r in records)
     assert json.loads(out.read_text())["format"] == "soupviz-results/2"
+
+
+def test_a_sweep_into_a_store_resumes_and_a_missing_cluster_is_one_line(family_folder, data_folder, tmp_path,
+                                                                         capsys) -> None:
+    from soupviz.store import ResultStore
+
+    store = tmp_path / "sweep.sqlite"
+    command = ["sweep", str(family_folder), "--data", str(data_folder), "--images", "10", "--step", "0.5",
+               "--metrics", "clean,fog:2", "--store", str(store)]
+    assert main(command) == 0
+    assert len(ResultStore(store)) == 2 * 10
+    first = capsys.readouterr().out
+    assert main(command + ["--fold", "3", "--shards", "2"]) == 0  # all stored: nothing runs, same table
+    assert capsys.readouterr().out == first and len(ResultStore(store)) == 2 * 10
+    pytest.importorskip("ray")
+    assert main(command + ["--engine", "ray", "--address", "127.0.0.1:1", "--metrics", "clean,linf"]) == 2
+    (error,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert error.startswith("soupviz: error: Cannot reach a Ray cluster at 127.0.0.1:1")
 
 
 def test_user_errors_print_one_line_and_exit_2(family_folder, data_folder, capsys) -> None:

@@ -13,7 +13,7 @@ import torch
 from soupviz.comparison import DISAGREE, mcnemar_p, newcombe_interval, paired_difference
 from soupviz.errors import SoupvizError
 from soupviz.metrics import MetricSpec, Record, wilson_interval
-from soupviz.results_cache import packbits
+from soupviz.store import packbits
 
 
 def record(mask: list[bool], images: str = "8 images of test") -> Record:

@@ -25,8 +25,8 @@ from soupviz.errors import SoupvizError
 from soupviz.figures import ternary_figure
 from soupviz.metrics import MetricSpec, Record
 from soupviz.report import ingredient_table, records_table, soup_vs_ensemble
-from soupviz.results_io import write_records
 from soupviz.soup import ParameterMatrix
+from soupviz.store import write_records
 from soupviz.weights import grid_weights
 
 SETTINGS = EvalSettings(images=40, steps=1, batch_size=20)

@@ -1,9 +1,8 @@
-"""Metric specs, Wilson intervals and the results cache."""
+"""Metric specs, Wilson intervals and per-image masks."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +18,7 @@ from soupviz.metrics import (
     records_of,
     wilson_interval,
 )
-from soupviz.results_cache import ResultCache, cache_key, packbits, unpackbits
+from soupviz.store import packbits, unpackbits
 
 
 def test_wilson_interval_matches_textbook_values() -> None:
@@ -88,31 +87,6 @@ def test_masks_round_trip_through_hex() -> None:
     for n in (1, 7, 8, 9, 1000):
         mask = torch.rand(n, generator=torch.Generator().manual_seed(n)) > 0.5
         assert torch.equal(unpackbits(packbits(mask), n), mask)
-
-
-def test_cache_stores_and_ignores_broken_entries(tmp_path: Path) -> None:
-    cache = ResultCache(tmp_path)
-    key = cache_key(a=1, weights=[0.5, 0.5])
-    assert cache.get(key) is None
-    cache.put(key, {"accuracy": 0.5})
-    assert cache.get(key) == {"accuracy": 0.5}
-    cache.path(key).write_text('{"accuracy": 0.')
-    assert cache.get(key) is None
-    assert cache_key(a=1, weights=[0.5, 0.5]) != cache_key(a=1, weights=[0.5, 0.50001])
-
-
-def test_a_killed_write_leaves_the_old_entry_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = ResultCache(tmp_path)
-    cache.put("ab12", {"accuracy": 0.25})
-
-    def die(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("os.replace", die)
-    with pytest.raises(KeyboardInterrupt):
-        cache.put("ab12", {"accuracy": 0.75})
-    assert json.loads(cache.path("ab12").read_text()) == {"accuracy": 0.25}
-    assert [p.name for p in cache.path("ab12").parent.iterdir()] == ["ab12.json"]
 
 
 def test_corruptions_are_named_for_people_in_one_place():

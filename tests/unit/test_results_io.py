@@ -11,7 +11,7 @@ import pytest
 
 from soupviz.errors import SoupvizError
 from soupviz.metrics import MetricSpec, Record, method_label, wilson_interval
-from soupviz.results_io import read_records, records_to_csv, write_records
+from soupviz.store import read_records, records_to_csv, write_records
 
 
 def result(text: str, weights: list[float]) -> Record:
