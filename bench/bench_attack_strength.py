@@ -38,9 +38,9 @@ from soupviz.checkpoints import load_family
 from soupviz.comparison import mcnemar_p, newcombe_interval
 from soupviz.data import load_split
 from soupviz.metrics import wilson_interval
-from soupviz.results_cache import packbits, unpackbits
 from soupviz.soup import Soup
 from soupviz.storage import atomic_write_json
+from soupviz.store import packbits, unpackbits
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILY = ROOT / "assets" / "families" / "cifar10-preact_resnet_small"

@@ -35,16 +35,17 @@ import streamlit.logger  # noqa: E402
 streamlit.logger.set_log_level("error")  # bare-mode warnings (no `streamlit run`), one per cache or state access
 
 from pages._components import _cached_records, quick_records  # noqa: E402
-from soupviz.app_state import Keys, default_settings, rebalance, shipped_family_folder  # noqa: E402
+from soupviz.app_state import Keys, default_settings, shipped_family_folder  # noqa: E402
 from soupviz.checkpoints import load_family  # noqa: E402
 from soupviz.dashboard import build_evaluator  # noqa: E402
 from soupviz.data import load_split, resolve_source  # noqa: E402
 from soupviz.device import describe_device, pick_device  # noqa: E402
 from soupviz.errors import SoupvizError  # noqa: E402
 from soupviz.metrics import MetricSpec  # noqa: E402
-from soupviz.results_cache import ResultCache  # noqa: E402
 from soupviz.soup import ParameterMatrix  # noqa: E402
 from soupviz.storage import atomic_write_json  # noqa: E402
+from soupviz.store import ResultStore  # noqa: E402
+from soupviz.weights import rebalance  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "dashboard.json"
 
@@ -90,7 +91,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         setup["session_evaluator_ms"], evaluator = timed(
             lambda: build_evaluator(family, params, images, settings, cache=False))
-        evaluator.cache = ResultCache(Path(scratch) / "results")
+        evaluator.store = ResultStore(Path(scratch) / "results.sqlite")
         st.session_state[Keys.EVALUATOR] = (f"bench:{scratch}", evaluator)
         weights = slider_moves(len(family.names), moves + 1, seed=0)
         evaluator.evaluate([weights[0]], clean)  # warm-up: first-call allocations, not a slider move
@@ -140,7 +141,7 @@ def main() -> None:
                  "`streamlit run` (Streamlit's in-memory cache storage). cold: weights never evaluated "
                  "(st.cache_data miss, disk cache miss, set_weights + forward passes); st.cache_data: the same "
                  "weights again in the session (hash the arguments, unpickle the records); disk cache: after "
-                 "st.cache_data.clear(), the ResultCache answers. Medians of the same moves in one run.",
+                 "st.cache_data.clear(), the ResultStore answers. Medians of the same moves in one run.",
     }
     atomic_write_json(result, args.out)
     ms = result["slider_move_ms"]

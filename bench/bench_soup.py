@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from soupviz.device import describe_device, pick_device
-from soupviz.grids import simplex_grid
 from soupviz.models import create_model
 from soupviz.soup import ParameterMatrix, Soup
 from soupviz.storage import atomic_write_json
+from soupviz.weights import simplex_grid
 
 RESULTS = Path(__file__).parent / "results" / "soup.json"
 LEGEND = {

@@ -9,10 +9,7 @@ import streamlit as st
 from pages._widgets import evaluate_live, figure_panel, keep_valid, set_weights
 from soupviz.app_state import Keys
 from soupviz.dashboard import (
-    grid_weights,
-    line_weights,
     picked_weights,
-    record_metrics,
     records_from_upload,
     ternary_points,
 )
@@ -20,6 +17,8 @@ from soupviz.errors import SoupvizError
 from soupviz.evaluate import Evaluator
 from soupviz.figures import interpolation_figure, ternary_figure
 from soupviz.metrics import MetricSpec
+from soupviz.report import record_choices
+from soupviz.weights import grid_weights, line_weights
 
 
 def ternary_panel(evaluator: Evaluator, weights: list[float], choices: dict[str, MetricSpec], paper: bool) -> None:
@@ -27,7 +26,8 @@ def ternary_panel(evaluator: Evaluator, weights: list[float], choices: dict[str,
     k, labels, family = len(weights), evaluator.family.labels, evaluator.family
     st.subheader("Ternary map")
     with st.expander("Precomputed grid: load a `soupviz sweep` results file"):
-        upload = st.file_uploader("Results file (.json)", type=["json"], key=Keys.SWEEP_FILE)
+        upload = st.file_uploader("Results file (.json or a .sqlite store)", type=["json", "sqlite"],
+                                  key=Keys.SWEEP_FILE)
     loaded = []
     if upload is not None:
         try:
@@ -35,7 +35,7 @@ def ternary_panel(evaluator: Evaluator, weights: list[float], choices: dict[str,
         except SoupvizError as error:
             st.error(str(error))
     options = {name: spec.key for name, spec in choices.items()}
-    options.update({f"{name} · file": key for name, key in record_metrics(loaded).items()})
+    options.update({f"{name} · file": key for name, key in record_choices(loaded).items()})
     keep_valid(Keys.TERNARY_CORNERS, list(range(k)), [0, 1, 2])
     keep_valid(Keys.TERNARY_METRIC, list(options), "clean")
     st.session_state.setdefault(Keys.GRID_STEP, 0.2)

@@ -18,8 +18,17 @@ from soupviz.app_state import Keys
 from soupviz.checkpoints import SoupFamily
 from soupviz.data import ImageSet, load_split
 from soupviz.errors import SoupvizError
-from soupviz.figures import soup_label
-from soupviz.insight_pages import MAX_PICKED, Report, ResultStore, class_positions, comparison_rows, parse_indices
+from soupviz.insight_pages import (
+    MAX_PICKED,
+    Report,
+    ResultStore,
+    class_positions,
+    compared_models,
+    default_classes,
+    images_at,
+    parse_indices,
+)
+from soupviz.report import soup_label
 from soupviz.saliency import load_uploaded_image
 
 T = TypeVar("T")
@@ -73,7 +82,7 @@ def current_soup(family: SoupFamily) -> tuple[list[float], torch.Tensor, list[st
     left.caption(f"Compared: each ingredient and the **current soup, {soup_label(weights, family.labels)}** "
                  "(set in the Soup explorer).")
     right.page_link(EXPLORER, label="Change the soup", icon=":material/tune:")
-    return weights, comparison_rows(len(family.names), weights), [*family.labels, "current soup"]
+    return weights, *compared_models(family, weights)
 
 
 def test_split() -> ImageSet | None:
@@ -103,9 +112,7 @@ def with_progress(label: str, work: Callable[[Report], T]) -> T:
 def picker_defaults(prefix: str, split: ImageSet, single: bool = False) -> dict[str, object]:
     """Default values of `pick_images`' widgets, for `keep_values`: airplane, cat, dog and horse
     (dog alone when `single`) where the split has them, else its first classes."""
-    present = sorted(set(split.labels.tolist()))
-    liked = [c for c in (5, 0, 3, 7) if c in present] if single else [c for c in (0, 3, 5, 7) if c in present]
-    chosen = (liked + [c for c in present if c not in liked])[:1 if single else 4]
+    chosen = default_classes(split.labels, single)
     return {f"{prefix}_source": "class", f"{prefix}_classes": chosen[0] if single else chosen, f"{prefix}_offset": 0,
             f"{prefix}_indices": "0" if single else "0, 1, 2, 3", f"{prefix}_label": 0}
 
@@ -151,5 +158,4 @@ def pick_images(split: ImageSet, prefix: str, single: bool = False) -> tuple[tor
     except SoupvizError as error:
         st.error(str(error))
         return None
-    index = torch.tensor(indices)
-    return split.images[index].float() / 255, split.labels[index].tolist(), [f"test #{i}" for i in indices]
+    return images_at(split, indices)

@@ -12,25 +12,27 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from pages._components import session_lock
-from soupviz.app_state import (
-    QUERY_WEIGHTS,
-    Keys,
+from soupviz.app_state import QUERY_WEIGHTS, Keys
+from soupviz.checkpoints import SoupFamily
+from soupviz.dashboard import ingredient_titles
+from soupviz.errors import SoupWeightsError
+from soupviz.evaluate import Evaluator
+from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
+from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record, attack_strength
+from soupviz.report import bounded, interval_text, method_text
+from soupviz.weights import (
+    DEFAULT_MARGIN,
     bounds,
     is_extrapolated,
+    margin_for,
+    nearest_soup,
     presets,
-    project,
     rebalance,
     tidy,
     uniform,
     weights_from_query,
     weights_to_query,
 )
-from soupviz.checkpoints import SoupFamily
-from soupviz.dashboard import format_record, ingredient_titles
-from soupviz.errors import SoupWeightsError
-from soupviz.evaluate import Evaluator
-from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
-from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record, attack_strength
 
 MARGINS = (0.2, 0.4, 0.6, 1.0)
 MIMES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
@@ -55,7 +57,7 @@ def set_weights(weights: Sequence[float]) -> None:
 
 
 def _slider_moved(index: int) -> None:
-    low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, 0.4))
+    low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, DEFAULT_MARGIN))
     value = st.session_state[Keys.slider(index)]
     set_weights(rebalance(st.session_state[Keys.WEIGHTS], index, value, low, high))
 
@@ -68,8 +70,8 @@ def _preset_chosen(named: dict[str, list[float]]) -> None:
 
 
 def _bounds_changed() -> None:
-    low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, 0.4))
-    set_weights(project(st.session_state[Keys.WEIGHTS], low, high))
+    low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, DEFAULT_MARGIN))
+    set_weights(nearest_soup(st.session_state[Keys.WEIGHTS], low, high))
 
 
 def weight_sliders(family: SoupFamily) -> list[float]:
@@ -77,12 +79,12 @@ def weight_sliders(family: SoupFamily) -> list[float]:
     presets, and the extrapolation toggle. Returns the current weights."""
     k = len(family.names)
     st.session_state.setdefault(Keys.EXTRAPOLATE, False)
-    st.session_state.setdefault(Keys.MARGIN, 0.4)
+    st.session_state.setdefault(Keys.MARGIN, DEFAULT_MARGIN)
     extrapolate = st.session_state[Keys.EXTRAPOLATE]
     low, high = bounds(extrapolate, st.session_state[Keys.MARGIN])
     weights = current_weights(k)
     if any(w < low or w > high for w in weights):
-        set_weights(project(weights, low, high))
+        set_weights(nearest_soup(weights, low, high))
     weights = st.session_state[Keys.WEIGHTS]
     for i, w in enumerate(weights):
         st.session_state.setdefault(Keys.slider(i), w)
@@ -117,7 +119,7 @@ def evaluate_live(
     def report(progress: Progress) -> None:
         bar.progress(min(1.0, progress.done / max(progress.total, 1)), text=f"{label}: {progress.message}")
         if progress.partial is not None:
-            note.caption(f"running estimate {format_record(progress.partial)} · {progress.message}")
+            note.caption(f"running estimate {interval_text(progress.partial)} · {progress.message}")
 
     with session_lock():
         records = evaluate(report)
@@ -130,8 +132,8 @@ def evaluate_live(
 def metric_tile(container: DeltaGenerator, record: Record, note: str = "") -> None:
     """An accuracy with its 95% interval, n and the method; robust ones marked as upper bounds,
     with `note` (how strong the attack was measured to be) under them."""
-    label = f"{record.metric} ≤" if record.upper_bound else record.metric
-    container.metric(label, f"{100 * record.accuracy:.1f}%", help=record.method)
+    label = bounded(record.metric, record.upper_bound)
+    container.metric(label, f"{100 * record.accuracy:.1f}%", help=method_text(record))
     container.caption(f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}")
     if note:
         container.caption(note)
@@ -209,8 +211,7 @@ def read_link(k: int) -> None:
         return
     if is_extrapolated(weights):
         st.session_state[Keys.EXTRAPOLATE] = True
-        reach = max(max(weights) - 1, -min(weights))
-        st.session_state[Keys.MARGIN] = next(m for m in MARGINS if m >= reach - 1e-9)
+        st.session_state[Keys.MARGIN] = margin_for(weights, MARGINS)
     set_weights(weights)
 
 

@@ -12,15 +12,15 @@ from pages._components import session_evaluator
 from pages._insight import evaluator_context, keep_values, result_store, test_split, with_progress
 from pages._widgets import MARGINS, figure_panel, set_weights
 from soupviz.adapt import ShiftData
-from soupviz.app_state import Keys, is_extrapolated, tidy
+from soupviz.app_state import Keys
 from soupviz.corruptions import corruption_names
-from soupviz.dashboard import format_record
 from soupviz.errors import SoupvizError
 from soupviz.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift, corruption_shift, folder_shift
-from soupviz.figures import soup_label
-from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure
-from soupviz.insight_pages import Report, request_key, unpack_labelled_zip
+from soupviz.insight_figures import composition_figure, outcomes_figure
+from soupviz.insight_pages import Report, adaptation_figures, chosen_soups, request_key, unpack_labelled_zip
+from soupviz.report import interval_text, soup_label
 from soupviz.storage import cache_dir
+from soupviz.weights import DEFAULT_MARGIN, is_extrapolated, margin_for, tidy
 
 SOURCES = {"corruption": "A corruption of the test images", "folder": "A folder of labelled images",
            "upload": "Upload labelled images (.zip)"}
@@ -30,9 +30,8 @@ METHODS = {"grid": "Grid search", "gradient": "Grid search, then gradient steps"
 def use_soup(weights: list[float]) -> None:
     """Make `weights` the current soup, turning extrapolation on if it needs it."""
     if is_extrapolated(weights):
-        reach = max(max(weights) - 1, -min(weights))
         st.session_state[Keys.EXTRAPOLATE] = True
-        st.session_state[Keys.MARGIN] = next((m for m in MARGINS if m >= reach - 1e-9), MARGINS[-1])
+        st.session_state[Keys.MARGIN] = margin_for(weights, MARGINS)
     set_weights(tidy(weights))
 
 
@@ -61,7 +60,7 @@ def shifts_of(specs: list[tuple], heldout: int, per_class: int, seed: int, repor
 
 def outcome_table(outcomes: list) -> list[dict]:
     return [{"shift": o.shift, "candidate": o.candidate, "soup": soup_label(o.weights, labels),
-             "held-out accuracy": format_record(o), "n held out": o.n,
+             "held-out accuracy": interval_text(o), "n held out": o.n,
              "selection accuracy": f"{100 * o.selection_accuracy:.1f}%", "n selection": o.n_selection,
              "BatchNorm": o.batchnorm} for o in outcomes]
 
@@ -76,7 +75,7 @@ if split is None:
     st.stop()
 keep_values({"adapt_source": "corruption", "adapt_corruption": "fog", "adapt_severity": 3, "adapt_folder": "",
              "adapt_per_class": 100, "adapt_heldout": 50, "adapt_k": 10, "adapt_step": 0.2, "adapt_extrapolate": False,
-             "adapt_margin": 0.4, "adapt_method": "gradient", "adapt_gradient_steps": 10, "adapt_lr": 0.05,
+             "adapt_margin": DEFAULT_MARGIN, "adapt_method": "gradient", "adapt_gradient_steps": 10, "adapt_lr": 0.05,
              "adapt_bn_shift": False, "adapt_repeats": 5,
              "adapt_seed": evaluator.seed, "adapt_several": ["gaussian_noise", "fog", "contrast"]})
 
@@ -144,15 +143,15 @@ elif run is not None:
     st.caption(run.batchnorm)
     for note in run.notes:
         st.warning(note)
-    figure_panel(outcomes_figure(run.outcomes, labels, family.name, paper=paper), "adapt_outcomes", width="content")
+    figures = adaptation_figures(run, labels, family.name, paper)
+    figure_panel(figures["outcomes"], "adapt_outcomes", width="content")
     st.dataframe(outcome_table(run.outcomes), hide_index=True)
-    chosen = [("grid search" if s.method == "grid" else "gradient", s.weights.tolist()) for s in run.selections]
-    figure_panel(composition_figure(chosen, labels, family.name, paper), "adapt_composition", width="content")
+    figure_panel(figures["composition"], "adapt_composition", width="content")
+    chosen = chosen_soups(run)
     for column, (name, weights) in zip(st.columns(len(chosen)), chosen, strict=True):
-        column.button(f"Make the {name} soup current", key=f"adapt_use_{name}", on_click=use_soup, args=(weights,))
-    if run.curve:
-        figure_panel(k_curve_figure(run.curve, run.summary, run.shift, family.name, paper), "adapt_k_curve",
-                     width="content")
+        column.button(f"Make the {name} current", key=f"adapt_use_{name}", on_click=use_soup, args=(weights,))
+    if "k-curve" in figures:
+        figure_panel(figures["k-curve"], "adapt_k_curve", width="content")
         st.caption(f"Each k: {run.config.draws} independent draws of k images per class from the pool, seeded by "
                    f"(seed {run.seed}, shift, draw); line: mean held-out accuracy, band: worst to best draw.")
 

@@ -10,8 +10,8 @@ from pages._soupability import lineage_warning
 from pages._widgets import evaluate_tiles, metric_tile, read_link, weight_sliders, write_link
 from soupviz.app_state import Keys
 from soupviz.dashboard import corruption_specs, metric_choices, robust_specs
-from soupviz.figures import soup_label
 from soupviz.metrics import MetricSpec
+from soupviz.report import soup_label
 
 st.title("Soup explorer")
 evaluator = session_evaluator()

@@ -23,7 +23,14 @@ from soupviz.app_state import Keys
 from soupviz.errors import SoupvizError
 from soupviz.generate import GenerationSettings
 from soupviz.insight_figures import class_figure, strip_figure
-from soupviz.insight_pages import fit_gaussians, generate_per_model, request_key, tensor_digest, walk_towards
+from soupviz.insight_pages import (
+    fit_gaussians,
+    generate_per_model,
+    generation_settings,
+    request_key,
+    tensor_digest,
+    walk_towards,
+)
 
 DEFAULTS = GenerationSettings()  # Santurkar et al.'s CIFAR-10 settings: ε 30, step 0.5, 60 steps
 
@@ -50,9 +57,8 @@ d.number_input("Seed", 0, 2**31 - 1, key="generation_seed",
                help="Of the class seeds; the walk itself is deterministic.")
 try:
     steps = int(state["generation_steps"])
-    gen = GenerationSettings(float(state["generation_eps"]), float(state["generation_step"]), steps,
-                             frame_every=max(1, steps // int(state["generation_frames"])),
-                             seed=int(state["generation_seed"]))
+    gen = generation_settings(float(state["generation_eps"]), float(state["generation_step"]), steps,
+                              int(state["generation_frames"]), int(state["generation_seed"]))
 except SoupvizError as error:
     st.error(str(error))
     st.stop()

@@ -6,18 +6,11 @@ import streamlit as st
 from pages._components import session_evaluator, settings
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
 from soupviz.app_state import Keys
-from soupviz.attacks import THREAT_LABELS, THREATS
-from soupviz.dashboard import (
-    ROW_GROUPS,
-    budget_specs,
-    budgets_text,
-    default_budgets,
-    parse_budgets,
-    row_soups,
-)
+from soupviz.dashboard import ROW_GROUPS, budget_specs, default_budgets, row_soups
 from soupviz.errors import SoupvizError
 from soupviz.figures import accuracy_heatmap
 from soupviz.metrics import MetricSpec
+from soupviz.threats import THREAT_LABELS, THREATS, format_budgets, parse_budgets
 from soupviz.tradeoff import budget_curves
 
 st.title("Attack heatmaps")
@@ -32,7 +25,7 @@ groups = st.multiselect("Rows", ROW_GROUPS, key=Keys.HEATMAP_ROWS,
                              "explorer, or a grid over all ingredients in steps of 0.5.")
 budgets, columns = {}, st.columns(len(THREATS))
 for column, threat in zip(columns, THREATS, strict=True):
-    st.session_state.setdefault(Keys.budgets(threat), budgets_text(threat, default_budgets()[threat]))
+    st.session_state.setdefault(Keys.budgets(threat), format_budgets(threat, default_budgets()[threat]))
     text = column.text_input(f"{THREAT_LABELS[threat]} budgets", key=Keys.budgets(threat))
     try:
         budgets[threat] = parse_budgets(text, threat)

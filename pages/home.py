@@ -16,10 +16,11 @@ from pages._components import (
 from pages._soupability import soupability_panel
 from pages._widgets import evaluate_live
 from soupviz.app_state import Keys, shipped_family_folder
-from soupviz.dashboard import folder_stamp, ingredient_caption, ingredient_table, robust_specs
+from soupviz.dashboard import folder_stamp, ingredient_caption, robust_specs
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.metrics import MetricSpec
+from soupviz.report import ingredient_table
 from soupviz.serving import save_uploads
 
 SOURCES = {"shipped": "Shipped family", "folder": "A folder", "upload": "Upload checkpoints"}

@@ -18,8 +18,7 @@ from pages._insight import (
 from pages._widgets import figure_panel
 from soupviz.app_state import Keys
 from soupviz.errors import SoupvizError
-from soupviz.insight_figures import saliency_figure
-from soupviz.insight_pages import request_key, saliency_panels, tensor_digest
+from soupviz.insight_pages import request_key, saliency_panels, saliency_view, tensor_digest
 from soupviz.saliency import SaliencySettings
 
 METHODS = {"loss": "Loss gradient", "saliency": "Saliency", "smoothgrad": "SmoothGrad",
@@ -35,10 +34,12 @@ family, paper = evaluator.family, st.session_state.get(Keys.PAPER, False)
 split = test_split()
 if split is None:
     st.stop()
-keep_values({**picker_defaults("saliency", split), "saliency_method": "loss", "saliency_mode": "abs",
-             "saliency_clip": "percentile", "saliency_percentile": 99.0, "saliency_samples": 16,
-             "saliency_noise": 0.1, "saliency_ig_steps": 32})
-weights, _, titles = current_soup(family)
+DEFAULTS = SaliencySettings()
+keep_values({**picker_defaults("saliency", split), "saliency_method": DEFAULTS.method, "saliency_mode": DEFAULTS.mode,
+             "saliency_clip": DEFAULTS.clip, "saliency_percentile": DEFAULTS.percentile,
+             "saliency_samples": DEFAULTS.nt_samples, "saliency_noise": DEFAULTS.noise,
+             "saliency_ig_steps": DEFAULTS.ig_steps})
+weights, _, _ = current_soup(family)
 picked = pick_images(split, "saliency")
 a, b, c = st.columns([2, 1, 1])
 method = a.radio("Map", list(METHODS), format_func=METHODS.get, key="saliency_method", horizontal=True,
@@ -69,8 +70,7 @@ if panels is None:
     panels = with_progress("Saliency", lambda report: saliency_panels(
         evaluator.soup, images, labels, weights, s, family.names, report))
     result_store().put(key, panels)
-fig = saliency_figure(images, labels, panels, [*family.names, "soup"], titles, split.classes, method, family.name,
-                      weights, names, paper)
+fig = saliency_view(family, images, labels, names, panels, s, split.classes, weights, paper)
 figure_panel(fig, "saliency_chart", width="content")
 st.caption(f"**Map:** {s.method_label}. **Display:** {s.normalisation_label}. Under each map, the model's "
            "prediction and softmax confidence (green: right, orange: wrong).")

@@ -6,15 +6,16 @@ import streamlit as st
 
 from pages._components import family_baselines, session_evaluator, settings
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
-from soupviz.app_state import Keys, is_extrapolated
-from soupviz.attacks import THREAT_LABELS, THREATS
+from soupviz.app_state import Keys
 from soupviz.baselines import baseline_labels, evaluate_baselines
 from soupviz.comparison import SAMPLING_NOTE
-from soupviz.dashboard import format_record, grid_weights, robust_specs, soup_vs_ensemble
+from soupviz.dashboard import robust_specs
 from soupviz.ensembles import EnsembleEvaluator
-from soupviz.figures import weights_key
 from soupviz.metrics import MetricSpec
+from soupviz.report import interval_text, soup_vs_ensemble, weights_key
+from soupviz.threats import THREAT_LABELS, THREATS
 from soupviz.tradeoff import tradeoff_figure
+from soupviz.weights import grid_weights, is_extrapolated
 
 MODES = {"none": "no ensembles", "logits": "ensembles of logits", "probs": "ensembles of probabilities"}
 
@@ -66,7 +67,7 @@ fig = tradeoff_figure(records, keys[1], "clean", current=weights, ensembles=ense
                       labels=family.labels, paper=paper, baselines=extra, baseline_labels=names)
 figure_panel(fig, "tradeoff_chart")
 if extra:
-    st.caption("Baselines: " + " · ".join(f"{names.get(r.family, r.ingredients[0])} {r.metric} {format_record(r)}"
+    st.caption("Baselines: " + " · ".join(f"{names.get(r.family, r.ingredients[0])} {r.metric} {interval_text(r)}"
                                           for r in extra))
 if ensembles:
     st.subheader("Soup or ensemble?")

@@ -16,8 +16,9 @@ from soupviz.corruptions import corrupt
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
 from soupviz.metrics import wilson_interval
-from soupviz.soup import Soup, check_finite_logits, check_weights
+from soupviz.soup import Soup, check_finite_logits
 from soupviz.weight_search import ProgressFn, Selection, choose
+from soupviz.weights import check_weights
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
 SELECTED_NAMES = {"grid": "grid-search soup", "gradient": "gradient-selected soup"}

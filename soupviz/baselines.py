@@ -43,12 +43,12 @@ def baseline_labels(family: SoupFamily, baselines: Sequence[Ingredient]) -> dict
 
 
 def baseline_evaluator(evaluator: Evaluator, baseline: Ingredient) -> Evaluator:
-    """An evaluator of `baseline` alone on `evaluator`'s images, seed, batch size, device and cache,
+    """An evaluator of `baseline` alone on `evaluator`'s images, seed, batch size, device and store,
     so its records compare one to one with the soups'. Its family is `baseline_family_name` and
     its only weight is 1."""
     family = family_from_ingredients([baseline], baseline_family_name(evaluator.family, baseline))
     return Evaluator(family, evaluator.images, device=evaluator.device, seed=evaluator.seed,
-                     batch_size=evaluator.batch_size, cache=evaluator.cache)
+                     batch_size=evaluator.batch_size, store=evaluator.store)
 
 
 def evaluate_baselines(

@@ -24,8 +24,9 @@ from torch import nn
 from soupviz.errors import CheckpointError
 from soupviz.models import CIFAR10_MEAN, CIFAR10_STD, available_models, create_model
 from soupviz.storage import atomic_write_bytes, atomic_write_json
+from soupviz.threats import NOMINAL, THREATS, threat_label
 
-INGREDIENT_ORDER = ("none", "linf", "l2", "l1")
+INGREDIENT_ORDER = (NOMINAL, *THREATS)
 JOINT_LABELS = {"sat": "SAT"}  # threats of jointly trained models, as cards name them
 CARD_VERSION = 1
 
@@ -79,14 +80,12 @@ class Card:
     @property
     def label(self) -> str:
         """Short display name: 'nominal', 'L∞ 8/255', 'L2 0.5', 'SAT', ... or the card's name."""
-        from soupviz.attacks.base import THREAT_LABELS, format_budget
-
         if self.threat == "none":
             return "nominal"
         if self.threat in JOINT_LABELS:
             return JOINT_LABELS[self.threat]
-        if self.threat in THREAT_LABELS and self.eps is not None:
-            return f"{THREAT_LABELS[self.threat]} {format_budget(self.threat, self.eps)}"
+        if self.threat in THREATS and self.eps is not None:
+            return threat_label(self.threat, self.eps)
         return self.name
 
 

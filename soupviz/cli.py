@@ -1,20 +1,33 @@
 """The `soupviz` command line: a thin layer over the library, sharing its functions with the dashboard.
 
 Subcommands: `train` (one ingredient), `eval` (a soup or each ingredient), `sweep` (a simplex
-grid to a results file the dashboard loads), `import` (foreign checkpoints) and `check` (can a
-family be souped: `soupviz.cli_import`). User errors print one line, never a traceback.
+grid into the results store, in-process or on Ray, exported to a file the dashboard loads),
+`adapt` (few-shot), `saliency` and `generate` (the insight pages: `soupviz.cli_insight`),
+`import` (foreign checkpoints) and `check` (can a family be souped: `soupviz.cli_import`).
+User errors print one line, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import math
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+import types
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from soupviz.cli_import import add_check_parser, add_import_parser
+from soupviz.cli_insight import add_generate_parser, add_saliency_parser, write_outputs
 from soupviz.errors import SoupvizError
+from soupviz.threats import parse_number
+
+if typing.TYPE_CHECKING:
+    from soupviz.train_config import TrainConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,13 +40,9 @@ class _Parser(argparse.ArgumentParser):
 def _number(text: str) -> float:
     """A finite number, written as a decimal or a fraction such as '8/255'."""
     try:
-        numerator, _, denominator = text.partition("/")
-        value = float(numerator) / float(denominator) if denominator else float(numerator)
-    except (ValueError, ZeroDivisionError):
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    return value
+        return parse_number(text)
+    except SoupvizError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def _whole(minimum: int) -> Callable[[str], int]:
@@ -85,112 +94,64 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=_whole(0), default=0)
 
 
+def _config_flags(parser: argparse.ArgumentParser, config: type) -> None:
+    """Add a flag per field of the dataclass `config` from its metadata (see `train_config.option`):
+    name, type, default, choices, range and help all come from the field."""
+    hints = typing.get_type_hints(config)
+    for item in dataclasses.fields(config):
+        meta = item.metadata
+        if meta.get("cli") not in ("option", "required", "positional"):
+            continue
+        kind = hints[item.name]
+        if isinstance(kind, types.UnionType):  # 'float | None' takes floats
+            kind = next(t for t in typing.get_args(kind) if t is not type(None))
+        options: dict = {"help": meta.get("help") or None}
+        if meta.get("choices"):
+            options["choices"] = list(meta["choices"])
+        if typing.get_origin(kind) is list:
+            options["type"] = _names
+        elif kind is int:
+            options["type"] = _whole(int(meta["low"]))
+        elif kind is float:
+            options["type"] = _real(meta["low"], meta["high"], above=meta["above"], below=meta["below"])
+        if meta["cli"] == "positional":
+            parser.add_argument(item.name, **options)
+            continue
+        flag = meta.get("flag") or "--" + item.name.replace("_", "-")
+        if meta["cli"] == "required":
+            options["required"] = True
+        else:
+            options["default"] = item.default_factory() if item.default is dataclasses.MISSING else item.default
+        parser.add_argument(flag, dest=item.name, **options)
+
+
+def _names(text: str) -> list[str]:
+    """An argparse type: comma-separated names, e.g. 'l2,l1' (blanks dropped)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    from soupviz.objectives import LRAT_WEIGHTINGS, VULNERABILITIES
-    from soupviz.train import METHODS, SCHEDULES
+    from soupviz.train_config import TrainConfig
 
     parser = sub.add_parser("train", help="train or fine-tune one ingredient and write its checkpoint and card")
-    add = parser.add_argument
-    add("name", help="checkpoint name (file stem)")
-    add("--out", required=True, help="folder for the checkpoint, its card, log and resumable state")
-    add("--threat", default="linf", choices=["none", "linf", "l2", "l1"])
-    add(
-        "--method",
-        default="pgd",
-        choices=METHODS,
-        help="pgd (Madry), fgsm (one step from a random start: fast FGSM-RS), trades, lrat, "
-        "sat (one threat sampled per batch) or standard (with --threat none)",
-    )
-    add("--eps", type=_real(0, above=True), default=None, help="budget in pixel scale (default: 8/255, 0.5, 12)")
-    add("--attack-steps", type=_whole(1), default=None, help="training attack steps (default 10, fgsm 1)")
-    add(
-        "--attack-step-size",
-        type=_real(0, above=True),
-        default=None,
-        help="default 2.5·eps/steps (1.25·eps for one step)",
-    )
-    add("--trades-beta", type=_real(0), default=6.0, help="TRADES: weight of the KL term")
-    add(
-        "--lrat-threats",
-        default="",
-        help="LRAT: comma-separated extra threats whose PGD variants join each instance's pair "
-        "(the training threat is always in it), e.g. l2,l1",
-    )
-    add("--lrat-c", type=_real(0, above=True), default=1.0, help="LRAT: weight budget C of each pair")
-    add("--lrat-floor", type=_real(0), default=0.1, help="LRAT: lower bound of the natural weight")
-    add(
-        "--lrat-g",
-        default="linear",
-        choices=LRAT_WEIGHTINGS,
-        help="LRAT: how the variants share the adversarial weight",
-    )
-    add("--lrat-temperature", type=_real(0, above=True), default=0.25, help="LRAT: temperature of --lrat-g softmax")
-    add(
-        "--lrat-vulnerability",
-        default="prob",
-        choices=VULNERABILITIES,
-        help="LRAT: prob (1 - p_true) or margin (sigmoid of the CW margin)",
-    )
-    add("--arch", default="preact_resnet_small")
-    add("--from", dest="parent", default=None, help="checkpoint to fine-tune from")
-    add("--epochs", type=_whole(1), default=10)
-    add("--batch-size", type=_whole(1), default=128)
-    add("--lr", type=_real(0, above=True), default=0.1)
-    add("--schedule", default="piecewise", choices=SCHEDULES)
-    add("--warmup", type=_real(0, 1, below=True), default=0.0, help="fraction of iterations with a linear warm-up")
-    add("--momentum", type=_real(0, 1, below=True), default=0.9)
-    add("--weight-decay", type=_real(0), default=5e-4)
-    add("--train-images", type=_whole(1), default=None, help="train on this many images only")
-    add("--val-images", type=_whole(1), default=500)
-    add("--val-steps", type=_whole(1), default=10, help="PGD steps of the per-epoch validation")
-    add(
-        "--select",
-        default="best",
-        choices=["best", "last"],
-        help="keep the epoch with the best validation score, or the last",
-    )
-    add("--resume", action="store_true", help="continue from the last saved epoch")
+    _config_flags(parser, TrainConfig)
+    parser.add_argument("--resume", action="store_true", help="continue from the last saved epoch")
     _add_common(parser)
     parser.set_defaults(run=_run_train)
 
 
-def _run_train(args: argparse.Namespace) -> None:
-    from soupviz.train import TrainConfig, train
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The `TrainConfig` that `soupviz train` options describe, with the command line recorded."""
+    from soupviz.train_config import TrainConfig
 
-    config = TrainConfig(
-        name=args.name,
-        out=args.out,
-        threat=args.threat,
-        method=args.method,
-        eps=args.eps,
-        attack_steps=args.attack_steps,
-        attack_step_size=args.attack_step_size,
-        trades_beta=args.trades_beta,
-        lrat_threats=[t.strip() for t in args.lrat_threats.split(",") if t.strip()],
-        lrat_c=args.lrat_c,
-        lrat_floor=args.lrat_floor,
-        lrat_g=args.lrat_g,
-        lrat_temperature=args.lrat_temperature,
-        lrat_vulnerability=args.lrat_vulnerability,
-        arch=args.arch,
-        parent=args.parent,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        schedule=args.schedule,
-        warmup=args.warmup,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        train_images=args.train_images,
-        val_images=args.val_images,
-        val_steps=args.val_steps,
-        select=args.select,
-        data=args.data,
-        device=args.device,
-        seed=args.seed,
-        command="soupviz " + shlex.join(sys.argv[1:]),
-    )
-    print(train(config, resume=args.resume))
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli")}
+    return TrainConfig(**settings, command="soupviz " + shlex.join(sys.argv[1:]))
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from soupviz.train import train
+
+    print(train(train_config(args), resume=args.resume))
 
 
 def _add_evaluation(parser: argparse.ArgumentParser) -> None:
@@ -217,8 +178,10 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
         help="mix the running statistics (means like the weights, variances in log space) or re-estimate them "
         "per soup on clean training images",
     )
-    parser.add_argument("--out", default=None, help="write the records to this .json or .csv file")
-    parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cached results")
+    parser.add_argument("--out", default=None, help="export the records to this .json or .csv file")
+    parser.add_argument("--store", default=None, help="results store (SQLite) to read and add records to "
+                        "(default: results.sqlite in the soupviz cache folder, $SOUPVIZ_CACHE)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading stored results")
     _add_common(parser)
 
 
@@ -257,16 +220,20 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--margin", type=_real(0), default=0.0, help="extrapolation margin: weights in [-margin, 1 + margin]"
     )
+    parser.add_argument("--engine", default="local", choices=["local", "ray"],
+                        help="run the sweep's tasks in this process or on Ray (pip install -e '.[ray]')")
+    parser.add_argument("--address", default=None, help="Ray cluster to join (default: start a local one)")
+    parser.add_argument("--shards", type=_whole(1), default=1, help="image shards per task (more, smaller tasks)")
+    parser.add_argument("--fold", type=_whole(1), default=None,
+                        help="soups per task, folded into one batch (default: 8 on GPUs, 1 on CPUs)")
     parser.set_defaults(run=_run_sweep)
 
 
 def _evaluate(args: argparse.Namespace, weights) -> list:
-    from tqdm import tqdm
-
     from soupviz.checkpoints import load_family
     from soupviz.evaluate import open_evaluator
     from soupviz.metrics import parse_metrics
-    from soupviz.results_io import write_records
+    from soupviz.store import ResultStore
 
     family = load_family(args.family)
     specs = parse_metrics(args.metrics, args.attack, args.steps)
@@ -278,17 +245,35 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
         device=args.device,
         batchnorm=args.batchnorm,
         cache=not args.no_cache,
+        store=ResultStore(args.store) if args.store else None,
     )
     weights = evaluator.ingredient_weights() if weights is None else weights(family)
-    with tqdm(total=1, unit="step", desc="evaluating") as bar:
+    with _progress_bar("evaluating", "step") as report:
+        records = evaluator.evaluate(weights, specs, report)
+    return _show(args, family, specs, records)
+
+
+@contextlib.contextmanager
+def _progress_bar(description: str, unit: str) -> Iterator[Callable]:
+    """A tqdm bar (with its ETA) and the progress callback that moves it."""
+    from tqdm import tqdm
+
+    with tqdm(total=1, unit=unit, desc=description) as bar:
 
         def report(progress) -> None:
             bar.total = progress.total
             bar.n = progress.done
             bar.set_postfix_str(progress.message, refresh=True)
 
-        records = evaluator.evaluate(weights, specs, report)
-    print(format_table(records, family.names))
+        yield report
+
+
+def _show(args: argparse.Namespace, family, specs: list, records: list) -> list:
+    """Print the records' table and export them to --out if given."""
+    from soupviz.report import text_table
+    from soupviz.store import write_records
+
+    print(text_table(records, family.names))
     if args.out:
         meta = {
             "family": family.name,
@@ -311,56 +296,19 @@ def _compared(text: str, present: list[str]) -> list[str]:
 
 
 def _comparison(records: list, wanted: list[str]) -> str:
-    """The Markdown table of `comparison.paired_rows` for the ingredients named in `wanted`."""
-    from soupviz.comparison import SAMPLING_NOTE, paired_rows
+    """The paired Markdown table (`report.comparison_markdown`) of the ingredients named in `wanted`."""
+    from soupviz.report import comparison_markdown
 
     present = list(records[0].ingredients)
     a, b = ([r for r in records if r.weights[present.index(name)] == 1.0] for name in wanted)
-    rows = [row for row in paired_rows(a, b, *wanted) if row["kind"] != "corruption"]  # corruptions: their mean
-    header = [key for key in rows[0] if key not in ("kind", "method")]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
-    notes = ["≤: an upper bound on robust accuracy (the attack may miss adversarial examples).", SAMPLING_NOTE]
-    return "\n".join(lines + ["", *notes])
-
-
-def format_table(records: list, names: list[str]) -> str:
-    """Records as a text table: one row per soup, one column per metric, accuracy and 95% interval;
-    corruptions are summarised in one 'corruption mean' column (`metrics.with_corruption_mean`)."""
-    from soupviz.figures import metric_name
-    from soupviz.metrics import with_corruption_mean
-
-    soups: dict[tuple, dict] = {}
-    for record in records:  # robust columns name their attack: two attacks of one threat are two columns
-        soups.setdefault(tuple(record.weights), {})[metric_name(record)] = record.row()
-    soups = {weights: with_corruption_mean(by_metric) for weights, by_metric in soups.items()}
-    columns = list(dict.fromkeys(metric for by_metric in soups.values() for metric in by_metric))
-    header = ["soup (" + ", ".join(names) + ")"] + columns
-    lines = [header]
-    for weights, by_metric in soups.items():
-        cells = [
-            f"{m['accuracy']:6.1%} [{m['ci_low']:.1%}, {m['ci_high']:.1%}]" if (m := by_metric.get(c)) else "—"
-            for c in columns
-        ]
-        lines.append([" ".join(f"{w:g}" for w in weights)] + cells)
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) for row in lines)
-    methods = sorted({f"{metric_name(r)}: {r.method}" for r in records if r.upper_bound})
-    means = {m["method"] for by_metric in soups.values() if (m := by_metric.get("corruption mean"))}
-    methods += [f"corruption mean: {method}" for method in sorted(means)]
-    return (
-        text
-        + ("\n" + "\n".join(methods) if methods else "")
-        + f"\n({records[0].images}; BatchNorm: {records[0].batchnorm})"
-    )
+    return comparison_markdown(a, b, *wanted)
 
 
 def _run_eval(args: argparse.Namespace) -> None:
-    from soupviz.app_state import is_extrapolated
     from soupviz.checkpoints import load_family, record_metrics
     from soupviz.errors import SoupWeightsError
-    from soupviz.metrics import corruption_mean
-    from soupviz.soup import check_weights
+    from soupviz.metrics import corruption_mean, records_of
+    from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
 
     weights = None
     if args.weights:
@@ -376,7 +324,7 @@ def _run_eval(args: argparse.Namespace) -> None:
                         f"({', '.join(family.names)}): give one per ingredient."
                     )
             rows = check_weights(
-                args.weights, len(family.names), extrapolate=True, margin=10.0, normalise=args.normalise
+                args.weights, len(family.names), extrapolate=True, margin=EXTRAPOLATION_LIMIT, normalise=args.normalise
             )
             for row in rows.tolist():
                 if is_extrapolated(row):
@@ -396,16 +344,16 @@ def _run_eval(args: argparse.Namespace) -> None:
     if args.write_cards:
         family = load_family(args.family)
         for index, ingredient in enumerate(family.ingredients):
-            mine = [r.row() for r in records if r.weights[index] == 1.0]
-            record_metrics(ingredient, [{**row, "weights": None, "ingredients": None} for row in mine])
-            mean = corruption_mean(ingredient.card.metrics)  # over every corruption the card now holds
+            mine = [replace(r, weights=None, ingredients=None).to_dict() for r in records if r.weights[index] == 1.0]
+            record_metrics(ingredient, mine)
+            mean = corruption_mean(records_of(ingredient.card.metrics))  # over every corruption the card now holds
             if mean:
-                record_metrics(ingredient, [mean])
+                record_metrics(ingredient, [mean.to_dict()])
         print(f"metrics written to the cards in {args.family}")
 
 
 def _run_sweep(args: argparse.Namespace) -> None:
-    from soupviz.grids import simplex_grid
+    from soupviz.weights import simplex_grid
 
     def weights(family):
         subset = None
@@ -425,7 +373,29 @@ def _run_sweep(args: argparse.Namespace) -> None:
             )
         return simplex_grid(len(family.names), args.step, subset=subset, margin=args.margin)
 
-    _evaluate(args, weights)
+    _sweep(args, weights)
+
+
+def _sweep(args: argparse.Namespace, weights) -> list:
+    """Run `soupviz.sweep.sweep` for the parsed arguments: into --store (a temporary store with
+    --no-cache), on --engine, with a progress bar over tasks."""
+    import tempfile
+
+    from soupviz.checkpoints import load_family
+    from soupviz.metrics import parse_metrics
+    from soupviz.store import ResultStore
+    from soupviz.sweep import SweepSetup, sweep
+
+    family = load_family(args.family)
+    specs = parse_metrics(args.metrics, args.attack, args.steps)
+    setup = SweepSetup(str(family.folder or args.family), data=args.data, images=args.images, seed=args.seed,
+                       batchnorm=args.batchnorm, fold=args.fold, device=args.device)
+    rows = weights(family)
+    with tempfile.TemporaryDirectory() as scratch, _progress_bar("sweeping", "task") as report:
+        store = ResultStore(Path(scratch) / "results.sqlite" if args.no_cache else args.store)
+        records = sweep(setup, rows, specs, store, engine=args.engine, address=args.address,
+                        shards=args.shards, progress=report)
+    return _show(args, family, specs, records)
 
 
 def _adapt_parser(sub: argparse._SubParsersAction) -> None:
@@ -462,13 +432,12 @@ def _adapt_parser(sub: argparse._SubParsersAction) -> None:
 def _run_adapt(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from soupviz.adapt import selection_names
     from soupviz.checkpoints import load_family
     from soupviz.data import load_split
     from soupviz.evaluate import open_evaluator
-    from soupviz.export import export_figure, figure_csv, filename_for
+    from soupviz.export import figure_csv
     from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift, run_table
-    from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure
+    from soupviz.insight_pages import adaptation_figures
 
     if (args.corruption is None) == (args.folder is None):
         raise SoupvizError("Name the shift with exactly one of --corruption NAME or --folder PATH.")
@@ -489,11 +458,8 @@ def _run_adapt(args: argparse.Namespace) -> None:
         shift = corruption_shift(split, args.corruption, args.severity, args.per_class, args.heldout, args.seed)
     run = adapt_to_shift(evaluator.soup, shift, config, family.labels)
     print(run_table(run))
-    outcomes = outcomes_figure(run.outcomes, family.labels, family.name)
-    names = selection_names(run.selections)
-    chosen = [(name, s.weights.tolist()) for name, s in zip(names, run.selections, strict=True)]
-    figures = [outcomes, composition_figure(chosen, family.labels, family.name)]
-    curve = k_curve_figure(run.curve, run.summary, run.shift, family.name) if run.curve else None
+    figures = adaptation_figures(run, family.labels, family.name)
+    outcomes, curve = figures["outcomes"], figures.get("k-curve")
     if args.out:
         out = Path(args.out)
         out.write_text(figure_csv(outcomes))
@@ -502,16 +468,7 @@ def _run_adapt(args: argparse.Namespace) -> None:
             beside = out.with_name(out.stem + "_k-curve.csv")
             beside.write_text(figure_csv(curve))
             print(f"k-curve written to {beside}")
-    if args.figures:
-        folder = Path(args.figures)
-        folder.mkdir(parents=True, exist_ok=True)
-        for fig in figures + ([curve] if curve is not None else []):
-            path = folder / filename_for(fig, args.figure_format)
-            if args.figure_format == "html":
-                fig.write_html(path, include_plotlyjs=True)
-            else:
-                path.write_bytes(export_figure(fig, args.figure_format))
-            print(f"figure written to {path}")
+    write_outputs(list(figures.values()), None, args.figures, args.figure_format)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -521,6 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_parser(sub)
     _sweep_parser(sub)
     _adapt_parser(sub)
+    add_saliency_parser(sub, _add_common)
+    add_generate_parser(sub, _add_common)
     add_import_parser(sub)
     add_check_parser(sub)
     return parser

@@ -40,9 +40,9 @@ def _triple(text: str, what: str) -> tuple[float, ...]:
 
 
 def _run_import(args: argparse.Namespace) -> None:
-    from soupviz.dashboard import parse_budgets
     from soupviz.data import load_split
     from soupviz.foreign import import_checkpoint
+    from soupviz.threats import THREATS, parse_budget
 
     if args.name and len(args.files) > 1:
         raise SoupvizError("--name names one checkpoint: import one file at a time to name it.")
@@ -51,9 +51,9 @@ def _run_import(args: argparse.Namespace) -> None:
     normalisation = (_triple(args.mean, "mean"), _triple(args.std, "std")) if args.mean else None
     eps = None
     if args.eps is not None:
-        if args.threat not in ("linf", "l2", "l1"):
-            raise SoupvizError("--eps needs --threat linf, l2 or l1.")
-        eps = parse_budgets(args.eps, args.threat)[0]
+        if args.threat not in THREATS:
+            raise SoupvizError(f"--eps needs --threat {', '.join(THREATS)}.")
+        eps = parse_budget(args.eps, args.threat)
     images = None
     if args.check_images > 0:
         try:

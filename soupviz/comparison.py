@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.figures import metric_name
-from soupviz.metrics import Record, corruption_mean, wilson_interval
-from soupviz.results_cache import unpackbits
+from soupviz.metrics import Record, wilson_interval
+from soupviz.store import unpackbits
 
 A_BETTER, B_BETTER, WITHIN_NOISE = "a better", "b better", "within noise"
 DISAGREE = "inconclusive: interval and test disagree"
@@ -128,43 +127,3 @@ def paired_corruption_mean(a: list[Record], b: list[Record]) -> tuple[float, flo
     half = 1.959964 * float(differences.std(unbiased=True)) / math.sqrt(n) if n > 1 else 1.0
     mean = float(differences.mean())
     return mean, mean - half, mean + half
-
-
-def paired_rows(a: list[Record], b: list[Record], name_a: str = "a", name_b: str = "b") -> list[dict]:
-    """One row per metric both lists hold (in `a`'s order): each accuracy with its Wilson interval,
-    the paired difference a − b in points with its interval, McNemar's p and the verdict. Where
-    both hold corruption records, a last row compares their means (`paired_corruption_mean`)."""
-    by_spec = {record.spec: record for record in b}
-    rows = []
-    for first in a:
-        second = by_spec.get(first.spec)
-        if second is None:
-            continue
-        paired = paired_difference(first, second)
-        verdict = verdict_label(paired.verdict, name_a, name_b)
-        rows.append({
-            "metric": f"{metric_name(first)} ≤" if first.upper_bound else first.metric, "kind": first.kind,
-            "method": first.method,
-            name_a: _percent(first.accuracy, first.ci_low, first.ci_high),
-            name_b: _percent(second.accuracy, second.ci_low, second.ci_high),
-            f"{name_a} − {name_b} (points)": _percent(paired.difference, paired.ci_low, paired.ci_high),
-            "discordant": f"{paired.only_a} / {paired.only_b}", "McNemar p": f"{paired.p_value:.2g}",
-            "verdict": verdict,
-        })
-    corruptions = paired_corruption_mean(a, b)
-    if corruptions:
-        mean_a, mean_b = corruption_mean([r.row() for r in a]), corruption_mean([r.row() for r in b])
-        difference, low, high = corruptions
-        verdict = verdict_label(A_BETTER if low > 0 else B_BETTER if high < 0 else WITHIN_NOISE, name_a, name_b)
-        rows.append({
-            "metric": "corruption mean", "kind": "corruption-mean", "method": mean_a["method"],
-            name_a: _percent(mean_a["accuracy"], mean_a["ci_low"], mean_a["ci_high"]),
-            name_b: _percent(mean_b["accuracy"], mean_b["ci_low"], mean_b["ci_high"]),
-            f"{name_a} − {name_b} (points)": _percent(difference, low, high),
-            "discordant": "—", "McNemar p": "—", "verdict": verdict,
-        })
-    return rows
-
-
-def _percent(value: float, low: float, high: float) -> str:
-    return f"{100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]"

@@ -16,11 +16,12 @@ from torch.func import functional_call
 
 from soupviz.checkpoints import SoupFamily
 from soupviz.errors import SoupvizError, SoupWeightsError
-from soupviz.evaluate import EXTRAPOLATION_LIMIT, Evaluator
+from soupviz.evaluate import Evaluator
 from soupviz.metrics import (
     MetricSpec,
 )
-from soupviz.soup import Soup, check_weights
+from soupviz.soup import Soup
+from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights
 
 MODES = {"logits": "logits", "probs": "probabilities"}
 Weights = Sequence[float] | torch.Tensor
@@ -158,6 +159,8 @@ class EnsembleEvaluator(Evaluator):
             (`SoupMember`), so ensembles use exactly the ingredients its soups are compared
             with (re-estimated BatchNorm included; members are fixed at construction).
     """
+
+    folds = False  # an ensemble is not a soup: one weight vector at a time
 
     def __init__(self, evaluator: Evaluator, mode: str = "logits",
                  models: Sequence[Classifier] | None = None) -> None:

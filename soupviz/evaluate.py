@@ -1,10 +1,11 @@
-"""Evaluate soups of a family on metric specs, with an on-disk cache and progress reports.
+"""Evaluate soups of a family on metric specs, through the results store, with progress reports.
 
 An `Evaluator` holds a family's soup and one fixed image subset, so every soup is compared
-on the same images. Each (soup, metric) result is cached keyed by the ingredients' hashes,
+on the same images. Each (soup, metric) record is stored keyed by the ingredients' hashes,
 the weights, the metric, the images' content, the seed, the BatchNorm mode and the fingerprint
-of the code that computed it (`results_cache.code_fingerprint`, stored in each record); attacks run
-only on points the soup still classifies correctly, and report a running estimate.
+of the code that computed it (`store.code_fingerprint`, stored in each record). Several soups
+are evaluated folded into one batch (`Soup.folded`); a soup evaluated alone is attacked only on
+the points it still classifies correctly, and reports a running estimate.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import replace
 
 import torch
 
-from soupviz.attacks import DEFAULT_BUDGETS, robust_mask
+from soupviz.attacks import robust_mask
 from soupviz.attacks.base import Classifier
 from soupviz.checkpoints import SoupFamily
 from soupviz.corruptions import corrupt
@@ -30,10 +31,10 @@ from soupviz.metrics import (
     spec_attacks,
     wilson_interval,
 )
-from soupviz.results_cache import ResultCache, cache_key, code_fingerprint, packbits, unpackbits
-from soupviz.soup import Soup, check_finite_logits, check_weights
-
-EXTRAPOLATION_LIMIT = 10.0
+from soupviz.soup import Soup, check_finite_logits
+from soupviz.store import ResultStore, code_fingerprint, family_fingerprint, packbits, record_key, unpackbits
+from soupviz.threats import DEFAULT_BUDGETS
+from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights
 
 
 class Evaluator:
@@ -44,10 +45,18 @@ class Evaluator:
         images: the evaluation subset (e.g. `load_split(...).subset(1000, seed)`).
         device: 'auto', 'cpu' or 'cuda'.
         seed: seed of every attack and random corruption.
-        batch_size: images per forward/attack batch.
-        cache: where results persist; None disables caching.
+        batch_size: images per forward/attack batch (per soup when soups are folded).
+        store: where records persist (`ResultStore`); None disables it.
         soup: an existing `Soup` of the family to reuse (e.g. with re-estimated BatchNorm).
+        fold: at most this many soups are folded into one batch (default: 8 on GPUs, 1 on
+            CPUs). Folded soups are attacked on every image at every step, where a soup alone is
+            attacked only on the images it still classifies correctly and stops on those it
+            breaks; a CPU gains nothing from the wider batch to pay for that, so there folding
+            measured slower (bench/results/sweep.md). Attacks draw random starts per batch, so a
+            robust record depends on its batch by those draws alone.
     """
+
+    folds = True  # whether `classifier` rows can be folded into one batch (`Soup.folded`)
 
     def __init__(
         self,
@@ -57,11 +66,13 @@ class Evaluator:
         device: str | torch.device = "auto",
         seed: int = 0,
         batch_size: int = 250,
-        cache: ResultCache | None = None,
+        store: ResultStore | None = None,
         soup: Soup | None = None,
+        fold: int | None = None,
     ) -> None:
-        self.family, self.images, self.seed, self.batch_size, self.cache = family, images, seed, batch_size, cache
+        self.family, self.images, self.seed, self.batch_size, self.store = family, images, seed, batch_size, store
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
+        self.fold = max(1, fold or (1 if self.device.type == "cpu" else 8))
         self.soup = soup or Soup.from_family(family, self.device)
         self.x = images.floats(self.device)
         self.y = images.labels.to(self.device)
@@ -69,6 +80,7 @@ class Evaluator:
         self.images_id = digest.hexdigest()[:20]
         self.images_label = f"{len(images)} images of {images.source}"
         self.code_fingerprint = code_fingerprint()
+        self.family_id = family_fingerprint(family.hashes)
 
     def evaluate(
         self,
@@ -78,7 +90,8 @@ class Evaluator:
     ) -> list[Record]:
         """Records for every soup (rows of `weights`, (S, K) or (K,)) and spec, spec-major.
 
-        Weights must sum to 1; entries outside [0, 1] are extrapolation and are allowed.
+        Weights must sum to 1; entries outside [0, 1] are extrapolation and are allowed. Stored
+        records are read back; the rest are computed `fold` soups at a time and stored.
 
         Raises:
             NonFiniteLogitsError: a soup outputs NaN or infinity, so it has no accuracy.
@@ -86,7 +99,7 @@ class Evaluator:
         rows = self.check_rows(weights)
         total = sum(self._units(spec) for spec in specs) * len(rows)
         state = {"done": 0, "total": total, "callback": progress}
-        return [self._one(row, spec, state) for spec in specs for row in rows]
+        return [record for spec in specs for record in self._records(rows, spec, state)]
 
     def ingredient_weights(self) -> torch.Tensor:
         """One-hot weight rows, one per ingredient: evaluating them evaluates the ingredients."""
@@ -112,13 +125,32 @@ class Evaluator:
         return ""
 
     def cache_parts(self) -> dict:
-        """What besides weights, spec, images and seed distinguishes a cached result."""
+        """What besides weights, spec, images and seed distinguishes a stored result."""
         return {"batchnorm": self.batchnorm, "batch_size": self.batch_size}
 
-    def batches(self, spec: MetricSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The evaluation batches (x, y) for `spec`, corrupted with one seed per batch for
-        corruption specs, so every evaluator sees the same corrupted images."""
-        for index, (x, y) in enumerate(zip(self.x.split(self.batch_size), self.y.split(self.batch_size), strict=False)):
+    def key(self, row: torch.Tensor, spec: MetricSpec) -> str:
+        """The store key of the record of `spec` for the soup `row`."""
+        return record_key(
+            soup=soup_identity(self.family.hashes, row),
+            spec=spec.key,
+            images=self.images_id,
+            seed=self.seed,
+            code=self.code_fingerprint,
+            **self.cache_parts(),
+        )
+
+    def batch_count(self) -> int:
+        """How many batches the images split into."""
+        return -(-len(self.images) // self.batch_size)
+
+    def batches(self, spec: MetricSpec, only: range | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The evaluation batches (x, y) for `spec` (those numbered in `only`, default all),
+        corrupted with one seed per batch number for corruption specs, so every evaluator sees
+        the same corrupted images."""
+        pairs = zip(self.x.split(self.batch_size), self.y.split(self.batch_size), strict=False)
+        for index, (x, y) in enumerate(pairs):
+            if only is not None and index not in only:
+                continue
             if spec.kind == "corruption":
                 x = corrupt(x, spec.corruption, spec.severity, seed=self.seed * 100_003 + index)
             yield x, y
@@ -130,16 +162,13 @@ class Evaluator:
         return Record(
             weights=[float(w) for w in row],
             ingredients=self.family.names,
-            metric=spec.column,
-            spec=spec.key,
-            kind=spec.kind,
+            measure=spec,
             n=n,
             correct=correct,
             accuracy=correct / max(n, 1),
             ci_low=low,
             ci_high=high,
             method=self.method_prefix() + method_label(spec),
-            upper_bound=spec.is_upper_bound,
             images=self.images_label,
             seed=self.seed,
             batchnorm=self.batchnorm,
@@ -148,55 +177,80 @@ class Evaluator:
             code_fingerprint=self.code_fingerprint,
         )
 
-    def _units(self, spec: MetricSpec) -> int:
-        batches = -(-len(self.images) // self.batch_size)
-        return {"attack": batches, "union": batches * len(spec.threats)}.get(spec.kind, 1)
+    def stored(self, row: torch.Tensor, spec: MetricSpec, record: Record) -> Record:
+        """A record read from the store, with this evaluator's names for the soup and family (the
+        store keys a soup by its ingredients' contents, whichever family it was computed in)."""
+        return replace(record, weights=[float(w) for w in row], ingredients=self.family.names,
+                       family=self.family.name)
 
-    def _one(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> Record:
-        key = cache_key(
-            soup=soup_identity(self.family.hashes, row),
-            spec=spec.key,
-            images=self.images_id,
-            seed=self.seed,
-            code=self.code_fingerprint,
-            **self.cache_parts(),
-        )
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            _advance(state, self._units(spec), f"{spec.column} (cached)")
-            return replace(  # names as of today: a stored record may predate a label change
-                Record(**hit), weights=[float(w) for w in row], ingredients=self.family.names, family=self.family.name,
-                metric=spec.column,
-            )
+    def masks(self, rows: torch.Tensor, spec: MetricSpec, only: range | None = None,
+              state: dict | None = None) -> torch.Tensor:
+        """Per-image results (S, n) of the soups `rows` (S, K) on the clean, attack or corruption
+        metric `spec`, on the batches numbered in `only` (default all), folded into one batch
+        when there are several soups."""
+        state = state or {"done": 0, "total": 0, "callback": None}
         if spec.kind == "union":
-            parts = [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()) for t in spec.threats]
-            mask = torch.stack([unpackbits(self._one(row, part, state).mask, len(self.images)) for part in parts]).all(
-                0
-            )
-        elif spec.kind == "attack":
-            mask = self._attacked(row, spec, state)
-        else:
-            mask = self._predicted(row, spec)
-            _advance(state, 1, spec.column)
-        record = self.record(row, spec, mask)
-        if self.cache is not None:
-            self.cache.put(key, record.__dict__)
-        return record
+            raise ValueError("a union's mask is the intersection of its threats' masks")
+        if self.folded(len(rows)):
+            return self._folded(rows, spec, only, state)
+        if spec.kind == "attack":
+            return torch.stack([self._attacked(row, spec, state, only) for row in rows])
+        masks = torch.stack([self._predicted(row, spec) if only is None else self._predicted_on(row, spec, only)
+                             for row in rows])
+        _advance(state, len(rows), spec.column)
+        return masks
+
+    def folded(self, soups: int) -> bool:
+        """Whether `masks` folds `soups` soups into one batch."""
+        return soups > 1 and self.folds
+
+    def layout(self, soups: int) -> str:
+        """How `masks` batches `soups` soups, as the store records it."""
+        return f"folded with {soups - 1} other soups" if self.folded(soups) else "alone"
+
+    def _units(self, spec: MetricSpec) -> int:
+        return {"attack": self.batch_count(), "union": self.batch_count() * len(spec.threats)}.get(spec.kind, 1)
+
+    def _records(self, rows: torch.Tensor, spec: MetricSpec, state: dict) -> list[Record]:
+        keys = [self.key(row, spec) for row in rows]
+        found = self.store.get_many(keys) if self.store is not None else {}
+        records = {i: self.stored(rows[i], spec, found[k]) for i, k in enumerate(keys) if k in found}
+        _advance(state, self._units(spec) * len(records), f"{spec.column} (cached)")
+        missing = [i for i in range(len(rows)) if i not in records]
+        for start in range(0, len(missing), self.fold):
+            chunk = missing[start : start + self.fold]
+            if spec.kind == "union":
+                masks = torch.stack([
+                    torch.stack([unpackbits(r.mask, len(self.images)) for r in self._records(rows[chunk], part, state)])
+                    for part in measured_specs(spec)
+                ]).all(0)
+            else:
+                masks = self.masks(rows[chunk], spec, state=state)
+            fresh = [(keys[i], self.record(rows[i], spec, mask)) for i, mask in zip(chunk, masks, strict=True)]
+            if self.store is not None:
+                layout = self.layout(len(chunk))
+                self.store.put_many([(key, record, self.family_id, layout) for key, record in fresh])
+            records.update((i, record) for i, (_, record) in zip(chunk, fresh, strict=True))
+        return [records[i] for i in range(len(rows))]
 
     def _predicted(self, row: torch.Tensor, spec: MetricSpec) -> torch.Tensor:
+        return self._predicted_on(row, spec, None)
+
+    def _predicted_on(self, row: torch.Tensor, spec: MetricSpec, only: range | None) -> torch.Tensor:
         model = self.classifier(row)
         with torch.no_grad():
-            return torch.cat([(self._logits(model, row, x).argmax(1) == y).cpu() for x, y in self.batches(spec)])
+            return torch.cat([(self._logits(model, row, x).argmax(1) == y).cpu() for x, y in self.batches(spec, only)])
 
     def _logits(self, model: Classifier, row: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         logits = model(x)
         check_finite_logits(logits, row)
         return logits
 
-    def _attacked(self, row: torch.Tensor, spec: MetricSpec, state: dict) -> torch.Tensor:
+    def _attacked(self, row: torch.Tensor, spec: MetricSpec, state: dict, only: range | None = None) -> torch.Tensor:
         model = self.classifier(row)
         attacks = spec_attacks(spec, model, seed=self.seed)
         robust = []
-        for x, y in self.batches(spec):
+        for x, y in self.batches(spec, only):
             if not robust:  # a soup with NaN outputs has them on every image: one batch tells
                 with torch.no_grad():
                     self._logits(model, row, x)
@@ -204,6 +258,34 @@ class Evaluator:
             done = torch.cat(robust)
             _advance(state, 1, f"{spec.column}: {len(done)}/{len(self.images)} images", self.record(row, spec, done))
         return torch.cat(robust)
+
+    def _folded(self, rows: torch.Tensor, spec: MetricSpec, only: range | None, state: dict) -> torch.Tensor:
+        """Masks (S, n) of S soups run as one folded classifier: soup s on rows s*b:(s+1)*b."""
+        model = self.soup.folded(rows, extrapolate=True, margin=EXTRAPOLATION_LIMIT)
+        attacks = spec_attacks(spec, model, seed=self.seed) if spec.kind == "attack" else []
+        s, masks = len(rows), []
+        for index, (x, y) in enumerate(self.batches(spec, only)):
+            xs, ys = x.repeat(s, 1, 1, 1), y.repeat(s)
+            if index == 0 or not attacks:  # a soup with NaN outputs has them on every image: one batch tells
+                with torch.no_grad():
+                    logits = model(xs)
+                check_finite_logits(logits.view(s, len(x), -1), rows)
+            if attacks:
+                masks.append(robust_mask(attacks, model, xs, ys, batch_size=len(xs)).view(s, -1).cpu())
+                _advance(state, s, f"{spec.column}: {s} soups folded")
+            else:
+                masks.append((logits.argmax(1) == ys).view(s, -1).cpu())
+        if not attacks:
+            _advance(state, s, f"{spec.column}: {s} soups folded")
+        return torch.cat(masks, dim=1)
+
+
+def measured_specs(spec: MetricSpec) -> list[MetricSpec]:
+    """The specs measured to get `spec`: a union's attack per threat at its default budget
+    (its record is their intersection), else `spec` itself."""
+    if spec.kind != "union":
+        return [spec]
+    return [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()) for t in spec.threats]
 
 
 def soup_identity(hashes: Sequence[str], row: torch.Tensor) -> list[tuple[str, float]]:
@@ -229,15 +311,20 @@ def open_evaluator(
     calibration_images: int = 512,
     cache: bool = True,
     batch_size: int = 250,
+    store: ResultStore | None = None,
+    fold: int | None = None,
 ) -> Evaluator:
     """The evaluator the CLI and the dashboard share: `images` test images drawn with `seed`,
     BatchNorm statistics mixed ('mix': means linearly, variances in log space) or re-estimated
-    ('reestimate') on `calibration_images` clean training images."""
+    ('reestimate') on `calibration_images` clean training images. Records persist in `store`
+    (default: the cache folder's) unless `cache` is False; `fold` soups at most share a batch
+    (see `Evaluator`)."""
     from soupviz.data import load_split
 
     test = load_split(data, "test").subset(images, seed)
     evaluator = Evaluator(
-        family, test, device=device, seed=seed, batch_size=batch_size, cache=ResultCache() if cache else None
+        family, test, device=device, seed=seed, batch_size=batch_size,
+        store=(store if store is not None else ResultStore()) if cache else None, fold=fold,
     )
     if batchnorm == "reestimate":
         train = load_split(data, "train").subset(calibration_images, seed)

@@ -29,9 +29,9 @@ from soupviz.adapt import (
 )
 from soupviz.data import ImageSet, load_image_folder
 from soupviz.errors import SoupvizError
-from soupviz.grids import simplex_grid
 from soupviz.soup import Soup
 from soupviz.weight_search import Selection, choose, select_by_gradient
+from soupviz.weights import simplex_grid
 
 Report = Callable[[float, str], None]
 METHODS = ("grid", "gradient")

@@ -1,5 +1,5 @@
 """Plotly figures of soups in weight space: ternary maps, interpolation paths and accuracy heatmaps,
-and the labels every figure shares (metric titles that say 'upper bound', soup names, hovers).
+and what every figure shares: choosing a metric's records and hovers (texts from `soupviz.report`).
 
 Builders take evaluation `Record`s and only arrange them; trade-off and budget plots live in
 `tradeoff.py`. Each figure keeps the exact rows it shows in `layout.meta` (`export.figure_csv`).
@@ -14,10 +14,19 @@ import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
 from soupviz.export import OKABE_ITO, apply_style, attach_rows, rgba
-from soupviz.metrics import MetricSpec, Record
+from soupviz.metrics import MetricSpec, Record, attack_label
+from soupviz.report import (
+    TOLERANCE,
+    bounded,
+    interval_text,
+    method_text,
+    metric_name,
+    metric_title,
+    series_name,
+    soup_label,
+    weights_key,
+)
 
-UPPER_BOUND_SUFFIX = " (upper bound on robust accuracy)"
-TOLERANCE = 1e-9
 TERNARY_HEIGHT = 600  # CSS pixels
 BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"}
 Metric = str | MetricSpec
@@ -36,52 +45,6 @@ def select(records: Sequence[Record], metric: Metric) -> list[Record]:
     return chosen
 
 
-def attack_description(record: Record) -> str:
-    """How a number was measured without the upper-bound note, e.g. 'APGD-CE-20 L∞ 8/255'."""
-    return record.method.removesuffix(UPPER_BOUND_SUFFIX)
-
-
-def attack_name(record: Record) -> str:
-    """The attack without its threat and budget, e.g. 'APGD-CE-20' or 'APGD-CE-20 + APGD-T-20
-    (9 targets)' (the first threat's, for a union); '' for metrics measured without attack."""
-    if not record.upper_bound:
-        return ""
-    text = attack_description(record).split(": ", 1)[-1].removeprefix("union of ")
-    return text.split(" ∧ ")[0].rsplit(" ", 2)[0]
-
-
-def metric_name(record: Record) -> str:
-    """A short name of a record's metric for file names, e.g. 'L∞ 8/255 APGD-CE-20'."""
-    return f"{record.metric} {attack_name(record)}".strip()
-
-
-def series_name(record: Record) -> str:
-    """A legend entry for a metric; robust ones name the attack and say 'upper bound'."""
-    if record.upper_bound:
-        return f"{attack_description(record)} (upper bound)"
-    return "clean" if record.kind == "clean" else record.metric
-
-
-def metric_title(record: Record) -> str:
-    """An axis title for a record's metric in percent, naming the attack of an upper bound."""
-    if record.upper_bound:
-        return f"Robust accuracy {record.metric} (%)<br>upper bound by {attack_name(record)}"
-    return "Clean accuracy (%)" if record.kind == "clean" else f"Accuracy under {record.metric} (%)"
-
-
-def soup_label(weights: Sequence[float], labels: Sequence[str]) -> str:
-    """'L∞ 8/255' for a one-hot soup, else '0.6·L∞ 8/255 + 0.4·L2 0.5' (zero weights left out)."""
-    terms = [(w, name) for w, name in zip(weights, labels, strict=True) if abs(w) > TOLERANCE]
-    if len(terms) == 1 and abs(terms[0][0] - 1) < TOLERANCE:
-        return terms[0][1]
-    return " + ".join(f"{w:.3g}·{name}" for w, name in terms).replace("+ -", "− ")
-
-
-def weights_key(weights: Sequence[float]) -> tuple[float, ...]:
-    """Weights rounded to 8 decimals, to find the records of one soup."""
-    return tuple(round(float(w), 8) for w in weights)
-
-
 def one_hot_index(weights: Sequence[float]) -> int | None:
     """The ingredient a one-hot weight vector selects, else None."""
     hot = [i for i, w in enumerate(weights) if abs(w) > TOLERANCE]
@@ -96,11 +59,11 @@ def percent(value: float) -> float:
     return 100.0 * value
 
 
-def hover_text(record: Record, labels: Sequence[str]) -> str:
-    """Hover lines: the soup, the accuracy with its 95% Wilson interval, and the method."""
-    interval = f"95% CI {percent(record.ci_low):.1f}–{percent(record.ci_high):.1f}, n={record.n}"
-    return (f"{soup_label(record.weights, labels)}<br>{record.metric}: "
-            f"{percent(record.accuracy):.1f}% ({interval})<br>{record.method}")
+def hover_text(record: Record, labels: Sequence[str] | None = None) -> str:
+    """Hover lines: the soup named with `labels` (left out without them), the accuracy with its
+    95% Wilson interval, and the method."""
+    soup = f"{soup_label(record.weights, labels)}<br>" if labels is not None else ""
+    return f"{soup}{record.metric}: {interval_text(record)} (95% CI, n={record.n})<br>{method_text(record)}"
 
 
 def ternary_figure(
@@ -189,7 +152,7 @@ def interpolation_figure(
 ) -> go.Figure:
     """Accuracy (%) along the path α·θ_i + (1 − α)·θ_j with 95% bands, one line per metric.
 
-    α = 0 is ingredient j and α = 1 ingredient i (as in `grids.interpolation_line`), both
+    α = 0 is ingredient j and α = 1 ingredient i (as in `weights.interpolation_line`), both
     marked; α outside [0, 1] is extrapolation, shaded. Records with weight on any other
     ingredient are ignored; `current` (K,) is a dashed line when it lies on the path.
     """
@@ -262,8 +225,8 @@ def accuracy_heatmap(
     names = []
     for column in columns:
         twins = sum(other.metric == column.metric for other in columns)
-        name = column.metric if twins == 1 else f"{column.metric} ({attack_name(column)})"
-        names.append(f"{name} ≤" if column.upper_bound else name)
+        name = column.metric if twins == 1 else f"{column.metric} ({attack_label(column.measure)})"
+        names.append(bounded(name, column.upper_bound))
     index = {(weights_key(r.weights), r.spec): r for r in records}
     z, text, hover, rows = [], [], [], []
     for name, weights in soups:
@@ -283,7 +246,7 @@ def accuracy_heatmap(
         coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
         title={"text": "Accuracy (%) per soup and metric"},
     )
-    bounds = sorted({attack_name(c) for c in columns if c.upper_bound})
+    bounds = sorted({attack_label(c.measure) for c in columns if c.upper_bound})
     if bounds:
         note = f"≤: robust accuracy, an upper bound by {', '.join(bounds)} (see hover)"
         fig.update_layout(xaxis_title={"text": note, "font": {"size": 11}})

@@ -19,12 +19,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 
-from soupviz.attacks.base import DEFAULT_BUDGETS, THREATS
 from soupviz.checkpoints import Card, SoupFamily, check_state_dict, load_family, save_checkpoint
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError
 from soupviz.models import CIFAR10_MEAN, CIFAR10_STD, available_models, create_model
 from soupviz.storage import cache_dir
+from soupviz.threats import DEFAULT_BUDGETS, THREATS
 
 FORMATS = ("auto", "robustbench", "robustness", "plain")
 FOREIGN_SUFFIXES = (".pt", ".pth", ".ckpt")

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from soupviz.attacks.base import eval_mode
-from soupviz.attacks.projections import project, steepest_ascent
+from soupviz.attacks.engine import Ascent, Iterate, ascend
 from soupviz.data import ImageSet
 from soupviz.errors import SoupvizError
 
@@ -44,6 +43,11 @@ class GenerationSettings:
                 f"eps={self.eps:g}, step={self.step_size:g}, steps={self.steps}, frame every "
                 f"{self.frame_every}."
             )
+
+    @property
+    def ascent(self) -> Ascent:
+        """The settings as the projected-gradient engine takes them."""
+        return Ascent("l2", self.eps, self.steps, self.step_size)
 
     @property
     def label(self) -> str:
@@ -81,6 +85,7 @@ def towards_class(
 ) -> Generation:
     """Walk images (N, 3, H, W) in [0, 1] towards `target` classes (N,) or one class for all.
 
+    A thin use of the projected-gradient engine whose per-step hook records the strip.
     Deterministic: there is no random start. `progress(done, total)` is called after each step.
 
     Example:
@@ -92,29 +97,27 @@ def towards_class(
     if x.dim() != 4 or x.numel() == 0 or x.min() < 0 or x.max() > 1:
         raise SoupvizError("Generation starts from images (N, 3, H, W) with pixels in [0, 1].")
     target = torch.as_tensor(target, dtype=torch.long, device=x.device).expand(x.shape[0]).clone()
-    frames, frame_steps, probabilities = [x.cpu()], [0], []
-    delta = torch.zeros_like(x)
-    with eval_mode(model), torch.enable_grad():
-        for step in range(settings.steps):
-            now = (x + delta).requires_grad_(True)
-            logits = model(now)
-            probabilities.append(logits.detach().softmax(1).gather(1, target[:, None])[:, 0].cpu())
-            (grad,) = torch.autograd.grad(F.cross_entropy(logits, target, reduction="sum"), now)
-            direction = steepest_ascent("l2", -grad, now.detach())
-            delta = project("l2", delta + settings.step_size * direction, x, settings.eps)
-            if (step + 1) % settings.frame_every == 0 or step + 1 == settings.steps:
-                frames.append((x + delta).cpu())
-                frame_steps.append(step + 1)
-            if progress is not None:
-                progress(step + 1, settings.steps)
-        with torch.no_grad():
-            final = (x + delta).clamp(0, 1)
-            last = model(final).softmax(1)
-    probabilities.append(last.gather(1, target[:, None])[:, 0].cpu())
+    frames, frame_steps, probabilities, last_logits = [], [], [], []
+
+    def record(now: Iterate) -> None:
+        """The strip: the target's probability at every iterate, an image every `frame_every` steps."""
+        probabilities.append(now.logits.softmax(1).gather(1, target[:, None])[:, 0].cpu())
+        if now.step % settings.frame_every == 0 or now.step == settings.steps:
+            frames.append(now.images.cpu())
+            frame_steps.append(now.step)
+        if now.step == settings.steps:
+            last_logits.append(now.logits)
+        if progress is not None and now.step > 0:
+            progress(now.step, settings.steps)
+
+    def towards_target(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return -F.cross_entropy(logits, target, reduction="sum")
+
+    final = ascend(model, x, settings.ascent, towards_target, hook=record).images.clamp(0, 1)
     return Generation(
         start=x.cpu(), frames=torch.stack(frames), frame_steps=frame_steps, final=final.cpu(),
         target=target.cpu(), target_probability=torch.stack(probabilities),
-        prediction=last.argmax(1).cpu(), label=settings.label,
+        prediction=last_logits[0].argmax(1).cpu(), label=settings.label,
     )
 
 

@@ -18,8 +18,9 @@ from PIL import Image
 
 from soupviz.adapt import Outcome
 from soupviz.export import OKABE_ITO, apply_style, attach_rows
-from soupviz.figures import BOTTOM_LEGEND, soup_label
+from soupviz.figures import BOTTOM_LEGEND
 from soupviz.generate import Generation
+from soupviz.report import soup_label
 from soupviz.saliency import SaliencyResult
 
 SIDE = 32  # data units per image side, whatever the image's pixels
@@ -159,7 +160,7 @@ def class_figure(runs: Sequence[Generation], titles: Sequence[str], classes: Seq
                          "target_probability": p, "settings": run.label})
         cells.append(line)
     fig = image_grid(cells, ["Gaussian seed", *titles], [classes[t] for t in targets], paper=paper)
-    return attach_rows(fig, "generated-classes", rows, family, runs[0].label.split(",")[0], weights)
+    return attach_rows(fig, "generated-classes", rows, family, "targeted generation", weights)
 
 
 def outcomes_figure(outcomes: Sequence[Outcome], labels: Sequence[str], family: str = "", by_shift: bool = False,

@@ -1,8 +1,8 @@
 """Page-side logic of the insight pages (saliency, generation, few-shot adaptation) without
 Streamlit: the models a page compares (each ingredient and the current soup), picking test
 images and reading uploads, a store of finished results keyed by their inputs, and runs of the
-library's insight functions reporting progress as (fraction done, message). Few-shot adaptation
-itself is `few_shot.adapt_to_shift`, called by the page directly.
+library's insight functions reporting progress as (fraction done, message), shared by the pages and
+`soupviz saliency`/`soupviz generate`. Few-shot adaptation itself is `few_shot.adapt_to_shift`.
 """
 
 from __future__ import annotations
@@ -13,13 +13,17 @@ import io
 import threading
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import plotly.graph_objects as go
 import torch
 
+from soupviz.adapt import selection_names
+from soupviz.checkpoints import SoupFamily
 from soupviz.data import IMAGE_SUFFIXES, ImageSet
 from soupviz.errors import SoupvizError
+from soupviz.few_shot import AdaptationRun
 from soupviz.generate import (
     ClassGaussians,
     Generation,
@@ -28,8 +32,10 @@ from soupviz.generate import (
     generate_classes,
     towards_class,
 )
+from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure, saliency_figure
 from soupviz.saliency import SaliencyResult, SaliencySettings, soup_panel
 from soupviz.soup import Soup
+from soupviz.weights import EXTRAPOLATION_LIMIT
 
 Report = Callable[[float, str], None]
 CURRENT = "current soup"
@@ -87,6 +93,41 @@ def comparison_rows(k: int, weights: Sequence[float]) -> torch.Tensor:
     return torch.cat([torch.eye(k, dtype=torch.float64), torch.as_tensor([list(weights)], dtype=torch.float64)])
 
 
+def compared_models(family: SoupFamily, weights: Sequence[float]) -> tuple[torch.Tensor, list[str]]:
+    """The weights (K + 1, K) of the models a page compares (`comparison_rows`) and their titles:
+    each ingredient's label, then 'current soup'."""
+    return comparison_rows(len(family.names), weights), [*family.labels, CURRENT]
+
+
+def default_classes(labels: torch.Tensor, single: bool = False) -> list[int]:
+    """The classes shown before the user picks: airplane, cat, dog and horse (dog alone when
+    `single`) where `labels` (N,) hold them, else the first classes present."""
+    present = sorted(set(labels.tolist()))
+    liked = [c for c in (5, 0, 3, 7) if c in present] if single else [c for c in (0, 3, 5, 7) if c in present]
+    return (liked + [c for c in present if c not in liked])[:1 if single else 4]
+
+
+def class_index(name: str, classes: Sequence[str]) -> int:
+    """The index of a class given by name ('cat') or number ('3').
+
+    Raises:
+        SoupvizError: neither a class name nor a class number.
+    """
+    text = name.strip()
+    if text in classes:
+        return list(classes).index(text)
+    if text.isdigit() and int(text) < len(classes):
+        return int(text)
+    raise SoupvizError(f"{name!r} is not a class of the data; use one of {', '.join(classes)} (or 0 to "
+                       f"{len(classes) - 1}).")
+
+
+def images_at(split: ImageSet, indices: Sequence[int]) -> tuple[torch.Tensor, list[int], list[str]]:
+    """The test images at `indices`: floats (N, 3, H, W) in [0, 1], their labels and their names."""
+    index = torch.tensor(list(indices))
+    return split.images[index].float() / 255, split.labels[index].tolist(), [f"test #{i}" for i in indices]
+
+
 def parse_indices(text: str, n: int, limit: int = MAX_PICKED) -> list[int]:
     """Test-split indices from text such as '3, 17 42'.
 
@@ -135,6 +176,40 @@ def saliency_panels(
         panels.append(dict(soup_panel(soup, image.to(soup.params.device), int(label), weights, settings, names)))
     report(1.0, "done")
     return panels
+
+
+def saliency_view(
+    family: SoupFamily, images: torch.Tensor, labels: Sequence[int], names: Sequence[str],
+    panels: Sequence[Mapping[str, SaliencyResult]], settings: SaliencySettings, classes: Sequence[str],
+    weights: Sequence[float], paper: bool = False,
+) -> go.Figure:
+    """The saliency figure of `saliency_panels`' maps: one row per image, one column per
+    ingredient and the soup, the figure's rows (for CSV) attached."""
+    titles = compared_models(family, weights)[1]
+    return saliency_figure(images, labels, panels, [*family.names, "soup"], titles, classes, settings.method,
+                           family.name, weights, names, paper)
+
+
+def chosen_soups(run: AdaptationRun) -> list[tuple[str, list[float]]]:
+    """The soups an adaptation run chose, named by `adapt.selection_names`, with their weights."""
+    names = selection_names(run.selections)
+    return [(name, s.weights.tolist()) for name, s in zip(names, run.selections, strict=True)]
+
+
+def adaptation_figures(run: AdaptationRun, labels: Sequence[str], family: str, paper: bool = False
+                       ) -> dict[str, go.Figure]:
+    """The figures of one adaptation run by name: 'outcomes' (held-out accuracies), 'composition'
+    (the chosen soups' weights) and, when the run has a k-curve, 'k-curve'."""
+    figures = {"outcomes": outcomes_figure(run.outcomes, labels, family, paper=paper),
+               "composition": composition_figure(chosen_soups(run), labels, family, paper)}
+    if run.curve:
+        figures["k-curve"] = k_curve_figure(run.curve, run.summary, run.shift, family, paper)
+    return figures
+
+
+def generation_settings(eps: float, step_size: float, steps: int, frames: int, seed: int) -> GenerationSettings:
+    """Generation settings keeping about `frames` images of each walk for its strip."""
+    return GenerationSettings(eps, step_size, steps, frame_every=max(1, steps // max(1, frames)), seed=seed)
 
 
 def walk_towards(
@@ -188,7 +263,7 @@ def _per_model(soup: Soup, rows: torch.Tensor, report: Report, run) -> list[Gene
         def step(done: int, total: int, s: int = s) -> None:
             report((s + done / total) / len(rows), f"model {s + 1} of {len(rows)}: step {done} of {total}")
 
-        runs.append(run(soup.folded(row, extrapolate=True, margin=10.0), step))
+        runs.append(run(soup.folded(row, extrapolate=True, margin=EXTRAPOLATION_LIMIT), step))
     return runs
 
 

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from soupviz.attacks.base import eval_mode
 from soupviz.errors import SoupvizError
 from soupviz.soup import Soup
+from soupviz.weights import EXTRAPOLATION_LIMIT
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
 METHODS = ("loss", "saliency", "smoothgrad", "integrated_gradients")
@@ -229,7 +230,7 @@ def soup_panel(
     rows = torch.cat([torch.eye(k, dtype=torch.float64), current])
     keys = names + ["soup"]
     y = torch.tensor([int(label)], device=image.device)
-    return {key: explain(soup.folded(row, extrapolate=True, margin=10.0), image, y, settings)[0]
+    return {key: explain(soup.folded(row, extrapolate=True, margin=EXTRAPOLATION_LIMIT), image, y, settings)[0]
             for key, row in zip(keys, rows, strict=True)}
 
 

@@ -1,9 +1,9 @@
 """Soups: weighted sums of K ingredients' parameters, run without building a module per soup.
 
 Owns the K x P parameter matrix (every floating parameter and buffer, BatchNorm statistics
-included), checking weight vectors, mixing, the BatchNorm rules (running variances mixed in
-log space by default), running a soup through one template module with
-`torch.func.functional_call`, many soups at once with `torch.func.vmap`, and weight grids.
+included), mixing, the BatchNorm rules (running variances mixed in log space by default),
+running a soup through one template module with `torch.func.functional_call`, and many soups
+at once with `torch.func.vmap`. Weight checks and grids live in `soupviz.weights`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from soupviz.errors import CheckpointError, NonFiniteLogitsError, SoupvizError, SoupWeightsError
 from soupviz.models import create_model
+from soupviz.weights import Weights, check_weights
 
-Weights = Sequence[float] | torch.Tensor
-SUM_TOLERANCE = 1e-6
-DEFAULT_MARGIN = 0.4  # the paper's natural-shift grid spans [-0.4, 1.4]
 VARIANCE_FLOOR = 1e-12  # far below BatchNorm's eps (1e-5): a zero variance gets a finite log
 BATCHNORM_LABELS = {
     "mix": "BatchNorm running means mixed like the weights, running variances in log space (geometric).",
@@ -204,71 +202,6 @@ def weighted_rows(
     for i in range(1, matrix.shape[0]):
         flat_out.addcmul_(rows[:, i : i + 1], matrix[i])
     return out
-
-
-def check_weights(
-    weights: Weights,
-    k: int,
-    *,
-    extrapolate: bool = False,
-    margin: float = DEFAULT_MARGIN,
-    normalise: bool = False,
-) -> torch.Tensor:
-    """Validate soup weights and return them as float64 (K,) or (S, K) on the CPU.
-
-    Args:
-        weights: one weight per ingredient, or S rows of them.
-        k: the number of ingredients.
-        extrapolate: allow weights outside [0, 1], within [-margin, 1 + margin].
-        normalise: divide by the sum instead of requiring a sum of 1 (within 1e-6).
-
-    Raises:
-        SoupWeightsError: one sentence naming the weight (and soup) at fault.
-    """
-    w = torch.as_tensor(weights, dtype=torch.float64).detach().cpu()
-    if w.dim() not in (1, 2) or w.shape[-1] != k or w.numel() == 0:
-        raise SoupWeightsError(
-            f"The soup weights have shape {tuple(w.shape)} but there are {k} ingredients; "
-            "give one weight per ingredient."
-        )
-    rows = w.reshape(-1, k)
-
-    def soup(s: int) -> str:
-        return f" of soup {s}" if w.dim() == 2 else ""
-
-    bad = (~torch.isfinite(rows)).any(1).nonzero()
-    if len(bad):
-        raise SoupWeightsError(f"The weights{soup(bad[0, 0])} hold NaN or infinity; give numbers.")
-    bad = (rows == 0).all(1).nonzero()
-    if len(bad):
-        raise SoupWeightsError(f"The weights{soup(bad[0, 0])} are all zero; give a nonzero weight.")
-    total = rows.sum(1, keepdim=True)
-    if normalise:
-        bad = (total.abs() < SUM_TOLERANCE).nonzero()
-        if len(bad):
-            raise SoupWeightsError(
-                f"The weights{soup(bad[0, 0])} sum to 0, so they cannot be normalised; "
-                "give weights with a nonzero sum."
-            )
-        rows = rows / total
-    else:
-        bad = ((total - 1).abs() > SUM_TOLERANCE).nonzero()
-        if len(bad):
-            s = int(bad[0, 0])
-            raise SoupWeightsError(
-                f"The weights{soup(s)} sum to {float(total[s]):.6g} instead of 1; "
-                "make them sum to 1 or let them be normalised."
-            )
-    low, high = (-margin, 1 + margin) if extrapolate else (0.0, 1.0)
-    bad = ((rows < low - 1e-12) | (rows > high + 1e-12)).nonzero()
-    if len(bad):
-        s, i = int(bad[0, 0]), int(bad[0, 1])
-        hint = "widen the extrapolation margin" if extrapolate else "allow extrapolation"
-        raise SoupWeightsError(
-            f"The weight {float(rows[s, i]):.6g} of ingredient {i}{soup(s)} is outside "
-            f"[{low:g}, {high:g}]; change it or {hint}."
-        )
-    return rows.reshape(w.shape)
 
 
 class Soup:

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError
-from soupviz.grids import interpolation_line
 from soupviz.models import create_model
 from soupviz.soup import BATCHNORM_LABELS, ParameterMatrix, Soup
+from soupviz.weights import interpolation_line
 
 # A pair "soups well" when no point of the straight path falls more than these below the line
 # joining its ends: 0.5 nats of cross-entropy, 10 points of accuracy (six images out of 64).

@@ -8,25 +8,21 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from soupviz.attacks.base import THREAT_LABELS, format_budget
 from soupviz.errors import SoupvizError
 from soupviz.export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.figures import (
     BOTTOM_LEGEND,
     Metric,
     NamedSoups,
-    attack_name,
     family_of,
     hover_text,
-    metric_name,
-    metric_title,
     one_hot_index,
     percent,
     select,
-    soup_label,
-    weights_key,
 )
-from soupviz.metrics import Record
+from soupviz.metrics import Record, attack_label
+from soupviz.report import metric_name, metric_title, soup_label, weights_key
+from soupviz.threats import THREAT_LABELS, format_budget
 
 GROUPS = {"soups": ("weight-space soups", "circle", 3, "solid"),
           "ensembles": ("output-space ensembles", "diamond", 4, "dash")}
@@ -140,7 +136,7 @@ def tradeoff_figure(
             marker={"color": colour, "size": 8, "symbol": symbol, "opacity": 0.8},
             error_x=_bars([a for a, _ in pairs], colour),
             error_y=_bars([b for _, b in pairs], colour),
-            hovertext=[f"{hover_text(a, labels)}<br>{hover_text(b, labels).split('<br>', 1)[1]}"
+            hovertext=[f"{hover_text(a, labels)}<br>{hover_text(b)}"
                        for a, b in pairs],
         ))
         fig.add_trace(go.Scatter(
@@ -166,8 +162,7 @@ def tradeoff_figure(
         fig.add_trace(go.Scatter(
             x=[percent(a.accuracy)], y=[percent(b.accuracy)], mode="markers+text", name=f"baseline: {label}",
             text=[label], textposition=position, hovertemplate="%{hovertext}<extra></extra>",
-            hovertext=[f"{label}<br>{hover_text(a, [label]).split('<br>', 1)[1]}"
-                       f"<br>{hover_text(b, [label]).split('<br>', 1)[1]}"],
+            hovertext=[f"{label}<br>{hover_text(a)}<br>{hover_text(b)}"],
             marker={"symbol": "triangle-up", "size": 13, "color": OKABE_ITO[4], "line": {"width": 1}},
             error_x=_bars([a], OKABE_ITO[4]), error_y=_bars([b], OKABE_ITO[4]),
         ))
@@ -240,7 +235,7 @@ def budget_curves(
     if soups is None:
         keys = dict.fromkeys(weights_key(r.weights) for r in attacked)
         soups = [(soup_label(w, labels), w) for w in keys]
-    threats = list(dict.fromkeys(r.spec.split(":")[0] for r in attacked))
+    threats = list(dict.fromkeys(r.measure.threat for r in attacked))
     fig = make_subplots(rows=1, cols=len(threats), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[THREAT_LABELS.get(t, t) for t in threats])
     clean = {weights_key(r.weights): r for r in records if r.kind == "clean"}
@@ -249,19 +244,19 @@ def budget_curves(
         unit = 255 if threat == "linf" else 1
         lines: dict[tuple, list[Record]] = {}  # (soup, attack settings) -> records
         for r in attacked:
-            threat_of, _, *setting = r.spec.split(":")
-            if threat_of == threat:
-                lines.setdefault((weights_key(r.weights), tuple(setting)), []).append(r)
+            if r.measure.threat == threat:
+                setting = (r.measure.attack, r.measure.steps, r.measure.restarts, r.measure.targets)
+                lines.setdefault((weights_key(r.weights), setting), []).append(r)
         for name, weights in soups:
             for (key, setting), series in lines.items():
                 if key != weights_key(weights):
                     continue
-                points = ([clean[key]] if key in clean else []) + sorted(series, key=budget)
-                eps = [0.0 if p.kind == "clean" else budget(p) for p in points]
+                points = ([clean[key]] if key in clean else []) + sorted(series, key=lambda r: r.measure.eps)
+                eps = [0.0 if p.kind == "clean" else p.measure.eps for p in points]
                 x = [e * unit for e in eps]
                 colour = OKABE_ITO[len(colours) % len(OKABE_ITO)]
                 colour = colours.setdefault((name, setting), colour)
-                legend = f"{name} ({attack_name(series[0])})"
+                legend = f"{name} ({attack_label(series[0].measure)})"
                 for bound, fill in (("ci_high", None), ("ci_low", "tonexty")):
                     fig.add_trace(go.Scatter(
                         x=x, y=[percent(getattr(p, bound)) for p in points], mode="lines",
@@ -275,7 +270,7 @@ def budget_curves(
                     hovertemplate="%{hovertext}<extra></extra>"), row=1, col=col)
                 rows += [{"soup": name, "threat": threat, "eps": e, **p.row()}
                          for e, p in zip(eps, points, strict=True)]
-        ticks = sorted({0.0} | {budget(r) for r in attacked if r.spec.startswith(threat + ":")})
+        ticks = sorted({0.0} | {r.measure.eps for r in attacked if r.measure.threat == threat})
         title = f"ε ({THREAT_LABELS.get(threat, threat)}{', ×1/255' * (unit == 255)})"
         fig.update_xaxes(tickvals=[b * unit for b in ticks], tickangle=0, title_text=title,
                          ticktext=[f"{b * unit:.4g}" for b in ticks], row=1, col=col)
@@ -285,15 +280,6 @@ def budget_curves(
     names = " ".join(THREAT_LABELS.get(t, t) for t in threats)
     attach_rows(fig, "budget", rows, family_of(records), names)
     return apply_style(fig, paper)
-
-
-def budget(record: Record) -> float:
-    """The budget of an attack record, exact for fractions such as 8/255 (its column has them)."""
-    text = record.metric.rsplit(" ", 1)[-1]
-    if "/" in text:
-        numerator, denominator = text.split("/")
-        return float(numerator) / float(denominator)
-    return float(record.spec.split(":")[1])
 
 
 def _budget_text(threat: str, eps: float) -> str:

@@ -18,16 +18,16 @@ from typing import Any
 
 import torch
 
-from soupviz.attacks.base import DEFAULT_BUDGETS
 from soupviz.attacks.pgd import PGD
 from soupviz.checkpoints import Card, load_checkpoint, save_checkpoint
 from soupviz.data import ImageSet, augment, load_split, subset_indices
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import SoupvizError
 from soupviz.models import create_model
-from soupviz.objectives import METHODS, batch_loss, method_budgets
 from soupviz.storage import atomic_torch_save, atomic_write_bytes
+from soupviz.threats import DEFAULT_BUDGETS
 from soupviz.train_config import SCHEDULES, TrainConfig, learning_rate
+from soupviz.train_losses import METHODS, batch_loss, method_budgets
 
 __all__ = ["METHODS", "SCHEDULES", "TrainConfig", "learning_rate", "train", "validate"]
 

@@ -1,17 +1,50 @@
 """What a training run is: `TrainConfig` (recorded as the recipe in the checkpoint's card), its
-checks, and the learning-rate schedules. `soupviz.train` runs it."""
+checks, and the learning-rate schedules. `soupviz.train` runs it; each field's metadata describes
+its `soupviz train` flag (help, choices, range), so the defaults live here only."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from soupviz.attacks.base import THREATS
 from soupviz.errors import SoupvizError
-from soupviz.objectives import LRAT_WEIGHTINGS, METHODS, VULNERABILITIES, LratWeighting
+from soupviz.threats import NOMINAL, THREATS
+from soupviz.train_losses import LRAT_WEIGHTINGS, METHODS, VULNERABILITIES, LratWeighting
 
 SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
+
+
+def option(
+    default: Any,
+    help: str = "",
+    *,
+    choices: Sequence[str] = (),
+    low: float | None = None,
+    high: float = math.inf,
+    above: bool = False,
+    below: bool = False,
+    flag: str | None = None,
+    cli: str | None = "option",
+) -> Any:
+    """A `TrainConfig` field with its command-line flag described in the field's metadata.
+
+    Args:
+        default: the one default of the setting (lists and dicts are copied per config).
+        help: the flag's help text.
+        choices: the only values accepted.
+        low, high, above, below: the range of a number, [low, high]; `above`/`below` exclude
+            the ends (whole numbers take `low` as their minimum).
+        flag: the flag's name when it is not `--` plus the field's name with dashes.
+        cli: 'option' (a flag of `soupviz train`), 'common' (a flag shared with the other
+            subcommands, added by the CLI with the same default), or None (not on the command line).
+    """
+    metadata = {"cli": cli, "help": help, "choices": tuple(choices), "low": low, "high": high, "above": above,
+                "below": below, "flag": flag}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -26,41 +59,47 @@ class TrainConfig:
     TRADES: `trades_beta` weighs the KL term (6.0, the authors' CIFAR-10 value). LRAT: each
     instance is paired with one PGD variant for `threat` and one for each extra entry of
     `lrat_threats` (at its default budget); `lrat_c`, `lrat_floor`, `lrat_g`,
-    `lrat_temperature` and `lrat_vulnerability` are passed to `objectives.lrat_weights`.
+    `lrat_temperature` and `lrat_vulnerability` are passed to `train_losses.lrat_weights`.
     """
 
-    name: str
-    out: str
-    threat: str = "linf"
-    method: str = "pgd"
-    eps: float | None = None
-    attack_steps: int | None = None
-    attack_step_size: float | None = None
-    trades_beta: float = 6.0
-    lrat_threats: list[str] = field(default_factory=list)
-    lrat_c: float = 1.0
-    lrat_floor: float = 0.1
-    lrat_g: str = "linear"
-    lrat_temperature: float = 0.25
-    lrat_vulnerability: str = "prob"
-    arch: str = "preact_resnet_small"
-    parent: str | None = None
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    schedule: str = "piecewise"
-    warmup: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    train_images: int | None = None
-    val_images: int = 500
-    val_steps: int = 10
-    select: str = "best"
-    data: str | None = None
-    device: str = "auto"
-    seed: int = 0
-    command: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    name: str = field(metadata={"cli": "positional", "help": "checkpoint name (file stem)"})
+    out: str = field(metadata={"cli": "required",
+                               "help": "folder for the checkpoint, its card, log and resumable state"})
+    threat: str = option("linf", choices=(NOMINAL, *THREATS))
+    method: str = option("pgd", choices=METHODS, help="pgd (Madry), fgsm (one step from a random start: fast FGSM-RS), "
+                         "trades, lrat, sat (one threat sampled per batch) or standard (with --threat none)")
+    eps: float | None = option(None, low=0, above=True, help="budget in pixel scale (default: 8/255, 0.5, 12)")
+    attack_steps: int | None = option(None, low=1, help="training attack steps (default 10, fgsm 1)")
+    attack_step_size: float | None = option(None, low=0, above=True,
+                                            help="default 2.5·eps/steps (1.25·eps for one step)")
+    trades_beta: float = option(6.0, low=0, help="TRADES: weight of the KL term")
+    lrat_threats: list[str] = option([], help="LRAT: comma-separated extra threats whose PGD variants join each "
+                                     "instance's pair (the training threat is always in it), e.g. l2,l1")
+    lrat_c: float = option(1.0, low=0, above=True, help="LRAT: weight budget C of each pair")
+    lrat_floor: float = option(0.1, low=0, help="LRAT: lower bound of the natural weight")
+    lrat_g: str = option("linear", choices=LRAT_WEIGHTINGS, help="LRAT: how the variants share the adversarial weight")
+    lrat_temperature: float = option(0.25, low=0, above=True, help="LRAT: temperature of --lrat-g softmax")
+    lrat_vulnerability: str = option("prob", choices=VULNERABILITIES,
+                                     help="LRAT: prob (1 - p_true) or margin (sigmoid of the CW margin)")
+    arch: str = option("preact_resnet_small")
+    parent: str | None = option(None, flag="--from", help="checkpoint to fine-tune from")
+    epochs: int = option(10, low=1)
+    batch_size: int = option(128, low=1)
+    lr: float = option(0.1, low=0, above=True)
+    schedule: str = option("piecewise", choices=SCHEDULES)
+    warmup: float = option(0.0, low=0, high=1, below=True, help="fraction of iterations with a linear warm-up")
+    momentum: float = option(0.9, low=0, high=1, below=True)
+    weight_decay: float = option(5e-4, low=0)
+    train_images: int | None = option(None, low=1, help="train on this many images only")
+    val_images: int = option(500, low=1)
+    val_steps: int = option(10, low=1, help="PGD steps of the per-epoch validation")
+    select: str = option("best", choices=("best", "last"),
+                         help="keep the epoch with the best validation score, or the last")
+    data: str | None = option(None, cli="common")
+    device: str = option("auto", cli="common")
+    seed: int = option(0, cli="common")
+    command: str = option("", cli=None)
+    extra: dict[str, Any] = option({}, cli=None)
 
     def __post_init__(self) -> None:
         if self.attack_steps is None:
@@ -97,7 +136,7 @@ class TrainConfig:
                 raise SoupvizError(message)
 
     def lrat_weighting(self) -> LratWeighting:
-        """The LRAT settings as `objectives.batch_loss` takes them."""
+        """The LRAT settings as `train_losses.batch_loss` takes them."""
         return LratWeighting(
             c=self.lrat_c,
             floor=self.lrat_floor,

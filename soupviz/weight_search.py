@@ -1,6 +1,6 @@
 """Search of soup weights on labelled images: the `Selection` result type and its choice rule,
-projection onto the (capped) simplex, exact gradients of the loss in the weights (BatchNorm
-statistics included) and projected-Adam selection. Grid search and reports live in `adapt`.
+exact gradients of the loss in the weights (BatchNorm statistics included) and projected-Adam
+selection (projecting with `weights.project_weights`). Grid search and reports live in `adapt`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from soupviz.soup import Soup, check_finite_logits, check_weights
+from soupviz.soup import Soup, check_finite_logits
+from soupviz.weights import DEFAULT_MARGIN, EXTRAPOLATION_LIMIT, bounds, check_weights, project_weights
 
 ProgressFn = Callable[[int, int], None]
 F64 = torch.float64
@@ -44,21 +45,6 @@ def choose(candidates: torch.Tensor, accuracy: torch.Tensor, loss: torch.Tensor,
     best = int(torch.where(accuracy == accuracy.max(), loss, torch.inf).argmin())
     return Selection(candidates[best].clone(), float(accuracy[best]), float(loss[best]), n,
                      method, label, candidates, accuracy, best)
-
-
-def project_weights(v: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Euclidean projection of v (K,) onto {w : Σw = 1, low ≤ w ≤ high}: clip(v − τ) for
-    the τ found by bisection (the sum is monotone in τ); needs K·low ≤ 1 ≤ K·high."""
-    v = v.detach().to(F64)
-    lo, hi = float(v.min()) - high, float(v.max()) - low
-    for _ in range(200):
-        tau = (lo + hi) / 2
-        lo, hi = (tau, hi) if float((v - tau).clamp(low, high).sum()) > 1 else (lo, tau)
-    w = (v - (lo + hi) / 2).clamp(low, high)
-    free = ((w > low) & (w < high)).nonzero()
-    if len(free):  # put the bisection's last rounding error on a free coordinate
-        w[free[0, 0]] += 1 - w.sum()
-    return w
 
 
 class EvalBatchNorm(nn.Module):
@@ -105,7 +91,7 @@ def weight_gradient(
         NonFiniteLogitsError: the soup at `weights` outputs NaN or infinity.
     """
     template = template or differentiable_template(soup.template)
-    checked = check_weights(weights, soup.params.k, extrapolate=True, margin=10.0)
+    checked = check_weights(weights, soup.params.k, extrapolate=True, margin=EXTRAPOLATION_LIMIT)
     flat = soup.soup_vectors(checked[None])[0].detach().requires_grad_(True)
     total_loss, correct, device = 0.0, 0, soup.params.device
     for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
@@ -122,7 +108,7 @@ def weight_gradient(
 def select_by_gradient(
     soup: Soup, x_sel: torch.Tensor, y_sel: torch.Tensor, steps: int = 20, lr: float = 0.05,
     init: Sequence[float] | torch.Tensor | None = None, extrapolate: bool = False,
-    margin: float = 0.4, batch_size: int = 256, progress: ProgressFn | None = None,
+    margin: float = DEFAULT_MARGIN, batch_size: int = 256, progress: ProgressFn | None = None,
 ) -> Selection:
     """Optimise the weights on the selection images by projected Adam on the cross-entropy.
 
@@ -134,7 +120,7 @@ def select_by_gradient(
     """
     k = soup.params.k
     init = torch.full((k,), 1 / k, dtype=F64) if init is None else torch.as_tensor(init, dtype=F64)
-    low, high = (-margin, 1 + margin) if extrapolate else (0.0, 1.0)
+    low, high = bounds(extrapolate, margin)
     w = project_weights(check_weights(init, k, extrapolate=extrapolate, margin=margin), low, high)
     w.requires_grad_(True)
     optimizer = torch.optim.Adam([w], lr=lr)

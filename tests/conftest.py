@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from soupviz.checkpoints import Card, load_family, save_checkpoint
 from soupviz.data import CIFAR10_CLASSES, LOCAL_CANDIDATES, ImageSet
@@ -71,3 +73,19 @@ def cifar_folder() -> Path:
         if (candidate / "test").is_dir():
             return candidate
     pytest.skip("real CIFAR-10 not found: put an ImageFolder copy at ../shared/data/cifar10 (or data/cifar10)")
+
+
+@pytest.fixture
+def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny CIFAR-10-like ImageFolder (two random images per class and split), with the
+    soupviz cache folder moved under `tmp_path`."""
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in CIFAR10_CLASSES:
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                    tmp_path / "data" / split / name / f"{i}.png"
+                )
+    return tmp_path / "data"

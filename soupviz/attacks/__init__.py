@@ -8,10 +8,11 @@ from pyautoattack, the reference. Robust accuracy from any of them is an upper b
 
 from soupviz.attacks.apgd import APGD
 from soupviz.attacks.autoattack import AutoAttack
-from soupviz.attacks.base import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, Attack, format_budget
+from soupviz.attacks.base import Attack
 from soupviz.attacks.pgd import PGD
 from soupviz.attacks.registry import DEFAULT_STEPS, FIXED_ITERATIONS, TARGETED, attack_names, make_attack, make_attacks
 from soupviz.attacks.robust import describe_attacks, robust_mask
+from soupviz.threats import DEFAULT_BUDGETS, THREAT_LABELS, THREATS, format_budget
 
 __all__ = [
     "APGD",

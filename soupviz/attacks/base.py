@@ -14,26 +14,9 @@ import torch
 from torch import nn
 
 from soupviz.errors import SoupvizError
-
-THREATS = ("linf", "l2", "l1")
-DEFAULT_BUDGETS = {"linf": 8 / 255, "l2": 0.5, "l1": 12.0}
-THREAT_LABELS = {"linf": "L∞", "l2": "L2", "l1": "L1"}
+from soupviz.threats import check_threat, threat_label
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
-
-
-def check_threat(threat: str) -> str:
-    """Return `threat` if known, else raise a clear error."""
-    if threat not in THREATS:
-        raise SoupvizError(f"Unknown threat model {threat!r}: use one of {', '.join(THREATS)}.")
-    return threat
-
-
-def format_budget(threat: str, eps: float) -> str:
-    """Budget as researchers write it: 8/255 for L∞ multiples of 1/255, else a decimal."""
-    if threat == "linf" and abs(eps * 255 - round(eps * 255)) < 1e-6:
-        return f"{round(eps * 255)}/255"
-    return f"{eps:g}"
 
 
 def fixed_batch(model: Classifier) -> bool:
@@ -137,4 +120,4 @@ class Attack(ABC):
 
     def describe(self) -> str:
         """A label naming the attack, its settings and budget, e.g. 'PGD-20 L∞ 8/255'."""
-        return f"{self.name} {THREAT_LABELS[self.threat]} {format_budget(self.threat, self.eps)}"
+        return f"{self.name} {threat_label(self.threat, self.eps)}"

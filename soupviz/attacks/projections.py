@@ -9,8 +9,6 @@ iteration, and every returned point is inside both sets.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 _MAX_ITERATIONS = 100
@@ -139,25 +137,3 @@ def random_start(threat: str, x: torch.Tensor, eps: float, generator: torch.Gene
         direction = direction / _flat(direction).abs().sum(dim=1).clamp_min(1e-12).view(per_example)
     return project(threat, direction * radius * eps, x, eps)
 
-
-def steepest_ascent(
-    threat: str, grad: torch.Tensor, x_now: torch.Tensor, l1_sparsity: float = 0.01
-) -> torch.Tensor:
-    """Unit-norm steepest ascent direction of `grad` for the threat's norm.
-
-    L∞: the sign; L2: the normalised gradient; L1: a sparse step on the `l1_sparsity`
-    fraction of largest-gradient coordinates that can still move inside the [0, 1] box.
-    """
-    flat = grad.reshape(grad.shape[0], -1)
-    if threat == "linf":
-        return grad.sign()
-    if threat == "l2":
-        return (flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)).view_as(grad)
-    pixels = x_now.reshape_as(flat)
-    can_move = ((flat > 0) & (pixels < 1)) | ((flat < 0) & (pixels > 0))
-    magnitude = flat.abs() * can_move
-    k = max(1, math.ceil(l1_sparsity * flat.shape[1]))
-    threshold = magnitude.topk(k, dim=1).values[:, -1:]
-    mask = (magnitude >= threshold) & (magnitude > 0)
-    direction = flat.sign() * mask
-    return (direction / mask.sum(dim=1, keepdim=True).clamp_min(1)).view_as(grad)

@@ -11,15 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
-from soupviz.attacks.base import (
-    THREAT_LABELS,
-    Attack,
-    Classifier,
-    check_batch,
-    eval_mode,
-    fixed_batch,
-    format_budget,
-)
+from soupviz.attacks.base import Attack, Classifier, check_batch, eval_mode, fixed_batch
+from soupviz.threats import threat_label
 
 
 def describe_attacks(attacks: Attack | Sequence[Attack]) -> str:
@@ -30,7 +23,7 @@ def describe_attacks(attacks: Attack | Sequence[Attack]) -> str:
     if len(budgets) != 1:
         return " + ".join(a.describe() for a in chain)
     threat, eps = budgets.pop()
-    suffix = f" {THREAT_LABELS[threat]} {format_budget(threat, eps)}"
+    suffix = f" {threat_label(threat, eps)}"
     return " + ".join(a.describe().removesuffix(suffix) for a in chain) + suffix
 
 

@@ -235,7 +235,7 @@ def test_adaptation_selects_on_k_images_and_reports_held_out_accuracy(app: tuple
     assert {r["k"] for r in chart_rows(at, 2)} == {1}  # a pool of 4 per class: k = 5, 10, 50 would take it all
     assert "k = 5, 10, 50 left out of the k-curve" in at.warning[0].value
     grid_soup = [float(w) for w in chart_rows(at, 0)[0]["weights"].split()]
-    click(at, "Make the grid search soup current")
+    click(at, "Make the grid-search soup current")
     assert at.session_state[Keys.WEIGHTS] == pytest.approx(grid_soup)
 
 

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from soupviz.app_state import weights_to_query
 from soupviz.checkpoints import load_family
-from soupviz.dashboard import grid_weights
 from soupviz.data import load_split
 from soupviz.evaluate import Evaluator
 from soupviz.metrics import MetricSpec
+from soupviz.weights import grid_weights, weights_to_query
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing: "

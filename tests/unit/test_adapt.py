@@ -21,8 +21,8 @@ from soupviz.corruptions import corrupt
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import NonFiniteLogitsError, SoupvizError
 from soupviz.few_shot import AdaptConfig, adapt_several, adapt_to_shift, corruption_shift
-from soupviz.grids import simplex_grid
 from soupviz.soup import Soup
+from soupviz.weights import simplex_grid
 
 F64 = torch.float64
 

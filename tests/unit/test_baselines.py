@@ -10,7 +10,7 @@ from soupviz.baselines import BASELINES, baseline_labels, evaluate_baselines, lo
 from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpoint
 from soupviz.evaluate import Evaluator
 from soupviz.metrics import MetricSpec
-from soupviz.results_cache import ResultCache
+from soupviz.store import ResultStore
 
 SPECS = [MetricSpec("clean"), MetricSpec("attack", "linf", 8 / 255, "pgd", 3)]
 
@@ -38,7 +38,7 @@ def test_a_baseline_is_measured_like_the_soups_on_the_same_images(family_folder:
     add_sat_baseline(family_folder)
     family = load_family(family_folder)
     evaluator = Evaluator(family, synthetic_images, device="cpu", seed=3, batch_size=16,
-                          cache=ResultCache(tmp_path / "cache"))
+                          store=ResultStore(tmp_path / "results.sqlite"))
     messages = []
     records = evaluate_baselines(evaluator, load_baselines(family), SPECS, lambda p: messages.append(p.message))
     as_ingredient = evaluator.evaluate([0, 1, 0, 0], SPECS)  # test-linf holds the same weights

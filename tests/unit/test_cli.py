@@ -16,23 +16,8 @@ from soupviz.checkpoints import load_family
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, load_split
 from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
-from soupviz.results_cache import unpackbits
-from soupviz.results_io import read_records
 from soupviz.soup import Soup
-
-
-@pytest.fixture
-def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for name in CIFAR10_CLASSES:
-            (tmp_path / "data" / split / name).mkdir(parents=True)
-            for i in range(2):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                    tmp_path / "data" / split / name / f"{i}.png"
-                )
-    return tmp_path / "data"
+from soupviz.store import read_records, unpackbits
 
 
 def test_eval_prints_each_ingredient_and_writes_csv(family_folder, data_folder, tmp_path, capsys) -> None:
@@ -110,7 +95,25 @@ def test_sweep_writes_a_grid_the_dashboard_can_load(family_folder, data_folder, 
     assert code == 0
     records, meta = read_records(out)
     assert len(records) == 6 and all(r.weights[0] == 0 for r in records)
-    assert json.loads(out.read_text())["format"] == "soupviz-results/1"
+    assert json.loads(out.read_text())["format"] == "soupviz-results/2"
+
+
+def test_a_sweep_into_a_store_resumes_and_a_missing_cluster_is_one_line(family_folder, data_folder, tmp_path,
+                                                                         capsys) -> None:
+    from soupviz.store import ResultStore
+
+    store = tmp_path / "sweep.sqlite"
+    command = ["sweep", str(family_folder), "--data", str(data_folder), "--images", "10", "--step", "0.5",
+               "--metrics", "clean,fog:2", "--store", str(store)]
+    assert main(command) == 0
+    assert len(ResultStore(store)) == 2 * 10
+    first = capsys.readouterr().out
+    assert main(command + ["--fold", "3", "--shards", "2"]) == 0  # all stored: nothing runs, same table
+    assert capsys.readouterr().out == first and len(ResultStore(store)) == 2 * 10
+    pytest.importorskip("ray")
+    assert main(command + ["--engine", "ray", "--address", "127.0.0.1:1", "--metrics", "clean,linf"]) == 2
+    (error,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert error.startswith("soupviz: error: Cannot reach a Ray cluster at 127.0.0.1:1")
 
 
 def test_user_errors_print_one_line_and_exit_2(family_folder, data_folder, capsys) -> None:
@@ -310,3 +313,36 @@ def test_adapt_on_a_folder_with_batchnorm_from_the_shift(family_folder, shift_da
 def test_adapt_explains_unusable_options(family_folder, shift_data, capsys, options, message):
     assert main(["adapt", str(family_folder), "--data", str(shift_data), *options]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_train_flags_take_their_defaults_from_train_config(tmp_path) -> None:
+    from dataclasses import asdict
+
+    from soupviz.cli import build_parser, train_config
+    from soupviz.train_config import TrainConfig
+
+    parsed = train_config(build_parser().parse_args(["train", "x", "--out", str(tmp_path)]))
+    expected = TrainConfig(name="x", out=str(tmp_path), command=parsed.command)
+    assert asdict(parsed) == asdict(expected)
+
+
+def test_every_train_setting_has_a_flag_that_reaches_the_config(tmp_path) -> None:
+    from soupviz.cli import build_parser, train_config
+
+    argv = ["train", "x", "--out", str(tmp_path), "--threat", "l2", "--method", "lrat", "--eps", "0.25",
+            "--attack-steps", "3", "--attack-step-size", "0.1", "--trades-beta", "2", "--lrat-threats", "linf, l1",
+            "--lrat-c", "2", "--lrat-floor", "0.2", "--lrat-g", "softmax", "--lrat-temperature", "0.5",
+            "--lrat-vulnerability", "margin", "--arch", "cnn", "--from", "p.safetensors", "--epochs", "2",
+            "--batch-size", "8", "--lr", "0.01", "--schedule", "cosine", "--warmup", "0.1", "--momentum", "0.5",
+            "--weight-decay", "0", "--train-images", "64", "--val-images", "16", "--val-steps", "2",
+            "--select", "last", "--data", "d", "--device", "cpu", "--seed", "7"]
+    config = train_config(build_parser().parse_args(argv))
+    assert (config.threat, config.method, config.eps, config.attack_steps, config.attack_step_size) == (
+        "l2", "lrat", 0.25, 3, 0.1)
+    assert (config.lrat_threats, config.lrat_c, config.lrat_floor, config.lrat_g, config.lrat_temperature,
+            config.lrat_vulnerability) == (["linf", "l1"], 2.0, 0.2, "softmax", 0.5, "margin")
+    assert (config.arch, config.parent, config.epochs, config.batch_size, config.lr, config.schedule) == (
+        "cnn", "p.safetensors", 2, 8, 0.01, "cosine")
+    assert (config.warmup, config.momentum, config.weight_decay, config.train_images, config.val_images,
+            config.val_steps, config.select) == (0.1, 0.5, 0.0, 64, 16, 2, "last")
+    assert (config.trades_beta, config.data, config.device, config.seed) == (2.0, "d", "cpu", 7)

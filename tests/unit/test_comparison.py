@@ -12,16 +12,16 @@ import torch
 
 from soupviz.comparison import DISAGREE, mcnemar_p, newcombe_interval, paired_difference
 from soupviz.errors import SoupvizError
-from soupviz.metrics import Record, wilson_interval
-from soupviz.results_cache import packbits
+from soupviz.metrics import MetricSpec, Record, wilson_interval
+from soupviz.store import packbits
 
 
 def record(mask: list[bool], images: str = "8 images of test") -> Record:
     correct = sum(mask)
     low, high = wilson_interval(correct, len(mask))
-    return Record(weights=[1.0], ingredients=["m"], metric="clean", spec="clean", kind="clean", n=len(mask),
-                  correct=correct, accuracy=correct / len(mask), ci_low=low, ci_high=high, method="clean accuracy",
-                  upper_bound=False, images=images, seed=0, batchnorm="mixed", mask=packbits(torch.tensor(mask)))
+    return Record(weights=[1.0], ingredients=["m"], measure=MetricSpec("clean"), n=len(mask), correct=correct,
+                  accuracy=correct / len(mask), ci_low=low, ci_high=high, method="clean accuracy", images=images,
+                  seed=0, batchnorm="mixed", mask=packbits(torch.tensor(mask)))
 
 
 def test_mcnemar_matches_the_binomial_tail_by_hand() -> None:
@@ -81,9 +81,9 @@ def test_a_test_that_disagrees_with_the_interval_is_inconclusive_either_way() ->
 
 
 def test_paired_rows_name_no_winner_when_the_test_disagrees() -> None:
-    from soupviz.comparison import paired_rows
+    from soupviz.report import paired_table
 
-    (row,) = paired_rows(*([r] for r in table(50, 5, 0, 45)), "l2", "linf")
+    (row,) = paired_table(*([r] for r in table(50, 5, 0, 45)), "l2", "linf")
     assert row["verdict"] == "inconclusive: interval and test disagree" and row["McNemar p"] == "0.062"
 
 
@@ -109,21 +109,23 @@ def test_newcombe_covers_the_true_difference_about_95_percent_of_the_time() -> N
 
 
 def test_paired_rows_pair_by_metric_and_skip_metrics_only_one_side_has() -> None:
-    from soupviz.comparison import paired_rows
+    from soupviz.report import paired_table
 
-    a = [record([True] * 90 + [False] * 10), replace(record([True] * 100), spec="fog:3", metric="fog 3")]
+    fog = MetricSpec("corruption", corruption="fog", severity=3)
+    a = [record([True] * 90 + [False] * 10), replace(record([True] * 100), measure=fog)]
     b = [record([True] * 60 + [False] * 40)]
-    (row,) = paired_rows(a, b, "lrat", "pgd")
-    assert (row["metric"], row["lrat"], row["pgd"]) == ("clean", "90.0 [82.6, 94.5]", "60.0 [50.2, 69.1]")
+    (row,) = paired_table(a, b, "lrat", "pgd")
+    assert (row["metric"], row["lrat"], row["pgd"]) == ("clean", "90.0% [82.6, 94.5]", "60.0% [50.2, 69.1]")
     assert row["lrat − pgd (points)"].startswith("30.0 [") and row["discordant"] == "30 / 0"
     assert row["verdict"] == "lrat better"
 
 
 def test_corruption_means_are_compared_per_image_across_conditions() -> None:
-    from soupviz.comparison import paired_corruption_mean, paired_rows
+    from soupviz.comparison import paired_corruption_mean
+    from soupviz.report import paired_table
 
     def corrupted(mask, name):
-        return replace(record(mask), kind="corruption", spec=f"{name}:1", metric=f"{name} 1")
+        return replace(record(mask), measure=MetricSpec("corruption", corruption=name, severity=1))
 
     a = [corrupted([True] * 6 + [False] * 2, "fog"), corrupted([True] * 4 + [False] * 4, "snow")]
     b = [corrupted([True] * 4 + [False] * 4, "fog"), corrupted([True] * 4 + [False] * 4, "snow")]
@@ -132,7 +134,7 @@ def test_corruption_means_are_compared_per_image_across_conditions() -> None:
     sd = math.sqrt((2 * (0.5 - 0.125) ** 2 + 6 * 0.125**2) / 7)
     assert difference == pytest.approx(0.125)
     assert (low, high) == pytest.approx((0.125 - 1.959964 * sd / math.sqrt(8), 0.125 + 1.959964 * sd / math.sqrt(8)))
-    rows = paired_rows(a, b, "a", "b")
-    assert [row["kind"] for row in rows] == ["corruption", "corruption", "corruption-mean"]
+    rows = paired_table(a, b, "a", "b")
+    assert [row["kind"] for row in rows] == ["corruption-mean"]  # the conditions only through their mean
     assert rows[-1]["a"].startswith("62.5") and rows[-1]["b"].startswith("50.0")
     assert paired_corruption_mean(a, [record([True] * 8)]) is None

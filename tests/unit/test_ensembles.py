@@ -11,8 +11,8 @@ from soupviz.ensembles import EnsembleEvaluator, OutputEnsemble, SoupMember, com
 from soupviz.errors import SoupvizError, SoupWeightsError
 from soupviz.evaluate import Evaluator
 from soupviz.metrics import MetricSpec
-from soupviz.results_cache import ResultCache
 from soupviz.soup import Soup
+from soupviz.store import ResultStore
 
 
 def random_logits(k: int = 3, n: int = 5, c: int = 4) -> torch.Tensor:
@@ -74,7 +74,7 @@ def test_an_ensemble_can_be_attacked_as_a_whole(family, synthetic_images):
 
 
 def test_ensemble_records_line_up_with_the_evaluators_soup_records(family, synthetic_images):
-    evaluator = Evaluator(family, synthetic_images, device="cpu", batch_size=16, cache=None)
+    evaluator = Evaluator(family, synthetic_images, device="cpu", batch_size=16, store=None)
     specs = [MetricSpec("clean"), MetricSpec("corruption", corruption="gaussian_noise", severity=3)]
     weights = torch.eye(4, dtype=torch.float64)
     soups = evaluator.evaluate(weights, specs)
@@ -92,8 +92,8 @@ def test_ensemble_records_line_up_with_the_evaluators_soup_records(family, synth
 def test_ensemble_robust_accuracy_attacks_the_ensemble_and_is_cached_apart_from_soups(
     family, synthetic_images, tmp_path
 ):
-    cache = ResultCache(tmp_path / "results")
-    evaluator = Evaluator(family, synthetic_images, device="cpu", batch_size=20, cache=cache)
+    store = ResultStore(tmp_path / "results.sqlite")
+    evaluator = Evaluator(family, synthetic_images, device="cpu", batch_size=20, store=store)
     spec = MetricSpec("attack", threat="linf", attack="pgd", steps=2)
     hot = [0.0, 1.0, 0.0, 0.0]
     soup = evaluator.evaluate(hot, [spec])[0]
@@ -106,5 +106,5 @@ def test_ensemble_robust_accuracy_attacks_the_ensemble_and_is_cached_apart_from_
     cached = []
     again = EnsembleEvaluator(evaluator).evaluate(hot, [spec], cached.append)[0]
     assert again == first and cached[-1].message.endswith("(cached)")
-    assert len(list((tmp_path / "results").rglob("*.json"))) == 2  # the soup's and the ensemble's
+    assert len(store) == 2  # the soup's and the ensemble's
     assert evaluator.evaluate(hot, [spec])[0].method == soup.method

@@ -10,7 +10,8 @@ import torch
 from soupviz.errors import NonFiniteLogitsError
 from soupviz.evaluate import Evaluator
 from soupviz.metrics import MetricSpec
-from soupviz.results_cache import ResultCache, unpackbits
+from soupviz.report import method_text
+from soupviz.store import ResultStore, unpackbits
 
 SPECS = [
     MetricSpec("clean"),
@@ -26,7 +27,7 @@ def test_records_have_counts_intervals_and_honest_labels(family, synthetic_image
         assert record.n == len(synthetic_images) and 0 <= record.correct <= record.n
         assert record.ci_low <= record.accuracy <= record.ci_high
     robust = records[1]
-    assert robust.upper_bound and "PGD-2" in robust.method and "upper bound" in robust.method
+    assert robust.upper_bound and "PGD-2" in robust.method and "upper bound" in method_text(robust)
     assert robust.correct <= records[0].correct
 
 
@@ -47,11 +48,29 @@ def test_many_soups_give_one_record_per_soup_and_spec(family, synthetic_images) 
     assert records == evaluator.evaluate(evaluator.ingredient_weights(), [MetricSpec("clean")])
 
 
+def test_soups_folded_into_one_batch_give_the_records_of_soups_evaluated_alone(family, synthetic_images) -> None:
+    from soupviz.weights import simplex_grid
+
+    rows = simplex_grid(4, 0.5)[:5]
+    events = []
+    folded = Evaluator(family, synthetic_images, device="cpu", batch_size=16, fold=5).evaluate(
+        rows, SPECS, events.append)
+    alone = Evaluator(family, synthetic_images, device="cpu", batch_size=16, fold=1).evaluate(rows, SPECS)
+    assert events[-1].done == events[-1].total == 5 * (1 + 3 + 1)
+    assert [(r.weights, r.spec) for r in folded] == [(r.weights, r.spec) for r in alone]
+    clean = {tuple(r.weights): unpackbits(r.mask, r.n) for r in folded if r.kind == "clean"}
+    for mine, single in zip(folded, alone, strict=True):
+        if mine.kind == "attack":  # random starts are drawn per batch: only the bound is shared
+            assert not (unpackbits(mine.mask, mine.n) & ~clean[tuple(mine.weights)]).any()
+        else:
+            assert mine.mask == single.mask
+
+
 def test_cache_returns_the_same_records_without_recomputing(
     family, synthetic_images, tmp_path: Path, monkeypatch
 ) -> None:
-    cache = ResultCache(tmp_path)
-    first = Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([0.5, 0.5, 0, 0], SPECS)
+    store = ResultStore(tmp_path / "results.sqlite")
+    first = Evaluator(family, synthetic_images, device="cpu", store=store).evaluate([0.5, 0.5, 0, 0], SPECS)
     import soupviz.evaluate as evaluate_module
 
     def fail(*args, **kwargs):
@@ -59,50 +78,50 @@ def test_cache_returns_the_same_records_without_recomputing(
 
     monkeypatch.setattr(evaluate_module, "robust_mask", fail)
     monkeypatch.setattr(evaluate_module.Evaluator, "_predicted", fail)
-    second = Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([0.5, 0.5, 0, 0], SPECS)
+    second = Evaluator(family, synthetic_images, device="cpu", store=store).evaluate([0.5, 0.5, 0, 0], SPECS)
     assert second == first
 
 
 def test_cache_keys_separate_weights_images_and_seeds(family, synthetic_images, tmp_path: Path) -> None:
-    cache = ResultCache(tmp_path / "results")
-    evaluator = Evaluator(family, synthetic_images, device="cpu", cache=cache)
+    store = ResultStore(tmp_path / "results.sqlite")
+    evaluator = Evaluator(family, synthetic_images, device="cpu", store=store)
     evaluator.evaluate(torch.eye(4, dtype=torch.float64), [MetricSpec("clean")])
-    Evaluator(family, synthetic_images.subset(20), device="cpu", cache=cache).evaluate(
+    Evaluator(family, synthetic_images.subset(20), device="cpu", store=store).evaluate(
         [1, 0, 0, 0], [MetricSpec("clean")]
     )
-    Evaluator(family, synthetic_images, device="cpu", cache=cache, seed=1).evaluate([1, 0, 0, 0], [MetricSpec("clean")])
-    assert len(list((tmp_path / "results").rglob("*.json"))) == 6
+    Evaluator(family, synthetic_images, device="cpu", store=store, seed=1).evaluate([1, 0, 0, 0], [MetricSpec("clean")])
+    assert len(store) == 6
 
 
 def test_records_name_the_code_that_computed_them_and_other_code_misses_the_cache(
     family, synthetic_images, tmp_path: Path
 ) -> None:
-    from soupviz.results_cache import code_fingerprint
+    from soupviz.store import code_fingerprint
 
-    cache = ResultCache(tmp_path / "results")
-    (first,) = Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([1, 0, 0, 0], SPECS[:1])
+    store = ResultStore(tmp_path / "results.sqlite")
+    (first,) = Evaluator(family, synthetic_images, device="cpu", store=store).evaluate([1, 0, 0, 0], SPECS[:1])
     assert first.code_fingerprint == code_fingerprint() and len(first.code_fingerprint) == 16
-    (cached,) = Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([1, 0, 0, 0], SPECS[:1])
+    (cached,) = Evaluator(family, synthetic_images, device="cpu", store=store).evaluate([1, 0, 0, 0], SPECS[:1])
     assert cached.code_fingerprint == first.code_fingerprint
-    assert len(list(cache.folder.rglob("*.json"))) == 1
-    edited = Evaluator(family, synthetic_images, device="cpu", cache=cache)
+    assert len(store) == 1
+    edited = Evaluator(family, synthetic_images, device="cpu", store=store)
     edited.code_fingerprint = "another version"
     (recomputed,) = edited.evaluate([1, 0, 0, 0], SPECS[:1])
-    assert recomputed.code_fingerprint == "another version" and len(list(cache.folder.rglob("*.json"))) == 2
+    assert recomputed.code_fingerprint == "another version" and len(store) == 2
 
 
 def test_the_code_fingerprint_follows_the_sources_that_compute_records(tmp_path: Path, monkeypatch) -> None:
     import shutil
 
-    import soupviz.results_cache as results_cache
+    import soupviz.store as store
 
     copy = tmp_path / "soupviz"
-    shutil.copytree(Path(results_cache.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(store.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
 
     def fingerprint_of(folder: Path) -> str:
-        monkeypatch.setattr(results_cache, "__file__", str(folder / "results_cache.py"))
-        results_cache.code_fingerprint.cache_clear()
-        return results_cache.code_fingerprint()
+        monkeypatch.setattr(store, "__file__", str(folder / "store.py"))
+        store.code_fingerprint.cache_clear()
+        return store.code_fingerprint()
 
     try:
         original = fingerprint_of(copy)
@@ -113,7 +132,7 @@ def test_the_code_fingerprint_follows_the_sources_that_compute_records(tmp_path:
         assert fingerprint_of(copy) != original
     finally:
         monkeypatch.undo()
-        results_cache.code_fingerprint.cache_clear()
+        store.code_fingerprint.cache_clear()
 
 
 def test_progress_reaches_the_total_and_reports_running_estimates(family, synthetic_images) -> None:
@@ -148,14 +167,14 @@ def test_a_soup_is_cached_once_whichever_family_folder_holds_its_ingredients(
 ) -> None:
     from soupviz.checkpoints import family_from_ingredients
 
-    cache = ResultCache(tmp_path / "results")
-    Evaluator(family, synthetic_images, device="cpu", cache=cache).evaluate([0, 0.5, 0.5, 0], [MetricSpec("clean")])
+    store = ResultStore(tmp_path / "results.sqlite")
+    Evaluator(family, synthetic_images, device="cpu", store=store).evaluate([0, 0.5, 0.5, 0], [MetricSpec("clean")])
     smaller = family_from_ingredients(family.ingredients[1:3], "pair")
-    (record,) = Evaluator(smaller, synthetic_images, device="cpu", cache=cache).evaluate(
+    (record,) = Evaluator(smaller, synthetic_images, device="cpu", store=store).evaluate(
         [0.5, 0.5], [MetricSpec("clean")]
     )
     assert record.weights == [0.5, 0.5] and record.ingredients == smaller.names and record.family == "pair"
-    assert len(list((tmp_path / "results").rglob("*.json"))) == 1
+    assert len(store) == 1
 
 
 def test_every_dashboard_attack_evaluates_and_the_chain_is_at_least_as_strong(family, synthetic_images) -> None:

@@ -10,35 +10,34 @@ import pytest
 
 from soupviz.errors import SoupvizError
 from soupviz.export import apply_style, figure_info
-from soupviz.figures import (
-    accuracy_heatmap,
-    attack_name,
-    interpolation_figure,
-    metric_title,
-    select,
-    series_name,
-    soup_label,
-    ternary_figure,
-)
-from soupviz.metrics import Record, wilson_interval
+from soupviz.figures import accuracy_heatmap, interpolation_figure, select, ternary_figure
+from soupviz.metrics import MetricSpec, Record, attack_label, method_label, wilson_interval
+from soupviz.report import metric_name, metric_title, series_name, soup_label
 from soupviz.tradeoff import budget_curves, label_positions, paired, pareto_front, tradeoff_figure
 
 NAMES = ["nominal", "linf", "l2", "l1"]
 LABELS = ["nominal", "L∞ 8/255", "L2 0.5", "L1 12"]
 BOUND = " (upper bound on robust accuracy)"
-LINF = ("linf:0.0313725:apgd-ce:20:1", "L∞ 8/255", "APGD-CE-20 L∞ 8/255" + BOUND)
-L2 = ("l2:0.5:apgd-ce:20:1", "L2 0.5", "APGD-CE-20 L2 0.5" + BOUND)
-LINF4 = ("linf:0.0156863:apgd-ce:20:1", "L∞ 4/255", "APGD-CE-20 L∞ 4/255" + BOUND)
-CLEAN = ("clean", "clean", "clean accuracy")
+
+
+def measured(text: str) -> tuple[str, MetricSpec, str]:
+    """(key, spec, how a hover states the method) of a metric text."""
+    spec = MetricSpec.parse(text)
+    return spec.key, spec, method_label(spec) + (BOUND if spec.is_upper_bound else "")
+
+
+LINF = measured("linf::apgd-ce:20")
+L2 = measured("l2::apgd-ce:20")
+LINF4 = measured("linf:4/255:apgd-ce:20")
+CLEAN = measured("clean")
 
 
 def record(weights, metric=CLEAN, correct=50, n=100, family="fam") -> Record:
-    spec, column, method = metric
+    _, spec, method = metric
     low, high = wilson_interval(correct, n)
     return Record(
-        weights=[float(w) for w in weights], ingredients=NAMES, metric=column, spec=spec,
-        kind="clean" if spec == "clean" else "attack", n=n, correct=correct, accuracy=correct / n,
-        ci_low=low, ci_high=high, method=method, upper_bound=spec != "clean",
+        weights=[float(w) for w in weights], ingredients=NAMES, measure=spec, n=n, correct=correct,
+        accuracy=correct / n, ci_low=low, ci_high=high, method=method.removesuffix(BOUND),
         images="100 images of test", seed=0, batchnorm="mixed", family=family,
     )
 
@@ -57,14 +56,20 @@ def test_labels_say_robust_accuracy_is_an_upper_bound_and_name_the_attack():
     assert soup_label([1.4, -0.4, 0, 0], LABELS) == "1.4·nominal − 0.4·L∞ 8/255"
 
 
-@pytest.mark.parametrize("method, name", [
-    ("APGD-CE-20 + APGD-T-20 (9 targets) L2 0.25" + BOUND, "APGD-CE-20 + APGD-T-20 (9 targets)"),
-    ("AutoAttack (standard) L∞ 8/255" + BOUND, "AutoAttack (standard)"),
-    ("union of PGD-10 L∞ 8/255 ∧ PGD-10 L2 0.5 ∧ PGD-10 L1 12" + BOUND, "PGD-10"),
-    ("ensemble of logits: APGD-CE-20 L∞ 8/255" + BOUND, "APGD-CE-20"),
+@pytest.mark.parametrize("text, name", [
+    ("l2:0.25:apgd-ce+apgd-t:20:9", "APGD-CE-20 + APGD-T-20 (9 targets)"),
+    ("linf::autoattack", "AutoAttack (standard)"),
+    ("linf:4/255:pgd:7", "PGD-7"),
+    ("clean", ""),
 ])
-def test_attack_names_drop_threat_budget_and_ensemble_prefix(method, name):
-    assert attack_name(record(one_hot(0), (LINF[0], LINF[1], method))) == name
+def test_attack_labels_come_from_the_spec_without_threat_or_budget(text, name):
+    assert attack_label(MetricSpec.parse(text)) == name
+
+
+def test_a_union_is_named_by_its_first_threats_attack_and_an_ensemble_by_its_spec_not_its_method():
+    assert attack_label(MetricSpec.parse("union", "pgd", 10)) == "PGD-10"
+    ensemble = replace(record(one_hot(0), LINF), method="ensemble of logits: " + LINF[2])
+    assert metric_name(ensemble) == "L∞ 8/255 APGD-CE-20"
 
 
 def test_select_names_metrics_by_key_or_column_and_rejects_unknown_ones():
@@ -88,7 +93,7 @@ def test_heatmap_cells_are_the_records_accuracies_in_percent_with_intervals_in_h
     assert heat.z[2][0] == 100 * records[4].accuracy and math.isnan(heat.z[2][1])
     assert heat.text[1][1] == f"{100 * records[3].accuracy:.1f}"
     low, high = records[3].ci_low, records[3].ci_high
-    assert f"{100 * low:.1f}–{100 * high:.1f}" in heat.hovertext[1][1]
+    assert f"[{100 * low:.1f}, {100 * high:.1f}]" in heat.hovertext[1][1]
     assert LINF[2] in heat.hovertext[1][1]
     assert "upper bound by APGD-CE-20" in fig.layout.xaxis.title.text
     assert len(figure_info(fig)["rows"]) == 5

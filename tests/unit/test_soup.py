@@ -1,6 +1,6 @@
-"""Specification of soupviz.soup: exact mixing, weight checks, BatchNorm rules (variances in log
-space, finite outside the simplex), batched soups and weight grids, on a tiny conv-BN-linear net
-(and preact_resnet_small for families)."""
+"""Specification of soupviz.soup: exact mixing, BatchNorm rules (variances in log space, finite
+outside the simplex) and batched soups, on a tiny conv-BN-linear net (and preact_resnet_small
+for families)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from soupviz.attacks.base import fixed_batch
 from soupviz.attacks.pgd import PGD
 from soupviz.checkpoints import Card, load_family, save_checkpoint
 from soupviz.errors import CheckpointError, NonFiniteLogitsError, SoupvizError, SoupWeightsError
-from soupviz.grids import interpolation_line, simplex_grid
 from soupviz.models import create_model
-from soupviz.soup import ParameterMatrix, Soup, check_finite_logits, check_weights, weighted_rows
+from soupviz.soup import ParameterMatrix, Soup, check_finite_logits, weighted_rows
+from soupviz.weights import simplex_grid
 
 
 def tiny_net() -> nn.Module:
@@ -209,81 +209,12 @@ def test_ingredients_of_different_shapes_are_refused(nets):
         ParameterMatrix.from_state_dicts([nets[0].state_dict(), odd])
 
 
-@pytest.mark.parametrize(
-    ("weights", "options", "message"),
-    [
-        ([0.5, 0.5], {}, "shape"),
-        ([0.5, float("nan"), 0.5], {}, "NaN"),
-        ([0.0, 0.0, 0.0], {}, "all zero"),
-        ([0.5, 0.2, 0.2], {}, "sum to 0.9"),
-        ([1.2, -0.2, 0.0], {}, "allow extrapolation"),
-        ([1.6, -0.6, 0.0], {"extrapolate": True}, r"outside \[-0.4, 1.4\]"),
-        ([1.0, -1.0, 0.0], {"normalise": True}, "cannot be normalised"),
-        ([[1.0, 0.0, 0.0], [0.5, 0.4, 0.0]], {}, "of soup 1"),
-    ],
-)
-def test_check_weights_explains_each_weight_vector_that_is_not_a_soup(weights, options, message):
-    with pytest.raises(SoupWeightsError, match=message):
-        check_weights(weights, 3, **options)
-
-
-def test_check_weights_accepts_soups_and_normalises_on_request():
-    halves = torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64)
-    assert torch.equal(check_weights([2.0, 1.0, 1.0], 3, normalise=True), halves)
-    assert check_weights([1.4, -0.4, 0.0], 3, extrapolate=True).dtype == torch.float64
-    assert check_weights([1.8, -0.8], 2, extrapolate=True, margin=0.8).shape == (2,)
-    assert check_weights(torch.eye(3), 3).shape == (3, 3)
-
-
 def test_a_soup_takes_one_weight_vector_and_a_known_batch_method(nets):
     soup = make_soup(nets)
     with pytest.raises(SoupWeightsError, match="one weight vector"):
         soup.set_weights(torch.eye(3))
     with pytest.raises(SoupvizError, match="batch method"):
         make_soup(nets, batch_method="threads")
-
-
-def test_paper_grids_have_21_and_480_soups():
-    three = simplex_grid(3, 0.2)
-    four = simplex_grid(4, 0.2, margin=0.4)
-    assert three.shape == (21, 3) and four.shape == (480, 4)
-    for grid in (three, four):
-        torch.testing.assert_close(grid.sum(1), torch.ones(len(grid), dtype=torch.float64))
-        units = grid / 0.2
-        assert torch.allclose(units, units.round(), atol=1e-9)
-    assert four.min() == -0.4 and four.max() == 1.4 and three.min() == 0.0
-    assert len(torch.unique(four, dim=0)) == 480
-    for i in range(3):  # the ingredients themselves are exact grid points
-        assert (three == torch.eye(3)[i].double()).all(1).any()
-
-
-def test_grid_subset_keeps_other_ingredients_at_zero():
-    grid = simplex_grid(4, 0.25, subset=[0, 2])
-    assert grid.shape == (5, 4)
-    assert (grid[:, [1, 3]] == 0).all()
-    assert simplex_grid(3, 0.5, subset=[1]).tolist() == [[0.0, 1.0, 0.0]]
-
-
-@pytest.mark.parametrize(("step", "margin"), [(0.3, 0.0), (0.2, 0.3), (0.0, 0.0)])
-def test_grid_refuses_steps_that_do_not_divide_one_or_the_margin(step, margin):
-    with pytest.raises(SoupWeightsError, match="step"):
-        simplex_grid(3, step, margin=margin)
-
-
-def test_grid_refuses_huge_grids():
-    with pytest.raises(SoupWeightsError, match="coarser"):
-        simplex_grid(10, 0.01, max_points=1000)
-
-
-def test_interpolation_line_runs_from_j_to_i_with_exact_ends():
-    line = interpolation_line(3, 0, 2, points=11)
-    assert torch.equal(line[0], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
-    assert torch.equal(line[-1], torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
-    wide = interpolation_line(2, 0, 1, points=10, margin=0.4)
-    assert wide[0, 0] == pytest.approx(-0.4) and wide[-1, 0] == pytest.approx(1.4)
-    assert (wide[:, 0] == 0).any() and (wide[:, 0] == 1).any()
-    with pytest.raises(SoupWeightsError):
-        interpolation_line(3, 1, 1, points=5)
 
 
 @pytest.mark.parametrize("method", ["vmap", "loop"])

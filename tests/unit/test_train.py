@@ -13,20 +13,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from soupviz.attacks.training import default_budget, trades_attack, training_attack
 from soupviz.checkpoints import Card, load_checkpoint, save_checkpoint
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
 from soupviz.models import create_model
-from soupviz.objectives import (
-    LratWeighting,
-    default_budget,
-    lrat_loss,
-    trades_attack,
-    trades_loss,
-    training_attack,
-)
 from soupviz.train import TrainConfig, learning_rate, train
+from soupviz.train_losses import LratWeighting, lrat_loss, trades_loss
 
 ARCH = "preact_resnet_small"
 

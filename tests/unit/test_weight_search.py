@@ -1,4 +1,4 @@
-"""Specification of soupviz.weight_search: projection onto the capped simplex, exact weight
+"""Specification of soupviz.weight_search: exact weight
 gradients (BatchNorm statistics included, variances mixed in log space as the soup evaluates
 them) and projected gradient selection."""
 
@@ -14,7 +14,7 @@ from soupviz.adapt import ShiftData
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import NonFiniteLogitsError
 from soupviz.soup import ParameterMatrix, Soup, is_running_variance
-from soupviz.weight_search import differentiable_template, project_weights, select_by_gradient, weight_gradient
+from soupviz.weight_search import differentiable_template, select_by_gradient, weight_gradient
 
 F64 = torch.float64
 
@@ -30,25 +30,6 @@ def shift(synthetic_images) -> ShiftData:
     small = F.interpolate(synthetic_images.images.float(), size=16, mode="area").round()
     images = ImageSet(small.to(torch.uint8), synthetic_images.labels, CIFAR10_CLASSES, "synthetic")
     return ShiftData.from_images(images, heldout_per_class=2, seed=0)
-
-
-def test_projection_onto_the_capped_simplex():
-    assert torch.allclose(
-        project_weights(torch.tensor([0.5, 0.5, 0.5]), 0, 1), torch.full((3,), 1 / 3, dtype=F64)
-    )
-    assert torch.allclose(
-        project_weights(torch.tensor([2.0, 0.0, 0.0]), 0, 1), torch.tensor([1.0, 0, 0], dtype=F64)
-    )
-    assert torch.allclose(
-        project_weights(torch.tensor([3.0, 0.0, 0.0]), -0.4, 1.4),
-        torch.tensor([1.4, -0.2, -0.2], dtype=F64),
-    )
-    v = torch.tensor([0.9, -0.7, 0.3, 0.6], dtype=F64)
-    w = project_weights(v, 0, 1)
-    assert w.sum() == pytest.approx(1.0) and w.min() >= 0
-    torch.manual_seed(0)
-    feasible = torch.distributions.Dirichlet(torch.ones(4)).sample((500,)).double()
-    assert torch.all((w - v).norm() <= (feasible - v).norm(dim=1) + 1e-9)
 
 
 def test_differentiable_template_matches_the_template(soup, shift):

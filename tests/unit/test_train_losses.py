@@ -1,5 +1,5 @@
-"""Training objectives: LRAT's local weights on hand-computed cases, vulnerability measures,
-TRADES and PGD training attacks inside their budgets, the sparse L1 step, method budgets."""
+"""Training losses: LRAT's local weights on hand-computed cases, vulnerability measures, method
+budgets. (The training attacks are specified with the engine, in test_engine.py.)"""
 
 from __future__ import annotations
 
@@ -10,17 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.attacks.base import DEFAULT_BUDGETS
-from soupviz.objectives import (
+from soupviz.threats import DEFAULT_BUDGETS
+from soupviz.train_losses import (
     LratWeighting,
     batch_loss,
-    default_budget,
     lrat_loss,
     lrat_weights,
     method_budgets,
-    steepest_ascent,
-    trades_attack,
-    training_attack,
     vulnerability,
 )
 
@@ -33,11 +29,6 @@ def tiny_model(seed: int = 0) -> nn.Module:
 def tiny_batch(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     return torch.rand(n, 3, 4, 4, generator=generator), torch.arange(n) % 10
-
-
-def norm(delta: torch.Tensor, threat: str) -> torch.Tensor:
-    flat = delta.reshape(delta.shape[0], -1)
-    return {"linf": flat.abs().amax(1), "l2": flat.norm(dim=1), "l1": flat.abs().sum(1)}[threat]
 
 
 def test_lrat_linear_weights_match_hand_computed_case():
@@ -102,31 +93,6 @@ def test_lrat_loss_is_the_weighted_sum_with_constant_weights():
     expected_grads = torch.autograd.grad(expected, list(model.parameters()))
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, expected_grads, strict=True))
     assert result.stats["lrat_natural_weight"] == pytest.approx(natural.mean().item())
-
-
-@pytest.mark.parametrize("threat", ["linf", "l2", "l1"])
-def test_training_attacks_stay_inside_the_budget_and_raise_their_loss(threat):
-    model = tiny_model()
-    x, y = tiny_batch()
-    eps = {"linf": 8 / 255, "l2": 0.5, "l1": 2.0}[threat]
-    budget = default_budget(threat, eps, steps=5, step_size=None)
-    x_adv = training_attack(model, x, y, budget, torch.Generator().manual_seed(0))
-    assert (norm(x_adv - x, threat) <= eps * (1 + 1e-5) + 1e-6).all()
-    assert x_adv.min() >= 0 and x_adv.max() <= 1
-    assert F.cross_entropy(model(x_adv), y) > F.cross_entropy(model(x), y)
-    x_trades = trades_attack(model, x, budget, torch.Generator().manual_seed(0))
-    assert (norm(x_trades - x, threat) <= eps * (1 + 1e-5) + 1e-6).all()
-    p = F.softmax(model(x), dim=1)
-    kl = F.kl_div(F.log_softmax(model(x_trades), dim=1), p, reduction="batchmean")
-    assert kl > 1e-4  # far from the 0.001·N(0,1) start, where the KL is ~1e-8
-
-
-def test_l1_steepest_ascent_is_a_sparse_unit_step_on_movable_pixels():
-    grad = torch.tensor([[5.0, -4.0, 3.0, -2.0, 1.0, 0.5, 0.0, 0.2]])
-    x_now = torch.tensor([[1.0, 0.5, 0.5, 0.0, 0.5, 0.5, 0.5, 0.5]])  # pixels 0 and 3 are stuck
-    step = steepest_ascent("l1", grad, x_now, l1_sparsity=0.25)  # k = 2 of 8 coordinates
-    assert torch.allclose(step, torch.tensor([[0.0, -0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0]]))
-    assert step.abs().sum() == pytest.approx(1.0)
 
 
 def test_method_budgets():

@@ -1,9 +1,9 @@
-"""Training objectives: the loss one batch contributes under each adversarial-training method.
+"""Training losses: the loss one batch contributes under each adversarial-training method.
 
 Methods: 'standard' (no attack); 'pgd' (Madry et al.); 'fgsm' (PGD with one step from a random
 start: fast FGSM-RS, Wong et al.); 'trades' (Zhang et al.); 'lrat' (Gao et al.: each instance and
 its adversarial variants reweighted inside the pair); 'sat' (one of L∞/L2/L1 sampled per batch).
-Training attacks return the last iterate (the loss maximiser), not the first fooling point.
+The adversarial examples come from the training attacks of `attacks.training`.
 """
 
 from __future__ import annotations
@@ -15,22 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.attacks.base import DEFAULT_BUDGETS, THREATS
-from soupviz.attacks.projections import project, random_start, steepest_ascent
+from soupviz.attacks.engine import Ascent
+from soupviz.attacks.training import default_budget, trades_attack, training_attack
+from soupviz.threats import THREATS
 
 METHODS = ("standard", "pgd", "fgsm", "trades", "lrat", "sat")
 VULNERABILITIES = ("prob", "margin")
 LRAT_WEIGHTINGS = ("linear", "softmax")
-
-
-@dataclass(frozen=True)
-class ThreatBudget:
-    """A threat model with its budget and the training attack's steps and step size."""
-
-    threat: str
-    eps: float
-    steps: int
-    step_size: float
 
 
 @dataclass(frozen=True)
@@ -57,56 +48,6 @@ class BatchLoss(NamedTuple):
     loss: torch.Tensor
     logits: torch.Tensor
     stats: dict[str, float]
-
-
-def _ascend(
-    model: nn.Module, x: torch.Tensor, delta: torch.Tensor, budget: ThreatBudget, loss_fn
-) -> torch.Tensor:
-    """`budget.steps` projected steepest-ascent steps on `loss_fn(logits)` from `delta`, in
-    eval mode (BatchNorm on running statistics); the model's mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    for _ in range(budget.steps):
-        delta.requires_grad_(True)
-        (grad,) = torch.autograd.grad(loss_fn(model(x + delta)), delta)
-        step = steepest_ascent(budget.threat, grad, (x + delta).detach())
-        delta = project(budget.threat, delta.detach() + budget.step_size * step, x, budget.eps)
-    model.train(was_training)
-    return (x + delta).detach()
-
-
-def training_attack(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    budget: ThreatBudget,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """PGD adversarial examples for training: random start, `steps` cross-entropy ascent
-    steps, last iterate. `generator` must live on the images' device."""
-    delta = random_start(budget.threat, x, budget.eps, generator)
-    return _ascend(model, x, delta, budget, lambda logits: F.cross_entropy(logits, y))
-
-
-def trades_attack(
-    model: nn.Module, x: torch.Tensor, budget: ThreatBudget, generator: torch.Generator
-) -> torch.Tensor:
-    """TRADES' inner maximisation: the point of the budget maximising KL(f(x) ‖ f(x')).
-
-    As in the authors' code it starts at δ = 0.001·N(0, 1) (the KL has zero gradient at
-    δ = 0), then takes `steps` steepest-ascent steps of the threat with projection.
-    """
-    with torch.no_grad():
-        was_training = model.training
-        target = F.softmax(model.eval()(x), dim=1)
-        model.train(was_training)
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    delta = project(budget.threat, 0.001 * noise, x, budget.eps)
-
-    def divergence(logits: torch.Tensor) -> torch.Tensor:
-        return F.kl_div(F.log_softmax(logits, dim=1), target, reduction="sum")
-
-    return _ascend(model, x, delta, budget, divergence)
 
 
 def trades_loss(
@@ -204,17 +145,6 @@ def lrat_loss(
     return BatchLoss(loss, logits_adv[0], stats)
 
 
-def default_budget(
-    threat: str, eps: float | None, steps: int, step_size: float | None
-) -> ThreatBudget:
-    """Fill defaults: the paper's CIFAR-10 budgets and Madry's 2.5·eps/steps step size
-    (1.25·eps for a single FGSM-RS step, as in Wong et al.)."""
-    eps = DEFAULT_BUDGETS[threat] if eps is None else eps
-    if step_size is None:
-        step_size = 1.25 * eps if steps == 1 else 2.5 * eps / steps
-    return ThreatBudget(threat, eps, steps, step_size)
-
-
 def method_budgets(
     method: str,
     threat: str,
@@ -222,7 +152,7 @@ def method_budgets(
     steps: int,
     step_size: float | None,
     extra_threats: tuple[str, ...] = (),
-) -> dict[str, ThreatBudget]:
+) -> dict[str, Ascent]:
     """The training attacks' budgets of a method, training threat first.
 
     'standard' has none, 'sat' all three at the paper's budgets; 'lrat' adds `extra_threats`
@@ -243,7 +173,7 @@ def batch_loss(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    budgets: dict[str, ThreatBudget],
+    budgets: dict[str, Ascent],
     generator: torch.Generator,
     trades_beta: float = 6.0,
     lrat: LratWeighting = LratWeighting(),
@@ -283,6 +213,6 @@ def batch_loss(
     return BatchLoss(F.cross_entropy(logits, y), logits, {})
 
 
-def sat_budgets(steps: int) -> dict[str, ThreatBudget]:
+def sat_budgets(steps: int) -> dict[str, Ascent]:
     """The three CIFAR-10 threats at the paper's budgets, for SAT training."""
     return {threat: default_budget(threat, None, steps, None) for threat in THREATS}

@@ -1,0 +1,215 @@
+"""The `soupviz saliency` and `soupviz generate` subcommands: the Saliency and Generation pages'
+work from the command line, through the same library calls (`soupviz.insight_pages`), written
+as figures (`soupviz.export`) and a CSV of the numbers behind them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import plotly.graph_objects as go
+
+from soupviz.errors import SoupvizError
+from soupviz.generate import GenerationSettings
+from soupviz.saliency import CLIPS, METHODS, MODES, SaliencySettings
+
+if TYPE_CHECKING:
+    import torch
+
+    from soupviz.checkpoints import SoupFamily
+    from soupviz.data import ImageSet
+    from soupviz.soup import Soup
+
+FIGURE_FORMATS = ("html", "png", "svg", "pdf")
+AddOptions = Callable[[argparse.ArgumentParser], None]
+GENERATION = GenerationSettings()
+SALIENCY = SaliencySettings()
+
+
+def _add_soup(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("family", help="family folder of .safetensors checkpoints with JSON cards")
+    add("--weights", default=None, help="the soup compared with each ingredient: comma-separated weights in family "
+        "order, as in the dashboard's link (normalised; default: the uniform soup)")
+    add("--batchnorm", default="mix", choices=["mix", "reestimate"],
+        help="mix the running statistics, or re-estimate them per soup on clean training images")
+
+
+def _add_images(parser: argparse.ArgumentParser, single: bool) -> None:
+    add = parser.add_argument
+    what = "a test image" if single else "test images"
+    add("--indices", default=None, help=f"{what} by test-split index, e.g. {'7' if single else '0,7,42'}")
+    add("--classes" if not single else "--image-class", dest="image_classes", default=None,
+        help=f"{what} by class (names or numbers), the --offset-th of each (default: "
+        f"{'dog' if single else 'airplane, cat, dog and horse'})")
+    add("--offset", type=int, default=0, help="image number within its class, in the data's order")
+    add("--image", default=None, help="a picture file instead (centre-cropped and resized), with --label")
+    add("--label", default=None, help="the picture's class (name or number)")
+
+
+def _add_outputs(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--out", default=None, help="write the numbers behind the figure to this .csv")
+    add("--figures", default=None, help="write the page's figures into this folder")
+    add("--figure-format", default="html", choices=FIGURE_FORMATS)
+    add("--paper", action="store_true", help="paper style (white theme, larger type), as the dashboard's toggle")
+
+
+def add_saliency_parser(sub: argparse._SubParsersAction, common: AddOptions) -> None:
+    """Register `soupviz saliency`; `common` adds --data, --device and --seed."""
+    parser = sub.add_parser("saliency", help="input-gradient maps of each ingredient and a soup on test images")
+    _add_soup(parser)
+    _add_images(parser, single=False)
+    add = parser.add_argument
+    add("--method", default=SALIENCY.method, choices=METHODS, help="loss: ∂CE/∂x on the true label (Tsipras et "
+        "al.); the others are Captum's, on the true class's logit")
+    add("--mode", default=SALIENCY.mode, choices=MODES, help="absolute (max over channels) or signed RGB maps")
+    add("--clip", default=SALIENCY.clip, choices=CLIPS, help="how each map is scaled for display")
+    add("--percentile", type=float, default=SALIENCY.percentile, help="clip percentile of |map| (--clip percentile)")
+    add("--samples", type=int, default=SALIENCY.nt_samples, help="SmoothGrad's noisy copies")
+    add("--noise", type=float, default=SALIENCY.noise, help="SmoothGrad's noise σ (pixels)")
+    add("--ig-steps", type=int, default=SALIENCY.ig_steps, help="Integrated Gradients' steps from a black image")
+    _add_outputs(parser)
+    common(parser)
+    parser.set_defaults(run=run_saliency)
+
+
+def add_generate_parser(sub: argparse._SubParsersAction, common: AddOptions) -> None:
+    """Register `soupviz generate`; `common` adds --data, --device and --seed (the seeds' seed)."""
+    parser = sub.add_parser("generate", help="draw with each ingredient and a soup by large targeted L2 attacks: "
+                            "walk a test image towards a class (--target) or generate classes from seeds (--to)")
+    _add_soup(parser)
+    add = parser.add_argument
+    add("--target", default=None, help="walk one image towards this class (name or number) and show the strip")
+    add("--to", default=None, help="generate these classes (comma-separated) from class-conditional Gaussian seeds")
+    _add_images(parser, single=True)
+    add("--eps", type=float, default=GENERATION.eps, help="L2 budget (pixels in [0, 1]; Santurkar et al.: 30)")
+    add("--step-size", type=float, default=GENERATION.step_size, help="step along the normalised gradient")
+    add("--steps", type=int, default=GENERATION.steps, help="attack steps")
+    add("--frames", type=int, default=6, help="images in the strip of a walk")
+    add("--per-class", type=int, default=1, help="images generated per class (--to)")
+    add("--fit-images", type=int, default=5000, help="training images per class for each class's Gaussian (--to)")
+    _add_outputs(parser)
+    common(parser)
+    parser.set_defaults(run=run_generate)
+
+
+def run_saliency(args: argparse.Namespace) -> None:
+    """`soupviz saliency`: `insight_pages.saliency_panels` and `saliency_view`, as the page runs them."""
+    from soupviz.insight_pages import saliency_panels, saliency_view
+
+    family, soup, split, weights = _open(args)
+    images, labels, names = _pick(args, split, single=False)
+    settings = SaliencySettings(args.method, args.mode, args.clip, args.percentile, nt_samples=args.samples,
+                                noise=args.noise, ig_steps=args.ig_steps, seed=args.seed)
+    panels = saliency_panels(soup, images, labels, weights, settings, family.names)
+    fig = saliency_view(family, images, labels, names, panels, settings, split.classes, weights, args.paper)
+    print(f"{settings.method_label}; {settings.normalisation_label}")
+    write_outputs([fig], args.out, args.figures, args.figure_format)
+
+
+def run_generate(args: argparse.Namespace) -> None:
+    """`soupviz generate`: `insight_pages.walk_towards` or `fit_gaussians` and `generate_per_model`,
+    as the page runs them."""
+    from soupviz.data import load_split
+    from soupviz.insight_figures import class_figure, strip_figure
+    from soupviz.insight_pages import (
+        class_index,
+        compared_models,
+        fit_gaussians,
+        generate_per_model,
+        generation_settings,
+        walk_towards,
+    )
+
+    if (args.target is None) == (args.to is None):
+        raise SoupvizError("Say what to generate with exactly one of --target CLASS (walk an image) or "
+                           "--to CLASSES (from class seeds).")
+    family, soup, split, weights = _open(args)
+    rows, titles = compared_models(family, weights)
+    settings = generation_settings(args.eps, args.step_size, args.steps, args.frames, args.seed)
+    classes = list(split.classes)
+    if args.target is not None:
+        images, _, names = _pick(args, split, single=True)
+        target = class_index(args.target, classes)
+        runs = walk_towards(soup, rows, images[0], target, settings)
+        fig = strip_figure(runs, titles, classes, family.name, weights, args.paper)
+        print(f"{names[0]} towards {classes[target]!r}: {settings.label}")
+    else:
+        chosen = [class_index(name, classes) for name in args.to.split(",") if name.strip()]
+        gaussians = fit_gaussians(load_split(args.data, "train"), chosen, args.fit_images, settings.seed)
+        runs = generate_per_model(soup, rows, gaussians, chosen, args.per_class, settings)
+        fig = class_figure(runs, titles, classes, family.name, weights, args.paper)
+        print(f"{', '.join(classes[c] for c in chosen)} from Gaussian seeds (seed {settings.seed}): {settings.label}")
+    write_outputs([fig], args.out, args.figures, args.figure_format)
+
+
+def _open(args: argparse.Namespace) -> tuple[SoupFamily, Soup, ImageSet, list[float]]:
+    """The family, its soup (as the dashboard's evaluator builds it), the test split and the soup's weights."""
+    from soupviz.checkpoints import load_family
+    from soupviz.data import load_split
+    from soupviz.evaluate import open_evaluator
+    from soupviz.weights import EXTRAPOLATION_LIMIT, uniform, weights_from_query
+
+    family = load_family(args.family)
+    k = len(family.names)
+    weights = uniform(k) if args.weights is None else weights_from_query(args.weights, k, EXTRAPOLATION_LIMIT)
+    evaluator = open_evaluator(family, data=args.data, seed=args.seed, device=args.device, batchnorm=args.batchnorm,
+                               cache=False)
+    return family, evaluator.soup, load_split(args.data, "test"), weights
+
+
+def _pick(args: argparse.Namespace, split: ImageSet, single: bool) -> tuple[torch.Tensor, list[int], list[str]]:
+    """Images (N, 3, H, W) in [0, 1], labels and names chosen by index, by class or from a picture file."""
+    from soupviz.insight_pages import (
+        MAX_PICKED,
+        class_index,
+        class_positions,
+        default_classes,
+        images_at,
+        parse_indices,
+    )
+    from soupviz.saliency import load_uploaded_image
+
+    classes = list(split.classes)
+    if sum(x is not None for x in (args.indices, args.image_classes, args.image)) > 1:
+        raise SoupvizError("Choose the images one way: --indices, a class option or --image.")
+    if args.image is not None:
+        if args.label is None:
+            raise SoupvizError("--image needs --label CLASS, the picture's true class.")
+        size = split.images.shape[-1]
+        return load_uploaded_image(args.image, size=size)[None], [class_index(args.label, classes)], [
+            f"picture {Path(args.image).name}"]
+    if args.indices is not None:
+        indices = parse_indices(args.indices, len(split), 1 if single else MAX_PICKED)
+    else:
+        chosen = (default_classes(split.labels, single) if args.image_classes is None
+                  else [class_index(name, classes) for name in args.image_classes.split(",") if name.strip()])
+        if len(chosen) > (1 if single else MAX_PICKED):
+            raise SoupvizError(f"{len(chosen)} classes were asked for; give at most {1 if single else MAX_PICKED}.")
+        indices = class_positions(split.labels, chosen, args.offset, 1, classes)
+    return images_at(split, indices)
+
+
+def write_outputs(figures: Sequence[go.Figure], csv_path: str | None, folder: str | None, fmt: str,
+                  csv_figure: int = 0) -> None:
+    """Write the numbers behind `figures[csv_figure]` to `csv_path`, and every figure into `folder`
+    as `fmt` (html, or png/svg/pdf through `export.export_figure`), saying where each went."""
+    from soupviz.export import export_figure, figure_csv, filename_for
+
+    if csv_path:
+        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(csv_path).write_text(figure_csv(figures[csv_figure]))
+        print(f"numbers written to {csv_path}")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for fig in figures:
+            path = Path(folder) / filename_for(fig, fmt)
+            if fmt == "html":
+                fig.write_html(path, include_plotlyjs=True)
+            else:
+                path.write_bytes(export_figure(fig, fmt))
+            print(f"figure written to {path}")
+

@@ -1,0 +1,252 @@
+"""What people read about records: accuracies with intervals, metric names, the upper-bound note,
+and the tables the CLI, the dashboard and the figures share.
+
+Every text here is made from a record's data (its `MetricSpec`, numbers and method), never read
+back from another text. Accuracies are shown in percent with their 95% interval,
+'70.3% [67.4, 73.1]'; '≤' marks robust accuracies, which attacks only bound from above.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+from soupviz.comparison import (
+    A_BETTER,
+    B_BETTER,
+    SAMPLING_NOTE,
+    WITHIN_NOISE,
+    paired_corruption_mean,
+    paired_difference,
+    verdict_label,
+)
+from soupviz.metrics import CORRUPTION_MEAN, CorruptionMean, Record, attack_label, corruption_mean, records_of
+
+if TYPE_CHECKING:
+    from soupviz.checkpoints import SoupFamily
+
+UPPER_BOUND_NOTE = "upper bound on robust accuracy"
+BOUND = " ≤"
+MISSING = "—"
+BOUND_LEGEND = f"≤: an {UPPER_BOUND_NOTE} (the attack may miss adversarial examples)."
+TOLERANCE = 1e-9
+
+
+class Interval(Protocol):
+    accuracy: float
+    ci_low: float
+    ci_high: float
+
+
+def interval(value: float, low: float, high: float, unit: str = "%") -> str:
+    """'70.3% [67.4, 73.1]': a fraction and its interval in percent (`unit=''` for points)."""
+    return f"{100 * value:.1f}{unit} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def interval_text(result: Interval) -> str:
+    """A result's accuracy with its 95% interval, e.g. '53.2% [48.1, 58.2]'."""
+    return interval(result.accuracy, result.ci_low, result.ci_high)
+
+
+def method_text(record: Record) -> str:
+    """How a record was measured, saying so when its accuracy is an upper bound."""
+    return f"{record.method} ({UPPER_BOUND_NOTE})" if record.upper_bound else record.method
+
+
+def metric_name(record: Record) -> str:
+    """A metric named with its attack, e.g. 'L∞ 8/255 APGD-CE-20' (for file names and columns
+    where two attacks of one threat must differ); 'clean' for metrics without attack."""
+    return f"{record.metric} {attack_label(record.measure)}".strip()
+
+
+def bounded(name: str, upper_bound: bool) -> str:
+    """A column name, with '≤' after it for an upper bound."""
+    return name + BOUND if upper_bound else name
+
+
+def series_name(record: Record) -> str:
+    """A legend entry for a metric; robust ones name the attack and say 'upper bound'."""
+    if record.upper_bound:
+        return f"{record.method} (upper bound)"
+    return "clean" if record.kind == "clean" else record.metric
+
+
+def metric_title(record: Record) -> str:
+    """An axis title for a record's metric in percent, naming the attack of an upper bound."""
+    if record.upper_bound:
+        return f"Robust accuracy {record.metric} (%)<br>upper bound by {attack_label(record.measure)}"
+    return "Clean accuracy (%)" if record.kind == "clean" else f"Accuracy under {record.metric} (%)"
+
+
+def soup_label(weights: Sequence[float], labels: Sequence[str]) -> str:
+    """'L∞ 8/255' for a one-hot soup, else '0.6·L∞ 8/255 + 0.4·L2 0.5' (zero weights left out)."""
+    terms = [(w, name) for w, name in zip(weights, labels, strict=True) if abs(w) > TOLERANCE]
+    if len(terms) == 1 and abs(terms[0][0] - 1) < TOLERANCE:
+        return terms[0][1]
+    return " + ".join(f"{w:.3g}·{name}" for w, name in terms).replace("+ -", "− ")
+
+
+def weights_key(weights: Sequence[float]) -> tuple[float, ...]:
+    """Weights rounded to 8 decimals, to find the records of one soup."""
+    return tuple(round(float(w), 8) for w in weights)
+
+
+def record_choices(records: Sequence[Record]) -> dict[str, str]:
+    """Display name -> spec key of the metrics in `records`, e.g. 'L∞ 8/255 (APGD-CE-40)'."""
+    return {f"{r.metric} ({attack_label(r.measure)})" if r.upper_bound else r.metric: r.spec for r in records}
+
+
+def records_table(records: Sequence[Record], soups: Sequence[tuple[str, Sequence[float]]]) -> list[dict]:
+    """One row per named soup, one column per metric ('≤' marks upper bounds), cells with intervals."""
+    index = {(weights_key(r.weights), r.metric): r for r in records}
+    columns = list(dict.fromkeys((r.metric, r.upper_bound) for r in records))
+    rows = []
+    for name, weights in soups:
+        row = {"soup": name}
+        for metric, bound in columns:
+            record = index.get((weights_key(weights), metric))
+            row[bounded(metric, bound)] = interval_text(record) if record else MISSING
+        rows.append(row)
+    return rows
+
+
+def _cells(records: Iterable[Record]) -> dict[str, Record | CorruptionMean]:
+    """One model's records by spec key, its corruption conditions replaced by their mean."""
+    records = list(records)
+    cells: dict[str, Record | CorruptionMean] = {r.spec: r for r in records if r.kind != "corruption"}
+    mean = corruption_mean(records)
+    if mean is not None:
+        cells[CORRUPTION_MEAN] = mean
+    return cells
+
+
+def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tuple[list[dict], list[str]]:
+    """Ingredients x metrics with 95% intervals, from `records` (one-hot soups, e.g. measured
+    on demand) where given, else from the metrics the cards report.
+
+    Returns:
+        (rows, methods): one row per ingredient with its label, checkpoint name, parent and one
+        cell per metric ('—' where missing; '≤' marks upper bounds; corruptions as one mean);
+        methods say how the numbers were measured, e.g. 'on 1000 images of ... (seed 0): clean
+        accuracy; APGD-CE-40 L∞ 8/255', one entry per image set.
+    """
+    if records:
+        hot = torch.eye(len(family.names), dtype=torch.float64).tolist()
+        found = [_cells(r for r in records if weights_key(r.weights) == weights_key(w)) for w in hot]
+    else:
+        found = [_cells(records_of(i.card.metrics)) for i in family.ingredients]
+    examples = {key: cells[key] for cells in reversed(found) for key in cells}
+    examples = {key: examples[key] for key in dict.fromkeys(key for cells in found for key in cells)}
+    shared = Counter(m.metric for m in examples.values())
+    rows, methods = [], {}
+    for ingredient, cells in zip(family.ingredients, found, strict=True):
+        card = ingredient.card
+        row = {"ingredient": card.label, "checkpoint": card.name, "parent": (card.parent or {}).get("name", MISSING)}
+        for key, example in examples.items():
+            name = example.method if shared[example.metric] > 1 else example.metric  # two attacks: by attack
+            m = cells.get(key)
+            row[bounded(name, example.upper_bound)] = interval_text(m) if m else MISSING
+            if m and m.method:
+                seed = f" (seed {m.seed})" if m.seed is not None else ""
+                methods.setdefault((m.images or "unknown images") + seed, {})[m.method] = None
+        rows.append(row)
+    return rows, [f"on {images}: {'; '.join(used)}" for images, used in methods.items()]
+
+
+def text_table(records: Sequence[Record], names: Sequence[str]) -> str:
+    """Records as a text table: one row per soup, one column per metric named with its attack,
+    accuracy and 95% interval; corruptions summarised in one 'corruption mean' column; then how
+    each robust column and the mean were measured, and on which images."""
+    soups: dict[tuple, list[Record]] = {}
+    for record in records:
+        soups.setdefault(tuple(record.weights), []).append(record)
+    cells = {weights: {_column(m): m for m in _cells(mine).values()} for weights, mine in soups.items()}
+    columns = list(dict.fromkeys(column for by_column in cells.values() for column in by_column))
+    lines = [["soup (" + ", ".join(names) + ")", *columns]]
+    for weights, by_column in cells.items():
+        row = [interval_text(m) if (m := by_column.get(c)) else MISSING for c in columns]
+        lines.append([" ".join(f"{w:g}" for w in weights), *row])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in lines)
+    methods = sorted({f"{metric_name(r)}: {method_text(r)}" for r in records if r.upper_bound})
+    means = sorted({m.method for by_column in cells.values() if (m := by_column.get(CORRUPTION_MEAN))})
+    methods += [f"{CORRUPTION_MEAN}: {method}" for method in means]
+    notes = "".join("\n" + line for line in methods)
+    return f"{text}{notes}\n({records[0].images}; BatchNorm: {records[0].batchnorm})"
+
+
+def _column(result: Record | CorruptionMean) -> str:
+    return metric_name(result) if isinstance(result, Record) else result.metric
+
+
+def paired_table(a: Sequence[Record], b: Sequence[Record], name_a: str = "a", name_b: str = "b") -> list[dict]:
+    """One row per metric both lists hold (in `a`'s order, corruptions as one mean): each accuracy
+    with its interval, the paired difference a − b in points with its interval, the discordant
+    images, McNemar's p and the verdict (`comparison.verdict`)."""
+    by_spec = {record.spec: record for record in b}
+    rows = []
+    for first in (r for r in a if r.kind != "corruption"):
+        second = by_spec.get(first.spec)
+        if second is None:
+            continue
+        paired = paired_difference(first, second)
+        rows.append({
+            "metric": bounded(metric_name(first), first.upper_bound), "kind": first.kind, "method": first.method,
+            name_a: interval_text(first), name_b: interval_text(second),
+            f"{name_a} − {name_b} (points)": interval(paired.difference, paired.ci_low, paired.ci_high, ""),
+            "discordant": f"{paired.only_a} / {paired.only_b}", "McNemar p": f"{paired.p_value:.2g}",
+            "verdict": verdict_label(paired.verdict, name_a, name_b),
+        })
+    corruptions = paired_corruption_mean(a, b)
+    if corruptions:
+        mean_a, mean_b = corruption_mean(a), corruption_mean(b)
+        low, high = corruptions[1:]
+        winner = A_BETTER if low > 0 else B_BETTER if high < 0 else WITHIN_NOISE
+        rows.append({
+            "metric": CORRUPTION_MEAN, "kind": "corruption-mean", "method": mean_a.method,
+            name_a: interval_text(mean_a), name_b: interval_text(mean_b),
+            f"{name_a} − {name_b} (points)": interval(*corruptions, unit=""),
+            "discordant": MISSING, "McNemar p": MISSING, "verdict": verdict_label(winner, name_a, name_b),
+        })
+    return rows
+
+
+def markdown_table(rows: Sequence[Mapping], notes: Sequence[str] = ()) -> str:
+    """Rows (dicts with the same keys) as a Markdown table, with notes below it."""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def comparison_markdown(a: Sequence[Record], b: Sequence[Record], name_a: str, name_b: str) -> str:
+    """`paired_table` of two models as Markdown, with the '≤' legend and `SAMPLING_NOTE`."""
+    rows = [{k: v for k, v in row.items() if k not in ("kind", "method")} for row in paired_table(a, b, name_a, name_b)]
+    return markdown_table(rows, [BOUND_LEGEND, SAMPLING_NOTE])
+
+
+def soup_vs_ensemble(soups: Sequence[Record], ensembles: Sequence[Record], labels: Sequence[str]) -> list[dict]:
+    """Per soup and metric, the weight-space soup against the output-space ensemble with the
+    same weights on the same images: both accuracies with intervals, the difference in points
+    with its paired 95% interval and McNemar's p (`comparison.paired_difference`), and a winner
+    only where the interval excludes 0 and p < 0.05. Show `comparison.SAMPLING_NOTE` beside it:
+    the intervals say nothing of attack looseness."""
+    index = {(weights_key(r.weights), r.spec): r for r in ensembles}
+    rows = []
+    for soup in soups:
+        ensemble = index.get((weights_key(soup.weights), soup.spec))
+        if ensemble is None:
+            continue
+        paired = paired_difference(soup, ensemble)
+        rows.append({
+            "soup": soup_label(soup.weights, labels), "metric": bounded(soup.metric, soup.upper_bound),
+            "weight-space soup": interval_text(soup), "output-space ensemble": interval_text(ensemble),
+            "soup − ensemble (points)": round(100 * paired.difference, 1),
+            "paired 95% CI": f"[{100 * paired.ci_low:.1f}, {100 * paired.ci_high:.1f}]",
+            "McNemar p": f"{paired.p_value:.2g}",
+            "verdict": verdict_label(paired.verdict, "soup", "ensemble"),
+        })
+    return rows

@@ -1,0 +1,140 @@
+"""The results store: idempotent inserts, readers beside a writer, shard parts, JSON/CSV export."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from soupviz.errors import SoupvizError
+from soupviz.metrics import MetricSpec, Record
+from soupviz.store import (
+    ResultStore,
+    family_fingerprint,
+    packbits,
+    read_records,
+    record_key,
+    records_to_csv,
+    unpackbits,
+    write_records,
+)
+
+
+def make_record(index: int, n: int = 12) -> Record:
+    mask = torch.arange(n) % (index + 2) == 0
+    correct = int(mask.sum())
+    return Record(
+        weights=[index / 10, 1 - index / 10], ingredients=["a", "b"], measure=MetricSpec("clean"), n=n,
+        correct=correct, accuracy=correct / n, ci_low=0.0, ci_high=1.0, method="clean accuracy",
+        images=f"{n} images of synthetic", seed=0, batchnorm="mix", family="pair", mask=packbits(mask),
+        code_fingerprint="abc",
+    )
+
+
+def test_a_record_round_trips_and_a_second_insert_of_its_key_changes_nothing(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    record = make_record(1)
+    assert store.get("k1") is None
+    assert store.put("k1", record, family="f")
+    assert not store.put("k1", make_record(2), family="f")
+    assert store.get("k1") == record and len(store) == 1
+    assert store.records(family="f") == [record] and store.records(family="other") == []
+
+
+def test_keys_differ_whenever_a_part_differs() -> None:
+    assert record_key(a=1, weights=[0.5, 0.5]) == record_key(weights=[0.5, 0.5], a=1)
+    assert record_key(a=1, weights=[0.5, 0.5]) != record_key(a=1, weights=[0.5, 0.50001])
+    assert family_fingerprint(["h1", "h2"]) != family_fingerprint(["h2", "h1"])
+
+
+def _insert_all(path: str, offset: int) -> None:
+    store = ResultStore(path)
+    for index in range(40):  # the same keys from both writers, in a different order
+        key = (index + offset) % 40
+        store.put(f"k{key}", make_record(key % 7), family="f")
+
+
+def test_two_writers_inserting_the_same_keys_never_duplicate_them(tmp_path: Path) -> None:
+    path = str(tmp_path / "results.sqlite")
+    ResultStore(path).put("k0", make_record(0), family="f")
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_insert_all, args=(path, offset)) for offset in (0, 20)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+        assert writer.exitcode == 0
+    store = ResultStore(path)
+    assert len(store) == 40
+    assert sorted(store.get_many(f"k{i}" for i in range(40))) == sorted(f"k{i}" for i in range(40))
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_reader_sees_committed_records_while_a_writer_holds_its_transaction(tmp_path: Path) -> None:
+    writer, reader = ResultStore(tmp_path / "results.sqlite"), ResultStore(tmp_path / "results.sqlite")
+    writer.put("k1", make_record(1), family="f")
+    with writer._transaction() as connection:
+        connection.execute("INSERT INTO parts VALUES ('k2', 0, 2, '00', 4)")
+        assert len(reader) == 1 and reader.parts("k2") == {}  # not blocked, and sees only what is committed
+    assert set(reader.parts("k2")) == {0}
+
+
+def test_a_failed_transaction_leaves_no_trace(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        with store._transaction() as connection:
+            connection.execute("INSERT INTO parts VALUES ('k', 0, 2, '00', 4)")
+            raise KeyboardInterrupt
+    assert store.done_parts() == set()
+
+
+def test_shard_parts_are_kept_until_dropped(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    masks = [torch.tensor([True, False, True]), torch.tensor([False, True])]
+    for shard, mask in enumerate(masks):
+        store.put_part("k", shard, 2, mask)
+    store.put_part("k", 0, 2, torch.tensor([False, False, False]))  # a repeated shard keeps the first
+    parts = store.parts("k")
+    assert [parts[0].tolist(), parts[1].tolist()] == [m.tolist() for m in masks]
+    assert store.done_parts() == {("k", 0), ("k", 1)}
+    store.drop_parts("k")
+    assert store.parts("k") == {}
+
+
+def test_a_store_pickles_to_its_path_and_reopens(tmp_path: Path) -> None:
+    import pickle
+
+    store = ResultStore(tmp_path / "results.sqlite")
+    store.put("k1", make_record(1), family="f")
+    assert pickle.loads(pickle.dumps(store)).get("k1") == make_record(1)
+
+
+def test_records_export_to_json_and_csv_and_read_back(tmp_path: Path) -> None:
+    records = [make_record(i) for i in range(3)]
+    path = write_records(records, tmp_path / "out.json", {"family": "pair"})
+    assert read_records(path) == (records, {"family": "pair"})
+    rows = records_to_csv(records).splitlines()
+    assert rows[0].endswith(",mask") and len(rows) == 4
+    first = rows[1].split(",")
+    assert torch.equal(unpackbits(first[-1], 12), unpackbits(records[0].mask, 12))
+
+
+def test_a_store_file_reads_as_a_results_file(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    store.put("k1", make_record(1), family="f")
+    records, meta = read_records(store.path)
+    assert records == [make_record(1)] and meta == {"store": str(store.path)}
+
+
+@pytest.mark.parametrize("text", ["{", json.dumps({"format": "other"}), json.dumps([1])])
+def test_a_file_that_is_not_results_is_one_clear_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(SoupvizError, match="bad.json"):
+        read_records(path)

@@ -1,0 +1,159 @@
+"""Sweeps: tasks streamed into the store, resumed after a kill, identical in-process and on Ray."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from soupviz.errors import SoupvizError
+from soupviz.metrics import MetricSpec
+from soupviz.store import ResultStore
+from soupviz.sweep import SweepSetup, plan, run_task, sweep
+from soupviz.weights import simplex_grid
+
+SPECS = [
+    MetricSpec("clean"),
+    MetricSpec("attack", threat="linf", attack="pgd", steps=2),
+    MetricSpec("corruption", corruption="fog", severity=2),
+]
+GRID = simplex_grid(4, 0.5)  # 10 soups
+
+
+@pytest.fixture
+def setup(family_folder: Path, data_folder: Path) -> SweepSetup:
+    return SweepSetup(str(family_folder), data=str(data_folder), images=20, batch_size=8, fold=4, device="cpu")
+
+
+def test_a_sweep_stores_every_record_once_and_equals_evaluating_soup_by_soup(setup, tmp_path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    records = sweep(setup, GRID, SPECS, store)
+    assert len(records) == len(store) == len(GRID) * len(SPECS)
+    alone = setup.open(store=None)
+    alone.fold = 1
+    expected = alone.evaluate(GRID, SPECS)
+    for record, single in zip(records, expected, strict=True):
+        assert (record.weights, record.spec) == (single.weights, single.spec)
+        if record.kind != "attack":  # attacks draw random starts per batch, folded or not
+            assert record.mask == single.mask
+        else:
+            assert record.correct <= next(r.correct for r in records if r.weights == record.weights
+                                          and r.kind == "clean")
+
+
+def test_a_rerun_runs_nothing_and_returns_the_same_records(setup, tmp_path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    first = sweep(setup, GRID, SPECS[:2], store)
+
+    def fail(*args):
+        raise AssertionError("a stored record was recomputed")
+
+    assert plan(setup.open(store), torch.as_tensor(GRID), SPECS[:2]) == []
+    assert sweep(setup, GRID, SPECS[:2], store, work=fail) == first
+
+
+def test_a_sweep_killed_midway_keeps_finished_tasks_and_a_rerun_completes_it(setup, tmp_path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    calls = []
+
+    def dies_on_the_third_task(setup_, task):
+        calls.append(task)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return run_task(setup_, task)
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(setup, GRID, SPECS, store, work=dies_on_the_third_task)
+    assert len(store) == 2 * 4  # two finished tasks of four soups each
+    resumed = sweep(setup, GRID, SPECS, store)
+    fresh = sweep(setup, GRID, SPECS, ResultStore(tmp_path / "fresh.sqlite"))
+    assert resumed == fresh and len(store) == len(GRID) * len(SPECS)
+
+
+def test_image_shards_give_the_records_of_whole_tasks(setup, tmp_path) -> None:
+    whole = sweep(setup, GRID[:5], SPECS, ResultStore(tmp_path / "whole.sqlite"))
+    store = ResultStore(tmp_path / "sharded.sqlite")
+    events = []
+    sharded = sweep(setup, GRID[:5], SPECS, store, shards=3, progress=events.append)
+    assert sharded == whole
+    assert events[-1].done == events[-1].total == 2 * 3 * len(SPECS)  # 2 chunks × 3 shards × specs
+    assert store.done_parts() == set()  # shard results are dropped once their record is whole
+
+
+def test_a_union_is_swept_through_its_threats(setup, tmp_path) -> None:
+    union = MetricSpec("union", attack="pgd", steps=2)
+    store = ResultStore(tmp_path / "results.sqlite")
+    tasks = plan(setup.open(store), torch.as_tensor(GRID[:2]), [union])
+    assert {task.spec.threat for task in tasks} == set(union.threats)
+    records = sweep(setup, GRID[:2], [union], store)
+    assert [r.kind for r in records] == ["union", "union"] and len(store) == 2 * (1 + len(union.threats))
+
+
+def test_the_store_stays_readable_from_another_connection_during_a_sweep(setup, tmp_path) -> None:
+    path = tmp_path / "results.sqlite"
+    seen = []
+    sweep(setup, GRID, SPECS[:1], ResultStore(path), progress=lambda p: seen.append(len(ResultStore(path))))
+    assert seen == [4, 8, 10]
+
+
+def test_an_unknown_engine_or_a_missing_ray_is_one_clear_error(setup, tmp_path, monkeypatch) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    with pytest.raises(SoupvizError, match="Unknown sweep engine"):
+        sweep(setup, GRID, SPECS[:1], store, engine="dask")
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(SoupvizError, match=r"pip install -e '\.\[ray\]'"):
+        sweep(setup, GRID, SPECS[:1], store, engine="ray")
+    assert len(store) == 0
+
+
+def test_an_unreachable_cluster_is_one_clear_error(setup, tmp_path) -> None:
+    pytest.importorskip("ray")
+    with pytest.raises(SoupvizError, match="Cannot reach a Ray cluster at 127.0.0.1:1 "):
+        sweep(setup, GRID, SPECS[:1], ResultStore(tmp_path / "results.sqlite"), engine="ray", address="127.0.0.1:1")
+
+
+def dies_the_first_time(setup: SweepSetup, task) -> tuple:
+    """A task that kills its own worker process the first time any task runs (a file records it)."""
+    flag = Path(os.environ["SOUPVIZ_TEST_MARKER"])
+    try:
+        flag.touch(exist_ok=False)
+    except FileExistsError:
+        return run_task(setup, task)
+    os._exit(1)
+
+
+@pytest.fixture
+def local_ray(tmp_path):
+    ray = pytest.importorskip("ray")
+    os.environ["SOUPVIZ_TEST_MARKER"] = str(tmp_path / "killed-once")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray
+    ray.shutdown()
+    os.environ.pop("SOUPVIZ_TEST_MARKER")
+
+
+@pytest.mark.slow
+def test_ray_gives_the_in_process_records_and_loses_nothing_when_a_worker_dies(setup, tmp_path, local_ray) -> None:
+    local = sweep(setup, GRID, SPECS, ResultStore(tmp_path / "local.sqlite"))
+    store = ResultStore(tmp_path / "ray.sqlite")
+    on_ray = sweep(setup, GRID, SPECS, store, engine="ray", work=dies_the_first_time)
+    assert (tmp_path / "killed-once").exists()  # a worker did die, and its task was retried
+    assert on_ray == local and len(store) == len(GRID) * len(SPECS)
+    assert sweep(setup, GRID, SPECS, store, engine="ray") == local  # a rerun finds everything stored
+
+
+def always_dies(setup: SweepSetup, task) -> tuple:
+    os._exit(1)
+
+
+@pytest.mark.slow
+def test_a_worker_that_keeps_dying_is_one_clear_error(setup, tmp_path, local_ray) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    with pytest.raises(SoupvizError, match="A Ray worker died 4 times .* rerun the same command to resume"):
+        sweep(setup, GRID, SPECS[:1], store, engine="ray", work=always_dies)
+    assert len(store) == 0
