@@ -37,10 +37,10 @@ streamlit.logger.set_log_level("error")  # bare-mode warnings (no `streamlit run
 from pages._components import _cached_records, quick_records  # noqa: E402
 from soupviz.app_state import Keys, default_settings, shipped_family_folder  # noqa: E402
 from soupviz.checkpoints import load_family  # noqa: E402
-from soupviz.dashboard import build_evaluator  # noqa: E402
 from soupviz.data import load_split, resolve_source  # noqa: E402
 from soupviz.device import describe_device, pick_device  # noqa: E402
 from soupviz.errors import SoupvizError  # noqa: E402
+from soupviz.evaluate import BuiltEvaluator, open_evaluator  # noqa: E402
 from soupviz.metrics import MetricSpec  # noqa: E402
 from soupviz.soup import ParameterMatrix  # noqa: E402
 from soupviz.storage import atomic_write_json  # noqa: E402
@@ -90,9 +90,10 @@ def main() -> None:
         sys.exit(f"bench_dashboard: {error}")
     with tempfile.TemporaryDirectory() as scratch:
         setup["session_evaluator_ms"], evaluator = timed(
-            lambda: build_evaluator(family, params, images, settings, cache=False))
+            lambda: open_evaluator(family, test=images, params=params, seed=settings.seed,
+                                   batch_size=settings.batch_size, batchnorm=settings.batchnorm, cache=False))
         evaluator.store = ResultStore(Path(scratch) / "results.sqlite")
-        st.session_state[Keys.EVALUATOR] = (f"bench:{scratch}", evaluator)
+        st.session_state[Keys.EVALUATOR] = BuiltEvaluator(f"bench:{scratch}", evaluator)
         weights = slider_moves(len(family.names), moves + 1, seed=0)
         evaluator.evaluate([weights[0]], clean)  # warm-up: first-call allocations, not a slider move
 

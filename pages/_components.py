@@ -22,11 +22,11 @@ from soupviz.app_state import (
 from soupviz.baselines import baselines_folder, load_baselines
 from soupviz.checkpoints import Ingredient, SoupFamily
 from soupviz.corruptions import corruption_label, corruption_names
-from soupviz.dashboard import build_evaluator, folder_stamp
+from soupviz.dashboard import folder_stamp
 from soupviz.data import ImageSet, load_split, resolve_source
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import DataError, SoupvizError
-from soupviz.evaluate import Evaluator
+from soupviz.evaluate import BuiltEvaluator, Evaluator, open_evaluator
 from soupviz.foreign import open_family
 from soupviz.serving import typed_family_folder
 from soupviz.soup import ParameterMatrix
@@ -162,12 +162,14 @@ def session_evaluator() -> Evaluator | None:
         device = cached_device(s.device)
         context = s.context(f"{folder}:{stamp}", source)
         held = st.session_state.get(Keys.EVALUATOR)
-        if held is not None and held[0] == context:
-            return held[1]
+        if held is not None and held.context == context:
+            return held.evaluator
         images = cached_images(source, "test", s.images, s.seed)
         train = cached_images(source, "train", s.calibration_images, s.seed) if s.batchnorm == "reestimate" else None
         with st.spinner("Preparing the soup…"):
-            evaluator = build_evaluator(family, cached_params(folder, stamp, str(device)), images, s, train)
+            params = cached_params(folder, stamp, str(device))
+            evaluator = open_evaluator(family, test=images, train=train, params=params, seed=s.seed,
+                                       batch_size=s.batch_size, batchnorm=s.batchnorm)
     except DataError as error:
         st.warning(f"{error} The Home page explains how to get the data.")
         st.page_link(HOME, label="Set up the data on the Home page", icon="🏠")
@@ -175,7 +177,7 @@ def session_evaluator() -> Evaluator | None:
     except SoupvizError as error:
         st.error(str(error))
         return None
-    st.session_state[Keys.EVALUATOR] = (context, evaluator)
+    st.session_state[Keys.EVALUATOR] = BuiltEvaluator(context, evaluator)
     return evaluator
 
 
@@ -213,7 +215,7 @@ def sidebar() -> None:
         st.caption(describe_device(cached_device(st.session_state[Keys.DEVICE])) if torch.cuda.is_available()
                    or st.session_state[Keys.DEVICE] != "cuda" else "No GPU here: choose cpu or auto.")
         if held is not None:
-            st.caption(f"{held[1].images_label}. {held[1].soup.bn_label}")
+            st.caption(f"{held.evaluator.images_label}. {held.evaluator.soup.bn_label}")
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
@@ -225,6 +227,6 @@ def _cached_records(context: str, weights: tuple, spec_keys: tuple, _evaluator: 
 def quick_records(evaluator: Evaluator, weights: list[list[float]], specs: list) -> list:
     """Records of fast metrics (clean accuracy) without a progress bar, memoised per session
     context in memory on top of the evaluator's disk cache."""
-    context = st.session_state[Keys.EVALUATOR][0]
+    context = st.session_state[Keys.EVALUATOR].context
     rows = tuple(tuple(round(float(w), 8) for w in row) for row in weights)
     return _cached_records(context, rows, tuple(spec.key for spec in specs), evaluator, tuple(specs))

@@ -71,7 +71,7 @@ def keep_values(defaults: Mapping[str, object]) -> None:
 
 def evaluator_context() -> str:
     """The key of the family, data and budget the session's evaluator was built for."""
-    return st.session_state[Keys.EVALUATOR][0]
+    return st.session_state[Keys.EVALUATOR].context
 
 
 def current_soup(family: SoupFamily) -> tuple[list[float], torch.Tensor, list[str]]:

@@ -47,7 +47,7 @@ class Keys:
     EXTRAPOLATE = "extrapolate"
     MARGIN = "extrapolate_margin"
     URL_READ = "url_weights_read"  # the query string was read once this session
-    EVALUATOR = "session_evaluator"  # (context key, Evaluator): one soup per session
+    EVALUATOR = "session_evaluator"  # evaluate.BuiltEvaluator: one soup per session
     LOCK = "session_lock"  # serialises the session's evaluations (see pages/_components.py)
     INGREDIENT_RECORDS = "ingredient_records"
     TERNARY = "ternary_chart"  # the chart's key prefix; TERNARY_CLICKS counts clicks

@@ -1,13 +1,11 @@
-"""Page-side logic of the dashboard that needs no Streamlit: a family folder's cache stamp, building
-a session's evaluator on shared parameters, the specs each page measures, soups for heatmap rows,
-the Home table's caption, and mapping a clicked ternary point back to soup weights. Tables and
-interval texts live in `soupviz.report`.
+"""Page-side logic of the dashboard that needs no Streamlit: a family folder's cache stamp, the
+specs each page measures, soups for heatmap rows, the Home table's caption, and mapping a clicked
+ternary point back to soup weights. Tables and interval texts live in `soupviz.report`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,16 +13,11 @@ import plotly.graph_objects as go
 
 from soupviz.app_state import EvalSettings
 from soupviz.checkpoints import SoupFamily
-from soupviz.data import ImageSet
 from soupviz.errors import SoupvizError
-from soupviz.evaluate import Evaluator
 from soupviz.export import figure_info
 from soupviz.metrics import MetricSpec, Record
-from soupviz.models import create_model
 from soupviz.report import UPPER_BOUND_NOTE, soup_label, weights_key
 from soupviz.serving import UPLOAD_SUFFIXES
-from soupviz.soup import ParameterMatrix, Soup
-from soupviz.store import ResultStore
 from soupviz.threats import DEFAULT_BUDGETS, THREATS
 from soupviz.weights import grid_weights, presets, tidy
 
@@ -51,36 +44,6 @@ def ingredient_titles(family: SoupFamily) -> list[str]:
         redundant = card.name.casefold() in (card.label.casefold(), card.threat.casefold())
         titles.append(card.label if redundant else f"{card.label} · {card.name}")
     return titles
-
-
-def build_evaluator(
-    family: SoupFamily, params: ParameterMatrix, images: ImageSet, settings: EvalSettings,
-    train: ImageSet | None = None, cache: bool = True,
-) -> Evaluator:
-    """An evaluator with its own `Soup` over a shared, read-only parameter matrix.
-
-    Each browser session needs its own soup (`set_weights` writes into the soup's vector), but
-    the K x P matrix is the big object and is only read, so sessions share it.
-
-    Args:
-        params: the family's matrix, on the device to evaluate on.
-        images: the fixed test subset.
-        train: clean training images, needed when `settings.batchnorm == 'reestimate'`.
-    """
-    card = family.ingredients[0].card
-    soup = Soup(create_model(card.arch, card.num_classes, card.mean, card.std), params)
-    evaluator = Evaluator(
-        family, images, device=params.device, seed=settings.seed, batch_size=settings.batch_size,
-        store=ResultStore() if cache else None, soup=soup,
-    )
-    if settings.batchnorm == "reestimate":
-        if train is None:
-            raise SoupvizError("Re-estimating BatchNorm statistics needs clean training images; load the train split.")
-        batches = max(1, math.ceil(len(train) / 128))
-        soup.reestimate_batchnorm(train.floats(params.device), batch_size=128, batches=batches)
-    elif settings.batchnorm != "mix":
-        raise SoupvizError(f"BatchNorm mode must be 'mix' or 'reestimate', not {settings.batchnorm!r}.")
-    return evaluator
 
 
 def robust_specs(settings: EvalSettings, threats: Sequence[str] = THREATS) -> list[MetricSpec]:

@@ -1,4 +1,4 @@
-"""Page-side dashboard logic: uploads, the session's evaluator on shared parameters, specs,
+"""Page-side dashboard logic: uploads, specs,
 heatmap rows, tables with intervals, and clicked ternary points back to weights."""
 
 from __future__ import annotations
@@ -7,13 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from soupviz.app_state import EvalSettings
 from soupviz.comparison import paired_difference, verdict_label
 from soupviz.dashboard import (
     budget_specs,
-    build_evaluator,
     ingredient_caption,
     ingredient_titles,
     picked_weights,
@@ -22,6 +20,7 @@ from soupviz.dashboard import (
     ternary_points,
 )
 from soupviz.errors import SoupvizError
+from soupviz.evaluate import open_evaluator
 from soupviz.figures import ternary_figure
 from soupviz.metrics import MetricSpec, Record
 from soupviz.report import ingredient_table, records_table, soup_vs_ensemble
@@ -35,30 +34,8 @@ OLD_CARD_FIELDS = {"weights": None, "ingredients": None, "n": 1000, "correct": 0
 
 @pytest.fixture
 def evaluator(family, synthetic_images):
-    return build_evaluator(family, ParameterMatrix.from_family(family), synthetic_images, SETTINGS, cache=False)
-
-
-def test_sessions_share_the_parameter_matrix_but_not_the_soup(family, synthetic_images) -> None:
-    params = ParameterMatrix.from_family(family)
-    before = params.matrix.clone()
-    first = build_evaluator(family, params, synthetic_images, SETTINGS, cache=False)
-    second = build_evaluator(family, params, synthetic_images, SETTINGS, cache=False)
-    first.soup.set_weights([1, 0, 0, 0])
-    second.soup.set_weights([0, 0, 0, 1])
-    assert first.soup.params is second.soup.params
-    key = next(k for k, t in family.ingredients[0].state_dict.items() if t.is_floating_point())
-    assert torch.equal(first.soup.tensors[key], family.ingredients[0].state_dict[key])
-    assert torch.equal(second.soup.tensors[key], family.ingredients[3].state_dict[key])
-    assert torch.equal(params.matrix, before)
-
-
-def test_reestimating_batchnorm_needs_training_images(family, synthetic_images) -> None:
-    settings = EvalSettings(batchnorm="reestimate")
-    with pytest.raises(SoupvizError, match="training images"):
-        build_evaluator(family, ParameterMatrix.from_family(family), synthetic_images, settings, cache=False)
-    params = ParameterMatrix.from_family(family)
-    evaluator = build_evaluator(family, params, synthetic_images, settings, train=synthetic_images, cache=False)
-    assert evaluator.soup.bn_mode == "reestimate"
+    return open_evaluator(family, test=synthetic_images, params=ParameterMatrix.from_family(family),
+                          seed=SETTINGS.seed, batch_size=SETTINGS.batch_size, cache=False)
 
 
 def test_budget_specs_cover_every_threat_and_budget() -> None:
