@@ -14,23 +14,12 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `pages._components` when run from elsewhere
 
 from pages._components import keep_page_state, sidebar  # noqa: E402
+from pages._routes import routes  # noqa: E402
 
 # A local file: a :material/...: favicon is fetched from Google's font server on every page load.
 FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
 st.set_page_config(page_title="soupviz", page_icon=str(FAVICON), layout="wide")
 keep_page_state()
-page = st.navigation({
-    "Soups": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/explorer.py", title="Soup explorer", icon=":material/tune:"),
-        st.Page("pages/heatmaps.py", title="Attack heatmaps", icon=":material/grid_on:"),
-        st.Page("pages/tradeoff.py", title="Trade-off", icon=":material/scatter_plot:"),
-    ],
-    "Insight": [
-        st.Page("pages/saliency.py", title="Saliency", icon=":material/visibility:"),
-        st.Page("pages/generation.py", title="Generation", icon=":material/brush:"),
-        st.Page("pages/adaptation.py", title="Few-shot adaptation", icon=":material/target:"),
-    ],
-})
+page = st.navigation(routes())
 sidebar()
 page.run()
