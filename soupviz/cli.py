@@ -436,8 +436,9 @@ def _run_adapt(args: argparse.Namespace) -> None:
     from soupviz.data import load_split
     from soupviz.evaluate import open_evaluator
     from soupviz.export import figure_csv
-    from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift, run_table
+    from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
     from soupviz.insight_pages import adaptation_figures
+    from soupviz.report import adaptation_table
 
     if (args.corruption is None) == (args.folder is None):
         raise SoupvizError("Name the shift with exactly one of --corruption NAME or --folder PATH.")
@@ -457,7 +458,7 @@ def _run_adapt(args: argparse.Namespace) -> None:
         split = load_split(args.data, "test")
         shift = corruption_shift(split, args.corruption, args.severity, args.per_class, args.heldout, args.seed)
     run = adapt_to_shift(evaluator.soup, shift, config, family.labels)
-    print(run_table(run))
+    print(adaptation_table(run))
     figures = adaptation_figures(run, family.labels, family.name)
     outcomes, curve = figures["outcomes"], figures.get("k-curve")
     if args.out:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from soupviz.adapt import format_weights
 from soupviz.comparison import (
     A_BETTER,
     B_BETTER,
@@ -27,6 +28,7 @@ from soupviz.metrics import CORRUPTION_MEAN, CorruptionMean, Record, attack_labe
 
 if TYPE_CHECKING:
     from soupviz.checkpoints import SoupFamily
+    from soupviz.few_shot import AdaptationRun
 
 UPPER_BOUND_NOTE = "upper bound on robust accuracy"
 BOUND = " ≤"
@@ -250,3 +252,41 @@ def soup_vs_ensemble(soups: Sequence[Record], ensembles: Sequence[Record], label
             "verdict": verdict_label(paired.verdict, "soup", "ensemble"),
         })
     return rows
+
+
+def adaptation_table(run: AdaptationRun) -> str:
+    """A run as text: one row per candidate (weights, held-out accuracy with its 95% interval,
+    selection accuracy), the k-curve summary, then the settings, the BatchNorm sentence and notes."""
+    rows = [["candidate", "weights", "held-out [95% interval]", "n", "selection", "n sel."]]
+    for o in run.outcomes:
+        rows.append(
+            [
+                o.candidate,
+                format_weights([round(w, 6) + 0.0 for w in o.weights]),  # no 1e-16 residues of the projection
+                interval_text(o),
+                str(o.n),
+                f"{o.selection_accuracy:.1%}",
+                str(o.n_selection),
+            ]
+        )
+    if run.summary:
+        rows += [[""] * 6, ["k-curve candidate", "k", "mean", "sd", "min-max", "draws"]]
+        rows += [
+            [
+                s["candidate"],
+                str(s["k"]),
+                f"{s['mean']:.1%}",
+                f"{s['std']:.1%}",
+                f"{s['min']:.1%}-{s['max']:.1%}",
+                str(s["repeats"]),
+            ]
+            for s in run.summary
+        ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    c = run.config
+    settings = (
+        f"{run.shift}, seed {run.seed}: k = {c.k} per class, draw 0; method {c.method}, grid step {c.step:g}"
+        f"{f', margin {c.margin:g}' if c.margin else ''}"
+    )
+    return "\n".join([*lines, settings, run.batchnorm, *run.notes])
