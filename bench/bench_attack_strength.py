@@ -38,6 +38,7 @@ from soupviz.checkpoints import load_family
 from soupviz.comparison import mcnemar_p, newcombe_interval
 from soupviz.data import load_split
 from soupviz.metrics import wilson_interval
+from soupviz.report import interval
 from soupviz.soup import Soup
 from soupviz.storage import atomic_write_json
 from soupviz.store import packbits, unpackbits
@@ -265,15 +266,16 @@ def markdown(summary: dict) -> str:
     lines += ["### Reference robust accuracy (paired on the images every ingredient covers)", ""]
     for threat, entry in summary["reference_table"].items():
         cells = ", ".join(
-            f"{name} {100 * v['accuracy']:.1f} [{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]"
+            f"{name} {interval(v['accuracy'], v['ci_low'], v['ci_high'], unit='')}"
             for name, v in entry["accuracy"].items()
         )
         lines.append(f"- {threat} ({entry['images']} images): {cells}")
         if "diagonal" in entry:
             d = entry["diagonal"]
             lines.append(
-                f"  - {d['specialist']} − {d['best_other']}: {100 * d['difference']:+.1f} points "
-                f"[{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}], McNemar p = {d['p_value']:.3f}"
+                f"  - {d['specialist']} − {d['best_other']}: "
+                f"{interval(d['difference'], d['ci_low'], d['ci_high'], unit=' points', signed=True)}, "
+                f"McNemar p = {d['p_value']:.3f}"
             )
     lines.append("")
     for threat, choice in summary["defaults"].items():

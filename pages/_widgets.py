@@ -19,7 +19,7 @@ from soupviz.errors import SoupWeightsError
 from soupviz.evaluate import Evaluator
 from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
 from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record, attack_strength
-from soupviz.report import bounded, interval_text, method_text
+from soupviz.report import bounded, interval_caption, interval_text, method_text
 from soupviz.weights import (
     DEFAULT_MARGIN,
     bounds,
@@ -134,7 +134,7 @@ def metric_tile(container: DeltaGenerator, record: Record, note: str = "") -> No
     with `note` (how strong the attack was measured to be) under them."""
     label = bounded(record.metric, record.upper_bound)
     container.metric(label, f"{100 * record.accuracy:.1f}%", help=method_text(record))
-    container.caption(f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}")
+    container.caption(interval_caption(record))
     if note:
         container.caption(note)
 

@@ -16,11 +16,11 @@ from pages._components import (
 from pages._soupability import soupability_panel
 from pages._widgets import evaluate_live
 from soupviz.app_state import Keys, shipped_family_folder
-from soupviz.dashboard import folder_stamp, ingredient_caption, robust_specs
+from soupviz.dashboard import folder_stamp, robust_specs
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.metrics import MetricSpec
-from soupviz.report import ingredient_table
+from soupviz.report import ingredient_caption, ingredient_table
 from soupviz.serving import save_uploads
 
 SOURCES = {"shipped": "Shipped family", "folder": "A folder", "upload": "Upload checkpoints"}
@@ -92,7 +92,7 @@ if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured befo
 rows, methods = ingredient_table(family, records)
 st.dataframe(rows, hide_index=True, width="stretch")
 if methods:
-    st.caption(ingredient_caption(methods, measured=bool(records), settings=s))
+    st.caption(ingredient_caption(methods, bool(records), s.images, s.attack, s.steps))
 if not records:
     hint = "" if methods else "The cards report no metrics. "
     if st.button(f"Measure on {s.images} test images with {s.attack.upper()}-{s.steps}",

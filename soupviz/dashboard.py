@@ -1,5 +1,5 @@
 """Page-side logic of the dashboard that needs no Streamlit: a family folder's cache stamp, the
-specs each page measures, soups for heatmap rows, the Home table's caption, and mapping a clicked
+specs each page measures, soups for heatmap rows, and mapping a clicked
 ternary point back to soup weights. Tables and interval texts live in `soupviz.report`.
 """
 
@@ -14,9 +14,8 @@ import plotly.graph_objects as go
 from soupviz.app_state import EvalSettings
 from soupviz.checkpoints import SoupFamily
 from soupviz.errors import SoupvizError
-from soupviz.export import figure_info
 from soupviz.metrics import MetricSpec, Record
-from soupviz.report import UPPER_BOUND_NOTE, soup_label, weights_key
+from soupviz.report import soup_label, weights_key
 from soupviz.serving import UPLOAD_SUFFIXES
 from soupviz.threats import DEFAULT_BUDGETS, THREATS
 from soupviz.weights import grid_weights, presets, tidy
@@ -96,23 +95,11 @@ def row_soups(
     return unique
 
 
-def ingredient_caption(methods: Sequence[str], measured: bool, settings: EvalSettings) -> str:
-    """The Home table's caption: where its numbers come from (`ingredient_table`'s methods), and,
-    for numbers read from the cards, that they are not the sidebar's budget."""
-    if not methods:
-        return ""
-    text = ("Measured here " if measured else "From the checkpoint cards: measured ") + ". Measured ".join(methods)
-    if not measured:
-        text += (f". The sidebar's budget ({settings.images} images, {settings.attack.upper()}-{settings.steps}) "
-                 "applies only to what you measure here")
-    return text + f". Brackets: 95% Wilson intervals; ≤: robust accuracy is an {UPPER_BOUND_NOTE} by the attack named."
-
-
 def ternary_points(fig: go.Figure) -> list[list[float]]:
-    """Weights of the points of a `figures.ternary_figure`'s first trace, in trace order, so a
-    clicked point index maps back to its soup."""
-    rows = figure_info(fig).get("rows", [])
-    return [tidy([float(w) for w in row["weights"].split()]) for row in rows if row.get("on_ternary")]
+    """Weights of the points of a `figures.ternary_figure`'s first trace (carried as its
+    `customdata`), in trace order, so a clicked point index maps back to its soup."""
+    points = fig.data[0].customdata if fig.data else None
+    return [tidy([float(w) for w in weights]) for weights in (points if points is not None else [])]
 
 
 def picked_weights(selection: object, points: Sequence[Sequence[float]]) -> list[float] | None:

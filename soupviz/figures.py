@@ -17,6 +17,7 @@ from soupviz.export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.metrics import MetricSpec, Record, attack_label
 from soupviz.report import (
     TOLERANCE,
+    bound_note,
     bounded,
     interval_text,
     method_text,
@@ -98,6 +99,7 @@ def ternary_figure(
                 "size": 13, "line": {"width": 0.5, "color": "white"}},
         hovertext=[hover_text(r, labels) for r in shown],
         hovertemplate="%{hovertext}<extra></extra>",
+        customdata=[[float(w) for w in r.weights] for r in shown],  # each point's soup, for clicks
     ))
     notes = []
     if skipped["extrapolation"] or skipped["other ingredients"]:
@@ -248,7 +250,7 @@ def accuracy_heatmap(
     )
     bounds = sorted({attack_label(c.measure) for c in columns if c.upper_bound})
     if bounds:
-        note = f"≤: robust accuracy, an upper bound by {', '.join(bounds)} (see hover)"
+        note = f"{bound_note(', '.join(bounds))} (see hover)"
         fig.update_layout(xaxis_title={"text": note, "font": {"size": 11}})
     attach_rows(fig, "heatmap", rows, family_of(records), " ".join(map(metric_name, columns)))
     return apply_style(fig, paper)

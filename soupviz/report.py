@@ -43,9 +43,22 @@ class Interval(Protocol):
     ci_high: float
 
 
-def interval(value: float, low: float, high: float, unit: str = "%") -> str:
-    """'70.3% [67.4, 73.1]': a fraction and its interval in percent (`unit=''` for points)."""
-    return f"{100 * value:.1f}{unit} [{100 * low:.1f}, {100 * high:.1f}]"
+def interval(value: float, low: float, high: float, unit: str = "%", signed: bool = False) -> str:
+    """'70.3% [67.4, 73.1]': a fraction and its interval in percent (`unit=''` for points;
+    `signed` for differences, '+1.2 [-0.4, +2.8]')."""
+    f = "+.1f" if signed else ".1f"
+    return f"{100 * value:{f}}{unit} [{100 * low:{f}}, {100 * high:{f}}]"
+
+
+def bound_note(attacks: str) -> str:
+    """The '≤' note naming what bounds robust accuracies, e.g. '≤: an upper bound on robust
+    accuracy by PGD-10 L∞ 8/255'."""
+    return f"≤: an {UPPER_BOUND_NOTE} by {attacks}"
+
+
+def interval_caption(record: Record) -> str:
+    """A tile's caption under its accuracy: '95% CI [67.4, 73.1] · n=1000'."""
+    return f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}"
 
 
 def interval_text(result: Interval) -> str:
@@ -123,6 +136,19 @@ def _cells(records: Iterable[Record]) -> dict[str, Record | CorruptionMean]:
     if mean is not None:
         cells[CORRUPTION_MEAN] = mean
     return cells
+
+
+def ingredient_caption(methods: Sequence[str], measured: bool, images: int, attack: str, steps: int) -> str:
+    """The Home table's caption: where its numbers come from (`ingredient_table`'s methods), and,
+    for numbers read from the cards, that they are not the sidebar's budget (`images` images,
+    `attack` with `steps` steps)."""
+    if not methods:
+        return ""
+    text = ("Measured here " if measured else "From the checkpoint cards: measured ") + ". Measured ".join(methods)
+    if not measured:
+        text += (f". The sidebar's budget ({images} images, {attack.upper()}-{steps}) "
+                 "applies only to what you measure here")
+    return text + f". Brackets: 95% Wilson intervals; {bound_note('the attack named')}."
 
 
 def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tuple[list[dict], list[str]]:
