@@ -18,7 +18,8 @@ from soupviz.dashboard import ingredient_titles
 from soupviz.errors import SoupWeightsError
 from soupviz.evaluate import Evaluator
 from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
-from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record, attack_strength
+from soupviz.metrics import MetricSpec, Record, attack_strength
+from soupviz.progress import Progress, ProgressCallback
 from soupviz.report import bounded, interval_caption, interval_text, method_text
 from soupviz.weights import (
     DEFAULT_MARGIN,

@@ -16,8 +16,9 @@ from soupviz.corruptions import corrupt
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
 from soupviz.metrics import wilson_interval
+from soupviz.progress import Progress, ProgressCallback
 from soupviz.soup import Soup, check_finite_logits
-from soupviz.weight_search import ProgressFn, Selection, choose
+from soupviz.weight_search import Selection, choose
 from soupviz.weights import check_weights
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
@@ -133,7 +134,7 @@ class GridScores:
 
 def score_grid(
     soup: Soup, grid: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
-    max_bytes: float = 2**28, progress: ProgressFn | None = None,
+    max_bytes: float = 2**28, progress: ProgressCallback | None = None,
 ) -> GridScores:
     """Score every soup in `grid` (G, K), weights summing to 1, on images x (N, 3, H, W).
 
@@ -163,7 +164,7 @@ def score_grid(
                 losses.append(loss.view(len(rows), -1).cpu())
                 done += 1
                 if progress is not None:
-                    progress(done, total)
+                    progress(Progress(done, total, "scoring candidate soups"))
     batches = -(-len(x) // batch_size)
 
     def stitch(parts: list[torch.Tensor]) -> torch.Tensor:  # (soup chunk, image batch) blocks

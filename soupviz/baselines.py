@@ -14,7 +14,8 @@ from pathlib import Path
 
 from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients, load_checkpoint
 from soupviz.evaluate import Evaluator
-from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record
+from soupviz.metrics import MetricSpec, Record
+from soupviz.progress import Progress, ProgressCallback
 
 BASELINES = "baselines"
 

@@ -25,14 +25,13 @@ from soupviz.device import pick_device
 from soupviz.errors import SoupvizError
 from soupviz.metrics import (
     MetricSpec,
-    Progress,
-    ProgressCallback,
     Record,
     method_label,
     spec_attacks,
     wilson_interval,
 )
 from soupviz.models import create_model
+from soupviz.progress import Progress, ProgressCallback
 from soupviz.soup import ParameterMatrix, Soup, check_finite_logits
 from soupviz.store import ResultStore, code_fingerprint, family_fingerprint, packbits, record_key, unpackbits
 from soupviz.threats import DEFAULT_BUDGETS

@@ -29,6 +29,7 @@ from soupviz.adapt import (
 )
 from soupviz.data import ImageSet, load_image_folder
 from soupviz.errors import SoupvizError
+from soupviz.progress import Progress
 from soupviz.soup import Soup
 from soupviz.weight_search import Selection, choose, select_by_gradient
 from soupviz.weights import simplex_grid
@@ -215,8 +216,8 @@ def adapt_to_shift(
     position[columns] = torch.arange(len(columns))
     candidates = torch.cat([grid, references(kk)])
 
-    def scored(done: int, total: int) -> None:
-        report(0.05 + 0.35 * done / total, f"scoring {len(candidates)} soups, batch {done} of {total}")
+    def scored(step: Progress) -> None:
+        report(0.05 + 0.35 * step.fraction, f"scoring {len(candidates)} soups, batch {step.done} of {step.total}")
 
     scores = score_grid(soup, candidates, shift.x[columns], shift.y[columns], config.batch_size, progress=scored)
     on_grid = scores.rows(torch.arange(len(grid)))

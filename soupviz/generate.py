@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from soupviz.attacks.engine import Ascent, Iterate, ascend
 from soupviz.data import ImageSet
 from soupviz.errors import SoupvizError
+from soupviz.progress import Progress, ProgressCallback
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,12 @@ class Generation:
 
 def towards_class(
     model: Classifier, images: torch.Tensor, target: torch.Tensor | int,
-    settings: GenerationSettings | None = None, progress: ProgressFn | None = None,
+    settings: GenerationSettings | None = None, progress: ProgressCallback | None = None,
 ) -> Generation:
     """Walk images (N, 3, H, W) in [0, 1] towards `target` classes (N,) or one class for all.
 
     A thin use of the projected-gradient engine whose per-step hook records the strip.
-    Deterministic: there is no random start. `progress(done, total)` is called after each step.
+    Deterministic: there is no random start. `progress` gets a `Progress` after each step.
 
     Example:
         >>> run = towards_class(soup.folded(weights), x[:4], 3)
@@ -108,7 +108,7 @@ def towards_class(
         if now.step == settings.steps:
             last_logits.append(now.logits)
         if progress is not None and now.step > 0:
-            progress(now.step, settings.steps)
+            progress(Progress(now.step, settings.steps, "generation steps"))
 
     def towards_target(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return -F.cross_entropy(logits, target, reduction="sum")
@@ -191,7 +191,7 @@ def sample_seeds(gaussians: ClassGaussians, class_index: int, n: int, seed: int 
 def generate_classes(
     model: Classifier, gaussians: ClassGaussians, classes: Sequence[int] | None = None,
     per_class: int = 1, settings: GenerationSettings | None = None,
-    device: torch.device | str = "cpu", progress: ProgressFn | None = None,
+    device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
 ) -> Generation:
     """Generate `per_class` images of each class: seeds from its Gaussian, then targeted PGD.
 

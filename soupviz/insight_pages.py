@@ -33,6 +33,7 @@ from soupviz.generate import (
     towards_class,
 )
 from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure, saliency_figure
+from soupviz.progress import Progress
 from soupviz.saliency import SaliencyResult, SaliencySettings, soup_panel
 from soupviz.soup import Soup
 from soupviz.weights import EXTRAPOLATION_LIMIT
@@ -260,8 +261,8 @@ def _per_model(soup: Soup, rows: torch.Tensor, report: Report, run) -> list[Gene
     """`run(model, step_callback)` for the soup at each row, reporting progress across all rows."""
     runs = []
     for s, row in enumerate(rows):
-        def step(done: int, total: int, s: int = s) -> None:
-            report((s + done / total) / len(rows), f"model {s + 1} of {len(rows)}: step {done} of {total}")
+        def step(now: Progress, s: int = s) -> None:
+            report((s + now.fraction) / len(rows), f"model {s + 1} of {len(rows)}: step {now.done} of {now.total}")
 
         runs.append(run(soup.folded(row, extrapolate=True, margin=EXTRAPOLATION_LIMIT), step))
     return runs

@@ -363,19 +363,6 @@ def records_of(metrics: Sequence[Mapping[str, Any]]) -> list[Record]:
     return [Record.from_dict(m) for m in metrics if m.get("kind") != "corruption-mean"]
 
 
-@dataclass(frozen=True)
-class Progress:
-    """A progress report: `done` of `total` work units, and the running estimate if any."""
-
-    done: int
-    total: int
-    message: str
-    partial: Record | None = None
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
 def method_label(spec: MetricSpec, model_for_label: Callable | None = None) -> str:
     """How the number is measured, e.g. 'APGD-CE-20 L∞ 8/255', 'union of ... ∧ ...', 'clean
     accuracy'. Robust accuracies are upper bounds; `report.method_text` says so beside it."""

@@ -17,7 +17,8 @@ import torch
 
 from soupviz.errors import SoupvizError
 from soupviz.evaluate import Evaluator, measured_specs, open_evaluator
-from soupviz.metrics import MetricSpec, Progress, ProgressCallback, Record
+from soupviz.metrics import MetricSpec, Record
+from soupviz.progress import Progress, ProgressCallback
 from soupviz.store import ResultStore
 
 ENGINES = ("local", "ray")

@@ -6,7 +6,7 @@ selection (projecting with `weights.project_weights`). Grid search and reports l
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,10 +15,10 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from soupviz.progress import Progress, ProgressCallback
 from soupviz.soup import Soup, check_finite_logits
 from soupviz.weights import DEFAULT_MARGIN, EXTRAPOLATION_LIMIT, bounds, check_weights, project_weights
 
-ProgressFn = Callable[[int, int], None]
 F64 = torch.float64
 
 
@@ -108,7 +108,7 @@ def weight_gradient(
 def select_by_gradient(
     soup: Soup, x_sel: torch.Tensor, y_sel: torch.Tensor, steps: int = 20, lr: float = 0.05,
     init: Sequence[float] | torch.Tensor | None = None, extrapolate: bool = False,
-    margin: float = DEFAULT_MARGIN, batch_size: int = 256, progress: ProgressFn | None = None,
+    margin: float = DEFAULT_MARGIN, batch_size: int = 256, progress: ProgressCallback | None = None,
 ) -> Selection:
     """Optimise the weights on the selection images by projected Adam on the cross-entropy.
 
@@ -133,7 +133,7 @@ def select_by_gradient(
         accuracies.append(accuracy)
         losses.append(loss)
         if progress is not None:
-            progress(step + 1, steps + 1)
+            progress(Progress(step + 1, steps + 1, "weight gradient steps"))
         if step < steps:
             w.grad = gradient - gradient.mean()
             optimizer.step()

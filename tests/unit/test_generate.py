@@ -64,7 +64,7 @@ def test_generation_is_deterministic_and_reports_progress(model, synthetic_image
     x = synthetic_images.floats()[:1]
     calls = []
     first = towards_class(
-        model, x, 5, SHORT, progress=lambda done, total: calls.append((done, total))
+        model, x, 5, SHORT, progress=lambda now: calls.append((now.done, now.total))
     )
     second = towards_class(model, x, 5, SHORT)
     assert torch.equal(first.final, second.final)

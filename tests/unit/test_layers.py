@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "soupviz"
 
 LAYERS: list[set[str]] = [
-    {"soupviz", "errors", "threats", "storage", "device", "image_filters"},
+    {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters"},
     {"data"},
     {"models", "zoo_models", "checkpoints", "foreign", "serving"},
     {"weights"},
