@@ -170,8 +170,8 @@ def select(
     if config.method == "grid":
         return [grid_choice]
 
-    def step(done: int, total: int) -> None:
-        report(done / total, f"gradient on the weights: step {done} of {total}")
+    def step(now: Progress) -> None:
+        report(now.fraction, f"gradient on the weights: step {now.done} of {now.total}")
 
     gradient = select_by_gradient(
         soup,
