@@ -30,8 +30,6 @@ from soupviz.soup import Soup
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = {"saliency": "pages/saliency.py", "generation": "pages/generation.py", "adaptation": "pages/adaptation.py"}
-NAVIGATION = ('st.Page("pages/saliency.py", title="Saliency"), st.Page("pages/generation.py", title="Generation"), '
-              'st.Page("pages/adaptation.py", title="Few-shot adaptation"), ')
 TIMEOUT = 180
 UNIFORM = [0.25, 0.25, 0.25, 0.25]
 
@@ -53,13 +51,9 @@ def insight_app(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str
     data = _setup.make_image_folder(root / "data", {"train": 40, "test": 60}, labeller=balanced)
     env = {"SOUPVIZ_FAMILY": str(family), "SOUPVIZ_DATA": str(data), "SOUPVIZ_CACHE": str(root / "cache"),
            "SOUPVIZ_EVAL_IMAGES": "40", "SOUPVIZ_EVAL_STEPS": "2", "SOUPVIZ_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
-    text = (ROOT / "app.py").read_text()
-    if all(page in text for page in PAGES.values()):
-        return str(ROOT / "app.py"), env
-    assert "st.navigation([" in text, "app.py no longer routes with st.navigation([...]): update this fixture"
-    (root / "pages").symlink_to(ROOT / "pages")
-    (root / "app.py").write_text(text.replace("st.navigation([", "st.navigation([" + NAVIGATION, 1))
-    return str(root / "app.py"), env
+    routes = (ROOT / "pages" / "_routes.py").read_text()
+    assert all(page in routes for page in PAGES.values()), "pages/_routes.py no longer routes to every insight page"
+    return str(ROOT / "app.py"), env
 
 
 @pytest.fixture
