@@ -9,7 +9,7 @@ shows in `layout.meta` and exports like the others (`export.figure_csv`, `export
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -131,7 +131,7 @@ def tetrahedron_figure(
     A soup sits at the weighted mean of the corners (`TETRAHEDRON`), each corner labelled with
     its ingredient; edges are drawn; extrapolated soups are left out and counted in the note.
     Each point's `customdata` holds its weights, so a chart selection maps back to a soup
-    (`selected_weights`); `current` (4,) is a diamond.
+    (`dashboard.picked_weights` with `tetrahedron_points`); `current` (4,) is a diamond.
     """
     chosen = select(records, metric)
     labels = list(labels or chosen[0].ingredients)
@@ -176,12 +176,7 @@ def tetrahedron_figure(
     return apply_style(fig, paper)
 
 
-def selected_weights(selection: Mapping | None) -> list[float] | None:
-    """The weights of the first point in a chart selection (Streamlit's `on_select` event's
-    `selection`, whose points carry the figure's `customdata`), or None when nothing is selected."""
-    points = (selection or {}).get("points") or []
-    for point in points:
-        data = point.get("customdata")
-        if data:
-            return [float(w) for w in data]
-    return None
+
+def tetrahedron_points(fig: go.Figure) -> list[list[float]]:
+    """The weights of the tetrahedron's soups in point order, for `dashboard.picked_weights`."""
+    return [list(map(float, w)) for w in fig.data[0].customdata or []]

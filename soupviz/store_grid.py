@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from soupviz.metrics import MetricSpec, Record
 from soupviz.report import weights_key
 from soupviz.store import ResultStore
+from soupviz.weights import grid_weights
+
+SHIPPED_STORE = "results.sqlite"
+GRID_STEPS = (0.1, 0.2, 0.25, 0.5)
 
 
 @dataclass(frozen=True)
@@ -43,3 +48,20 @@ def stored_grid(
                 seen.add(key)
                 records.append(record)
     return StoredGrid(records, len(records), len(wanted) * len(specs))
+
+
+def family_store(folder: Path | None) -> ResultStore:
+    """The store a family's pages read: the one shipped in its folder (`results.sqlite`), else the
+    default store in the cache folder, where `soupviz sweep` writes by default."""
+    shipped = Path(folder) / SHIPPED_STORE if folder else None
+    return ResultStore(shipped if shipped is not None and shipped.is_file() else None)
+
+
+def grid_step(records: Sequence[Record], k: int, steps: Sequence[float] = GRID_STEPS) -> float:
+    """The coarsest of `steps` whose `k`-ingredient simplex grid holds every convex soup of
+    `records` (the grid a sweep was run on), else the finest."""
+    soups = {weights_key(r.weights) for r in records if min(r.weights) >= 0}
+    for step in sorted(steps, reverse=True):
+        if soups <= {weights_key(w) for w in grid_weights(k, step)}:
+            return step
+    return min(steps)

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from soupviz.dashboard import picked_weights
 from soupviz.errors import SoupvizError
 from soupviz.export import figure_csv, figure_info
 from soupviz.simplex_figures import (
@@ -16,12 +17,12 @@ from soupviz.simplex_figures import (
     TRIANGLE,
     filled_ternary_figure,
     interpolate_face,
-    selected_weights,
     tetrahedron_figure,
+    tetrahedron_points,
     to_cartesian,
 )
 from soupviz.store import ResultStore
-from soupviz.store_grid import stored_grid
+from soupviz.store_grid import family_store, grid_step, stored_grid
 from soupviz.weights import grid_weights
 from tests.unit.test_figures import CLEAN, LINF, record
 
@@ -93,9 +94,10 @@ def test_tetrahedron_needs_four_ingredients():
 
 def test_a_selected_point_gives_its_weights():
     fig = tetrahedron_figure([record(w) for w in grid_weights(4, 0.5)], CLEAN[0])
-    chosen = list(fig.data[0].customdata[3])
-    assert selected_weights({"points": [{"point_index": 3, "customdata": chosen}]}) == chosen
-    assert selected_weights({"points": []}) is None and selected_weights(None) is None
+    points = tetrahedron_points(fig)
+    assert points == [list(map(float, w)) for w in grid_weights(4, 0.5)]
+    assert picked_weights({"points": [{"curve_number": 0, "point_index": 3}]}, points) == points[3]
+    assert picked_weights({"points": []}, points) is None
 
 
 def test_stored_grid_counts_found_and_missing_records(tmp_path):
@@ -109,3 +111,15 @@ def test_stored_grid_counts_found_and_missing_records(tmp_path):
     assert (stored.found, stored.expected) == (5, 2 * len(grid))
     assert stored.caption() == f"from the precomputed store: 5 of {2 * len(grid)} soups"
     assert stored_grid(store, "missing", [CLEAN[1]], grid).found == 0
+
+
+def test_grid_step_is_the_coarsest_grid_holding_the_stored_soups():
+    assert grid_step([record(w) for w in grid_weights(4, 0.5)], 4) == 0.5
+    assert grid_step([record(w) for w in grid_weights(4, 0.2)], 4) == 0.2
+    assert grid_step([record(w) for w in grid_weights(4, 0.1)[:40]], 4) == 0.1
+
+
+def test_family_store_prefers_the_shipped_store(tmp_path):
+    assert family_store(tmp_path).path != tmp_path / "results.sqlite"
+    ResultStore(tmp_path / "results.sqlite").put("k", record([1, 0, 0, 0]), family="fp")
+    assert family_store(tmp_path).path == tmp_path / "results.sqlite"
