@@ -34,20 +34,26 @@ class StoredGrid:
         return f"from the precomputed store: {self.found} of {self.expected} soups"
 
 
-def stored_grid(
-    store: ResultStore, family: str, specs: Sequence[MetricSpec], grid: Sequence[Sequence[float]],
-) -> StoredGrid:
-    """The records of `family` (its `family_fingerprint`) in `store` for the soups of `grid` under
-    `specs`. Missing pairs are simply absent; reading never blocks a sweep writing the store."""
+def stored_grid(records: Sequence[Record], grid: Sequence[Sequence[float]]) -> StoredGrid:
+    """The first of `records` (read from a store, e.g. `family_records`) for each soup of `grid`
+    and spec, and the share of the grid's (soup, spec) pairs they cover; missing pairs are absent."""
     wanted = {weights_key(w) for w in grid}
-    records, seen = [], set()
-    for spec in specs:
-        for record in store.records(family=family, spec=spec.key):
-            key = (weights_key(record.weights), spec.key)
-            if key[0] in wanted and key not in seen:
-                seen.add(key)
-                records.append(record)
-    return StoredGrid(records, len(records), len(wanted) * len(specs))
+    chosen, seen = [], set()
+    for record in records:
+        key = (weights_key(record.weights), record.spec)
+        if key[0] in wanted and key not in seen:
+            seen.add(key)
+            chosen.append(record)
+    specs = {record.spec for record in records}
+    return StoredGrid(chosen, len(chosen), len(wanted) * max(1, len(specs)))
+
+
+def family_records(store: ResultStore, family: str, specs: Sequence[MetricSpec] | None = None) -> list[Record]:
+    """The records of `family` (its `family_fingerprint`) in `store`, of `specs` (default all), in
+    insertion order. Reading never blocks a sweep writing the store (WAL mode)."""
+    if specs is None:
+        return store.records(family=family)
+    return [r for spec in specs for r in store.records(family=family, spec=spec.key)]
 
 
 def family_store(folder: Path | None) -> ResultStore:

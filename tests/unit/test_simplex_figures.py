@@ -22,7 +22,7 @@ from soupviz.simplex_figures import (
     to_cartesian,
 )
 from soupviz.store import ResultStore
-from soupviz.store_grid import family_store, grid_step, stored_grid
+from soupviz.store_grid import family_records, family_store, grid_step, stored_grid
 from soupviz.weights import grid_weights
 from tests.unit.test_figures import CLEAN, LINF, record
 
@@ -107,10 +107,11 @@ def test_stored_grid_counts_found_and_missing_records(tmp_path):
     for i, r in enumerate(done):
         store.put(f"k{i}", r, family="fp")
     store.put("other", record(grid[5]), family="another family")
-    stored = stored_grid(store, "fp", [CLEAN[1], LINF[1]], grid)
+    stored = stored_grid(family_records(store, "fp", [CLEAN[1], LINF[1]]), grid)
     assert (stored.found, stored.expected) == (5, 2 * len(grid))
     assert stored.caption() == f"from the precomputed store: 5 of {2 * len(grid)} soups"
-    assert stored_grid(store, "missing", [CLEAN[1]], grid).found == 0
+    assert len(family_records(store, "fp")) == 5
+    assert stored_grid(family_records(store, "missing"), grid).found == 0
 
 
 def test_grid_step_is_the_coarsest_grid_holding_the_stored_soups():
