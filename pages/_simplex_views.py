@@ -110,7 +110,10 @@ def stored_tradeoff(evaluator: Evaluator, threat: str, weights: list[float], pap
     robust = next((g for g in grids.values() if g.records[0].measure.threat == threat), None)
     if clean is None or robust is None:
         return
-    fig = tradeoff_figure(clean.records + robust.records, robust.records[0].spec, clean.records[0].spec,
-                          current=weights, labels=evaluator.family.labels, paper=paper)
+    try:
+        fig = tradeoff_figure(clean.records + robust.records, robust.records[0].spec, clean.records[0].spec,
+                              current=weights, labels=evaluator.family.labels, paper=paper)
+    except SoupvizError:  # the stored clean and robust grids share no soup yet
+        return
     figure_panel(fig, "stored_tradeoff")
     st.caption(f"Precomputed: clean {caption(clean)}; {robust.records[0].metric} {caption(robust)}.")
