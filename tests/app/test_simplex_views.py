@@ -46,11 +46,13 @@ def test_explorer_shows_the_filled_map_and_tetrahedron_from_the_store(stored_env
     assert "from the precomputed store: 9 of 10 soups" in notes(kinds["tetrahedron"])
 
 
-@pytest.mark.parametrize("page", ["pages/heatmaps.py", "pages/tradeoff.py"])
+@pytest.mark.parametrize("page", [None, "pages/heatmaps.py", "pages/tradeoff.py"], ids=lambda p: p or "home")
 def test_pages_open_on_a_stored_figure_without_pressing_anything(stored_env: dict, page: str) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page(page).run()
+    if page:
+        at.switch_page(page).run()
     assert_clean(at)
-    assert len(at.get("plotly_chart")) == 1
+    kinds = [json.loads(chart.proto.spec)["layout"]["meta"]["soupviz"]["kind"] for chart in at.get("plotly_chart")]
+    assert kinds.count("heatmap" if page != "pages/tradeoff.py" else "tradeoff") == 1
     assert any("from the precomputed store: 9 of 10 soups" in c.value for c in at.caption)
