@@ -166,7 +166,8 @@ def tetrahedron_figure(
     notes = [f"{len(shown)} soups"] + ([f"{skipped} extrapolated soups not shown"] if skipped else []) + \
         ([note] if note else [])
     fig.update_layout(
-        scene={"xaxis": hidden, "yaxis": hidden, "zaxis": hidden, "aspectmode": "cube"},
+        scene={"xaxis": hidden, "yaxis": hidden, "zaxis": hidden, "aspectmode": "cube",
+               "camera": {"eye": {"x": 1.4, "y": -1.3, "z": 0.5}}},  # no corner hides behind another
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
         title={"text": metric_title(chosen[0])}, showlegend=False, height=600,
     )
