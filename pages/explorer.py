@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages._components import quick_records, session_evaluator, settings
 from pages._explorer_panels import line_panel, ternary_panel
+from pages._simplex_views import simplex_views
 from pages._soupability import lineage_warning
 from pages._widgets import evaluate_tiles, metric_tile, read_link, weight_sliders, write_link
 from soupviz.app_state import Keys
@@ -37,6 +38,8 @@ choices = metric_choices(s)
 if k >= 3:
     st.divider()
     ternary_panel(evaluator, weights, choices, paper)
+if k >= 3:
+    simplex_views(evaluator, weights, paper)
 if k >= 2:
     st.divider()
     line_panel(evaluator, weights, choices, paper)

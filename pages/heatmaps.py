@@ -4,6 +4,7 @@ accuracy-vs-budget curves per threat. Attacks are slow, so they run when asked."
 import streamlit as st
 
 from pages._components import session_evaluator, settings
+from pages._simplex_views import stored_heatmap
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
 from soupviz.app_state import Keys
 from soupviz.dashboard import ROW_GROUPS, budget_specs, default_budgets, row_soups
@@ -41,6 +42,7 @@ if st.button("Evaluate", type="primary", disabled=not soups or len(specs) < 2):
     records = evaluate_live(lambda report: evaluator.evaluate(request[0], specs, report), "Attacking")
     held = st.session_state[Keys.HEATMAP_RECORDS] = (request, soups, specs, records)
 if held is None:
+    stored_heatmap(evaluator, paper)
     st.info("Choose rows and budgets, then press Evaluate.")
     st.stop()
 if held[0] != request:

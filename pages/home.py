@@ -13,6 +13,7 @@ from pages._components import (
     session_evaluator,
     settings,
 )
+from pages._simplex_views import stored_heatmap
 from pages._soupability import soupability_panel
 from pages._widgets import evaluate_live
 from soupviz.app_state import Keys, shipped_family_folder
@@ -100,5 +101,7 @@ if not records:
                  help=hint + "Clean and robust accuracy of each ingredient, with the sidebar's evaluation budget."):
         st.session_state[Keys.INGREDIENT_RECORDS] = chosen[1:]
         st.rerun()
+if not records and not missing and (stored_evaluator := session_evaluator()) is not None:
+    stored_heatmap(stored_evaluator, st.session_state.get(Keys.PAPER, False))
 if len(family.names) > 1:
     soupability_panel(family, *chosen[1:])

@@ -5,6 +5,7 @@ on the same images, so you see where weight-space soups win or lose."""
 import streamlit as st
 
 from pages._components import family_baselines, session_evaluator, settings
+from pages._simplex_views import stored_tradeoff
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
 from soupviz.app_state import Keys
 from soupviz.baselines import baseline_labels, evaluate_baselines
@@ -57,6 +58,7 @@ if st.button("Evaluate", type="primary"):
     extra = evaluate_live(lambda report: evaluate_baselines(evaluator, baselines, specs, report), "Baselines")
     held = st.session_state[Keys.TRADEOFF_RECORDS] = (request, records, ensembles, extra)
 if held is None:
+    stored_tradeoff(evaluator, threat, weights, paper)
     st.info("Choose the threat, the grid and the comparison, then press Evaluate.")
     st.stop()
 if held[0] != request:

@@ -77,6 +77,11 @@ class Keys:
             GRID_STEP, LINE_PAIR, LINE_METRICS, HEATMAP_ROWS, "heatmap_budgets_linf", "heatmap_budgets_l2",
             "heatmap_budgets_l1", TRADEOFF_THREAT, TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES)
 
+    STORED_METRIC = "stored_metric"  # explorer: the metric the store's simplex views are coloured by
+    STORED_TETRA = "stored_tetrahedron"  # the chart's key prefix; STORED_CLICKS counts clicks
+    STORED_CLICKS = "stored_clicks"
+    STORED_MOVED = "stored_moved"  # a click moved the sliders: rerun the whole page
+
     @staticmethod
     def slider(index: int) -> str:
         """The key of the weight slider of ingredient `index`."""

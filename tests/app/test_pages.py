@@ -238,13 +238,17 @@ def test_tradeoff_page_compares_soups_with_ensembles_and_places_the_baseline(app
 def test_paper_style_restyles_every_figure(app_env: dict) -> None:
     import json
 
+    def layouts(at: AppTest) -> dict[str, dict]:  # by figure kind: the store's views join once records land
+        return {(layout := json.loads(chart.proto.spec)["layout"])["meta"]["soupviz"]["kind"]: layout
+                for chart in at.get("plotly_chart")}
+
     at = open_page("pages/explorer.py")
-    screen = [json.loads(chart.proto.spec)["layout"] for chart in at.get("plotly_chart")]
+    screen = layouts(at)
     at.session_state[Keys.PAPER] = True  # the sidebar's toggle: AppTest drops the sidebar after switch_page
     at.run()
     assert_clean(at)
-    paper = [json.loads(chart.proto.spec)["layout"] for chart in at.get("plotly_chart")]
-    assert len(paper) == len(screen) == 2
-    assert [layout["font"]["size"] for layout in screen] == [13, 13]
-    assert [layout["font"]["size"] for layout in paper] == [16, 16]
-    assert paper[0]["coloraxis"]["colorscale"] != screen[0]["coloraxis"]["colorscale"]  # cividis in print
+    paper = layouts(at)
+    assert {"ternary", "interpolation"} <= set(screen) <= set(paper)
+    assert {layout["font"]["size"] for layout in screen.values()} == {13}
+    assert {layout["font"]["size"] for layout in paper.values()} == {16}
+    assert paper["ternary"]["coloraxis"]["colorscale"] != screen["ternary"]["coloraxis"]["colorscale"]  # cividis

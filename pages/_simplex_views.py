@@ -1,0 +1,119 @@
+"""Figures drawn from the results store on first load, refreshed while a sweep writes to it: the
+filled ternary map and the tetrahedron (explorer), the heatmap of ingredients (Attack heatmaps)
+and the trade-off grid (Trade-off). Live evaluation on each page refines them."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages._widgets import figure_panel, keep_valid, set_weights
+from soupviz.app_state import Keys
+from soupviz.dashboard import picked_weights
+from soupviz.errors import SoupvizError
+from soupviz.evaluate import Evaluator
+from soupviz.figures import accuracy_heatmap
+from soupviz.metrics import attack_label
+from soupviz.report import record_choices
+from soupviz.simplex_figures import filled_ternary_figure, tetrahedron_figure, tetrahedron_points
+from soupviz.store_grid import StoredGrid, family_records, family_store, grid_step, stored_grid
+from soupviz.tradeoff import tradeoff_figure
+from soupviz.weights import grid_weights
+
+REFRESH = "5s"  # how often a page rereads the store while a sweep may be writing it
+
+
+def stored(evaluator: Evaluator) -> dict[str, StoredGrid]:
+    """The family's stored records per spec key, over the grid their sweep ran on; where a spec
+    was stored on several image subsets, the most complete grid (by share done) is kept."""
+    store, k = family_store(evaluator.family.folder), len(evaluator.family.names)
+    if not store.path.is_file():
+        return {}
+    everything = family_records(store, evaluator.family_id)
+    grids: dict[str, StoredGrid] = {}
+    for spec, images in dict.fromkeys((r.spec, r.images) for r in everything):
+        records = [r for r in everything if r.spec == spec and r.images == images]
+        grid = stored_grid(records, grid_weights(k, grid_step(records, k)))
+        if spec not in grids or (grid.share, grid.found) > (grids[spec].share, grids[spec].found):
+            grids[spec] = grid
+    return grids
+
+
+def caption(grid: StoredGrid) -> str:
+    """The figure note: the share done and how the metric was measured (robust: the attack)."""
+    measure = grid.records[0].measure
+    how = f", {attack_label(measure)} on {grid.records[0].n} images" if grid.records[0].upper_bound else \
+        f", {grid.records[0].n} images"
+    return grid.caption() + how
+
+
+@st.fragment(run_every=REFRESH)
+def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> None:
+    """Explorer: the filled ternary map of the chosen corners and the tetrahedron, from the store;
+    a click on the tetrahedron moves the sliders to that soup."""
+    grids = {key: grid for key, grid in stored(evaluator).items() if grid.found}
+    if not grids:
+        return
+    family, k = evaluator.family, len(evaluator.family.names)
+    st.subheader("The whole simplex (precomputed)")
+    names = {name: key for name, key in record_choices([g.records[0] for g in grids.values()]).items()}
+    keep_valid(Keys.STORED_METRIC, list(names), next(iter(names)))
+    grid = grids[names[st.selectbox("Colour by", list(names), key=Keys.STORED_METRIC)]]
+    corners = st.session_state.get(Keys.TERNARY_CORNERS) or [0, 1, 2]
+    corners = tuple(corners) if len(corners) == 3 else (0, 1, 2)
+    left, right = st.columns(2)
+    with left:
+        try:
+            fig = filled_ternary_figure(grid.records, grid.records[0].spec, corners, current=weights,
+                                        labels=family.labels, note=caption(grid), paper=paper)
+            figure_panel(fig, "stored_ternary")
+        except SoupvizError as error:  # too few stored soups on this face yet
+            st.caption(str(error))
+    if k == 4:
+        with right:
+            fig = tetrahedron_figure(grid.records, grid.records[0].spec, current=weights, labels=family.labels,
+                                     note=caption(grid), paper=paper)
+            points = tetrahedron_points(fig)
+            chart = f"{Keys.STORED_TETRA}_{st.session_state.get(Keys.STORED_CLICKS, 0)}"
+
+            def _clicked() -> None:
+                picked = picked_weights(st.session_state[chart].selection, points)
+                if picked is not None:
+                    set_weights(picked)
+                    st.session_state[Keys.STORED_CLICKS] = st.session_state.get(Keys.STORED_CLICKS, 0) + 1
+                    st.session_state[Keys.STORED_MOVED] = True
+
+            figure_panel(fig, chart, on_select=_clicked, selection_mode="points")
+            st.caption("Click a soup to move the sliders there.")
+    if st.session_state.pop(Keys.STORED_MOVED, False):
+        st.rerun(scope="app")
+
+
+@st.fragment(run_every=REFRESH)
+def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
+    """Attack heatmaps: the ingredients under every stored metric, before anything is pressed."""
+    grids = {key: grid for key, grid in stored(evaluator).items() if grid.found}
+    family = evaluator.family
+    k = len(family.names)
+    soups = [(label, [float(i == j) for j in range(k)]) for i, label in enumerate(family.labels)]
+    records = [r for grid in grids.values() for r in grid.records]
+    if not records:
+        return
+    figure_panel(accuracy_heatmap(records, soups, labels=family.labels, paper=paper), "stored_heatmap")
+    st.caption("Precomputed; " + " · ".join(f"{g.records[0].metric}: {caption(g)}" for g in grids.values()))
+
+
+@st.fragment(run_every=REFRESH)
+def stored_tradeoff(evaluator: Evaluator, threat: str, weights: list[float], paper: bool) -> None:
+    """Trade-off: clean against robust accuracy over the stored grid, before anything is pressed."""
+    grids = {key: grid for key, grid in stored(evaluator).items() if grid.found}
+    clean = next((g for g in grids.values() if g.records[0].kind == "clean"), None)
+    robust = next((g for g in grids.values() if g.records[0].measure.threat == threat), None)
+    if clean is None or robust is None:
+        return
+    try:
+        fig = tradeoff_figure(clean.records + robust.records, robust.records[0].spec, clean.records[0].spec,
+                              current=weights, labels=evaluator.family.labels, paper=paper)
+    except SoupvizError:  # the stored clean and robust grids share no soup yet
+        return
+    figure_panel(fig, "stored_tradeoff")
+    st.caption(f"Precomputed: clean {caption(clean)}; {robust.records[0].metric} {caption(robust)}.")

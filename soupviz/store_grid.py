@@ -1,0 +1,73 @@
+"""Read a family's records for a grid of soups from the results store, with the share done, so
+pages can draw figures from a store while a sweep is still writing to it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from soupviz.metrics import MetricSpec, Record
+from soupviz.report import weights_key
+from soupviz.store import ResultStore
+from soupviz.weights import grid_weights
+
+SHIPPED_STORE = "results.sqlite"
+GRID_STEPS = (0.1, 0.2, 0.25, 0.5)
+
+
+@dataclass(frozen=True)
+class StoredGrid:
+    """The stored records of a grid (one per soup and spec, the first stored wins) and how many
+    of the expected (soup, spec) pairs they cover."""
+
+    records: list[Record]
+    found: int
+    expected: int
+
+    @property
+    def share(self) -> float:
+        return self.found / self.expected if self.expected else 0.0
+
+    def caption(self) -> str:
+        """'from the precomputed store: N of M soups' for a figure's note or caption."""
+        return f"from the precomputed store: {self.found} of {self.expected} soups"
+
+
+def stored_grid(records: Sequence[Record], grid: Sequence[Sequence[float]]) -> StoredGrid:
+    """The first of `records` (read from a store, e.g. `family_records`) for each soup of `grid`
+    and spec, and the share of the grid's (soup, spec) pairs they cover; missing pairs are absent."""
+    wanted = {weights_key(w) for w in grid}
+    chosen, seen = [], set()
+    for record in records:
+        key = (weights_key(record.weights), record.spec)
+        if key[0] in wanted and key not in seen:
+            seen.add(key)
+            chosen.append(record)
+    specs = {record.spec for record in records}
+    return StoredGrid(chosen, len(chosen), len(wanted) * max(1, len(specs)))
+
+
+def family_records(store: ResultStore, family: str, specs: Sequence[MetricSpec] | None = None) -> list[Record]:
+    """The records of `family` (its `family_fingerprint`) in `store`, of `specs` (default all), in
+    insertion order. Reading never blocks a sweep writing the store (WAL mode)."""
+    if specs is None:
+        return store.records(family=family)
+    return [r for spec in specs for r in store.records(family=family, spec=spec.key)]
+
+
+def family_store(folder: Path | None) -> ResultStore:
+    """The store a family's pages read: the one shipped in its folder (`results.sqlite`), else the
+    default store in the cache folder, where `soupviz sweep` writes by default."""
+    shipped = Path(folder) / SHIPPED_STORE if folder else None
+    return ResultStore(shipped if shipped is not None and shipped.is_file() else None)
+
+
+def grid_step(records: Sequence[Record], k: int, steps: Sequence[float] = GRID_STEPS) -> float:
+    """The coarsest of `steps` whose `k`-ingredient simplex grid holds every convex soup of
+    `records` (the grid a sweep was run on), else the finest."""
+    soups = {weights_key(r.weights) for r in records if min(r.weights) >= 0}
+    for step in sorted(steps, reverse=True):
+        if soups <= {weights_key(w) for w in grid_weights(k, step)}:
+            return step
+    return min(steps)

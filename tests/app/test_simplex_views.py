@@ -1,0 +1,58 @@
+"""Pages open on figures from the results store without pressing anything, saying how much of
+the grid is done, and the explorer shows the whole simplex from it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from soupviz.checkpoints import load_family
+from soupviz.data import load_split
+from soupviz.evaluate import Evaluator
+from soupviz.metrics import MetricSpec
+from soupviz.store import ResultStore
+from soupviz.weights import grid_weights
+from tests.app.test_pages import APP, TIMEOUT, assert_clean
+
+
+@pytest.fixture
+def stored_env(app_env: dict, tmp_path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A fresh default store holding clean and L∞ records of the step-0.5 grid minus one soup."""
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path))
+    family = load_family(app_env["SOUPVIZ_FAMILY"])
+    images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(20, 0)
+    evaluator = Evaluator(family, images, device="cpu", store=ResultStore(tmp_path / "results.sqlite"))
+    evaluator.evaluate(grid_weights(4, 0.5)[:-1], [MetricSpec("clean"), MetricSpec.parse("linf::pgd:1")])
+    return app_env
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def notes(chart: dict) -> str:
+    return " ".join(a.get("text", "") for a in chart["layout"].get("annotations", []))
+
+
+def test_explorer_shows_the_filled_map_and_tetrahedron_from_the_store(stored_env: dict) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/explorer.py").run()
+    assert_clean(at)
+    kinds = {c["layout"]["meta"]["soupviz"]["kind"]: c for c in charts(at)}
+    assert {"ternary-map", "tetrahedron"} <= set(kinds)
+    assert "from the precomputed store: 9 of 10 soups" in notes(kinds["tetrahedron"])
+
+
+@pytest.mark.parametrize("page", [None, "pages/heatmaps.py", "pages/tradeoff.py"], ids=lambda p: p or "home")
+def test_pages_open_on_a_stored_figure_without_pressing_anything(stored_env: dict, page: str) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert_clean(at)
+    kinds = [json.loads(chart.proto.spec)["layout"]["meta"]["soupviz"]["kind"] for chart in at.get("plotly_chart")]
+    assert kinds.count("heatmap" if page != "pages/tradeoff.py" else "tradeoff") == 1
+    assert any("from the precomputed store: 9 of 10 soups" in c.value for c in at.caption)

@@ -1,0 +1,126 @@
+"""Views of the whole simplex: the filled ternary map is exact at evaluated soups and stays within
+their range; the tetrahedron puts corners on its vertices and soups inside; a selection maps back
+to weights; the store grid reports its share done."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from soupviz.dashboard import picked_weights
+from soupviz.errors import SoupvizError
+from soupviz.export import figure_csv, figure_info
+from soupviz.simplex_figures import (
+    TETRAHEDRON,
+    TRIANGLE,
+    filled_ternary_figure,
+    interpolate_face,
+    tetrahedron_figure,
+    tetrahedron_points,
+    to_cartesian,
+)
+from soupviz.store import ResultStore
+from soupviz.store_grid import family_records, family_store, grid_step, stored_grid
+from soupviz.weights import grid_weights
+from tests.unit.test_figures import CLEAN, LINF, record
+
+
+def face_records(step: float = 0.25) -> list:
+    soups = [w for w in grid_weights(4, step) if w[3] == 0]
+    return [record(w, correct=int(round(100 * (0.2 + 0.5 * w[0] + 0.1 * w[1] * w[2])))) for w in soups]
+
+
+def test_filled_map_is_exact_at_evaluated_soups_and_within_their_range():
+    records = face_records()
+    x, y, z = interpolate_face(records, (0, 1, 2), resolution=40)
+    finite = z[np.isfinite(z)]
+    values = [100 * r.accuracy for r in records]
+    assert finite.size > 0 and min(values) - 1e-9 <= finite.min() and finite.max() <= max(values) + 1e-9
+    from scipy.interpolate import LinearNDInterpolator  # same triangulation, queried at the soups themselves
+    points = to_cartesian([[r.weights[c] for c in (0, 1, 2)] for r in records], TRIANGLE)
+    exact = LinearNDInterpolator(points, values)(points[:, 0], points[:, 1])
+    assert np.allclose(exact, values)
+    corner = z[0, 0]  # (x, y) = (0, 0) is ingredient 0 alone
+    assert corner == pytest.approx(100 * records[[r.weights[0] for r in records].index(1.0)].accuracy)
+
+
+def test_filled_map_is_nan_outside_the_triangle():
+    x, y, z = interpolate_face(face_records(), (0, 1, 2), resolution=20)
+    assert np.isnan(z[-1, 0]) and np.isnan(z[-1, -1])
+
+
+def test_filled_map_needs_a_spanning_grid():
+    with pytest.raises(SoupvizError, match="three soups"):
+        interpolate_face([record([1, 0, 0, 0]), record([0, 1, 0, 0])], (0, 1, 2))
+
+
+def test_filled_ternary_figure_keeps_the_rows_it_shows_and_marks_the_current_soup():
+    records = face_records() + [record([0, 0, 0, 1])]
+    fig = filled_ternary_figure(records, CLEAN[0], (0, 1, 2), current=[0.5, 0.5, 0, 0], note="3 of 4")
+    info = figure_info(fig)
+    assert info["kind"] == "ternary-map" and len(info["rows"]) == len(records) - 1
+    assert any(trace.name == "current soup" for trace in fig.data)
+    assert "3 of 4" in fig.layout.annotations[-1].text
+    assert figure_csv(fig).count("\n") == len(records)  # header + one row per shown soup
+
+
+def test_tetrahedron_corners_map_to_vertices_and_soups_lie_inside():
+    eye = np.eye(4)
+    assert np.allclose(to_cartesian(eye, TETRAHEDRON), TETRAHEDRON)
+    point = to_cartesian([[0.1, 0.2, 0.3, 0.4]], TETRAHEDRON)[0]
+    solved = np.linalg.solve(np.vstack([TETRAHEDRON.T, np.ones(4)]), np.append(point, 1.0))
+    assert np.allclose(solved, [0.1, 0.2, 0.3, 0.4]) and (solved >= 0).all()
+
+
+def test_tetrahedron_figure_colours_by_metric_and_carries_weights():
+    soups = grid_weights(4, 0.5)
+    records = [record(w, LINF, correct=10 + i) for i, w in enumerate(soups)] + [record([1.2, -0.2, 0, 0], LINF)]
+    fig = tetrahedron_figure(records, LINF[0], current=[0.25] * 4)
+    points = fig.data[0]
+    assert len(points.x) == len(soups)
+    assert list(points.marker.color) == pytest.approx([10.0 + i for i in range(len(soups))])
+    assert [list(w) for w in points.customdata] == [list(map(float, w)) for w in soups]
+    assert "1 extrapolated" in fig.layout.annotations[0].text
+    assert fig.data[-1].name == "current soup"
+
+
+def test_tetrahedron_needs_four_ingredients():
+    three = replace(record([1, 0, 0]), ingredients=["nominal", "linf", "l2"])
+    with pytest.raises(SoupvizError, match="four ingredients"):
+        tetrahedron_figure([three], CLEAN[0])
+
+
+def test_a_selected_point_gives_its_weights():
+    fig = tetrahedron_figure([record(w) for w in grid_weights(4, 0.5)], CLEAN[0])
+    points = tetrahedron_points(fig)
+    assert points == [list(map(float, w)) for w in grid_weights(4, 0.5)]
+    assert picked_weights({"points": [{"curve_number": 0, "point_index": 3}]}, points) == points[3]
+    assert picked_weights({"points": []}, points) is None
+
+
+def test_stored_grid_counts_found_and_missing_records(tmp_path):
+    store = ResultStore(tmp_path / "results.sqlite")
+    grid = grid_weights(4, 0.5)
+    done = [record(w) for w in grid[:4]] + [record(grid[0], LINF)]
+    for i, r in enumerate(done):
+        store.put(f"k{i}", r, family="fp")
+    store.put("other", record(grid[5]), family="another family")
+    stored = stored_grid(family_records(store, "fp", [CLEAN[1], LINF[1]]), grid)
+    assert (stored.found, stored.expected) == (5, 2 * len(grid))
+    assert stored.caption() == f"from the precomputed store: 5 of {2 * len(grid)} soups"
+    assert len(family_records(store, "fp")) == 5
+    assert stored_grid(family_records(store, "missing"), grid).found == 0
+
+
+def test_grid_step_is_the_coarsest_grid_holding_the_stored_soups():
+    assert grid_step([record(w) for w in grid_weights(4, 0.5)], 4) == 0.5
+    assert grid_step([record(w) for w in grid_weights(4, 0.2)], 4) == 0.2
+    assert grid_step([record(w) for w in grid_weights(4, 0.1)[:40]], 4) == 0.1
+
+
+def test_family_store_prefers_the_shipped_store(tmp_path):
+    assert family_store(tmp_path).path != tmp_path / "results.sqlite"
+    ResultStore(tmp_path / "results.sqlite").put("k", record([1, 0, 0, 0]), family="fp")
+    assert family_store(tmp_path).path == tmp_path / "results.sqlite"
