@@ -18,7 +18,8 @@ LAYERS: list[set[str]] = [
     {"attacks", "corruptions", "generate", "saliency", "train", "train_config", "train_losses"},
     {"metrics", "store", "evaluate", "sweep", "comparison", "baselines", "ensembles", "weight_search", "adapt",
      "few_shot", "soupability"},
-    {"report", "export", "figures", "tradeoff", "insight_figures", "soupability_figure"},
+    {"report", "export", "figures", "tradeoff", "insight_figures", "soupability_figure", "simplex_figures",
+     "store_grid"},
     {"cli", "cli_import", "cli_insight", "dashboard", "app_state", "insight_pages"},
 ]
 
