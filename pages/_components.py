@@ -5,7 +5,10 @@ the shared sidebar with the evaluation budget. Pages call these; the library com
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -19,6 +22,7 @@ from soupviz.app_state import (
     default_settings,
     shipped_family_folder,
 )
+from soupviz.background import Lane
 from soupviz.baselines import baselines_folder, load_baselines
 from soupviz.checkpoints import Ingredient, SoupFamily
 from soupviz.corruptions import corruption_label, corruption_names
@@ -148,9 +152,9 @@ def session_lock() -> threading.RLock:
     return lock
 
 
-def session_evaluator() -> Evaluator | None:
-    """This session's evaluator for the chosen family, data and budget, built once per change;
-    None (with the reason shown and a link home) when the family or the data is missing."""
+def _session_build() -> tuple[str, Callable[[], Evaluator]] | None:
+    """The key of what this session's evaluators depend on and a function building one; None
+    (with the reason shown and a link home) when the family or the data is missing."""
     chosen = current_family()
     if chosen is None:
         st.page_link(HOME, label="Choose a family on the Home page", icon="🏠")
@@ -160,16 +164,34 @@ def session_evaluator() -> Evaluator | None:
     try:
         source = data_source()
         device = cached_device(s.device)
-        context = s.context(f"{folder}:{stamp}", source)
-        held = st.session_state.get(Keys.EVALUATOR)
-        if held is not None and held.context == context:
-            return held.evaluator
+    except DataError as error:
+        st.warning(f"{error} The Home page explains how to get the data.")
+        st.page_link(HOME, label="Set up the data on the Home page", icon="🏠")
+        return None
+
+    def build() -> Evaluator:
         images = cached_images(source, "test", s.images, s.seed)
         train = cached_images(source, "train", s.calibration_images, s.seed) if s.batchnorm == "reestimate" else None
+        params = cached_params(folder, stamp, str(device))
+        return open_evaluator(family, test=images, train=train, params=params, seed=s.seed,
+                              batch_size=s.batch_size, batchnorm=s.batchnorm)
+
+    return s.context(f"{folder}:{stamp}", source), build
+
+
+def session_evaluator() -> Evaluator | None:
+    """This session's evaluator for the chosen family, data and budget, built once per change;
+    None (with the reason shown and a link home) when the family or the data is missing."""
+    made = _session_build()
+    if made is None:
+        return None
+    context, build = made
+    held = st.session_state.get(Keys.EVALUATOR)
+    if held is not None and held.context == context:
+        return held.evaluator
+    try:
         with st.spinner("Preparing the soup…"):
-            params = cached_params(folder, stamp, str(device))
-            evaluator = open_evaluator(family, test=images, train=train, params=params, seed=s.seed,
-                                       batch_size=s.batch_size, batchnorm=s.batchnorm)
+            evaluator = build()
     except DataError as error:
         st.warning(f"{error} The Home page explains how to get the data.")
         st.page_link(HOME, label="Set up the data on the Home page", icon="🏠")
@@ -179,6 +201,44 @@ def session_evaluator() -> Evaluator | None:
         return None
     st.session_state[Keys.EVALUATOR] = BuiltEvaluator(context, evaluator)
     return evaluator
+
+
+@st.cache_resource(show_spinner=False)
+def lane_slots() -> threading.BoundedSemaphore:
+    """How many sessions' background evaluations run at once on this server: one per two cores
+    (each evaluation already uses the cores it can), at least one."""
+    return threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
+
+
+@dataclass(frozen=True)
+class BuiltLane:
+    """A session's lane with the key of what its evaluator was built for."""
+
+    context: str
+    lane: Lane
+
+
+def session_lane() -> Lane | None:
+    """This session's background lane, with an evaluator of its own (same family, images and
+    budget as `session_evaluator`), rebuilt when those change; the old lane's job is cancelled.
+    None when the session has no evaluator."""
+    made = _session_build()
+    if made is None:
+        return None
+    context, build = made
+    held = st.session_state.get(Keys.LANE)
+    if held is not None and held.context == context:
+        return held.lane
+    if held is not None:
+        held.lane.close()
+    try:
+        evaluator = build()
+    except SoupvizError as error:
+        st.error(str(error))
+        return None
+    lane = Lane(evaluator.evaluate, lane_slots())
+    st.session_state[Keys.LANE] = BuiltLane(context, lane)
+    return lane
 
 
 def sidebar() -> None:

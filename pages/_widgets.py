@@ -5,7 +5,9 @@ SVG and PDF rendered only when clicked, CSV of the numbers behind the figure).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -13,12 +15,12 @@ from streamlit.delta_generator import DeltaGenerator
 
 from pages._components import session_lock
 from soupviz.app_state import QUERY_WEIGHTS, Keys
+from soupviz.background import Job, Tile
 from soupviz.checkpoints import SoupFamily
 from soupviz.dashboard import ingredient_titles
 from soupviz.errors import SoupWeightsError
-from soupviz.evaluate import Evaluator
 from soupviz.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
-from soupviz.metrics import MetricSpec, Record, attack_strength
+from soupviz.metrics import Record, attack_strength
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.report import bounded, interval_caption, interval_text, method_text
 from soupviz.weights import (
@@ -53,13 +55,51 @@ def set_weights(weights: Sequence[float]) -> None:
     e.g. from a callback)."""
     weights = tidy(weights)
     st.session_state[Keys.WEIGHTS] = weights
+    writes = st.session_state.setdefault(Keys.SLIDER_WRITES, {})
     for i, w in enumerate(weights):
-        st.session_state[Keys.slider(i)] = w
+        before = st.session_state.get(Keys.slider(i))
+        if before != w:  # a slider written to is reset in the browser
+            st.session_state[Keys.slider(i)] = w
+            if before is not None:
+                now, earlier = time.monotonic(), writes.get(i)
+                recent = earlier.before if earlier is not None and now - earlier.at <= STALE_SECONDS else ()
+                writes[i] = SliderWrite(w, (*recent, before), now)
+
+
+@dataclass(frozen=True)
+class SliderWrite:
+    """A slider the page moved (rebalancing the soup): its new value, the values it moved it away
+    from moments ago (what the browser may still show), and when."""
+
+    value: float
+    before: tuple[float, ...]
+    at: float
+
+
+STALE_SECONDS = 10.0
+
+
+def _stale_echo(index: int, value: float) -> bool:
+    """Whether slider `index` reports the value the page moved it away from moments ago: the
+    browser sends every slider's value with each change, so one it had not yet updated comes
+    back stale when the user moves another slider during a rerun; it is put back, not applied."""
+    write = st.session_state.get(Keys.SLIDER_WRITES, {}).get(index)
+    if write is None or time.monotonic() - write.at > STALE_SECONDS:
+        return False
+    if value in write.before and st.session_state[Keys.WEIGHTS][index] == write.value:
+        st.session_state[Keys.slider(index)] = write.value
+        return True
+    return False
 
 
 def _slider_moved(index: int) -> None:
+    """Rebalance the others around the moved slider. Its own value is written back only if the
+    bounds changed it: a write would reset the browser's slider, losing key presses made since."""
     low, high = bounds(st.session_state.get(Keys.EXTRAPOLATE, False), st.session_state.get(Keys.MARGIN, DEFAULT_MARGIN))
     value = st.session_state[Keys.slider(index)]
+    if _stale_echo(index, value):
+        return
+    st.session_state.get(Keys.SLIDER_WRITES, {}).pop(index, None)
     set_weights(rebalance(st.session_state[Keys.WEIGHTS], index, value, low, high))
 
 
@@ -140,21 +180,46 @@ def metric_tile(container: DeltaGenerator, record: Record, note: str = "") -> No
         container.caption(note)
 
 
-def evaluate_tiles(
-    evaluator: Evaluator, weights: Sequence[float], specs: Sequence[MetricSpec], columns: int = 3,
-) -> list[Record]:
-    """Tiles for `specs` on the current soup, each filled in as its evaluation finishes."""
-    cells = st.columns(columns)
-    slots = [cells[i % columns].empty() for i in range(len(specs))]
-    for slot, spec in zip(slots, specs, strict=True):
-        slot.caption(f"{spec.column}: waiting…")
-    records = []
-    for slot, spec in zip(slots, specs, strict=True):
-        run = lambda report, spec=spec: evaluator.evaluate([weights], [spec], report)  # noqa: E731
-        record = evaluate_live(run, spec.column, slot)[0]
-        metric_tile(slot.container(), record, attack_strength(spec))
-        records.append(record)
-    return records
+POLL = 0.5  # seconds between redraws of tiles still being measured in the background
+
+
+def background_tiles(job: Job, stored: dict[str, Record], columns: int = 3) -> None:
+    """Tiles for a background job's metrics, redrawn every `POLL` seconds until all are in:
+    each shows its live record once measured, meanwhile the stored record of the soup if there
+    is one (marked as stored) and the measurement's progress. When the job ends the page reruns
+    once, so the finished tiles stop polling."""
+    polling = not job.ended.is_set()
+
+    def draw() -> None:
+        cells = st.columns(columns)
+        for i, tile in enumerate(job.tiles):
+            job_tile(cells[i % columns].container(), tile, stored.get(tile.spec.key))
+        if polling and job.ended.is_set():
+            st.rerun(scope="app")
+
+    st.fragment(draw, run_every=POLL if polling else None)()
+
+
+def job_tile(container: DeltaGenerator, tile: Tile, stored: Record | None) -> None:
+    """One metric of a background job: the live record, else the stored one and the progress."""
+    if tile.record is not None:
+        metric_tile(container, tile.record, attack_strength(tile.spec))
+        if stored is not None and stored.n != tile.record.n:
+            container.caption(f"stored: {100 * stored.accuracy:.1f}% on {stored.n} images")
+        return
+    label = bounded(tile.spec.column, tile.spec.is_upper_bound)
+    if tile.error:
+        container.metric(label, "n/a", help=tile.error)
+        container.caption(tile.error)
+        return
+    if stored is not None:
+        container.metric(label, f"{100 * stored.accuracy:.1f}%", help=method_text(stored))
+        container.caption(f"stored result on {stored.n} images · {interval_caption(stored)}")
+    else:
+        container.metric(label, "…", help="measuring this soup")
+    done = tile.progress.fraction if tile.progress is not None else 0.0
+    message = tile.progress.message if tile.progress is not None else "queued"
+    container.progress(done, text=f"measuring live: {message}")
 
 
 @st.cache_resource(show_spinner=False)

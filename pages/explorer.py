@@ -4,15 +4,16 @@ between two, and the soup kept in the page address for sharing."""
 
 import streamlit as st
 
-from pages._components import quick_records, session_evaluator, settings
+from pages._components import quick_records, session_evaluator, session_lane, settings
 from pages._explorer_panels import line_panel, ternary_panel
 from pages._simplex_views import simplex_views
 from pages._soupability import lineage_warning
-from pages._widgets import evaluate_tiles, metric_tile, read_link, weight_sliders, write_link
+from pages._widgets import background_tiles, metric_tile, read_link, weight_sliders, write_link
 from soupviz.app_state import Keys
 from soupviz.dashboard import corruption_specs, metric_choices, robust_specs
 from soupviz.metrics import MetricSpec
 from soupviz.report import soup_label
+from soupviz.store_grid import family_store, stored_records
 
 st.title("Soup explorer")
 evaluator = session_evaluator()
@@ -32,7 +33,11 @@ with right:
     st.subheader(soup_label(weights, labels))
     st.caption(f"{evaluator.images_label} · seed {evaluator.seed} · {evaluator.soup.bn_label}")
     metric_tile(st.container(), quick_records(evaluator, [weights], [MetricSpec("clean")])[0])
-    evaluate_tiles(evaluator, weights, robust_specs(s) + corruption_specs(s))
+    slow = robust_specs(s) + corruption_specs(s)
+    lane = session_lane()
+    if lane is not None:
+        stored = stored_records(family_store(family.folder), evaluator.family_id, weights, slow)
+        background_tiles(lane.submit(weights, slow), stored)
 
 choices = metric_choices(s)
 if k >= 3:

@@ -43,11 +43,13 @@ class Keys:
     SEVERITY = "eval_severity"
     PAPER = "paper_style"
     WEIGHTS = "soup_weights"  # the current soup, full list of floats (not a widget)
+    SLIDER_WRITES = "slider_writes"  # sliders the page moved lately (pages/_widgets.SliderWrite by index)
     PRESET = "soup_preset"  # a one-off jump: reset after use
     EXTRAPOLATE = "extrapolate"
     MARGIN = "extrapolate_margin"
     URL_READ = "url_weights_read"  # the query string was read once this session
     EVALUATOR = "session_evaluator"  # evaluate.BuiltEvaluator: one soup per session
+    LANE = "session_lane"  # pages/_components.BuiltLane: the session's background evaluations
     LOCK = "session_lock"  # serialises the session's evaluations (see pages/_components.py)
     INGREDIENT_RECORDS = "ingredient_records"
     TERNARY = "ternary_chart"  # the chart's key prefix; TERNARY_CLICKS counts clicks

@@ -71,3 +71,20 @@ def grid_step(records: Sequence[Record], k: int, steps: Sequence[float] = GRID_S
         if soups <= {weights_key(w) for w in grid_weights(k, step)}:
             return step
     return min(steps)
+
+
+def stored_records(
+    store: ResultStore, family: str, weights: Sequence[float], specs: Sequence[MetricSpec],
+) -> dict[str, Record]:
+    """For each of `specs` (by key), the record of the soup `weights` in `store` measured on the
+    most images, where there is one: what a page shows at once, marked as stored, while it
+    measures the soup live."""
+    if not store.path.is_file():
+        return {}
+    key, found = weights_key(weights), {}
+    for spec in specs:
+        records = store.records(family=family, spec=spec.key)
+        matches = [r for r in records if r.weights and weights_key(r.weights) == key]
+        if matches:
+            found[spec.key] = max(matches, key=lambda r: r.n)
+    return found

@@ -5,20 +5,27 @@ missing data are explained instead of failing."""
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from soupviz.app_state import Keys
+from soupviz.app_state import Keys, default_settings
+from soupviz.background import Lane
 from soupviz.checkpoints import load_family
+from soupviz.dashboard import corruption_specs, robust_specs
 from soupviz.data import load_split
 from soupviz.evaluate import Evaluator
 from soupviz.metrics import MetricSpec
+from soupviz.report import bounded
+from soupviz.store import ResultStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 # every page app.py routes to (the home page is where the app starts)
-PAGES = [None] + [p for p in re.findall(r'st\.Page\("(pages/\w+\.py)"', Path(APP).read_text()) if p != "pages/home.py"]
+ROUTES = Path(APP).with_name("pages") / "_routes.py"
+PAGES = [None] + [p for p in re.findall(r'st\.Page\("(pages/\w+\.py)"', ROUTES.read_text()) if p != "pages/home.py"]
+assert len(PAGES) == 7, "every page app.py routes to (pages/_routes.py)"
 TIMEOUT = 120
 
 
@@ -93,6 +100,44 @@ def test_moving_a_slider_changes_the_shown_metrics(app_env: dict) -> None:
     assert after != before
     assert {"L∞ 8/255 ≤", "L2 0.5 ≤", "L1 12 ≤"} <= {m.label for m in at.metric}
     assert at.query_params["w"] == ["1,0,0,0"] or at.query_params["w"] == "1,0,0,0"
+
+
+def test_slow_tiles_fill_in_from_the_background_with_the_librarys_numbers(app_env: dict) -> None:
+    at = open_page("pages/explorer.py")
+    at.slider(key=Keys.slider(0)).set_value(1.0).run()
+    job = at.session_state[Keys.LANE].lane.job
+    assert job.weights == (1.0, 0.0, 0.0, 0.0)
+    assert job.ended.wait(TIMEOUT) and job.finished
+    at.run()
+    assert_clean(at)
+    settings = default_settings()
+    family = load_family(app_env["SOUPVIZ_FAMILY"])
+    images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(settings.images, settings.seed)
+    evaluator = Evaluator(family, images, device="cpu", batch_size=settings.batch_size, seed=settings.seed)
+    for spec in robust_specs(settings) + corruption_specs(settings):
+        record = evaluator.evaluate([[1.0, 0.0, 0.0, 0.0]], [spec])[0]
+        assert shown(at, bounded(spec.column, record.upper_bound)) == f"{100 * record.accuracy:.1f}%"
+    assert not at.get("progress")
+
+
+def test_a_soup_in_the_store_shows_at_once_marked_as_stored(app_env: dict, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = default_settings()
+    family = load_family(app_env["SOUPVIZ_FAMILY"])
+    spec = robust_specs(settings)[0]
+    images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(40, 1)
+    store = ResultStore(tmp_path / "results.sqlite")
+    stored = Evaluator(family, images, device="cpu", seed=1, store=store).evaluate([[0, 1.0, 0, 0]], [spec])[0]
+    monkeypatch.setattr("soupviz.store_grid.family_store", lambda folder: store)
+    gate = threading.Event()
+    monkeypatch.setattr("pages._components.Lane", lambda evaluate, slots: Lane(
+        lambda *args: gate.wait(TIMEOUT) and evaluate(*args), slots))
+    at = open_page("pages/explorer.py", {"w": "0,1,0,0"})
+    gate.set()
+    assert_clean(at)
+    assert shown(at, bounded(spec.column, True)) == f"{100 * stored.accuracy:.1f}%"
+    assert "stored result on 40 images" in " ".join(c.value for c in at.caption)
+    assert at.get("progress")
 
 
 def test_a_slider_move_keeps_the_soup_on_the_simplex(app_env: dict) -> None:

@@ -83,8 +83,8 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
 
 
 @pytest.fixture(scope="session")
-def browser_page(dashboard: Dashboard) -> Iterator[object]:
-    """A Playwright page in Debian's Chromium (never a downloaded browser)."""
+def chromium(dashboard: Dashboard) -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -92,9 +92,44 @@ def browser_page(dashboard: Dashboard) -> Iterator[object]:
             executable_path=str(CHROMIUM), headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
         try:
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+def new_page(browser: object) -> object:
+    """A page in a fresh browser context: a session of its own on the dashboard."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(60_000)
+    return page
+
+
+@pytest.fixture(scope="session")
+def browser_page(chromium: object) -> Iterator[object]:
+    """A Playwright page in Debian's Chromium, shared by the session's tests."""
+    page = new_page(chromium)
+    try:
+        yield page
+    finally:
+        page.context.close()
+
+
+@pytest.fixture
+def fresh_page(chromium: object) -> Iterator[object]:
+    """A page with a session of its own, closed after the test."""
+    page = new_page(chromium)
+    try:
+        yield page
+    finally:
+        page.context.close()
+
+
+@pytest.fixture
+def second_page(chromium: object) -> Iterator[object]:
+    """Another page with a session of its own, for tests that need two at once."""
+    page = new_page(chromium)
+    try:
+        yield page
+    finally:
+        page.context.close()

@@ -113,7 +113,7 @@ def generation_outputs(inputs: dict) -> dict[str, torch.Tensor]:
     x, target = inputs["x"][:4], inputs["target"][:4]
     calls = []
     settings = GenerationSettings(eps=3.0, step_size=0.5, steps=8, frame_every=3)
-    run = towards_class(net, x, target, settings, lambda done, total: calls.append((done, total)))
+    run = towards_class(net, x, target, settings, lambda report: calls.append((report.done, report.total)))
     assert calls == [(step, 8) for step in range(1, 9)]
     return {
         "generation/frames": run.frames, "generation/frame-steps": torch.tensor(run.frame_steps),
@@ -147,7 +147,15 @@ def test_engine_reproduces_the_recorded_outputs(recorded, group):
     for name, value in outputs.items():
         expected = recorded["outputs"][name]
         assert value.shape == expected.shape and value.dtype == expected.dtype, name
-        assert torch.allclose(value, expected, rtol=1e-5, atol=1e-6), name
+        assert torch.allclose(value, expected, rtol=1e-5, atol=tolerance(name)), name
+
+
+def tolerance(name: str) -> float:
+    """Absolute tolerance of a recorded output. Adversarial images of the L2 TRADES attack start
+    from a near-zero KL gradient whose normalised direction carries the CPU's float rounding
+    (measured up to 1.6e-4 between machines), so images get a quarter of a 1/255 pixel step;
+    everything else must agree to float precision."""
+    return 1e-3 if name.startswith(("training-attack/", "trades-attack/")) else 1e-6
 
 
 def test_the_reference_has_cases_that_break_and_cases_that_survive(recorded):

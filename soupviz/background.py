@@ -1,0 +1,194 @@
+"""Evaluations that run behind a page: each dashboard session has a `Lane`, a worker thread
+that measures the slow metrics (attacks, corruptions) of the soup on screen while the page
+answers the slider at once. A newer soup supersedes the lane's running job within one batch;
+a lane's thread ends when it has been idle a while and when its lane is garbage-collected
+(the session closed), and a shared `slots` semaphore bounds how many lanes compute at once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from soupviz.errors import SoupvizError
+from soupviz.metrics import MetricSpec, Record
+from soupviz.progress import Progress
+
+IDLE_SECONDS = 60.0
+EXIT_WAIT_SECONDS = 10.0
+
+
+class Superseded(Exception):
+    """Raised inside a job's evaluation when a newer job has replaced it."""
+
+
+@dataclass
+class Tile:
+    """What a page shows for one metric of a job: the record once measured, the progress while
+    measuring, or the error that stopped it."""
+
+    spec: MetricSpec
+    record: Record | None = None
+    progress: Progress | None = None
+    error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.record is not None or bool(self.error)
+
+
+@dataclass
+class Job:
+    """The slow metrics of one soup, measured one spec after another by a lane."""
+
+    weights: tuple[float, ...]
+    specs: tuple[MetricSpec, ...]
+    tiles: list[Tile] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.tiles = self.tiles or [Tile(spec) for spec in self.specs]
+
+    @property
+    def finished(self) -> bool:
+        """Every tile has its record or its error."""
+        return all(tile.finished for tile in self.tiles)
+
+    def same_work(self, weights: Sequence[float], specs: Sequence[MetricSpec]) -> bool:
+        return self.weights == _rounded(weights) and self.specs == tuple(specs)
+
+    def run(self, evaluate: Callable[..., list[Record]]) -> None:
+        """Measure every spec with `evaluate(weights, specs, progress)` until done or superseded."""
+        try:
+            for tile in self.tiles:
+                if self.cancelled.is_set():
+                    raise Superseded
+
+                def report(progress: Progress, tile: Tile = tile) -> None:
+                    if self.cancelled.is_set():
+                        raise Superseded
+                    tile.progress = progress
+
+                try:
+                    tile.record = evaluate([list(self.weights)], [tile.spec], report)[0]
+                except SoupvizError as error:
+                    tile.error = str(error)
+        except Superseded:
+            pass
+        finally:
+            self.ended.set()
+
+
+class _Worker:
+    """The thread behind a lane: runs the newest submitted job, exits after `idle` seconds
+    without work or once closed. Holds no reference to its lane, so a lane can be collected."""
+
+    def __init__(self, evaluate: Callable[..., list[Record]], slots: threading.Semaphore, idle: float) -> None:
+        self.evaluate, self.slots, self.idle = evaluate, slots, idle
+        self.wake = threading.Condition()
+        self.pending: Job | None = None
+        self.closed = False
+        self.thread: threading.Thread | None = None
+        _WORKERS.add(self)
+
+    def submit(self, job: Job) -> None:
+        with self.wake:
+            if self.pending is not None:
+                self.pending.cancelled.set()
+                self.pending.ended.set()
+            self.pending = job
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="soupviz-lane", daemon=True)
+                self.thread.start()
+            self.wake.notify()
+
+    def close(self) -> None:
+        with self.wake:
+            self.closed = True
+            if self.pending is not None:
+                self.pending.cancelled.set()
+            self.wake.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self.wake:
+                if self.pending is None and not self.closed:
+                    self.wake.wait(self.idle)
+                if self.closed or self.pending is None:
+                    if self.pending is not None:
+                        self.pending.ended.set()
+                    self.thread = None
+                    return
+                job, self.pending = self.pending, None
+            if job.cancelled.is_set():
+                job.ended.set()
+                continue
+            with self.slots:
+                job.run(self.evaluate)
+
+
+class Lane:
+    """One session's background evaluations: `submit` a soup's slow metrics and read the job's
+    tiles as they fill in; submitting another soup supersedes the running job.
+
+    Args:
+        evaluate: `Evaluator.evaluate` of an evaluator used by this lane alone (a soup cannot
+            be measured by two threads at once).
+        slots: shared by all lanes of a server, so at most that many compute at once.
+        idle: seconds without work after which the thread ends (a later submit starts another).
+    """
+
+    def __init__(
+        self, evaluate: Callable[..., list[Record]], slots: threading.Semaphore | None = None,
+        idle: float = IDLE_SECONDS,
+    ) -> None:
+        self._worker = _Worker(evaluate, slots or threading.BoundedSemaphore(1), idle)
+        self.job: Job | None = None
+        weakref.finalize(self, self._worker.close)
+
+    def submit(self, weights: Sequence[float], specs: Sequence[MetricSpec]) -> Job:
+        """The job measuring `specs` on the soup `weights`: the current one if it is that work
+        (finished or not), else a new one that supersedes it."""
+        if self.job is not None and self.job.same_work(weights, specs):
+            return self.job
+        if self.job is not None:
+            self.job.cancelled.set()
+        self.job = Job(_rounded(weights), tuple(specs))
+        self._worker.submit(self.job)
+        return self.job
+
+    @property
+    def busy(self) -> bool:
+        """Whether the lane's thread is alive (computing, or waiting for work until idle)."""
+        thread = self._worker.thread
+        return thread is not None and thread.is_alive()
+
+    def close(self) -> None:
+        """Cancel the running job and end the thread."""
+        if self.job is not None:
+            self.job.cancelled.set()
+        self._worker.close()
+
+
+_WORKERS: weakref.WeakSet[_Worker] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Stop every lane's job before the interpreter exits (a thread killed inside a torch call
+    aborts the process), waiting at most `EXIT_WAIT_SECONDS` for them to reach their next batch."""
+    workers = list(_WORKERS)
+    for worker in workers:
+        worker.close()
+    for worker in workers:
+        thread = worker.thread
+        if thread is not None:
+            thread.join(EXIT_WAIT_SECONDS)
+
+
+def _rounded(weights: Sequence[float]) -> tuple[float, ...]:
+    return tuple(round(float(w), 8) for w in weights)
