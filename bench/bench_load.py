@@ -1,0 +1,232 @@
+"""Load test of a shared dashboard server: `streamlit run app.py` on the shipped family, driven by
+real Chromium sessions (Playwright, Debian's Chromium) moving the explorer's sliders.
+
+Side by side in one run: one session alone, then `--sessions` sessions moving sliders at the same
+time. For each slider move it measures the time until the page's address holds the new soup and
+the clean-accuracy tile is drawn for it (the number a hand waits for), and until the page is idle
+(the attacks and corruptions filled in by the background lane). It counts exceptions shown on
+any page and samples the server's memory (resident set of the server process). Prints the ratios
+and writes bench/results/load.json and load.md.
+
+    python bench/bench_load.py --sessions 5 --moves 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from soupviz.app_state import shipped_family_folder  # noqa: E402
+from soupviz.data import resolve_source  # noqa: E402
+from soupviz.storage import atomic_write_json  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+CHROMIUM = "/usr/bin/chromium"
+SLIDERS = '[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]'
+IDLE = """() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
+             && !document.querySelector('[data-testid="stProgress"]')"""
+EXCEPTION = '[data-testid="stException"]'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                return process, url
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise SystemExit(f"the server did not answer within 120 s; see {log}")
+
+
+def resident_mib(pid: int) -> float:
+    """The resident memory of process `pid` in MiB (its VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class MemorySampler(threading.Thread):
+    """Samples the server's resident memory every `every` seconds; `peak` is the largest seen."""
+
+    def __init__(self, pid: int, every: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak, self.stop = pid, every, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, resident_mib(self.pid))
+            self.stop.wait(self.every)
+
+
+def soup_in(url: str) -> str:
+    return unquote(parse_qs(urlparse(url).query).get("w", [""])[0])
+
+
+class Session:
+    """One browser context on the explorer, moving its sliders and timing the answers."""
+
+    def __init__(self, browser, url: str, index: int) -> None:
+        self.page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        self.page.set_default_timeout(300_000)
+        self.index, self.url = index, url
+        self.answered: list[float] = []
+        self.idle: list[float] = []
+        self.errors = 0
+
+    def open(self) -> float:
+        start = time.perf_counter()
+        self.page.goto(f"{self.url}/explorer?w=0.25,0.25,0.25,0.25")
+        self.page.locator('[data-testid="stMetric"]').first.wait_for()
+        self.page.wait_for_function(IDLE)
+        return time.perf_counter() - start
+
+    def press(self, move: int) -> tuple[float, str]:
+        """Move one slider by a key press (which and which way follow `move` and the session)."""
+        before = soup_in(self.page.url)
+        slider = self.page.locator(SLIDERS).nth((move + self.index) % 4)
+        slider.focus()
+        slider.press("ArrowRight" if (move // 4) % 2 == 0 else "ArrowLeft")
+        return time.perf_counter(), before
+
+    def wait(self, pressed: float, before: str) -> None:
+        """Time until the address holds a new soup and the clean tile is drawn, then until idle."""
+        self.page.wait_for_function(
+            """(before) => new URLSearchParams(location.search).get('w') !== before
+                          && document.querySelector('[data-testid="stMetric"]')""", arg=before)
+        self.answered.append(time.perf_counter() - pressed)
+        self.page.wait_for_function(IDLE)
+        self.idle.append(time.perf_counter() - pressed)
+        self.errors += self.page.locator(EXCEPTION).count()
+
+
+def run_phase(sessions: list[Session], moves: int) -> None:
+    """Every session presses a key, then each waits for its answer; `moves` rounds."""
+    for move in range(moves):
+        pressed = [session.press(move) for session in sessions]
+        for session, (at, before) in zip(sessions, pressed, strict=True):
+            session.wait(at, before)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median_s": round(statistics.median(values), 2), "max_s": round(max(values), 2), "n": len(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=5)
+    parser.add_argument("--moves", type=int, default=6, help="slider moves per session in each phase")
+    parser.add_argument("--images", type=int, default=200, help="the dashboard's evaluation subset")
+    parser.add_argument("--family", default=None, help="default: the shipped family")
+    parser.add_argument("--data", default=None, help="default: SOUPVIZ_DATA or a local CIFAR-10 copy")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    cache = Path(tempfile.mkdtemp(prefix="soupviz-load-"))
+    env = {**os.environ, "SOUPVIZ_FAMILY": str(args.family or shipped_family_folder()),
+           "SOUPVIZ_DATA": resolve_source(args.data), "SOUPVIZ_EVAL_IMAGES": str(args.images),
+           "SOUPVIZ_CACHE": str(cache / "cache")}
+    process, url = start_server(env, cache / "streamlit.log")
+    sampler = MemorySampler(process.pid)
+    sampler.start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            first = Session(browser, url, 0)
+            first_visit = first.open()
+            run_phase([first], args.moves)
+            alone = {"answered": summary(first.answered), "idle": summary(first.idle), "errors": first.errors}
+            alone_median = statistics.median(first.answered)
+            memory_alone = resident_mib(process.pid)
+            crowd = [first] + [Session(browser, url, i) for i in range(1, args.sessions)]
+            first.answered, first.idle, first.errors = [], [], 0
+            opened = [session.open() for session in crowd[1:]]
+            run_phase(crowd, args.moves)
+            browser.close()
+    finally:
+        sampler.stop.set()
+        memory_end = resident_mib(process.pid) if process.poll() is None else 0.0
+        process.terminate()
+        process.wait(timeout=30)
+
+    together = [t for s in crowd for t in s.answered]
+    together_idle = [t for s in crowd for t in s.idle]
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average": os.getloadavg()[0],
+        "family": env["SOUPVIZ_FAMILY"], "images": args.images, "moves_per_session": args.moves,
+        "first_visit_s": round(first_visit, 2), "later_visits_s": [round(t, 2) for t in opened],
+        "alone": alone,
+        "sessions": args.sessions,
+        "together": {"answered": summary(together), "idle": summary(together_idle),
+                     "errors": sum(s.errors for s in crowd),
+                     "answered_per_session_max_s": [round(max(s.answered), 2) for s in crowd]},
+        "answered_ratio_together_vs_alone": round(statistics.median(together) / alone_median, 2),
+        "memory_mib": {"after_one_session": round(memory_alone), "peak": round(sampler.peak),
+                       "end": round(memory_end)},
+    }
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_json(RESULTS / "load.json", result)
+    (RESULTS / "load.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+def markdown(r: dict) -> str:
+    def row(name: str, sessions: int, part: dict) -> str:
+        answered, idle = part["answered"], part["idle"]
+        return (f"| {name} | {sessions} | {answered['median_s']} s / {answered['max_s']} s "
+                f"| {idle['median_s']} s / {idle['max_s']} s | {part['errors']} |")
+
+    together = r["together"]
+    return f"""# Dashboard load test (`bench/bench_load.py`)
+
+{r['machine']}, load average {r['load_average']:.1f} at the end; shipped family, {r['images']} test images,
+{r['moves_per_session']} slider moves per session in each phase.
+
+| | sessions | clean tile answered (median / max) | page idle, attacks in (median / max) | exceptions |
+|---|---|---|---|---|
+{row("alone", 1, r["alone"])}
+{row("together", r["sessions"], together)}
+
+- Answer time together vs alone (medians): {r['answered_ratio_together_vs_alone']}×.
+- Worst answer per session together: {', '.join(f'{v} s' for v in together['answered_per_session_max_s'])}.
+- First visit of a fresh server: {r['first_visit_s']} s; later sessions' first visits: \
+{', '.join(f'{v} s' for v in r['later_visits_s'])}.
+- Server memory: {r['memory_mib']['after_one_session']} MiB with one session, peak {r['memory_mib']['peak']} MiB, \
+{r['memory_mib']['end']} MiB at the end.
+"""
+
+
+if __name__ == "__main__":
+    main()
