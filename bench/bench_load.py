@@ -40,6 +40,7 @@ SLIDERS = '[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]'
 IDLE = """() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
              && !document.querySelector('[data-testid="stProgress"]')"""
 EXCEPTION = '[data-testid="stException"]'
+IDLE_TIMEOUT_S = 180
 
 
 def free_port() -> int:
@@ -102,6 +103,7 @@ class Session:
         self.answered: list[float] = []
         self.idle: list[float] = []
         self.errors = 0
+        self.stuck = 0  # moves after which the page was not idle within IDLE_TIMEOUT_S
 
     def open(self) -> float:
         start = time.perf_counter()
@@ -124,9 +126,16 @@ class Session:
             """(before) => new URLSearchParams(location.search).get('w') !== before
                           && document.querySelector('[data-testid="stMetric"]')""", arg=before)
         self.answered.append(time.perf_counter() - pressed)
-        self.page.wait_for_function(IDLE)
-        self.idle.append(time.perf_counter() - pressed)
+        try:
+            self.page.wait_for_function(IDLE, timeout=IDLE_TIMEOUT_S * 1000)
+            self.idle.append(time.perf_counter() - pressed)
+        except PlaywrightTimeout:
+            self.stuck += 1
+            self.page.screenshot(path=str(RESULTS / f"load-stuck-{self.index}.png"), full_page=True)
         self.errors += self.page.locator(EXCEPTION).count()
+
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 
 def run_phase(sessions: list[Session], moves: int) -> None:
@@ -138,6 +147,8 @@ def run_phase(sessions: list[Session], moves: int) -> None:
 
 
 def summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"median_s": float("nan"), "max_s": float("nan"), "n": 0}
     return {"median_s": round(statistics.median(values), 2), "max_s": round(max(values), 2), "n": len(values)}
 
 
@@ -166,11 +177,12 @@ def main() -> None:
             first = Session(browser, url, 0)
             first_visit = first.open()
             run_phase([first], args.moves)
-            alone = {"answered": summary(first.answered), "idle": summary(first.idle), "errors": first.errors}
+            alone = {"answered": summary(first.answered), "idle": summary(first.idle), "errors": first.errors,
+                     "stuck": first.stuck}
             alone_median = statistics.median(first.answered)
             memory_alone = resident_mib(process.pid)
             crowd = [first] + [Session(browser, url, i) for i in range(1, args.sessions)]
-            first.answered, first.idle, first.errors = [], [], 0
+            first.answered, first.idle, first.errors, first.stuck = [], [], 0, 0
             opened = [session.open() for session in crowd[1:]]
             run_phase(crowd, args.moves)
             browser.close()
@@ -190,7 +202,7 @@ def main() -> None:
         "alone": alone,
         "sessions": args.sessions,
         "together": {"answered": summary(together), "idle": summary(together_idle),
-                     "errors": sum(s.errors for s in crowd),
+                     "errors": sum(s.errors for s in crowd), "stuck": sum(s.stuck for s in crowd),
                      "answered_per_session_max_s": [round(max(s.answered), 2) for s in crowd]},
         "answered_ratio_together_vs_alone": round(statistics.median(together) / alone_median, 2),
         "memory_mib": {"after_one_session": round(memory_alone), "peak": round(sampler.peak),
@@ -206,7 +218,8 @@ def markdown(r: dict) -> str:
     def row(name: str, sessions: int, part: dict) -> str:
         answered, idle = part["answered"], part["idle"]
         return (f"| {name} | {sessions} | {answered['median_s']} s / {answered['max_s']} s "
-                f"| {idle['median_s']} s / {idle['max_s']} s | {part['errors']} |")
+                f"| {idle['median_s']} s / {idle['max_s']} s ({part['stuck']} not idle within {IDLE_TIMEOUT_S} s) "
+                f"| {part['errors']} |")
 
     together = r["together"]
     return f"""# Dashboard load test (`bench/bench_load.py`)
