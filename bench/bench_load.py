@@ -41,6 +41,7 @@ IDLE = """() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon
              && !document.querySelector('[data-testid="stProgress"]')"""
 EXCEPTION = '[data-testid="stException"]'
 IDLE_TIMEOUT_S = 180
+ANSWER_TIMEOUT_S = 60
 
 
 def free_port() -> int:
@@ -104,6 +105,7 @@ class Session:
         self.idle: list[float] = []
         self.errors = 0
         self.stuck = 0  # moves after which the page was not idle within IDLE_TIMEOUT_S
+        self.lost = 0  # key presses that never changed the soup within ANSWER_TIMEOUT_S
 
     def open(self) -> float:
         start = time.perf_counter()
@@ -122,9 +124,14 @@ class Session:
 
     def wait(self, pressed: float, before: str) -> None:
         """Time until the address holds a new soup and the clean tile is drawn, then until idle."""
-        self.page.wait_for_function(
-            """(before) => new URLSearchParams(location.search).get('w') !== before
-                          && document.querySelector('[data-testid="stMetric"]')""", arg=before)
+        try:
+            self.page.wait_for_function(
+                """(before) => new URLSearchParams(location.search).get('w') !== before
+                              && document.querySelector('[data-testid="stMetric"]')""",
+                arg=before, timeout=ANSWER_TIMEOUT_S * 1000)
+        except PlaywrightTimeout:
+            self.lost += 1
+            return
         self.answered.append(time.perf_counter() - pressed)
         try:
             self.page.wait_for_function(IDLE, timeout=IDLE_TIMEOUT_S * 1000)
@@ -178,11 +185,11 @@ def main() -> None:
             first_visit = first.open()
             run_phase([first], args.moves)
             alone = {"answered": summary(first.answered), "idle": summary(first.idle), "errors": first.errors,
-                     "stuck": first.stuck}
-            alone_median = statistics.median(first.answered)
+                     "stuck": first.stuck, "lost": first.lost}
+            alone_median = statistics.median(first.answered) if first.answered else float("nan")
             memory_alone = resident_mib(process.pid)
             crowd = [first] + [Session(browser, url, i) for i in range(1, args.sessions)]
-            first.answered, first.idle, first.errors, first.stuck = [], [], 0, 0
+            first.answered, first.idle, first.errors, first.stuck, first.lost = [], [], 0, 0, 0
             opened = [session.open() for session in crowd[1:]]
             run_phase(crowd, args.moves)
             browser.close()
@@ -203,8 +210,9 @@ def main() -> None:
         "sessions": args.sessions,
         "together": {"answered": summary(together), "idle": summary(together_idle),
                      "errors": sum(s.errors for s in crowd), "stuck": sum(s.stuck for s in crowd),
-                     "answered_per_session_max_s": [round(max(s.answered), 2) for s in crowd]},
-        "answered_ratio_together_vs_alone": round(statistics.median(together) / alone_median, 2),
+                     "lost": sum(s.lost for s in crowd),
+                     "answered_per_session_max_s": [round(max(s.answered), 2) if s.answered else None for s in crowd]},
+        "answered_ratio_together_vs_alone": round(statistics.median(together) / alone_median, 2) if together else None,
         "memory_mib": {"after_one_session": round(memory_alone), "peak": round(sampler.peak),
                        "end": round(memory_end)},
     }
@@ -218,6 +226,7 @@ def markdown(r: dict) -> str:
     def row(name: str, sessions: int, part: dict) -> str:
         answered, idle = part["answered"], part["idle"]
         return (f"| {name} | {sessions} | {answered['median_s']} s / {answered['max_s']} s "
+                f"({part['lost']} presses lost: no new soup within {ANSWER_TIMEOUT_S} s) "
                 f"| {idle['median_s']} s / {idle['max_s']} s ({part['stuck']} not idle within {IDLE_TIMEOUT_S} s) "
                 f"| {part['errors']} |")
 
