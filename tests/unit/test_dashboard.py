@@ -21,8 +21,8 @@ from soupviz.dashboard import (
 from soupviz.errors import SoupvizError
 from soupviz.evaluate import open_evaluator
 from soupviz.figures import ternary_figure
-from soupviz.metrics import MetricSpec, Record
-from soupviz.report import ingredient_caption, ingredient_table, records_table, soup_vs_ensemble
+from soupviz.metrics import MetricSpec
+from soupviz.report import ingredient_table, records_table, soup_vs_ensemble
 from soupviz.soup import ParameterMatrix
 from soupviz.store import write_records
 from soupviz.weights import grid_weights
@@ -142,23 +142,6 @@ def test_soup_against_ensemble_gives_a_verdict_only_beyond_the_noise(evaluator, 
         assert row["verdict"].endswith(" better") == winner
     one_hot = [row for row in rows if row["soup"] in family.labels]
     assert all(row["soup − ensemble (points)"] == 0 for row in one_hot)
-
-
-def test_the_home_caption_says_what_the_shipped_numbers_come_from_not_the_sidebar_budget() -> None:
-    from soupviz.app_state import FAMILIES_DIR
-    from soupviz.checkpoints import load_family
-
-    family = load_family(next(p for p in sorted(FAMILIES_DIR.iterdir()) if any(p.glob("*.safetensors"))))
-    _, methods = ingredient_table(family)
-    caption = ingredient_caption(methods, False, images=200, attack="pgd", steps=10)
-    for metric in (m for i in family.ingredients for m in i.card.metrics if m.get("kind") in ("clean", "attack")):
-        assert f"{metric['images']} (seed {metric['seed']})" in caption
-        assert Record.from_dict(metric).method in caption
-    assert caption.startswith("From the checkpoint cards: measured on ")
-    assert "The sidebar's budget (200 images, PGD-10) applies only to what you measure here" in caption
-    measured = ingredient_caption(["on 40 images of x (seed 0): clean accuracy"], True, 40, "pgd", 1)
-    assert measured.startswith("Measured here on 40 images of x (seed 0): clean accuracy.")
-    assert "sidebar" not in measured
 
 
 def test_sliders_name_the_checkpoint_only_when_it_says_more_than_the_label(family) -> None:
