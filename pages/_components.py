@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
@@ -208,6 +208,19 @@ def lane_slots() -> threading.BoundedSemaphore:
     """How many sessions' background evaluations run at once on this server: one per two cores
     (each evaluation already uses the cores it can), at least one."""
     return threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
+
+
+@dataclass(frozen=True)
+class HeldResults:
+    """What a page evaluated on 'Evaluate', kept across reruns with the `request` (the choices)
+    it answers, so the page can say when the choices have changed since."""
+
+    request: tuple
+    soups: list = field(default_factory=list)
+    specs: list = field(default_factory=list)
+    records: list = field(default_factory=list)
+    ensembles: list = field(default_factory=list)
+    baselines: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)

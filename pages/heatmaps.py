@@ -3,7 +3,7 @@ accuracy-vs-budget curves per threat. Attacks are slow, so they run when asked."
 
 import streamlit as st
 
-from pages._components import session_evaluator, settings
+from pages._components import HeldResults, session_evaluator, settings
 from pages._simplex_views import stored_heatmap
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
 from soupviz.app_state import Keys
@@ -40,13 +40,13 @@ st.caption(f"{len(soups)} soups × {len(specs) - 1} attacks ({s.attack.upper()}-
 held = st.session_state.get(Keys.HEATMAP_RECORDS)
 if st.button("Evaluate", type="primary", disabled=not soups or len(specs) < 2):
     records = evaluate_live(lambda report: evaluator.evaluate(request[0], specs, report), "Attacking")
-    held = st.session_state[Keys.HEATMAP_RECORDS] = (request, soups, specs, records)
+    held = st.session_state[Keys.HEATMAP_RECORDS] = HeldResults(request, soups, specs, records)
 if held is None:
     stored_heatmap(evaluator, paper)
     st.info("Choose rows and budgets, then press Evaluate.")
     st.stop()
-if held[0] != request:
+if held.request != request:
     st.caption("The choices changed since these results: press Evaluate to update.")
-_, soups, specs, records = held
+soups, specs, records = held.soups, held.specs, held.records
 figure_panel(accuracy_heatmap(records, soups, [spec.key for spec in specs], family.labels, paper), "heatmap_chart")
 figure_panel(budget_curves(records, soups, family.labels, paper), "budget_chart")

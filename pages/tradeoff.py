@@ -4,7 +4,7 @@ on the same images, so you see where weight-space soups win or lose."""
 
 import streamlit as st
 
-from pages._components import family_baselines, session_evaluator, settings
+from pages._components import HeldResults, family_baselines, session_evaluator, settings
 from pages._simplex_views import stored_tradeoff
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
 from soupviz.app_state import Keys
@@ -56,14 +56,15 @@ if st.button("Evaluate", type="primary"):
         ensembles = evaluate_live(lambda report: EnsembleEvaluator(evaluator, mode).evaluate(convex, specs, report),
                                   MODES[mode].capitalize())
     extra = evaluate_live(lambda report: evaluate_baselines(evaluator, baselines, specs, report), "Baselines")
-    held = st.session_state[Keys.TRADEOFF_RECORDS] = (request, records, ensembles, extra)
+    held = st.session_state[Keys.TRADEOFF_RECORDS] = HeldResults(request, records=records, ensembles=ensembles,
+                                                                 baselines=extra)
 if held is None:
     stored_tradeoff(evaluator, threat, weights, paper)
     st.info("Choose the threat, the grid and the comparison, then press Evaluate.")
     st.stop()
-if held[0] != request:
+if held.request != request:
     st.caption("The choices changed since these results: press Evaluate to update.")
-(_, keys, _, _), records, ensembles, extra = held
+keys, records, ensembles, extra = held.request[1], held.records, held.ensembles, held.baselines
 names = baseline_labels(family, family_baselines(family))
 fig = tradeoff_figure(records, keys[1], "clean", current=weights, ensembles=ensembles or None,
                       labels=family.labels, paper=paper, baselines=extra, baseline_labels=names)
