@@ -60,7 +60,7 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
     grid = grids[names[st.selectbox("Colour by", list(names), key=Keys.STORED_METRIC)]]
     corners = st.session_state.get(Keys.TERNARY_CORNERS) or [0, 1, 2]
     corners = tuple(corners) if len(corners) == 3 else (0, 1, 2)
-    left, right = st.columns(2)
+    left, right = st.container(), st.container()  # full width each: side by side they squeeze the downloads
     with left:
         try:
             fig = filled_ternary_figure(grid.records, grid.records[0].spec, corners, current=weights,
