@@ -8,6 +8,7 @@ a lane's thread ends when it has been idle a while and when its lane is garbage-
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from soupviz.metrics import MetricSpec, Record
 from soupviz.progress import Progress
 
 IDLE_SECONDS = 60.0
+logger = logging.getLogger(__name__)
 EXIT_WAIT_SECONDS = 10.0
 
 
@@ -77,6 +79,11 @@ class Job:
                     tile.record = evaluate([list(self.weights)], [tile.spec], report)[0]
                 except SoupvizError as error:
                     tile.error = str(error)
+                except Superseded:
+                    raise
+                except Exception as error:  # shown on the tile: a dead thread would leave it queued forever
+                    logger.exception("background evaluation of %s failed", tile.spec.key)
+                    tile.error = f"The evaluation failed ({type(error).__name__}: {error})."
         except Superseded:
             pass
         finally:

@@ -157,3 +157,18 @@ def test_shared_slots_bound_how_many_lanes_compute_at_once() -> None:
     assert fake.most_running == 2
     for lane in lanes:
         lane.close()
+
+
+def test_an_unexpected_failure_is_shown_on_its_tile_and_the_lane_lives_on() -> None:
+    calls = []
+
+    def broken(weights, specs, progress=None):
+        calls.append(specs[0].key)
+        raise RuntimeError("out of memory")
+
+    lane = Lane(broken)
+    job = lane.submit([1, 0, 0, 0], SPECS)
+    assert job.ended.wait(WAIT) and job.finished
+    assert all("RuntimeError: out of memory" in tile.error for tile in job.tiles)
+    assert lane.submit([0, 1, 0, 0], SPECS).ended.wait(WAIT) and len(calls) == 2 * len(SPECS)
+    lane.close()
