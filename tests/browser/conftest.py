@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,20 +116,16 @@ def browser_page(chromium: object) -> Iterator[object]:
 
 
 @pytest.fixture
-def fresh_page(chromium: object) -> Iterator[object]:
-    """A page with a session of its own, closed after the test."""
-    page = new_page(chromium)
-    try:
-        yield page
-    finally:
-        page.context.close()
+def open_session(chromium: object) -> Iterator[Callable[[], object]]:
+    """Opens pages with a session of their own each; all closed after the test."""
+    pages = []
 
+    def open_page() -> object:
+        pages.append(new_page(chromium))
+        return pages[-1]
 
-@pytest.fixture
-def second_page(chromium: object) -> Iterator[object]:
-    """Another page with a session of its own, for tests that need two at once."""
-    page = new_page(chromium)
     try:
-        yield page
+        yield open_page
     finally:
-        page.context.close()
+        for page in pages:
+            page.context.close()

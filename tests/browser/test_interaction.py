@@ -37,8 +37,8 @@ def settled(page) -> list[float]:
     return weights
 
 
-def test_a_burst_of_key_presses_moves_the_slider_by_all_of_them(fresh_page, dashboard) -> None:
-    page, env = fresh_page, dashboard.env
+def test_a_burst_of_key_presses_moves_the_slider_by_all_of_them(open_session, dashboard) -> None:
+    page, env = open_session(), dashboard.env
     open_explorer(page, dashboard.url, "0.25,0.25,0.25,0.25")
     thumb = page.locator(SLIDERS).first
     thumb.focus()
@@ -52,10 +52,10 @@ def test_a_burst_of_key_presses_moves_the_slider_by_all_of_them(fresh_page, dash
         expect(metric_tile(page, label)).to_have_text(re.compile(r"^\d+\.\d%$"))
 
 
-def test_two_sessions_moving_sliders_at_once_keep_their_own_soups(fresh_page, second_page, dashboard) -> None:
+def test_two_sessions_moving_sliders_at_once_keep_their_own_soups(open_session, dashboard) -> None:
     """Both sessions rerun at once; each settles on a soup its own sliders show, with that soup's
     numbers, and neither takes the other's."""
-    env, first, second = dashboard.env, fresh_page, second_page
+    env, first, second = dashboard.env, open_session(), open_session()
     open_explorer(first, dashboard.url, "0.25,0.25,0.25,0.25")
     open_explorer(second, dashboard.url, "0.25,0.25,0.25,0.25")
     for key in ("End", "ArrowLeft"):
