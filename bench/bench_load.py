@@ -171,7 +171,7 @@ def main() -> None:
 
     cache = Path(tempfile.mkdtemp(prefix="soupviz-load-"))
     env = {**os.environ, "SOUPVIZ_FAMILY": str(args.family or shipped_family_folder()),
-           "SOUPVIZ_DATA": resolve_source(args.data), "SOUPVIZ_EVAL_IMAGES": str(args.images),
+           "SOUPVIZ_DATA": str(resolve_source(args.data)), "SOUPVIZ_EVAL_IMAGES": str(args.images),
            "SOUPVIZ_CACHE": str(cache / "cache")}
     process, url = start_server(env, cache / "streamlit.log")
     sampler = MemorySampler(process.pid)
@@ -216,6 +216,7 @@ def main() -> None:
         "memory_mib": {"after_one_session": round(memory_alone), "peak": round(sampler.peak),
                        "end": round(memory_end)},
     }
+    print(result, flush=True)
     RESULTS.mkdir(exist_ok=True)
     atomic_write_json(RESULTS / "load.json", result)
     (RESULTS / "load.md").write_text(markdown(result))
