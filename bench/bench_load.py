@@ -218,7 +218,7 @@ def main() -> None:
     }
     print(result, flush=True)
     RESULTS.mkdir(exist_ok=True)
-    atomic_write_json(RESULTS / "load.json", result)
+    atomic_write_json(result, RESULTS / "load.json")
     (RESULTS / "load.md").write_text(markdown(result))
     print(markdown(result))
 
