@@ -98,6 +98,7 @@ class _Worker:
         self.evaluate, self.slots, self.idle = evaluate, slots, idle
         self.wake = threading.Condition()
         self.pending: Job | None = None
+        self.running: Job | None = None
         self.closed = False
         self.thread: threading.Thread | None = None
         _WORKERS.add(self)
@@ -116,8 +117,9 @@ class _Worker:
     def close(self) -> None:
         with self.wake:
             self.closed = True
-            if self.pending is not None:
-                self.pending.cancelled.set()
+            for job in (self.pending, self.running):
+                if job is not None:
+                    job.cancelled.set()
             self.wake.notify()
 
     def _loop(self) -> None:
@@ -130,12 +132,13 @@ class _Worker:
                         self.pending.ended.set()
                     self.thread = None
                     return
-                job, self.pending = self.pending, None
-            if job.cancelled.is_set():
-                job.ended.set()
-                continue
-            with self.slots:
-                job.run(self.evaluate)
+                job, self.pending, self.running = self.pending, None, self.pending
+            if not job.cancelled.is_set():
+                with self.slots:
+                    job.run(self.evaluate)
+            job.ended.set()
+            with self.wake:
+                self.running = None
 
 
 class Lane:

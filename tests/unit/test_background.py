@@ -136,11 +136,11 @@ def test_the_thread_ends_when_idle_and_a_later_soup_starts_another() -> None:
 
 def test_a_collected_lane_ends_its_thread() -> None:
     gate = threading.Event()
-    lane = Lane(FakeEvaluator(batches=1000, pause=0.0, gate=gate).evaluate)
+    fake = FakeEvaluator(batches=1000, pause=0.0, gate=gate)
+    lane = Lane(fake.evaluate)
     job = lane.submit([1, 0, 0, 0], SPECS)
-    worker = lane._worker
-    wait_until(lambda: worker.thread is not None)
-    thread = worker.thread
+    wait_until(lambda: fake.calls)  # the job is running, no longer pending
+    thread = lane._worker.thread
     del lane
     gc.collect()
     gate.set()
