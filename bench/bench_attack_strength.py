@@ -34,14 +34,15 @@ from pathlib import Path
 import torch
 
 from soupviz.attacks import DEFAULT_BUDGETS, THREATS, AutoAttack, describe_attacks, make_attack, robust_mask
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints import load_family, record_metrics
 from soupviz.comparison import mcnemar_p, newcombe_interval
 from soupviz.data import load_split
-from soupviz.metrics import wilson_interval
+from soupviz.metrics import MetricSpec, Record, wilson_interval
 from soupviz.report import interval
-from soupviz.soup import Soup
+from soupviz.soup import BATCHNORM_LABELS, Soup
 from soupviz.storage import atomic_write_json
 from soupviz.store import packbits, unpackbits
+from soupviz.threats import threat_label
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILY = ROOT / "assets" / "families" / "cifar10-preact_resnet_small"
@@ -160,10 +161,48 @@ def run_block(
                 alive[s] &= unpackbits(done[(stage, s)]["mask"], sizes[s])
 
 
+def retime(soup: Soup, family, x, y, images: int) -> None:
+    """Time every candidate on the first `images` images of each ingredient × threat, one after
+    another in this process (one CPU thread), so their costs are compared side by side rather than
+    across chunks run at different times and loads. Appends to `timing.jsonl`; a rerun skips what
+    is there."""
+    path = OUT / "timing.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = {(line["ingredient"], line["threat"], line["stage"]) for line in read_lines(path) if line["n"] == images}
+    robust_mask(chain(REFERENCE, soup, "linf"), soup, x[:8], y[:8])  # warm-up: first calls pay one-off setup
+    for threat in THREATS:
+        for ingredient in family.names:
+            soup.set_weights(torch.eye(len(family.names), dtype=torch.float64)[family.names.index(ingredient)])
+            for stage in candidates_for(threat):
+                if (ingredient, threat, stage) in done:
+                    continue
+                began = time.perf_counter()
+                robust_mask(chain(stage, soup, threat), soup, x[:images], y[:images])
+                line = {
+                    "ingredient": ingredient, "threat": threat, "stage": stage, "n": images,
+                    "seconds": round(time.perf_counter() - began, 3), "threads": torch.get_num_threads(),
+                    "machine": platform.machine(), "torch": torch.__version__,
+                }  # fmt: skip
+                with path.open("a") as handle:
+                    handle.write(json.dumps(line) + "\n")
+                print(f"timed {ingredient} {threat} {stage}: {line['seconds']:.1f} s for {images} images", flush=True)
+
+
+def side_by_side_costs() -> dict[tuple[str, str, str], tuple[float, int]]:
+    """(ingredient, threat, stage) -> (seconds per 1,000 images, images) from `retime`'s largest run."""
+    costs: dict[tuple[str, str, str], tuple[float, int]] = {}
+    for line in read_lines(OUT / "timing.jsonl"):
+        key = (line["ingredient"], line["threat"], line["stage"])
+        if key not in costs or line["n"] >= costs[key][1]:
+            costs[key] = (1000 * line["seconds"] / line["n"], line["n"])
+    return costs
+
+
 def summarise() -> dict:
     """The strength/cost table of everything recorded so far, and the defaults it supports."""
     rows, by_threat = [], {t: {} for t in THREATS}
-    for path in sorted(OUT.glob("*.jsonl")):
+    timed_side_by_side = side_by_side_costs()
+    for path in sorted(OUT.glob("*-*.jsonl")):  # <ingredient>-<threat>.jsonl; timing.jsonl is read apart
         ingredient, threat = path.stem.rsplit("-", 1)
         lines = read_lines(path)
         starts = {line["start"] for line in lines if line["stage"] == REFERENCE}
@@ -213,8 +252,12 @@ def summarise() -> dict:
                 "gap": acc - row["reference"],
                 "seconds_per_1000": 1000 * seconds[stage] / timed[stage] if timed.get(stage) else None,
                 "cost_images": timed.get(stage, 0),
+                "cost_source": "chunks",
                 "label": next(entry["label"] for entry in lines if entry["stage"] == stage),
             }
+            if (ingredient, threat, stage) in timed_side_by_side:
+                cost, images = timed_side_by_side[(ingredient, threat, stage)]
+                row["candidates"][stage].update(seconds_per_1000=cost, cost_images=images, cost_source="side by side")
         full = [entry for entry in lines if entry["stage"] == FULL]
         if full:
             covered = sum(entry["n"] for entry in full)
@@ -245,6 +288,67 @@ def summarise() -> dict:
     }
 
 
+def write_cards(summary: dict, family_folder: Path) -> None:
+    """Store each ingredient's reference robust accuracy in its card, in place of the PGD-20
+    records the first wave measured (which overstated robustness): spec 'autoattack' where
+    FAB-T and Square ran on every image (the reference is then at least as strong as
+    AutoAttack's standard version), else 'autoattack-apgd' (its APGD-CE + APGD-T stages)."""
+    family = load_family(family_folder)
+    full = {t: all(r["full_autoattack_in_reference"] for r in summary["rows"] if r["threat"] == t) for t in THREATS}
+    for ingredient in family.ingredients:
+        clean = [m for m in ingredient.card.metrics if m.get("kind") == "clean" and m.get("n") == 1000]
+        images = clean[0]["images"] if clean else "1000 images of the CIFAR-10 test split"  # the same seed-0 subset
+        records = []
+        for row in (r for r in summary["rows"] if r["ingredient"] == ingredient.card.name):
+            threat = row["threat"]
+            stages = "APGD-CE, APGD-T, FAB-T and Square" if full[threat] else "APGD-CE and APGD-T"
+            n, correct = row["images"], round(row["reference"] * row["images"])
+            records.append(Record(
+                None, None, MetricSpec("attack", threat, attack="autoattack" if full[threat] else "autoattack-apgd"),
+                n, correct, correct / n, *wilson_interval(correct, n),
+                f"AutoAttack's standard {stages} with {len(candidates_for(threat))} further attacks, "
+                f"{threat_label(threat, DEFAULT_BUDGETS[threat])} (robust only if all fail; strength bench)",
+                images, 0, BATCHNORM_LABELS["mix"], family.name,
+            ).to_dict())  # fmt: skip
+        records.sort(key=lambda r: THREATS.index(r["measure"]["threat"]))
+        fresh = {r["spec"] for r in records}
+        kept = [
+            m for m in ingredient.card.metrics
+            if m.get("spec") not in fresh
+            and not (m.get("kind") == "attack" and MetricSpec.from_key(m["spec"]).attack == "pgd")
+        ]  # fmt: skip
+        ingredient.card.metrics = records + kept  # robust columns first, as the Home table shows them
+        record_metrics(ingredient, [])
+
+
+def reference_on(row: dict, starts: list[int]) -> torch.Tensor:
+    """A summary row's per-image reference mask on the chunks beginning at `starts`."""
+    by_chunk = unpackbits(row["reference_mask"], row["images"]).view(len(row["starts"]), -1)
+    return torch.cat([by_chunk[row["starts"].index(s)] for s in starts])
+
+
+def paired_against(rows: list[dict], others: list[dict], name: str) -> list[dict]:
+    """Each row's reference robust accuracy minus that of every ingredient of `others` (another
+    results folder's summary rows) at the same threat, paired image by image on the chunks both
+    cover (Newcombe interval, McNemar's exact p): how a candidate model (called `name` and its
+    ingredient) compares with the family."""
+    pairs = []
+    for row in rows:
+        for other in (o for o in others if o["threat"] == row["threat"]):
+            common = sorted(set(row["starts"]) & set(other["starts"]))
+            a, b = reference_on(row, common), reference_on(other, common)
+            both, only_a, only_b = int((a & b).sum()), int((a & ~b).sum()), int((~a & b).sum())
+            low, high = newcombe_interval(both, only_a, only_b, len(a) - both - only_a - only_b)
+            pairs.append({
+                "threat": row["threat"], "model": f"{name} {row['ingredient']}", "against": other["ingredient"],
+                "images": len(a), "model_accuracy": float(a.float().mean()),
+                "against_accuracy": float(b.float().mean()),
+                "difference": (only_a - only_b) / len(a), "ci_low": low, "ci_high": high,
+                "p_value": mcnemar_p(only_a, only_b),
+            })  # fmt: skip
+    return pairs
+
+
 def reference_table(rows: list[dict]) -> dict:
     """Per threat, each ingredient's reference robust accuracy on the images every ingredient has
     covered (Wilson 95% interval), and the diagonal check: the threat's specialist against the
@@ -257,14 +361,13 @@ def reference_table(rows: list[dict]) -> dict:
         common = sorted(set.intersection(*(set(r["starts"]) for r in mine)))
         masks = {}
         for r in mine:
-            full = unpackbits(r["reference_mask"], r["images"]).view(len(r["starts"]), -1)
-            masks[r["ingredient"]] = torch.cat([full[r["starts"].index(s)] for s in common])
+            masks[r["ingredient"]] = reference_on(r, common)
         n = sum(len(m) for m in masks.values()) // len(masks)
         entry = {"images": n, "accuracy": {}}
         for name, mask in masks.items():
             low, high = wilson_interval(int(mask.sum()), n)
             entry["accuracy"][name] = {"accuracy": float(mask.float().mean()), "ci_low": low, "ci_high": high}
-        if threat in masks:
+        if threat in masks and len(masks) > 1:
             rivals = {name: m for name, m in masks.items() if name != threat}
             best = max(rivals, key=lambda name: int(rivals[name].sum()))
             a, b = masks[threat], rivals[best]
@@ -283,7 +386,8 @@ def markdown(summary: dict) -> str:
     seconds per 1,000 images."""
     lines = [
         "Cells: robust accuracy in % (its excess over the reference, in points) · seconds per 1,000 images "
-        "on one CPU thread, timed on the chunks run on a CPU. Reference, per image: robust only if every "
+        "on one CPU thread: timed side by side in one process (`--retime`) where that has run, else summed "
+        "over the chunks run on a CPU. Reference, per image: robust only if every "
         "candidate and AutoAttack's APGD-CE + APGD-T fail; where marked *, also AutoAttack's FAB-T and "
         "Square (the standard version's remaining stages), run on every image.",
         "",
@@ -325,6 +429,16 @@ def markdown(summary: dict) -> str:
                 f"McNemar p = {d['p_value']:.3f}"
             )
     lines.append("")
+    if "against" in summary:
+        lines += [f"### Paired against {summary['against']['folder']}", ""]
+        for d in summary["against"]["pairs"]:
+            lines.append(
+                f"- {d['threat']}: {d['model']} {100 * d['model_accuracy']:.1f} − {d['against']} "
+                f"{100 * d['against_accuracy']:.1f} = "
+                f"{interval(d['difference'], d['ci_low'], d['ci_high'], unit=' points', signed=True)}, "
+                f"McNemar p = {d['p_value']:.3f} ({d['images']} images)"
+            )
+        lines.append("")
     for threat, choice in summary["defaults"].items():
         lines.append(
             f"- {threat}: cheapest within 1 point on every ingredient: {choice['cheapest_within_1_point']} "
@@ -349,6 +463,9 @@ def main() -> None:
     parser.add_argument("--family", default=str(FAMILY), help="folder of the ingredients measured")
     parser.add_argument("--device", default="cpu", help="where to attack (costs are summarised from CPU runs only)")
     parser.add_argument("--block", type=int, default=1, help="chunks attacked together (GPU)")
+    parser.add_argument("--against", default=None, help="results folder to pair this one's models against")
+    parser.add_argument("--write-cards", action="store_true", help="store the reference in the family's cards")
+    parser.add_argument("--retime", type=int, default=0, help="time every candidate side by side on N images")
     parser.add_argument("--batch", type=int, default=256, help="images per forward pass")
     args = parser.parse_args()
     global OUT, SUMMARY
@@ -360,6 +477,8 @@ def main() -> None:
         test = load_split(args.data, "test").subset(args.images, 0)
         x, y = test.floats(), test.labels
         soup = Soup.from_family(family, device)
+        if args.retime:
+            retime(soup, family, x, y, args.retime)
         i, n = (int(part) for part in args.worker.split("/"))
         combos = [(ing, t) for ing in family.names for t in THREATS][i::n]
         starts = list(range(0, args.images, args.chunk))
@@ -370,6 +489,11 @@ def main() -> None:
                     args.full_autoattack, device, args.batch,
                 )  # fmt: skip
     summary = summarise()
+    if args.against:
+        others = json.loads((Path(args.against) / "attack_strength.json").read_text())["rows"]
+        summary["against"] = {"folder": args.against, "pairs": paired_against(summary["rows"], others, OUT.parent.name)}
+    if args.write_cards:
+        write_cards(summary, Path(args.family))
     atomic_write_json(summary, SUMMARY)
     SUMMARY.with_suffix(".md").write_text(markdown(summary))
     print(markdown(summary))
