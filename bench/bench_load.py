@@ -40,6 +40,8 @@ SLIDERS = '[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]'
 IDLE = """() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
              && !document.querySelector('[data-testid="stProgress"]')"""
 EXCEPTION = '[data-testid="stException"]'
+ANSWERED = """(before) => new URLSearchParams(location.search).get('w') !== before
+                         && !!document.querySelector('[data-testid="stMetric"]')"""
 IDLE_TIMEOUT_S = 180
 ANSWER_TIMEOUT_S = 60
 
@@ -106,6 +108,7 @@ class Session:
         self.errors = 0
         self.stuck = 0  # moves after which the page was not idle within IDLE_TIMEOUT_S
         self.lost = 0  # key presses that never changed the soup within ANSWER_TIMEOUT_S
+        self.moves_done = 0
 
     def open(self) -> float:
         start = time.perf_counter()
@@ -122,35 +125,44 @@ class Session:
         slider.press("ArrowRight" if (move // 4) % 2 == 0 else "ArrowLeft")
         return time.perf_counter(), before
 
-    def wait(self, pressed: float, before: str) -> None:
-        """Time until the address holds a new soup and the clean tile is drawn, then until idle."""
-        try:
-            self.page.wait_for_function(
-                """(before) => new URLSearchParams(location.search).get('w') !== before
-                              && document.querySelector('[data-testid="stMetric"]')""",
-                arg=before, timeout=ANSWER_TIMEOUT_S * 1000)
-        except PlaywrightTimeout:
-            self.lost += 1
-            return
-        self.answered.append(time.perf_counter() - pressed)
-        try:
-            self.page.wait_for_function(IDLE, timeout=IDLE_TIMEOUT_S * 1000)
-            self.idle.append(time.perf_counter() - pressed)
-        except PlaywrightTimeout:
+    def check(self, pressed: float, before: str) -> bool:
+        """One look at the page after a press: records the answer (the address holds a new soup
+        and the clean tile is drawn), then idleness (attacks and corruptions in), or a timeout.
+        True once this move is settled. Looking costs a few milliseconds, so every session is
+        watched at once and one session's slow work never delays another's measurement."""
+        waited = time.perf_counter() - pressed
+        if len(self.answered) + self.lost == self.moves_done:
+            if self.page.evaluate(ANSWERED, before):
+                self.answered.append(waited)
+            elif waited > ANSWER_TIMEOUT_S:
+                self.lost += 1
+                self.moves_done += 1
+                return True
+            return False
+        if self.page.evaluate(IDLE):
+            self.idle.append(waited)
+        elif waited > IDLE_TIMEOUT_S:
             self.stuck += 1
             self.page.screenshot(path=str(RESULTS / f"load-stuck-{self.index}.png"), full_page=True)
+        else:
+            return False
         self.errors += self.page.locator(EXCEPTION).count()
+        self.moves_done += 1
+        return True
 
 
-from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 
 def run_phase(sessions: list[Session], moves: int) -> None:
-    """Every session presses a key, then each waits for its answer; `moves` rounds."""
+    """Every session presses a key, then all are watched together until each move has settled
+    (answered and idle, or timed out); `moves` rounds."""
     for move in range(moves):
-        pressed = [session.press(move) for session in sessions]
-        for session, (at, before) in zip(sessions, pressed, strict=True):
-            session.wait(at, before)
+        pressed = {session: session.press(move) for session in sessions}
+        while pressed:
+            for session in list(pressed):
+                if session.check(*pressed[session]):
+                    del pressed[session]
+            time.sleep(0.02)
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -189,7 +201,7 @@ def main() -> None:
             alone_median = statistics.median(first.answered) if first.answered else float("nan")
             memory_alone = resident_mib(process.pid)
             crowd = [first] + [Session(browser, url, i) for i in range(1, args.sessions)]
-            first.answered, first.idle, first.errors, first.stuck, first.lost = [], [], 0, 0, 0
+            first.answered, first.idle, first.errors, first.stuck, first.lost, first.moves_done = [], [], 0, 0, 0, 0
             opened = [session.open() for session in crowd[1:]]
             run_phase(crowd, args.moves)
             browser.close()

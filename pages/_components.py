@@ -22,7 +22,7 @@ from soupviz.app_state import (
     default_settings,
     shipped_family_folder,
 )
-from soupviz.background import Lane
+from soupviz.background import Lane, Slots
 from soupviz.baselines import baselines_folder, load_baselines
 from soupviz.checkpoints import Ingredient, SoupFamily
 from soupviz.corruptions import corruption_label, corruption_names
@@ -204,10 +204,10 @@ def session_evaluator() -> Evaluator | None:
 
 
 @st.cache_resource(show_spinner=False)
-def lane_slots() -> threading.BoundedSemaphore:
+def lane_slots() -> Slots:
     """How many sessions' background evaluations run at once on this server: one per two cores
     (each evaluation already uses the cores it can), at least one."""
-    return threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
+    return Slots(max(1, (os.cpu_count() or 2) // 2))
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,18 @@
 that measures the slow metrics (attacks, corruptions) of the soup on screen while the page
 answers the slider at once. A newer soup supersedes the lane's running job within one batch;
 a lane's thread ends when it has been idle a while and when its lane is garbage-collected
-(the session closed), and a shared `slots` semaphore bounds how many lanes compute at once.
+(the session closed), and shared `Slots` bound how many lanes compute at once, taking turns
+tile by tile.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +24,34 @@ from soupviz.progress import Progress
 IDLE_SECONDS = 60.0
 logger = logging.getLogger(__name__)
 EXIT_WAIT_SECONDS = 10.0
+
+
+class Slots:
+    """How many lanes may compute at once, shared by a server's lanes. Unlike a semaphore it
+    serves waiters in the order they came, handing a freed slot straight to the first of them,
+    so a lane that releases its slot between tiles cannot take it back ahead of another lane."""
+
+    def __init__(self, count: int = 1) -> None:
+        self._free = count
+        self._waiting: deque[threading.Event] = deque()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Slots:
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return self
+            turn = threading.Event()
+            self._waiting.append(turn)
+        turn.wait()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._free += 1
 
 
 class Superseded(Exception):
@@ -63,8 +94,10 @@ class Job:
     def same_work(self, weights: Sequence[float], specs: Sequence[MetricSpec]) -> bool:
         return self.weights == _rounded(weights) and self.specs == tuple(specs)
 
-    def run(self, evaluate: Callable[..., list[Record]]) -> None:
-        """Measure every spec with `evaluate(weights, specs, progress)` until done or superseded."""
+    def run(self, evaluate: Callable[..., list[Record]], slots: Slots | None = None) -> None:
+        """Measure every spec with `evaluate(weights, specs, progress)` until done or superseded,
+        holding one of the shared `slots` per spec, so lanes waiting for a slot take turns tile by
+        tile rather than job by job."""
         try:
             for tile in self.tiles:
                 if self.cancelled.is_set():
@@ -76,7 +109,10 @@ class Job:
                     tile.progress = progress
 
                 try:
-                    tile.record = evaluate([list(self.weights)], [tile.spec], report)[0]
+                    with slots or contextlib.nullcontext():
+                        if self.cancelled.is_set():  # superseded while waiting for a slot
+                            raise Superseded
+                        tile.record = evaluate([list(self.weights)], [tile.spec], report)[0]
                 except SoupvizError as error:
                     tile.error = str(error)
                 except Superseded:
@@ -94,7 +130,7 @@ class _Worker:
     """The thread behind a lane: runs the newest submitted job, exits after `idle` seconds
     without work or once closed. Holds no reference to its lane, so a lane can be collected."""
 
-    def __init__(self, evaluate: Callable[..., list[Record]], slots: threading.Semaphore, idle: float) -> None:
+    def __init__(self, evaluate: Callable[..., list[Record]], slots: Slots, idle: float) -> None:
         self.evaluate, self.slots, self.idle = evaluate, slots, idle
         self.wake = threading.Condition()
         self.pending: Job | None = None
@@ -134,8 +170,7 @@ class _Worker:
                     return
                 job, self.pending, self.running = self.pending, None, self.pending
             if not job.cancelled.is_set():
-                with self.slots:
-                    job.run(self.evaluate)
+                job.run(self.evaluate, self.slots)
             job.ended.set()
             with self.wake:
                 self.running = None
@@ -153,10 +188,10 @@ class Lane:
     """
 
     def __init__(
-        self, evaluate: Callable[..., list[Record]], slots: threading.Semaphore | None = None,
+        self, evaluate: Callable[..., list[Record]], slots: Slots | None = None,
         idle: float = IDLE_SECONDS,
     ) -> None:
-        self._worker = _Worker(evaluate, slots or threading.BoundedSemaphore(1), idle)
+        self._worker = _Worker(evaluate, slots or Slots(1), idle)
         self.job: Job | None = None
         weakref.finalize(self, self._worker.close)
 

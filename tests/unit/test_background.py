@@ -8,7 +8,7 @@ import gc
 import threading
 import time
 
-from soupviz.background import Lane
+from soupviz.background import Lane, Slots
 from soupviz.errors import NonFiniteLogitsError
 from soupviz.metrics import MetricSpec, Record, wilson_interval
 from soupviz.progress import Progress
@@ -150,13 +150,27 @@ def test_a_collected_lane_ends_its_thread() -> None:
 
 def test_shared_slots_bound_how_many_lanes_compute_at_once() -> None:
     fake = FakeEvaluator(batches=3, pause=0.01)
-    slots = threading.BoundedSemaphore(2)
+    slots = Slots(2)
     lanes = [Lane(fake.evaluate, slots) for _ in range(5)]
     jobs = [lane.submit([i / 10, 1 - i / 10, 0, 0], SPECS) for i, lane in enumerate(lanes)]
     assert all(job.ended.wait(WAIT) and job.finished for job in jobs)
     assert fake.most_running == 2
     for lane in lanes:
         lane.close()
+
+
+def test_lanes_waiting_for_a_slot_take_turns_tile_by_tile() -> None:
+    fake = FakeEvaluator(batches=2, pause=0.05)
+    slots = Slots(1)
+    first, second = Lane(fake.evaluate, slots), Lane(fake.evaluate, slots)
+    jobs = [first.submit([1, 0, 0, 0], SPECS)]
+    wait_until(lambda: fake.calls)
+    jobs.append(second.submit([0, 1, 0, 0], SPECS))
+    assert all(job.ended.wait(WAIT) and job.finished for job in jobs)
+    assert [call[0][0] for call in fake.calls] == [1, 0, 1, 0]  # not [1, 1, 0, 0]
+    assert fake.most_running == 1
+    first.close()
+    second.close()
 
 
 def test_an_unexpected_failure_is_shown_on_its_tile_and_the_lane_lives_on() -> None:
