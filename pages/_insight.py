@@ -1,7 +1,7 @@
 """Streamlit glue of the insight pages (saliency, generation, adaptation): whole data splits and
 a store of finished results, both cached and shared; page widgets that keep their values while
 the user visits other pages; the current soup; a test-image picker with uploads; and a progress
-bar fed by the library's (fraction, message) reports.
+bar fed by the library's `Progress` reports.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from soupviz.data import ImageSet, load_split
 from soupviz.errors import SoupvizError
 from soupviz.insight_pages import (
     MAX_PICKED,
-    Report,
     ResultStore,
     class_positions,
     compared_models,
@@ -28,6 +27,7 @@ from soupviz.insight_pages import (
     images_at,
     parse_indices,
 )
+from soupviz.progress import Progress, ProgressCallback
 from soupviz.report import soup_label
 from soupviz.saliency import load_uploaded_image
 
@@ -94,13 +94,13 @@ def test_split() -> ImageSet | None:
         return None
 
 
-def with_progress(label: str, work: Callable[[Report], T]) -> T:
+def with_progress(label: str, work: Callable[[ProgressCallback], T]) -> T:
     """Run `work(report)` under a progress bar that shows each report's message, holding the
     session's evaluation lock so an interrupted run never shares the soup with a new one."""
     bar = st.progress(0.0, text=label)
 
-    def report(fraction: float, message: str) -> None:
-        bar.progress(min(1.0, max(0.0, fraction)), text=f"{label}: {message}")
+    def report(now: Progress) -> None:
+        bar.progress(now.fraction, text=f"{label}: {now.message}")
 
     try:
         with session_lock():

@@ -17,7 +17,8 @@ from soupviz.corruptions import corruption_names
 from soupviz.errors import SoupvizError
 from soupviz.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift, corruption_shift, folder_shift
 from soupviz.insight_figures import composition_figure, outcomes_figure
-from soupviz.insight_pages import Report, adaptation_figures, chosen_soups, request_key, unpack_labelled_zip
+from soupviz.insight_pages import adaptation_figures, chosen_soups, request_key, unpack_labelled_zip
+from soupviz.progress import Progress, ProgressCallback
 from soupviz.report import interval_text, soup_label
 from soupviz.storage import cache_dir
 from soupviz.weights import DEFAULT_MARGIN, is_extrapolated, margin_for, tidy
@@ -50,10 +51,10 @@ def shift_of(spec: tuple, heldout: int, per_class: int, seed: int, upload: objec
     return shift
 
 
-def shifts_of(specs: list[tuple], heldout: int, per_class: int, seed: int, report: Report) -> list[ShiftData]:
+def shifts_of(specs: list[tuple], heldout: int, per_class: int, seed: int, report: ProgressCallback) -> list[ShiftData]:
     shifts = []
     for i, spec in enumerate(specs):
-        report(i / len(specs), f"{spec[1]} {spec[2]}")
+        report(Progress.at(i / len(specs), f"{spec[1]} {spec[2]}"))
         shifts.append(shift_of(spec, heldout, per_class, seed))
     return shifts
 

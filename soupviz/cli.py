@@ -10,20 +10,20 @@ User errors print one line, never a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import math
 import shlex
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from soupviz.cli_import import add_check_parser, add_import_parser
 from soupviz.cli_insight import add_generate_parser, add_saliency_parser, write_outputs
 from soupviz.errors import SoupvizError
+from soupviz.progress import terminal_bar
 from soupviz.threats import parse_number
 
 if typing.TYPE_CHECKING:
@@ -248,24 +248,9 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
         store=ResultStore(args.store) if args.store else None,
     )
     weights = evaluator.ingredient_weights() if weights is None else weights(family)
-    with _progress_bar("evaluating", "step") as report:
+    with terminal_bar("evaluating", "step") as report:
         records = evaluator.evaluate(weights, specs, report)
     return _show(args, family, specs, records)
-
-
-@contextlib.contextmanager
-def _progress_bar(description: str, unit: str) -> Iterator[Callable]:
-    """A tqdm bar (with its ETA) and the progress callback that moves it."""
-    from tqdm import tqdm
-
-    with tqdm(total=1, unit=unit, desc=description) as bar:
-
-        def report(progress) -> None:
-            bar.total = progress.total
-            bar.n = progress.done
-            bar.set_postfix_str(progress.message, refresh=True)
-
-        yield report
 
 
 def _show(args: argparse.Namespace, family, specs: list, records: list) -> list:
@@ -391,7 +376,7 @@ def _sweep(args: argparse.Namespace, weights) -> list:
     setup = SweepSetup(str(family.folder or args.family), data=args.data, images=args.images, seed=args.seed,
                        batchnorm=args.batchnorm, fold=args.fold, device=args.device)
     rows = weights(family)
-    with tempfile.TemporaryDirectory() as scratch, _progress_bar("sweeping", "task") as report:
+    with tempfile.TemporaryDirectory() as scratch, terminal_bar("sweeping", "task") as report:
         store = ResultStore(Path(scratch) / "results.sqlite" if args.no_cache else args.store)
         records = sweep(setup, rows, specs, store, engine=args.engine, address=args.address,
                         shards=args.shards, progress=report)
@@ -457,7 +442,8 @@ def _run_adapt(args: argparse.Namespace) -> None:
     else:
         split = load_split(args.data, "test")
         shift = corruption_shift(split, args.corruption, args.severity, args.per_class, args.heldout, args.seed)
-    run = adapt_to_shift(evaluator.soup, shift, config, family.labels)
+    with terminal_bar("adapting") as report:
+        run = adapt_to_shift(evaluator.soup, shift, config, family.labels, report)
     print(adaptation_table(run))
     figures = adaptation_figures(run, family.labels, family.name)
     outcomes, curve = figures["outcomes"], figures.get("k-curve")

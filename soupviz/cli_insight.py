@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
 from soupviz.generate import GenerationSettings
+from soupviz.progress import terminal_bar
 from soupviz.saliency import CLIPS, METHODS, MODES, SaliencySettings
 
 if TYPE_CHECKING:
@@ -104,7 +105,8 @@ def run_saliency(args: argparse.Namespace) -> None:
     images, labels, names = _pick(args, split, single=False)
     settings = SaliencySettings(args.method, args.mode, args.clip, args.percentile, nt_samples=args.samples,
                                 noise=args.noise, ig_steps=args.ig_steps, seed=args.seed)
-    panels = saliency_panels(soup, images, labels, weights, settings, family.names)
+    with terminal_bar("saliency maps") as report:
+        panels = saliency_panels(soup, images, labels, weights, settings, family.names, report)
     fig = saliency_view(family, images, labels, names, panels, settings, split.classes, weights, args.paper)
     print(f"{settings.method_label}; {settings.normalisation_label}")
     write_outputs([fig], args.out, args.figures, args.figure_format)
@@ -134,13 +136,17 @@ def run_generate(args: argparse.Namespace) -> None:
     if args.target is not None:
         images, _, names = _pick(args, split, single=True)
         target = class_index(args.target, classes)
-        runs = walk_towards(soup, rows, images[0], target, settings)
+        with terminal_bar("generating") as report:
+            runs = walk_towards(soup, rows, images[0], target, settings, report)
         fig = strip_figure(runs, titles, classes, family.name, weights, args.paper)
         print(f"{names[0]} towards {classes[target]!r}: {settings.label}")
     else:
         chosen = [class_index(name, classes) for name in args.to.split(",") if name.strip()]
-        gaussians = fit_gaussians(load_split(args.data, "train"), chosen, args.fit_images, settings.seed)
-        runs = generate_per_model(soup, rows, gaussians, chosen, args.per_class, settings)
+        train = load_split(args.data, "train")
+        with terminal_bar("fitting class seeds") as report:
+            gaussians = fit_gaussians(train, chosen, args.fit_images, settings.seed, report=report)
+        with terminal_bar("generating") as report:
+            runs = generate_per_model(soup, rows, gaussians, chosen, args.per_class, settings, report)
         fig = class_figure(runs, titles, classes, family.name, weights, args.paper)
         print(f"{', '.join(classes[c] for c in chosen)} from Gaussian seeds (seed {settings.seed}): {settings.label}")
     write_outputs([fig], args.out, args.figures, args.figure_format)

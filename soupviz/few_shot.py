@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,19 +29,14 @@ from soupviz.adapt import (
 )
 from soupviz.data import ImageSet, load_image_folder
 from soupviz.errors import SoupvizError
-from soupviz.progress import Progress
+from soupviz.progress import Progress, ProgressCallback, silent, within
 from soupviz.soup import Soup
 from soupviz.weight_search import Selection, choose, select_by_gradient
 from soupviz.weights import simplex_grid
 
-Report = Callable[[float, str], None]
 METHODS = ("grid", "gradient")
 K_CURVE = (1, 5, 10, 50)  # the page's k-curve
 BN_IMAGES = 512  # unlabelled shifted images used to re-estimate BatchNorm statistics
-
-
-def _silent(fraction: float, message: str) -> None:
-    """A `Report` that ignores progress."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +154,7 @@ def select(
     config: AdaptConfig,
     picked: torch.Tensor,
     grid_choice: Selection | None = None,
-    report: Report = _silent,
+    report: ProgressCallback = silent,
 ) -> list[Selection]:
     """The protocol's selections on the images `picked`: the grid's choice (given, or by
     grid search), then with method 'gradient' the gradient's choice started from it."""
@@ -171,7 +166,7 @@ def select(
         return [grid_choice]
 
     def step(now: Progress) -> None:
-        report(now.fraction, f"gradient on the weights: step {now.done} of {now.total}")
+        report(Progress.at(now.fraction, f"gradient on the weights: step {now.done} of {now.total}"))
 
     gradient = select_by_gradient(
         soup,
@@ -189,7 +184,11 @@ def select(
 
 
 def adapt_to_shift(
-    soup: Soup, shift: ShiftData, config: AdaptConfig, labels: Sequence[str] | None = None, report: Report = _silent
+    soup: Soup,
+    shift: ShiftData,
+    config: AdaptConfig,
+    labels: Sequence[str] | None = None,
+    report: ProgressCallback = silent,
 ) -> AdaptationRun:
     """Choose a soup for `shift` on draw 0 of `config.k` images per class and report it (see the
     module docstring); ingredients are named by `labels` (default their checkpoint names).
@@ -197,7 +196,7 @@ def adapt_to_shift(
     The grid is scored once on every image any draw uses, so each draw's grid choice is a
     choice of columns; the k-curve leaves out the ks that exhaust a class's pool (see `notes`).
     """
-    report(0.0, "preparing the soup")
+    report(Progress.at(0.0, "preparing the soup"))
     soup, batchnorm = soup_for_shift(soup, shift, config.bn_on_shift)
     kk, grid, notes = soup.params.k, config.grid(soup.params.k), []
     sizes = shift.pool_sizes()
@@ -217,18 +216,20 @@ def adapt_to_shift(
     candidates = torch.cat([grid, references(kk)])
 
     def scored(step: Progress) -> None:
-        report(0.05 + 0.35 * step.fraction, f"scoring {len(candidates)} soups, batch {step.done} of {step.total}")
+        report(
+            Progress.at(
+                0.05 + 0.35 * step.fraction, f"scoring {len(candidates)} soups, batch {step.done} of {step.total}"
+            )
+        )
 
     scores = score_grid(soup, candidates, shift.x[columns], shift.y[columns], config.batch_size, progress=scored)
     on_grid = scores.rows(torch.arange(len(grid)))
     main = picks[(config.k, 0)]
-    selections = select(
-        soup, shift, grid, config, main, on_grid.pick(position[main]), lambda f, m: report(0.4 + 0.1 * f, m)
-    )
-    report(0.5, f"held-out accuracy on {len(shift.heldout)} images")
+    selections = select(soup, shift, grid, config, main, on_grid.pick(position[main]), within(report, 0.4, 0.5))
+    report(Progress.at(0.5, f"held-out accuracy on {len(shift.heldout)} images"))
     outcomes = adaptation_report(soup, shift, selections, config.k, 0, config.batch_size, labels, batchnorm)
     curve = _curve(soup, shift, grid, config, scores, position, picks, draws[1:], report)
-    report(1.0, "done")
+    report(Progress.at(1.0, "done"))
     return AdaptationRun(
         shift.name, shift.seed, config, batchnorm, selections, outcomes, curve, summarise_curve(curve), notes
     )
@@ -243,7 +244,7 @@ def _curve(
     position: torch.Tensor,
     picks: dict,
     draws: list[tuple[int, int]],
-    report: Report,
+    report: ProgressCallback,
 ) -> list[dict]:
     """k-curve points: per (k, draw), the protocol's selections, the best ingredient on the
     selection images and the uniform soup, each with its held-out accuracy."""
@@ -252,7 +253,7 @@ def _curve(
     rows, extra = [], []
     for i, (k, draw) in enumerate(draws):
         columns = position[picks[(k, draw)]]
-        report(0.55 + 0.4 * i / max(len(draws), 1), f"k-curve: k = {k}, draw {draw + 1} of {config.draws}")
+        report(Progress.at(0.55 + 0.4 * i / max(len(draws), 1), f"k-curve: k = {k}, draw {draw + 1} of {config.draws}"))
         chosen = select(soup, shift, grid, config, picks[(k, draw)], scores.rows(torch.arange(g)).pick(columns))
         best = g + scores.rows(torch.arange(g, g + kk)).pick(columns).index
         for name, selection in zip(selection_names(chosen), chosen, strict=True):
@@ -300,7 +301,7 @@ def adapt_several(
     shifts: Sequence[ShiftData],
     config: AdaptConfig,
     labels: Sequence[str] | None = None,
-    report: Report = _silent,
+    report: ProgressCallback = silent,
 ) -> tuple[Selection, list[Outcome]]:
     """One soup of the grid for all `shifts`: the best mean accuracy over their selection images
     (draw 0 of k per class of each; ties to the lower mean loss, then the first row; grid search
@@ -312,7 +313,7 @@ def adapt_several(
     grid = config.grid(soup.params.k)
     accuracy, loss, n = torch.zeros(len(grid), dtype=F64), torch.zeros(len(grid), dtype=F64), 0
     for i, ((here, _), shift) in enumerate(zip(prepared, shifts, strict=True)):
-        report(i / (2 * len(shifts)), f"{shift.name}: scoring the grid")
+        report(Progress.at(i / (2 * len(shifts)), f"{shift.name}: scoring the grid"))
         picked = shift.selection_indices(config.k, 0)
         scores = score_grid(here, grid, shift.x[picked], shift.y[picked], config.batch_size)
         accuracy += scores.correct.to(F64).mean(1) / len(shifts)
@@ -324,10 +325,10 @@ def adapt_several(
     )
     outcomes = []
     for i, ((here, batchnorm), shift) in enumerate(zip(prepared, shifts, strict=True)):
-        report(0.5 + i / (2 * len(shifts)), f"{shift.name}: its own soup and the held-out accuracies")
+        report(Progress.at(0.5 + i / (2 * len(shifts)), f"{shift.name}: its own soup and the held-out accuracies"))
         own = select(here, shift, grid, config, shift.selection_indices(config.k, 0))[-1]
         rows = adaptation_report(here, shift, [joint, own], config.k, 0, config.batch_size, labels, batchnorm)
         renamed = ["one soup for all shifts", "soup chosen for this shift"]
         outcomes += [dataclasses.replace(o, candidate=renamed[j]) if j < 2 else o for j, o in enumerate(rows)]
-    report(1.0, "done")
+    report(Progress.at(1.0, "done"))
     return joint, outcomes

@@ -1,7 +1,7 @@
 """Page-side logic of the insight pages (saliency, generation, few-shot adaptation) without
 Streamlit: the models a page compares (each ingredient and the current soup), picking test
 images and reading uploads, a store of finished results keyed by their inputs, and runs of the
-library's insight functions reporting progress as (fraction done, message), shared by the pages and
+library's insight functions reporting progress as `Progress`, shared by the pages and
 `soupviz saliency`/`soupviz generate`. Few-shot adaptation itself is `few_shot.adapt_to_shift`.
 """
 
@@ -13,7 +13,7 @@ import io
 import threading
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -33,19 +33,14 @@ from soupviz.generate import (
     towards_class,
 )
 from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure, saliency_figure
-from soupviz.progress import Progress
+from soupviz.progress import Progress, ProgressCallback, silent
 from soupviz.saliency import SaliencyResult, SaliencySettings, soup_panel
 from soupviz.soup import Soup
 from soupviz.weights import EXTRAPOLATION_LIMIT
 
-Report = Callable[[float, str], None]
 CURRENT = "current soup"
 MAX_PICKED = 12  # images one saliency grid shows
 MAX_ZIP_BYTES = 512 * 2**20  # uncompressed size of an uploaded archive of labelled images
-
-
-def _silent(fraction: float, message: str) -> None:
-    """A `Report` that ignores progress."""
 
 
 class ResultStore:
@@ -167,15 +162,15 @@ def class_positions(labels: torch.Tensor, classes: Sequence[int], offset: int, p
 
 def saliency_panels(
     soup: Soup, images: torch.Tensor, labels: Sequence[int], weights: Sequence[float],
-    settings: SaliencySettings, names: Sequence[str], report: Report = _silent,
+    settings: SaliencySettings, names: Sequence[str], report: ProgressCallback = silent,
 ) -> list[dict[str, SaliencyResult]]:
     """For each image (N, 3, H, W) in [0, 1], its map under each ingredient (keyed by `names`)
     and under the soup with `weights` (key 'soup'), by `saliency.soup_panel`."""
     panels = []
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-        report(i / len(images), f"maps of image {i + 1} of {len(images)}")
+        report(Progress.at(i / len(images), f"maps of image {i + 1} of {len(images)}"))
         panels.append(dict(soup_panel(soup, image.to(soup.params.device), int(label), weights, settings, names)))
-    report(1.0, "done")
+    report(Progress.at(1.0, "done"))
     return panels
 
 
@@ -215,7 +210,7 @@ def generation_settings(eps: float, step_size: float, steps: int, frames: int, s
 
 def walk_towards(
     soup: Soup, rows: torch.Tensor, image: torch.Tensor, target: int, settings: GenerationSettings,
-    report: Report = _silent,
+    report: ProgressCallback = silent,
 ) -> list[Generation]:
     """`generate.towards_class` from one image (3, H, W) for each model of `rows` (S, K)."""
     start = image[None].to(soup.params.device)
@@ -224,20 +219,21 @@ def walk_towards(
 
 def fit_gaussians(
     images: ImageSet, classes: Sequence[int], max_per_class: int = 5000, seed: int = 0,
-    store: ResultStore | None = None, key: str = "", report: Report = _silent,
+    store: ResultStore | None = None, key: str = "", report: ProgressCallback = silent,
 ) -> ClassGaussians:
     """`generate.fit_class_gaussians` one class at a time (each class's fit kept in `store`
     under `key`), merged; the same Gaussians as fitting the classes together."""
     parts = []
     for i, c in enumerate(classes):
-        report(i / len(classes), f"fitting the Gaussian of {images.classes[c]!r} ({i + 1} of {len(classes)})")
+        message = f"fitting the Gaussian of {images.classes[c]!r} ({i + 1} of {len(classes)})"
+        report(Progress.at(i / len(classes), message))
         part = store.get(f"{key}|{c}") if store is not None else None
         if part is None:
             part = fit_class_gaussians(images, max_per_class, [c], seed=seed)
             if store is not None:
                 store.put(f"{key}|{c}", part)
         parts.append(part)
-    report(1.0, "fitted")
+    report(Progress.at(1.0, "fitted"))
     first = parts[0]
     return dataclasses.replace(
         first, means=torch.cat([p.means for p in parts]), factors=torch.cat([p.factors for p in parts]),
@@ -247,7 +243,7 @@ def fit_gaussians(
 
 def generate_per_model(
     soup: Soup, rows: torch.Tensor, gaussians: ClassGaussians, classes: Sequence[int], per_class: int,
-    settings: GenerationSettings, report: Report = _silent,
+    settings: GenerationSettings, report: ProgressCallback = silent,
 ) -> list[Generation]:
     """`generate.generate_classes` for each model of `rows` (S, K): the same seeds for every model."""
     device = soup.params.device
@@ -257,12 +253,13 @@ def generate_per_model(
     )
 
 
-def _per_model(soup: Soup, rows: torch.Tensor, report: Report, run) -> list[Generation]:
+def _per_model(soup: Soup, rows: torch.Tensor, report: ProgressCallback, run) -> list[Generation]:
     """`run(model, step_callback)` for the soup at each row, reporting progress across all rows."""
     runs = []
     for s, row in enumerate(rows):
         def step(now: Progress, s: int = s) -> None:
-            report((s + now.fraction) / len(rows), f"model {s + 1} of {len(rows)}: step {now.done} of {now.total}")
+            message = f"model {s + 1} of {len(rows)}: step {now.done} of {now.total}"
+            report(Progress.at((s + now.fraction) / len(rows), message))
 
         runs.append(run(soup.folded(row, extrapolate=True, margin=EXTRAPOLATION_LIMIT), step))
     return runs

@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,5 +25,41 @@ class Progress:
         """How much is done, in [0, 1]."""
         return min(1.0, self.done / self.total) if self.total > 0 else 1.0
 
+    @classmethod
+    def at(cls, fraction: float, message: str = "") -> Progress:
+        """A report of work measured only as a share done (steps of unequal cost), in permille."""
+        return cls(round(PERMILLE * min(1.0, max(0.0, fraction))), PERMILLE, message)
 
+
+PERMILLE = 1000
 ProgressCallback = Callable[[Progress], None]
+
+
+def silent(progress: Progress) -> None:
+    """A `ProgressCallback` that ignores progress."""
+
+
+def within(report: ProgressCallback, start: float, end: float) -> ProgressCallback:
+    """The callback of one part of a larger task, which takes the share [start, end] of it: the
+    part's reports become reports of the whole, with the part's messages."""
+
+    def part(progress: Progress) -> None:
+        report(Progress.at(start + (end - start) * progress.fraction, progress.message))
+
+    return part
+
+
+@contextlib.contextmanager
+def terminal_bar(description: str, unit: str = "step") -> Iterator[ProgressCallback]:
+    """A terminal progress bar (tqdm, with its ETA) and the callback that moves it: how the CLI
+    shows every long command's progress."""
+    from tqdm import tqdm
+
+    with tqdm(total=1, unit=unit, desc=description) as bar:
+
+        def report(progress: Progress) -> None:
+            bar.total = progress.total
+            bar.n = progress.done
+            bar.set_postfix_str(progress.message, refresh=True)
+
+        yield report

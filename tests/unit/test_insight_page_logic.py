@@ -75,7 +75,7 @@ def test_fitting_class_by_class_gives_the_joint_fit_and_keeps_each_class(
     images = ImageSet(synthetic_images.images[:, :, :4, :4], synthetic_images.labels, CIFAR10_CLASSES, "tiny")
     store, reports = ResultStore(), []
     merged = fit_gaussians(images, [2, 5], max_per_class=4, seed=1, store=store, key="k",
-                           report=lambda f, m: reports.append(f))
+                           report=lambda now: reports.append(now.fraction))
     joint = fit_class_gaussians(images, 4, [2, 5], seed=1)
     assert merged.fitted == (2, 5) and merged.counts == joint.counts
     torch.testing.assert_close(merged.means, joint.means)
