@@ -42,7 +42,8 @@ IDLE = """() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon
 EXCEPTION = '[data-testid="stException"]'
 ANSWERED = """(before) => new URLSearchParams(location.search).get('w') !== before
                          && !!document.querySelector('[data-testid="stMetric"]')"""
-IDLE_TIMEOUT_S = 180
+IDLE_TIMEOUT_S = 300
+POLL_S = 0.25  # between looks at the pages: faster looking costs the browsers CPU the server needs
 ANSWER_TIMEOUT_S = 60
 
 
@@ -162,7 +163,7 @@ def run_phase(sessions: list[Session], moves: int) -> None:
             for session in list(pressed):
                 if session.check(*pressed[session]):
                     del pressed[session]
-            time.sleep(0.02)
+            time.sleep(POLL_S)
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -180,7 +180,8 @@ def metric_tile(container: DeltaGenerator, record: Record, note: str = "") -> No
         container.caption(note)
 
 
-POLL = 0.5  # seconds between redraws of tiles still being measured in the background
+POLL = 1.0  # seconds between redraws of tiles still being measured in the background (each redraw is a
+# fragment rerun on the server: with many sessions, faster polling takes CPU from the measuring itself)
 
 
 def background_tiles(job: Job, stored: dict[str, Record], columns: int = 3) -> None:
