@@ -35,9 +35,9 @@ import torch
 
 from soupviz.attacks import DEFAULT_BUDGETS, THREATS, AutoAttack, describe_attacks, make_attack, robust_mask
 from soupviz.checkpoints import load_family, record_metrics
-from soupviz.comparison import mcnemar_p, newcombe_interval
 from soupviz.data import load_split
-from soupviz.metrics import MetricSpec, Record, wilson_interval
+from soupviz.evaluate.comparison import mcnemar_p, newcombe_interval
+from soupviz.evaluate.metrics import MetricSpec, Record, wilson_interval
 from soupviz.report import interval
 from soupviz.soup import BATCHNORM_LABELS, Soup
 from soupviz.storage import atomic_write_json

@@ -25,8 +25,8 @@ from soupviz.checkpoints import load_family
 from soupviz.corruptions import corruption_names
 from soupviz.data import load_split
 from soupviz.device import describe_device, pick_device
-from soupviz.evaluate import Evaluator
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.storage import atomic_write_json
 from soupviz.store import ResultStore
 from soupviz.sweep import SweepSetup, sweep

@@ -14,9 +14,9 @@ from soupviz.dashboard import (
     ternary_points,
 )
 from soupviz.errors import SoupvizError
-from soupviz.evaluate import Evaluator
-from soupviz.figures import interpolation_figure, ternary_figure
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.figures.soups import interpolation_figure, ternary_figure
 from soupviz.report import record_choices
 from soupviz.weights import grid_weights, line_weights
 

@@ -18,7 +18,7 @@ from soupviz.app_state import Keys
 from soupviz.checkpoints import SoupFamily
 from soupviz.data import ImageSet, load_split
 from soupviz.errors import SoupvizError
-from soupviz.insight_pages import (
+from soupviz.insight.runs import (
     MAX_PICKED,
     ResultStore,
     class_positions,
@@ -27,9 +27,9 @@ from soupviz.insight_pages import (
     images_at,
     parse_indices,
 )
+from soupviz.insight.saliency import load_uploaded_image
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.report import soup_label
-from soupviz.saliency import load_uploaded_image
 
 T = TypeVar("T")
 EXPLORER = "pages/explorer.py"

@@ -10,13 +10,13 @@ from pages._widgets import figure_panel, keep_valid, set_weights
 from soupviz.app_state import Keys
 from soupviz.dashboard import picked_weights
 from soupviz.errors import SoupvizError
-from soupviz.evaluate import Evaluator
-from soupviz.figures import accuracy_heatmap
-from soupviz.metrics import attack_label
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import attack_label
+from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure, tetrahedron_points
+from soupviz.figures.soups import accuracy_heatmap
+from soupviz.figures.tradeoff import tradeoff_figure
 from soupviz.report import record_choices
-from soupviz.simplex_figures import filled_ternary_figure, tetrahedron_figure, tetrahedron_points
 from soupviz.store_grid import StoredGrid, family_records, family_store, grid_step, stored_grid
-from soupviz.tradeoff import tradeoff_figure
 from soupviz.weights import grid_weights
 
 REFRESH = "5s"  # how often a page rereads the store while a sweep may be writing it

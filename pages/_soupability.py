@@ -1,7 +1,7 @@
 """Can these ingredients be souped? The Home page's barrier matrix, the lesson beside it (a path
 between two ingredients next to one to an independently trained network, the shipped
 `assets/unrelated`), and the explorer's warning before its sliders mix ingredients whose cards
-show no shared base (`soupviz.soupability`)."""
+show no shared base (`soupviz.evaluate.soupability`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from soupviz.app_state import Keys
 from soupviz.checkpoints import Ingredient, SoupFamily, load_checkpoint
 from soupviz.dashboard import folder_stamp
 from soupviz.errors import SoupvizError
-from soupviz.soupability import (
+from soupviz.evaluate.soupability import (
     DO_NOT_MIX,
     SHIPPED_OUTSIDER,
     Soupability,
@@ -21,7 +21,7 @@ from soupviz.soupability import (
     measure_soupability,
     unrelated_pairs,
 )
-from soupviz.soupability_figure import paths_figure
+from soupviz.figures.soupability import paths_figure
 
 IMAGES = 64  # a handful of test images: the barrier is a coarse signal, measured in seconds
 POINTS = 7

@@ -11,13 +11,13 @@ import streamlit as st
 from pages._components import session_evaluator
 from pages._insight import evaluator_context, keep_values, result_store, test_split, with_progress
 from pages._widgets import MARGINS, figure_panel, set_weights
-from soupviz.adapt import ShiftData
 from soupviz.app_state import Keys
 from soupviz.corruptions import corruption_names
 from soupviz.errors import SoupvizError
-from soupviz.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift, corruption_shift, folder_shift
-from soupviz.insight_figures import composition_figure, outcomes_figure
-from soupviz.insight_pages import adaptation_figures, chosen_soups, request_key, unpack_labelled_zip
+from soupviz.figures.insight import composition_figure, outcomes_figure
+from soupviz.insight.adapt import ShiftData
+from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift, corruption_shift, folder_shift
+from soupviz.insight.runs import adaptation_figures, chosen_soups, request_key, unpack_labelled_zip
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.report import interval_text, soup_label
 from soupviz.storage import cache_dir

@@ -11,7 +11,7 @@ from pages._soupability import lineage_warning
 from pages._widgets import background_tiles, metric_tile, read_link, weight_sliders, write_link
 from soupviz.app_state import Keys
 from soupviz.dashboard import corruption_specs, metric_choices, robust_specs
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.report import soup_label
 from soupviz.store_grid import family_store, stored_records
 

@@ -21,9 +21,9 @@ from pages._insight import (
 from pages._widgets import figure_panel
 from soupviz.app_state import Keys
 from soupviz.errors import SoupvizError
-from soupviz.generate import GenerationSettings
-from soupviz.insight_figures import class_figure, strip_figure
-from soupviz.insight_pages import (
+from soupviz.figures.insight import class_figure, strip_figure
+from soupviz.insight.generate import GenerationSettings
+from soupviz.insight.runs import (
     fit_gaussians,
     generate_per_model,
     generation_settings,

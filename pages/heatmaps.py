@@ -9,10 +9,10 @@ from pages._widgets import current_weights, evaluate_live, figure_panel, keep_va
 from soupviz.app_state import Keys
 from soupviz.dashboard import ROW_GROUPS, budget_specs, default_budgets, row_soups
 from soupviz.errors import SoupvizError
-from soupviz.figures import accuracy_heatmap
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.figures.soups import accuracy_heatmap
+from soupviz.figures.tradeoff import budget_curves
 from soupviz.threats import THREAT_LABELS, THREATS, format_budgets, parse_budgets
-from soupviz.tradeoff import budget_curves
 
 st.title("Attack heatmaps")
 evaluator = session_evaluator()

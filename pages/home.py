@@ -20,7 +20,7 @@ from soupviz.app_state import Keys, shipped_family_folder
 from soupviz.dashboard import folder_stamp, robust_specs
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.report import ingredient_caption, ingredient_table
 from soupviz.serving import save_uploads
 

@@ -18,8 +18,8 @@ from pages._insight import (
 from pages._widgets import figure_panel
 from soupviz.app_state import Keys
 from soupviz.errors import SoupvizError
-from soupviz.insight_pages import request_key, saliency_panels, saliency_view, tensor_digest
-from soupviz.saliency import SaliencySettings
+from soupviz.insight.runs import request_key, saliency_panels, saliency_view, tensor_digest
+from soupviz.insight.saliency import SaliencySettings
 
 METHODS = {"loss": "Loss gradient", "saliency": "Saliency", "smoothgrad": "SmoothGrad",
            "integrated_gradients": "Integrated Gradients"}

@@ -8,14 +8,14 @@ from pages._components import HeldResults, family_baselines, session_evaluator, 
 from pages._simplex_views import stored_tradeoff
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
 from soupviz.app_state import Keys
-from soupviz.baselines import baseline_labels, evaluate_baselines
-from soupviz.comparison import SAMPLING_NOTE
 from soupviz.dashboard import robust_specs
-from soupviz.ensembles import EnsembleEvaluator
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.baselines import baseline_labels, evaluate_baselines
+from soupviz.evaluate.comparison import SAMPLING_NOTE
+from soupviz.evaluate.ensembles import EnsembleEvaluator
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.figures.tradeoff import tradeoff_figure
 from soupviz.report import interval_text, soup_vs_ensemble, weights_key
 from soupviz.threats import THREAT_LABELS, THREATS
-from soupviz.tradeoff import tradeoff_figure
 from soupviz.weights import grid_weights, is_extrapolated
 
 MODES = {"none": "no ensembles", "logits": "ensembles of logits", "probs": "ensembles of probabilities"}

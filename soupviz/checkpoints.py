@@ -39,7 +39,7 @@ class Card:
     'none' for nominal training, or a name such as 'sat' for a joint model); `eps` its
     budget in pixel scale. `parent` is the name and content hash of the checkpoint it was
     fine-tuned from (None for a base trained from scratch). `metrics` holds records from
-    `soupviz.evaluate`, measured after training. `source` says where an imported checkpoint
+    `soupviz.evaluate.evaluator`, measured after training. `source` says where an imported checkpoint
     came from (format, file name, SHA-256 of the file; see `soupviz.foreign`).
     """
 

@@ -27,7 +27,7 @@ from soupviz.progress import terminal_bar
 from soupviz.threats import parse_number
 
 if typing.TYPE_CHECKING:
-    from soupviz.train_config import TrainConfig
+    from soupviz.train.config import TrainConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,7 +95,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_flags(parser: argparse.ArgumentParser, config: type) -> None:
-    """Add a flag per field of the dataclass `config` from its metadata (see `train_config.option`):
+    """Add a flag per field of the dataclass `config` from its metadata (see `train.config.option`):
     name, type, default, choices, range and help all come from the field."""
     hints = typing.get_type_hints(config)
     for item in dataclasses.fields(config):
@@ -131,7 +131,7 @@ def _names(text: str) -> list[str]:
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    from soupviz.train_config import TrainConfig
+    from soupviz.train.config import TrainConfig
 
     parser = sub.add_parser("train", help="train or fine-tune one ingredient and write its checkpoint and card")
     _config_flags(parser, TrainConfig)
@@ -142,14 +142,14 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The `TrainConfig` that `soupviz train` options describe, with the command line recorded."""
-    from soupviz.train_config import TrainConfig
+    from soupviz.train.config import TrainConfig
 
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli")}
     return TrainConfig(**settings, command="soupviz " + shlex.join(sys.argv[1:]))
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    from soupviz.train import train
+    from soupviz.train.loop import train
 
     print(train(train_config(args), resume=args.resume))
 
@@ -231,8 +231,8 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace, weights) -> list:
     from soupviz.checkpoints import load_family
-    from soupviz.evaluate import open_evaluator
-    from soupviz.metrics import parse_metrics
+    from soupviz.evaluate.evaluator import open_evaluator
+    from soupviz.evaluate.metrics import parse_metrics
     from soupviz.store import ResultStore
 
     family = load_family(args.family)
@@ -292,7 +292,7 @@ def _comparison(records: list, wanted: list[str]) -> str:
 def _run_eval(args: argparse.Namespace) -> None:
     from soupviz.checkpoints import load_family, record_metrics
     from soupviz.errors import SoupWeightsError
-    from soupviz.metrics import corruption_mean, records_of
+    from soupviz.evaluate.metrics import corruption_mean, records_of
     from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
 
     weights = None
@@ -367,7 +367,7 @@ def _sweep(args: argparse.Namespace, weights) -> list:
     import tempfile
 
     from soupviz.checkpoints import load_family
-    from soupviz.metrics import parse_metrics
+    from soupviz.evaluate.metrics import parse_metrics
     from soupviz.store import ResultStore
     from soupviz.sweep import SweepSetup, sweep
 
@@ -419,10 +419,10 @@ def _run_adapt(args: argparse.Namespace) -> None:
 
     from soupviz.checkpoints import load_family
     from soupviz.data import load_split
-    from soupviz.evaluate import open_evaluator
-    from soupviz.export import figure_csv
-    from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
-    from soupviz.insight_pages import adaptation_figures
+    from soupviz.evaluate.evaluator import open_evaluator
+    from soupviz.figures.export import figure_csv
+    from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
+    from soupviz.insight.runs import adaptation_figures
     from soupviz.report import adaptation_table
 
     if (args.corruption is None) == (args.folder is None):

@@ -1,5 +1,5 @@
 """The `soupviz import` and `soupviz check` subcommands: bring foreign checkpoints in as carded
-safetensors, and measure whether a family's ingredients can be souped (`soupviz.soupability`)."""
+safetensors, and measure whether a family's ingredients can be souped (`soupviz.evaluate.soupability`)."""
 
 from __future__ import annotations
 
@@ -98,8 +98,8 @@ def _run_check(args: argparse.Namespace) -> None:
     from soupviz.checkpoints import load_checkpoint, load_family
     from soupviz.data import load_split
     from soupviz.device import pick_device
+    from soupviz.evaluate.soupability import measure_against, measure_soupability
     from soupviz.soup import ParameterMatrix
-    from soupviz.soupability import measure_against, measure_soupability
 
     if args.images < 1 or args.points < 3 or args.calibration_images < 1:
         raise SoupvizError("--images and --calibration-images must be at least 1 and --points at least 3.")

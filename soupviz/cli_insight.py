@@ -1,6 +1,6 @@
 """The `soupviz saliency` and `soupviz generate` subcommands: the Saliency and Generation pages'
-work from the command line, through the same library calls (`soupviz.insight_pages`), written
-as figures (`soupviz.export`) and a CSV of the numbers behind them."""
+work from the command line, through the same library calls (`soupviz.insight.runs`), written
+as figures (`soupviz.figures.export`) and a CSV of the numbers behind them."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
-from soupviz.generate import GenerationSettings
+from soupviz.insight.generate import GenerationSettings
+from soupviz.insight.saliency import CLIPS, METHODS, MODES, SaliencySettings
 from soupviz.progress import terminal_bar
-from soupviz.saliency import CLIPS, METHODS, MODES, SaliencySettings
 
 if TYPE_CHECKING:
     import torch
@@ -98,8 +98,8 @@ def add_generate_parser(sub: argparse._SubParsersAction, common: AddOptions) -> 
 
 
 def run_saliency(args: argparse.Namespace) -> None:
-    """`soupviz saliency`: `insight_pages.saliency_panels` and `saliency_view`, as the page runs them."""
-    from soupviz.insight_pages import saliency_panels, saliency_view
+    """`soupviz saliency`: `insight.runs.saliency_panels` and `saliency_view`, as the page runs them."""
+    from soupviz.insight.runs import saliency_panels, saliency_view
 
     family, soup, split, weights = _open(args)
     images, labels, names = _pick(args, split, single=False)
@@ -113,11 +113,11 @@ def run_saliency(args: argparse.Namespace) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> None:
-    """`soupviz generate`: `insight_pages.walk_towards` or `fit_gaussians` and `generate_per_model`,
+    """`soupviz generate`: `insight.runs.walk_towards` or `fit_gaussians` and `generate_per_model`,
     as the page runs them."""
     from soupviz.data import load_split
-    from soupviz.insight_figures import class_figure, strip_figure
-    from soupviz.insight_pages import (
+    from soupviz.figures.insight import class_figure, strip_figure
+    from soupviz.insight.runs import (
         class_index,
         compared_models,
         fit_gaussians,
@@ -156,7 +156,7 @@ def _open(args: argparse.Namespace) -> tuple[SoupFamily, Soup, ImageSet, list[fl
     """The family, its soup (as the dashboard's evaluator builds it), the test split and the soup's weights."""
     from soupviz.checkpoints import load_family
     from soupviz.data import load_split
-    from soupviz.evaluate import open_evaluator
+    from soupviz.evaluate.evaluator import open_evaluator
     from soupviz.weights import EXTRAPOLATION_LIMIT, uniform, weights_from_query
 
     family = load_family(args.family)
@@ -169,7 +169,7 @@ def _open(args: argparse.Namespace) -> tuple[SoupFamily, Soup, ImageSet, list[fl
 
 def _pick(args: argparse.Namespace, split: ImageSet, single: bool) -> tuple[torch.Tensor, list[int], list[str]]:
     """Images (N, 3, H, W) in [0, 1], labels and names chosen by index, by class or from a picture file."""
-    from soupviz.insight_pages import (
+    from soupviz.insight.runs import (
         MAX_PICKED,
         class_index,
         class_positions,
@@ -177,7 +177,7 @@ def _pick(args: argparse.Namespace, split: ImageSet, single: bool) -> tuple[torc
         images_at,
         parse_indices,
     )
-    from soupviz.saliency import load_uploaded_image
+    from soupviz.insight.saliency import load_uploaded_image
 
     classes = list(split.classes)
     if sum(x is not None for x in (args.indices, args.image_classes, args.image)) > 1:
@@ -203,7 +203,7 @@ def write_outputs(figures: Sequence[go.Figure], csv_path: str | None, folder: st
                   csv_figure: int = 0) -> None:
     """Write the numbers behind `figures[csv_figure]` to `csv_path`, and every figure into `folder`
     as `fmt` (html, or png/svg/pdf through `export.export_figure`), saying where each went."""
-    from soupviz.export import export_figure, figure_csv, filename_for
+    from soupviz.figures.export import export_figure, figure_csv, filename_for
 
     if csv_path:
         Path(csv_path).parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from soupviz.app_state import EvalSettings
 from soupviz.checkpoints import SoupFamily
 from soupviz.errors import SoupvizError
-from soupviz.metrics import MetricSpec, Record
+from soupviz.evaluate.metrics import MetricSpec, Record
 from soupviz.report import soup_label, weights_key
 from soupviz.serving import UPLOAD_SUFFIXES
 from soupviz.threats import DEFAULT_BUDGETS, THREATS
@@ -96,7 +96,7 @@ def row_soups(
 
 
 def ternary_points(fig: go.Figure) -> list[list[float]]:
-    """Weights of the points of a `figures.ternary_figure`'s first trace (carried as its
+    """Weights of the points of a `figures.soups.ternary_figure`'s first trace (carried as its
     `customdata`), in trace order, so a clicked point index maps back to its soup."""
     points = fig.data[0].customdata if fig.data else None
     return [tidy([float(w) for w in weights]) for weights in (points if points is not None else [])]

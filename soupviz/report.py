@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from soupviz.adapt import format_weights
-from soupviz.comparison import (
+from soupviz.evaluate.comparison import (
     A_BETTER,
     B_BETTER,
     SAMPLING_NOTE,
@@ -24,11 +23,12 @@ from soupviz.comparison import (
     paired_difference,
     verdict_label,
 )
-from soupviz.metrics import CORRUPTION_MEAN, CorruptionMean, Record, attack_label, corruption_mean, records_of
+from soupviz.evaluate.metrics import CORRUPTION_MEAN, CorruptionMean, Record, attack_label, corruption_mean, records_of
+from soupviz.insight.adapt import format_weights
 
 if TYPE_CHECKING:
     from soupviz.checkpoints import SoupFamily
-    from soupviz.few_shot import AdaptationRun
+    from soupviz.insight.few_shot import AdaptationRun
 
 UPPER_BOUND_NOTE = "upper bound on robust accuracy"
 BOUND = " ≤"

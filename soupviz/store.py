@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.metrics import Record
+from soupviz.evaluate.metrics import Record
 from soupviz.storage import atomic_write_bytes, atomic_write_json, cache_dir
 
 RESULTS_FORMAT = "soupviz-results/2"  # /2: each record's spec as data
@@ -38,9 +38,9 @@ FINGERPRINTED_SOURCES = (
     "image_filters.py",
     "models.py",
     "soup.py",
-    "evaluate.py",
-    "metrics.py",
-    "ensembles.py",
+    "evaluate/evaluator.py",
+    "evaluate/metrics.py",
+    "evaluate/ensembles.py",
 )
 FINGERPRINTED_PACKAGES = ("torch", "pyautoattack")
 SCHEMA = """

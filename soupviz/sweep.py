@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate import Evaluator, measured_specs, open_evaluator
-from soupviz.metrics import MetricSpec, Record
+from soupviz.evaluate.evaluator import Evaluator, measured_specs, open_evaluator
+from soupviz.evaluate.metrics import MetricSpec, Record
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.store import ResultStore
 

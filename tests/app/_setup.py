@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from soupviz.baselines import BASELINES
 from soupviz.checkpoints import Card, load_family, save_checkpoint
 from soupviz.data import CIFAR10_CLASSES
+from soupviz.evaluate.baselines import BASELINES
 
 TESTS = Path(__file__).resolve().parents[1]
 

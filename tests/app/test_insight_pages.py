@@ -23,9 +23,9 @@ from streamlit.testing.v1 import AppTest
 from soupviz.app_state import Keys
 from soupviz.checkpoints import load_family
 from soupviz.data import load_split
-from soupviz.few_shot import K_CURVE, AdaptationRun, AdaptConfig, adapt_to_shift, corruption_shift
-from soupviz.generate import GenerationSettings, towards_class
-from soupviz.saliency import SaliencySettings, soup_panel
+from soupviz.insight.few_shot import K_CURVE, AdaptationRun, AdaptConfig, adapt_to_shift, corruption_shift
+from soupviz.insight.generate import GenerationSettings, towards_class
+from soupviz.insight.saliency import SaliencySettings, soup_panel
 from soupviz.soup import Soup
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ from soupviz.background import Lane
 from soupviz.checkpoints import load_family
 from soupviz.dashboard import corruption_specs, robust_specs
 from soupviz.data import load_split
-from soupviz.evaluate import Evaluator
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.report import bounded
 from soupviz.store import ResultStore
 

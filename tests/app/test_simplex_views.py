@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from soupviz.checkpoints import load_family
 from soupviz.data import load_split
-from soupviz.evaluate import Evaluator
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.store import ResultStore
 from soupviz.weights import grid_weights
 from tests.app.test_pages import APP, TIMEOUT, assert_clean

@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 from soupviz.app_state import Keys
 from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpoint
 from soupviz.data import load_split
+from soupviz.evaluate.soupability import SHIPPED_OUTSIDER, measure_against, measure_soupability
 from soupviz.models import create_model
-from soupviz.soupability import SHIPPED_OUTSIDER, measure_against, measure_soupability
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 

@@ -12,8 +12,8 @@ import pytest
 
 from soupviz.checkpoints import load_family
 from soupviz.data import load_split
-from soupviz.evaluate import Evaluator
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.weights import grid_weights, weights_to_query
 
 pytestmark = pytest.mark.browser

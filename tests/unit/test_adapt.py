@@ -1,4 +1,4 @@
-"""Specification of soupviz.adapt and its protocol soupviz.few_shot: shift splits and independent
+"""Specification of soupviz.insight.adapt and its protocol soupviz.insight.few_shot: shift splits and independent
 draws, grid selection (never worse on the selection images than any ingredient), the gradient
 started from the grid's choice, held-out reports, the k-curve, test-time BatchNorm and one soup
 for several shifts."""
@@ -9,7 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soupviz.adapt import (
+from soupviz.corruptions import corrupt
+from soupviz.data import CIFAR10_CLASSES, ImageSet
+from soupviz.errors import NonFiniteLogitsError, SoupvizError
+from soupviz.insight.adapt import (
     GridScores,
     ShiftData,
     adaptation_report,
@@ -17,10 +20,7 @@ from soupviz.adapt import (
     select_by_grid,
     summarise_curve,
 )
-from soupviz.corruptions import corrupt
-from soupviz.data import CIFAR10_CLASSES, ImageSet
-from soupviz.errors import NonFiniteLogitsError, SoupvizError
-from soupviz.few_shot import AdaptConfig, adapt_several, adapt_to_shift, corruption_shift
+from soupviz.insight.few_shot import AdaptConfig, adapt_several, adapt_to_shift, corruption_shift
 from soupviz.soup import Soup
 from soupviz.weights import simplex_grid
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from soupviz.baselines import BASELINES, baseline_labels, evaluate_baselines, load_baselines
 from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpoint
-from soupviz.evaluate import Evaluator
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.baselines import BASELINES, baseline_labels, evaluate_baselines, load_baselines
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.store import ResultStore
 
 SPECS = [MetricSpec("clean"), MetricSpec("attack", "linf", 8 / 255, "pgd", 3)]

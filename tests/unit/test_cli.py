@@ -15,7 +15,7 @@ from PIL import Image
 from soupviz.checkpoints import load_family
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, load_split
-from soupviz.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
+from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
 from soupviz.report import interval_text
 from soupviz.soup import Soup
 from soupviz.store import read_records, unpackbits
@@ -320,7 +320,7 @@ def test_train_flags_take_their_defaults_from_train_config(tmp_path) -> None:
     from dataclasses import asdict
 
     from soupviz.cli import build_parser, train_config
-    from soupviz.train_config import TrainConfig
+    from soupviz.train.config import TrainConfig
 
     parsed = train_config(build_parser().parse_args(["train", "x", "--out", str(tmp_path)]))
     expected = TrainConfig(name="x", out=str(tmp_path), command=parsed.command)

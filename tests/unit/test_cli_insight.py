@@ -13,9 +13,9 @@ import pytest
 from soupviz.checkpoints import load_family
 from soupviz.cli import main
 from soupviz.data import load_split
-from soupviz.export import figure_csv
-from soupviz.insight_figures import class_figure, strip_figure
-from soupviz.insight_pages import (
+from soupviz.figures.export import figure_csv
+from soupviz.figures.insight import class_figure, strip_figure
+from soupviz.insight.runs import (
     compared_models,
     fit_gaussians,
     generate_per_model,
@@ -25,7 +25,7 @@ from soupviz.insight_pages import (
     saliency_view,
     walk_towards,
 )
-from soupviz.saliency import SaliencySettings
+from soupviz.insight.saliency import SaliencySettings
 from soupviz.soup import Soup
 
 WEIGHTS = [0.5, 0.5, 0.0, 0.0]

@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from soupviz.comparison import DISAGREE, mcnemar_p, newcombe_interval, paired_difference
 from soupviz.errors import SoupvizError
-from soupviz.metrics import MetricSpec, Record, wilson_interval
+from soupviz.evaluate.comparison import DISAGREE, mcnemar_p, newcombe_interval, paired_difference
+from soupviz.evaluate.metrics import MetricSpec, Record, wilson_interval
 from soupviz.store import packbits
 
 
@@ -121,7 +121,7 @@ def test_paired_rows_pair_by_metric_and_skip_metrics_only_one_side_has() -> None
 
 
 def test_corruption_means_are_compared_per_image_across_conditions() -> None:
-    from soupviz.comparison import paired_corruption_mean
+    from soupviz.evaluate.comparison import paired_corruption_mean
     from soupviz.report import paired_table
 
     def corrupted(mask, name):

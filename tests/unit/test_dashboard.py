@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from soupviz.app_state import EvalSettings
-from soupviz.comparison import paired_difference, verdict_label
 from soupviz.dashboard import (
     budget_specs,
     ingredient_titles,
@@ -19,9 +18,10 @@ from soupviz.dashboard import (
     ternary_points,
 )
 from soupviz.errors import SoupvizError
-from soupviz.evaluate import open_evaluator
-from soupviz.figures import ternary_figure
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.comparison import paired_difference, verdict_label
+from soupviz.evaluate.evaluator import open_evaluator
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.figures.soups import ternary_figure
 from soupviz.report import ingredient_table, records_table, soup_vs_ensemble
 from soupviz.soup import ParameterMatrix
 from soupviz.store import write_records
@@ -126,7 +126,7 @@ def test_a_sweep_file_loads_only_for_its_family(evaluator, family, tmp_path: Pat
 
 
 def test_soup_against_ensemble_gives_a_verdict_only_beyond_the_noise(evaluator, family) -> None:
-    from soupviz.ensembles import EnsembleEvaluator
+    from soupviz.evaluate.ensembles import EnsembleEvaluator
 
     weights = grid_weights(4, 0.5)
     soups = evaluator.evaluate(weights, [MetricSpec("clean")])

@@ -22,8 +22,8 @@ from torch import nn
 from soupviz.attacks.engine import Ascent, Iterate, ascend, steepest_ascent
 from soupviz.attacks.pgd import PGD, TargetedPGD
 from soupviz.attacks.training import default_budget, trades_attack, training_attack
-from soupviz.generate import GenerationSettings, towards_class
-from soupviz.train_losses import batch_loss, method_budgets
+from soupviz.insight.generate import GenerationSettings, towards_class
+from soupviz.train.losses import batch_loss, method_budgets
 
 REFERENCE = Path(__file__).parent / "data" / "engine_reference.pt"
 THREATS = ("linf", "l2", "l1")

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from soupviz.attacks import PGD
-from soupviz.ensembles import EnsembleEvaluator, OutputEnsemble, SoupMember, combine_outputs
 from soupviz.errors import SoupvizError, SoupWeightsError
-from soupviz.evaluate import Evaluator
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.ensembles import EnsembleEvaluator, OutputEnsemble, SoupMember, combine_outputs
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.soup import Soup
 from soupviz.store import ResultStore
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from soupviz.errors import NonFiniteLogitsError, SoupvizError
-from soupviz.evaluate import Evaluator, open_evaluator
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.evaluator import Evaluator, open_evaluator
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.report import method_text
 from soupviz.soup import ParameterMatrix
 from soupviz.store import ResultStore, unpackbits
@@ -72,7 +72,7 @@ def test_cache_returns_the_same_records_without_recomputing(
 ) -> None:
     store = ResultStore(tmp_path / "results.sqlite")
     first = Evaluator(family, synthetic_images, device="cpu", store=store).evaluate([0.5, 0.5, 0, 0], SPECS)
-    import soupviz.evaluate as evaluate_module
+    import soupviz.evaluate.evaluator as evaluate_module
 
     def fail(*args, **kwargs):
         raise AssertionError("recomputed despite the cache")

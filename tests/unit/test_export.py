@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from soupviz import export
-from soupviz.export import (
+from soupviz.figures import export
+from soupviz.figures.export import (
     ExportError,
     attach_rows,
     export_figure,

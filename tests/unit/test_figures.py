@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 
 from soupviz.errors import SoupvizError
-from soupviz.export import apply_style, figure_info
-from soupviz.figures import accuracy_heatmap, interpolation_figure, select, ternary_figure
-from soupviz.metrics import MetricSpec, Record, attack_label, method_label, wilson_interval
+from soupviz.evaluate.metrics import MetricSpec, Record, attack_label, method_label, wilson_interval
+from soupviz.figures.export import apply_style, figure_info
+from soupviz.figures.soups import accuracy_heatmap, interpolation_figure, select, ternary_figure
+from soupviz.figures.tradeoff import budget_curves, label_positions, paired, pareto_front, tradeoff_figure
 from soupviz.report import metric_name, metric_title, series_name, soup_label
-from soupviz.tradeoff import budget_curves, label_positions, paired, pareto_front, tradeoff_figure
 
 NAMES = ["nominal", "linf", "l2", "l1"]
 LABELS = ["nominal", "L∞ 8/255", "L2 0.5", "L1 12"]
@@ -239,7 +239,7 @@ def test_ternary_fills_a_fixed_height_and_keeps_tick_labels_off_the_corners():
 
 def _boxes(points, texts, positions, all_points):
     """The label boxes `label_positions` reasons with, to check them independently of its search."""
-    from soupviz.tradeoff import CHAR_PX, GAP_PX, LINE_PX
+    from soupviz.figures.tradeoff import CHAR_PX, GAP_PX, LINE_PX
 
     xs, ys = [p[0] for p in all_points], [p[1] for p in all_points]
     boxes = []

@@ -1,4 +1,4 @@
-"""Specification of soupviz.generate: targeted L2 PGD raises the target class's probability
+"""Specification of soupviz.insight.generate: targeted L2 PGD raises the target class's probability
 inside its budget, deterministically; class Gaussians fit and sample as Santurkar et al.'s."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
-from soupviz.generate import (
+from soupviz.insight.generate import (
     GenerationSettings,
     fit_class_gaussians,
     generate_classes,

@@ -11,9 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from soupviz.adapt import Outcome
-from soupviz.export import figure_csv, filename_for
-from soupviz.insight_figures import (
+from soupviz.figures.export import figure_csv, filename_for
+from soupviz.figures.insight import (
     RIGHT,
     SCALE,
     WRONG,
@@ -25,7 +24,8 @@ from soupviz.insight_figures import (
     png_uri,
     saliency_figure,
 )
-from soupviz.saliency import SaliencyResult
+from soupviz.insight.adapt import Outcome
+from soupviz.insight.saliency import SaliencyResult
 
 CLASSES = ("cat", "dog")
 

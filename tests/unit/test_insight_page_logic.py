@@ -1,4 +1,4 @@
-"""Specifications of soupviz/insight_pages.py (named apart from tests/app/test_insight_pages.py, as
+"""Specifications of soupviz/insight/runs.py (named apart from tests/app/test_insight_pages.py, as
 test modules share one namespace): the result store, request keys, picking images, reading
 uploaded archives and per-class Gaussian fits (few-shot runs: tests/unit/test_adapt.py)."""
 
@@ -15,8 +15,8 @@ from PIL import Image
 
 from soupviz.data import CIFAR10_CLASSES, ImageSet, load_image_folder
 from soupviz.errors import SoupvizError
-from soupviz.generate import GenerationSettings, fit_class_gaussians, towards_class
-from soupviz.insight_pages import (
+from soupviz.insight.generate import GenerationSettings, fit_class_gaussians, towards_class
+from soupviz.insight.runs import (
     ResultStore,
     class_positions,
     comparison_rows,
@@ -82,7 +82,7 @@ def test_fitting_class_by_class_gives_the_joint_fit_and_keeps_each_class(
     torch.testing.assert_close(merged.factors, joint.factors)
     assert len(store) == 2 and reports[-1] == 1.0
     fitted = []
-    monkeypatch.setattr("soupviz.insight_pages.fit_class_gaussians",
+    monkeypatch.setattr("soupviz.insight.runs.fit_class_gaussians",
                         lambda *args, **kw: fitted.append(args[2]) or fit_class_gaussians(*args, **kw))
     fit_gaussians(images, [5, 7], 4, 1, store, "k")
     assert fitted == [[7]]  # class 5 came from the store

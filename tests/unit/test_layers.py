@@ -1,11 +1,19 @@
 """The package's imports run one way, down the layers the README's architecture section draws:
-threats → data → models/checkpoints → weights → soup → attacks/corruptions → evaluate/metrics/
-store/sweep → report/figures → cli and pages. A module may import its own layer or any below."""
+threats → data → models/checkpoints → weights → soup → attacks/corruptions/train → evaluate/store/
+sweep → report/figures → cli and pages. A module may import its own layer or any below.
+
+An entry of `LAYERS` is a module's dotted path below `soupviz` ('store', 'insight.runs') or a
+subpackage's ('evaluate'); a module takes the layer of the longest entry that is its own path or a
+parent's, so a subpackage is one unit unless its modules are named apart. A split subpackage
+('insight', whose modules sit in several layers) must name each module; its own entry places
+its `__init__`, in the lowest of its modules' layers."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "soupviz"
 
@@ -15,13 +23,12 @@ LAYERS: list[set[str]] = [
     {"models", "zoo_models", "checkpoints", "foreign", "serving"},
     {"weights"},
     {"soup"},
-    {"attacks", "corruptions", "generate", "saliency", "train", "train_config", "train_losses"},
-    {"metrics", "store", "evaluate", "background", "sweep", "comparison", "baselines", "ensembles", "weight_search",
-     "adapt", "few_shot", "soupability"},
-    {"report", "export", "figures", "tradeoff", "insight_figures", "soupability_figure", "simplex_figures",
-     "store_grid"},
-    {"cli", "cli_import", "cli_insight", "dashboard", "app_state", "insight_pages"},
+    {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency"},
+    {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
+    {"report", "figures", "store_grid"},
+    {"cli", "cli_import", "cli_insight", "dashboard", "app_state", "insight.runs"},
 ]
+ENTRIES = set().union(*LAYERS)
 
 
 def module_name(path: Path) -> str:
@@ -30,24 +37,53 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def entry_of(module: str) -> str | None:
+    """The longest entry of `LAYERS` that is the module's dotted path below soupviz or a parent's
+    ('insight.runs' for soupviz.insight.runs, 'evaluate' for soupviz.evaluate.metrics), or None."""
+    if module == "soupviz":
+        return "soupviz" if "soupviz" in ENTRIES else None
+    parts = module.split(".")[1:]
+    return next((name for name in (".".join(parts[:i]) for i in range(len(parts), 0, -1)) if name in ENTRIES), None)
+
+
 def layer_of(module: str) -> int:
-    """The layer of a soupviz module: its top-level name's (a subpackage is one unit)."""
-    top = module.split(".")[1] if "." in module else "soupviz"
-    return next(i for i, names in enumerate(LAYERS) if top in names)
+    """The layer of a soupviz module: its entry's (KeyError where no entry places it)."""
+    entry = entry_of(module)
+    for layer, names in enumerate(LAYERS):
+        if entry in names:
+            return layer
+    raise KeyError(f"{module} is in no layer")
+
+
+def split_packages() -> set[str]:
+    """Subpackages whose modules are named apart in `LAYERS` ('insight')."""
+    return {name.rsplit(".", 1)[0] for name in ENTRIES if "." in name}
+
+
+def misplaced(modules: list[str]) -> list[str]:
+    """What is wrong with the placement of `modules`: a module no entry places, a module of a split
+    subpackage placed only by the subpackage's entry, and an entry that places no module."""
+    entries = {module: entry_of(module) for module in modules}
+    split = split_packages()
+    return (
+        [f"{m} is in no layer" for m, entry in entries.items() if entry is None]
+        + [f"{m} is placed only by its split subpackage {entry!r}: name it in a layer"
+           for m, entry in entries.items() if entry in split and m != f"soupviz.{entry}"]
+        + [f"{name!r} places no module" for name in sorted(ENTRIES - set(entries.values()))]
+    )
 
 
 def soupviz_imports(path: Path) -> set[str]:
-    """The soupviz modules `path` imports, at the top or inside functions."""
+    """The soupviz modules `path` imports, at the top or inside functions (`from soupviz.x import y`
+    counts as soupviz.x.y where y is a module or subpackage, else as soupviz.x)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "soupviz"}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "soupviz":
-            if node.module == "soupviz":
-                found |= {f"soupviz.{a.name}" if (PACKAGE / f"{a.name}.py").exists() or (PACKAGE / a.name).is_dir()
-                          else "soupviz" for a in node.names}
-            else:
-                found.add(node.module)
+            folder = PACKAGE.parent.joinpath(*node.module.split("."))
+            found |= {f"{node.module}.{a.name}" if (folder / f"{a.name}.py").exists() or (folder / a.name).is_dir()
+                      else node.module for a in node.names}
     return found
 
 
@@ -55,10 +91,8 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
 def test_every_module_has_a_layer() -> None:
-    tops = {module_name(p).split(".")[1] if "." in module_name(p) else "soupviz" for p in MODULES}
-    placed = set().union(*LAYERS)
-    assert tops - placed == set(), "place new modules in a layer of LAYERS (and the README's architecture section)"
-    assert placed - tops == set(), "LAYERS names modules that no longer exist"
+    assert misplaced([module_name(p) for p in MODULES]) == [], (
+        "place new modules in a layer of LAYERS (and the README's architecture section)")
 
 
 def test_no_module_imports_a_higher_layer() -> None:
@@ -80,6 +114,21 @@ def test_the_library_never_imports_streamlit() -> None:
 
 def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
     module = tmp_path / "weights.py"
-    module.write_text("from soupviz.figures import ternary_figure\nfrom soupviz import errors\n")
-    assert soupviz_imports(module) == {"soupviz.figures", "soupviz.errors"}
-    assert layer_of("soupviz.figures") > layer_of("soupviz.weights")
+    module.write_text("from soupviz.figures.soups import ternary_figure\nfrom soupviz import errors\n")
+    assert soupviz_imports(module) == {"soupviz.figures.soups", "soupviz.errors"}
+    assert layer_of("soupviz.figures.soups") > layer_of("soupviz.weights")
+    inside = tmp_path / "saliency.py"  # within a split subpackage
+    inside.write_text("from soupviz.insight import runs\nfrom soupviz.evaluate.metrics import Record\n")
+    assert soupviz_imports(inside) == {"soupviz.insight.runs", "soupviz.evaluate.metrics"}
+    assert layer_of("soupviz.insight.runs") > layer_of("soupviz.insight.saliency")
+
+
+def test_the_placement_check_catches_unplaced_modules_and_stale_entries() -> None:
+    placed = [module_name(p) for p in MODULES]
+    assert misplaced([*placed, "soupviz.nowhere"]) == ["soupviz.nowhere is in no layer"]
+    assert misplaced([*placed, "soupviz.insight.new"]) == [
+        "soupviz.insight.new is placed only by its split subpackage 'insight': name it in a layer"]
+    assert misplaced([m for m in placed if m != "soupviz.insight.runs"]) == ["'insight.runs' places no module"]
+    assert layer_of("soupviz.insight") == min(layer_of(m) for m in placed if m.startswith("soupviz.insight."))
+    with pytest.raises(KeyError):
+        layer_of("soupviz.nowhere")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.metrics import (
+from soupviz.evaluate.metrics import (
     MetricSpec,
     Record,
     corruption_mean,

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from soupviz.metrics import MetricSpec, Record, method_label, wilson_interval
+from soupviz.evaluate.metrics import MetricSpec, Record, method_label, wilson_interval
 from soupviz.report import (
     BOUND_LEGEND,
     UPPER_BOUND_NOTE,

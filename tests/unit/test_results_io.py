@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from soupviz.errors import SoupvizError
-from soupviz.metrics import MetricSpec, Record, method_label, wilson_interval
+from soupviz.evaluate.metrics import MetricSpec, Record, method_label, wilson_interval
 from soupviz.store import read_records, records_to_csv, write_records
 
 

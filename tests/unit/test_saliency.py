@@ -1,4 +1,4 @@
-"""Specification of soupviz.saliency: map shapes and determinism, what each method is the
+"""Specification of soupviz.insight.saliency: map shapes and determinism, what each method is the
 gradient of, display normalisation, per-ingredient panels and uploaded pictures."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from captum.attr import Saliency
 from PIL import Image
 
 from soupviz.errors import SoupvizError
-from soupviz.saliency import (
+from soupviz.insight.saliency import (
     METHODS,
     SaliencySettings,
     explain,

@@ -11,8 +11,8 @@ import pytest
 
 from soupviz.dashboard import picked_weights
 from soupviz.errors import SoupvizError
-from soupviz.export import figure_csv, figure_info
-from soupviz.simplex_figures import (
+from soupviz.figures.export import figure_csv, figure_info
+from soupviz.figures.simplex import (
     TETRAHEDRON,
     TRIANGLE,
     filled_ternary_figure,

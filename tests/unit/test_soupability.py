@@ -16,9 +16,7 @@ from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpo
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import CheckpointError
-from soupviz.models import create_model
-from soupviz.soup import ParameterMatrix, Soup
-from soupviz.soupability import (
+from soupviz.evaluate.soupability import (
     DO_NOT_MIX,
     SOUPS_WELL,
     lineage,
@@ -29,6 +27,8 @@ from soupviz.soupability import (
     straight_paths,
     unrelated_pairs,
 )
+from soupviz.models import create_model
+from soupviz.soup import ParameterMatrix, Soup
 
 
 def test_path_barrier_is_the_largest_drop_below_the_line_joining_the_ends() -> None:

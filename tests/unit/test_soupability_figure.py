@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from soupviz.errors import SoupvizError
-from soupviz.export import figure_csv, figure_info, filename_for
-from soupviz.soupability import PairBarrier
-from soupviz.soupability_figure import chord, paths_figure
+from soupviz.evaluate.soupability import PairBarrier
+from soupviz.figures.export import figure_csv, figure_info, filename_for
+from soupviz.figures.soupability import chord, paths_figure
 
 SMOOTH = PairBarrier("linf", "l2", [0.0, 0.5, 1.0], [1.0, 0.9, 0.8], [0.7, 0.75, 0.76], "linf")
 COLLAPSE = PairBarrier("nominal", "unrelated", [0.0, 0.5, 1.0], [0.5, 2.3, 0.6], [0.84, 0.1, 0.8], None)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.metrics import MetricSpec, Record
+from soupviz.evaluate.metrics import MetricSpec, Record
 from soupviz.store import (
     ResultStore,
     family_fingerprint,

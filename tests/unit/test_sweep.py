@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.metrics import MetricSpec
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.store import ResultStore
 from soupviz.sweep import SweepSetup, plan, run_task, sweep
 from soupviz.weights import simplex_grid

@@ -19,8 +19,8 @@ from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
 from soupviz.models import create_model
-from soupviz.train import TrainConfig, learning_rate, train
-from soupviz.train_losses import LratWeighting, lrat_loss, trades_loss
+from soupviz.train.loop import TrainConfig, learning_rate, train
+from soupviz.train.losses import LratWeighting, lrat_loss, trades_loss
 
 ARCH = "preact_resnet_small"
 
@@ -192,8 +192,8 @@ def test_cli_train_end_to_end(tmp_path, monkeypatch, capsys):
 
 def test_fine_tune_from_an_imported_base_keeps_its_normalisation_and_lineage(tmp_path, images):
     from soupviz.checkpoints import load_family
+    from soupviz.evaluate.soupability import shared_base
     from soupviz.foreign import import_checkpoint
-    from soupviz.soupability import shared_base
 
     torch.manual_seed(2)
     zoo = create_model(ARCH, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)).state_dict()

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from soupviz.threats import DEFAULT_BUDGETS
-from soupviz.train_losses import (
+from soupviz.train.losses import (
     LratWeighting,
     batch_loss,
     lrat_loss,

@@ -1,4 +1,4 @@
-"""Specification of soupviz.weight_search: exact weight
+"""Specification of soupviz.insight.weight_search: exact weight
 gradients (BatchNorm statistics included, variances mixed in log space as the soup evaluates
 them) and projected gradient selection."""
 
@@ -10,11 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from soupviz.adapt import ShiftData
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import NonFiniteLogitsError
+from soupviz.insight.adapt import ShiftData
+from soupviz.insight.weight_search import differentiable_template, select_by_gradient, weight_gradient
 from soupviz.soup import ParameterMatrix, Soup, is_running_variance
-from soupviz.weight_search import differentiable_template, select_by_gradient, weight_gradient
 
 F64 = torch.float64
 

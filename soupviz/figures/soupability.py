@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from soupviz.errors import SoupvizError
-from soupviz.export import OKABE_ITO, apply_style, attach_rows
-from soupviz.soupability import PairBarrier
+from soupviz.evaluate.soupability import PairBarrier
+from soupviz.figures.export import OKABE_ITO, apply_style, attach_rows
 
 CHORD = {"color": "grey", "dash": "dash", "width": 1.5}
 

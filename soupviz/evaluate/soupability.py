@@ -28,7 +28,7 @@ LOSS_BARRIER_LIMIT = 0.5
 ACCURACY_BARRIER_LIMIT = 0.10
 SOUPS_WELL, DO_NOT_MIX = "soups well", "barrier: do not mix"
 # A network of the shipped family's architecture trained independently (kept outside the family).
-SHIPPED_OUTSIDER = Path(__file__).resolve().parent.parent / "assets" / "unrelated" / "unrelated.safetensors"
+SHIPPED_OUTSIDER = Path(__file__).resolve().parents[2] / "assets" / "unrelated" / "unrelated.safetensors"
 
 
 def path_barrier(values: Sequence[float], alphas: Sequence[float], higher_is_better: bool) -> float:

@@ -19,12 +19,13 @@ from pathlib import Path
 import plotly.graph_objects as go
 import torch
 
-from soupviz.adapt import selection_names
 from soupviz.checkpoints import SoupFamily
 from soupviz.data import IMAGE_SUFFIXES, ImageSet
 from soupviz.errors import SoupvizError
-from soupviz.few_shot import AdaptationRun
-from soupviz.generate import (
+from soupviz.figures.insight import composition_figure, k_curve_figure, outcomes_figure, saliency_figure
+from soupviz.insight.adapt import selection_names
+from soupviz.insight.few_shot import AdaptationRun
+from soupviz.insight.generate import (
     ClassGaussians,
     Generation,
     GenerationSettings,
@@ -32,9 +33,8 @@ from soupviz.generate import (
     generate_classes,
     towards_class,
 )
-from soupviz.insight_figures import composition_figure, k_curve_figure, outcomes_figure, saliency_figure
+from soupviz.insight.saliency import SaliencyResult, SaliencySettings, soup_panel
 from soupviz.progress import Progress, ProgressCallback, silent
-from soupviz.saliency import SaliencyResult, SaliencySettings, soup_panel
 from soupviz.soup import Soup
 from soupviz.weights import EXTRAPOLATION_LIMIT
 

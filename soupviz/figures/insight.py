@@ -16,12 +16,12 @@ import plotly.graph_objects as go
 import torch
 from PIL import Image
 
-from soupviz.adapt import Outcome
-from soupviz.export import OKABE_ITO, apply_style, attach_rows
-from soupviz.figures import BOTTOM_LEGEND
-from soupviz.generate import Generation
+from soupviz.figures.export import OKABE_ITO, apply_style, attach_rows
+from soupviz.figures.soups import BOTTOM_LEGEND
+from soupviz.insight.adapt import Outcome
+from soupviz.insight.generate import Generation
+from soupviz.insight.saliency import SaliencyResult
 from soupviz.report import soup_label
-from soupviz.saliency import SaliencyResult
 
 SIDE = 32  # data units per image side, whatever the image's pixels
 GAP, CAPTION = 3, 13  # data units between images and under each for its caption

@@ -1,5 +1,5 @@
 """What a training run is: `TrainConfig` (recorded as the recipe in the checkpoint's card), its
-checks, and the learning-rate schedules. `soupviz.train` runs it; each field's metadata describes
+checks, and the learning-rate schedules. `soupviz.train.loop` runs it; each field's metadata describes
 its `soupviz train` flag (help, choices, range), so the defaults live here only."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from soupviz.errors import SoupvizError
 from soupviz.threats import NOMINAL, THREATS
-from soupviz.train_losses import LRAT_WEIGHTINGS, METHODS, VULNERABILITIES, LratWeighting
+from soupviz.train.losses import LRAT_WEIGHTINGS, METHODS, VULNERABILITIES, LratWeighting
 
 SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
 
@@ -59,7 +59,7 @@ class TrainConfig:
     TRADES: `trades_beta` weighs the KL term (6.0, the authors' CIFAR-10 value). LRAT: each
     instance is paired with one PGD variant for `threat` and one for each extra entry of
     `lrat_threats` (at its default budget); `lrat_c`, `lrat_floor`, `lrat_g`,
-    `lrat_temperature` and `lrat_vulnerability` are passed to `train_losses.lrat_weights`.
+    `lrat_temperature` and `lrat_vulnerability` are passed to `train.losses.lrat_weights`.
     """
 
     name: str = field(metadata={"cli": "positional", "help": "checkpoint name (file stem)"})
@@ -136,7 +136,7 @@ class TrainConfig:
                 raise SoupvizError(message)
 
     def lrat_weighting(self) -> LratWeighting:
-        """The LRAT settings as `train_losses.batch_loss` takes them."""
+        """The LRAT settings as `train.losses.batch_loss` takes them."""
         return LratWeighting(
             c=self.lrat_c,
             floor=self.lrat_floor,

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from soupviz.corruptions import corrupt
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
-from soupviz.metrics import wilson_interval
+from soupviz.evaluate.metrics import wilson_interval
+from soupviz.insight.weight_search import Selection, choose
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.soup import Soup, check_finite_logits
-from soupviz.weight_search import Selection, choose
 from soupviz.weights import check_weights
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks

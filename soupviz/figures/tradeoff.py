@@ -9,8 +9,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from soupviz.errors import SoupvizError
-from soupviz.export import OKABE_ITO, apply_style, attach_rows, rgba
-from soupviz.figures import (
+from soupviz.evaluate.metrics import Record, attack_label
+from soupviz.figures.export import OKABE_ITO, apply_style, attach_rows, rgba
+from soupviz.figures.soups import (
     BOTTOM_LEGEND,
     Metric,
     NamedSoups,
@@ -20,7 +21,6 @@ from soupviz.figures import (
     percent,
     select,
 )
-from soupviz.metrics import Record, attack_label
 from soupviz.report import metric_name, metric_title, soup_label, weights_key
 from soupviz.threats import THREAT_LABELS, format_budget
 
@@ -112,9 +112,9 @@ def tradeoff_figure(
 
     Error bars are 95% Wilson intervals; each group's Pareto front (maximising both) is a
     line; ingredients (one-hot soups) are labelled squares and `current` (K,) is a star.
-    `ensembles` (records from `soupviz.ensembles` on the same images) form their own group
+    `ensembles` (records from `soupviz.evaluate.ensembles` on the same images) form their own group
     and front, to compare weight-space soups with output-space ensembles. `baselines`
-    (records from `soupviz.baselines`, e.g. an SAT model) are labelled triangles, named by
+    (records from `soupviz.evaluate.baselines`, e.g. an SAT model) are labelled triangles, named by
     `baseline_labels` (record family -> label) or their checkpoint name; they join no front.
     """
     groups = {"soups": paired(records, x_metric, y_metric)}

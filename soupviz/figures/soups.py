@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
-from soupviz.export import OKABE_ITO, apply_style, attach_rows, rgba
-from soupviz.metrics import MetricSpec, Record, attack_label
+from soupviz.evaluate.metrics import MetricSpec, Record, attack_label
+from soupviz.figures.export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.report import (
     TOLERANCE,
     bound_note,

@@ -1,6 +1,6 @@
 """Training and fine-tuning loops for soup ingredients.
 
-`train` runs a `TrainConfig` (see `soupviz.train_config`) with per-epoch state that `resume`
+`train` runs a `TrainConfig` (see `soupviz.train.config`) with per-epoch state that `resume`
 picks up, a JSON-lines log of per-epoch metrics and validation on held-out training images,
 and writes the selected epoch as a safetensors checkpoint with its card.
 """
@@ -26,8 +26,8 @@ from soupviz.errors import SoupvizError
 from soupviz.models import create_model
 from soupviz.storage import atomic_torch_save, atomic_write_bytes
 from soupviz.threats import DEFAULT_BUDGETS
-from soupviz.train_config import SCHEDULES, TrainConfig, learning_rate
-from soupviz.train_losses import METHODS, batch_loss, method_budgets
+from soupviz.train.config import SCHEDULES, TrainConfig, learning_rate
+from soupviz.train.losses import METHODS, batch_loss, method_budgets
 
 __all__ = ["METHODS", "SCHEDULES", "TrainConfig", "learning_rate", "train", "validate"]
 

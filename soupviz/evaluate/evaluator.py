@@ -23,7 +23,7 @@ from soupviz.corruptions import corrupt
 from soupviz.data import ImageSet
 from soupviz.device import pick_device
 from soupviz.errors import SoupvizError
-from soupviz.metrics import (
+from soupviz.evaluate.metrics import (
     MetricSpec,
     Record,
     method_label,

@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients, load_checkpoint
-from soupviz.evaluate import Evaluator
-from soupviz.metrics import MetricSpec, Record
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import MetricSpec, Record
 from soupviz.progress import Progress, ProgressCallback
 
 BASELINES = "baselines"

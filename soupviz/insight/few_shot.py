@@ -14,7 +14,9 @@ from pathlib import Path
 
 import torch
 
-from soupviz.adapt import (
+from soupviz.data import ImageSet, load_image_folder
+from soupviz.errors import SoupvizError
+from soupviz.insight.adapt import (
     F64,
     GridScores,
     Outcome,
@@ -27,11 +29,9 @@ from soupviz.adapt import (
     selection_names,
     summarise_curve,
 )
-from soupviz.data import ImageSet, load_image_folder
-from soupviz.errors import SoupvizError
+from soupviz.insight.weight_search import Selection, choose, select_by_gradient
 from soupviz.progress import Progress, ProgressCallback, silent, within
 from soupviz.soup import Soup
-from soupviz.weight_search import Selection, choose, select_by_gradient
 from soupviz.weights import simplex_grid
 
 METHODS = ("grid", "gradient")

@@ -16,8 +16,8 @@ from torch.func import functional_call
 
 from soupviz.checkpoints import SoupFamily
 from soupviz.errors import SoupvizError, SoupWeightsError
-from soupviz.evaluate import Evaluator
-from soupviz.metrics import (
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import (
     MetricSpec,
 )
 from soupviz.soup import Soup
