@@ -4,6 +4,9 @@ and the trade-off grid (Trade-off). Live evaluation on each page refines them.""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import streamlit as st
 
 from pages._widgets import figure_panel, keep_valid, set_weights
@@ -16,19 +19,47 @@ from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure, t
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
 from soupviz.report import record_choices
-from soupviz.store_grid import StoredGrid, family_records, family_store, grid_step, stored_grid
+from soupviz.store import ResultStore
+from soupviz.store_grid import StoredGrid, being_written, family_records, family_store, grid_step, stored_grid
 from soupviz.weights import grid_weights
 
-REFRESH = "5s"  # how often a page rereads the store while a sweep may be writing it
+REFRESH, IDLE_REFRESH = "5s", "60s"  # how often a page rereads the store while a sweep writes it, and otherwise
+
+
+def rereading_store(draw: Callable[..., None]) -> Callable[..., None]:
+    """Run `draw(evaluator, ...)` as a fragment that rereads the family's store every `REFRESH`
+    while a sweep writes to it and every `IDLE_REFRESH` otherwise (with several sessions open,
+    redrawing unchanged figures every few seconds takes the CPU their attacks need); when the
+    pace should change, the whole page reruns to take it up."""
+
+    @functools.wraps(draw)
+    def run(evaluator: Evaluator, *args: object) -> None:
+        store = family_store(evaluator.family.folder)
+        writing = being_written(store)
+
+        def body() -> None:
+            if being_written(store) != writing:
+                st.rerun(scope="app")
+            draw(evaluator, *args)
+
+        st.fragment(body, run_every=REFRESH if writing else IDLE_REFRESH)()
+
+    return run
 
 
 def stored(evaluator: Evaluator) -> dict[str, StoredGrid]:
     """The family's stored records per spec key, over the grid their sweep ran on; where a spec
-    was stored on several image subsets, the most complete grid (by share done) is kept."""
-    store, k = family_store(evaluator.family.folder), len(evaluator.family.names)
+    was stored on several image subsets, the most complete grid (by share done) is kept. Read
+    once per version of the store, shared by the server's sessions (do not modify)."""
+    store = family_store(evaluator.family.folder)
     if not store.path.is_file():
         return {}
-    everything = family_records(store, evaluator.family_id)
+    return _stored_grids(str(store.path), store.modified(), evaluator.family_id, len(evaluator.family.names))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _stored_grids(path: str, modified: float, family_id: str, k: int) -> dict[str, StoredGrid]:
+    everything = family_records(ResultStore(path), family_id)
     grids: dict[str, StoredGrid] = {}
     for spec, images in dict.fromkeys((r.spec, r.images) for r in everything):
         records = [r for r in everything if r.spec == spec and r.images == images]
@@ -46,7 +77,7 @@ def caption(grid: StoredGrid) -> str:
     return grid.caption() + how
 
 
-@st.fragment(run_every=REFRESH)
+@rereading_store
 def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> None:
     """Explorer: the filled ternary map of the chosen corners and the tetrahedron, from the store;
     a click on the tetrahedron moves the sliders to that soup."""
@@ -88,7 +119,7 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
         st.rerun(scope="app")
 
 
-@st.fragment(run_every=REFRESH)
+@rereading_store
 def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
     """Attack heatmaps: the ingredients under every stored metric, before anything is pressed."""
     grids = {key: grid for key, grid in stored(evaluator).items() if grid.found}
@@ -102,7 +133,7 @@ def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
     st.caption("Precomputed; " + " · ".join(f"{g.records[0].metric}: {caption(g)}" for g in grids.values()))
 
 
-@st.fragment(run_every=REFRESH)
+@rereading_store
 def stored_tradeoff(evaluator: Evaluator, threat: str, weights: list[float], paper: bool) -> None:
     """Trade-off: clean against robust accuracy over the stored grid, before anything is pressed."""
     grids = {key: grid for key, grid in stored(evaluator).items() if grid.found}

@@ -190,6 +190,12 @@ class ResultStore:
         rows = self._connection().execute(query, [v for _, v in clauses])
         return [Record.from_dict(json.loads(text)) for (text,) in rows]
 
+    def modified(self) -> float:
+        """When the store was last written (the latest modification time of its file and its
+        write-ahead log, in seconds since the epoch); 0.0 when there is no store yet."""
+        files = (self.path, self.path.with_name(self.path.name + "-wal"))
+        return max((f.stat().st_mtime for f in files if f.is_file()), default=0.0)
+
     def __len__(self) -> int:
         return self._connection().execute("SELECT COUNT(*) FROM records").fetchone()[0]
 

@@ -3,6 +3,7 @@ pages can draw figures from a store while a sweep is still writing to it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from soupviz.weights import grid_weights
 
 SHIPPED_STORE = "results.sqlite"
 GRID_STEPS = (0.1, 0.2, 0.25, 0.5)
+WRITING_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,13 @@ def family_store(folder: Path | None) -> ResultStore:
     default store in the cache folder, where `soupviz sweep` writes by default."""
     shipped = Path(folder) / SHIPPED_STORE if folder else None
     return ResultStore(shipped if shipped is not None and shipped.is_file() else None)
+
+
+def being_written(store: ResultStore, within: float = WRITING_SECONDS, now: float | None = None) -> bool:
+    """Whether `store` was written within the last `within` seconds: a sweep is likely adding
+    records, so pages reading it should reread it often (and rarely otherwise)."""
+    modified = store.modified()
+    return modified > 0 and (time.time() if now is None else now) - modified <= within
 
 
 def grid_step(records: Sequence[Record], k: int, steps: Sequence[float] = GRID_STEPS) -> float:
