@@ -129,8 +129,8 @@ def weight_sliders(family: SoupFamily) -> list[float]:
     weights = st.session_state[Keys.WEIGHTS]
     for i, w in enumerate(weights):
         st.session_state.setdefault(Keys.slider(i), w)
-    for i, label in enumerate(ingredient_titles(family)):
-        st.slider(label, low, high, step=0.01, format="%.3f", key=Keys.slider(i),
+    for i, label in enumerate(ingredient_titles(family)):  # value: what a browser that lost the slider's state restores
+        st.slider(label, low, high, value=weights[i], step=0.01, format="%.3f", key=Keys.slider(i),
                   on_change=_slider_moved, args=(i,), disabled=k == 1)
     left, right = st.columns(2)
     left.toggle("Extrapolate", key=Keys.EXTRAPOLATE, on_change=_bounds_changed,
