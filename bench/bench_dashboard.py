@@ -35,7 +35,8 @@ import streamlit.logger  # noqa: E402
 streamlit.logger.set_log_level("error")  # bare-mode warnings (no `streamlit run`), one per cache or state access
 
 from pages._components import _cached_records, quick_records  # noqa: E402
-from soupviz.app_state import Keys, default_settings, shipped_family_folder  # noqa: E402
+from pages._state import Keys  # noqa: E402
+from soupviz.app_state import default_settings, shipped_family_folder  # noqa: E402
 from soupviz.checkpoints import load_family  # noqa: E402
 from soupviz.data import load_split, resolve_source  # noqa: E402
 from soupviz.device import describe_device, pick_device  # noqa: E402

@@ -14,14 +14,8 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from soupviz.app_state import (
-    ATTACK_CHOICES,
-    ATTACK_NAMES,
-    EvalSettings,
-    Keys,
-    default_settings,
-    shipped_family_folder,
-)
+from pages._state import Keys
+from soupviz.app_state import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder
 from soupviz.background import Lane, Slots
 from soupviz.checkpoints import Ingredient, SoupFamily
 from soupviz.corruptions import corruption_label, corruption_names

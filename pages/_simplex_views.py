@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
-from soupviz.app_state import Keys
 from soupviz.dashboard import picked_weights
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.evaluator import Evaluator

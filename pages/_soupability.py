@@ -8,8 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._components import cached_device, cached_family, cached_images, cached_params, data_source, settings
+from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid
-from soupviz.app_state import Keys
 from soupviz.checkpoints import Ingredient, SoupFamily, load_checkpoint
 from soupviz.dashboard import folder_stamp
 from soupviz.errors import SoupvizError

@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from pages._components import session_lock
-from soupviz.app_state import QUERY_WEIGHTS, Keys
+from pages._state import QUERY_WEIGHTS, Keys
 from soupviz.background import Job, Tile
 from soupviz.checkpoints import SoupFamily
 from soupviz.dashboard import ingredient_titles

@@ -5,8 +5,8 @@ import streamlit as st
 
 from pages._components import HeldResults, session_evaluator, settings
 from pages._simplex_views import stored_heatmap
+from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
-from soupviz.app_state import Keys
 from soupviz.dashboard import ROW_GROUPS, budget_specs, default_budgets, row_soups
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.metrics import MetricSpec

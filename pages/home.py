@@ -15,8 +15,9 @@ from pages._components import (
 )
 from pages._simplex_views import stored_heatmap
 from pages._soupability import soupability_panel
+from pages._state import Keys
 from pages._widgets import evaluate_live
-from soupviz.app_state import Keys, shipped_family_folder
+from soupviz.app_state import shipped_family_folder
 from soupviz.dashboard import folder_stamp, robust_specs
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from soupviz.app_state import Keys, default_settings
+from pages._state import Keys
+from soupviz.app_state import default_settings
 from soupviz.background import Lane
 from soupviz.checkpoints import load_family
 from soupviz.dashboard import corruption_specs, robust_specs
