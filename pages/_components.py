@@ -15,7 +15,6 @@ import streamlit as st
 import torch
 
 from pages._state import Keys
-from soupviz.app_state import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder
 from soupviz.background import Lane, Slots
 from soupviz.checkpoints import Ingredient, SoupFamily
 from soupviz.corruptions import corruption_label, corruption_names
@@ -27,6 +26,7 @@ from soupviz.evaluate.baselines import baselines_folder, load_baselines
 from soupviz.evaluate.evaluator import BuiltEvaluator, Evaluator, open_evaluator
 from soupviz.foreign import open_family
 from soupviz.serving import typed_family_folder
+from soupviz.settings import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder
 from soupviz.soup import ParameterMatrix
 
 HOME = "pages/home.py"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from soupviz.app_state import EvalSettings
 from soupviz.checkpoints import SoupFamily
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.metrics import MetricSpec, Record
 from soupviz.report import soup_label, weights_key
 from soupviz.serving import UPLOAD_SUFFIXES
+from soupviz.settings import EvalSettings
 from soupviz.threats import DEFAULT_BUDGETS, THREATS
 from soupviz.weights import grid_weights, presets, tidy
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from soupviz.app_state import EvalSettings
 from soupviz.dashboard import (
     budget_specs,
     ingredient_titles,
@@ -23,6 +22,7 @@ from soupviz.evaluate.evaluator import open_evaluator
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.figures.soups import ternary_figure
 from soupviz.report import ingredient_table, records_table, soup_vs_ensemble
+from soupviz.settings import EvalSettings
 from soupviz.soup import ParameterMatrix
 from soupviz.store import write_records
 from soupviz.weights import grid_weights

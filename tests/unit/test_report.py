@@ -86,8 +86,8 @@ def test_texts_follow_the_spec_not_a_stored_method(text: str) -> None:
 
 
 def test_the_home_caption_says_what_the_shipped_numbers_come_from_not_the_sidebar_budget() -> None:
-    from soupviz.app_state import FAMILIES_DIR
     from soupviz.checkpoints import load_family
+    from soupviz.settings import FAMILIES_DIR
 
     family = load_family(next(p for p in sorted(FAMILIES_DIR.iterdir()) if any(p.glob("*.safetensors"))))
     _, methods = ingredient_table(family)

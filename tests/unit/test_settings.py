@@ -1,4 +1,4 @@
-"""The dashboard's state without Streamlit: the environment the app reads and the session keys."""
+"""Evaluation settings (soupviz/settings.py): the environment overrides the family, the subset size and the steps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from soupviz.app_state import default_settings, shipped_family_folder
+from soupviz.settings import default_settings, shipped_family_folder
 
 
 def test_environment_overrides_the_family_and_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,7 @@
-"""Dashboard settings without Streamlit: environment settings and evaluation defaults. The
-session-state keys live in pages/_state.py; the maths of the soup's weights (sliders, presets,
-query string) lives in `soupviz.weights`.
+"""Evaluation settings and the environment overrides the dashboard and the benches start from:
+the family opened first ($SOUPVIZ_FAMILY, else the first family shipped in assets/families), the
+attacks the dashboard offers, and the subset size, attack steps and device of every measurement
+($SOUPVIZ_EVAL_IMAGES, $SOUPVIZ_EVAL_STEPS, $SOUPVIZ_DEVICE). Session-state keys live in pages/_state.py.
 """
 
 from __future__ import annotations
