@@ -5,33 +5,18 @@ ternary point back to soup weights. Tables and interval texts live in `soupviz.r
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from pathlib import Path
 
 import plotly.graph_objects as go
 
 from soupviz.checkpoints import SoupFamily
-from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import MetricSpec, Record
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.report import soup_label, weights_key
-from soupviz.serving import UPLOAD_SUFFIXES
 from soupviz.settings import EvalSettings
-from soupviz.threats import DEFAULT_BUDGETS, THREATS
+from soupviz.threats import THREATS
 from soupviz.weights import grid_weights, presets, tidy
 
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
-
-
-def folder_stamp(folder: str | Path) -> str:
-    """Names, sizes and modification times of a family folder's files: a cache key that
-    changes when a checkpoint is added, replaced or removed."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return ""
-    files = sorted(p for p in folder.iterdir() if p.suffix in UPLOAD_SUFFIXES)
-    text = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def ingredient_titles(family: SoupFamily) -> list[str]:
@@ -110,36 +95,3 @@ def picked_weights(selection: object, points: Sequence[Sequence[float]]) -> list
         if point.get("curve_number", 0) == 0 and index is not None and 0 <= int(index) < len(points):
             return list(points[int(index)])
     return None
-
-
-def default_budgets() -> dict[str, list[float]]:
-    """The heatmap's default columns: a few budgets around the paper's per threat."""
-    return {"linf": [2 / 255, 4 / 255, DEFAULT_BUDGETS["linf"], 16 / 255], "l2": [0.25, DEFAULT_BUDGETS["l2"], 1.0],
-            "l1": [6.0, DEFAULT_BUDGETS["l1"], 24.0]}
-
-
-def records_from_upload(data: bytes, names: Sequence[str]) -> list[Record]:
-    """Records from an uploaded `soupviz sweep` JSON export, checked to be of this family, or
-    this family's records from an uploaded results store (.sqlite).
-
-    Raises:
-        SoupvizError: not a results file, or results for other ingredients.
-    """
-    import tempfile
-
-    from soupviz.store import read_records
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "results"
-        path.write_bytes(data)
-        records, meta = read_records(path)
-    if "store" in meta:
-        records = [r for r in records if list(r.ingredients) == list(names)]
-        if not records:
-            raise SoupvizError(f"The results store holds no records of this family's {', '.join(names)}; "
-                               "load the family it was swept on.")
-    other = next((r for r in records if list(r.ingredients) != list(names)), None)
-    if other is not None:
-        raise SoupvizError(f"The results file is for the ingredients {', '.join(other.ingredients)}, "
-                           f"not this family's {', '.join(names)}; load the family it was swept on.")
-    return records

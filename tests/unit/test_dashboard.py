@@ -3,38 +3,18 @@ heatmap rows, tables with intervals, and clicked ternary points back to weights.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from soupviz.dashboard import (
-    budget_specs,
-    ingredient_titles,
-    picked_weights,
-    records_from_upload,
-    row_soups,
-    ternary_points,
-)
-from soupviz.errors import SoupvizError
+from soupviz.dashboard import budget_specs, ingredient_titles, picked_weights, row_soups, ternary_points
 from soupviz.evaluate.comparison import paired_difference, verdict_label
-from soupviz.evaluate.evaluator import open_evaluator
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.figures.soups import ternary_figure
 from soupviz.report import ingredient_table, records_table, soup_vs_ensemble
 from soupviz.settings import EvalSettings
-from soupviz.soup import ParameterMatrix
-from soupviz.store import write_records
 from soupviz.weights import grid_weights
 
 SETTINGS = EvalSettings(images=40, steps=1, batch_size=20)
 OLD_CARD_FIELDS = {"weights": None, "ingredients": None, "n": 1000, "correct": 0, "seed": None, "batchnorm": "mixed"}
-
-
-@pytest.fixture
-def evaluator(family, synthetic_images):
-    return open_evaluator(family, test=synthetic_images, params=ParameterMatrix.from_family(family),
-                          seed=SETTINGS.seed, batch_size=SETTINGS.batch_size, cache=False)
 
 
 def test_budget_specs_cover_every_threat_and_budget() -> None:
@@ -113,16 +93,6 @@ def test_a_clicked_ternary_point_maps_back_to_its_soup(evaluator) -> None:
     assert picked_weights(selection, points) == grid[2]
     assert picked_weights({"points": [{"curve_number": 1, "point_index": 0}]}, points) is None  # the star
     assert picked_weights({"points": []}, points) is None
-
-
-def test_a_sweep_file_loads_only_for_its_family(evaluator, family, tmp_path: Path) -> None:
-    records = evaluator.evaluate(grid_weights(4, 0.5), [MetricSpec("clean")])
-    path = write_records(records, tmp_path / "sweep.json")
-    assert len(records_from_upload(path.read_bytes(), family.names)) == len(records)
-    with pytest.raises(SoupvizError, match="not this family"):
-        records_from_upload(path.read_bytes(), ["a", "b", "c", "d"])
-    with pytest.raises(SoupvizError, match="not a soupviz results file"):
-        records_from_upload(json.dumps({"records": []}).encode(), family.names)
 
 
 def test_soup_against_ensemble_gives_a_verdict_only_beyond_the_noise(evaluator, family) -> None:

@@ -1,4 +1,5 @@
-"""The results store: idempotent inserts, readers beside a writer, shard parts, JSON/CSV export."""
+"""The results store: idempotent inserts, readers beside a writer, shard parts, JSON/CSV export,
+and uploaded results files read back only for their own family."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from soupviz.store import (
     packbits,
     read_records,
     record_key,
+    records_from_upload,
     records_to_csv,
     unpackbits,
     write_records,
 )
+from soupviz.weights import grid_weights
 
 
 def make_record(index: int, n: int = 12) -> Record:
@@ -138,3 +141,13 @@ def test_a_file_that_is_not_results_is_one_clear_error(tmp_path: Path, text: str
     path.write_text(text)
     with pytest.raises(SoupvizError, match="bad.json"):
         read_records(path)
+
+
+def test_a_sweep_file_loads_only_for_its_family(evaluator, family, tmp_path: Path) -> None:
+    records = evaluator.evaluate(grid_weights(4, 0.5), [MetricSpec("clean")])
+    path = write_records(records, tmp_path / "sweep.json")
+    assert len(records_from_upload(path.read_bytes(), family.names)) == len(records)
+    with pytest.raises(SoupvizError, match="not this family"):
+        records_from_upload(path.read_bytes(), ["a", "b", "c", "d"])
+    with pytest.raises(SoupvizError, match="not a soupviz results file"):
+        records_from_upload(json.dumps({"records": []}).encode(), family.names)
