@@ -17,10 +17,10 @@ from pages._simplex_views import stored_heatmap
 from pages._soupability import soupability_panel
 from pages._state import Keys
 from pages._widgets import evaluate_live
-from soupviz.dashboard import robust_specs
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.specs import robust_specs
 from soupviz.report import ingredient_caption, ingredient_table
 from soupviz.serving import folder_stamp, save_uploads
 from soupviz.settings import shipped_family_folder

@@ -10,10 +10,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from soupviz.checkpoints import SoupFamily
-from soupviz.evaluate.metrics import MetricSpec
 from soupviz.report import soup_label, weights_key
-from soupviz.settings import EvalSettings
-from soupviz.threats import THREATS
 from soupviz.weights import grid_weights, presets, tidy
 
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
@@ -28,30 +25,6 @@ def ingredient_titles(family: SoupFamily) -> list[str]:
         redundant = card.name.casefold() in (card.label.casefold(), card.threat.casefold())
         titles.append(card.label if redundant else f"{card.label} · {card.name}")
     return titles
-
-
-def robust_specs(settings: EvalSettings, threats: Sequence[str] = THREATS) -> list[MetricSpec]:
-    """Robust accuracy per threat at the paper's budgets, with the settings' attack and steps."""
-    return [MetricSpec("attack", threat=t, attack=settings.attack, steps=settings.steps) for t in threats]
-
-
-def corruption_specs(settings: EvalSettings) -> list[MetricSpec]:
-    """Accuracy under each chosen corruption at the settings' severity."""
-    return [MetricSpec("corruption", corruption=c, severity=settings.severity) for c in settings.corruptions]
-
-
-def metric_choices(settings: EvalSettings) -> dict[str, MetricSpec]:
-    """Metrics a plot can show, by display name: clean, each threat, each chosen corruption."""
-    specs = [MetricSpec("clean"), *robust_specs(settings), *corruption_specs(settings)]
-    return {spec.column: spec for spec in specs}
-
-
-def budget_specs(budgets: dict[str, Sequence[float]], settings: EvalSettings) -> list[MetricSpec]:
-    """Robust-accuracy specs for every threat x budget, in threat then budget order."""
-    return [
-        MetricSpec("attack", threat=threat, eps=eps, attack=settings.attack, steps=settings.steps)
-        for threat in THREATS for eps in budgets.get(threat, [])
-    ]
 
 
 def row_soups(

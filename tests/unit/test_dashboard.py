@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from soupviz.dashboard import budget_specs, ingredient_titles, picked_weights, row_soups, ternary_points
+from soupviz.dashboard import ingredient_titles, picked_weights, row_soups, ternary_points
 from soupviz.evaluate.comparison import paired_difference, verdict_label
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.figures.soups import ternary_figure
@@ -15,12 +15,6 @@ from soupviz.weights import grid_weights
 
 SETTINGS = EvalSettings(images=40, steps=1, batch_size=20)
 OLD_CARD_FIELDS = {"weights": None, "ingredients": None, "n": 1000, "correct": 0, "seed": None, "batchnorm": "mixed"}
-
-
-def test_budget_specs_cover_every_threat_and_budget() -> None:
-    specs = budget_specs({"linf": [4 / 255, 8 / 255], "l2": [0.5]}, SETTINGS)
-    assert [(s.threat, s.eps, s.steps, s.attack) for s in specs] == [
-        ("linf", 4 / 255, 1, "pgd"), ("linf", 8 / 255, 1, "pgd"), ("l2", 0.5, 1, "pgd")]
 
 
 def test_heatmap_rows_name_each_soup_once(family) -> None:
