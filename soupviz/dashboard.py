@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import plotly.graph_objects as go
-
 from soupviz.checkpoints import SoupFamily
 from soupviz.report import soup_label, weights_key
-from soupviz.weights import grid_weights, presets, tidy
+from soupviz.weights import grid_weights, presets
 
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
 
@@ -51,20 +49,3 @@ def row_soups(
             seen.add(weights_key(weights))
             unique.append((name, weights))
     return unique
-
-
-def ternary_points(fig: go.Figure) -> list[list[float]]:
-    """Weights of the points of a `figures.soups.ternary_figure`'s first trace (carried as its
-    `customdata`), in trace order, so a clicked point index maps back to its soup."""
-    points = fig.data[0].customdata if fig.data else None
-    return [tidy([float(w) for w in weights]) for weights in (points if points is not None else [])]
-
-
-def picked_weights(selection: object, points: Sequence[Sequence[float]]) -> list[float] | None:
-    """The soup of the first clicked grid point in a Plotly selection state, else None."""
-    chosen = (getattr(selection, "points", None) or (selection or {}).get("points") or []) if selection else []
-    for point in chosen:
-        index = point.get("point_index", point.get("point_number"))
-        if point.get("curve_number", 0) == 0 and index is not None and 0 <= int(index) < len(points):
-            return list(points[int(index)])
-    return None

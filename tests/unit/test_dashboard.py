@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from soupviz.dashboard import ingredient_titles, picked_weights, row_soups, ternary_points
+from soupviz.dashboard import ingredient_titles, row_soups
 from soupviz.evaluate.comparison import paired_difference, verdict_label
 from soupviz.evaluate.metrics import MetricSpec
-from soupviz.figures.soups import ternary_figure
 from soupviz.report import ingredient_table, records_table, soup_vs_ensemble
 from soupviz.settings import EvalSettings
 from soupviz.weights import grid_weights
@@ -76,17 +75,6 @@ def test_corruption_columns_collapse_into_their_mean(family) -> None:
     assert "fog 3" not in rows[1] and rows[1]["corruption mean"] == "50.0% [40.0, 60.0]"
     assert rows[0]["corruption mean"] == "—"
     assert any("mean over 2 corruptions × severity 3" in m for m in methods)
-
-
-def test_a_clicked_ternary_point_maps_back_to_its_soup(evaluator) -> None:
-    grid = grid_weights(4, 0.5, subset=[0, 1, 2]) + [[0.5, 0, 0, 0.5]]  # the last is off the ternary
-    fig = ternary_figure(evaluator.evaluate(grid, [MetricSpec("clean")]), "clean", (0, 1, 2))
-    points = ternary_points(fig)
-    assert points == grid[:-1]
-    selection = {"points": [{"curve_number": 0, "point_index": 2}]}
-    assert picked_weights(selection, points) == grid[2]
-    assert picked_weights({"points": [{"curve_number": 1, "point_index": 0}]}, points) is None  # the star
-    assert picked_weights({"points": []}, points) is None
 
 
 def test_soup_against_ensemble_gives_a_verdict_only_beyond_the_noise(evaluator, family) -> None:
