@@ -25,8 +25,8 @@ LAYERS: list[set[str]] = [
     {"soup"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency"},
     {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
-    {"report", "figures", "store_grid"},
-    {"cli", "cli_import", "cli_insight", "dashboard", "insight.runs"},
+    {"report", "figures", "store_grid", "soup_rows"},
+    {"cli", "cli_import", "cli_insight", "insight.runs"},
 ]
 ENTRIES = set().union(*LAYERS)
 

@@ -1,6 +1,5 @@
-"""Page-side logic of the dashboard that needs no Streamlit: a family folder's cache stamp, the
-specs each page measures, soups for heatmap rows, and mapping a clicked
-ternary point back to soup weights. Tables and interval texts live in `soupviz.report`.
+"""The soups a heatmap or table shows as rows: a family's ingredients, the presets, the current soup
+and a grid, chosen by group and named once each (names from `soupviz.report.soup_label`).
 """
 
 from __future__ import annotations
@@ -12,17 +11,6 @@ from soupviz.report import soup_label, weights_key
 from soupviz.weights import grid_weights, presets
 
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
-
-
-def ingredient_titles(family: SoupFamily) -> list[str]:
-    """What each ingredient's weight slider is called: its label, with the checkpoint name after it
-    only when that says more than the label or the threat ('L∞ 8/255 · linf_seed1', but 'nominal'
-    for the checkpoint 'nominal' and 'L∞ 8/255' for 'linf')."""
-    titles = []
-    for card in (ingredient.card for ingredient in family.ingredients):
-        redundant = card.name.casefold() in (card.label.casefold(), card.threat.casefold())
-        titles.append(card.label if redundant else f"{card.label} · {card.name}")
-    return titles
 
 
 def row_soups(
