@@ -1,4 +1,4 @@
-"""soupviz dashboard entry: routes to the pages and draws the sidebar they share.
+"""Entry of the dashboard of soupviz: routes to the pages and draws the sidebar they share.
 
     streamlit run app.py
 

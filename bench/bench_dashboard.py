@@ -35,13 +35,14 @@ import streamlit.logger  # noqa: E402
 streamlit.logger.set_log_level("error")  # bare-mode warnings (no `streamlit run`), one per cache or state access
 
 from pages._components import _cached_records, quick_records  # noqa: E402
-from soupviz.app_state import Keys, default_settings, shipped_family_folder  # noqa: E402
+from pages._state import Keys  # noqa: E402
 from soupviz.checkpoints import load_family  # noqa: E402
 from soupviz.data import load_split, resolve_source  # noqa: E402
 from soupviz.device import describe_device, pick_device  # noqa: E402
 from soupviz.errors import SoupvizError  # noqa: E402
 from soupviz.evaluate.evaluator import BuiltEvaluator, open_evaluator  # noqa: E402
 from soupviz.evaluate.metrics import MetricSpec  # noqa: E402
+from soupviz.settings import default_settings, shipped_family_folder  # noqa: E402
 from soupviz.soup import ParameterMatrix  # noqa: E402
 from soupviz.storage import atomic_write_json  # noqa: E402
 from soupviz.store import ResultStore  # noqa: E402

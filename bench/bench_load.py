@@ -30,8 +30,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from soupviz.app_state import shipped_family_folder  # noqa: E402
 from soupviz.data import resolve_source  # noqa: E402
+from soupviz.settings import shipped_family_folder  # noqa: E402
 from soupviz.storage import atomic_write_json  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

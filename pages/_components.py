@@ -14,25 +14,18 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from soupviz.app_state import (
-    ATTACK_CHOICES,
-    ATTACK_NAMES,
-    EvalSettings,
-    Keys,
-    default_settings,
-    shipped_family_folder,
-)
+from pages._state import Keys
 from soupviz.background import Lane, Slots
 from soupviz.checkpoints import Ingredient, SoupFamily
 from soupviz.corruptions import corruption_label, corruption_names
-from soupviz.dashboard import folder_stamp
 from soupviz.data import ImageSet, load_split, resolve_source
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate.baselines import baselines_folder, load_baselines
 from soupviz.evaluate.evaluator import BuiltEvaluator, Evaluator, open_evaluator
 from soupviz.foreign import open_family
-from soupviz.serving import typed_family_folder
+from soupviz.serving import folder_stamp, typed_family_folder
+from soupviz.settings import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder
 from soupviz.soup import ParameterMatrix
 
 HOME = "pages/home.py"

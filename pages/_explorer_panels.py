@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._state import Keys
 from pages._widgets import evaluate_live, figure_panel, keep_valid, set_weights
-from soupviz.app_state import Keys
-from soupviz.dashboard import (
-    picked_weights,
-    records_from_upload,
-    ternary_points,
-)
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec
-from soupviz.figures.soups import interpolation_figure, ternary_figure
+from soupviz.figures.simplex import picked_weights
+from soupviz.figures.soups import interpolation_figure, ternary_figure, ternary_points
 from soupviz.report import record_choices
+from soupviz.store import records_from_upload
 from soupviz.weights import grid_weights, line_weights
 
 

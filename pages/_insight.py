@@ -13,8 +13,8 @@ import streamlit as st
 import torch
 
 from pages._components import data_source, session_lock
+from pages._state import Keys
 from pages._widgets import current_weights
-from soupviz.app_state import Keys
 from soupviz.checkpoints import SoupFamily
 from soupviz.data import ImageSet, load_split
 from soupviz.errors import SoupvizError

@@ -9,13 +9,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
-from soupviz.app_state import Keys
-from soupviz.dashboard import picked_weights
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import attack_label
-from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure, tetrahedron_points
+from soupviz.figures.simplex import filled_ternary_figure, picked_weights, tetrahedron_figure, tetrahedron_points
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
 from soupviz.report import record_choices

@@ -8,10 +8,9 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._components import cached_device, cached_family, cached_images, cached_params, data_source, settings
+from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid
-from soupviz.app_state import Keys
 from soupviz.checkpoints import Ingredient, SoupFamily, load_checkpoint
-from soupviz.dashboard import folder_stamp
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.soupability import (
     DO_NOT_MIX,
@@ -22,6 +21,7 @@ from soupviz.evaluate.soupability import (
     unrelated_pairs,
 )
 from soupviz.figures.soupability import paths_figure
+from soupviz.serving import folder_stamp
 
 IMAGES = 64  # a handful of test images: the barrier is a coarse signal, measured in seconds
 POINTS = 7

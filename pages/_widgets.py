@@ -14,15 +14,14 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from pages._components import session_lock
-from soupviz.app_state import QUERY_WEIGHTS, Keys
+from pages._state import QUERY_WEIGHTS, Keys
 from soupviz.background import Job, Tile
 from soupviz.checkpoints import SoupFamily
-from soupviz.dashboard import ingredient_titles
 from soupviz.errors import SoupWeightsError
 from soupviz.evaluate.metrics import Record, attack_strength
 from soupviz.figures.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.report import bounded, interval_caption, interval_text, method_text
+from soupviz.report import bounded, ingredient_titles, interval_caption, interval_text, method_text
 from soupviz.weights import (
     DEFAULT_MARGIN,
     bounds,

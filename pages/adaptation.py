@@ -10,8 +10,8 @@ import streamlit as st
 
 from pages._components import session_evaluator
 from pages._insight import evaluator_context, keep_values, result_store, test_split, with_progress
+from pages._state import Keys
 from pages._widgets import MARGINS, figure_panel, set_weights
-from soupviz.app_state import Keys
 from soupviz.corruptions import corruption_names
 from soupviz.errors import SoupvizError
 from soupviz.figures.insight import composition_figure, outcomes_figure

@@ -8,10 +8,10 @@ from pages._components import quick_records, session_evaluator, session_lane, se
 from pages._explorer_panels import line_panel, ternary_panel
 from pages._simplex_views import simplex_views
 from pages._soupability import lineage_warning
+from pages._state import Keys
 from pages._widgets import background_tiles, metric_tile, read_link, weight_sliders, write_link
-from soupviz.app_state import Keys
-from soupviz.dashboard import corruption_specs, metric_choices, robust_specs
 from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.specs import corruption_specs, metric_choices, robust_specs
 from soupviz.report import soup_label
 from soupviz.store_grid import family_store, stored_records
 

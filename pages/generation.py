@@ -18,8 +18,8 @@ from pages._insight import (
     test_split,
     with_progress,
 )
+from pages._state import Keys
 from pages._widgets import figure_panel
-from soupviz.app_state import Keys
 from soupviz.errors import SoupvizError
 from soupviz.figures.insight import class_figure, strip_figure
 from soupviz.insight.generate import GenerationSettings

@@ -5,14 +5,15 @@ import streamlit as st
 
 from pages._components import HeldResults, session_evaluator, settings
 from pages._simplex_views import stored_heatmap
+from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
-from soupviz.app_state import Keys
-from soupviz.dashboard import ROW_GROUPS, budget_specs, default_budgets, row_soups
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.specs import budget_specs
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import budget_curves
-from soupviz.threats import THREAT_LABELS, THREATS, format_budgets, parse_budgets
+from soupviz.soup_rows import ROW_GROUPS, row_soups
+from soupviz.threats import THREAT_LABELS, THREATS, default_budgets, format_budgets, parse_budgets
 
 st.title("Attack heatmaps")
 evaluator = session_evaluator()

@@ -15,14 +15,15 @@ from pages._components import (
 )
 from pages._simplex_views import stored_heatmap
 from pages._soupability import soupability_panel
+from pages._state import Keys
 from pages._widgets import evaluate_live
-from soupviz.app_state import Keys, shipped_family_folder
-from soupviz.dashboard import folder_stamp, robust_specs
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.specs import robust_specs
 from soupviz.report import ingredient_caption, ingredient_table
-from soupviz.serving import save_uploads
+from soupviz.serving import folder_stamp, save_uploads
+from soupviz.settings import shipped_family_folder
 
 SOURCES = {"shipped": "Shipped family", "folder": "A folder", "upload": "Upload checkpoints"}
 

@@ -15,8 +15,8 @@ from pages._insight import (
     test_split,
     with_progress,
 )
+from pages._state import Keys
 from pages._widgets import figure_panel
-from soupviz.app_state import Keys
 from soupviz.errors import SoupvizError
 from soupviz.insight.runs import request_key, saliency_panels, saliency_view, tensor_digest
 from soupviz.insight.saliency import SaliencySettings

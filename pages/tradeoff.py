@@ -6,13 +6,13 @@ import streamlit as st
 
 from pages._components import HeldResults, family_baselines, session_evaluator, settings
 from pages._simplex_views import stored_tradeoff
+from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
-from soupviz.app_state import Keys
-from soupviz.dashboard import robust_specs
 from soupviz.evaluate.baselines import baseline_labels, evaluate_baselines
 from soupviz.evaluate.comparison import SAMPLING_NOTE
 from soupviz.evaluate.ensembles import EnsembleEvaluator
 from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.specs import robust_specs
 from soupviz.figures.tradeoff import tradeoff_figure
 from soupviz.report import interval_text, soup_vs_ensemble, weights_key
 from soupviz.threats import THREAT_LABELS, THREATS

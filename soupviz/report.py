@@ -104,6 +104,17 @@ def soup_label(weights: Sequence[float], labels: Sequence[str]) -> str:
     return " + ".join(f"{w:.3g}·{name}" for w, name in terms).replace("+ -", "− ")
 
 
+def ingredient_titles(family: SoupFamily) -> list[str]:
+    """What each ingredient's weight slider is called: its label, with the checkpoint name after it
+    only when that says more than the label or the threat ('L∞ 8/255 · linf_seed1', but 'nominal'
+    for the checkpoint 'nominal' and 'L∞ 8/255' for 'linf')."""
+    titles = []
+    for card in (ingredient.card for ingredient in family.ingredients):
+        redundant = card.name.casefold() in (card.label.casefold(), card.threat.casefold())
+        titles.append(card.label if redundant else f"{card.label} · {card.name}")
+    return titles
+
+
 def weights_key(weights: Sequence[float]) -> tuple[float, ...]:
     """Weights rounded to 8 decimals, to find the records of one soup."""
     return tuple(round(float(w), 8) for w in weights)

@@ -1,6 +1,7 @@
 """What a dashboard server may read and keep when it is shared: the optional allow-list of family
 folders ($SOUPVIZ_ROOTS), and uploaded checkpoints, stored under the cache with a size cap and
-removed when they are rejected, replaced by the same session, or left unused for a day.
+removed when they are rejected, replaced by the same session, or left unused for a day; and a
+family folder's stamp, the cache key that changes when its checkpoints do.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ UPLOAD_SUFFIXES = (".safetensors", ".json", ".pt", ".pth", ".ckpt")  # foreign f
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 MAX_UPLOAD_BYTES = 2 * 2**30  # one upload's files together; a WRN-28-10 checkpoint is about 150 MB
 MAX_UPLOAD_AGE_S = 24 * 3600  # an upload not used for this long is removed by the next one
+
+
+def folder_stamp(folder: str | Path) -> str:
+    """Names, sizes and modification times of a family folder's files: a cache key that
+    changes when a checkpoint is added, replaced or removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return ""
+    files = sorted(p for p in folder.iterdir() if p.suffix in UPLOAD_SUFFIXES)
+    text = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def allowed_roots() -> list[Path] | None:

@@ -4,7 +4,8 @@ A record's key hashes the soup (its ingredients' content hashes with their weigh
 spec, the images' content, the seed, the BatchNorm rule and `code_fingerprint()`, so editing an
 attack misses old entries instead of serving their numbers. Inserts are idempotent (the key is
 unique; the first record wins), many readers can read while one writer appends, and every insert
-commits at once, so a killed sweep loses no finished record. JSON and CSV are export formats.
+commits at once, so a killed sweep loses no finished record. JSON and CSV are export formats; an
+uploaded export or store file is read back as one family's records (`records_from_upload`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -278,3 +280,26 @@ def read_records(path: str | Path) -> tuple[list[Record], dict[str, Any]]:
         return [Record.from_dict(item) for item in data["records"]], data.get("meta", {})
     except (SoupvizError, TypeError, KeyError) as error:
         raise SoupvizError(f"The results file {path} has malformed records ({error}).") from error
+
+
+def records_from_upload(data: bytes, names: Sequence[str]) -> list[Record]:
+    """Records from an uploaded `soupviz sweep` JSON export, checked to be of this family, or
+    this family's records from an uploaded results store (.sqlite).
+
+    Raises:
+        SoupvizError: not a results file, or results for other ingredients.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "results"
+        path.write_bytes(data)
+        records, meta = read_records(path)
+    if "store" in meta:
+        records = [r for r in records if list(r.ingredients) == list(names)]
+        if not records:
+            raise SoupvizError(f"The results store holds no records of this family's {', '.join(names)}; "
+                               "load the family it was swept on.")
+    other = next((r for r in records if list(r.ingredients) != list(names)), None)
+    if other is not None:
+        raise SoupvizError(f"The results file is for the ingredients {', '.join(other.ingredients)}, "
+                           f"not this family's {', '.join(names)}; load the family it was swept on.")
+    return records

@@ -76,6 +76,12 @@ def format_budgets(threat: str, budgets: Sequence[float]) -> str:
     return ", ".join(format_budget(threat, eps) for eps in budgets)
 
 
+def default_budgets() -> dict[str, list[float]]:
+    """The heatmap's default columns (pixel scale): a few budgets around the paper's (`DEFAULT_BUDGETS`) per threat."""
+    return {"linf": [2 / 255, 4 / 255, DEFAULT_BUDGETS["linf"], 16 / 255], "l2": [0.25, DEFAULT_BUDGETS["l2"], 1.0],
+            "l1": [6.0, DEFAULT_BUDGETS["l1"], 24.0]}
+
+
 def threat_label(threat: str, eps: float | None = None) -> str:
     """'L∞', or with a budget 'L∞ 8/255'; an unknown threat name is returned as is."""
     label = THREAT_LABELS.get(threat, threat)

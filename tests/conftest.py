@@ -1,5 +1,5 @@
-"""Shared fixtures: a tiny synthetic family of four ingredients and synthetic images, built in
-milliseconds, and the real CIFAR-10 folder for integration tests (skipped where absent)."""
+"""Shared fixtures: a tiny synthetic family of four ingredients, synthetic images and an evaluator
+of the two, built in milliseconds, and the real CIFAR-10 folder for integration tests (skipped where absent)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from PIL import Image
 
 from soupviz.checkpoints import Card, load_family, save_checkpoint
 from soupviz.data import CIFAR10_CLASSES, LOCAL_CANDIDATES, ImageSet
+from soupviz.evaluate.evaluator import Evaluator, open_evaluator
 from soupviz.models import create_model
 from soupviz.soup import ParameterMatrix, Soup
 
@@ -65,6 +66,14 @@ def synthetic_images() -> ImageSet:
     images = torch.randint(0, 256, (40, 3, 32, 32), generator=generator, dtype=torch.uint8)
     labels = torch.arange(40) % 10
     return ImageSet(images, labels, CIFAR10_CLASSES, "synthetic")
+
+
+@pytest.fixture
+def evaluator(family, synthetic_images) -> Evaluator:
+    """The evaluator of `family` on `synthetic_images` as the dashboard opens one: the family's own
+    parameter matrix, seed 0, batches of 20, no results cache."""
+    return open_evaluator(family, test=synthetic_images, params=ParameterMatrix.from_family(family),
+                          seed=0, batch_size=20, cache=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Views of the whole weight simplex: a ternary face as a smooth filled map interpolated from a
-grid's records, and the 3-D tetrahedron of four ingredients coloured by a metric.
+grid's records, and the 3-D tetrahedron of four ingredients coloured by a metric; a point clicked
+on a simplex view maps back to its soup's weights (`picked_weights`).
 
 Builders only arrange `Record`s (interpolation is linear between grid soups, so the map is exact
 at every evaluated soup and never leaves their range); each figure keeps the evaluated rows it
@@ -131,7 +132,7 @@ def tetrahedron_figure(
     A soup sits at the weighted mean of the corners (`TETRAHEDRON`), each corner labelled with
     its ingredient; edges are drawn; extrapolated soups are left out and counted in the note.
     Each point's `customdata` holds its weights, so a chart selection maps back to a soup
-    (`dashboard.picked_weights` with `tetrahedron_points`); `current` (4,) is a diamond.
+    (`picked_weights` with `tetrahedron_points`); `current` (4,) is a diamond.
     """
     chosen = select(records, metric)
     labels = list(labels or chosen[0].ingredients)
@@ -177,7 +178,17 @@ def tetrahedron_figure(
     return apply_style(fig, paper)
 
 
-
 def tetrahedron_points(fig: go.Figure) -> list[list[float]]:
-    """The weights of the tetrahedron's soups in point order, for `dashboard.picked_weights`."""
+    """The weights of the tetrahedron's soups in point order, for `picked_weights`."""
     return [list(map(float, w)) for w in fig.data[0].customdata or []]
+
+
+def picked_weights(selection: object, points: Sequence[Sequence[float]]) -> list[float] | None:
+    """The soup of the first clicked grid point in a Plotly selection state, else None; `points`
+    are the clicked trace's weights in point order (`tetrahedron_points`, `soups.ternary_points`)."""
+    chosen = (getattr(selection, "points", None) or (selection or {}).get("points") or []) if selection else []
+    for point in chosen:
+        index = point.get("point_index", point.get("point_number"))
+        if point.get("curve_number", 0) == 0 and index is not None and 0 <= int(index) < len(points):
+            return list(points[int(index)])
+    return None

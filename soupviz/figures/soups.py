@@ -27,6 +27,7 @@ from soupviz.report import (
     soup_label,
     weights_key,
 )
+from soupviz.weights import tidy
 
 TERNARY_HEIGHT = 600  # CSS pixels
 BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"}
@@ -136,6 +137,13 @@ def ternary_figure(
                            x=0.5, y=0, yanchor="top", font={"size": 11})
     attach_rows(fig, "ternary", rows, family_of(chosen), metric_name(chosen[0]), current)
     return apply_style(fig, paper)
+
+
+def ternary_points(fig: go.Figure) -> list[list[float]]:
+    """Weights of the points of a `ternary_figure`'s first trace (carried as its `customdata`), in
+    trace order, so a clicked point index maps back to its soup (`figures.simplex.picked_weights`)."""
+    points = fig.data[0].customdata if fig.data else None
+    return [tidy([float(w) for w in weights]) for weights in (points if points is not None else [])]
 
 
 def _off_simplex(weights: Sequence[float], corners: Sequence[int]) -> str:

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from soupviz.app_state import Keys
+from pages._state import Keys
 from soupviz.checkpoints import load_family
 from soupviz.data import load_split
 from soupviz.insight.few_shot import K_CURVE, AdaptationRun, AdaptConfig, adapt_to_shift, corruption_shift

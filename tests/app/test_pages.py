@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from soupviz.app_state import Keys, default_settings
+from pages._state import Keys
 from soupviz.background import Lane
 from soupviz.checkpoints import load_family
-from soupviz.dashboard import corruption_specs, robust_specs
 from soupviz.data import load_split
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.specs import corruption_specs, robust_specs
 from soupviz.report import bounded
+from soupviz.settings import default_settings
 from soupviz.store import ResultStore
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from soupviz.app_state import Keys
+from pages._state import Keys
 from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpoint
 from soupviz.data import load_split
 from soupviz.evaluate.soupability import SHIPPED_OUTSIDER, measure_against, measure_soupability

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soupviz.app_state import FAMILIES_DIR
 from soupviz.checkpoints import load_checkpoint, load_family
 from soupviz.cli import main
 from soupviz.data import load_split
 from soupviz.evaluate.soupability import DO_NOT_MIX, SHIPPED_OUTSIDER, SOUPS_WELL, measure_against
+from soupviz.settings import FAMILIES_DIR
 
 SHIPPED = FAMILIES_DIR / "cifar10-preact_resnet_small"
 

@@ -5,8 +5,8 @@ attacks on the step-0.2 grid, every record complete and labelled by the attack t
 
 from __future__ import annotations
 
-from soupviz.app_state import FAMILIES_DIR
 from soupviz.checkpoints import load_family
+from soupviz.settings import FAMILIES_DIR
 from soupviz.store import family_fingerprint
 from soupviz.store_grid import family_records, family_store, stored_grid
 from soupviz.weights import grid_weights

@@ -179,7 +179,7 @@ def test_a_soup_is_cached_once_whichever_family_folder_holds_its_ingredients(
 
 
 def test_every_dashboard_attack_evaluates_and_the_chain_is_at_least_as_strong(family, synthetic_images) -> None:
-    from soupviz.app_state import ATTACK_CHOICES, ATTACK_NAMES
+    from soupviz.settings import ATTACK_CHOICES, ATTACK_NAMES
 
     assert set(ATTACK_NAMES) == set(ATTACK_CHOICES)
     evaluator = Evaluator(family, synthetic_images, device="cpu", batch_size=20)

@@ -18,15 +18,15 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "soupviz"
 
 LAYERS: list[set[str]] = [
-    {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters"},
+    {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters", "settings"},
     {"data"},
     {"models", "zoo_models", "checkpoints", "foreign", "serving"},
     {"weights"},
     {"soup"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency"},
     {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
-    {"report", "figures", "store_grid"},
-    {"cli", "cli_import", "cli_insight", "dashboard", "app_state", "insight.runs"},
+    {"report", "figures", "store_grid", "soup_rows"},
+    {"cli", "cli_import", "cli_insight", "insight.runs"},
 ]
 ENTRIES = set().union(*LAYERS)
 

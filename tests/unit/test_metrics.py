@@ -148,7 +148,7 @@ def test_unreadable_stored_records_raise_one_clear_error(stored: dict) -> None:
 
 
 def test_every_shipped_card_and_baseline_loads() -> None:
-    from soupviz.app_state import FAMILIES_DIR
+    from soupviz.settings import FAMILIES_DIR
 
     cards = sorted(FAMILIES_DIR.glob("*/*.json")) + sorted(FAMILIES_DIR.glob("*/baselines/*.json"))
     cards += sorted((FAMILIES_DIR.parent / "lrat_check").glob("*.json"))

@@ -1,6 +1,6 @@
 """Views of the whole simplex: the filled ternary map is exact at evaluated soups and stays within
-their range; the tetrahedron puts corners on its vertices and soups inside; a selection maps back
-to weights; the store grid reports its share done."""
+their range; the tetrahedron puts corners on its vertices and soups inside; a selection on either
+view maps back to weights; the store grid reports its share done."""
 
 from __future__ import annotations
 
@@ -9,18 +9,20 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from soupviz.dashboard import picked_weights
 from soupviz.errors import SoupvizError
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.figures.export import figure_csv, figure_info
 from soupviz.figures.simplex import (
     TETRAHEDRON,
     TRIANGLE,
     filled_ternary_figure,
     interpolate_face,
+    picked_weights,
     tetrahedron_figure,
     tetrahedron_points,
     to_cartesian,
 )
+from soupviz.figures.soups import ternary_figure, ternary_points
 from soupviz.store import ResultStore
 from soupviz.store_grid import family_records, family_store, grid_step, stored_grid
 from soupviz.weights import grid_weights
@@ -97,6 +99,17 @@ def test_a_selected_point_gives_its_weights():
     points = tetrahedron_points(fig)
     assert points == [list(map(float, w)) for w in grid_weights(4, 0.5)]
     assert picked_weights({"points": [{"curve_number": 0, "point_index": 3}]}, points) == points[3]
+    assert picked_weights({"points": []}, points) is None
+
+
+def test_a_clicked_ternary_point_maps_back_to_its_soup(evaluator) -> None:
+    grid = grid_weights(4, 0.5, subset=[0, 1, 2]) + [[0.5, 0, 0, 0.5]]  # the last is off the ternary
+    fig = ternary_figure(evaluator.evaluate(grid, [MetricSpec("clean")]), "clean", (0, 1, 2))
+    points = ternary_points(fig)
+    assert points == grid[:-1]
+    selection = {"points": [{"curve_number": 0, "point_index": 2}]}
+    assert picked_weights(selection, points) == grid[2]
+    assert picked_weights({"points": [{"curve_number": 1, "point_index": 0}]}, points) is None  # the star
     assert picked_weights({"points": []}, points) is None
 
 

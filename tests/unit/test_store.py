@@ -1,4 +1,5 @@
-"""The results store: idempotent inserts, readers beside a writer, shard parts, JSON/CSV export."""
+"""The results store: idempotent inserts, readers beside a writer, shard parts, JSON/CSV export,
+and uploaded results files read back only for their own family."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ from soupviz.store import (
     packbits,
     read_records,
     record_key,
+    records_from_upload,
     records_to_csv,
     unpackbits,
     write_records,
 )
 from soupviz.store_grid import being_written
+from soupviz.weights import grid_weights
 
 
 def make_record(index: int, n: int = 12) -> Record:
@@ -152,3 +155,13 @@ def test_a_store_tells_when_it_was_last_written(tmp_path: Path) -> None:
     assert being_written(store, within=60, now=written + 30)
     assert not being_written(store, within=60, now=written + 61)
     assert not being_written(ResultStore(tmp_path / "none.sqlite"), now=written)
+
+
+def test_a_sweep_file_loads_only_for_its_family(evaluator, family, tmp_path: Path) -> None:
+    records = evaluator.evaluate(grid_weights(4, 0.5), [MetricSpec("clean")])
+    path = write_records(records, tmp_path / "sweep.json")
+    assert len(records_from_upload(path.read_bytes(), family.names)) == len(records)
+    with pytest.raises(SoupvizError, match="not this family"):
+        records_from_upload(path.read_bytes(), ["a", "b", "c", "d"])
+    with pytest.raises(SoupvizError, match="not a soupviz results file"):
+        records_from_upload(json.dumps({"records": []}).encode(), family.names)

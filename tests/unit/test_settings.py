@@ -1,4 +1,4 @@
-"""The dashboard's state without Streamlit: the environment the app reads and the session keys."""
+"""Evaluation settings (soupviz/settings.py): the environment overrides the family, the subset size and the steps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from soupviz.app_state import Keys, default_settings, shipped_family_folder
+from soupviz.settings import default_settings, shipped_family_folder
 
 
 def test_environment_overrides_the_family_and_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,8 +18,3 @@ def test_environment_overrides_the_family_and_the_budget(tmp_path: Path, monkeyp
     assert (settings.images, settings.steps) == (64, 3)
     monkeypatch.setenv("SOUPVIZ_EVAL_IMAGES", "many")
     assert default_settings().images == 200
-
-
-def test_slider_keys_are_distinct_per_ingredient() -> None:
-    assert len({Keys.slider(i) for i in range(5)}) == 5
-    assert Keys.FAMILY_SOURCE in Keys.KEPT
