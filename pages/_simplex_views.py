@@ -14,10 +14,10 @@ from pages._widgets import figure_panel, keep_valid, set_weights
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import attack_label
-from soupviz.figures.simplex import filled_ternary_figure, picked_weights, tetrahedron_figure, tetrahedron_points
+from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
-from soupviz.report import record_choices
+from soupviz.report import record_choices, soup_label
 from soupviz.store import ResultStore
 from soupviz.store_grid import StoredGrid, being_written, family_records, family_store, grid_step, stored_grid
 from soupviz.weights import grid_weights
@@ -78,8 +78,8 @@ def caption(grid: StoredGrid) -> str:
 
 @rereading_store
 def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> None:
-    """Explorer: the filled ternary map of the chosen corners and the tetrahedron, from the store;
-    a click on the tetrahedron moves the sliders to that soup."""
+    """Explorer: the filled ternary map of the chosen corners and the tetrahedron, from the store,
+    with a list of the stored soups (best first) that moves the sliders to the one picked."""
     grids = {key: grid for key, grid in stored(evaluator).items() if grid.found}
     if not grids:
         return
@@ -100,20 +100,22 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
             st.caption(str(error))
     if k == 4:
         with right:
-            fig = tetrahedron_figure(grid.records, grid.records[0].spec, current=weights, labels=family.labels,
-                                     note=caption(grid), paper=paper)
-            points = tetrahedron_points(fig)
-            chart = f"{Keys.STORED_TETRA}_{st.session_state.get(Keys.STORED_CLICKS, 0)}"
+            figure_panel(tetrahedron_figure(grid.records, grid.records[0].spec, current=weights, labels=family.labels,
+                                            note=caption(grid), paper=paper), "stored_tetrahedron")
+            ranked = {tuple(r.weights): f"{100 * r.accuracy:.1f}% · {soup_label(r.weights, family.labels)}"
+                      for r in grid.ranked()}
 
-            def _clicked() -> None:
-                picked = picked_weights(st.session_state[chart].selection, points)
-                if picked is not None:
-                    set_weights(picked)
-                    st.session_state[Keys.STORED_CLICKS] = st.session_state.get(Keys.STORED_CLICKS, 0) + 1
+            def _picked() -> None:
+                chosen = st.session_state.get(Keys.STORED_PICK)
+                if chosen is not None:
+                    set_weights(list(chosen))
                     st.session_state[Keys.STORED_MOVED] = True
+                st.session_state[Keys.STORED_PICK] = None  # a one-off jump, like a preset
 
-            figure_panel(fig, chart, on_select=_clicked, selection_mode="points")
-            st.caption("Click a soup to move the sliders there.")
+            st.selectbox("Move the sliders to a stored soup", list(ranked), index=None, key=Keys.STORED_PICK,
+                         on_change=_picked, format_func=ranked.get,
+                         placeholder=f"{len(ranked)} soups, best {grid.records[0].metric} first…",
+                         help="Streamlit does not pass clicks on 3-D charts back to the page; pick a soup here.")
     if st.session_state.pop(Keys.STORED_MOVED, False):
         st.rerun(scope="app")
 

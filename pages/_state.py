@@ -63,9 +63,8 @@ class Keys:
             "heatmap_budgets_l1", TRADEOFF_THREAT, TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES)
 
     STORED_METRIC = "stored_metric"  # explorer: the metric the store's simplex views are coloured by
-    STORED_TETRA = "stored_tetrahedron"  # the chart's key prefix; STORED_CLICKS counts clicks
-    STORED_CLICKS = "stored_clicks"
-    STORED_MOVED = "stored_moved"  # a click moved the sliders: rerun the whole page
+    STORED_PICK = "stored_pick"  # explorer: a stored soup to move the sliders to (a one-off jump)
+    STORED_MOVED = "stored_moved"  # a pick moved the sliders: rerun the whole page
 
     @staticmethod
     def slider(index: int) -> str:

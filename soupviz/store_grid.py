@@ -31,6 +31,11 @@ class StoredGrid:
     def share(self) -> float:
         return self.found / self.expected if self.expected else 0.0
 
+    def ranked(self) -> list[Record]:
+        """The grid's soups inside the simplex, most accurate first (ties in grid order)."""
+        inside = [r for r in self.records if min(r.weights) >= 0]
+        return sorted(inside, key=lambda r: -r.accuracy)
+
     def caption(self) -> str:
         """'from the precomputed store: N of M soups' for a figure's note or caption."""
         return f"from the precomputed store: {self.found} of {self.expected} soups"

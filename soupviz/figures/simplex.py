@@ -131,8 +131,8 @@ def tetrahedron_figure(
 
     A soup sits at the weighted mean of the corners (`TETRAHEDRON`), each corner labelled with
     its ingredient; edges are drawn; extrapolated soups are left out and counted in the note.
-    Each point's `customdata` holds its weights, so a chart selection maps back to a soup
-    (`picked_weights` with `tetrahedron_points`); `current` (4,) is a diamond.
+    Each point's `customdata` holds its weights; `current` (4,) is a diamond. (Streamlit does not
+    pass clicks on 3-D charts back to a page, so the explorer offers the stored soups in a list.)
     """
     chosen = select(records, metric)
     labels = list(labels or chosen[0].ingredients)
@@ -178,14 +178,9 @@ def tetrahedron_figure(
     return apply_style(fig, paper)
 
 
-def tetrahedron_points(fig: go.Figure) -> list[list[float]]:
-    """The weights of the tetrahedron's soups in point order, for `picked_weights`."""
-    return [list(map(float, w)) for w in fig.data[0].customdata or []]
-
-
 def picked_weights(selection: object, points: Sequence[Sequence[float]]) -> list[float] | None:
     """The soup of the first clicked grid point in a Plotly selection state, else None; `points`
-    are the clicked trace's weights in point order (`tetrahedron_points`, `soups.ternary_points`)."""
+    are the clicked trace's weights in point order (`soups.ternary_points`)."""
     chosen = (getattr(selection, "points", None) or (selection or {}).get("points") or []) if selection else []
     for point in chosen:
         index = point.get("point_index", point.get("point_number"))

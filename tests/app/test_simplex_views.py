@@ -8,12 +8,14 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pages._state import Keys
 from soupviz.checkpoints import load_family
 from soupviz.data import load_split
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec
+from soupviz.report import soup_label
 from soupviz.store import ResultStore
-from soupviz.weights import grid_weights
+from soupviz.weights import grid_weights, tidy
 from tests.app.test_pages import APP, TIMEOUT, assert_clean
 
 
@@ -56,3 +58,21 @@ def test_pages_open_on_a_stored_figure_without_pressing_anything(stored_env: dic
     kinds = [json.loads(chart.proto.spec)["layout"]["meta"]["soupviz"]["kind"] for chart in at.get("plotly_chart")]
     assert kinds.count("heatmap" if page != "pages/tradeoff.py" else "tradeoff") == 1
     assert any("from the precomputed store: 9 of 10 soups" in c.value for c in at.caption)
+
+
+def test_picking_a_stored_soup_moves_the_sliders_there(stored_env: dict) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/explorer.py").run()
+    pick = next(box for box in at.selectbox if box.label == "Move the sliders to a stored soup")
+    assert len(pick.options) == 9  # the stored soups of the grid, best first
+    best = next(tuple(w) for w in map(tidy, grid_weights(4, 0.5)) if pick.format_func(tuple(w)) == pick.options[0])
+    pick.select(best).run()
+    assert_clean(at)
+    weights = at.session_state[Keys.WEIGHTS]
+    assert weights == pytest.approx(list(best))
+    assert weights != pytest.approx([0.25] * 4)  # not the uniform soup it opened on
+    assert [slider.value for slider in at.slider[:4]] == pytest.approx(weights)
+    assert pick.options[0].endswith(soup_label(weights, load_family(stored_env["SOUPVIZ_FAMILY"]).labels))
+    assert at.session_state[Keys.STORED_PICK] is None
+

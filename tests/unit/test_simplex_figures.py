@@ -19,7 +19,6 @@ from soupviz.figures.simplex import (
     interpolate_face,
     picked_weights,
     tetrahedron_figure,
-    tetrahedron_points,
     to_cartesian,
 )
 from soupviz.figures.soups import ternary_figure, ternary_points
@@ -92,14 +91,6 @@ def test_tetrahedron_needs_four_ingredients():
     three = replace(record([1, 0, 0]), ingredients=["nominal", "linf", "l2"])
     with pytest.raises(SoupvizError, match="four ingredients"):
         tetrahedron_figure([three], CLEAN[0])
-
-
-def test_a_selected_point_gives_its_weights():
-    fig = tetrahedron_figure([record(w) for w in grid_weights(4, 0.5)], CLEAN[0])
-    points = tetrahedron_points(fig)
-    assert points == [list(map(float, w)) for w in grid_weights(4, 0.5)]
-    assert picked_weights({"points": [{"curve_number": 0, "point_index": 3}]}, points) == points[3]
-    assert picked_weights({"points": []}, points) is None
 
 
 def test_a_clicked_ternary_point_maps_back_to_its_soup(evaluator) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ from soupviz.store import (
     unpackbits,
     write_records,
 )
-from soupviz.store_grid import being_written
 from soupviz.weights import grid_weights
 
 
@@ -143,18 +141,6 @@ def test_a_file_that_is_not_results_is_one_clear_error(tmp_path: Path, text: str
     path.write_text(text)
     with pytest.raises(SoupvizError, match="bad.json"):
         read_records(path)
-
-
-def test_a_store_tells_when_it_was_last_written(tmp_path: Path) -> None:
-    store = ResultStore(tmp_path / "results.sqlite")
-    assert store.modified() == 0.0
-    before = time.time()
-    store.put(record_key(index=0), make_record(0), family="f")
-    written = store.modified()
-    assert written >= before - 1
-    assert being_written(store, within=60, now=written + 30)
-    assert not being_written(store, within=60, now=written + 61)
-    assert not being_written(ResultStore(tmp_path / "none.sqlite"), now=written)
 
 
 def test_a_sweep_file_loads_only_for_its_family(evaluator, family, tmp_path: Path) -> None:
