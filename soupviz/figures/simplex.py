@@ -168,7 +168,7 @@ def tetrahedron_figure(
         ([note] if note else [])
     fig.update_layout(
         scene={"xaxis": hidden, "yaxis": hidden, "zaxis": hidden, "aspectmode": "cube",
-               "camera": {"eye": {"x": 1.4, "y": -1.3, "z": 0.5}}},  # no corner hides behind another
+               "camera": {"eye": {"x": 1.9, "y": 0.0, "z": 0.5}}},  # corners and edges apart on screen
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
         title={"text": metric_title(chosen[0])}, showlegend=False, height=600,
     )

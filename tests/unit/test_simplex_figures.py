@@ -87,6 +87,25 @@ def test_tetrahedron_figure_colours_by_metric_and_carries_weights():
     assert fig.data[-1].name == "current soup"
 
 
+def test_tetrahedron_camera_shows_every_corner_apart():
+    """From the figure's camera, no corner lands on another corner or behind an edge."""
+    fig = tetrahedron_figure([record(w, CLEAN) for w in grid_weights(4, 0.5)], CLEAN[0])
+    eye = fig.layout.scene.camera.eye
+    view = -np.array([eye.x, eye.y, eye.z]) / np.linalg.norm([eye.x, eye.y, eye.z])
+    up = np.array([0.0, 0.0, 1.0]) - view * view[2]  # Plotly's default up, in the screen plane
+    up /= np.linalg.norm(up)
+    screen = TETRAHEDRON @ np.stack([np.cross(view, up), up], axis=1)
+
+    def gap(p, a, b):
+        t = np.clip((p - a) @ (b - a) / ((b - a) @ (b - a)), 0, 1)
+        return np.linalg.norm(p - (a + t * (b - a)))
+
+    corners = [np.linalg.norm(screen[i] - screen[j]) for i in range(4) for j in range(i + 1, 4)]
+    behind_edges = [gap(screen[k], screen[i], screen[j]) for i in range(4) for j in range(i + 1, 4)
+                    for k in range(4) if k not in (i, j)]
+    assert min(corners + behind_edges) > 0.4  # the tetrahedron's edge is 1.63 long
+
+
 def test_tetrahedron_needs_four_ingredients():
     three = replace(record([1, 0, 0]), ingredients=["nominal", "linf", "l2"])
     with pytest.raises(SoupvizError, match="four ingredients"):
