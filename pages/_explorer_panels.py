@@ -52,7 +52,7 @@ def ternary_panel(evaluator: Evaluator, weights: list[float], choices: dict[str,
         fig = ternary_figure(records, options[metric], tuple(corners), current=weights, labels=labels, paper=paper)
         st.session_state[Keys.TERNARY_POINTS] = ternary_points(fig)
 
-        chart = f"{Keys.TERNARY}_{st.session_state.get(Keys.TERNARY_CLICKS, 0)}"
+        chart = Keys.ternary_chart(st.session_state.get(Keys.TERNARY_CLICKS, 0))
 
         def _clicked() -> None:  # a fresh chart key after each click, so no stale selection lingers
             picked = picked_weights(st.session_state[chart].selection, st.session_state[Keys.TERNARY_POINTS])
@@ -83,7 +83,7 @@ def line_panel(evaluator: Evaluator, weights: list[float], choices: dict[str, Me
         records = evaluate_live(lambda report: evaluator.evaluate(line, specs, report), f"{len(line)} soups")
         keys = [spec.key for spec in specs]
         fig = interpolation_figure(records, pair[1], pair[0], keys, current=weights, labels=labels, paper=paper)
-        figure_panel(fig, "line_chart")
+        figure_panel(fig, Keys.LINE_CHART)
         if margin:
             st.caption(f"Extrapolation on: the path runs from α = {-margin:g} to {1 + margin:g}.")
     else:

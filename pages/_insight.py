@@ -13,7 +13,7 @@ import streamlit as st
 import torch
 
 from pages._components import data_source, session_lock
-from pages._state import Keys
+from pages._state import Keys, PickerKeys
 from pages._widgets import current_weights
 from soupviz.checkpoints import SoupFamily
 from soupviz.data import ImageSet, load_split
@@ -64,9 +64,9 @@ def keep_values(defaults: Mapping[str, object]) -> None:
     state = st.session_state
     for key, default in defaults.items():
         if key in state:
-            state[f"_kept_{key}"] = state[key]
+            state[Keys.kept_copy(key)] = state[key]
         else:
-            state[key] = state.get(f"_kept_{key}", default)
+            state[key] = state.get(Keys.kept_copy(key), default)
 
 
 def evaluator_context() -> str:
@@ -109,47 +109,49 @@ def with_progress(label: str, work: Callable[[ProgressCallback], T]) -> T:
         bar.empty()
 
 
-def picker_defaults(prefix: str, split: ImageSet, single: bool = False) -> dict[str, object]:
+def picker_defaults(keys: PickerKeys, split: ImageSet, single: bool = False) -> dict[str, object]:
     """Default values of `pick_images`' widgets, for `keep_values`: airplane, cat, dog and horse
     (dog alone when `single`) where the split has them, else its first classes."""
     chosen = default_classes(split.labels, single)
-    return {f"{prefix}_source": "class", f"{prefix}_classes": chosen[0] if single else chosen, f"{prefix}_offset": 0,
-            f"{prefix}_indices": "0" if single else "0, 1, 2, 3", f"{prefix}_label": 0}
+    return {keys.source: "class", keys.classes: chosen[0] if single else chosen, keys.offset: 0,
+            keys.indices: "0" if single else "0, 1, 2, 3", keys.label: 0}
 
 
-def pick_images(split: ImageSet, prefix: str, single: bool = False) -> tuple[torch.Tensor, list[int], list[str]] | None:
+def pick_images(
+    split: ImageSet, keys: PickerKeys, single: bool = False,
+) -> tuple[torch.Tensor, list[int], list[str]] | None:
     """Images chosen by class, by index or by upload: floats (N, 3, H, W) in [0, 1], true labels,
     names; None (with the reason shown) when the choice is not usable."""
     classes = list(split.classes)
-    source = st.radio("Images", list(SOURCES), format_func=SOURCES.get, key=f"{prefix}_source", horizontal=True)
-    if st.session_state.get(f"{prefix}_offset", 0) >= len(split):  # remembered from a larger data set
-        st.session_state[f"{prefix}_offset"] = 0
+    source = st.radio("Images", list(SOURCES), format_func=SOURCES.get, key=keys.source, horizontal=True)
+    if st.session_state.get(keys.offset, 0) >= len(split):  # remembered from a larger data set
+        st.session_state[keys.offset] = 0
     try:
         if source == "class":
             a, b = st.columns([3, 1])
             if single:
                 chosen = [a.selectbox("Class", range(len(classes)), format_func=classes.__getitem__,
-                                      key=f"{prefix}_classes")]
+                                      key=keys.classes)]
             else:
                 chosen = a.multiselect("Classes", range(len(classes)), format_func=classes.__getitem__,
-                                       max_selections=MAX_PICKED, key=f"{prefix}_classes")
-            offset = b.number_input("Image number in its class", 0, len(split) - 1, key=f"{prefix}_offset",
+                                       max_selections=MAX_PICKED, key=keys.classes)
+            offset = b.number_input("Image number in its class", 0, len(split) - 1, key=keys.offset,
                                     help="0 is the class's first test image, in the data's order.")
             if not chosen:
                 st.info("Choose at least one class.")
                 return None
             indices = class_positions(split.labels, chosen, int(offset), 1, classes)
         elif source == "index":
-            text = st.text_input("Test-split index" if single else "Test-split indices", key=f"{prefix}_indices",
+            text = st.text_input("Test-split index" if single else "Test-split indices", key=keys.indices,
                                  help=f"0 to {len(split) - 1}, separated by commas.")
             indices = parse_indices(text, len(split), 1 if single else MAX_PICKED)
         else:
             a, b = st.columns([3, 1])
             upload = a.file_uploader("A picture (PNG, JPEG, …): centre-cropped to a square and resized to "
                                      f"{split.images.shape[-1]} × {split.images.shape[-1]}", type=PICTURE_TYPES,
-                                     key=f"{prefix}_upload")
+                                     key=keys.upload)
             label = b.selectbox("Its class", range(len(classes)), format_func=classes.__getitem__,
-                                key=f"{prefix}_label", help="The loss gradient is taken on this label.")
+                                key=keys.label, help="The loss gradient is taken on this label.")
             if upload is None:
                 st.info("Upload a picture to see what the models make of it.")
                 return None

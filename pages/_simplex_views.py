@@ -95,13 +95,13 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
         try:
             fig = filled_ternary_figure(grid.records, grid.records[0].spec, corners, current=weights,
                                         labels=family.labels, note=caption(grid), paper=paper)
-            figure_panel(fig, "stored_ternary")
+            figure_panel(fig, Keys.STORED_TERNARY)
         except SoupvizError as error:  # too few stored soups on this face yet
             st.caption(str(error))
     if k == 4:
         with right:
             figure_panel(tetrahedron_figure(grid.records, grid.records[0].spec, current=weights, labels=family.labels,
-                                            note=caption(grid), paper=paper), "stored_tetrahedron")
+                                            note=caption(grid), paper=paper), Keys.STORED_TETRAHEDRON)
             ranked = {tuple(r.weights): f"{100 * r.accuracy:.1f}% · {soup_label(r.weights, family.labels)}"
                       for r in grid.ranked()}
 
@@ -130,7 +130,7 @@ def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
     records = [r for grid in grids.values() for r in grid.records]
     if not records:
         return
-    figure_panel(accuracy_heatmap(records, soups, labels=family.labels, paper=paper), "stored_heatmap")
+    figure_panel(accuracy_heatmap(records, soups, labels=family.labels, paper=paper), Keys.STORED_HEATMAP)
     st.caption("Precomputed; " + " · ".join(f"{g.records[0].metric}: {caption(g)}" for g in grids.values()))
 
 
@@ -147,5 +147,5 @@ def stored_tradeoff(evaluator: Evaluator, threat: str, weights: list[float], pap
                               current=weights, labels=evaluator.family.labels, paper=paper)
     except SoupvizError:  # the stored clean and robust grids share no soup yet
         return
-    figure_panel(fig, "stored_tradeoff")
+    figure_panel(fig, Keys.STORED_TRADEOFF)
     st.caption(f"Precomputed: clean {caption(clean)}; {robust.records[0].metric} {caption(robust)}.")

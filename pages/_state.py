@@ -1,15 +1,59 @@
-"""Every key the dashboard keeps, named in one place: session-state keys (widgets use them as
-their `key`) and the query-string parameter that carries the soup's weights. Pages and their
-helpers read and write state only through these names; the library never needs them.
+"""Every key the dashboard keeps, named in one place: session-state keys (widgets and charts use
+them as their `key`) and the query-string parameter that carries the soup's weights. Pages and
+their helpers read and write state only through these names; the library never needs them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from soupviz.threats import THREATS
+
 QUERY_WEIGHTS = "w"  # the soup's weights in the page's URL (`soupviz.weights.weights_to_query`)
 
 
+@dataclass(frozen=True)
+class PickerKeys:
+    """The widget keys of one test-image picker (`pages/_insight.pick_images`), each the picker's
+    prefix and the widget's name: 'saliency_source', 'saliency_classes', …"""
+
+    prefix: str
+
+    def _named(self, name: str) -> str:
+        return f"{self.prefix}_{name}"
+
+    @property
+    def source(self) -> str:
+        """Radio: by class, by index, or an upload."""
+        return self._named("source")
+
+    @property
+    def classes(self) -> str:
+        return self._named("classes")
+
+    @property
+    def offset(self) -> str:
+        """The image's number within its class."""
+        return self._named("offset")
+
+    @property
+    def indices(self) -> str:
+        return self._named("indices")
+
+    @property
+    def upload(self) -> str:
+        return self._named("upload")
+
+    @property
+    def label(self) -> str:
+        """The uploaded picture's class."""
+        return self._named("label")
+
+
 class Keys:
-    """Session-state keys of the dashboard; widgets use them as their `key`."""
+    """Session-state keys of the dashboard; widgets and charts use them as their
+    `key`. Keys built from a value (an ingredient's index, a threat, a candidate soup) come from
+    the functions below, so every spelling lives here."""
 
     FAMILY_SOURCE = "family_source"  # radio: shipped / folder / upload
     FAMILY_PATH = "family_path"  # text input: a family folder
@@ -35,7 +79,7 @@ class Keys:
     LANE = "session_lane"  # pages/_components.BuiltLane: the session's background evaluations
     LOCK = "session_lock"  # serialises the session's evaluations (see pages/_components.py)
     INGREDIENT_RECORDS = "ingredient_records"
-    TERNARY = "ternary_chart"  # the chart's key prefix; TERNARY_CLICKS counts clicks
+    TERNARY = "ternary_chart"  # the chart's key prefix (`ternary_chart`); TERNARY_CLICKS counts clicks
     TERNARY_CLICKS = "ternary_clicks"
     TERNARY_POINTS = "ternary_points"  # weights of the drawn grid points, for clicks
     TERNARY_CORNERS = "ternary_corners"
@@ -43,7 +87,6 @@ class Keys:
     GRID_STEP = "grid_step"
     SWEEP_FILE = "sweep_file"
     LINE_PAIR = "line_pair"
-    LINE_POINTS = "line_points"
     LINE_METRICS = "line_metrics"
     HEATMAP_ROWS = "heatmap_rows"
     HEATMAP_RECORDS = "heatmap_records"
@@ -54,17 +97,74 @@ class Keys:
     TRADEOFF_BASELINES = "tradeoff_baselines"
     PATHS_PAIR = "paths_pair"  # Home: the family pair beside the path to the unrelated network
     PATHS_PARTNER = "paths_partner"  # Home: the ingredient whose path to the unrelated network is drawn
-    PATHS_CHART = "paths_chart"
-
-    # Page widgets whose values survive visits to other pages (Streamlit drops the state of
-    # widgets a run does not draw, unless the key is re-assigned every run).
-    KEPT = (FAMILY_SOURCE, FAMILY_PATH, DATA_PATH, EXTRAPOLATE, MARGIN, TERNARY_CORNERS, TERNARY_METRIC,
-            GRID_STEP, LINE_PAIR, LINE_METRICS, HEATMAP_ROWS, "heatmap_budgets_linf", "heatmap_budgets_l2",
-            "heatmap_budgets_l1", TRADEOFF_THREAT, TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES)
 
     STORED_METRIC = "stored_metric"  # explorer: the metric the store's simplex views are coloured by
     STORED_PICK = "stored_pick"  # explorer: a stored soup to move the sliders to (a one-off jump)
     STORED_MOVED = "stored_moved"  # a pick moved the sliders: rerun the whole page
+
+    # Saliency (pages/saliency.py)
+    SALIENCY_IMAGES = PickerKeys("saliency")
+    SALIENCY_METHOD = "saliency_method"
+    SALIENCY_MODE = "saliency_mode"
+    SALIENCY_CLIP = "saliency_clip"
+    SALIENCY_PERCENTILE = "saliency_percentile"
+    SALIENCY_SAMPLES = "saliency_samples"
+    SALIENCY_NOISE = "saliency_noise"
+    SALIENCY_IG_STEPS = "saliency_ig_steps"
+
+    # Generation (pages/generation.py)
+    WALK_IMAGES = PickerKeys("walk")  # the test image the walk starts from
+    GENERATION_EPS = "generation_eps"
+    GENERATION_STEP = "generation_step"
+    GENERATION_STEPS = "generation_steps"
+    GENERATION_SEED = "generation_seed"
+    GENERATION_TARGET = "generation_target"
+    GENERATION_FRAMES = "generation_frames"
+    GENERATION_WALK = "generation_walk"  # button
+    GENERATION_CLASSES = "generation_classes"
+    GENERATION_PER_CLASS = "generation_per_class"
+    GENERATION_FIT_IMAGES = "generation_fit_images"
+    GENERATION_GENERATE = "generation_generate"  # button
+
+    # Few-shot adaptation (pages/adaptation.py)
+    ADAPT_SOURCE = "adapt_source"
+    ADAPT_CORRUPTION = "adapt_corruption"
+    ADAPT_SEVERITY = "adapt_severity"
+    ADAPT_PER_CLASS = "adapt_per_class"
+    ADAPT_FOLDER = "adapt_folder"
+    ADAPT_UPLOAD = "adapt_upload"
+    ADAPT_HELDOUT = "adapt_heldout"
+    ADAPT_K = "adapt_k"
+    ADAPT_STEP = "adapt_step"
+    ADAPT_EXTRAPOLATE = "adapt_extrapolate"
+    ADAPT_MARGIN = "adapt_margin"
+    ADAPT_METHOD = "adapt_method"
+    ADAPT_GRADIENT_STEPS = "adapt_gradient_steps"
+    ADAPT_LR = "adapt_lr"
+    ADAPT_BN_SHIFT = "adapt_bn_shift"
+    ADAPT_REPEATS = "adapt_repeats"
+    ADAPT_SEED = "adapt_seed"
+    ADAPT_SEVERAL = "adapt_several"
+    ADAPT_SEVERAL_GO = "adapt_several_go"  # button
+
+    # Charts (`pages/_widgets.figure_panel`; their download buttons add a suffix, see `download`)
+    LINE_CHART = "line_chart"
+    PATHS_CHART = "paths_chart"  # Home: paths within the family and to the unrelated network
+    HEATMAP_CHART = "heatmap_chart"
+    BUDGET_CHART = "budget_chart"
+    TRADEOFF_CHART = "tradeoff_chart"
+    STORED_TERNARY = "stored_ternary"
+    STORED_TETRAHEDRON = "stored_tetrahedron"
+    STORED_HEATMAP = "stored_heatmap"
+    STORED_TRADEOFF = "stored_tradeoff"
+    SALIENCY_CHART = "saliency_chart"
+    GENERATION_STRIP = "generation_strip"
+    GENERATION_CLASSES_CHART = "generation_classes_chart"
+    ADAPT_OUTCOMES = "adapt_outcomes"
+    ADAPT_COMPOSITION = "adapt_composition"
+    ADAPT_K_CURVE = "adapt_k_curve"
+    ADAPT_SEVERAL_CHART = "adapt_several_chart"
+    ADAPT_SEVERAL_COMPOSITION = "adapt_several_composition"
 
     @staticmethod
     def slider(index: int) -> str:
@@ -75,3 +175,29 @@ class Keys:
     def budgets(threat: str) -> str:
         """The key of the heatmap's budget list for `threat`."""
         return f"heatmap_budgets_{threat}"
+
+    @staticmethod
+    def ternary_chart(clicks: int) -> str:
+        """The ternary map's key after `clicks` clicks: fresh after each, so no stale selection lingers."""
+        return f"{Keys.TERNARY}_{clicks}"
+
+    @staticmethod
+    def adapt_use(candidate: str) -> str:
+        """The key of the button that makes the adaptation's `candidate` soup current."""
+        return f"adapt_use_{candidate}"
+
+    @staticmethod
+    def download(chart: str, fmt: str) -> str:
+        """The key of the download button of `chart` in `fmt` ('csv', 'png', 'svg', 'pdf')."""
+        return f"{chart}_{fmt}"
+
+    @staticmethod
+    def kept_copy(key: str) -> str:
+        """Where `pages/_insight.keep_values` backs up the value of widget `key` while its page is away."""
+        return f"_kept_{key}"
+
+    # Page widgets whose values survive visits to other pages (Streamlit drops the state of
+    # widgets a run does not draw, unless the key is re-assigned every run).
+    KEPT = (FAMILY_SOURCE, FAMILY_PATH, DATA_PATH, EXTRAPOLATE, MARGIN, TERNARY_CORNERS, TERNARY_METRIC,
+            GRID_STEP, LINE_PAIR, LINE_METRICS, HEATMAP_ROWS, *map(budgets, THREATS), TRADEOFF_THREAT,
+            TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES)

@@ -243,13 +243,13 @@ def download_buttons(fig: go.Figure, key: str) -> None:
     """CSV of the numbers at once; PNG (300 dpi), SVG and PDF rendered only when clicked."""
     cells = st.columns([1, 1, 1, 1, 3], gap="small")
     cells[0].download_button("CSV", figure_csv(fig), file_name=filename_for(fig, "csv"), mime="text/csv",
-                             key=f"{key}_csv", on_click="ignore", icon=":material/download:")
+                             key=Keys.download(key, "csv"), on_click="ignore", icon=":material/download:")
     problem = export_problem()
     for cell, fmt in zip(cells[1:4], ("png", "svg", "pdf"), strict=True):
         cell.download_button(fmt.upper(), (lambda fmt=fmt: export_figure(fig, fmt, keep_browser=True)),
-                             file_name=filename_for(fig, fmt), mime=MIMES[fmt], key=f"{key}_{fmt}", on_click="ignore",
-                             disabled=bool(problem), help=problem or f"{fmt.upper()} via Plotly's static export",
-                             icon=":material/download:")
+                             file_name=filename_for(fig, fmt), mime=MIMES[fmt], key=Keys.download(key, fmt),
+                             on_click="ignore", disabled=bool(problem),
+                             help=problem or f"{fmt.upper()} via Plotly's static export", icon=":material/download:")
 
 
 def keep_valid(key: str, options: Sequence, default: object) -> None:

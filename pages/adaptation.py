@@ -74,50 +74,51 @@ family, paper, state = evaluator.family, st.session_state.get(Keys.PAPER, False)
 labels, split = family.labels, test_split()
 if split is None:
     st.stop()
-keep_values({"adapt_source": "corruption", "adapt_corruption": "fog", "adapt_severity": 3, "adapt_folder": "",
-             "adapt_per_class": 100, "adapt_heldout": 50, "adapt_k": 10, "adapt_step": 0.2, "adapt_extrapolate": False,
-             "adapt_margin": DEFAULT_MARGIN, "adapt_method": "gradient", "adapt_gradient_steps": 10, "adapt_lr": 0.05,
-             "adapt_bn_shift": False, "adapt_repeats": 5,
-             "adapt_seed": evaluator.seed, "adapt_several": ["gaussian_noise", "fog", "contrast"]})
+keep_values({Keys.ADAPT_SOURCE: "corruption", Keys.ADAPT_CORRUPTION: "fog", Keys.ADAPT_SEVERITY: 3,
+             Keys.ADAPT_FOLDER: "", Keys.ADAPT_PER_CLASS: 100, Keys.ADAPT_HELDOUT: 50, Keys.ADAPT_K: 10,
+             Keys.ADAPT_STEP: 0.2, Keys.ADAPT_EXTRAPOLATE: False, Keys.ADAPT_MARGIN: DEFAULT_MARGIN,
+             Keys.ADAPT_METHOD: "gradient", Keys.ADAPT_GRADIENT_STEPS: 10, Keys.ADAPT_LR: 0.05,
+             Keys.ADAPT_BN_SHIFT: False, Keys.ADAPT_REPEATS: 5, Keys.ADAPT_SEED: evaluator.seed,
+             Keys.ADAPT_SEVERAL: ["gaussian_noise", "fog", "contrast"]})
 
 st.subheader("Shift")
-source = st.radio("Shift", list(SOURCES), format_func=SOURCES.get, key="adapt_source", horizontal=True,
+source = st.radio("Shift", list(SOURCES), format_func=SOURCES.get, key=Keys.ADAPT_SOURCE, horizontal=True,
                   label_visibility="collapsed")
 a, b, c, d = st.columns(4)
 upload = None
 if source == "corruption":
-    a.selectbox("Corruption", corruption_names(), key="adapt_corruption")
-    b.slider("Severity", 1, 5, key="adapt_severity")
-    c.number_input("Test images per class", 2, 1000, key="adapt_per_class",
+    a.selectbox("Corruption", corruption_names(), key=Keys.ADAPT_CORRUPTION)
+    b.slider("Severity", 1, 5, key=Keys.ADAPT_SEVERITY)
+    c.number_input("Test images per class", 2, 1000, key=Keys.ADAPT_PER_CLASS,
                    help="Drawn from the test split with the seed.")
-    spec = ("corruption", state["adapt_corruption"], int(state["adapt_severity"]))
+    spec = ("corruption", state[Keys.ADAPT_CORRUPTION], int(state[Keys.ADAPT_SEVERITY]))
 elif source == "folder":
-    a.text_input("Folder", key="adapt_folder", placeholder="path/with/cat/, dog/, …")
-    spec = ("folder", state["adapt_folder"].strip())
+    a.text_input("Folder", key=Keys.ADAPT_FOLDER, placeholder="path/with/cat/, dog/, …")
+    spec = ("folder", state[Keys.ADAPT_FOLDER].strip())
 else:
-    upload = a.file_uploader("A .zip of class folders (cat/, dog/, …)", type=["zip"], key="adapt_upload")
+    upload = a.file_uploader("A .zip of class folders (cat/, dog/, …)", type=["zip"], key=Keys.ADAPT_UPLOAD)
     spec = ("upload", upload.name if upload else "")
-d.number_input("Held out per class", 1, 1000, key="adapt_heldout", help="Scored, never used for choosing.")
+d.number_input("Held out per class", 1, 1000, key=Keys.ADAPT_HELDOUT, help="Scored, never used for choosing.")
 
 st.subheader("Selection")
 a, b, c, d = st.columns(4)
-k = a.select_slider("Labelled images per class (k)", K_CURVE, key="adapt_k")
-step = b.select_slider("Grid step", (0.5, 0.25, 0.2, 0.1), key="adapt_step")
-extrapolate = c.toggle("Extrapolate", key="adapt_extrapolate", help="Weights in [−margin, 1 + margin].")
-margin = d.select_slider("Margin", (0.2, 0.4), key="adapt_margin", disabled=not extrapolate)
+k = a.select_slider("Labelled images per class (k)", K_CURVE, key=Keys.ADAPT_K)
+step = b.select_slider("Grid step", (0.5, 0.25, 0.2, 0.1), key=Keys.ADAPT_STEP)
+extrapolate = c.toggle("Extrapolate", key=Keys.ADAPT_EXTRAPOLATE, help="Weights in [−margin, 1 + margin].")
+margin = d.select_slider("Margin", (0.2, 0.4), key=Keys.ADAPT_MARGIN, disabled=not extrapolate)
 a, b, c, d = st.columns(4)
-method = a.radio("Method", list(METHODS), format_func=METHODS.get, key="adapt_method")
-gradient_steps = int(b.number_input("Gradient steps", 1, 200, key="adapt_gradient_steps", disabled=method == "grid",
+method = a.radio("Method", list(METHODS), format_func=METHODS.get, key=Keys.ADAPT_METHOD)
+gradient_steps = int(b.number_input("Gradient steps", 1, 200, key=Keys.ADAPT_GRADIENT_STEPS, disabled=method == "grid",
                                     help="Projected Adam on the weights, from the grid's choice."))
-lr = float(c.number_input("Learning rate", 0.001, 1.0, step=0.01, format="%.3f", key="adapt_lr",
+lr = float(c.number_input("Learning rate", 0.001, 1.0, step=0.01, format="%.3f", key=Keys.ADAPT_LR,
                           disabled=method == "grid"))
-bn_on_shift = d.toggle("BatchNorm from the shift", key="adapt_bn_shift",
+bn_on_shift = d.toggle("BatchNorm from the shift", key=Keys.ADAPT_BN_SHIFT,
                        help="Re-estimate BatchNorm statistics per soup on unlabelled images of the shift "
                             "(test-time adaptation; held-out images are not used).")
 a, b = st.columns(2)
-repeats = int(a.number_input("Draws per k (k curve)", 2, 20, key="adapt_repeats"))
-seed = int(b.number_input("Seed", 0, 2**31 - 1, key="adapt_seed"))
-heldout, per_class = int(state["adapt_heldout"]), int(state["adapt_per_class"])
+repeats = int(a.number_input("Draws per k (k curve)", 2, 20, key=Keys.ADAPT_REPEATS))
+seed = int(b.number_input("Seed", 0, 2**31 - 1, key=Keys.ADAPT_SEED))
+heldout, per_class = int(state[Keys.ADAPT_HELDOUT]), int(state[Keys.ADAPT_PER_CLASS])
 try:
     config = AdaptConfig(k, step, margin if extrapolate else 0.0, method, gradient_steps, lr, bn_on_shift, K_CURVE,
                          repeats)
@@ -145,27 +146,27 @@ elif run is not None:
     for note in run.notes:
         st.warning(note)
     figures = adaptation_figures(run, labels, family.name, paper)
-    figure_panel(figures["outcomes"], "adapt_outcomes", width="content")
+    figure_panel(figures["outcomes"], Keys.ADAPT_OUTCOMES, width="content")
     st.dataframe(outcome_table(run.outcomes), hide_index=True)
-    figure_panel(figures["composition"], "adapt_composition", width="content")
+    figure_panel(figures["composition"], Keys.ADAPT_COMPOSITION, width="content")
     chosen = chosen_soups(run)
     for column, (name, weights) in zip(st.columns(len(chosen)), chosen, strict=True):
-        column.button(f"Make the {name} current", key=f"adapt_use_{name}", on_click=use_soup, args=(weights,))
+        column.button(f"Make the {name} current", key=Keys.adapt_use(name), on_click=use_soup, args=(weights,))
     if "k-curve" in figures:
-        figure_panel(figures["k-curve"], "adapt_k_curve", width="content")
+        figure_panel(figures["k-curve"], Keys.ADAPT_K_CURVE, width="content")
         st.caption(f"Each k: {run.config.draws} independent draws of k images per class from the pool, seeded by "
                    f"(seed {run.seed}, shift, draw); line: mean held-out accuracy, band: worst to best draw.")
 
 st.divider()
 st.subheader("One soup for several shifts")
-several = st.multiselect("Corruptions", corruption_names(), key="adapt_several",
+several = st.multiselect("Corruptions", corruption_names(), key=Keys.ADAPT_SEVERAL,
                          help="Each at the severity above, each on its own test images; one soup of the grid is "
                               "chosen for the best mean accuracy over them, with k images per class of each.")
-severity = int(state["adapt_severity"])
+severity = int(state[Keys.ADAPT_SEVERITY])
 specs = [("corruption", name, severity) for name in several]
 key = request_key("several", evaluator_context(), specs, heldout, per_class, seed, config)
 held = result_store().get(key)
-if st.button("Choose one soup for these shifts", key="adapt_several_go", disabled=len(specs) < 2):
+if st.button("Choose one soup for these shifts", key=Keys.ADAPT_SEVERAL_GO, disabled=len(specs) < 2):
     try:
         shifts = with_progress("Corrupting", lambda report: shifts_of(specs, heldout, per_class, seed, report))
         held = with_progress("One soup for all", lambda report: adapt_several(
@@ -175,9 +176,9 @@ if st.button("Choose one soup for these shifts", key="adapt_several_go", disable
         st.error(str(error))
 if held is not None:
     joint, outcomes = held
-    figure_panel(outcomes_figure(outcomes, labels, family.name, by_shift=True, paper=paper), "adapt_several_chart",
+    figure_panel(outcomes_figure(outcomes, labels, family.name, by_shift=True, paper=paper), Keys.ADAPT_SEVERAL_CHART,
                  width="content")
     own = [(f"own soup: {o.shift}", o.weights) for o in outcomes if o.candidate == "soup chosen for this shift"]
     figure_panel(composition_figure([("one soup for all", joint.weights.tolist()), *own], labels, family.name, paper),
-                 "adapt_several_composition", width="content")
+                 Keys.ADAPT_SEVERAL_COMPOSITION, width="content")
     st.dataframe(outcome_table(outcomes), hide_index=True)

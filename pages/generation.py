@@ -43,22 +43,23 @@ split = test_split()
 if split is None:
     st.stop()
 classes = list(split.classes)
-keep_values({**picker_defaults("walk", split, single=True), "generation_eps": DEFAULTS.eps,
-             "generation_step": DEFAULTS.step_size, "generation_steps": DEFAULTS.steps, "generation_frames": 6,
-             "generation_seed": evaluator.seed, "generation_target": 3, "generation_classes": list(range(len(classes))),
-             "generation_per_class": 1, "generation_fit_images": 5000})
+keep_values({**picker_defaults(Keys.WALK_IMAGES, split, single=True), Keys.GENERATION_EPS: DEFAULTS.eps,
+             Keys.GENERATION_STEP: DEFAULTS.step_size, Keys.GENERATION_STEPS: DEFAULTS.steps,
+             Keys.GENERATION_FRAMES: 6, Keys.GENERATION_SEED: evaluator.seed, Keys.GENERATION_TARGET: 3,
+             Keys.GENERATION_CLASSES: list(range(len(classes))), Keys.GENERATION_PER_CLASS: 1,
+             Keys.GENERATION_FIT_IMAGES: 5000})
 weights, rows, titles = current_soup(family)
 a, b, c, d = st.columns(4)
-a.number_input("L2 budget ε", 0.1, 100.0, step=1.0, key="generation_eps", help="Pixels in [0, 1]: a 32 × 32 image "
+a.number_input("L2 budget ε", 0.1, 100.0, step=1.0, key=Keys.GENERATION_EPS, help="Pixels in [0, 1]: a 32 × 32 image "
                "spans √3072 ≈ 55, so ε = 30 (Santurkar et al.) lets the image change almost entirely.")
-b.number_input("Step size", 0.01, 10.0, step=0.1, key="generation_step", help="Along the normalised gradient.")
-c.number_input("Steps", 1, 1000, key="generation_steps")
-d.number_input("Seed", 0, 2**31 - 1, key="generation_seed",
+b.number_input("Step size", 0.01, 10.0, step=0.1, key=Keys.GENERATION_STEP, help="Along the normalised gradient.")
+c.number_input("Steps", 1, 1000, key=Keys.GENERATION_STEPS)
+d.number_input("Seed", 0, 2**31 - 1, key=Keys.GENERATION_SEED,
                help="Of the class seeds; the walk itself is deterministic.")
 try:
-    steps = int(state["generation_steps"])
-    gen = generation_settings(float(state["generation_eps"]), float(state["generation_step"]), steps,
-                              int(state["generation_frames"]), int(state["generation_seed"]))
+    steps = int(state[Keys.GENERATION_STEPS])
+    gen = generation_settings(float(state[Keys.GENERATION_EPS]), float(state[Keys.GENERATION_STEP]), steps,
+                              int(state[Keys.GENERATION_FRAMES]), int(state[Keys.GENERATION_SEED]))
 except SoupvizError as error:
     st.error(str(error))
     st.stop()
@@ -68,36 +69,36 @@ st.caption(f"{gen.label}; each step projected onto the ε-ball around the start 
 
 walk, seeded = st.tabs(["From a test image", "From class seeds"])
 with walk:
-    picked = pick_images(split, "walk", single=True)
+    picked = pick_images(split, Keys.WALK_IMAGES, single=True)
     x, y = st.columns(2)
-    target = x.selectbox("Towards", range(len(classes)), format_func=classes.__getitem__, key="generation_target")
-    y.slider("Images in the strip", 2, 12, key="generation_frames")
+    target = x.selectbox("Towards", range(len(classes)), format_func=classes.__getitem__, key=Keys.GENERATION_TARGET)
+    y.slider("Images in the strip", 2, 12, key=Keys.GENERATION_FRAMES)
     if picked is not None:
         image = picked[0][0]
         key = request_key("walk", evaluator_context(), tuple(weights), tensor_digest(image), target, gen)
         runs = result_store().get(key)
-        if st.button("Walk towards the target", type="primary", key="generation_walk"):
+        if st.button("Walk towards the target", type="primary", key=Keys.GENERATION_WALK):
             runs = with_progress(f"Walking {picked[2][0]} towards {classes[target]!r}", lambda report: walk_towards(
                 evaluator.soup, rows, image, target, gen, report))
             result_store().put(key, runs)
         if runs is None:
             st.info(f"Press the button: {len(rows)} models × {gen.steps} steps of the attack.")
         else:
-            figure_panel(strip_figure(runs, titles, classes, family.name, weights, paper), "generation_strip",
+            figure_panel(strip_figure(runs, titles, classes, family.name, weights, paper), Keys.GENERATION_STRIP,
                          width="content")
             st.caption("A robust model turns the picture into its idea of the target class; the nominal model "
                        "reaches the target with changes you can barely see.")
 
 with seeded:
     x, y, z = st.columns([3, 1, 1])
-    chosen = x.multiselect("Classes", range(len(classes)), format_func=classes.__getitem__, key="generation_classes")
-    y.number_input("Images per class", 1, 8, key="generation_per_class")
-    z.number_input("Training images per class", 2, 5000, key="generation_fit_images",
+    chosen = x.multiselect("Classes", range(len(classes)), format_func=classes.__getitem__, key=Keys.GENERATION_CLASSES)
+    y.number_input("Images per class", 1, 8, key=Keys.GENERATION_PER_CLASS)
+    z.number_input("Training images per class", 2, 5000, key=Keys.GENERATION_FIT_IMAGES,
                    help="For each class's Gaussian (mean and full 3072 × 3072 covariance + 1e-4·I).")
-    per_class, fit_images = int(state["generation_per_class"]), int(state["generation_fit_images"])
+    per_class, fit_images = int(state[Keys.GENERATION_PER_CLASS]), int(state[Keys.GENERATION_FIT_IMAGES])
     key = request_key("classes", evaluator_context(), tuple(weights), tuple(chosen), per_class, fit_images, gen)
     runs = result_store().get(key)
-    if st.button("Fit the seeds and generate", type="primary", key="generation_generate", disabled=not chosen):
+    if st.button("Fit the seeds and generate", type="primary", key=Keys.GENERATION_GENERATE, disabled=not chosen):
         try:
             source = data_source()
             train = cached_split(source, "train")
@@ -113,7 +114,7 @@ with seeded:
         st.info("Press the button: fits a Gaussian to each chosen class's training images (about 4 s a class "
                 f"on a 2-core CPU for 5000 images), then {len(rows)} models × {gen.steps} attack steps.")
     else:
-        figure_panel(class_figure(runs, titles, classes, family.name, weights, paper), "generation_classes_chart",
+        figure_panel(class_figure(runs, titles, classes, family.name, weights, paper), Keys.GENERATION_CLASSES_CHART,
                      width="content")
         st.caption("Top row: the seeds, drawn from each class's Gaussian with the seed above; below, what each model "
                    "made of them. Under each image: the model's class and the target's probability.")

@@ -49,5 +49,5 @@ if held is None:
 if held.request != request:
     st.caption("The choices changed since these results: press Evaluate to update.")
 soups, specs, records = held.soups, held.specs, held.records
-figure_panel(accuracy_heatmap(records, soups, [spec.key for spec in specs], family.labels, paper), "heatmap_chart")
-figure_panel(budget_curves(records, soups, family.labels, paper), "budget_chart")
+figure_panel(accuracy_heatmap(records, soups, [spec.key for spec in specs], family.labels, paper), Keys.HEATMAP_CHART)
+figure_panel(budget_curves(records, soups, family.labels, paper), Keys.BUDGET_CHART)

@@ -35,29 +35,29 @@ split = test_split()
 if split is None:
     st.stop()
 DEFAULTS = SaliencySettings()
-keep_values({**picker_defaults("saliency", split), "saliency_method": DEFAULTS.method, "saliency_mode": DEFAULTS.mode,
-             "saliency_clip": DEFAULTS.clip, "saliency_percentile": DEFAULTS.percentile,
-             "saliency_samples": DEFAULTS.nt_samples, "saliency_noise": DEFAULTS.noise,
-             "saliency_ig_steps": DEFAULTS.ig_steps})
+keep_values({**picker_defaults(Keys.SALIENCY_IMAGES, split), Keys.SALIENCY_METHOD: DEFAULTS.method,
+             Keys.SALIENCY_MODE: DEFAULTS.mode, Keys.SALIENCY_CLIP: DEFAULTS.clip,
+             Keys.SALIENCY_PERCENTILE: DEFAULTS.percentile, Keys.SALIENCY_SAMPLES: DEFAULTS.nt_samples,
+             Keys.SALIENCY_NOISE: DEFAULTS.noise, Keys.SALIENCY_IG_STEPS: DEFAULTS.ig_steps})
 weights, _, _ = current_soup(family)
-picked = pick_images(split, "saliency")
+picked = pick_images(split, Keys.SALIENCY_IMAGES)
 a, b, c = st.columns([2, 1, 1])
-method = a.radio("Map", list(METHODS), format_func=METHODS.get, key="saliency_method", horizontal=True,
+method = a.radio("Map", list(METHODS), format_func=METHODS.get, key=Keys.SALIENCY_METHOD, horizontal=True,
                  help="Loss gradient: ∂CE/∂x on the true label (the paper). The others are Captum's, on the true "
                       "class's logit.")
-mode = b.radio("Sign", list(MODES), format_func=MODES.get, key="saliency_mode", horizontal=True)
-clip = c.radio("Scaling", list(CLIPS), format_func=CLIPS.get, key="saliency_clip", horizontal=True)
+mode = b.radio("Sign", list(MODES), format_func=MODES.get, key=Keys.SALIENCY_MODE, horizontal=True)
+clip = c.radio("Scaling", list(CLIPS), format_func=CLIPS.get, key=Keys.SALIENCY_CLIP, horizontal=True)
 with st.expander("Method settings"):
     x, y, z, w = st.columns(4)
-    x.slider("Clip percentile", 90.0, 100.0, step=0.5, key="saliency_percentile", disabled=clip != "percentile")
-    y.number_input("SmoothGrad samples", 1, 128, key="saliency_samples")
-    z.number_input("SmoothGrad noise σ", 0.0, 1.0, step=0.05, key="saliency_noise")
-    w.number_input("Integrated Gradients steps", 2, 256, key="saliency_ig_steps")
+    x.slider("Clip percentile", 90.0, 100.0, step=0.5, key=Keys.SALIENCY_PERCENTILE, disabled=clip != "percentile")
+    y.number_input("SmoothGrad samples", 1, 128, key=Keys.SALIENCY_SAMPLES)
+    z.number_input("SmoothGrad noise σ", 0.0, 1.0, step=0.05, key=Keys.SALIENCY_NOISE)
+    w.number_input("Integrated Gradients steps", 2, 256, key=Keys.SALIENCY_IG_STEPS)
 state = st.session_state
 try:
-    s = SaliencySettings(method, mode, clip, state["saliency_percentile"], nt_samples=int(state["saliency_samples"]),
-                         noise=float(state["saliency_noise"]), ig_steps=int(state["saliency_ig_steps"]),
-                         seed=evaluator.seed)
+    s = SaliencySettings(method, mode, clip, state[Keys.SALIENCY_PERCENTILE],
+                         nt_samples=int(state[Keys.SALIENCY_SAMPLES]), noise=float(state[Keys.SALIENCY_NOISE]),
+                         ig_steps=int(state[Keys.SALIENCY_IG_STEPS]), seed=evaluator.seed)
 except SoupvizError as error:
     st.error(str(error))
     st.stop()
@@ -71,7 +71,7 @@ if panels is None:
         evaluator.soup, images, labels, weights, s, family.names, report))
     result_store().put(key, panels)
 fig = saliency_view(family, images, labels, names, panels, s, split.classes, weights, paper)
-figure_panel(fig, "saliency_chart", width="content")
+figure_panel(fig, Keys.SALIENCY_CHART, width="content")
 st.caption(f"**Map:** {s.method_label}. **Display:** {s.normalisation_label}. Under each map, the model's "
            "prediction and softmax confidence (green: right, orange: wrong).")
 st.info("What to look for: a robust model's gradient traces the object (edges, shape), so its map looks like "

@@ -68,7 +68,7 @@ keys, records, ensembles, extra = held.request[1], held.records, held.ensembles,
 names = baseline_labels(family, family_baselines(family))
 fig = tradeoff_figure(records, keys[1], "clean", current=weights, ensembles=ensembles or None,
                       labels=family.labels, paper=paper, baselines=extra, baseline_labels=names)
-figure_panel(fig, "tradeoff_chart")
+figure_panel(fig, Keys.TRADEOFF_CHART)
 if extra:
     st.caption("Baselines: " + " · ".join(f"{names.get(r.family, r.ingredients[0])} {r.metric} {interval_text(r)}"
                                           for r in extra))

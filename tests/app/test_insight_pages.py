@@ -122,7 +122,7 @@ def test_saliency_shows_each_models_map_and_prediction_as_the_library_computes_t
 
 def test_saliency_follows_the_current_soup_and_the_method(app: tuple) -> None:
     at = open_page(app, "saliency", {Keys.WEIGHTS: [0.0, 1.0, 0.0, 0.0]})
-    at.radio(key="saliency_method").set_value("smoothgrad").run()
+    at.radio(key=Keys.SALIENCY_METHOD).set_value("smoothgrad").run()
     assert_clean(at)
     rows = chart_rows(at)
     assert all("Captum SmoothGrad" in r["method"] for r in rows)
@@ -130,42 +130,43 @@ def test_saliency_follows_the_current_soup_and_the_method(app: tuple) -> None:
     for image in {r["image"] for r in rows}:
         assert by_model[image, "current soup"]["confidence"] == pytest.approx(by_model[image, "L∞ 8/255"]["confidence"],
                                                                               abs=1e-5)
-    at.radio(key="saliency_method").set_value("integrated_gradients").run()
+    at.radio(key=Keys.SALIENCY_METHOD).set_value("integrated_gradients").run()
     assert "Integrated Gradients" in chart_rows(at)[0]["method"]
 
 
 def test_page_choices_survive_a_visit_to_another_page_and_figures_follow_the_paper_style(app: tuple) -> None:
     at = open_page(app, "saliency", {Keys.PAPER: True})
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["font"]["size"] == 16
-    at.radio(key="saliency_method").set_value("saliency").run()
+    at.radio(key=Keys.SALIENCY_METHOD).set_value("saliency").run()
     at.switch_page("pages/explorer.py").run()
     at.switch_page(PAGES["saliency"]).run()
     assert_clean(at)
-    assert at.radio(key="saliency_method").value == "saliency"
+    assert at.radio(key=Keys.SALIENCY_METHOD).value == "saliency"
     assert "Captum Saliency" in chart_rows(at)[0]["method"]
 
 
 def test_saliency_picks_images_by_index_and_explains_bad_indices(app: tuple) -> None:
     at = open_page(app, "saliency")
-    at.radio(key="saliency_source").set_value("index").run()
-    at.text_input(key="saliency_indices").input("5, 7").run()
+    at.radio(key=Keys.SALIENCY_IMAGES.source).set_value("index").run()
+    at.text_input(key=Keys.SALIENCY_IMAGES.indices).input("5, 7").run()
     assert_clean(at)
     assert sorted({r["image"] for r in chart_rows(at)}) == ["test #5", "test #7"]
-    at.text_input(key="saliency_indices").input("5, x").run()
+    at.text_input(key=Keys.SALIENCY_IMAGES.indices).input("5, x").run()
     assert not at.exception
     assert "'x' is not a whole number from 0 to 59" in at.error[0].value
-    at.text_input(key="saliency_indices").input("60").run()
+    at.text_input(key=Keys.SALIENCY_IMAGES.indices).input("60").run()
     assert "'60' is not a whole number" in at.error[0].value
 
 
 def test_saliency_reads_an_uploaded_picture_and_rejects_other_files(app: tuple) -> None:
     at = open_page(app, "saliency")
-    at.radio(key="saliency_source").set_value("upload").run()
-    at.file_uploader(key="saliency_upload").set_value(("broken.png", b"this is not a picture", "image/png")).run()
+    picker = Keys.SALIENCY_IMAGES
+    at.radio(key=picker.source).set_value("upload").run()
+    at.file_uploader(key=picker.upload).set_value(("broken.png", b"this is not a picture", "image/png")).run()
     assert not at.exception
     assert "broken.png is not an image that can be read" in at.error[0].value
-    at.selectbox(key="saliency_label").set_value(5)
-    at.file_uploader(key="saliency_upload").set_value(("wide.png", png(50, 40), "image/png")).run()
+    at.selectbox(key=picker.label).set_value(5)
+    at.file_uploader(key=picker.upload).set_value(("wide.png", png(50, 40), "image/png")).run()
     assert_clean(at)
     rows = chart_rows(at)
     assert {r["image"] for r in rows} == {"upload wide.png"} and {r["true_class"] for r in rows} == {"dog"}
@@ -173,8 +174,8 @@ def test_saliency_reads_an_uploaded_picture_and_rejects_other_files(app: tuple) 
 
 def test_generation_walk_matches_the_library_and_shows_every_kept_step(app: tuple) -> None:
     at = open_page(app, "generation", {Keys.WEIGHTS: UNIFORM})
-    at.number_input(key="generation_steps").set_value(4)
-    at.slider(key="generation_frames").set_value(2).run()
+    at.number_input(key=Keys.GENERATION_STEPS).set_value(4)
+    at.slider(key=Keys.GENERATION_FRAMES).set_value(2).run()
     assert "Press the button" in at.info[0].value
     click(at, "Walk towards the target")
     assert_clean(at)
@@ -193,9 +194,9 @@ def test_generation_walk_matches_the_library_and_shows_every_kept_step(app: tupl
 
 def test_generation_from_class_seeds_draws_each_chosen_class(app: tuple) -> None:
     at = open_page(app, "generation")
-    at.number_input(key="generation_steps").set_value(2)
-    at.multiselect(key="generation_classes").set_value([0, 8])
-    at.number_input(key="generation_fit_images").set_value(4).run()
+    at.number_input(key=Keys.GENERATION_STEPS).set_value(2)
+    at.multiselect(key=Keys.GENERATION_CLASSES).set_value([0, 8])
+    at.number_input(key=Keys.GENERATION_FIT_IMAGES).set_value(4).run()
     click(at, "Fit the seeds and generate")
     assert_clean(at)
     rows = chart_rows(at)
@@ -203,13 +204,13 @@ def test_generation_from_class_seeds_draws_each_chosen_class(app: tuple) -> None
     assert len(rows) == 5 * 2 and all(0 <= r["target_probability"] <= 1 for r in rows)
 
 
-SMALL = {"adapt_per_class": 6, "adapt_heldout": 2, "adapt_k": 1, "adapt_step": 0.5, "adapt_gradient_steps": 2,
-         "adapt_repeats": 2}
+SMALL = {Keys.ADAPT_PER_CLASS: 6, Keys.ADAPT_HELDOUT: 2, Keys.ADAPT_K: 1, Keys.ADAPT_STEP: 0.5,
+         Keys.ADAPT_GRADIENT_STEPS: 2, Keys.ADAPT_REPEATS: 2}
 
 
 def set_small(at: AppTest) -> AppTest:
     for key, value in SMALL.items():
-        widget = at.select_slider(key=key) if key in ("adapt_k", "adapt_step") else at.number_input(key=key)
+        widget = at.select_slider(key=key) if key in (Keys.ADAPT_K, Keys.ADAPT_STEP) else at.number_input(key=key)
         widget.set_value(value)
     return at.run()
 
@@ -245,7 +246,7 @@ def test_the_page_shows_the_librarys_selection(app: tuple) -> None:
     at = set_small(open_page(app, "adaptation"))
     click(at, "Select and report")
     assert_clean(at)
-    run = library_run(app, int(at.session_state["adapt_seed"]))
+    run = library_run(app, int(at.session_state[Keys.ADAPT_SEED]))
     shown = chart_rows(at, 0)
     assert [r["candidate"] for r in shown] == [o.candidate for o in run.outcomes]
     exact = [0, *range(2, len(shown))]  # the gradient's last digits vary from run to run on CPU
@@ -259,15 +260,15 @@ def test_the_page_shows_the_librarys_selection(app: tuple) -> None:
 
 def test_grid_search_alone_and_batchnorm_from_the_shift(app: tuple) -> None:
     at = set_small(open_page(app, "adaptation"))
-    at.radio(key="adapt_method").set_value("grid")
-    at.toggle(key="adapt_bn_shift").set_value(True).run()
+    at.radio(key=Keys.ADAPT_METHOD).set_value("grid")
+    at.toggle(key=Keys.ADAPT_BN_SHIFT).set_value(True).run()
     click(at, "Select and report")
     assert_clean(at)
     table = at.dataframe[0].value
     assert list(table["candidate"][:2]) == ["grid-search soup", "nominal"]
     assert set(table["BatchNorm"]) == {"BatchNorm statistics re-estimated per soup on 40 unlabelled images of fog 3 "
                                        "(its selection pool; held-out images excluded)."}
-    run = library_run(app, int(at.session_state["adapt_seed"]), method="grid", bn_on_shift=True)
+    run = library_run(app, int(at.session_state[Keys.ADAPT_SEED]), method="grid", bn_on_shift=True)
     assert [r["weights"] for r in chart_rows(at, 0)] == [o.row()["weights"] for o in run.outcomes]
     assert [r["accuracy"] for r in chart_rows(at, 0)] == [o.accuracy for o in run.outcomes]
 
@@ -281,8 +282,8 @@ def test_adaptation_explains_a_shift_with_too_few_images(app: tuple) -> None:
 
 def test_adaptation_reads_an_uploaded_archive_of_class_folders(app: tuple) -> None:
     at = set_small(open_page(app, "adaptation"))
-    at.radio(key="adapt_source").set_value("upload").run()
-    at.file_uploader(key="adapt_upload").set_value(("photos.zip", b"not an archive", "application/zip")).run()
+    at.radio(key=Keys.ADAPT_SOURCE).set_value("upload").run()
+    at.file_uploader(key=Keys.ADAPT_UPLOAD).set_value(("photos.zip", b"not an archive", "application/zip")).run()
     click(at, "Select and report")
     assert not at.exception
     assert "photos.zip is not a .zip archive" in at.error[0].value
@@ -291,7 +292,7 @@ def test_adaptation_reads_an_uploaded_archive_of_class_folders(app: tuple) -> No
         for name in ("cat", "dog"):
             for i in range(4):
                 z.writestr(f"photos/{name}/{i}.png", png(32 + i, 32))
-    at.file_uploader(key="adapt_upload").set_value(("photos.zip", archive.getvalue(), "application/zip")).run()
+    at.file_uploader(key=Keys.ADAPT_UPLOAD).set_value(("photos.zip", archive.getvalue(), "application/zip")).run()
     click(at, "Select and report")
     assert_clean(at)
     table = at.dataframe[0].value
@@ -300,7 +301,7 @@ def test_adaptation_reads_an_uploaded_archive_of_class_folders(app: tuple) -> No
 
 def test_one_soup_is_chosen_for_several_shifts(app: tuple) -> None:
     at = set_small(open_page(app, "adaptation"))
-    at.multiselect(key="adapt_several").set_value(["gaussian_noise", "contrast"]).run()
+    at.multiselect(key=Keys.ADAPT_SEVERAL).set_value(["gaussian_noise", "contrast"]).run()
     click(at, "Choose one soup for these shifts")
     assert_clean(at)
     table = at.dataframe[-1].value  # the last section's table
