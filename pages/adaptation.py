@@ -12,7 +12,7 @@ from pages._components import session_evaluator
 from pages._insight import evaluator_context, keep_values, result_store, test_split, with_progress
 from pages._state import Keys
 from pages._widgets import MARGINS, figure_panel, set_weights
-from soupviz.corruptions import corruption_names
+from soupviz.corruptions import corruption_label, corruption_names
 from soupviz.errors import SoupvizError
 from soupviz.figures.insight import composition_figure, outcomes_figure
 from soupviz.insight.adapt import ShiftData
@@ -87,7 +87,7 @@ source = st.radio("Shift", list(SOURCES), format_func=SOURCES.get, key=Keys.ADAP
 a, b, c, d = st.columns(4)
 upload = None
 if source == "corruption":
-    a.selectbox("Corruption", corruption_names(), key=Keys.ADAPT_CORRUPTION)
+    a.selectbox("Corruption", corruption_names(), key=Keys.ADAPT_CORRUPTION, format_func=corruption_label)
     b.slider("Severity", 1, 5, key=Keys.ADAPT_SEVERITY)
     c.number_input("Test images per class", 2, 1000, key=Keys.ADAPT_PER_CLASS,
                    help="Drawn from the test split with the seed.")
@@ -159,7 +159,7 @@ elif run is not None:
 
 st.divider()
 st.subheader("One soup for several shifts")
-several = st.multiselect("Corruptions", corruption_names(), key=Keys.ADAPT_SEVERAL,
+several = st.multiselect("Corruptions", corruption_names(), key=Keys.ADAPT_SEVERAL, format_func=corruption_label,
                          help="Each at the severity above, each on its own test images; one soup of the grid is "
                               "chosen for the best mean accuracy over them, with k images per class of each.")
 severity = int(state[Keys.ADAPT_SEVERITY])
