@@ -99,7 +99,7 @@ def _run_check(args: argparse.Namespace) -> None:
     from soupviz.data import load_split
     from soupviz.device import pick_device
     from soupviz.evaluate.soupability import measure_against, measure_soupability
-    from soupviz.soup import ParameterMatrix
+    from soupviz.parameters import ParameterMatrix
 
     if args.images < 1 or args.points < 3 or args.calibration_images < 1:
         raise SoupvizError("--images and --calibration-images must be at least 1 and --points at least 3.")

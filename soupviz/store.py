@@ -39,6 +39,7 @@ FINGERPRINTED_SOURCES = (
     "corruptions.py",
     "image_filters.py",
     "models.py",
+    "parameters.py",
     "soup.py",
     "evaluate/evaluator.py",
     "evaluate/metrics.py",

@@ -31,8 +31,9 @@ from soupviz.evaluate.metrics import (
     wilson_interval,
 )
 from soupviz.models import create_model
+from soupviz.parameters import ParameterMatrix
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.soup import ParameterMatrix, Soup, check_finite_logits
+from soupviz.soup import Soup, check_finite_logits
 from soupviz.store import ResultStore, code_fingerprint, family_fingerprint, packbits, record_key, unpackbits
 from soupviz.threats import DEFAULT_BUDGETS
 from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights

@@ -10,8 +10,8 @@ import torch
 from soupviz.errors import NonFiniteLogitsError, SoupvizError
 from soupviz.evaluate.evaluator import Evaluator, open_evaluator
 from soupviz.evaluate.metrics import MetricSpec
+from soupviz.parameters import ParameterMatrix
 from soupviz.report import method_text
-from soupviz.soup import ParameterMatrix
 from soupviz.store import ResultStore, unpackbits
 
 SPECS = [

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"data"},
     {"models", "zoo_models", "checkpoints", "foreign", "serving"},
     {"weights"},
-    {"soup"},
+    {"parameters", "soup"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency"},
     {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
     {"report", "figures", "store_grid", "soup_rows"},

@@ -28,7 +28,8 @@ from soupviz.evaluate.soupability import (
     unrelated_pairs,
 )
 from soupviz.models import create_model
-from soupviz.soup import ParameterMatrix, Soup
+from soupviz.parameters import ParameterMatrix
+from soupviz.soup import Soup
 
 
 def test_path_barrier_is_the_largest_drop_below_the_line_joining_the_ends() -> None:
