@@ -37,7 +37,8 @@ from soupviz.attacks import DEFAULT_BUDGETS, THREATS, AutoAttack, describe_attac
 from soupviz.checkpoints import load_family, record_metrics
 from soupviz.data import load_split
 from soupviz.evaluate.comparison import mcnemar_p, newcombe_interval
-from soupviz.evaluate.metrics import MetricSpec, Record, wilson_interval
+from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.records import Record
 from soupviz.report import interval
 from soupviz.soup import BATCHNORM_LABELS, Soup
 from soupviz.storage import atomic_write_json

@@ -292,7 +292,7 @@ def _comparison(records: list, wanted: list[str]) -> str:
 def _run_eval(args: argparse.Namespace) -> None:
     from soupviz.checkpoints import load_family, record_metrics
     from soupviz.errors import SoupWeightsError
-    from soupviz.evaluate.metrics import corruption_mean, records_of
+    from soupviz.evaluate.records import corruption_mean, records_of
     from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
 
     weights = None

@@ -13,7 +13,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Progress:
     """A progress report: `done` of `total` work units, what is being done, and the running
-    estimate if any (a `metrics.Record` while an evaluation's batches finish)."""
+    estimate if any (a `records.Record` while an evaluation's batches finish)."""
 
     done: int
     total: int

@@ -23,7 +23,8 @@ from soupviz.evaluate.comparison import (
     paired_difference,
     verdict_label,
 )
-from soupviz.evaluate.metrics import CORRUPTION_MEAN, CorruptionMean, Record, attack_label, corruption_mean, records_of
+from soupviz.evaluate.methods import attack_label
+from soupviz.evaluate.records import CORRUPTION_MEAN, CorruptionMean, Record, corruption_mean, records_of
 from soupviz.insight.adapt import format_weights
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import Record
+from soupviz.evaluate.records import Record
 from soupviz.storage import atomic_write_bytes, atomic_write_json, cache_dir
 
 RESULTS_FORMAT = "soupviz-results/2"  # /2: each record's spec as data
@@ -43,6 +43,8 @@ FINGERPRINTED_SOURCES = (
     "soup.py",
     "evaluate/evaluator.py",
     "evaluate/metrics.py",
+    "evaluate/records.py",
+    "evaluate/methods.py",
     "evaluate/ensembles.py",
 )
 FINGERPRINTED_PACKAGES = ("torch", "pyautoattack")

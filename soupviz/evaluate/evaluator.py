@@ -23,13 +23,9 @@ from soupviz.corruptions import corrupt
 from soupviz.data import ImageSet
 from soupviz.device import pick_device
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import (
-    MetricSpec,
-    Record,
-    method_label,
-    spec_attacks,
-    wilson_interval,
-)
+from soupviz.evaluate.methods import method_label, spec_attacks
+from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.records import Record
 from soupviz.models import create_model
 from soupviz.parameters import ParameterMatrix
 from soupviz.progress import Progress, ProgressCallback

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import MetricSpec, Record, attack_label
+from soupviz.evaluate.methods import attack_label
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.records import Record
 from soupviz.figures.export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.report import (
     TOLERANCE,

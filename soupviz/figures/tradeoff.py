@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import Record, attack_label
+from soupviz.evaluate.methods import attack_label
+from soupviz.evaluate.records import Record
 from soupviz.figures.export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.figures.soups import (
     BOTTOM_LEGEND,

@@ -118,8 +118,8 @@ def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
     assert soupviz_imports(module) == {"soupviz.figures.soups", "soupviz.errors"}
     assert layer_of("soupviz.figures.soups") > layer_of("soupviz.weights")
     inside = tmp_path / "saliency.py"  # within a split subpackage
-    inside.write_text("from soupviz.insight import runs\nfrom soupviz.evaluate.metrics import Record\n")
-    assert soupviz_imports(inside) == {"soupviz.insight.runs", "soupviz.evaluate.metrics"}
+    inside.write_text("from soupviz.insight import runs\nfrom soupviz.evaluate.records import Record\n")
+    assert soupviz_imports(inside) == {"soupviz.insight.runs", "soupviz.evaluate.records"}
     assert layer_of("soupviz.insight.runs") > layer_of("soupviz.insight.saliency")
 
 

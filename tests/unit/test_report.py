@@ -9,7 +9,9 @@ from dataclasses import replace
 import pytest
 
 from soupviz.evaluate.comparison import paired_difference, verdict_label
-from soupviz.evaluate.metrics import MetricSpec, Record, method_label, wilson_interval
+from soupviz.evaluate.methods import method_label
+from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.records import Record
 from soupviz.report import (
     BOUND_LEGEND,
     UPPER_BOUND_NOTE,
