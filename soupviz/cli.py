@@ -231,7 +231,7 @@ def _sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace, weights) -> list:
     from soupviz.checkpoints import load_family
-    from soupviz.evaluate.evaluator import open_evaluator
+    from soupviz.evaluate.factory import open_evaluator
     from soupviz.evaluate.metrics import parse_metrics
     from soupviz.store import ResultStore
 
@@ -419,7 +419,7 @@ def _run_adapt(args: argparse.Namespace) -> None:
 
     from soupviz.checkpoints import load_family
     from soupviz.data import load_split
-    from soupviz.evaluate.evaluator import open_evaluator
+    from soupviz.evaluate.factory import open_evaluator
     from soupviz.figures.export import figure_csv
     from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
     from soupviz.insight.runs import adaptation_figures

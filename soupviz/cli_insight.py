@@ -156,7 +156,7 @@ def _open(args: argparse.Namespace) -> tuple[SoupFamily, Soup, ImageSet, list[fl
     """The family, its soup (as the dashboard's evaluator builds it), the test split and the soup's weights."""
     from soupviz.checkpoints import load_family
     from soupviz.data import load_split
-    from soupviz.evaluate.evaluator import open_evaluator
+    from soupviz.evaluate.factory import open_evaluator
     from soupviz.weights import EXTRAPOLATION_LIMIT, uniform, weights_from_query
 
     family = load_family(args.family)

@@ -42,6 +42,7 @@ FINGERPRINTED_SOURCES = (
     "parameters.py",
     "soup.py",
     "evaluate/evaluator.py",
+    "evaluate/factory.py",
     "evaluate/metrics.py",
     "evaluate/records.py",
     "evaluate/methods.py",

@@ -12,7 +12,8 @@ from PIL import Image
 
 from soupviz.checkpoints import Card, load_family, save_checkpoint
 from soupviz.data import CIFAR10_CLASSES, LOCAL_CANDIDATES, ImageSet
-from soupviz.evaluate.evaluator import Evaluator, open_evaluator
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.factory import open_evaluator
 from soupviz.models import create_model
 from soupviz.parameters import ParameterMatrix
 from soupviz.soup import Soup
