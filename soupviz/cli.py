@@ -290,7 +290,8 @@ def _comparison(records: list, wanted: list[str]) -> str:
 
 
 def _run_eval(args: argparse.Namespace) -> None:
-    from soupviz.checkpoints import load_family, record_metrics
+    from soupviz.cards import card_path, record_metrics
+    from soupviz.checkpoints import load_family
     from soupviz.errors import SoupWeightsError
     from soupviz.evaluate.records import corruption_mean, records_of
     from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
@@ -330,10 +331,10 @@ def _run_eval(args: argparse.Namespace) -> None:
         family = load_family(args.family)
         for index, ingredient in enumerate(family.ingredients):
             mine = [replace(r, weights=None, ingredients=None).to_dict() for r in records if r.weights[index] == 1.0]
-            record_metrics(ingredient, mine)
+            record_metrics(ingredient.card, card_path(ingredient.path), mine)
             mean = corruption_mean(records_of(ingredient.card.metrics))  # over every corruption the card now holds
             if mean:
-                record_metrics(ingredient, [mean.to_dict()])
+                record_metrics(ingredient.card, card_path(ingredient.path), [mean.to_dict()])
         print(f"metrics written to the cards in {args.family}")
 
 

@@ -19,7 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 
-from soupviz.checkpoints import Card, SoupFamily, check_state_dict, load_family, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import SoupFamily, check_state_dict, load_family, save_checkpoint
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError
 from soupviz.models import CIFAR10_MEAN, CIFAR10_STD, available_models, create_model

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from soupviz.attacks.pgd import PGD
-from soupviz.checkpoints import Card, load_checkpoint, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_checkpoint, save_checkpoint
 from soupviz.data import ImageSet, augment, load_split, subset_indices
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import SoupvizError

@@ -12,7 +12,8 @@ from torch.optim.swa_utils import update_bn
 from soupviz import soup as soup_module
 from soupviz.attacks.base import fixed_batch
 from soupviz.attacks.pgd import PGD
-from soupviz.checkpoints import Card, load_family, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_family, save_checkpoint
 from soupviz.errors import CheckpointError, NonFiniteLogitsError, SoupvizError, SoupWeightsError
 from soupviz.models import create_model
 from soupviz.parameters import ParameterMatrix, weighted_rows

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_checkpoint, load_family, save_checkpoint
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import CheckpointError

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from soupviz.attacks.training import default_budget, trades_attack, training_attack
-from soupviz.checkpoints import Card, load_checkpoint, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_checkpoint, save_checkpoint
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
