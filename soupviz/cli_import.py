@@ -9,7 +9,8 @@ from soupviz.errors import DataError, SoupvizError
 
 
 def add_import_parser(sub: argparse._SubParsersAction) -> None:
-    from soupviz.foreign import FORMATS, IMPORT_THREATS
+    from soupviz.foreign import IMPORT_THREATS
+    from soupviz.foreign_formats import FORMATS
 
     parser = sub.add_parser(
         "import", help="import RobustBench, robustness or plain PyTorch checkpoints as safetensors with cards"

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "soupviz"
 LAYERS: list[set[str]] = [
     {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters", "settings"},
     {"data"},
-    {"models", "zoo_models", "cards", "checkpoints", "foreign", "serving"},
+    {"models", "zoo_models", "cards", "checkpoints", "foreign_formats", "foreign", "serving"},
     {"weights"},
     {"parameters", "soup"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency"},
