@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"models", "zoo_models", "cards", "checkpoints", "foreign_formats", "foreign", "serving"},
     {"weights"},
     {"parameters", "soup"},
-    {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency"},
+    {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},
     {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
     {"report", "figures", "store_grid", "soup_rows"},
     {"cli", "cli_import", "cli_insight", "insight.runs"},
