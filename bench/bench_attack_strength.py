@@ -40,7 +40,7 @@ from soupviz.data import load_split
 from soupviz.evaluate.comparison import mcnemar_p, newcombe_interval
 from soupviz.evaluate.metrics import MetricSpec, wilson_interval
 from soupviz.evaluate.records import Record
-from soupviz.report import interval
+from soupviz.labels import interval
 from soupviz.soup import BATCHNORM_LABELS, Soup
 from soupviz.storage import atomic_write_json
 from soupviz.store import packbits, unpackbits

@@ -21,8 +21,8 @@ from soupviz.errors import SoupWeightsError
 from soupviz.evaluate.methods import attack_strength
 from soupviz.evaluate.records import Record
 from soupviz.figures.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
+from soupviz.labels import bounded, ingredient_titles, interval_caption, interval_text, method_text
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.report import bounded, ingredient_titles, interval_caption, interval_text, method_text
 from soupviz.weights import (
     DEFAULT_MARGIN,
     bounds,

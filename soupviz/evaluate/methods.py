@@ -20,7 +20,7 @@ from soupviz.threats import DEFAULT_BUDGETS, threat_label
 
 def method_label(spec: MetricSpec, model_for_label: Callable | None = None) -> str:
     """How the number is measured, e.g. 'APGD-CE-20 L∞ 8/255', 'union of ... ∧ ...', 'clean
-    accuracy'. Robust accuracies are upper bounds; `report.method_text` says so beside it."""
+    accuracy'. Robust accuracies are upper bounds; `labels.method_text` says so beside it."""
     if spec.kind == "clean":
         return "clean accuracy"
     if spec.kind == "corruption":

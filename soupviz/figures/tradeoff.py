@@ -22,7 +22,8 @@ from soupviz.figures.soups import (
     percent,
     select,
 )
-from soupviz.report import metric_name, metric_title, soup_label, weights_key
+from soupviz.labels import metric_name, metric_title, soup_label
+from soupviz.report import weights_key
 from soupviz.threats import THREAT_LABELS, format_budget
 
 GROUPS = {"soups": ("weight-space soups", "circle", 3, "solid"),

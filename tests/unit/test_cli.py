@@ -17,7 +17,7 @@ from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, load_split
 from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift
 from soupviz.insight.shifts import corruption_shift, folder_shift
-from soupviz.report import interval_text
+from soupviz.labels import interval_text
 from soupviz.soup import Soup
 from soupviz.store import read_records, unpackbits
 

@@ -10,7 +10,7 @@ import torch
 from soupviz.errors import NonFiniteLogitsError
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec
-from soupviz.report import method_text
+from soupviz.labels import method_text
 from soupviz.store import ResultStore, unpackbits
 
 SPECS = [

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"parameters", "soup"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},
     {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
-    {"report", "figures", "store_grid", "soup_rows"},
+    {"labels", "report", "figures", "store_grid", "soup_rows"},
     {"cli", "cli_import", "cli_insight", "insight.runs"},
 ]
 ENTRIES = set().union(*LAYERS)
