@@ -7,6 +7,7 @@ import dataclasses
 import typing
 
 from soupviz.cli.options import add_common, command_line, config_flags
+from soupviz.progress import Progress, terminal_bar
 
 if typing.TYPE_CHECKING:
     from soupviz.train.config import TrainConfig
@@ -32,7 +33,16 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    """`soupviz train`: `train.loop.train`, printing the written checkpoint's path."""
+    """`soupviz train`: `train.loop.train` under a progress bar in images, with a summary line after
+    each epoch, then the written checkpoint's path."""
     from soupviz.train.loop import train
 
-    print(train(train_config(args), resume=args.resume))
+    config = train_config(args)
+    with terminal_bar(config.name, "img", echo=_epoch_summary) as report:
+        path = train(config, resume=args.resume, progress=report)
+    print(path)
+
+
+def _epoch_summary(progress: Progress) -> str | None:
+    """The summary of an epoch the training loop reports (with its stats), None for a batch."""
+    return progress.message if progress.partial is not None else None
