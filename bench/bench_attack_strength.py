@@ -34,11 +34,13 @@ from pathlib import Path
 import torch
 
 from soupviz.attacks import DEFAULT_BUDGETS, THREATS, AutoAttack, describe_attacks, make_attack, robust_mask
-from soupviz.checkpoints import load_family, record_metrics
+from soupviz.cards import card_path, write_card
+from soupviz.checkpoints import load_family
 from soupviz.data import load_split
 from soupviz.evaluate.comparison import mcnemar_p, newcombe_interval
-from soupviz.evaluate.metrics import MetricSpec, Record, wilson_interval
-from soupviz.report import interval
+from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.records import Record
+from soupviz.labels import interval
 from soupviz.soup import BATCHNORM_LABELS, Soup
 from soupviz.storage import atomic_write_json
 from soupviz.store import packbits, unpackbits
@@ -318,7 +320,7 @@ def write_cards(summary: dict, family_folder: Path) -> None:
             and not (m.get("kind") == "attack" and MetricSpec.from_key(m["spec"]).attack == "pgd")
         ]  # fmt: skip
         ingredient.card.metrics = records + kept  # robust columns first, as the Home table shows them
-        record_metrics(ingredient, [])
+        write_card(ingredient.card, card_path(ingredient.path))
 
 
 def reference_on(row: dict, starts: list[int]) -> torch.Tensor:

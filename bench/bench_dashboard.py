@@ -40,10 +40,10 @@ from soupviz.checkpoints import load_family  # noqa: E402
 from soupviz.data import load_split, resolve_source  # noqa: E402
 from soupviz.device import describe_device, pick_device  # noqa: E402
 from soupviz.errors import SoupvizError  # noqa: E402
-from soupviz.evaluate.evaluator import BuiltEvaluator, open_evaluator  # noqa: E402
+from soupviz.evaluate.factory import BuiltEvaluator, open_evaluator  # noqa: E402
 from soupviz.evaluate.metrics import MetricSpec  # noqa: E402
+from soupviz.parameters import ParameterMatrix  # noqa: E402
 from soupviz.settings import default_settings, shipped_family_folder  # noqa: E402
-from soupviz.soup import ParameterMatrix  # noqa: E402
 from soupviz.storage import atomic_write_json  # noqa: E402
 from soupviz.store import ResultStore  # noqa: E402
 from soupviz.weights import rebalance  # noqa: E402

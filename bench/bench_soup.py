@@ -18,7 +18,8 @@ import torch
 
 from soupviz.device import describe_device, pick_device
 from soupviz.models import create_model
-from soupviz.soup import ParameterMatrix, Soup
+from soupviz.parameters import ParameterMatrix
+from soupviz.soup import Soup
 from soupviz.storage import atomic_write_json
 from soupviz.weights import simplex_grid
 

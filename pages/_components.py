@@ -22,11 +22,12 @@ from soupviz.data import ImageSet, load_split, resolve_source
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate.baselines import baselines_folder, load_baselines
-from soupviz.evaluate.evaluator import BuiltEvaluator, Evaluator, open_evaluator
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.factory import BuiltEvaluator, open_evaluator
 from soupviz.foreign import open_family
+from soupviz.parameters import ParameterMatrix
 from soupviz.serving import folder_stamp, typed_family_folder
 from soupviz.settings import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder
-from soupviz.soup import ParameterMatrix
 
 HOME = "pages/home.py"
 

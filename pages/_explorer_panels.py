@@ -13,7 +13,7 @@ from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.figures.simplex import picked_weights
 from soupviz.figures.soups import interpolation_figure, ternary_figure, ternary_points
-from soupviz.report import record_choices
+from soupviz.labels import record_choices
 from soupviz.store import records_from_upload
 from soupviz.weights import grid_weights, line_weights
 

@@ -28,8 +28,8 @@ from soupviz.insight.runs import (
     parse_indices,
 )
 from soupviz.insight.saliency import load_uploaded_image
+from soupviz.labels import soup_label
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.report import soup_label
 
 T = TypeVar("T")
 EXPLORER = "pages/explorer.py"

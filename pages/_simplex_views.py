@@ -13,11 +13,11 @@ from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.metrics import attack_label
+from soupviz.evaluate.methods import attack_label
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
-from soupviz.report import record_choices, soup_label
+from soupviz.labels import record_choices, soup_label
 from soupviz.store import ResultStore
 from soupviz.store_grid import StoredGrid, being_written, family_records, family_store, grid_step, stored_grid
 from soupviz.weights import grid_weights

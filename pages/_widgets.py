@@ -18,10 +18,11 @@ from pages._state import QUERY_WEIGHTS, Keys
 from soupviz.background import Job, Tile
 from soupviz.checkpoints import SoupFamily
 from soupviz.errors import SoupWeightsError
-from soupviz.evaluate.metrics import Record, attack_strength
+from soupviz.evaluate.methods import attack_strength
+from soupviz.evaluate.records import Record
 from soupviz.figures.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
+from soupviz.labels import bounded, ingredient_titles, interval_caption, interval_text, method_text
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.report import bounded, ingredient_titles, interval_caption, interval_text, method_text
 from soupviz.weights import (
     DEFAULT_MARGIN,
     bounds,

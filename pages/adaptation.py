@@ -15,11 +15,11 @@ from pages._widgets import MARGINS, figure_panel, set_weights
 from soupviz.corruptions import corruption_label, corruption_names
 from soupviz.errors import SoupvizError
 from soupviz.figures.insight import composition_figure, outcomes_figure
-from soupviz.insight.adapt import ShiftData
-from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift, corruption_shift, folder_shift
+from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift
 from soupviz.insight.runs import adaptation_figures, chosen_soups, request_key, unpack_labelled_zip
+from soupviz.insight.shifts import ShiftData, corruption_shift, folder_shift
+from soupviz.labels import interval_text, soup_label
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.report import interval_text, soup_label
 from soupviz.storage import cache_dir
 from soupviz.weights import DEFAULT_MARGIN, is_extrapolated, margin_for, tidy
 

@@ -12,7 +12,7 @@ from pages._state import Keys
 from pages._widgets import background_tiles, metric_tile, read_link, weight_sliders, write_link
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import corruption_specs, metric_choices, robust_specs
-from soupviz.report import soup_label
+from soupviz.labels import soup_label
 from soupviz.store_grid import family_store, stored_records
 
 st.title("Soup explorer")

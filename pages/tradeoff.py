@@ -14,7 +14,8 @@ from soupviz.evaluate.ensembles import EnsembleEvaluator
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import robust_specs
 from soupviz.figures.tradeoff import tradeoff_figure
-from soupviz.report import interval_text, soup_vs_ensemble, weights_key
+from soupviz.labels import interval_text
+from soupviz.report import soup_vs_ensemble, weights_key
 from soupviz.threats import THREAT_LABELS, THREATS
 from soupviz.weights import grid_weights, is_extrapolated
 

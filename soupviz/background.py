@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import MetricSpec, Record
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.records import Record
 from soupviz.progress import Progress
 
 IDLE_SECONDS = 60.0

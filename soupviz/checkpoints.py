@@ -1,7 +1,6 @@
-"""Checkpoints on disk: safetensors weights with a JSON card beside them, and families.
+"""Checkpoints on disk: safetensors weights with a JSON card beside them (`soupviz.cards`), and
+families.
 
-A card says what a checkpoint is (architecture, data, threat model and budget, recipe, the
-parent it was fine-tuned from, measured metrics) and carries a content hash of the weights.
 A family is a folder of ingredients fine-tuned from one base. Loading never unpickles code:
 safetensors, or plain `.pt`/`.pth` state dicts through `torch.load(weights_only=True)`; every
 bad input raises one `CheckpointError` sentence that names the file and the problem.
@@ -11,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -21,72 +19,13 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
+from soupviz.cards import Card, card_path, read_card, write_card
 from soupviz.errors import CheckpointError
-from soupviz.models import CIFAR10_MEAN, CIFAR10_STD, available_models, create_model
-from soupviz.storage import atomic_write_bytes, atomic_write_json
-from soupviz.threats import NOMINAL, THREATS, threat_label
+from soupviz.models import create_model
+from soupviz.storage import atomic_write_bytes
+from soupviz.threats import NOMINAL, THREATS
 
 INGREDIENT_ORDER = (NOMINAL, *THREATS)
-JOINT_LABELS = {"sat": "SAT"}  # threats of jointly trained models, as cards name them
-CARD_VERSION = 1
-
-
-@dataclass
-class Card:
-    """What a checkpoint is; stored as `<name>.json` beside `<name>.safetensors`.
-
-    `threat` is the threat model the ingredient was trained against ('linf', 'l2', 'l1',
-    'none' for nominal training, or a name such as 'sat' for a joint model); `eps` its
-    budget in pixel scale. `parent` is the name and content hash of the checkpoint it was
-    fine-tuned from (None for a base trained from scratch). `metrics` holds records from
-    `soupviz.evaluate.evaluator`, measured after training. `source` says where an imported checkpoint
-    came from (format, file name, SHA-256 of the file; see `soupviz.foreign`).
-    """
-
-    name: str
-    arch: str
-    threat: str
-    eps: float | None = None
-    num_classes: int = 10
-    mean: tuple[float, ...] = CIFAR10_MEAN
-    std: tuple[float, ...] = CIFAR10_STD
-    dataset: str = "CIFAR-10"
-    data_source: str = ""
-    recipe: dict[str, Any] = field(default_factory=dict)
-    parent: dict[str, str] | None = None
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    command: str = ""
-    wall_time_s: float | None = None
-    notes: str = ""
-    source: dict[str, str] | None = None
-    content_hash: str = ""
-    card_version: int = CARD_VERSION
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["mean"], data["std"] = list(self.mean), list(self.std)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], path: Path) -> Card:
-        known = {f.name for f in fields(cls)}
-        missing = [key for key in ("name", "arch", "threat") if key not in data]
-        if missing:
-            raise CheckpointError(f"The card {path} lacks the field(s) {', '.join(missing)}.")
-        card = cls(**{key: value for key, value in data.items() if key in known})
-        card.mean, card.std = tuple(card.mean), tuple(card.std)
-        return card
-
-    @property
-    def label(self) -> str:
-        """Short display name: 'nominal', 'L∞ 8/255', 'L2 0.5', 'SAT', ... or the card's name."""
-        if self.threat == "none":
-            return "nominal"
-        if self.threat in JOINT_LABELS:
-            return JOINT_LABELS[self.threat]
-        if self.threat in THREATS and self.eps is not None:
-            return threat_label(self.threat, self.eps)
-        return self.name
 
 
 @dataclass
@@ -130,7 +69,7 @@ def save_checkpoint(state_dict: dict[str, torch.Tensor], card: Card, folder: str
     card.content_hash = content_hash(tensors)
     path = folder / f"{card.name}.safetensors"
     atomic_write_bytes(save_safetensors_bytes(tensors, metadata={"content_hash": card.content_hash}), path)
-    atomic_write_json(card.to_json(), path.with_suffix(".json"))
+    write_card(card, card_path(path))
     return path
 
 
@@ -140,7 +79,7 @@ def load_checkpoint(path: str | Path) -> Ingredient:
     if not path.exists():
         raise CheckpointError(f"The checkpoint {path} does not exist.")
     state_dict = read_weights(path)  # first: a file that is no checkpoint at all is the clearer error
-    card = read_card(path.with_suffix(".json"))
+    card = read_card(card_path(path))
     if card.content_hash and content_hash(state_dict) != card.content_hash:
         raise CheckpointError(
             f"The checkpoint {path} does not match the content hash in its card: the file was changed or corrupted."
@@ -148,33 +87,6 @@ def load_checkpoint(path: str | Path) -> Ingredient:
     ingredient = Ingredient(card, state_dict, path)
     check_state_dict(create_model(card.arch, card.num_classes), state_dict, path)
     return ingredient
-
-
-def record_metrics(ingredient: Ingredient, records: list[dict[str, Any]]) -> None:
-    """Store measured metric records (dicts without per-image masks) in the ingredient's card
-    on disk, replacing earlier records of the same metric; the weights stay untouched."""
-    fresh = {record["spec"]: record for record in records}
-    kept = [m for m in ingredient.card.metrics if m.get("spec") not in fresh]
-    ingredient.card.metrics = kept + list(fresh.values())
-    atomic_write_json(ingredient.card.to_json(), ingredient.path.with_suffix(".json"))
-
-
-def read_card(path: Path) -> Card:
-    """Parse a JSON card with a clear error for a missing or malformed file."""
-    if not path.exists():
-        raise CheckpointError(f"The card {path} is missing: every checkpoint needs its JSON card beside it.")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"The card {path} is not valid JSON ({error}).") from error
-    if not isinstance(data, dict):
-        raise CheckpointError(f"The card {path} must hold a JSON object.")
-    card = Card.from_json(data, path)
-    if card.arch not in available_models():
-        raise CheckpointError(
-            f"The card {path} names the unknown architecture {card.arch!r}; known: {', '.join(available_models())}."
-        )
-    return card
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

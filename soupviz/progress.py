@@ -5,15 +5,19 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Progress:
     """A progress report: `done` of `total` work units, what is being done, and the running
-    estimate if any (a `metrics.Record` while an evaluation's batches finish)."""
+    estimate if any (a `records.Record` while an evaluation's batches finish, a training epoch's
+    stats once it is saved)."""
 
     done: int
     total: int
@@ -32,6 +36,8 @@ class Progress:
 
 
 PERMILLE = 1000
+REDRAW_S = 0.1  # a terminal bar's fastest redraw
+LOG_REDRAW_S = 60.0  # ... when stderr is a log file, which keeps every redraw
 ProgressCallback = Callable[[Progress], None]
 
 
@@ -50,16 +56,31 @@ def within(report: ProgressCallback, start: float, end: float) -> ProgressCallba
 
 
 @contextlib.contextmanager
-def terminal_bar(description: str, unit: str = "step") -> Iterator[ProgressCallback]:
+def terminal_bar(
+    description: str, unit: str = "step", echo: Callable[[Progress], str | None] | None = None
+) -> Iterator[ProgressCallback]:
     """A terminal progress bar (tqdm, with its ETA) and the callback that moves it: how the CLI
-    shows every long command's progress."""
+    shows every long command's progress.
+
+    The bar is redrawn at most every `REDRAW_S` seconds (every `LOG_REDRAW_S` when stderr is a
+    log file, not a terminal), and when the work is done. `echo` picks the reports whose text is
+    written as a line above the bar (e.g. a summary after each training epoch; None: none).
+    """
     from tqdm import tqdm
 
-    with tqdm(total=1, unit=unit, desc=description) as bar:
+    interval = REDRAW_S if sys.stderr.isatty() else LOG_REDRAW_S
+    drawn = -math.inf
+    with tqdm(total=1, unit=unit, desc=description, mininterval=interval, dynamic_ncols=True) as bar:
 
         def report(progress: Progress) -> None:
-            bar.total = progress.total
-            bar.n = progress.done
-            bar.set_postfix_str(progress.message, refresh=True)
+            nonlocal drawn
+            bar.total, bar.n = progress.total, progress.done
+            bar.set_postfix_str(progress.message, refresh=False)
+            line = echo(progress) if echo is not None else None
+            if line:
+                bar.write(line)
+            if monotonic() - drawn >= interval or progress.done >= progress.total:
+                bar.refresh()
+                drawn = monotonic()
 
         yield report

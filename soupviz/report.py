@@ -1,16 +1,13 @@
-"""What people read about records: accuracies with intervals, metric names, the upper-bound note,
-and the tables the CLI, the dashboard and the figures share.
-
-Every text here is made from a record's data (its `MetricSpec`, numbers and method), never read
-back from another text. Accuracies are shown in percent with their 95% interval,
-'70.3% [67.4, 73.1]'; '≤' marks robust accuracies, which attacks only bound from above.
+"""The tables the CLI, the dashboard and the figures share: soups x metrics, ingredients x metrics,
+paired comparisons, soups against ensembles and few-shot runs, with '—' where nothing was
+measured. Their cells are `soupviz.labels`' texts, made from the records' data.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,106 +20,29 @@ from soupviz.evaluate.comparison import (
     paired_difference,
     verdict_label,
 )
-from soupviz.evaluate.metrics import CORRUPTION_MEAN, CorruptionMean, Record, attack_label, corruption_mean, records_of
+from soupviz.evaluate.records import CORRUPTION_MEAN, CorruptionMean, Record, corruption_mean, records_of
 from soupviz.insight.adapt import format_weights
+from soupviz.labels import (
+    BOUND_LEGEND,
+    bound_note,
+    bounded,
+    interval,
+    interval_text,
+    method_text,
+    metric_name,
+    soup_label,
+)
 
 if TYPE_CHECKING:
     from soupviz.checkpoints import SoupFamily
     from soupviz.insight.few_shot import AdaptationRun
 
-UPPER_BOUND_NOTE = "upper bound on robust accuracy"
-BOUND = " ≤"
 MISSING = "—"
-BOUND_LEGEND = f"≤: an {UPPER_BOUND_NOTE} (the attack may miss adversarial examples)."
-TOLERANCE = 1e-9
-
-
-class Interval(Protocol):
-    accuracy: float
-    ci_low: float
-    ci_high: float
-
-
-def interval(value: float, low: float, high: float, unit: str = "%", signed: bool = False) -> str:
-    """'70.3% [67.4, 73.1]': a fraction and its interval in percent (`unit=''` for points;
-    `signed` for differences, '+1.2 [-0.4, +2.8]')."""
-    f = "+.1f" if signed else ".1f"
-    return f"{100 * value:{f}}{unit} [{100 * low:{f}}, {100 * high:{f}}]"
-
-
-def bound_note(attacks: str) -> str:
-    """The '≤' note naming what bounds robust accuracies, e.g. '≤: an upper bound on robust
-    accuracy by PGD-10 L∞ 8/255'."""
-    return f"≤: an {UPPER_BOUND_NOTE} by {attacks}"
-
-
-def interval_caption(record: Record) -> str:
-    """A tile's caption under its accuracy: '95% CI [67.4, 73.1] · n=1000'."""
-    return f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}"
-
-
-def interval_text(result: Interval) -> str:
-    """A result's accuracy with its 95% interval, e.g. '53.2% [48.1, 58.2]'."""
-    return interval(result.accuracy, result.ci_low, result.ci_high)
-
-
-def method_text(record: Record) -> str:
-    """How a record was measured, saying so when its accuracy is an upper bound."""
-    return f"{record.method} ({UPPER_BOUND_NOTE})" if record.upper_bound else record.method
-
-
-def metric_name(record: Record) -> str:
-    """A metric named with its attack, e.g. 'L∞ 8/255 APGD-CE-20' (for file names and columns
-    where two attacks of one threat must differ); 'clean' for metrics without attack."""
-    return f"{record.metric} {attack_label(record.measure)}".strip()
-
-
-def bounded(name: str, upper_bound: bool) -> str:
-    """A column name, with '≤' after it for an upper bound."""
-    return name + BOUND if upper_bound else name
-
-
-def series_name(record: Record) -> str:
-    """A legend entry for a metric; robust ones name the attack and say 'upper bound'."""
-    if record.upper_bound:
-        return f"{record.method} (upper bound)"
-    return "clean" if record.kind == "clean" else record.metric
-
-
-def metric_title(record: Record) -> str:
-    """An axis title for a record's metric in percent, naming the attack of an upper bound."""
-    if record.upper_bound:
-        return f"Robust accuracy {record.metric} (%)<br>upper bound by {attack_label(record.measure)}"
-    return "Clean accuracy (%)" if record.kind == "clean" else f"Accuracy under {record.metric} (%)"
-
-
-def soup_label(weights: Sequence[float], labels: Sequence[str]) -> str:
-    """'L∞ 8/255' for a one-hot soup, else '0.6·L∞ 8/255 + 0.4·L2 0.5' (zero weights left out)."""
-    terms = [(w, name) for w, name in zip(weights, labels, strict=True) if abs(w) > TOLERANCE]
-    if len(terms) == 1 and abs(terms[0][0] - 1) < TOLERANCE:
-        return terms[0][1]
-    return " + ".join(f"{w:.3g}·{name}" for w, name in terms).replace("+ -", "− ")
-
-
-def ingredient_titles(family: SoupFamily) -> list[str]:
-    """What each ingredient's weight slider is called: its label, with the checkpoint name after it
-    only when that says more than the label or the threat ('L∞ 8/255 · linf_seed1', but 'nominal'
-    for the checkpoint 'nominal' and 'L∞ 8/255' for 'linf')."""
-    titles = []
-    for card in (ingredient.card for ingredient in family.ingredients):
-        redundant = card.name.casefold() in (card.label.casefold(), card.threat.casefold())
-        titles.append(card.label if redundant else f"{card.label} · {card.name}")
-    return titles
 
 
 def weights_key(weights: Sequence[float]) -> tuple[float, ...]:
     """Weights rounded to 8 decimals, to find the records of one soup."""
     return tuple(round(float(w), 8) for w in weights)
-
-
-def record_choices(records: Sequence[Record]) -> dict[str, str]:
-    """Display name -> spec key of the metrics in `records`, e.g. 'L∞ 8/255 (APGD-CE-40)'."""
-    return {f"{r.metric} ({attack_label(r.measure)})" if r.upper_bound else r.metric: r.spec for r in records}
 
 
 def records_table(records: Sequence[Record], soups: Sequence[tuple[str, Sequence[float]]]) -> list[dict]:

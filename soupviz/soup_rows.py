@@ -1,5 +1,5 @@
 """The soups a heatmap or table shows as rows: a family's ingredients, the presets, the current soup
-and a grid, chosen by group and named once each (names from `soupviz.report.soup_label`).
+and a grid, chosen by group and named once each (names from `soupviz.labels.soup_label`).
 """
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from soupviz.checkpoints import SoupFamily
-from soupviz.report import soup_label, weights_key
+from soupviz.labels import soup_label
+from soupviz.report import weights_key
 from soupviz.weights import grid_weights, presets
 
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")

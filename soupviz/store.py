@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import Record
+from soupviz.evaluate.records import Record
 from soupviz.storage import atomic_write_bytes, atomic_write_json, cache_dir
 
 RESULTS_FORMAT = "soupviz-results/2"  # /2: each record's spec as data
@@ -39,9 +39,13 @@ FINGERPRINTED_SOURCES = (
     "corruptions.py",
     "image_filters.py",
     "models.py",
+    "parameters.py",
     "soup.py",
     "evaluate/evaluator.py",
+    "evaluate/factory.py",
     "evaluate/metrics.py",
+    "evaluate/records.py",
+    "evaluate/methods.py",
     "evaluate/ensembles.py",
 )
 FINGERPRINTED_PACKAGES = ("torch", "pyautoattack")

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from soupviz.evaluate.metrics import MetricSpec, Record
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.records import Record
 from soupviz.report import weights_key
 from soupviz.store import ResultStore
 from soupviz.weights import grid_weights

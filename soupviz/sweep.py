@@ -16,8 +16,10 @@ from dataclasses import dataclass
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.evaluator import Evaluator, measured_specs, open_evaluator
-from soupviz.evaluate.metrics import MetricSpec, Record
+from soupviz.evaluate.evaluator import Evaluator, measured_specs
+from soupviz.evaluate.factory import open_evaluator
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.records import Record
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.store import ResultStore
 

@@ -10,11 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from soupviz.checkpoints import Card, load_family, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_family, save_checkpoint
 from soupviz.data import CIFAR10_CLASSES, LOCAL_CANDIDATES, ImageSet
-from soupviz.evaluate.evaluator import Evaluator, open_evaluator
+from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.factory import open_evaluator
 from soupviz.models import create_model
-from soupviz.soup import ParameterMatrix, Soup
+from soupviz.parameters import ParameterMatrix
+from soupviz.soup import Soup
 
 THREATS_AND_BUDGETS = [("linf", 8 / 255), ("none", None), ("l2", 0.5), ("l1", 12.0)]
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients, load_checkpoint
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.metrics import MetricSpec, Record
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.records import Record
 from soupviz.progress import Progress, ProgressCallback
 
 BASELINES = "baselines"

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import Record, wilson_interval
+from soupviz.evaluate.metrics import wilson_interval
+from soupviz.evaluate.records import Record
 from soupviz.store import unpackbits
 
 A_BETTER, B_BETTER, WITHIN_NOISE = "a better", "b better", "within noise"

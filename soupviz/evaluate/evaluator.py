@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 
@@ -22,17 +22,11 @@ from soupviz.checkpoints import SoupFamily
 from soupviz.corruptions import corrupt
 from soupviz.data import ImageSet
 from soupviz.device import pick_device
-from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import (
-    MetricSpec,
-    Record,
-    method_label,
-    spec_attacks,
-    wilson_interval,
-)
-from soupviz.models import create_model
+from soupviz.evaluate.methods import method_label, spec_attacks
+from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.records import Record
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.soup import ParameterMatrix, Soup, check_finite_logits
+from soupviz.soup import Soup, check_finite_logits
 from soupviz.store import ResultStore, code_fingerprint, family_fingerprint, packbits, record_key, unpackbits
 from soupviz.threats import DEFAULT_BUDGETS
 from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights
@@ -281,15 +275,6 @@ class Evaluator:
         return torch.cat(masks, dim=1)
 
 
-@dataclass(frozen=True)
-class BuiltEvaluator:
-    """An evaluator with the key of what it was built for (family, data, settings), so a session
-    reuses it until one of those changes."""
-
-    context: str
-    evaluator: Evaluator
-
-
 def measured_specs(spec: MetricSpec) -> list[MetricSpec]:
     """The specs measured to get `spec`: a union's attack per threat at its default budget
     (its record is their intersection), else `spec` itself."""
@@ -308,57 +293,3 @@ def _advance(state: dict, units: int, message: str, partial: Record | None = Non
     state["done"] = min(state["total"], state["done"] + units)
     if state["callback"] is not None:
         state["callback"](Progress(state["done"], state["total"], message, partial))
-
-
-def open_evaluator(
-    family: SoupFamily,
-    *,
-    data: str | None = None,
-    images: int = 1000,
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    batchnorm: str = "mix",
-    calibration_images: int = 512,
-    cache: bool = True,
-    batch_size: int = 250,
-    store: ResultStore | None = None,
-    fold: int | None = None,
-    test: ImageSet | None = None,
-    train: ImageSet | None = None,
-    params: ParameterMatrix | None = None,
-) -> Evaluator:
-    """The evaluator the CLI, the dashboard, the benches and the tests share.
-
-    Evaluates on `images` test images drawn with `seed` from `data` (or on `test` when given),
-    with BatchNorm statistics mixed ('mix': means linearly, variances in log space) or re-estimated
-    ('reestimate') on `calibration_images` clean training images (or on `train` when given).
-    Records persist in `store` (default: the cache folder's) unless `cache` is False; `fold` soups
-    at most share a batch (see `Evaluator`).
-
-    Args:
-        params: a shared, read-only parameter matrix to build this evaluator's own `Soup` on (each
-            dashboard session needs its own soup, as `set_weights` writes into it, but the K x P
-            matrix is the big object); the evaluator then runs on `params.device`.
-
-    Raises:
-        SoupvizError: an unknown BatchNorm mode.
-    """
-    from soupviz.data import load_split
-
-    if batchnorm not in ("mix", "reestimate"):
-        raise SoupvizError(f"BatchNorm mode must be 'mix' or 'reestimate', not {batchnorm!r}.")
-    test = test if test is not None else load_split(data, "test").subset(images, seed)
-    soup = None
-    if params is not None:
-        card = family.ingredients[0].card
-        soup, device = Soup(create_model(card.arch, card.num_classes, card.mean, card.std), params), params.device
-    evaluator = Evaluator(
-        family, test, device=device, seed=seed, batch_size=batch_size,
-        store=(store if store is not None else ResultStore()) if cache else None, soup=soup, fold=fold,
-    )
-    if batchnorm == "reestimate":
-        train = train if train is not None else load_split(data, "train").subset(calibration_images, seed)
-        evaluator.soup.reestimate_batchnorm(
-            train.floats(evaluator.device), batch_size=128, batches=max(1, -(-len(train) // 128))
-        )
-    return evaluator

@@ -19,7 +19,8 @@ from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError
 from soupviz.models import create_model
-from soupviz.soup import BATCHNORM_LABELS, ParameterMatrix, Soup
+from soupviz.parameters import ParameterMatrix
+from soupviz.soup import BATCHNORM_LABELS, Soup
 from soupviz.weights import interpolation_line
 
 # A pair "soups well" when no point of the straight path falls more than these below the line

@@ -21,7 +21,7 @@ from soupviz.figures.soups import BOTTOM_LEGEND
 from soupviz.insight.adapt import Outcome
 from soupviz.insight.generate import Generation
 from soupviz.insight.saliency import SaliencyResult
-from soupviz.report import soup_label
+from soupviz.labels import soup_label
 
 SIDE = 32  # data units per image side, whatever the image's pixels
 GAP, CAPTION = 3, 13  # data units between images and under each for its caption

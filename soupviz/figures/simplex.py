@@ -19,7 +19,7 @@ from scipy.interpolate import LinearNDInterpolator
 from soupviz.errors import SoupvizError
 from soupviz.figures.export import apply_style, attach_rows
 from soupviz.figures.soups import Metric, _off_simplex, family_of, hover_text, percent, select
-from soupviz.report import metric_name, metric_title, soup_label
+from soupviz.labels import metric_name, metric_title, soup_label
 
 TRIANGLE = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
 TETRAHEDRON = np.array([

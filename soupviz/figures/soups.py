@@ -1,5 +1,5 @@
 """Plotly figures of soups in weight space: ternary maps, interpolation paths and accuracy heatmaps,
-and what every figure shares: choosing a metric's records and hovers (texts from `soupviz.report`).
+and what every figure shares: choosing a metric's records and hovers (texts from `soupviz.labels`).
 
 Builders take evaluation `Record`s and only arrange them; trade-off and budget plots live in
 `tradeoff.py`. Each figure keeps the exact rows it shows in `layout.meta` (`export.figure_csv`).
@@ -13,9 +13,11 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import MetricSpec, Record, attack_label
+from soupviz.evaluate.methods import attack_label
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.records import Record
 from soupviz.figures.export import OKABE_ITO, apply_style, attach_rows, rgba
-from soupviz.report import (
+from soupviz.labels import (
     TOLERANCE,
     bound_note,
     bounded,
@@ -25,8 +27,8 @@ from soupviz.report import (
     metric_title,
     series_name,
     soup_label,
-    weights_key,
 )
+from soupviz.report import weights_key
 from soupviz.weights import tidy
 
 TERNARY_HEIGHT = 600  # CSS pixels

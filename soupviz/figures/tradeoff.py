@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import Record, attack_label
+from soupviz.evaluate.methods import attack_label
+from soupviz.evaluate.records import Record
 from soupviz.figures.export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.figures.soups import (
     BOTTOM_LEGEND,
@@ -21,7 +22,8 @@ from soupviz.figures.soups import (
     percent,
     select,
 )
-from soupviz.report import metric_name, metric_title, soup_label, weights_key
+from soupviz.labels import metric_name, metric_title, soup_label
+from soupviz.report import weights_key
 from soupviz.threats import THREAT_LABELS, format_budget
 
 GROUPS = {"soups": ("weight-space soups", "circle", 3, "solid"),

@@ -1,113 +1,25 @@
 """Few-shot adaptation of a soup to a distribution shift (Croce et al. 2023, natural shifts): the
-pieces. A shift's images split into held-out and pool, selection draws seeded per (seed, shift,
-draw), grid scoring and the held-out report; the protocol that combines them is `few_shot`.
+pieces. Grid scoring on a shift's images and the held-out report; the shifts themselves are
+`insight.shifts`, and the protocol that combines the pieces is `few_shot`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
-from soupviz.corruptions import corrupt
-from soupviz.data import CIFAR10_CLASSES, ImageSet
-from soupviz.errors import SoupvizError
 from soupviz.evaluate.metrics import wilson_interval
+from soupviz.insight.shifts import ShiftData
 from soupviz.insight.weight_search import Selection, choose
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.soup import Soup, check_finite_logits
 from soupviz.weights import check_weights
 
-CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
 SELECTED_NAMES = {"grid": "grid-search soup", "gradient": "gradient-selected soup"}
 F64 = torch.float64
-
-
-def draw_seed(seed: int, shift: str, draw: int | str) -> int:
-    """A seed for one random choice (`draw`: a draw number or a purpose) on one shift: fixed by
-    (seed, shift, draw), unrelated across shifts and draws, so two shifts never share a draw."""
-    digest = hashlib.sha256(f"{seed}|{shift}|{draw}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
-@dataclass(frozen=True)
-class ShiftData:
-    """Shifted labelled images `x` (N, 3, H, W) in [0, 1], `y` (N,), split once into a fixed
-    `heldout` set and a `pool` (indices) from which selection sets of k per class are drawn;
-    `origin` (N,) are the images' indices in the set they came from (e.g. the test split)."""
-
-    name: str
-    x: torch.Tensor
-    y: torch.Tensor
-    heldout: torch.Tensor
-    pool: torch.Tensor
-    classes: tuple[str, ...]
-    seed: int
-    origin: torch.Tensor | None = None
-
-    @classmethod
-    def from_images(
-        cls, images: ImageSet, heldout_per_class: int = 50, seed: int = 0, name: str | None = None,
-        corruption: str | None = None, severity: int = 3,
-        model_classes: Sequence[str] = CIFAR10_CLASSES, origin: torch.Tensor | None = None,
-    ) -> ShiftData:
-        """A shift from labelled images (test images, or a user's `load_image_folder`),
-        optionally corrupted first.
-
-        Labels are mapped onto `model_classes` by name, so a folder holding only 'cat/' and
-        'dog/' gets labels 3 and 5. Corruptions run in fixed chunks of 500 with `seed`, so
-        the shifted images depend neither on k nor on the selection draw. Each class keeps
-        `heldout_per_class` images (drawn with `draw_seed(seed, name, "held-out")`) for scoring;
-        the rest form the pool.
-        """
-        model_classes = list(model_classes)
-        unknown = [c for c in images.classes if c not in model_classes]
-        if unknown:
-            raise SoupvizError(
-                f"The classes {unknown} of {images.source} are not classes of the model; "
-                f"name the class folders among {', '.join(model_classes)}."
-            )
-        mapping = torch.tensor([model_classes.index(c) for c in images.classes])
-        y = mapping[images.labels]
-        x = images.floats()
-        if corruption is not None:
-            chunks = x.split(CORRUPTION_BATCH)
-            x = torch.cat([corrupt(chunk, corruption, severity, seed) for chunk in chunks])
-            name = name or f"{corruption} {severity}"
-        name = name or images.source
-        generator = torch.Generator().manual_seed(draw_seed(seed, name, "held-out"))
-        heldout, pool = [], []
-        for c, class_name in enumerate(model_classes):
-            members = (y == c).nonzero()[:, 0]
-            members = members[torch.randperm(len(members), generator=generator)]
-            if 0 < len(members) <= heldout_per_class:
-                raise SoupvizError(
-                    f"Class {class_name!r} has {len(members)} images, so holding out "
-                    f"{heldout_per_class} per class leaves none to select with; lower the "
-                    "held-out count or add images."
-                )
-            heldout.append(members[:heldout_per_class])
-            pool.append(members[heldout_per_class:])
-        origin = torch.arange(len(y)) if origin is None else torch.as_tensor(origin)
-        return cls(name, x, y, torch.cat(heldout), torch.cat(pool), tuple(model_classes), seed, origin)
-
-    def selection_indices(self, k: int, draw: int = 0) -> torch.Tensor:
-        """Indices of k pool images per class (fewer where the pool has fewer) for selection draw
-        `draw`, seeded by `draw_seed(seed, name, draw)`: draws and shifts are independent, and
-        for one draw a larger k keeps the images of a smaller one."""
-        if k < 1:
-            raise SoupvizError(f"Selection needs at least one image per class, got k={k}.")
-        generator = torch.Generator().manual_seed(draw_seed(self.seed, self.name, draw))
-        pool = self.pool[torch.randperm(len(self.pool), generator=generator)]
-        return torch.cat([pool[self.y[pool] == c][:k] for c in range(len(self.classes))])
-
-    def pool_sizes(self) -> dict[str, int]:
-        """Pool images per class, for the classes the shift has."""
-        counts = torch.bincount(self.y[self.pool], minlength=len(self.classes))
-        return {name: int(n) for name, n in zip(self.classes, counts, strict=True) if n > 0}
 
 
 @dataclass(frozen=True)

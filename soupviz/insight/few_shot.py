@@ -10,25 +10,22 @@ import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-from soupviz.data import ImageSet, load_image_folder
 from soupviz.errors import SoupvizError
 from soupviz.insight.adapt import (
     F64,
     GridScores,
     Outcome,
-    ShiftData,
     adaptation_report,
-    draw_seed,
     format_weights,
     references,
     score_grid,
     selection_names,
     summarise_curve,
 )
+from soupviz.insight.shifts import ShiftData, draw_seed
 from soupviz.insight.weight_search import Selection, choose, select_by_gradient
 from soupviz.progress import Progress, ProgressCallback, silent, within
 from soupviz.soup import Soup
@@ -95,23 +92,6 @@ class AdaptationRun:
     curve: list[dict] = field(default_factory=list)
     summary: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def corruption_shift(
-    split: ImageSet, corruption: str, severity: int, per_class: int, heldout_per_class: int, seed: int = 0
-) -> ShiftData:
-    """`per_class` images of each class of `split`, drawn with `draw_seed(seed, shift, 'images')`
-    (so each shift has its own images), corrupted; `heldout_per_class` of them held out."""
-    name = f"{corruption} {severity}"
-    generator = torch.Generator().manual_seed(draw_seed(seed, name, "images"))
-    order = torch.randperm(len(split), generator=generator)
-    chosen = torch.cat([order[split.labels[order] == c][:per_class] for c in range(len(split.classes))])
-    return ShiftData.from_images(split.take(chosen), heldout_per_class, seed, name, corruption, severity, origin=chosen)
-
-
-def folder_shift(folder: str | Path, heldout_per_class: int, seed: int = 0, name: str | None = None) -> ShiftData:
-    """A shift from a folder of labelled images (class folders cat/, dog/, ...)."""
-    return ShiftData.from_images(load_image_folder(folder), heldout_per_class, seed, name or Path(folder).name)
 
 
 def soup_for_shift(soup: Soup, shift: ShiftData, bn_on_shift: bool) -> tuple[Soup, str]:

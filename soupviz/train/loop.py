@@ -2,16 +2,15 @@
 
 `train` runs a `TrainConfig` (see `soupviz.train.config`) with per-epoch state that `resume`
 picks up, a JSON-lines log of per-epoch metrics and validation on held-out training images,
-and writes the selected epoch as a safetensors checkpoint with its card.
+reports its progress as `Progress` in training images, and writes the selected epoch as a
+safetensors checkpoint with its card.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,17 +18,17 @@ from typing import Any
 import torch
 
 from soupviz.attacks.pgd import PGD
-from soupviz.checkpoints import Card, load_checkpoint, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_checkpoint, save_checkpoint
 from soupviz.data import ImageSet, augment, load_split, subset_indices
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import SoupvizError
 from soupviz.models import create_model
+from soupviz.progress import Progress, ProgressCallback, silent
 from soupviz.storage import atomic_torch_save, atomic_write_bytes
 from soupviz.threats import DEFAULT_BUDGETS
-from soupviz.train.config import SCHEDULES, TrainConfig, learning_rate
-from soupviz.train.losses import METHODS, batch_loss, method_budgets
-
-__all__ = ["METHODS", "SCHEDULES", "TrainConfig", "learning_rate", "train", "validate"]
+from soupviz.train.config import TrainConfig, learning_rate
+from soupviz.train.losses import batch_loss, method_budgets
 
 _IDENTITY = ("arch", "threat", "method", "eps", "batch_size", "seed")  # a resume must match
 
@@ -37,7 +36,7 @@ _IDENTITY = ("arch", "threat", "method", "eps", "batch_size", "seed")  # a resum
 def train(
     config: TrainConfig,
     resume: bool = False,
-    on_batch: Callable[[dict[str, float]], None] | None = None,
+    progress: ProgressCallback = silent,
     data: ImageSet | None = None,
 ) -> Path:
     """Run `config` and return the path of the written checkpoint.
@@ -46,6 +45,12 @@ def train(
     (model, optimizer, random generators, history); with `resume=True` training continues
     from the last saved epoch, so an interrupted run loses at most one epoch. `data`, when
     given, replaces the training split of `config.data`; validation images are held out of it.
+
+    Args:
+        progress: told the training images done of the whole run's (`epochs` × the training
+            images) after every batch, with the epoch and its running loss and accuracy as the
+            message; after each epoch is saved, with a summary line as the message and the
+            epoch's stats (as logged) as `partial`.
     """
     config.validate()
     device = pick_device(config.device)
@@ -82,12 +87,13 @@ def train(
         run = _restore(state_path, config, model, optimizer, generator, attack_generator)
     # The log restarts from the saved history: a kill between state and log never duplicates.
     atomic_write_bytes("".join(json.dumps(s) + "\n" for s in run["history"]).encode(), log_path)
-    bar = _progress_bar(config, len(train_set), run["epoch"])
+    images = len(train_set)
+    starting = f"{config.name} epoch {min(run['epoch'] + 1, config.epochs)}/{config.epochs}"
+    progress(Progress(images * run["epoch"], images * config.epochs, starting))
     for epoch in range(run["epoch"], config.epochs):
         started = time.time()
         stats = _train_epoch(
-            model, optimizer, config, budgets, train_set, (generator, attack_generator), epoch,
-            bar, on_batch,
+            model, optimizer, config, budgets, train_set, (generator, attack_generator), epoch, progress,
         )
         stats.update(validate(model, val_set, config, device))
         stats.update(epoch=epoch + 1, seconds=round(time.time() - started, 2))
@@ -105,8 +111,7 @@ def train(
         atomic_torch_save(run, state_path)
         with open(log_path, "a") as log:
             log.write(json.dumps(stats) + "\n")
-        bar.write(_summary(stats, config))
-    bar.close()
+        progress(Progress(images * (epoch + 1), images * config.epochs, _summary(stats, config), stats))
     chosen = run["best"]
     if config.select == "last":
         chosen = {"epoch": config.epochs, "model": _cpu_state(model)}
@@ -166,18 +171,6 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().cpu().contiguous().clone() for key, value in state.items()}
 
 
-def _progress_bar(config: TrainConfig, images: int, start_epoch: int):
-    """One bar over the whole run, in images: throughput and the run's ETA (validation time
-    included); redrawn at most once a minute when stderr is a log file, not a terminal."""
-    from tqdm import tqdm
-
-    return tqdm(
-        total=images * config.epochs, initial=images * start_epoch, desc=config.name,
-        unit="img", unit_scale=True, mininterval=2 if sys.stderr.isatty() else 60,
-        dynamic_ncols=True,
-    )
-
-
 def _summary(stats: dict[str, Any], config: TrainConfig) -> str:
     return (
         f"{config.name} epoch {stats['epoch']}/{config.epochs}: "
@@ -187,7 +180,7 @@ def _summary(stats: dict[str, Any], config: TrainConfig) -> str:
     )
 
 
-def _train_epoch(model, optimizer, config, budgets, data, generators, epoch, bar, on_batch) -> dict:
+def _train_epoch(model, optimizer, config, budgets, data, generators, epoch, progress: ProgressCallback) -> dict:
     generator, attack_generator = generators
     device = next(model.parameters()).device
     model.train()
@@ -196,16 +189,15 @@ def _train_epoch(model, optimizer, config, budgets, data, generators, epoch, bar
     lrat = config.lrat_weighting()
     sums: dict[str, float] = {}
     correct = seen = 0
-    bar.set_description(f"{config.name} epoch {epoch + 1}/{config.epochs}")
     started = time.time()
     for step in range(per_epoch):
         index = order[step * config.batch_size : (step + 1) * config.batch_size]
         x = augment(data.images[index].float().div_(255), generator)
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         y = data.labels[index].to(device)
-        progress = (epoch * per_epoch + step) / (per_epoch * config.epochs)
+        fraction = (epoch * per_epoch + step) / (per_epoch * config.epochs)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, progress)
+            group["lr"] = learning_rate(config, fraction)
         result = batch_loss(
             config.method, model, x, y, budgets, attack_generator, config.trades_beta, lrat
         )
@@ -216,11 +208,11 @@ def _train_epoch(model, optimizer, config, budgets, data, generators, epoch, bar
             sums[key] = sums.get(key, 0.0) + value * len(y)
         correct += (result.logits.argmax(1) == y).sum().item()
         seen += len(y)
-        loss_text, acc_text = f"{sums['train_loss'] / seen:.3f}", f"{correct / seen:.3f}"
-        bar.set_postfix(loss=loss_text, acc=acc_text, refresh=False)
-        bar.update(len(y))
-        if on_batch:
-            on_batch({"epoch": epoch, "step": step, "loss": result.loss.item()})
+        progress(Progress(
+            len(data) * epoch + seen, len(data) * config.epochs,
+            f"{config.name} epoch {epoch + 1}/{config.epochs}: loss {sums['train_loss'] / seen:.3f} "
+            f"acc {correct / seen:.3f}",
+        ))
     stats = {key: value / seen for key, value in sums.items()}
     stats.update(
         train_acc=correct / seen, lr_end=optimizer.param_groups[0]["lr"],

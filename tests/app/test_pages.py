@@ -18,7 +18,7 @@ from soupviz.data import load_split
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import corruption_specs, robust_specs
-from soupviz.report import bounded
+from soupviz.labels import bounded
 from soupviz.settings import default_settings
 from soupviz.store import ResultStore
 

@@ -13,7 +13,7 @@ from soupviz.checkpoints import load_family
 from soupviz.data import load_split
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec
-from soupviz.report import soup_label
+from soupviz.labels import soup_label
 from soupviz.store import ResultStore
 from soupviz.weights import grid_weights, tidy
 from tests.app.test_pages import APP, TIMEOUT, assert_clean

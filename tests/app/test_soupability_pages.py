@@ -13,7 +13,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from pages._state import Keys
-from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_checkpoint, load_family, save_checkpoint
 from soupviz.data import load_split
 from soupviz.evaluate.soupability import SHIPPED_OUTSIDER, measure_against, measure_soupability
 from soupviz.models import create_model

@@ -20,7 +20,8 @@ from soupviz.attacks.defaults import DEFAULT_ATTACKS
 from soupviz.checkpoints import load_family
 from soupviz.data import load_split
 from soupviz.errors import DataError
-from soupviz.evaluate.metrics import MetricSpec, spec_attacks
+from soupviz.evaluate.methods import spec_attacks
+from soupviz.evaluate.metrics import MetricSpec
 
 pytestmark = pytest.mark.slow
 

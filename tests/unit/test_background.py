@@ -10,7 +10,8 @@ import time
 
 from soupviz.background import Lane, Slots
 from soupviz.errors import NonFiniteLogitsError
-from soupviz.evaluate.metrics import MetricSpec, Record, wilson_interval
+from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.records import Record
 from soupviz.progress import Progress
 
 SPECS = [MetricSpec("attack", "linf", 8 / 255, "pgd", 10), MetricSpec("attack", "l2", 0.5, "pgd", 10)]

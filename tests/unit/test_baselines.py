@@ -6,7 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_checkpoint, load_family, save_checkpoint
 from soupviz.evaluate.baselines import BASELINES, baseline_labels, evaluate_baselines, load_baselines
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec

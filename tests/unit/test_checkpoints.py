@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from soupviz.checkpoints import Card, content_hash, load_checkpoint, load_family, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import content_hash, load_checkpoint, load_family, save_checkpoint
 from soupviz.errors import CheckpointError
 from soupviz.models import available_models, create_model
 

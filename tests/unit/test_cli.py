@@ -15,8 +15,9 @@ from PIL import Image
 from soupviz.checkpoints import load_family
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, load_split
-from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift, corruption_shift, folder_shift
-from soupviz.report import interval_text
+from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift
+from soupviz.insight.shifts import corruption_shift, folder_shift
+from soupviz.labels import interval_text
 from soupviz.soup import Soup
 from soupviz.store import read_records, unpackbits
 
@@ -319,7 +320,8 @@ def test_adapt_explains_unusable_options(family_folder, shift_data, capsys, opti
 def test_train_flags_take_their_defaults_from_train_config(tmp_path) -> None:
     from dataclasses import asdict
 
-    from soupviz.cli import build_parser, train_config
+    from soupviz.cli import build_parser
+    from soupviz.cli.training import train_config
     from soupviz.train.config import TrainConfig
 
     parsed = train_config(build_parser().parse_args(["train", "x", "--out", str(tmp_path)]))
@@ -328,7 +330,8 @@ def test_train_flags_take_their_defaults_from_train_config(tmp_path) -> None:
 
 
 def test_every_train_setting_has_a_flag_that_reaches_the_config(tmp_path) -> None:
-    from soupviz.cli import build_parser, train_config
+    from soupviz.cli import build_parser
+    from soupviz.cli.training import train_config
 
     argv = ["train", "x", "--out", str(tmp_path), "--threat", "l2", "--method", "lrat", "--eps", "0.25",
             "--attack-steps", "3", "--attack-step-size", "0.1", "--trades-beta", "2", "--lrat-threats", "linf, l1",

@@ -12,7 +12,8 @@ import torch
 
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.comparison import DISAGREE, mcnemar_p, newcombe_interval, paired_difference
-from soupviz.evaluate.metrics import MetricSpec, Record, wilson_interval
+from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.records import Record
 from soupviz.store import packbits
 
 

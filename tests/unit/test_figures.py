@@ -9,11 +9,13 @@ from dataclasses import replace
 import pytest
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import MetricSpec, Record, attack_label, method_label, wilson_interval
+from soupviz.evaluate.methods import attack_label, method_label
+from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.records import Record
 from soupviz.figures.export import apply_style, figure_info
 from soupviz.figures.soups import accuracy_heatmap, interpolation_figure, select, ternary_figure
 from soupviz.figures.tradeoff import budget_curves, label_positions, paired, pareto_front, tradeoff_figure
-from soupviz.report import metric_name, metric_title, series_name, soup_label
+from soupviz.labels import metric_name, metric_title, series_name, soup_label
 
 NAMES = ["nominal", "linf", "l2", "l1"]
 LABELS = ["nominal", "L∞ 8/255", "L2 0.5", "L1 12"]

@@ -17,7 +17,8 @@ from torch import nn
 from soupviz.checkpoints import load_checkpoint
 from soupviz.cli import main
 from soupviz.errors import CheckpointError
-from soupviz.foreign import ForeignCheckpoint, import_checkpoint, match_architecture, open_family, read_foreign
+from soupviz.foreign import import_checkpoint, open_family
+from soupviz.foreign_formats import ForeignCheckpoint, match_architecture, read_foreign
 from soupviz.models import create_model
 from soupviz.serving import save_uploads
 

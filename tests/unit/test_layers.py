@@ -20,13 +20,13 @@ PACKAGE = Path(__file__).resolve().parents[2] / "soupviz"
 LAYERS: list[set[str]] = [
     {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters", "settings"},
     {"data"},
-    {"models", "zoo_models", "checkpoints", "foreign", "serving"},
+    {"models", "zoo_models", "cards", "checkpoints", "foreign_formats", "foreign", "serving"},
     {"weights"},
-    {"soup"},
-    {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency"},
+    {"parameters", "soup"},
+    {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},
     {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
-    {"report", "figures", "store_grid", "soup_rows"},
-    {"cli", "cli_import", "cli_insight", "insight.runs"},
+    {"labels", "report", "figures", "store_grid", "soup_rows"},
+    {"cli", "insight.runs"},
 ]
 ENTRIES = set().union(*LAYERS)
 
@@ -118,8 +118,8 @@ def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
     assert soupviz_imports(module) == {"soupviz.figures.soups", "soupviz.errors"}
     assert layer_of("soupviz.figures.soups") > layer_of("soupviz.weights")
     inside = tmp_path / "saliency.py"  # within a split subpackage
-    inside.write_text("from soupviz.insight import runs\nfrom soupviz.evaluate.metrics import Record\n")
-    assert soupviz_imports(inside) == {"soupviz.insight.runs", "soupviz.evaluate.metrics"}
+    inside.write_text("from soupviz.insight import runs\nfrom soupviz.evaluate.records import Record\n")
+    assert soupviz_imports(inside) == {"soupviz.insight.runs", "soupviz.evaluate.records"}
     assert layer_of("soupviz.insight.runs") > layer_of("soupviz.insight.saliency")
 
 

@@ -1,6 +1,6 @@
-"""What people read about records: intervals, metric names, the upper-bound note and tables, all
-made from the records' data; tables of ingredients (also from their cards), soups against
-ensembles, and the titles of the weight sliders."""
+"""What people read about records (soupviz.labels and soupviz.report): intervals, metric names, the
+upper-bound note and tables, all made from the records' data; tables of ingredients (also from
+their cards), soups against ensembles, and the titles of the weight sliders."""
 
 from __future__ import annotations
 
@@ -9,20 +9,24 @@ from dataclasses import replace
 import pytest
 
 from soupviz.evaluate.comparison import paired_difference, verdict_label
-from soupviz.evaluate.metrics import MetricSpec, Record, method_label, wilson_interval
-from soupviz.report import (
+from soupviz.evaluate.methods import method_label
+from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.records import Record
+from soupviz.labels import (
     BOUND_LEGEND,
     UPPER_BOUND_NOTE,
     bounded,
-    ingredient_caption,
-    ingredient_table,
     ingredient_titles,
     interval,
     interval_text,
-    markdown_table,
     method_text,
     metric_name,
     record_choices,
+)
+from soupviz.report import (
+    ingredient_caption,
+    ingredient_table,
+    markdown_table,
     records_table,
     soup_vs_ensemble,
     text_table,

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import MetricSpec, Record, method_label, wilson_interval
+from soupviz.evaluate.methods import method_label
+from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.records import Record
 from soupviz.store import read_records, records_to_csv, write_records
 
 

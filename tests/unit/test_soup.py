@@ -1,6 +1,6 @@
-"""Specification of soupviz.soup: exact mixing, BatchNorm rules (variances in log space, finite
-outside the simplex) and batched soups, on a tiny conv-BN-linear net (and preact_resnet_small
-for families)."""
+"""Specification of soupviz.soup and soupviz.parameters: exact mixing, BatchNorm rules (variances
+in log space, finite outside the simplex) and batched soups, on a tiny conv-BN-linear net (and
+preact_resnet_small for families)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from torch.optim.swa_utils import update_bn
 from soupviz import soup as soup_module
 from soupviz.attacks.base import fixed_batch
 from soupviz.attacks.pgd import PGD
-from soupviz.checkpoints import Card, load_family, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_family, save_checkpoint
 from soupviz.errors import CheckpointError, NonFiniteLogitsError, SoupvizError, SoupWeightsError
 from soupviz.models import create_model
-from soupviz.soup import ParameterMatrix, Soup, check_finite_logits, weighted_rows
+from soupviz.parameters import ParameterMatrix, weighted_rows
+from soupviz.soup import Soup, check_finite_logits
 from soupviz.weights import simplex_grid
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from soupviz.checkpoints import Card, load_checkpoint, load_family, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_checkpoint, load_family, save_checkpoint
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import CheckpointError
@@ -28,7 +29,8 @@ from soupviz.evaluate.soupability import (
     unrelated_pairs,
 )
 from soupviz.models import create_model
-from soupviz.soup import ParameterMatrix, Soup
+from soupviz.parameters import ParameterMatrix
+from soupviz.soup import Soup
 
 
 def test_path_barrier_is_the_largest_drop_below_the_line_joining_the_ends() -> None:

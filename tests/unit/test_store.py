@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import MetricSpec, Record
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.records import Record
 from soupviz.store import (
     ResultStore,
     family_fingerprint,

@@ -14,12 +14,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from soupviz.attacks.training import default_budget, trades_attack, training_attack
-from soupviz.checkpoints import Card, load_checkpoint, save_checkpoint
+from soupviz.cards import Card
+from soupviz.checkpoints import load_checkpoint, save_checkpoint
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
 from soupviz.models import create_model
-from soupviz.train.loop import TrainConfig, learning_rate, train
+from soupviz.train.config import TrainConfig, learning_rate
+from soupviz.train.loop import train
 from soupviz.train.losses import LratWeighting, lrat_loss, trades_loss
 
 ARCH = "preact_resnet_small"
@@ -81,21 +83,23 @@ def test_resume_continues_from_the_saved_epoch_with_the_same_optimizer_state(tmp
     class Interrupted(Exception):
         pass
 
-    def kill_in_second_epoch(event):
-        if event["epoch"] == 1:
+    def kill_in_second_epoch(progress):
+        if progress.done > 32:  # 32 training images an epoch
             raise Interrupted
 
     config = tiny_config(tmp_path / "b", method="lrat", lrat_threats=["l2"])
     with pytest.raises(Interrupted):
-        train(config, on_batch=kill_in_second_epoch, data=images)
+        train(config, progress=kill_in_second_epoch, data=images)
     state = torch.load(tmp_path / "b/out/run.state.pt", weights_only=True)
     assert state["epoch"] == 1 and state["optimizer"]["state"]  # momentum buffers were saved
-    resumed_epochs = []
+    reports = []
     resumed = train(
-        tiny_config(tmp_path / "b", method="lrat", lrat_threats=["l2"]), resume=True,
-        on_batch=lambda event: resumed_epochs.append(event["epoch"]), data=images,
+        tiny_config(tmp_path / "b", method="lrat", lrat_threats=["l2"]), resume=True, progress=reports.append,
+        data=images,
     )
-    assert set(resumed_epochs) == {1}  # only the lost epoch was trained again
+    # only the lost epoch was trained again: from its start, two batches of 16 images, then its end
+    assert [(p.done, p.total) for p in reports] == [(32, 64), (48, 64), (64, 64), (64, 64)]
+    assert reports[-1].partial["epoch"] == 2 and reports[-1].message.startswith("run epoch 2/2: train loss")
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
     assert a.card.content_hash == b.card.content_hash
     final_a = torch.load(tmp_path / "a/out/run.state.pt", weights_only=True)["optimizer"]
@@ -185,7 +189,8 @@ def test_cli_train_end_to_end(tmp_path, monkeypatch, capsys):
     card = load_checkpoint(tmp_path / "out/tiny.safetensors").card
     assert card.recipe["method"] == "fgsm" and card.recipe["attack_steps"] == 1
     assert card.recipe["selected_epoch"] == 1 and card.data_source.endswith("train")
-    assert str(tmp_path / "out/tiny.safetensors") in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert str(tmp_path / "out/tiny.safetensors") in out and "tiny epoch 1/1: train loss" in out
     assert main(args + ["--attack-steps", "3"]) == 2
     assert "fgsm" in capsys.readouterr().err
 

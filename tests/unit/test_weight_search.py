@@ -12,9 +12,10 @@ from torch.func import functional_call
 
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import NonFiniteLogitsError
-from soupviz.insight.adapt import ShiftData
+from soupviz.insight.shifts import ShiftData
 from soupviz.insight.weight_search import differentiable_template, select_by_gradient, weight_gradient
-from soupviz.soup import ParameterMatrix, Soup, is_running_variance
+from soupviz.parameters import ParameterMatrix, is_running_variance
+from soupviz.soup import Soup
 
 F64 = torch.float64
 

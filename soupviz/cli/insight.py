@@ -1,16 +1,15 @@
-"""The `soupviz saliency` and `soupviz generate` subcommands: the Saliency and Generation pages'
-work from the command line, through the same library calls (`soupviz.insight.runs`), written
-as figures (`soupviz.figures.export`) and a CSV of the numbers behind them."""
+"""`soupviz saliency` and `soupviz generate`: the Saliency and Generation pages' work from the
+command line, through the same library calls (`soupviz.insight.runs`), written as figures and a
+CSV of the numbers behind them (`cli.outputs`)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import plotly.graph_objects as go
-
+from soupviz.cli.options import add_common
+from soupviz.cli.outputs import FIGURE_FORMATS, write_outputs
 from soupviz.errors import SoupvizError
 from soupviz.insight.generate import GenerationSettings
 from soupviz.insight.saliency import CLIPS, METHODS, MODES, SaliencySettings
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
     from soupviz.data import ImageSet
     from soupviz.soup import Soup
 
-FIGURE_FORMATS = ("html", "png", "svg", "pdf")
-AddOptions = Callable[[argparse.ArgumentParser], None]
 GENERATION = GenerationSettings()
 SALIENCY = SaliencySettings()
 
@@ -58,8 +55,8 @@ def _add_outputs(parser: argparse.ArgumentParser) -> None:
     add("--paper", action="store_true", help="paper style (white theme, larger type), as the dashboard's toggle")
 
 
-def add_saliency_parser(sub: argparse._SubParsersAction, common: AddOptions) -> None:
-    """Register `soupviz saliency`; `common` adds --data, --device and --seed."""
+def add_saliency_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `soupviz saliency`."""
     parser = sub.add_parser("saliency", help="input-gradient maps of each ingredient and a soup on test images")
     _add_soup(parser)
     _add_images(parser, single=False)
@@ -73,12 +70,12 @@ def add_saliency_parser(sub: argparse._SubParsersAction, common: AddOptions) -> 
     add("--noise", type=float, default=SALIENCY.noise, help="SmoothGrad's noise σ (pixels)")
     add("--ig-steps", type=int, default=SALIENCY.ig_steps, help="Integrated Gradients' steps from a black image")
     _add_outputs(parser)
-    common(parser)
+    add_common(parser)
     parser.set_defaults(run=run_saliency)
 
 
-def add_generate_parser(sub: argparse._SubParsersAction, common: AddOptions) -> None:
-    """Register `soupviz generate`; `common` adds --data, --device and --seed (the seeds' seed)."""
+def add_generate_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `soupviz generate` (its --seed is the class seeds' seed)."""
     parser = sub.add_parser("generate", help="draw with each ingredient and a soup by large targeted L2 attacks: "
                             "walk a test image towards a class (--target) or generate classes from seeds (--to)")
     _add_soup(parser)
@@ -93,7 +90,7 @@ def add_generate_parser(sub: argparse._SubParsersAction, common: AddOptions) -> 
     add("--per-class", type=int, default=1, help="images generated per class (--to)")
     add("--fit-images", type=int, default=5000, help="training images per class for each class's Gaussian (--to)")
     _add_outputs(parser)
-    common(parser)
+    add_common(parser)
     parser.set_defaults(run=run_generate)
 
 
@@ -156,7 +153,7 @@ def _open(args: argparse.Namespace) -> tuple[SoupFamily, Soup, ImageSet, list[fl
     """The family, its soup (as the dashboard's evaluator builds it), the test split and the soup's weights."""
     from soupviz.checkpoints import load_family
     from soupviz.data import load_split
-    from soupviz.evaluate.evaluator import open_evaluator
+    from soupviz.evaluate.factory import open_evaluator
     from soupviz.weights import EXTRAPOLATION_LIMIT, uniform, weights_from_query
 
     family = load_family(args.family)
@@ -197,25 +194,3 @@ def _pick(args: argparse.Namespace, split: ImageSet, single: bool) -> tuple[torc
             raise SoupvizError(f"{len(chosen)} classes were asked for; give at most {1 if single else MAX_PICKED}.")
         indices = class_positions(split.labels, chosen, args.offset, 1, classes)
     return images_at(split, indices)
-
-
-def write_outputs(figures: Sequence[go.Figure], csv_path: str | None, folder: str | None, fmt: str,
-                  csv_figure: int = 0) -> None:
-    """Write the numbers behind `figures[csv_figure]` to `csv_path`, and every figure into `folder`
-    as `fmt` (html, or png/svg/pdf through `export.export_figure`), saying where each went."""
-    from soupviz.figures.export import export_figure, figure_csv, filename_for
-
-    if csv_path:
-        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(csv_path).write_text(figure_csv(figures[csv_figure]))
-        print(f"numbers written to {csv_path}")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        for fig in figures:
-            path = Path(folder) / filename_for(fig, fmt)
-            if fmt == "html":
-                fig.write_html(path, include_plotlyjs=True)
-            else:
-                path.write_bytes(export_figure(fig, fmt))
-            print(f"figure written to {path}")
-

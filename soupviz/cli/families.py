@@ -1,5 +1,6 @@
-"""The `soupviz import` and `soupviz check` subcommands: bring foreign checkpoints in as carded
-safetensors, and measure whether a family's ingredients can be souped (`soupviz.evaluate.soupability`)."""
+"""`soupviz import` and `soupviz check`: bring foreign checkpoints in as carded safetensors
+(`soupviz.foreign`), and measure whether a family's ingredients can be souped
+(`soupviz.evaluate.soupability`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from soupviz.errors import DataError, SoupvizError
 
 
 def add_import_parser(sub: argparse._SubParsersAction) -> None:
-    from soupviz.foreign import FORMATS, IMPORT_THREATS
+    """Register `soupviz import`."""
+    from soupviz.foreign import IMPORT_THREATS
+    from soupviz.foreign_formats import FORMATS
 
     parser = sub.add_parser(
         "import", help="import RobustBench, robustness or plain PyTorch checkpoints as safetensors with cards"
@@ -26,10 +29,11 @@ def add_import_parser(sub: argparse._SubParsersAction) -> None:
     add("--std", default=None, help="input normalisation stds 's1,s2,s3' (with --mean)")
     add("--check-images", type=int, default=64, help="test images to run the imported model on (0: random inputs)")
     add("--data", default=None, help="CIFAR-10 source for the check (as for eval)")
-    parser.set_defaults(run=_run_import)
+    parser.set_defaults(run=run_import)
 
 
 def _triple(text: str, what: str) -> tuple[float, ...]:
+    """Three comma-separated numbers of the option --`what`."""
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError as error:
@@ -39,7 +43,8 @@ def _triple(text: str, what: str) -> tuple[float, ...]:
     return values
 
 
-def _run_import(args: argparse.Namespace) -> None:
+def run_import(args: argparse.Namespace) -> None:
+    """`soupviz import`: `foreign.import_checkpoint` on each file, printing what was written."""
     from soupviz.data import load_split
     from soupviz.foreign import import_checkpoint
     from soupviz.threats import THREATS, parse_budget
@@ -76,6 +81,7 @@ def _run_import(args: argparse.Namespace) -> None:
 
 
 def add_check_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `soupviz check`."""
     parser = sub.add_parser("check", help="can the family's ingredients be souped? lineage and loss barriers")
     add = parser.add_argument
     add("family", help="family folder of .safetensors checkpoints with JSON cards")
@@ -91,15 +97,16 @@ def add_check_parser(sub: argparse._SubParsersAction) -> None:
     add("--data", default=None, help="CIFAR-10 source (as for eval)")
     add("--device", default="auto", help="'auto' (GPU if present), 'cpu' or 'cuda[:N]'")
     add("--seed", type=int, default=0)
-    parser.set_defaults(run=_run_check)
+    parser.set_defaults(run=run_check)
 
 
-def _run_check(args: argparse.Namespace) -> None:
+def run_check(args: argparse.Namespace) -> None:
+    """`soupviz check`: lineage and loss barriers of the family's pairs (or against --against)."""
     from soupviz.checkpoints import load_checkpoint, load_family
     from soupviz.data import load_split
     from soupviz.device import pick_device
     from soupviz.evaluate.soupability import measure_against, measure_soupability
-    from soupviz.soup import ParameterMatrix
+    from soupviz.parameters import ParameterMatrix
 
     if args.images < 1 or args.points < 3 or args.calibration_images < 1:
         raise SoupvizError("--images and --calibration-images must be at least 1 and --points at least 3.")

@@ -1,0 +1,90 @@
+"""`soupviz adapt`: choose a soup for a distribution shift on k labelled images per class
+(`insight.few_shot.adapt_to_shift`, the Adaptation page's entry point), with its held-out outcomes,
+k-curve and figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from soupviz.cli.options import add_common
+from soupviz.cli.outputs import FIGURE_FORMATS, write_outputs
+from soupviz.errors import SoupvizError
+from soupviz.progress import terminal_bar
+
+
+def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `soupviz adapt`."""
+    parser = sub.add_parser("adapt", help="choose a soup for a shift on k labelled images per class (few-shot)")
+    add = parser.add_argument
+    add("family", help="family folder of .safetensors checkpoints with JSON cards")
+    add("--corruption", default=None, help="shift: this corruption of the test images (see soupviz.corruptions)")
+    add("--severity", type=int, default=3, help="corruption severity, 1 to 5")
+    add("--per-class", type=int, default=100, help="test images per class the corrupted shift draws")
+    add("--folder", default=None, help="shift: a folder of labelled images (cat/, dog/, ...) instead of a corruption")
+    add("--heldout", type=int, default=50, help="images per class held out for scoring, never used for choosing")
+    add("--k", type=int, default=10, help="labelled images per class the soup is chosen on")
+    add("--step", type=float, default=0.2, help="grid step of the weights")
+    add("--margin", type=float, default=0.0, help="extrapolation margin: weights in [-margin, 1 + margin]")
+    add("--method", default="gradient", choices=["grid", "gradient"], help="grid search, or grid then gradient steps")
+    add("--gradient-steps", type=int, default=10, help="projected Adam steps from the grid's choice")
+    add("--lr", type=float, default=0.05, help="learning rate of the gradient steps")
+    add(
+        "--batchnorm",
+        default="mix",
+        choices=["mix", "reestimate", "shift"],
+        help="mix the running statistics, re-estimate them per soup on clean training images, or on unlabelled "
+        "images of the shift (test-time adaptation)",
+    )
+    add("--ks", default="", help="comma-separated ks of a k-curve, e.g. 1,5,10,50 (default: no curve)")
+    add("--draws", type=int, default=5, help="independent selection draws per k of the k-curve")
+    add("--out", default=None, help="write the held-out outcomes to this .csv (the k-curve beside it)")
+    add("--figures", default=None, help="write the page's figures into this folder")
+    add("--figure-format", default="html", choices=FIGURE_FORMATS)
+    add_common(parser)
+    parser.set_defaults(run=run_adapt)
+
+
+def run_adapt(args: argparse.Namespace) -> None:
+    """`soupviz adapt`: `insight.few_shot.adapt_to_shift` on the shift named, as the page runs it."""
+    from soupviz.checkpoints import load_family
+    from soupviz.data import load_split
+    from soupviz.evaluate.factory import open_evaluator
+    from soupviz.figures.export import figure_csv
+    from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift
+    from soupviz.insight.runs import adaptation_figures
+    from soupviz.insight.shifts import corruption_shift, folder_shift
+    from soupviz.report import adaptation_table
+
+    if (args.corruption is None) == (args.folder is None):
+        raise SoupvizError("Name the shift with exactly one of --corruption NAME or --folder PATH.")
+    try:
+        ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
+    except ValueError as error:
+        raise SoupvizError(f"--ks takes whole numbers separated by commas, got {args.ks!r}.") from error
+    config = AdaptConfig(args.k, args.step, args.margin, args.method, args.gradient_steps, args.lr,
+                         args.batchnorm == "shift", ks, args.draws)
+    family = load_family(args.family)
+    batchnorm = "mix" if args.batchnorm == "shift" else args.batchnorm
+    evaluator = open_evaluator(family, data=args.data, seed=args.seed, device=args.device, batchnorm=batchnorm,
+                               cache=False)
+    if args.folder is not None:
+        shift = folder_shift(args.folder, args.heldout, args.seed)
+    else:
+        split = load_split(args.data, "test")
+        shift = corruption_shift(split, args.corruption, args.severity, args.per_class, args.heldout, args.seed)
+    with terminal_bar("adapting") as report:
+        run = adapt_to_shift(evaluator.soup, shift, config, family.labels, report)
+    print(adaptation_table(run))
+    figures = adaptation_figures(run, family.labels, family.name)
+    outcomes, curve = figures["outcomes"], figures.get("k-curve")
+    if args.out:
+        out = Path(args.out)
+        out.write_text(figure_csv(outcomes))
+        print(f"outcomes written to {out}")
+        if curve is not None:
+            beside = out.with_name(out.stem + "_k-curve.csv")
+            beside.write_text(figure_csv(curve))
+            print(f"k-curve written to {beside}")
+    write_outputs(list(figures.values()), None, args.figures, args.figure_format)

@@ -1,0 +1,249 @@
+"""`soupviz eval` (a soup or each ingredient on clean, attack and corruption metrics, optionally
+compared image by image or written into the cards) and `soupviz sweep` (a simplex grid of soups
+into the results store, in-process or on Ray), both printed as a table and exported with --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from soupviz.cli.options import add_common, command_line, real, weight_row, whole
+from soupviz.errors import SoupvizError
+from soupviz.progress import terminal_bar
+
+
+def _add_evaluation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("family", help="family folder of .safetensors checkpoints with JSON cards")
+    parser.add_argument(
+        "--metrics",
+        default="clean,linf,l2,l1",
+        help="comma-separated: clean, union, linf[:eps[:attack[:steps]]], l2..., l1..., <corruption>[:severity], "
+        "corruptions[:severity] (every corruption, at every severity unless one is given)",
+    )
+    parser.add_argument(
+        "--attack",
+        default="default",
+        help="attack for threat metrics: 'default' (per threat, the cheapest measured within 1 point of "
+        "AutoAttack: see bench/results/attack_strength.md), or pgd, pgd-t, apgd-ce, apgd-dlr, apgd-t, "
+        "chains such as apgd-ce+apgd-t, or autoattack",
+    )
+    parser.add_argument("--steps", type=whole(1), default=20, help="iterations of an attack named with --attack")
+    parser.add_argument("--images", type=whole(1), default=1000, help="number of test images (a fixed seeded subset)")
+    parser.add_argument(
+        "--batchnorm",
+        default="mix",
+        choices=["mix", "reestimate"],
+        help="mix the running statistics (means like the weights, variances in log space) or re-estimate them "
+        "per soup on clean training images",
+    )
+    parser.add_argument("--out", default=None, help="export the records to this .json or .csv file")
+    parser.add_argument("--store", default=None, help="results store (SQLite) to read and add records to "
+                        "(default: results.sqlite in the soupviz cache folder, $SOUPVIZ_CACHE)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading stored results")
+    add_common(parser)
+
+
+def add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `soupviz eval`."""
+    parser = sub.add_parser("eval", help="evaluate a soup (or each ingredient) on clean, attack and corruption metrics")
+    _add_evaluation(parser)
+    parser.add_argument(
+        "--weights",
+        action="append",
+        type=weight_row,
+        default=None,
+        help="comma-separated soup weights, one per ingredient in family order; repeatable (default: each ingredient)",
+    )
+    parser.add_argument("--normalise", action="store_true", help="divide the weights by their sum")
+    parser.add_argument(
+        "--compare",
+        default=None,
+        metavar="A,B",
+        help="compare ingredients A and B image by image (paired 95%% intervals, McNemar) in a Markdown table",
+    )
+    parser.add_argument(
+        "--write-cards",
+        action="store_true",
+        help="store each ingredient's measured metrics in its card (ingredients only, no --weights)",
+    )
+    parser.set_defaults(run=run_eval)
+
+
+def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    """Register `soupviz sweep`."""
+    parser = sub.add_parser("sweep", help="evaluate a simplex grid of soups into a results file for the dashboard")
+    _add_evaluation(parser)
+    parser.add_argument("--step", type=real(0, 1, above=True), default=0.2, help="grid step of the weights")
+    parser.add_argument(
+        "--subset", default=None, help="comma-separated ingredient names allowed a nonzero weight (default: all)"
+    )
+    parser.add_argument(
+        "--margin", type=real(0), default=0.0, help="extrapolation margin: weights in [-margin, 1 + margin]"
+    )
+    parser.add_argument("--engine", default="local", choices=["local", "ray"],
+                        help="run the sweep's tasks in this process or on Ray (pip install -e '.[ray]')")
+    parser.add_argument("--address", default=None, help="Ray cluster to join (default: start a local one)")
+    parser.add_argument("--shards", type=whole(1), default=1, help="image shards per task (more, smaller tasks)")
+    parser.add_argument("--fold", type=whole(1), default=None,
+                        help="soups per task, folded into one batch (default: 8 on GPUs, 1 on CPUs)")
+    parser.set_defaults(run=run_sweep)
+
+
+def _evaluate(args: argparse.Namespace, weights) -> list:
+    from soupviz.checkpoints import load_family
+    from soupviz.evaluate.factory import open_evaluator
+    from soupviz.evaluate.metrics import parse_metrics
+    from soupviz.store import ResultStore
+
+    family = load_family(args.family)
+    specs = parse_metrics(args.metrics, args.attack, args.steps)
+    evaluator = open_evaluator(
+        family,
+        data=args.data,
+        images=args.images,
+        seed=args.seed,
+        device=args.device,
+        batchnorm=args.batchnorm,
+        cache=not args.no_cache,
+        store=ResultStore(args.store) if args.store else None,
+    )
+    weights = evaluator.ingredient_weights() if weights is None else weights(family)
+    with terminal_bar("evaluating", "step") as report:
+        records = evaluator.evaluate(weights, specs, report)
+    return _show(args, family, specs, records)
+
+
+def _show(args: argparse.Namespace, family, specs: list, records: list) -> list:
+    """Print the records' table and export them to --out if given."""
+    from soupviz.report import text_table
+    from soupviz.store import write_records
+
+    print(text_table(records, family.names))
+    if args.out:
+        meta = {
+            "family": family.name,
+            "hashes": family.hashes,
+            "ingredients": family.names,
+            "labels": family.labels,
+            "metrics": [spec.key for spec in specs],
+            "command": command_line(),
+        }
+        print(write_records(records, args.out, meta))
+    return records
+
+
+def _compared(text: str, present: list[str]) -> list[str]:
+    """The two ingredient names of --compare 'A,B', checked against the family's."""
+    wanted = [name.strip() for name in text.split(",")]
+    if len(wanted) != 2 or not set(wanted) <= set(present):
+        raise SoupvizError(f"--compare takes two ingredient names among {', '.join(present)}, got {text!r}.")
+    return wanted
+
+
+def _comparison(records: list, wanted: list[str]) -> str:
+    """The paired Markdown table (`report.comparison_markdown`) of the ingredients named in `wanted`."""
+    from soupviz.report import comparison_markdown
+
+    present = list(records[0].ingredients)
+    a, b = ([r for r in records if r.weights[present.index(name)] == 1.0] for name in wanted)
+    return comparison_markdown(a, b, *wanted)
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    """`soupviz eval`: the soups of --weights (or each ingredient) on --metrics, as a table."""
+    from soupviz.cards import card_path, record_metrics
+    from soupviz.checkpoints import load_family
+    from soupviz.errors import SoupWeightsError
+    from soupviz.evaluate.records import corruption_mean, records_of
+    from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
+
+    weights = None
+    if args.weights:
+        if args.write_cards:
+            raise SoupvizError("--write-cards stores ingredients' metrics: drop --weights to use it.")
+
+        def weights(family):
+            for row in args.weights:
+                if len(row) != len(family.names):
+                    raise SoupWeightsError(
+                        f"--weights {','.join(f'{w:g}' for w in row)} gives {len(row)} weights "
+                        f"but the family has {len(family.names)} ingredients "
+                        f"({', '.join(family.names)}): give one per ingredient."
+                    )
+            rows = check_weights(
+                args.weights, len(family.names), extrapolate=True, margin=EXTRAPOLATION_LIMIT, normalise=args.normalise
+            )
+            for row in rows.tolist():
+                if is_extrapolated(row):
+                    print(
+                        f"soupviz: note: the soup {' '.join(f'{w:g}' for w in row)} has weights outside [0, 1]: "
+                        "it extrapolates beyond the ingredients rather than mixing them.",
+                        file=sys.stderr,
+                    )
+            return rows
+
+    if args.compare and args.weights:
+        raise SoupvizError("--compare compares two ingredients: drop --weights to use it.")
+    compared = _compared(args.compare, load_family(args.family).names) if args.compare else None
+    records = _evaluate(args, weights)
+    if compared:
+        print(_comparison(records, compared))
+    if args.write_cards:
+        family = load_family(args.family)
+        for index, ingredient in enumerate(family.ingredients):
+            mine = [replace(r, weights=None, ingredients=None).to_dict() for r in records if r.weights[index] == 1.0]
+            record_metrics(ingredient.card, card_path(ingredient.path), mine)
+            mean = corruption_mean(records_of(ingredient.card.metrics))  # over every corruption the card now holds
+            if mean:
+                record_metrics(ingredient.card, card_path(ingredient.path), [mean.to_dict()])
+        print(f"metrics written to the cards in {args.family}")
+
+
+def run_sweep(args: argparse.Namespace) -> None:
+    """`soupviz sweep`: the simplex grid of --step (within --subset, --margin) on --metrics."""
+    from soupviz.weights import simplex_grid
+
+    def weights(family):
+        subset = None
+        if args.subset:
+            wanted = [name.strip() for name in args.subset.split(",")]
+            unknown = [name for name in wanted if name not in family.names]
+            if unknown:
+                raise SoupvizError(
+                    f"--subset names {unknown[0]!r}, which is not in the family ({', '.join(family.names)})."
+                )
+            subset = [family.names.index(name) for name in wanted]
+        if args.margin > 0:
+            print(
+                f"soupviz: note: --margin {args.margin:g} adds soups with weights outside [0, 1]: they extrapolate "
+                "beyond the ingredients rather than mixing them.",
+                file=sys.stderr,
+            )
+        return simplex_grid(len(family.names), args.step, subset=subset, margin=args.margin)
+
+    _sweep(args, weights)
+
+
+def _sweep(args: argparse.Namespace, weights) -> list:
+    """Run `soupviz.sweep.sweep` for the parsed arguments: into --store (a temporary store with
+    --no-cache), on --engine, with a progress bar over tasks."""
+    import tempfile
+
+    from soupviz.checkpoints import load_family
+    from soupviz.evaluate.metrics import parse_metrics
+    from soupviz.store import ResultStore
+    from soupviz.sweep import SweepSetup, sweep
+
+    family = load_family(args.family)
+    specs = parse_metrics(args.metrics, args.attack, args.steps)
+    setup = SweepSetup(str(family.folder or args.family), data=args.data, images=args.images, seed=args.seed,
+                       batchnorm=args.batchnorm, fold=args.fold, device=args.device)
+    rows = weights(family)
+    with tempfile.TemporaryDirectory() as scratch, terminal_bar("sweeping", "task") as report:
+        store = ResultStore(Path(scratch) / "results.sqlite" if args.no_cache else args.store)
+        records = sweep(setup, rows, specs, store, engine=args.engine, address=args.address,
+                        shards=args.shards, progress=report)
+    return _show(args, family, specs, records)

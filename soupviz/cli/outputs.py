@@ -1,0 +1,33 @@
+"""What the figure-making subcommands write: the numbers behind a figure as CSV, and the figures
+themselves as HTML or, through `figures.export`, as PNG, SVG or PDF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+FIGURE_FORMATS = ("html", "png", "svg", "pdf")
+
+
+def write_outputs(figures: Sequence[go.Figure], csv_path: str | None, folder: str | None, fmt: str,
+                  csv_figure: int = 0) -> None:
+    """Write the numbers behind `figures[csv_figure]` to `csv_path`, and every figure into `folder`
+    as `fmt` (html, or png/svg/pdf through `export.export_figure`), saying where each went."""
+    from soupviz.figures.export import export_figure, figure_csv, filename_for
+
+    if csv_path:
+        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(csv_path).write_text(figure_csv(figures[csv_figure]))
+        print(f"numbers written to {csv_path}")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for fig in figures:
+            path = Path(folder) / filename_for(fig, fmt)
+            if fmt == "html":
+                fig.write_html(path, include_plotlyjs=True)
+            else:
+                path.write_bytes(export_figure(fig, fmt))
+            print(f"figure written to {path}")
