@@ -287,7 +287,7 @@ def sidebar() -> None:
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def _cached_records(context: str, weights: tuple, spec_keys: tuple, _evaluator: Evaluator, _specs: tuple) -> list:
-    with session_lock():
+    with session_lock(), lane_slots().foreground():  # the background lanes wait for this number
         return _evaluator.evaluate([list(w) for w in weights], list(_specs))
 
 

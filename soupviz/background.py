@@ -3,7 +3,7 @@ that measures the slow metrics (attacks, corruptions) of the soup on screen whil
 answers the slider at once. A newer soup supersedes the lane's running job within one batch;
 a lane's thread ends when it has been idle a while and when its lane is garbage-collected
 (the session closed), and shared `Slots` bound how many lanes compute at once, taking turns
-tile by tile.
+tile by tile, and pause them while a page computes the number a hand is waiting for.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from soupviz.errors import SoupvizError
@@ -23,6 +23,7 @@ from soupviz.evaluate.records import Record
 from soupviz.progress import Progress
 
 IDLE_SECONDS = 60.0
+FOREGROUND_WAIT_SECONDS = 10.0
 logger = logging.getLogger(__name__)
 EXIT_WAIT_SECONDS = 10.0
 
@@ -36,6 +37,8 @@ class Slots:
         self._free = count
         self._waiting: deque[threading.Event] = deque()
         self._lock = threading.Lock()
+        self._foreground = 0
+        self._clear = threading.Condition(self._lock)
 
     def __enter__(self) -> Slots:
         with self._lock:
@@ -53,6 +56,26 @@ class Slots:
                 self._waiting.popleft().set()
             else:
                 self._free += 1
+
+    @contextlib.contextmanager
+    def foreground(self) -> Iterator[None]:
+        """Mark an evaluation a page waits on (a slider's clean accuracy): while one runs, lanes
+        pause at their next batch, so on a few cores the number in front of the user comes first."""
+        with self._lock:
+            self._foreground += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._foreground -= 1
+                if not self._foreground:
+                    self._clear.notify_all()
+
+    def yield_to_foreground(self) -> None:
+        """Wait while any `foreground` evaluation runs, at most `FOREGROUND_WAIT_SECONDS` (so a
+        stream of slider moves delays the background without starving it)."""
+        with self._lock:
+            self._clear.wait_for(lambda: not self._foreground, timeout=FOREGROUND_WAIT_SECONDS)
 
 
 class Superseded(Exception):
@@ -105,6 +128,8 @@ class Job:
                     raise Superseded
 
                 def report(progress: Progress, tile: Tile = tile) -> None:
+                    if slots is not None:
+                        slots.yield_to_foreground()
                     if self.cancelled.is_set():
                         raise Superseded
                     tile.progress = progress

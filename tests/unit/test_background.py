@@ -8,6 +8,7 @@ import gc
 import threading
 import time
 
+from soupviz import background
 from soupviz.background import Lane, Slots
 from soupviz.errors import NonFiniteLogitsError
 from soupviz.evaluate.metrics import MetricSpec, wilson_interval
@@ -172,6 +173,31 @@ def test_lanes_waiting_for_a_slot_take_turns_tile_by_tile() -> None:
     assert fake.most_running == 1
     first.close()
     second.close()
+
+
+def test_lanes_pause_at_their_next_batch_while_a_page_computes_in_the_foreground() -> None:
+    fake = FakeEvaluator(batches=4, pause=0.01)
+    slots = Slots(1)
+    lane = Lane(fake.evaluate, slots)
+    with slots.foreground():
+        job = lane.submit([1, 0, 0, 0], SPECS)
+        wait_until(lambda: fake.batches_run >= 1)
+        time.sleep(0.2)  # time for several batches, were the lane not paused
+        assert fake.batches_run == 1
+    assert job.ended.wait(WAIT) and job.finished
+    assert fake.batches_run == 8
+    lane.close()
+
+
+def test_a_foreground_that_never_ends_delays_a_lane_but_does_not_starve_it(monkeypatch) -> None:
+    monkeypatch.setattr(background, "FOREGROUND_WAIT_SECONDS", 0.05)
+    fake = FakeEvaluator(batches=2, pause=0.01)
+    slots = Slots(1)
+    lane = Lane(fake.evaluate, slots)
+    with slots.foreground():
+        job = lane.submit([1, 0, 0, 0], SPECS)
+        assert job.ended.wait(WAIT) and job.finished
+    lane.close()
 
 
 def test_an_unexpected_failure_is_shown_on_its_tile_and_the_lane_lives_on() -> None:
