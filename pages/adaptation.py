@@ -3,9 +3,6 @@ choose the soup on them by `few_shot.adapt_to_shift` (grid search, then gradient
 grid's choice), and compare it on held-out images of the shift with each ingredient, the uniform
 soup and the best ingredient; see how the choice improves with k, and one soup for several shifts."""
 
-import dataclasses
-from pathlib import Path
-
 import streamlit as st
 
 from pages._components import session_evaluator
@@ -14,13 +11,19 @@ from pages._state import Keys
 from pages._widgets import MARGINS, figure_panel, set_weights
 from soupviz.corruptions import corruption_label, corruption_names
 from soupviz.errors import SoupvizError
-from soupviz.figures.insight import composition_figure, outcomes_figure
+from soupviz.insight.adaptation_views import (
+    adaptation_figures,
+    chosen_soups,
+    grid_caption,
+    k_curve_caption,
+    kept_shifts,
+    several_figures,
+)
 from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift
-from soupviz.insight.runs import adaptation_figures, chosen_soups, request_key, unpack_labelled_zip
-from soupviz.insight.shifts import ShiftData, corruption_shift, folder_shift
-from soupviz.labels import interval_text, soup_label
-from soupviz.progress import Progress, ProgressCallback
-from soupviz.storage import cache_dir
+from soupviz.insight.runs import request_key
+from soupviz.insight.shifts import ShiftData
+from soupviz.progress import ProgressCallback, silent
+from soupviz.report import outcome_table
 from soupviz.weights import DEFAULT_MARGIN, is_extrapolated, margin_for, tidy
 
 SOURCES = {"corruption": "A corruption of the test images", "folder": "A folder of labelled images",
@@ -36,34 +39,10 @@ def use_soup(weights: list[float]) -> None:
     set_weights(tidy(weights))
 
 
-def shift_of(spec: tuple, heldout: int, per_class: int, seed: int, upload: object = None) -> ShiftData:
-    """The shifted images of `spec` ('corruption', name, severity) or ('folder'|'upload', where), kept."""
-    key = request_key("shift", evaluator_context(), spec, heldout, per_class, seed)
-    shift = result_store().get(key)
-    if shift is None:
-        if spec[0] == "corruption":
-            shift = corruption_shift(split, spec[1], spec[2], per_class, heldout, seed)
-        else:
-            folder = Path(spec[1]) if spec[0] == "folder" else unpack_labelled_zip(
-                upload.getvalue(), upload.name, cache_dir() / "uploads" / "shifts")
-            shift = folder_shift(folder, heldout, seed, name=Path(spec[1]).name)
-        result_store().put(key, shift)
-    return shift
-
-
-def shifts_of(specs: list[tuple], heldout: int, per_class: int, seed: int, report: ProgressCallback) -> list[ShiftData]:
-    shifts = []
-    for i, spec in enumerate(specs):
-        report(Progress.at(i / len(specs), f"{spec[1]} {spec[2]}"))
-        shifts.append(shift_of(spec, heldout, per_class, seed))
-    return shifts
-
-
-def outcome_table(outcomes: list) -> list[dict]:
-    return [{"shift": o.shift, "candidate": o.candidate, "soup": soup_label(o.weights, labels),
-             "held-out accuracy": interval_text(o), "n held out": o.n,
-             "selection accuracy": f"{100 * o.selection_accuracy:.1f}%", "n selection": o.n_selection,
-             "BatchNorm": o.batchnorm} for o in outcomes]
+def shifts_of(specs: list[tuple], report: ProgressCallback = silent, upload: object = None) -> list[ShiftData]:
+    """The shifts `specs` name, kept for all sessions; `upload` is the file an 'upload' spec names."""
+    return kept_shifts(specs, split, per_class, heldout, seed, result_store(), evaluator_context(),
+                       upload.getvalue() if upload is not None else None, report)
 
 
 st.title("Few-shot soup adaptation")
@@ -122,17 +101,15 @@ heldout, per_class = int(state[Keys.ADAPT_HELDOUT]), int(state[Keys.ADAPT_PER_CL
 try:
     config = AdaptConfig(k, step, margin if extrapolate else 0.0, method, gradient_steps, lr, bn_on_shift, K_CURVE,
                          repeats)
-    grid = config.grid(len(labels))
+    st.caption(grid_caption(config, len(labels)))
 except SoupvizError as error:
     st.error(str(error))
     st.stop()
-st.caption(f"Grid: {len(grid)} soups of {len(labels)} ingredients (step {step:g}"
-           f"{f', margin {margin:g}' if extrapolate else ''}); ties go to the lower cross-entropy.")
 key = request_key("adapt", evaluator_context(), spec, heldout, per_class, seed, config)
 run, failed = result_store().get(key), False
 if st.button("Select and report", type="primary", disabled=not spec[1]):
     try:
-        shift = shift_of(spec, heldout, per_class, seed, upload)
+        shift = shifts_of([spec], upload=upload)[0]
         run = with_progress(f"Adapting to {shift.name}",
                             lambda report: adapt_to_shift(evaluator.soup, shift, config, labels, report))
         result_store().put(key, run)
@@ -147,15 +124,14 @@ elif run is not None:
         st.warning(note)
     figures = adaptation_figures(run, labels, family.name, paper)
     figure_panel(figures["outcomes"], Keys.ADAPT_OUTCOMES, width="content")
-    st.dataframe(outcome_table(run.outcomes), hide_index=True)
+    st.dataframe(outcome_table(run.outcomes, labels), hide_index=True)
     figure_panel(figures["composition"], Keys.ADAPT_COMPOSITION, width="content")
     chosen = chosen_soups(run)
     for column, (name, weights) in zip(st.columns(len(chosen)), chosen, strict=True):
         column.button(f"Make the {name} current", key=Keys.adapt_use(name), on_click=use_soup, args=(weights,))
     if "k-curve" in figures:
         figure_panel(figures["k-curve"], Keys.ADAPT_K_CURVE, width="content")
-        st.caption(f"Each k: {run.config.draws} independent draws of k images per class from the pool, seeded by "
-                   f"(seed {run.seed}, shift, draw); line: mean held-out accuracy, band: worst to best draw.")
+        st.caption(k_curve_caption(run))
 
 st.divider()
 st.subheader("One soup for several shifts")
@@ -168,17 +144,14 @@ key = request_key("several", evaluator_context(), specs, heldout, per_class, see
 held = result_store().get(key)
 if st.button("Choose one soup for these shifts", key=Keys.ADAPT_SEVERAL_GO, disabled=len(specs) < 2):
     try:
-        shifts = with_progress("Corrupting", lambda report: shifts_of(specs, heldout, per_class, seed, report))
+        shifts = with_progress("Corrupting", lambda report: shifts_of(specs, report))
         held = with_progress("One soup for all", lambda report: adapt_several(
-            evaluator.soup, shifts, dataclasses.replace(config, ks=()), labels, report))
+            evaluator.soup, shifts, config, labels, report))
         result_store().put(key, held)
     except SoupvizError as error:
         st.error(str(error))
 if held is not None:
-    joint, outcomes = held
-    figure_panel(outcomes_figure(outcomes, labels, family.name, by_shift=True, paper=paper), Keys.ADAPT_SEVERAL_CHART,
-                 width="content")
-    own = [(f"own soup: {o.shift}", o.weights) for o in outcomes if o.candidate == "soup chosen for this shift"]
-    figure_panel(composition_figure([("one soup for all", joint.weights.tolist()), *own], labels, family.name, paper),
-                 Keys.ADAPT_SEVERAL_COMPOSITION, width="content")
-    st.dataframe(outcome_table(outcomes), hide_index=True)
+    figures = several_figures(*held, labels, family.name, paper)
+    figure_panel(figures["outcomes"], Keys.ADAPT_SEVERAL_CHART, width="content")
+    figure_panel(figures["composition"], Keys.ADAPT_SEVERAL_COMPOSITION, width="content")
+    st.dataframe(outcome_table(held[1], labels), hide_index=True)

@@ -35,6 +35,7 @@ from soupviz.labels import (
 
 if TYPE_CHECKING:
     from soupviz.checkpoints import SoupFamily
+    from soupviz.insight.adapt import Outcome
     from soupviz.insight.few_shot import AdaptationRun
 
 MISSING = "—"
@@ -209,6 +210,15 @@ def soup_vs_ensemble(soups: Sequence[Record], ensembles: Sequence[Record], label
             "verdict": verdict_label(paired.verdict, "soup", "ensemble"),
         })
     return rows
+
+
+def outcome_table(outcomes: Sequence[Outcome], labels: Sequence[str]) -> list[dict]:
+    """Few-shot outcomes as table rows: the shift, the candidate and its soup, the held-out accuracy
+    with its 95% interval and image count, the selection accuracy and count, and the BatchNorm sentence."""
+    return [{"shift": o.shift, "candidate": o.candidate, "soup": soup_label(o.weights, labels),
+             "held-out accuracy": interval_text(o), "n held out": o.n,
+             "selection accuracy": f"{100 * o.selection_accuracy:.1f}%", "n selection": o.n_selection,
+             "BatchNorm": o.batchnorm} for o in outcomes]
 
 
 def adaptation_table(run: AdaptationRun) -> str:

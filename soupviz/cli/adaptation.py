@@ -52,8 +52,8 @@ def run_adapt(args: argparse.Namespace) -> None:
     from soupviz.data import load_split
     from soupviz.evaluate.factory import open_evaluator
     from soupviz.figures.export import figure_csv
+    from soupviz.insight.adaptation_views import adaptation_figures
     from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift
-    from soupviz.insight.runs import adaptation_figures
     from soupviz.insight.shifts import corruption_shift, folder_shift
     from soupviz.report import adaptation_table
 

@@ -34,6 +34,7 @@ from soupviz.weights import simplex_grid
 METHODS = ("grid", "gradient")
 K_CURVE = (1, 5, 10, 50)  # the page's k-curve
 BN_IMAGES = 512  # unlabelled shifted images used to re-estimate BatchNorm statistics
+ONE_FOR_ALL, OWN_SOUP = "one soup for all shifts", "soup chosen for this shift"  # adapt_several's candidates
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ def adapt_several(
     """One soup of the grid for all `shifts`: the best mean accuracy over their selection images
     (draw 0 of k per class of each; ties to the lower mean loss, then the first row; grid search
     only), and per shift its held-out accuracy against the soup the protocol chooses for that
-    shift alone ('soup chosen for this shift') and the references."""
+    shift alone (`OWN_SOUP`, beside the joint soup's `ONE_FOR_ALL`) and the references."""
     if not shifts:
         raise SoupvizError("Choosing one soup for several shifts needs at least one shift.")
     prepared = [soup_for_shift(soup, shift, config.bn_on_shift) for shift in shifts]
@@ -308,7 +309,7 @@ def adapt_several(
         report(Progress.at(0.5 + i / (2 * len(shifts)), f"{shift.name}: its own soup and the held-out accuracies"))
         own = select(here, shift, grid, config, shift.selection_indices(config.k, 0))[-1]
         rows = adaptation_report(here, shift, [joint, own], config.k, 0, config.batch_size, labels, batchnorm)
-        renamed = ["one soup for all shifts", "soup chosen for this shift"]
+        renamed = [ONE_FOR_ALL, OWN_SOUP]
         outcomes += [dataclasses.replace(o, candidate=renamed[j]) if j < 2 else o for j, o in enumerate(rows)]
     report(Progress.at(1.0, "done"))
     return joint, outcomes

@@ -1,30 +1,26 @@
 """Page-side logic of the insight pages (saliency, generation, few-shot adaptation) without
 Streamlit: the models a page compares (each ingredient and the current soup), picking test
-images and reading uploads, a store of finished results keyed by their inputs, and runs of the
-library's insight functions reporting progress as `Progress`, shared by the pages and
-`soupviz saliency`/`soupviz generate`. Few-shot adaptation itself is `few_shot.adapt_to_shift`.
+images, a store of finished results keyed by their inputs, and runs of the library's insight
+functions reporting progress as `Progress`, shared by the pages and `soupviz saliency`/`soupviz
+generate`. Few-shot adaptation itself is `few_shot.adapt_to_shift`; what its page and `soupviz
+adapt` show of it is `insight.adaptation_views`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import threading
-import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import plotly.graph_objects as go
 import torch
 
 from soupviz.checkpoints import SoupFamily
-from soupviz.data import IMAGE_SUFFIXES, ImageSet
+from soupviz.data import ImageSet
 from soupviz.errors import SoupvizError
-from soupviz.figures.insight import composition_figure, k_curve_figure, outcomes_figure, saliency_figure
-from soupviz.insight.adapt import selection_names
-from soupviz.insight.few_shot import AdaptationRun
+from soupviz.figures.insight import saliency_figure
 from soupviz.insight.generate import (
     ClassGaussians,
     Generation,
@@ -40,7 +36,6 @@ from soupviz.weights import EXTRAPOLATION_LIMIT
 
 CURRENT = "current soup"
 MAX_PICKED = 12  # images one saliency grid shows
-MAX_ZIP_BYTES = 512 * 2**20  # uncompressed size of an uploaded archive of labelled images
 
 
 class ResultStore:
@@ -186,23 +181,6 @@ def saliency_view(
                            family.name, weights, names, paper)
 
 
-def chosen_soups(run: AdaptationRun) -> list[tuple[str, list[float]]]:
-    """The soups an adaptation run chose, named by `adapt.selection_names`, with their weights."""
-    names = selection_names(run.selections)
-    return [(name, s.weights.tolist()) for name, s in zip(names, run.selections, strict=True)]
-
-
-def adaptation_figures(run: AdaptationRun, labels: Sequence[str], family: str, paper: bool = False
-                       ) -> dict[str, go.Figure]:
-    """The figures of one adaptation run by name: 'outcomes' (held-out accuracies), 'composition'
-    (the chosen soups' weights) and, when the run has a k-curve, 'k-curve'."""
-    figures = {"outcomes": outcomes_figure(run.outcomes, labels, family, paper=paper),
-               "composition": composition_figure(chosen_soups(run), labels, family, paper)}
-    if run.curve:
-        figures["k-curve"] = k_curve_figure(run.curve, run.summary, run.shift, family, paper)
-    return figures
-
-
 def generation_settings(eps: float, step_size: float, steps: int, frames: int, seed: int) -> GenerationSettings:
     """Generation settings keeping about `frames` images of each walk for its strip."""
     return GenerationSettings(eps, step_size, steps, frame_every=max(1, steps // max(1, frames)), seed=seed)
@@ -263,37 +241,3 @@ def _per_model(soup: Soup, rows: torch.Tensor, report: ProgressCallback, run) ->
 
         runs.append(run(soup.folded(row, extrapolate=True, margin=EXTRAPOLATION_LIMIT), step))
     return runs
-
-
-def unpack_labelled_zip(data: bytes, name: str, root: str | Path) -> Path:
-    """Extract an uploaded .zip of class folders ('cat/1.png', or inside one top folder) into a
-    folder of `root` named by its content; return the folder holding the class folders.
-
-    Raises:
-        SoupvizError: not a zip archive, too large, or without images in class folders.
-    """
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as error:
-        raise SoupvizError(f"The file {name} is not a .zip archive; upload a .zip whose folders are "
-                           "named by class (cat/, dog/, ...) and hold the images.") from error
-    members = [m for m in archive.infolist() if not m.is_dir() and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
-               and not m.filename.startswith(("/", "\\")) and ".." not in Path(m.filename).parts
-               and "__MACOSX" not in Path(m.filename).parts]
-    if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
-        raise SoupvizError(f"The archive {name} unpacks to over {MAX_ZIP_BYTES // 2**20} MiB; upload fewer images.")
-    if not any(len(Path(m.filename).parts) >= 2 for m in members):
-        raise SoupvizError(f"The archive {name} has no images inside class folders; put each image in a "
-                           "folder named by its class (cat/, dog/, ...).")
-    folder = Path(root) / hashlib.sha256(data).hexdigest()[:16]
-    for member in members:
-        target = folder.joinpath(*Path(member.filename).parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(archive.read(member))
-    top = folder
-    while True:
-        children = [p for p in top.iterdir() if p.is_dir()]
-        has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for c in children for p in c.iterdir())
-        if has_images or len(children) != 1:
-            return top
-        top = children[0]

@@ -6,6 +6,8 @@ every draw seeded per (seed, shift, draw) so that shifts and draws never share o
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +15,13 @@ from pathlib import Path
 import torch
 
 from soupviz.corruptions import corrupt
-from soupviz.data import CIFAR10_CLASSES, ImageSet, load_image_folder
+from soupviz.data import CIFAR10_CLASSES, IMAGE_SUFFIXES, ImageSet, load_image_folder
 from soupviz.errors import SoupvizError
+from soupviz.storage import cache_dir
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
+MAX_ZIP_BYTES = 512 * 2**20  # uncompressed size of an uploaded archive of labelled images
+ShiftSpec = tuple  # ('corruption', name, severity), ('folder', path) or ('upload', file name)
 
 
 def draw_seed(seed: int, shift: str, draw: int | str) -> int:
@@ -118,3 +123,68 @@ def corruption_shift(
 def folder_shift(folder: str | Path, heldout_per_class: int, seed: int = 0, name: str | None = None) -> ShiftData:
     """A shift from a folder of labelled images (class folders cat/, dog/, ...)."""
     return ShiftData.from_images(load_image_folder(folder), heldout_per_class, seed, name or Path(folder).name)
+
+
+def shift_from_spec(
+    spec: ShiftSpec, split: ImageSet | None, per_class: int, heldout_per_class: int, seed: int = 0,
+    upload: bytes | None = None, uploads: str | Path | None = None,
+) -> ShiftData:
+    """The shift `spec` names, as the Adaptation page offers them: ('corruption', name, severity)
+    corrupts `per_class` images of each class of the test `split` (`corruption_shift`); ('folder',
+    path) reads a folder of class folders; ('upload', file name) unpacks the archive's bytes
+    `upload` into `uploads` (default the cache's uploads/shifts) by `unpack_labelled_zip`. A
+    folder or archive shift is named after the folder's or file's name; `heldout_per_class` images
+    of each class are held out.
+
+    Raises:
+        SoupvizError: no test split for a corruption, no archive for an upload, or what reading the
+            images raises.
+    """
+    kind, where = spec[0], spec[1]
+    if kind == "corruption":
+        if split is None:
+            raise SoupvizError("A corruption shift corrupts the test images: set up the data first.")
+        return corruption_shift(split, where, spec[2], per_class, heldout_per_class, seed)
+    if kind == "folder":
+        folder = Path(where)
+    elif kind == "upload":
+        if upload is None:
+            raise SoupvizError(f"The archive {where} was not uploaded; upload a .zip of class folders.")
+        folder = unpack_labelled_zip(upload, where, uploads or cache_dir() / "uploads" / "shifts")
+    else:
+        raise ValueError(f"unknown shift source {kind!r}")
+    return folder_shift(folder, heldout_per_class, seed, name=Path(where).name)
+
+
+def unpack_labelled_zip(data: bytes, name: str, root: str | Path) -> Path:
+    """Extract an uploaded .zip of class folders ('cat/1.png', or inside one top folder) into a
+    folder of `root` named by its content; return the folder holding the class folders.
+
+    Raises:
+        SoupvizError: not a zip archive, too large, or without images in class folders.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as error:
+        raise SoupvizError(f"The file {name} is not a .zip archive; upload a .zip whose folders are "
+                           "named by class (cat/, dog/, ...) and hold the images.") from error
+    members = [m for m in archive.infolist() if not m.is_dir() and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
+               and not m.filename.startswith(("/", "\\")) and ".." not in Path(m.filename).parts
+               and "__MACOSX" not in Path(m.filename).parts]
+    if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+        raise SoupvizError(f"The archive {name} unpacks to over {MAX_ZIP_BYTES // 2**20} MiB; upload fewer images.")
+    if not any(len(Path(m.filename).parts) >= 2 for m in members):
+        raise SoupvizError(f"The archive {name} has no images inside class folders; put each image in a "
+                           "folder named by its class (cat/, dog/, ...).")
+    folder = Path(root) / hashlib.sha256(data).hexdigest()[:16]
+    for member in members:
+        target = folder.joinpath(*Path(member.filename).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(archive.read(member))
+    top = folder
+    while True:
+        children = [p for p in top.iterdir() if p.is_dir()]
+        has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for c in children for p in c.iterdir())
+        if has_images or len(children) != 1:
+            return top
+        top = children[0]

@@ -1,19 +1,14 @@
 """Specifications of soupviz/insight/runs.py (named apart from tests/app/test_insight_pages.py, as
 test modules share one namespace): the result store, request keys, picking images, reading
-uploaded archives and per-class Gaussian fits (few-shot runs: tests/unit/test_adapt.py)."""
+per-class Gaussian fits (few-shot runs: tests/unit/test_adapt.py; uploaded archives:
+tests/unit/test_shifts.py)."""
 
 from __future__ import annotations
 
-import io
-import zipfile
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from soupviz.data import CIFAR10_CLASSES, ImageSet, load_image_folder
+from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import SoupvizError
 from soupviz.insight.generate import GenerationSettings, fit_class_gaussians, towards_class
 from soupviz.insight.runs import (
@@ -24,7 +19,6 @@ from soupviz.insight.runs import (
     parse_indices,
     request_key,
     tensor_digest,
-    unpack_labelled_zip,
     walk_towards,
 )
 from soupviz.soup import Soup
@@ -86,38 +80,6 @@ def test_fitting_class_by_class_gives_the_joint_fit_and_keeps_each_class(
                         lambda *args, **kw: fitted.append(args[2]) or fit_class_gaussians(*args, **kw))
     fit_gaussians(images, [5, 7], 4, 1, store, "k")
     assert fitted == [[7]]  # class 5 came from the store
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def test_an_archive_of_class_folders_unpacks_to_an_image_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))  # load_image_folder caches decoded images there
-    data = _zip({"shift/cat/a.png": _png(), "shift/dog/b.png": _png(), "../evil.png": _png(), "shift/notes.txt": b"x"})
-    folder = unpack_labelled_zip(data, "shift.zip", tmp_path / "uploads")
-    assert sorted(p.name for p in folder.iterdir()) == ["cat", "dog"]
-    assert not (tmp_path / "evil.png").exists() and not (tmp_path.parent / "evil.png").exists()
-    assert load_image_folder(folder).classes == ("cat", "dog")
-
-
-@pytest.mark.parametrize(("data", "message"), [(b"plain bytes", "is not a .zip archive"),
-                                              (_zip({"a.png": _png()}), "no images inside class folders")])
-def test_unusable_archives_are_explained(tmp_path: Path, data: bytes, message: str) -> None:
-    with pytest.raises(SoupvizError, match=message):
-        unpack_labelled_zip(data, "x.zip", tmp_path)
 
 
 def test_walking_each_model_is_towards_class_on_its_folded_soup(family, synthetic_images: ImageSet) -> None:

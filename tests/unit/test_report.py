@@ -12,6 +12,7 @@ from soupviz.evaluate.comparison import paired_difference, verdict_label
 from soupviz.evaluate.methods import method_label
 from soupviz.evaluate.metrics import MetricSpec, wilson_interval
 from soupviz.evaluate.records import Record
+from soupviz.insight.adapt import Outcome
 from soupviz.labels import (
     BOUND_LEGEND,
     UPPER_BOUND_NOTE,
@@ -27,6 +28,7 @@ from soupviz.report import (
     ingredient_caption,
     ingredient_table,
     markdown_table,
+    outcome_table,
     records_table,
     soup_vs_ensemble,
     text_table,
@@ -190,3 +192,13 @@ def test_sliders_name_the_checkpoint_only_when_it_says_more_than_the_label(famil
     for ingredient, name in zip(family.ingredients, ["nominal", "linf", "L2 0.5", "l1_seed1"], strict=True):
         ingredient.card.name = name
     assert ingredient_titles(family) == ["nominal", "L∞ 8/255", "L2 0.5", "L1 12 · l1_seed1"]
+
+
+def test_few_shot_outcomes_read_as_rows_with_the_soup_named_and_both_accuracies() -> None:
+    outcome = Outcome("grid-search soup", "selected", [0.6, 0.4], "fog 3", 5, 10, 0.8, 100, 70, 0.7, 0.6, 0.78, 0,
+                      "grid", batchnorm="mixed statistics")
+    assert outcome_table([outcome], NAMES) == [{
+        "shift": "fog 3", "candidate": "grid-search soup", "soup": "0.6·a + 0.4·b",
+        "held-out accuracy": interval_text(outcome), "n held out": 100, "selection accuracy": "80.0%",
+        "n selection": 10, "BatchNorm": "mixed statistics"}]
+    assert interval_text(outcome) == "70.0% [60.0, 78.0]"

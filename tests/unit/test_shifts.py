@@ -1,17 +1,23 @@
 """Specification of soupviz.insight.shifts: held-out and pool splits per class, selection draws
 independent across draws and shifts, corruption in fixed chunks, and a user's folder classes mapped
-onto the model's."""
+onto the model's; the shifts the Adaptation page names (a corruption, a folder, an uploaded archive)."""
 
 from __future__ import annotations
 
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from soupviz.corruptions import corrupt
-from soupviz.data import CIFAR10_CLASSES, ImageSet
+from soupviz.data import CIFAR10_CLASSES, ImageSet, load_image_folder
 from soupviz.errors import SoupvizError
-from soupviz.insight.shifts import ShiftData, corruption_shift
+from soupviz.insight.shifts import ShiftData, corruption_shift, shift_from_spec, unpack_labelled_zip
 
 
 @pytest.fixture
@@ -73,3 +79,63 @@ def test_user_folder_classes_are_mapped_to_the_model_classes(images):
         ShiftData.from_images(ImageSet(folder.images, folder.labels, ("cat", "unicorn"), "mine"), 1)
     with pytest.raises(SoupvizError, match="leaves none to select"):
         ShiftData.from_images(folder, heldout_per_class=4)
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_archive_of_class_folders_unpacks_to_an_image_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))  # load_image_folder caches decoded images there
+    data = _zip({"shift/cat/a.png": _png(), "shift/dog/b.png": _png(), "../evil.png": _png(), "shift/notes.txt": b"x"})
+    folder = unpack_labelled_zip(data, "shift.zip", tmp_path / "uploads")
+    assert sorted(p.name for p in folder.iterdir()) == ["cat", "dog"]
+    assert not (tmp_path / "evil.png").exists() and not (tmp_path.parent / "evil.png").exists()
+    assert load_image_folder(folder).classes == ("cat", "dog")
+
+
+@pytest.mark.parametrize(("data", "message"), [(b"plain bytes", "is not a .zip archive"),
+                                              (_zip({"a.png": _png()}), "no images inside class folders")])
+def test_unusable_archives_are_explained(tmp_path: Path, data: bytes, message: str) -> None:
+    with pytest.raises(SoupvizError, match=message):
+        unpack_labelled_zip(data, "x.zip", tmp_path)
+
+
+def _class_folders(n: int = 3) -> bytes:
+    """An archive 'photos/cat/0.png', ... with `n` black images of each of cat and dog."""
+    return _zip({f"photos/{name}/{i}.png": _png() for name in ("cat", "dog") for i in range(n)})
+
+
+def test_a_corruption_spec_is_the_corruption_shift_of_the_split(images) -> None:
+    shift = shift_from_spec(("corruption", "fog", 2), images, 3, 1, seed=4)
+    expected = corruption_shift(images, "fog", 2, 3, 1, seed=4)
+    assert shift.name == "fog 2" and torch.equal(shift.x, expected.x) and torch.equal(shift.heldout, expected.heldout)
+    with pytest.raises(SoupvizError, match="set up the data"):
+        shift_from_spec(("corruption", "fog", 2), None, 3, 1)
+
+
+def test_folder_and_upload_specs_read_class_folders_named_after_the_folder_or_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
+    uploaded = shift_from_spec(("upload", "photos.zip"), None, 100, 1, upload=_class_folders())
+    assert uploaded.name == "photos.zip" and sorted(set(uploaded.y.tolist())) == [3, 5]
+    assert len(uploaded.heldout) == 2 and len(uploaded.pool) == 4
+    assert any((tmp_path / "cache" / "uploads" / "shifts").iterdir())  # unpacked into the cache by default
+    folder = unpack_labelled_zip(_class_folders(), "photos.zip", tmp_path / "mine")
+    read = shift_from_spec(("folder", str(folder)), None, 100, 1)
+    assert read.name == folder.name and torch.equal(read.y, uploaded.y)
+    with pytest.raises(SoupvizError, match="photos.zip was not uploaded"):
+        shift_from_spec(("upload", "photos.zip"), None, 100, 1)
