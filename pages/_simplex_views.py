@@ -13,14 +13,12 @@ from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.methods import attack_label
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
-from soupviz.labels import record_choices, soup_label
+from soupviz.labels import record_choices, soup_label, stored_grid_caption
 from soupviz.store import ResultStore
-from soupviz.store_grid import StoredGrid, being_written, family_records, family_store, grid_step, stored_grid
-from soupviz.weights import grid_weights
+from soupviz.store_grid import StoredGrid, being_written, family_records, family_store, stored_grids, tradeoff_grids
 
 REFRESH, IDLE_REFRESH = "5s", "60s"  # how often a page rereads the store while a sweep writes it, and otherwise
 
@@ -47,9 +45,8 @@ def rereading_store(draw: Callable[..., None]) -> Callable[..., None]:
 
 
 def stored(evaluator: Evaluator) -> dict[str, StoredGrid]:
-    """The family's stored records per spec key, over the grid their sweep ran on; where a spec
-    was stored on several image subsets, the most complete grid (by share done) is kept. Read
-    once per version of the store, shared by the server's sessions (do not modify)."""
+    """The family's stored grids per spec key (`store_grid.stored_grids`), read once per version of
+    the store and shared by the server's sessions (do not modify)."""
     store = family_store(evaluator.family.folder)
     if not store.path.is_file():
         return {}
@@ -58,29 +55,14 @@ def stored(evaluator: Evaluator) -> dict[str, StoredGrid]:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _stored_grids(path: str, modified: float, family_id: str, k: int) -> dict[str, StoredGrid]:
-    everything = family_records(ResultStore(path), family_id)
-    grids: dict[str, StoredGrid] = {}
-    for spec, images in dict.fromkeys((r.spec, r.images) for r in everything):
-        records = [r for r in everything if r.spec == spec and r.images == images]
-        grid = stored_grid(records, grid_weights(k, grid_step(records, k)))
-        if spec not in grids or (grid.share, grid.found) > (grids[spec].share, grids[spec].found):
-            grids[spec] = grid
-    return grids
-
-
-def caption(grid: StoredGrid) -> str:
-    """The figure note: the share done and how the metric was measured (robust: the attack)."""
-    measure = grid.records[0].measure
-    how = f", {attack_label(measure)} on {grid.records[0].n} images" if grid.records[0].upper_bound else \
-        f", {grid.records[0].n} images"
-    return grid.caption() + how
+    return stored_grids(family_records(ResultStore(path), family_id), k)
 
 
 @rereading_store
 def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> None:
     """Explorer: the filled ternary map of the chosen corners and the tetrahedron, from the store,
     with a list of the stored soups (best first) that moves the sliders to the one picked."""
-    grids = {key: grid for key, grid in stored(evaluator).items() if grid.found}
+    grids = stored(evaluator)
     if not grids:
         return
     family, k = evaluator.family, len(evaluator.family.names)
@@ -94,14 +76,14 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
     with left:
         try:
             fig = filled_ternary_figure(grid.records, grid.records[0].spec, corners, current=weights,
-                                        labels=family.labels, note=caption(grid), paper=paper)
+                                        labels=family.labels, note=stored_grid_caption(grid), paper=paper)
             figure_panel(fig, Keys.STORED_TERNARY)
         except SoupvizError as error:  # too few stored soups on this face yet
             st.caption(str(error))
     if k == 4:
         with right:
             figure_panel(tetrahedron_figure(grid.records, grid.records[0].spec, current=weights, labels=family.labels,
-                                            note=caption(grid), paper=paper), Keys.STORED_TETRAHEDRON)
+                                            note=stored_grid_caption(grid), paper=paper), Keys.STORED_TETRAHEDRON)
             ranked = {tuple(r.weights): f"{100 * r.accuracy:.1f}% · {soup_label(r.weights, family.labels)}"
                       for r in grid.ranked()}
 
@@ -123,29 +105,28 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
 @rereading_store
 def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
     """Attack heatmaps: the ingredients under every stored metric, before anything is pressed."""
-    grids = {key: grid for key, grid in stored(evaluator).items() if grid.found}
-    family = evaluator.family
-    k = len(family.names)
-    soups = [(label, [float(i == j) for j in range(k)]) for i, label in enumerate(family.labels)]
+    grids, family = stored(evaluator), evaluator.family
+    soups = list(zip(family.labels, evaluator.ingredient_weights().tolist(), strict=True))
     records = [r for grid in grids.values() for r in grid.records]
     if not records:
         return
     figure_panel(accuracy_heatmap(records, soups, labels=family.labels, paper=paper), Keys.STORED_HEATMAP)
-    st.caption("Precomputed; " + " · ".join(f"{g.records[0].metric}: {caption(g)}" for g in grids.values()))
+    st.caption("Precomputed; " + " · ".join(f"{g.records[0].metric}: {stored_grid_caption(g)}"
+                                            for g in grids.values()))
 
 
 @rereading_store
 def stored_tradeoff(evaluator: Evaluator, threat: str, weights: list[float], paper: bool) -> None:
     """Trade-off: clean against robust accuracy over the stored grid, before anything is pressed."""
-    grids = {key: grid for key, grid in stored(evaluator).items() if grid.found}
-    clean = next((g for g in grids.values() if g.records[0].kind == "clean"), None)
-    robust = next((g for g in grids.values() if g.records[0].measure.threat == threat), None)
-    if clean is None or robust is None:
+    grids = tradeoff_grids(stored(evaluator), threat)
+    if grids is None:
         return
+    clean, robust = grids
     try:
         fig = tradeoff_figure(clean.records + robust.records, robust.records[0].spec, clean.records[0].spec,
                               current=weights, labels=evaluator.family.labels, paper=paper)
     except SoupvizError:  # the stored clean and robust grids share no soup yet
         return
     figure_panel(fig, Keys.STORED_TRADEOFF)
-    st.caption(f"Precomputed: clean {caption(clean)}; {robust.records[0].metric} {caption(robust)}.")
+    st.caption(f"Precomputed: clean {stored_grid_caption(clean)}; "
+               f"{robust.records[0].metric} {stored_grid_caption(robust)}.")

@@ -1,5 +1,6 @@
 """What people read about records: accuracies with intervals, metric names, the upper-bound note,
-and the names of soups and ingredients, shared by the CLI, the dashboard and the figures.
+the names of soups and ingredients and the notes of stored grids, shared by the CLI, the dashboard
+and the figures.
 
 Every text here is made from a record's data (its `MetricSpec`, numbers and method), never read
 back from another text. Accuracies are shown in percent with their 95% interval,
@@ -16,6 +17,7 @@ from soupviz.evaluate.records import Record
 
 if TYPE_CHECKING:
     from soupviz.checkpoints import SoupFamily
+    from soupviz.store_grid import StoredGrid
 
 UPPER_BOUND_NOTE = "upper bound on robust accuracy"
 BOUND = " ≤"
@@ -104,3 +106,11 @@ def ingredient_titles(family: SoupFamily) -> list[str]:
 def record_choices(records: Sequence[Record]) -> dict[str, str]:
     """Display name -> spec key of the metrics in `records`, e.g. 'L∞ 8/255 (APGD-CE-40)'."""
     return {f"{r.metric} ({attack_label(r.measure)})" if r.upper_bound else r.metric: r.spec for r in records}
+
+
+def stored_grid_caption(grid: StoredGrid) -> str:
+    """A stored grid's note: the share done and how its metric was measured, 'from the precomputed
+    store: 9 of 10 soups, APGD-CE-40 on 200 images' (the attack only for robust accuracy)."""
+    first = grid.records[0]
+    how = f"{attack_label(first.measure)} on {first.n} images" if first.upper_bound else f"{first.n} images"
+    return f"{grid.caption()}, {how}"

@@ -4,7 +4,7 @@ pages can draw figures from a store while a sweep is still writing to it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +54,30 @@ def stored_grid(records: Sequence[Record], grid: Sequence[Sequence[float]]) -> S
             chosen.append(record)
     specs = {record.spec for record in records}
     return StoredGrid(chosen, len(chosen), len(wanted) * max(1, len(specs)))
+
+
+def stored_grids(records: Sequence[Record], k: int) -> dict[str, StoredGrid]:
+    """Per spec key, the `stored_grid` of a family's `records` (e.g. `family_records`) over the grid
+    their sweep ran on (`grid_step`, for `k` ingredients). Where a spec was stored on several image
+    subsets, the most complete grid is kept (by share done, then soups found; the first stored on a
+    tie); a spec none of whose soups lies on its grid is left out."""
+    grids: dict[str, StoredGrid] = {}
+    for spec, images in dict.fromkeys((r.spec, r.images) for r in records):
+        subset = [r for r in records if r.spec == spec and r.images == images]
+        grid = stored_grid(subset, grid_weights(k, grid_step(subset, k)))
+        if grid.found and (spec not in grids or (grid.share, grid.found) > (grids[spec].share, grids[spec].found)):
+            grids[spec] = grid
+    return grids
+
+
+def tradeoff_grids(grids: Mapping[str, StoredGrid], threat: str) -> tuple[StoredGrid, StoredGrid] | None:
+    """The grids a trade-off figure of `threat` draws from `grids` (e.g. `stored_grids`): the clean
+    accuracy's, and the first of robust accuracy under `threat` (any attack); None where either is
+    missing."""
+    found = [grid for grid in grids.values() if grid.found]
+    clean = next((g for g in found if g.records[0].kind == "clean"), None)
+    robust = next((g for g in found if g.records[0].measure.threat == threat), None)
+    return None if clean is None or robust is None else (clean, robust)
 
 
 def family_records(store: ResultStore, family: str, specs: Sequence[MetricSpec] | None = None) -> list[Record]:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from soupviz.evaluate.comparison import paired_difference, verdict_label
-from soupviz.evaluate.methods import method_label
+from soupviz.evaluate.methods import attack_label, method_label
 from soupviz.evaluate.metrics import MetricSpec, wilson_interval
 from soupviz.evaluate.records import Record
 from soupviz.insight.adapt import Outcome
@@ -23,6 +23,7 @@ from soupviz.labels import (
     method_text,
     metric_name,
     record_choices,
+    stored_grid_caption,
 )
 from soupviz.report import (
     ingredient_caption,
@@ -33,6 +34,7 @@ from soupviz.report import (
     soup_vs_ensemble,
     text_table,
 )
+from soupviz.store_grid import StoredGrid
 from soupviz.weights import grid_weights
 
 NAMES = ["a", "b"]
@@ -202,3 +204,10 @@ def test_few_shot_outcomes_read_as_rows_with_the_soup_named_and_both_accuracies(
         "held-out accuracy": interval_text(outcome), "n held out": 100, "selection accuracy": "80.0%",
         "n selection": 10, "BatchNorm": "mixed statistics"}]
     assert interval_text(outcome) == "70.0% [60.0, 78.0]"
+
+
+def test_a_stored_grid_note_names_the_attack_only_for_robust_accuracy() -> None:
+    clean, robust = result("clean"), result("linf::apgd-ce:40")
+    assert stored_grid_caption(StoredGrid([clean], 9, 10)) == "from the precomputed store: 9 of 10 soups, 100 images"
+    assert stored_grid_caption(StoredGrid([robust], 1, 2)) == (
+        f"from the precomputed store: 1 of 2 soups, {attack_label(robust.measure)} on 100 images")
