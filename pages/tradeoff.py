@@ -10,14 +10,15 @@ from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
 from soupviz.evaluate.baselines import baseline_labels, evaluate_baselines
 from soupviz.evaluate.comparison import SAMPLING_NOTE
-from soupviz.evaluate.ensembles import EnsembleEvaluator
+from soupviz.evaluate.ensembles import EnsembleEvaluator, ensemble_soups
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import robust_specs
 from soupviz.figures.tradeoff import tradeoff_figure
 from soupviz.labels import interval_text
-from soupviz.report import soup_vs_ensemble, weights_key
+from soupviz.report import soup_vs_ensemble
+from soupviz.soup_rows import with_soup
 from soupviz.threats import THREAT_LABELS, THREATS
-from soupviz.weights import grid_weights, is_extrapolated
+from soupviz.weights import grid_weights
 
 MODES = {"none": "no ensembles", "logits": "ensembles of logits", "probs": "ensembles of probabilities"}
 
@@ -42,8 +43,7 @@ if baselines:
                       "sampled per batch), measured on the same images and attack.")
     baselines = baselines if shown else []
 weights = current_weights(k)
-soups = grid_weights(k, step)
-soups += [weights] if weights_key(weights) not in {weights_key(w) for w in soups} else []
+soups = with_soup(grid_weights(k, step), weights)
 specs = [MetricSpec("clean"), *robust_specs(s, [threat])]
 request = (soups, [spec.key for spec in specs], mode, [model.name for model in baselines])
 st.caption(f"{len(soups)} soups (a grid over all ingredients plus the current soup) on {evaluator.images_label}, "
@@ -53,9 +53,8 @@ if st.button("Evaluate", type="primary"):
     records = evaluate_live(lambda report: evaluator.evaluate(soups, specs, report), "Soups")
     ensembles = []
     if mode != "none":
-        convex = [w for w in soups if mode == "logits" or not is_extrapolated(w)]
-        ensembles = evaluate_live(lambda report: EnsembleEvaluator(evaluator, mode).evaluate(convex, specs, report),
-                                  MODES[mode].capitalize())
+        ensembles = evaluate_live(lambda report: EnsembleEvaluator(evaluator, mode).evaluate(
+            ensemble_soups(soups, mode), specs, report), MODES[mode].capitalize())
     extra = evaluate_live(lambda report: evaluate_baselines(evaluator, baselines, specs, report), "Baselines")
     held = st.session_state[Keys.TRADEOFF_RECORDS] = HeldResults(request, records=records, ensembles=ensembles,
                                                                  baselines=extra)

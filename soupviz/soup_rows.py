@@ -1,5 +1,6 @@
 """The soups a heatmap or table shows as rows: a family's ingredients, the presets, the current soup
-and a grid, chosen by group and named once each (names from `soupviz.labels.soup_label`).
+and a grid, chosen by group and named once each (names from `soupviz.labels.soup_label`); and a
+grid with the current soup added once.
 """
 
 from __future__ import annotations
@@ -38,3 +39,10 @@ def row_soups(
             seen.add(weights_key(weights))
             unique.append((name, weights))
     return unique
+
+
+def with_soup(soups: Sequence[Sequence[float]], weights: Sequence[float]) -> list[Sequence[float]]:
+    """`soups`, then `weights` unless one of them is that soup already (to 8 decimals,
+    `report.weights_key`): e.g. a grid with the current soup, each measured once."""
+    present = {weights_key(w) for w in soups}
+    return [*soups, *([weights] if weights_key(weights) not in present else [])]

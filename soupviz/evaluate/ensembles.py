@@ -21,7 +21,7 @@ from soupviz.evaluate.metrics import (
     MetricSpec,
 )
 from soupviz.soup import Soup
-from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights
+from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
 
 MODES = {"logits": "logits", "probs": "probabilities"}
 Weights = Sequence[float] | torch.Tensor
@@ -40,6 +40,15 @@ def check_ensemble_weights(weights: Weights | Sequence[Weights], k: int, mode: s
             raise SoupWeightsError(f"{error} An ensemble of probabilities needs weights in [0, 1]; "
                                    "use mode 'logits' to extrapolate.") from error
         raise
+
+
+def ensemble_soups(soups: Sequence[Weights], mode: str) -> list[Weights]:
+    """Those of `soups` (each (K,)) that an ensemble of `mode` can take, in order: every soup for
+    'logits' (logit ensembles extrapolate, as soups do); for 'probs' only the soups with all weights
+    in [0, 1], as a mixture of probabilities needs (see `check_ensemble_weights`)."""
+    if mode not in MODES:
+        raise SoupvizError(f"Unknown ensemble mode {mode!r}: use 'logits' or 'probs'.")
+    return [w for w in soups if mode == "logits" or not is_extrapolated(w)]
 
 
 def combine_outputs(logits: torch.Tensor, weights: torch.Tensor, mode: str) -> torch.Tensor:

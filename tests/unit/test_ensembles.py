@@ -1,5 +1,6 @@
 """Output-space ensembles: one-hot weights give the ingredient, identical ingredients give
-themselves, the ensemble can be attacked whole, and its Records line up with the soups'."""
+themselves, the ensemble can be attacked whole, its Records line up with the soups', and only
+logit ensembles take extrapolated soups."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import torch
 
 from soupviz.attacks import PGD
 from soupviz.errors import SoupvizError, SoupWeightsError
-from soupviz.evaluate.ensembles import EnsembleEvaluator, OutputEnsemble, SoupMember, combine_outputs
+from soupviz.evaluate.ensembles import (
+    EnsembleEvaluator,
+    OutputEnsemble,
+    SoupMember,
+    combine_outputs,
+    ensemble_soups,
+)
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.soup import Soup
@@ -108,3 +115,11 @@ def test_ensemble_robust_accuracy_attacks_the_ensemble_and_is_cached_apart_from_
     assert again == first and cached[-1].message.endswith("(cached)")
     assert len(store) == 2  # the soup's and the ensemble's
     assert evaluator.evaluate(hot, [spec])[0].method == soup.method
+
+
+def test_only_logit_ensembles_take_extrapolated_soups() -> None:
+    soups = [[1.0, 0.0], [1.2, -0.2], [0.5, 0.5], [-1e-13, 1.0]]  # the last is inside, up to rounding
+    assert ensemble_soups(soups, "logits") == soups
+    assert ensemble_soups(soups, "probs") == [[1.0, 0.0], [0.5, 0.5], [-1e-13, 1.0]]
+    with pytest.raises(SoupvizError, match="Unknown ensemble mode 'none'"):
+        ensemble_soups(soups, "none")
