@@ -18,6 +18,7 @@ from soupviz.evaluate.soupability import (
     Soupability,
     measure_against,
     measure_soupability,
+    outsider_partner,
     unrelated_pairs,
 )
 from soupviz.figures.soupability import paths_figure
@@ -95,8 +96,7 @@ def unrelated_panel(family: SoupFamily, folder: str, stamp: str, source: str, de
         st.caption(f"No comparison with the shipped unrelated network: {error}")
         return
     pairs = {f"{p.a} → {p.b}": p for p in report.within}
-    partners = family.names
-    nominal = next((i.name for i in family.ingredients if i.card.threat == "none"), partners[0])
+    partners, nominal = family.names, outsider_partner(family)
     keep_valid(Keys.PATHS_PARTNER, partners, nominal)
     keep_valid(Keys.PATHS_PAIR, list(pairs), next(n for n, p in pairs.items() if nominal in (p.a, p.b)))
     left, right = st.columns(2)

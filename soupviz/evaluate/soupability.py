@@ -21,6 +21,7 @@ from soupviz.errors import CheckpointError
 from soupviz.models import create_model
 from soupviz.parameters import ParameterMatrix
 from soupviz.soup import BATCHNORM_LABELS, Soup
+from soupviz.threats import NOMINAL
 from soupviz.weights import interpolation_line
 
 # A pair "soups well" when no point of the straight path falls more than these below the line
@@ -84,6 +85,12 @@ def shared_base(family: SoupFamily, a: str, b: str) -> str | None:
 def unrelated_pairs(family: SoupFamily) -> list[tuple[str, str]]:
     """Pairs of ingredients whose cards show no shared base: souping them is a gamble."""
     return [(a, b) for a, b in itertools.combinations(family.names, 2) if shared_base(family, a, b) is None]
+
+
+def outsider_partner(family: SoupFamily) -> str:
+    """The ingredient whose path to an outside network is shown first: the nominal one (trained
+    without a threat), as a clean-trained outsider is fairest against it; else the first."""
+    return next((i.name for i in family.ingredients if i.card.threat == NOMINAL), family.names[0])
 
 
 @dataclass

@@ -2,7 +2,8 @@
 in their cards; identical ingredients have no barrier while a functionally identical but
 permuted copy (what independent training gives) has one; small nets fine-tuned from one base
 are connected while an independently trained one is not; an outside network is measured on
-the same images and points as the family's pairs; `soupviz check [--against]` prints them."""
+the same images and points as the family's pairs, starting from the nominal ingredient; `soupviz
+check [--against]` prints them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from soupviz.cards import Card
-from soupviz.checkpoints import load_checkpoint, load_family, save_checkpoint
+from soupviz.checkpoints import SoupFamily, load_checkpoint, load_family, save_checkpoint
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import CheckpointError
@@ -23,6 +24,7 @@ from soupviz.evaluate.soupability import (
     lineage,
     measure_against,
     measure_soupability,
+    outsider_partner,
     path_barrier,
     shared_base,
     straight_paths,
@@ -49,6 +51,11 @@ def test_lineage_follows_parents_through_the_family_cards(family) -> None:
     assert shared_base(family, "test-l2", "test-l1") == "test-linf"
     assert shared_base(family, "test-linf", "test-none") == "test-linf"
     assert unrelated_pairs(family) == []
+
+
+def test_an_outsider_is_compared_first_with_the_nominal_ingredient_else_the_first(family) -> None:
+    assert outsider_partner(SoupFamily("reversed", family.ingredients[::-1])) == "test-none"
+    assert outsider_partner(SoupFamily("robust only", family.ingredients[1:])) == "test-linf"
 
 
 def permuted(state: dict[str, torch.Tensor], seed: int = 0) -> dict[str, torch.Tensor]:
