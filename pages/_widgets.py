@@ -263,6 +263,15 @@ def keep_valid(key: str, options: Sequence, default: object) -> None:
     st.session_state[key] = value
 
 
+def set_soup(weights: Sequence[float]) -> None:
+    """Make `weights` the current soup (`set_weights`), first turning extrapolation on, at the
+    smallest margin that holds them, where they need it (call before the sliders are drawn)."""
+    if is_extrapolated(weights):
+        st.session_state[Keys.EXTRAPOLATE] = True
+        st.session_state[Keys.MARGIN] = margin_for(weights, MARGINS)
+    set_weights(weights)
+
+
 def read_link(k: int) -> None:
     """Once per session, start from the soup in the page address (?w=0.5,0.5,0,0) if any."""
     if st.session_state.get(Keys.URL_READ):
@@ -276,10 +285,7 @@ def read_link(k: int) -> None:
     except SoupWeightsError as error:
         st.warning(str(error))
         return
-    if is_extrapolated(weights):
-        st.session_state[Keys.EXTRAPOLATE] = True
-        st.session_state[Keys.MARGIN] = margin_for(weights, MARGINS)
-    set_weights(weights)
+    set_soup(weights)
 
 
 def write_link(weights: Sequence[float]) -> None:

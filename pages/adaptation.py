@@ -8,7 +8,7 @@ import streamlit as st
 from pages._components import session_evaluator
 from pages._insight import evaluator_context, keep_values, result_store, test_split, with_progress
 from pages._state import Keys
-from pages._widgets import MARGINS, figure_panel, set_weights
+from pages._widgets import figure_panel, set_soup
 from soupviz.corruptions import corruption_label, corruption_names
 from soupviz.errors import SoupvizError
 from soupviz.insight.adaptation_views import (
@@ -24,19 +24,11 @@ from soupviz.insight.runs import request_key
 from soupviz.insight.shifts import ShiftData
 from soupviz.progress import ProgressCallback, silent
 from soupviz.report import outcome_table
-from soupviz.weights import DEFAULT_MARGIN, is_extrapolated, margin_for, tidy
+from soupviz.weights import DEFAULT_MARGIN
 
 SOURCES = {"corruption": "A corruption of the test images", "folder": "A folder of labelled images",
            "upload": "Upload labelled images (.zip)"}
 METHODS = {"grid": "Grid search", "gradient": "Grid search, then gradient steps"}
-
-
-def use_soup(weights: list[float]) -> None:
-    """Make `weights` the current soup, turning extrapolation on if it needs it."""
-    if is_extrapolated(weights):
-        st.session_state[Keys.EXTRAPOLATE] = True
-        st.session_state[Keys.MARGIN] = margin_for(weights, MARGINS)
-    set_weights(tidy(weights))
 
 
 def shifts_of(specs: list[tuple], report: ProgressCallback = silent, upload: object = None) -> list[ShiftData]:
@@ -128,7 +120,7 @@ elif run is not None:
     figure_panel(figures["composition"], Keys.ADAPT_COMPOSITION, width="content")
     chosen = chosen_soups(run)
     for column, (name, weights) in zip(st.columns(len(chosen)), chosen, strict=True):
-        column.button(f"Make the {name} current", key=Keys.adapt_use(name), on_click=use_soup, args=(weights,))
+        column.button(f"Make the {name} current", key=Keys.adapt_use(name), on_click=set_soup, args=(weights,))
     if "k-curve" in figures:
         figure_panel(figures["k-curve"], Keys.ADAPT_K_CURVE, width="content")
         st.caption(k_curve_caption(run))
