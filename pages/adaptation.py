@@ -21,7 +21,7 @@ from soupviz.insight.adaptation_views import (
 )
 from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift
 from soupviz.insight.runs import request_key
-from soupviz.insight.shifts import ShiftData
+from soupviz.insight.shifts import ShiftData, upload_spec
 from soupviz.progress import ProgressCallback, silent
 from soupviz.report import outcome_table
 from soupviz.weights import DEFAULT_MARGIN
@@ -68,7 +68,7 @@ elif source == "folder":
     spec = ("folder", state[Keys.ADAPT_FOLDER].strip())
 else:
     upload = a.file_uploader("A .zip of class folders (cat/, dog/, …)", type=["zip"], key=Keys.ADAPT_UPLOAD)
-    spec = ("upload", upload.name if upload else "")
+    spec = upload_spec(upload.name, upload.getvalue()) if upload else ("upload", "")
 d.number_input("Held out per class", 1, 1000, key=Keys.ADAPT_HELDOUT, help="Scored, never used for choosing.")
 
 st.subheader("Selection")

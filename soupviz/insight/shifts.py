@@ -21,7 +21,7 @@ from soupviz.storage import cache_dir
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
 MAX_ZIP_BYTES = 512 * 2**20  # uncompressed size of an uploaded archive of labelled images
-ShiftSpec = tuple  # ('corruption', name, severity), ('folder', path) or ('upload', file name)
+ShiftSpec = tuple  # ('corruption', name, severity), ('folder', path) or ('upload', file name, content digest)
 
 
 def draw_seed(seed: int, shift: str, draw: int | str) -> int:
@@ -125,13 +125,19 @@ def folder_shift(folder: str | Path, heldout_per_class: int, seed: int = 0, name
     return ShiftData.from_images(load_image_folder(folder), heldout_per_class, seed, name or Path(folder).name)
 
 
+def upload_spec(name: str, data: bytes) -> ShiftSpec:
+    """The spec of an uploaded archive: its file name and a digest of its bytes, so results kept
+    under the spec are never reused for a different archive uploaded under the same name."""
+    return ("upload", name, hashlib.sha256(data).hexdigest()[:20])
+
+
 def shift_from_spec(
     spec: ShiftSpec, split: ImageSet | None, per_class: int, heldout_per_class: int, seed: int = 0,
     upload: bytes | None = None, uploads: str | Path | None = None,
 ) -> ShiftData:
     """The shift `spec` names, as the Adaptation page offers them: ('corruption', name, severity)
     corrupts `per_class` images of each class of the test `split` (`corruption_shift`); ('folder',
-    path) reads a folder of class folders; ('upload', file name) unpacks the archive's bytes
+    path) reads a folder of class folders; ('upload', file name, …) (`upload_spec`) unpacks the archive's bytes
     `upload` into `uploads` (default the cache's uploads/shifts) by `unpack_labelled_zip`. A
     folder or archive shift is named after the folder's or file's name; `heldout_per_class` images
     of each class are held out.

@@ -17,7 +17,7 @@ from PIL import Image
 from soupviz.corruptions import corrupt
 from soupviz.data import CIFAR10_CLASSES, ImageSet, load_image_folder
 from soupviz.errors import SoupvizError
-from soupviz.insight.shifts import ShiftData, corruption_shift, shift_from_spec, unpack_labelled_zip
+from soupviz.insight.shifts import ShiftData, corruption_shift, shift_from_spec, unpack_labelled_zip, upload_spec
 
 
 @pytest.fixture
@@ -139,3 +139,10 @@ def test_folder_and_upload_specs_read_class_folders_named_after_the_folder_or_fi
     assert read.name == folder.name and torch.equal(read.y, uploaded.y)
     with pytest.raises(SoupvizError, match="photos.zip was not uploaded"):
         shift_from_spec(("upload", "photos.zip"), None, 100, 1)
+
+
+def test_an_upload_spec_tells_archives_of_one_name_apart_by_their_bytes() -> None:
+    first, second = _class_folders(), b"another archive"
+    assert upload_spec("photos.zip", first) == upload_spec("photos.zip", first)
+    assert upload_spec("photos.zip", first) != upload_spec("photos.zip", second)
+    assert upload_spec("photos.zip", first)[:2] == ("upload", "photos.zip")
