@@ -21,7 +21,7 @@ from soupviz.insight.adaptation_views import (
 )
 from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift
 from soupviz.insight.runs import request_key
-from soupviz.insight.shifts import ShiftData, upload_spec
+from soupviz.insight.shifts import HELDOUT_PER_CLASS, PER_CLASS, SEVERITY, ShiftData, upload_spec
 from soupviz.progress import ProgressCallback, silent
 from soupviz.report import outcome_table
 from soupviz.weights import DEFAULT_MARGIN
@@ -45,11 +45,13 @@ family, paper, state = evaluator.family, st.session_state.get(Keys.PAPER, False)
 labels, split = family.labels, test_split()
 if split is None:
     st.stop()
-keep_values({Keys.ADAPT_SOURCE: "corruption", Keys.ADAPT_CORRUPTION: "fog", Keys.ADAPT_SEVERITY: 3,
-             Keys.ADAPT_FOLDER: "", Keys.ADAPT_PER_CLASS: 100, Keys.ADAPT_HELDOUT: 50, Keys.ADAPT_K: 10,
-             Keys.ADAPT_STEP: 0.2, Keys.ADAPT_EXTRAPOLATE: False, Keys.ADAPT_MARGIN: DEFAULT_MARGIN,
-             Keys.ADAPT_METHOD: "gradient", Keys.ADAPT_GRADIENT_STEPS: 10, Keys.ADAPT_LR: 0.05,
-             Keys.ADAPT_BN_SHIFT: False, Keys.ADAPT_REPEATS: 5, Keys.ADAPT_SEED: evaluator.seed,
+base = AdaptConfig()
+keep_values({Keys.ADAPT_SOURCE: "corruption", Keys.ADAPT_CORRUPTION: "fog", Keys.ADAPT_SEVERITY: SEVERITY,
+             Keys.ADAPT_FOLDER: "", Keys.ADAPT_PER_CLASS: PER_CLASS, Keys.ADAPT_HELDOUT: HELDOUT_PER_CLASS,
+             Keys.ADAPT_K: base.k, Keys.ADAPT_STEP: base.step, Keys.ADAPT_EXTRAPOLATE: False,
+             Keys.ADAPT_MARGIN: DEFAULT_MARGIN, Keys.ADAPT_METHOD: base.method,
+             Keys.ADAPT_GRADIENT_STEPS: base.gradient_steps, Keys.ADAPT_LR: base.lr,
+             Keys.ADAPT_BN_SHIFT: base.bn_on_shift, Keys.ADAPT_REPEATS: base.draws, Keys.ADAPT_SEED: evaluator.seed,
              Keys.ADAPT_SEVERAL: ["gaussian_noise", "fog", "contrast"]})
 
 st.subheader("Shift")

@@ -11,7 +11,11 @@ from pathlib import Path
 from soupviz.cli.options import add_common
 from soupviz.cli.outputs import FIGURE_FORMATS, write_outputs
 from soupviz.errors import SoupvizError
+from soupviz.insight.few_shot import AdaptConfig
+from soupviz.insight.shifts import HELDOUT_PER_CLASS, PER_CLASS, SEVERITY
 from soupviz.progress import terminal_bar
+
+DEFAULTS = AdaptConfig()
 
 
 def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,16 +24,19 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
     add = parser.add_argument
     add("family", help="family folder of .safetensors checkpoints with JSON cards")
     add("--corruption", default=None, help="shift: this corruption of the test images (see soupviz.corruptions)")
-    add("--severity", type=int, default=3, help="corruption severity, 1 to 5")
-    add("--per-class", type=int, default=100, help="test images per class the corrupted shift draws")
+    add("--severity", type=int, default=SEVERITY, help="corruption severity, 1 to 5")
+    add("--per-class", type=int, default=PER_CLASS, help="test images per class the corrupted shift draws")
     add("--folder", default=None, help="shift: a folder of labelled images (cat/, dog/, ...) instead of a corruption")
-    add("--heldout", type=int, default=50, help="images per class held out for scoring, never used for choosing")
-    add("--k", type=int, default=10, help="labelled images per class the soup is chosen on")
-    add("--step", type=float, default=0.2, help="grid step of the weights")
-    add("--margin", type=float, default=0.0, help="extrapolation margin: weights in [-margin, 1 + margin]")
-    add("--method", default="gradient", choices=["grid", "gradient"], help="grid search, or grid then gradient steps")
-    add("--gradient-steps", type=int, default=10, help="projected Adam steps from the grid's choice")
-    add("--lr", type=float, default=0.05, help="learning rate of the gradient steps")
+    add("--heldout", type=int, default=HELDOUT_PER_CLASS,
+        help="images per class held out for scoring, never used for choosing")
+    add("--k", type=int, default=DEFAULTS.k, help="labelled images per class the soup is chosen on")
+    add("--step", type=float, default=DEFAULTS.step, help="grid step of the weights")
+    add("--margin", type=float, default=DEFAULTS.margin, help="extrapolation margin: weights in [-margin, 1 + margin]")
+    add("--method", default=DEFAULTS.method, choices=["grid", "gradient"],
+        help="grid search, or grid then gradient steps")
+    add("--gradient-steps", type=int, default=DEFAULTS.gradient_steps,
+        help="projected Adam steps from the grid's choice")
+    add("--lr", type=float, default=DEFAULTS.lr, help="learning rate of the gradient steps")
     add(
         "--batchnorm",
         default="mix",
@@ -38,7 +45,7 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
         "images of the shift (test-time adaptation)",
     )
     add("--ks", default="", help="comma-separated ks of a k-curve, e.g. 1,5,10,50 (default: no curve)")
-    add("--draws", type=int, default=5, help="independent selection draws per k of the k-curve")
+    add("--draws", type=int, default=DEFAULTS.draws, help="independent selection draws per k of the k-curve")
     add("--out", default=None, help="write the held-out outcomes to this .csv (the k-curve beside it)")
     add("--figures", default=None, help="write the page's figures into this folder")
     add("--figure-format", default="html", choices=FIGURE_FORMATS)
@@ -53,7 +60,7 @@ def run_adapt(args: argparse.Namespace) -> None:
     from soupviz.evaluate.factory import open_evaluator
     from soupviz.figures.export import figure_csv
     from soupviz.insight.adaptation_views import adaptation_figures
-    from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift
+    from soupviz.insight.few_shot import adapt_to_shift
     from soupviz.insight.shifts import corruption_shift, folder_shift
     from soupviz.report import adaptation_table
 

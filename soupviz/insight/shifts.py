@@ -21,6 +21,9 @@ from soupviz.storage import cache_dir
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
 MAX_ZIP_BYTES = 512 * 2**20  # uncompressed size of an uploaded archive of labelled images
+SEVERITY = 3  # the defaults of a corruption shift, for the CLI and the Adaptation page alike
+PER_CLASS = 100
+HELDOUT_PER_CLASS = 50
 ShiftSpec = tuple  # ('corruption', name, severity), ('folder', path) or ('upload', file name, content digest)
 
 
@@ -48,7 +51,7 @@ class ShiftData:
 
     @classmethod
     def from_images(
-        cls, images: ImageSet, heldout_per_class: int = 50, seed: int = 0, name: str | None = None,
+        cls, images: ImageSet, heldout_per_class: int = HELDOUT_PER_CLASS, seed: int = 0, name: str | None = None,
         corruption: str | None = None, severity: int = 3,
         model_classes: Sequence[str] = CIFAR10_CLASSES, origin: torch.Tensor | None = None,
     ) -> ShiftData:

@@ -350,3 +350,15 @@ def test_every_train_setting_has_a_flag_that_reaches_the_config(tmp_path) -> Non
     assert (config.warmup, config.momentum, config.weight_decay, config.train_images, config.val_images,
             config.val_steps, config.select) == (0.1, 0.5, 0.0, 64, 16, 2, "last")
     assert (config.trades_beta, config.data, config.device, config.seed) == (2.0, "d", "cpu", 7)
+
+
+def test_adapt_defaults_are_the_librarys() -> None:
+    from soupviz.cli import build_parser
+    from soupviz.insight import shifts
+
+    args = build_parser().parse_args(["adapt", "family", "--corruption", "fog"])
+    base = AdaptConfig()
+    assert (args.k, args.step, args.margin, args.method, args.gradient_steps, args.lr, args.draws) == (
+        base.k, base.step, base.margin, base.method, base.gradient_steps, base.lr, base.draws)
+    assert (args.severity, args.per_class, args.heldout) == (shifts.SEVERITY, shifts.PER_CLASS,
+                                                             shifts.HELDOUT_PER_CLASS)
