@@ -16,7 +16,7 @@ from soupviz.evaluate.evaluator import Evaluator
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
-from soupviz.labels import record_choices, soup_label, stored_grid_caption
+from soupviz.labels import BOUND, bounded, record_choices, soup_label, stored_grid_caption
 from soupviz.store import ResultStore
 from soupviz.store_grid import StoredGrid, being_written, family_records, family_store, stored_grids, tradeoff_grids
 
@@ -67,7 +67,7 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
         return
     family, k = evaluator.family, len(evaluator.family.names)
     st.subheader("The whole simplex (precomputed)")
-    names = {name: key for name, key in record_choices([g.records[0] for g in grids.values()]).items()}
+    names = record_choices([g.records[0] for g in grids.values()])
     keep_valid(Keys.STORED_METRIC, list(names), next(iter(names)))
     grid = grids[names[st.selectbox("Colour by", list(names), key=Keys.STORED_METRIC)]]
     corners = st.session_state.get(Keys.TERNARY_CORNERS) or [0, 1, 2]
@@ -84,8 +84,10 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
         with right:
             figure_panel(tetrahedron_figure(grid.records, grid.records[0].spec, current=weights, labels=family.labels,
                                             note=stored_grid_caption(grid), paper=paper), Keys.STORED_TETRAHEDRON)
-            ranked = {tuple(r.weights): f"{100 * r.accuracy:.1f}% · {soup_label(r.weights, family.labels)}"
-                      for r in grid.ranked()}
+            ranked = {tuple(r.weights): f"{100 * r.accuracy:.1f}%{BOUND if r.upper_bound else ''} · "
+                                        f"{soup_label(r.weights, family.labels)}" for r in grid.ranked()}
+
+            first = grid.records[0]
 
             def _picked() -> None:
                 chosen = st.session_state.get(Keys.STORED_PICK)
@@ -96,7 +98,7 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
 
             st.selectbox("Move the sliders to a stored soup", list(ranked), index=None, key=Keys.STORED_PICK,
                          on_change=_picked, format_func=ranked.get,
-                         placeholder=f"{len(ranked)} soups, best {grid.records[0].metric} first…",
+                         placeholder=f"{len(ranked)} soups, best {bounded(first.metric, first.upper_bound)} first…",
                          help="Streamlit does not pass clicks on 3-D charts back to the page; pick a soup here.")
     if st.session_state.pop(Keys.STORED_MOVED, False):
         st.rerun(scope="app")

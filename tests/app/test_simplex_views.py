@@ -76,3 +76,15 @@ def test_picking_a_stored_soup_moves_the_sliders_there(stored_env: dict) -> None
     assert pick.options[0].endswith(soup_label(weights, load_family(stored_env["SOUPVIZ_FAMILY"]).labels))
     assert at.session_state[Keys.STORED_PICK] is None
 
+
+
+def test_stored_soups_coloured_by_an_attack_are_marked_as_upper_bounds(stored_env: dict) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/explorer.py").run()
+    colour = at.selectbox(key=Keys.STORED_METRIC)
+    at.selectbox(key=Keys.STORED_METRIC).set_value(next(o for o in colour.options if o != "clean")).run()
+    assert_clean(at)
+    pick = at.selectbox(key=Keys.STORED_PICK)
+    assert pick.options and all("% ≤ · " in option for option in pick.options)
+    assert "≤" in pick.placeholder
