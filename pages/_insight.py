@@ -18,6 +18,7 @@ from pages._widgets import current_weights
 from soupviz.checkpoints import SoupFamily
 from soupviz.data import ImageSet, load_split
 from soupviz.errors import SoupvizError
+from soupviz.insight.kept_runs import split_digest
 from soupviz.insight.runs import (
     MAX_PICKED,
     ResultStore,
@@ -41,6 +42,12 @@ SOURCES = {"class": "Test images by class", "index": "Test images by index", "up
 def cached_split(source: str, split: str) -> ImageSet:
     """A whole split, in the data's own order. Shared: do not modify."""
     return load_split(source, split)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def split_id(source: str, split: str) -> str:
+    """`kept_runs.split_digest` of a whole split, computed once per source."""
+    return split_digest(cached_split(source, split))
 
 
 @st.cache_resource(show_spinner=False)

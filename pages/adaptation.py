@@ -5,8 +5,8 @@ soup and the best ingredient; see how the choice improves with k, and one soup f
 
 import streamlit as st
 
-from pages._components import session_evaluator
-from pages._insight import evaluator_context, keep_values, result_store, test_split, with_progress
+from pages._components import data_source, session_evaluator
+from pages._insight import evaluator_context, keep_values, result_store, split_id, test_split, with_progress
 from pages._state import Keys
 from pages._widgets import figure_panel, set_soup
 from soupviz.corruptions import corruption_label, corruption_names
@@ -20,8 +20,10 @@ from soupviz.insight.adaptation_views import (
     several_figures,
 )
 from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift
+from soupviz.insight.kept_runs import kept_run, portable_key
 from soupviz.insight.runs import request_key
 from soupviz.insight.shifts import HELDOUT_PER_CLASS, PER_CLASS, SEVERITY, ShiftData, upload_spec
+from soupviz.labels import precomputed_caption
 from soupviz.progress import ProgressCallback, silent
 from soupviz.report import outcome_table
 from soupviz.weights import DEFAULT_MARGIN
@@ -100,8 +102,13 @@ except SoupvizError as error:
     st.error(str(error))
     st.stop()
 key = request_key("adapt", evaluator_context(), spec, heldout, per_class, seed, config)
-run, failed = result_store().get(key), False
-if st.button("Select and report", type="primary", disabled=not spec[1]):
+run, failed, kept = result_store().get(key), False, None
+pressed = st.button("Select and report", type="primary", disabled=not spec[1])
+if run is None and not pressed:
+    kept = kept_run(family.folder, portable_key(family, split_id(data_source(), "test"), evaluator.soup.bn_label, spec,
+                                                heldout, per_class, seed, config))
+    run = kept.run if kept else None
+if pressed:
     try:
         shift = shifts_of([spec], upload=upload)[0]
         run = with_progress(f"Adapting to {shift.name}",
@@ -113,6 +120,8 @@ if st.button("Select and report", type="primary", disabled=not spec[1]):
 if run is None and not failed:
     st.info("Choose the shift and the selection, then press the button.")
 elif run is not None:
+    if kept is not None:
+        st.caption(precomputed_caption(kept.command, kept.created))
     st.caption(run.batchnorm)
     for note in run.notes:
         st.warning(note)

@@ -24,12 +24,14 @@ from soupviz.errors import SoupvizError
 from soupviz.figures.insight import class_figure, strip_figure
 from soupviz.insight.generate import GenerationSettings
 from soupviz.insight.runs import (
+    WALK_AT_ONCE,
     fit_gaussians,
     generate_per_model,
     generation_settings,
     request_key,
     tensor_digest,
     walk_towards,
+    walks_at_once,
 )
 
 DEFAULTS = GenerationSettings()  # Santurkar et al.'s CIFAR-10 settings: ε 30, step 0.5, 60 steps
@@ -77,12 +79,14 @@ with walk:
         image = picked[0][0]
         key = request_key("walk", evaluator_context(), tuple(weights), tensor_digest(image), target, gen)
         runs = result_store().get(key)
-        if st.button("Walk towards the target", type="primary", key=Keys.GENERATION_WALK):
+        pressed = st.button("Walk towards the target", type="primary", key=Keys.GENERATION_WALK)
+        if pressed or (runs is None and walks_at_once(len(rows), gen)):
             runs = with_progress(f"Walking {picked[2][0]} towards {classes[target]!r}", lambda report: walk_towards(
                 evaluator.soup, rows, image, target, gen, report))
             result_store().put(key, runs)
         if runs is None:
-            st.info(f"Press the button: {len(rows)} models × {gen.steps} steps of the attack.")
+            st.info(f"Press the button: {len(rows)} models × {gen.steps} steps of the attack (up to "
+                    f"{WALK_AT_ONCE} steps in all run without asking).")
         else:
             figure_panel(strip_figure(runs, titles, classes, family.name, weights, paper), Keys.GENERATION_STRIP,
                          width="content")

@@ -9,6 +9,7 @@ back from another text. Accuracies are shown in percent with their 95% interval,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -114,3 +115,9 @@ def stored_grid_caption(grid: StoredGrid) -> str:
     first = grid.records[0]
     how = f"{attack_label(first.measure)} on {first.n} images" if first.upper_bound else f"{first.n} images"
     return f"{grid.caption()}, {how}"
+
+
+def precomputed_caption(command: str, created: float) -> str:
+    """Where a result shipped with a family comes from: the command and the day it ran."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(created))
+    return f"Precomputed with the family on {day} by `{command}`; press the button to compute it here."

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from soupviz.cli.options import add_common
+from soupviz.cli.options import add_common, command_line
 from soupviz.cli.outputs import FIGURE_FORMATS, write_outputs
 from soupviz.errors import SoupvizError
 from soupviz.insight.few_shot import AdaptConfig
@@ -44,11 +44,14 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
         help="mix the running statistics, re-estimate them per soup on clean training images, or on unlabelled "
         "images of the shift (test-time adaptation)",
     )
-    add("--ks", default="", help="comma-separated ks of a k-curve, e.g. 1,5,10,50 (default: no curve)")
+    add("--ks", default="", help="comma-separated ks of a k-curve, e.g. 1,5,10,25 (default: no curve)")
     add("--draws", type=int, default=DEFAULTS.draws, help="independent selection draws per k of the k-curve")
     add("--out", default=None, help="write the held-out outcomes to this .csv (the k-curve beside it)")
     add("--figures", default=None, help="write the page's figures into this folder")
     add("--figure-format", default="html", choices=FIGURE_FORMATS)
+    add("--keep", action="store_true",
+        help="keep the run in the family's precomputed/ folder: the Few-shot adaptation page opens on it when its "
+        "inputs are these")
     add_common(parser)
     parser.set_defaults(run=run_adapt)
 
@@ -61,7 +64,8 @@ def run_adapt(args: argparse.Namespace) -> None:
     from soupviz.figures.export import figure_csv
     from soupviz.insight.adaptation_views import adaptation_figures
     from soupviz.insight.few_shot import adapt_to_shift
-    from soupviz.insight.shifts import corruption_shift, folder_shift
+    from soupviz.insight.kept_runs import keep_run, portable_key, split_digest
+    from soupviz.insight.shifts import shift_from_spec
     from soupviz.report import adaptation_table
 
     if (args.corruption is None) == (args.folder is None):
@@ -76,14 +80,16 @@ def run_adapt(args: argparse.Namespace) -> None:
     batchnorm = "mix" if args.batchnorm == "shift" else args.batchnorm
     evaluator = open_evaluator(family, data=args.data, seed=args.seed, device=args.device, batchnorm=batchnorm,
                                cache=False)
-    if args.folder is not None:
-        shift = folder_shift(args.folder, args.heldout, args.seed)
-    else:
-        split = load_split(args.data, "test")
-        shift = corruption_shift(split, args.corruption, args.severity, args.per_class, args.heldout, args.seed)
+    spec = ("folder", args.folder) if args.folder is not None else ("corruption", args.corruption, args.severity)
+    split = load_split(args.data, "test") if args.folder is None or args.keep else None
+    shift = shift_from_spec(spec, split, args.per_class, args.heldout, args.seed)
     with terminal_bar("adapting") as report:
         run = adapt_to_shift(evaluator.soup, shift, config, family.labels, report)
     print(adaptation_table(run))
+    if args.keep:
+        key = portable_key(family, split_digest(split), evaluator.soup.bn_label, spec, args.heldout, args.per_class,
+                           args.seed, config)
+        print(f"run kept in {keep_run(family.folder or Path(args.family), key, run, command_line())}")
     figures = adaptation_figures(run, family.labels, family.name)
     outcomes, curve = figures["outcomes"], figures.get("k-curve")
     if args.out:

@@ -36,6 +36,7 @@ from soupviz.weights import EXTRAPOLATION_LIMIT
 
 CURRENT = "current soup"
 MAX_PICKED = 12  # images one saliency grid shows
+WALK_AT_ONCE = 600  # attack steps in all (models × steps) a page walks without asking: about 2 s on a 2-core CPU
 
 
 class ResultStore:
@@ -193,6 +194,13 @@ def walk_towards(
     """`generate.towards_class` from one image (3, H, W) for each model of `rows` (S, K)."""
     start = image[None].to(soup.params.device)
     return _per_model(soup, rows, report, lambda model, step: towards_class(model, start, target, settings, step))
+
+
+def walks_at_once(models: int, settings: GenerationSettings) -> bool:
+    """Whether a walk is cheap enough for a page to run it as soon as it is asked for (the defaults
+    are: each ingredient and a soup × 60 steps), so the page opens on a figure; dearer walks wait
+    for a button press."""
+    return models * settings.steps <= WALK_AT_ONCE
 
 
 def fit_gaussians(

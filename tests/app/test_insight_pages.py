@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages._state import Keys
 from soupviz.checkpoints import load_family
+from soupviz.cli import main
 from soupviz.data import load_split
 from soupviz.insight.few_shot import K_CURVE, AdaptationRun, AdaptConfig, adapt_to_shift
 from soupviz.insight.generate import GenerationSettings, towards_class
@@ -173,12 +175,22 @@ def test_saliency_reads_an_uploaded_picture_and_rejects_other_files(app: tuple) 
     assert {r["image"] for r in rows} == {"upload wide.png"} and {r["true_class"] for r in rows} == {"dog"}
 
 
+def test_generation_opens_on_a_walk_and_asks_before_a_dear_one(app: tuple) -> None:
+    at = open_page(app, "generation", {Keys.WEIGHTS: UNIFORM})
+    assert_clean(at)
+    rows = chart_rows(at)
+    assert len({r["model"] for r in rows}) == 5 and max(r["step"] for r in rows) == 60  # the defaults, unasked
+    at.number_input(key=Keys.GENERATION_STEPS).set_value(200).run()  # 5 models × 200 steps: too dear to run unasked
+    assert not at.get("plotly_chart") and "Press the button" in at.info[0].value
+    click(at, "Walk towards the target")
+    assert_clean(at)
+    assert max(r["step"] for r in chart_rows(at)) == 200
+
+
 def test_generation_walk_matches_the_library_and_shows_every_kept_step(app: tuple) -> None:
     at = open_page(app, "generation", {Keys.WEIGHTS: UNIFORM})
     at.number_input(key=Keys.GENERATION_STEPS).set_value(4)
     at.slider(key=Keys.GENERATION_FRAMES).set_value(2).run()
-    assert "Press the button" in at.info[0].value
-    click(at, "Walk towards the target")
     assert_clean(at)
     rows = chart_rows(at)
     assert [r["step"] for r in rows] == [0, 2, 4] * 5 and {r["target"] for r in rows} == {"cat"}
@@ -200,7 +212,7 @@ def test_generation_from_class_seeds_draws_each_chosen_class(app: tuple) -> None
     at.number_input(key=Keys.GENERATION_FIT_IMAGES).set_value(4).run()
     click(at, "Fit the seeds and generate")
     assert_clean(at)
-    rows = chart_rows(at)
+    rows = chart_rows(at, 1)  # after the walk the page opened on
     assert [(r["model"], r["target"]) for r in rows[:2]] == [("nominal", "airplane"), ("nominal", "ship")]
     assert len(rows) == 5 * 2 and all(0 <= r["target_probability"] <= 1 for r in rows)
 
@@ -228,8 +240,8 @@ def test_adaptation_selects_on_k_images_and_reports_held_out_accuracy(app: tuple
     assert set(table["n held out"]) == {20} and set(table["n selection"]) == {10}
     selection = [float(v.rstrip("%")) for v in table["selection accuracy"]]
     assert selection[0] >= max(selection[2:6])  # the grid holds every ingredient
-    assert {r["k"] for r in chart_rows(at, 2)} == {1}  # a pool of 4 per class: k = 5, 10, 50 would take it all
-    assert "k = 5, 10, 50 left out of the k-curve" in at.warning[0].value
+    assert {r["k"] for r in chart_rows(at, 2)} == {1}  # a pool of 4 per class: k = 5, 10, 25 would take it all
+    assert "k = 5, 10, 25 left out of the k-curve" in at.warning[0].value
     grid_soup = [float(w) for w in chart_rows(at, 0)[0]["weights"].split()]
     click(at, "Make the grid-search soup current")
     assert at.session_state[Keys.WEIGHTS] == pytest.approx(grid_soup)
@@ -257,6 +269,26 @@ def test_the_page_shows_the_librarys_selection(app: tuple) -> None:
     assert gradient == pytest.approx(run.outcomes[1].weights, abs=1e-4)
     curve = [(r["k"], r["draw"], r["weights"]) for r in chart_rows(at, 2) if r["candidate"] == "grid-search soup"]
     assert curve == [(p["k"], p["draw"], p["weights"]) for p in run.curve if p["candidate"] == "grid-search soup"]
+
+
+def test_adaptation_opens_on_the_run_kept_with_the_family(app: tuple, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    family = tmp_path / "family"
+    shutil.copytree(app[1]["SOUPVIZ_FAMILY"], family)
+    monkeypatch.setenv("SOUPVIZ_FAMILY", str(family))
+    small = ["--per-class", "6", "--heldout", "2", "--k", "1", "--step", "0.5", "--gradient-steps", "2",
+             "--ks", ",".join(map(str, K_CURVE)), "--draws", "2", "--seed", "0"]
+    assert main(["adapt", str(family), "--data", app[1]["SOUPVIZ_DATA"], "--corruption", "fog", *small, "--keep"]) == 0
+    (kept_file,) = (family / "precomputed").iterdir()
+    kept = json.loads(kept_file.read_text())["run"]["outcomes"]
+    at = set_small(open_page(app, "adaptation"))
+    assert_clean(at)
+    assert int(at.session_state[Keys.ADAPT_SEED]) == 0
+    shown = chart_rows(at, 0)
+    assert [(r["candidate"], r["accuracy"]) for r in shown] == [(o["candidate"], o["accuracy"]) for o in kept]
+    assert any(c.value.startswith("Precomputed with the family") for c in at.caption)
+    at.number_input(key=Keys.ADAPT_SEED).set_value(1).run()
+    assert not at.get("plotly_chart") and at.info[0].value.startswith("Choose the shift")
 
 
 def test_grid_search_alone_and_batchnorm_from_the_shift(app: tuple) -> None:

@@ -16,6 +16,7 @@ from soupviz.checkpoints import load_family
 from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, load_split
 from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift
+from soupviz.insight.kept_runs import kept_run, portable_key, split_digest
 from soupviz.insight.shifts import corruption_shift, folder_shift
 from soupviz.labels import interval_text
 from soupviz.soup import Soup
@@ -289,6 +290,25 @@ def test_adapt_makes_the_librarys_choice_and_writes_csv_and_figures(family_folde
     assert grid_choices == [(p["weights"], str(p["heldout_accuracy"])) for p in run.curve
                             if p["candidate"] == "grid-search soup"]
     assert sorted(p.name.split("_")[0] for p in figures.iterdir()) == ["adaptation", "composition", "k-curve"]
+
+
+def test_adapt_keeps_its_run_in_the_family_folder_for_the_page(family_folder, shift_data, tmp_path):
+    out = tmp_path / "adapt.csv"
+    options = ["--corruption", "contrast", "--severity", "2", "--per-class", "6", "--heldout", "2", "--k", "2",
+               "--step", "0.5", "--method", "grid", "--seed", "3"]
+    assert main(["adapt", str(family_folder), "--data", str(shift_data), *options, "--out", str(out), "--keep"]) == 0
+    family = load_family(family_folder)
+    config = AdaptConfig(k=2, step=0.5, method="grid")
+    split = load_split(str(shift_data), "test")
+    key = portable_key(family, split_digest(split), Soup.from_family(family).bn_label, ("corruption", "contrast", 2),
+                       2, 6, 3, config)
+    kept = kept_run(family_folder, key)
+    assert kept is not None and kept.command.startswith("soupviz ")
+    rows = list(csv.DictReader(out.open()))
+    outcomes = kept.run.outcomes
+    assert [(r["candidate"], r["weights"]) for r in rows] == [(o.candidate, o.row()["weights"]) for o in outcomes]
+    assert [float(r["accuracy"]) for r in rows] == [o.accuracy for o in kept.run.outcomes]
+    assert [p.name for p in (family_folder / "precomputed").iterdir()] == [f"adapt-{key}.json"]
 
 
 def test_adapt_on_a_folder_with_batchnorm_from_the_shift(family_folder, shift_data, capsys):

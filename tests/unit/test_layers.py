@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},
     {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
     {"labels", "report", "figures", "store_grid", "soup_rows"},
-    {"cli", "insight.runs", "insight.adaptation_views"},
+    {"cli", "insight.runs", "insight.adaptation_views", "insight.kept_runs"},
 ]
 ENTRIES = set().union(*LAYERS)
 
