@@ -151,7 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--soups", type=int, default=4, help="soups folded together")
-    parser.add_argument("--images", type=int, default=16, help="images of the folding and Ray comparisons")
+    parser.add_argument("--images", type=int, default=64, help="images of the folding and Ray comparisons")
     parser.add_argument("--cost-images", type=int, default=8, help="images of the per-metric cost")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (0: skip the Ray comparison)")

@@ -60,7 +60,9 @@ if st.button("Evaluate", type="primary"):
                                                                  baselines=extra)
 if held is None:
     stored_tradeoff(evaluator, threat, weights, paper)
-    st.info("Choose the threat, the grid and the comparison, then press Evaluate.")
+    joining = " and ".join(name for name, wanted in (("ensembles", mode != "none"), ("baselines", baselines)) if wanted)
+    st.info("Choose the threat, the grid and the comparison, then press Evaluate"
+            + (f": {joining} join the soups in the figure it draws." if joining else "."))
     st.stop()
 if held.request != request:
     st.caption("The choices changed since these results: press Evaluate to update.")

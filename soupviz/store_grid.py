@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from soupviz.attacks.defaults import is_preview
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.records import Record
 from soupviz.report import weights_key
@@ -72,12 +73,20 @@ def stored_grids(records: Sequence[Record], k: int) -> dict[str, StoredGrid]:
 
 def tradeoff_grids(grids: Mapping[str, StoredGrid], threat: str) -> tuple[StoredGrid, StoredGrid] | None:
     """The grids a trade-off figure of `threat` draws from `grids` (e.g. `stored_grids`): the clean
-    accuracy's, and the first of robust accuracy under `threat` (any attack); None where either is
-    missing."""
+    accuracy's, and of the robust accuracy grids under `threat` the one made by a stronger attack
+    than the preview (which overstates robustness) where there is one, then the one with the most
+    soups; None where either is missing."""
     found = [grid for grid in grids.values() if grid.found]
     clean = next((g for g in found if g.records[0].kind == "clean"), None)
-    robust = next((g for g in found if g.records[0].measure.threat == threat), None)
-    return None if clean is None or robust is None else (clean, robust)
+    robust = [g for g in found if g.records[0].measure.threat == threat]
+    if clean is None or not robust:
+        return None
+
+    def preference(grid: StoredGrid) -> tuple[bool, int]:
+        spec = grid.records[0].measure
+        return is_preview(spec.attack, spec.steps, spec.targets), -grid.found
+
+    return clean, min(robust, key=preference)
 
 
 def family_records(store: ResultStore, family: str, specs: Sequence[MetricSpec] | None = None) -> list[Record]:

@@ -42,6 +42,11 @@ PREVIEW_ATTACK = AttackChoice("pgd", 10)
 PREVIEW_GAPS: dict[str, float] = {"linf": 4.9, "l2": 2.3, "l1": 12.2}
 
 
+def is_preview(attack: str, steps: int, targets: int | None) -> bool:
+    """Whether this is the preview attack, which overstates robustness by `PREVIEW_GAPS`."""
+    return (attack, steps, targets) == (PREVIEW_ATTACK.attack, PREVIEW_ATTACK.steps, PREVIEW_ATTACK.targets)
+
+
 def strength_note(attack: str, steps: int, targets: int | None, threat: str) -> str:
     """What the strength/cost table says of this attack at `threat`: within 1 point of
     AutoAttack for the default, the measured excess for the preview, '' for other attacks."""
@@ -53,7 +58,7 @@ def strength_note(attack: str, steps: int, targets: int | None, threat: str) -> 
             f"default attack: at most {chosen.max_gap:.1f} points above AutoAttack on every shipped "
             f"ingredient ({chosen.images} images each)"
         )
-    if (attack, steps, targets) == (PREVIEW_ATTACK.attack, PREVIEW_ATTACK.steps, PREVIEW_ATTACK.targets):
+    if is_preview(attack, steps, targets):
         gap = PREVIEW_GAPS[threat]
         return (
             f"preview: overstated robustness by up to {gap:.1f} points against AutoAttack on the shipped "

@@ -3,6 +3,7 @@ space ensembles beside the weight-space soups), and robust accuracy against the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -26,6 +27,7 @@ from soupviz.labels import metric_name, metric_title, soup_label
 from soupviz.report import weights_key
 from soupviz.threats import THREAT_LABELS, format_budget
 
+BARS_ON_ALL_UP_TO = 60  # more soups than this: intervals on the Pareto front only, or the bars hide the points
 GROUPS = {"soups": ("weight-space soups", "circle", 3, "solid"),
           "ensembles": ("output-space ensembles", "diamond", 4, "dash")}
 
@@ -53,18 +55,22 @@ def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
 TEXT_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "top left",
                   "bottom right", "bottom left")
 CHAR_PX, LINE_PX, GAP_PX = 7.5, 16.0, 8.0  # a 13 px label's character width and line height; marker gap
+DOT_PX = 4.0  # half the size of an unlabelled soup's marker
+LINE_STEP_PX = 2.0  # a polyline blocks labels as 2 px boxes at most this far apart
 
 
 def label_positions(
     points: Sequence[tuple[float, float]], texts: Sequence[str], all_points: Sequence[tuple[float, float]],
-    size: tuple[int, int] = (450, 300),
+    size: tuple[int, int] = (450, 300), lines: Sequence[Sequence[tuple[float, float]]] = (),
+    dots: Sequence[tuple[float, float]] = (),
 ) -> list[str]:
     """Plotly text positions for labelled points such that no two labels overlap, when possible.
 
     Each label tries `TEXT_POSITIONS` in order and takes the first whose box (estimated from its
-    length at 13 px) overlaps neither a label placed before nor a labelled marker; if none is free,
-    the one overlapping least. Boxes are laid out in pixels of a plot area of `size` (width,
-    height) whose axes span `all_points`, as Plotly's autorange roughly does.
+    length at 13 px) overlaps neither a label placed before, nor a labelled marker, nor one of
+    `lines` (polylines drawn on the plot, e.g. Pareto fronts) or `dots` (unlabelled markers); if
+    none is free, the one overlapping least. Boxes are laid out in pixels of a plot area of `size` (width, height)
+    whose axes span `all_points`, as Plotly's autorange roughly does.
     """
     xs, ys = [p[0] for p in all_points], [p[1] for p in all_points]
     span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
@@ -74,6 +80,13 @@ def label_positions(
 
     markers = [pixels(*p) for p in points]
     taken = [(x - GAP_PX, y - GAP_PX, x + GAP_PX, y + GAP_PX) for x, y in markers]
+    taken += [(x - DOT_PX, y - DOT_PX, x + DOT_PX, y + DOT_PX) for x, y in (pixels(*p) for p in dots)]
+    for line in lines:
+        traced = [pixels(*p) for p in line]
+        for (x0, y0), (x1, y1) in zip(traced, traced[1:], strict=False):
+            pieces = max(1, math.ceil(math.hypot(x1 - x0, y1 - y0) / LINE_STEP_PX))
+            taken += [(x - 1, y - 1, x + 1, y + 1) for t in range(pieces + 1)
+                      for x, y in [(x0 + (x1 - x0) * t / pieces, y0 + (y1 - y0) * t / pieces)]]
     chosen = []
     for (x, y), text in zip(markers, texts, strict=True):
         width = CHAR_PX * len(text)
@@ -112,8 +125,9 @@ def tradeoff_figure(
 ) -> go.Figure:
     """Scatter of `x_metric` against `y_metric` (%, clean against robust by default).
 
-    Error bars are 95% Wilson intervals; each group's Pareto front (maximising both) is a
-    line; ingredients (one-hot soups) are labelled squares and `current` (K,) is a star.
+    Error bars are 95% Wilson intervals (on a group of more than `BARS_ON_ALL_UP_TO` soups, only
+    on its Pareto front, said in a note; the CSV keeps every interval); each group's Pareto
+    front (maximising both) is a line; ingredients (one-hot soups) are labelled squares and `current` (K,) is a star.
     `ensembles` (records from `soupviz.evaluate.ensembles` on the same images) form their own group
     and front, to compare weight-space soups with output-space ensembles. `baselines`
     (records from `soupviz.evaluate.baselines`, e.g. an SAT model) are labelled triangles, named by
@@ -127,17 +141,18 @@ def tradeoff_figure(
         raise SoupvizError(f"No soup has both {names[0]!r} and {names[1]!r}; evaluate both.")
     first_x, first_y = groups["soups"][0]
     labels = list(labels or first_x.ingredients)
-    fig, rows = go.Figure(), []
+    fig, rows, fronts = go.Figure(), [], {}
     for group, pairs in groups.items():
         name, symbol, colour, dash = GROUPS[group]
         colour = OKABE_ITO[colour]
         front = pareto_front([(a.accuracy, b.accuracy) for a, b in pairs])
+        barred = set(range(len(pairs))) if len(pairs) <= BARS_ON_ALL_UP_TO else set(front)
         fig.add_trace(go.Scatter(
             x=[percent(a.accuracy) for a, _ in pairs], y=[percent(b.accuracy) for _, b in pairs],
             mode="markers", name=name, hovertemplate="%{hovertext}<extra></extra>",
             marker={"color": colour, "size": 8, "symbol": symbol, "opacity": 0.8},
-            error_x=_bars([a for a, _ in pairs], colour),
-            error_y=_bars([b for _, b in pairs], colour),
+            error_x=_bars([a for a, _ in pairs], colour, barred),
+            error_y=_bars([b for _, b in pairs], colour, barred),
             hovertext=[f"{hover_text(a, labels)}<br>{hover_text(b)}"
                        for a, b in pairs],
         ))
@@ -147,13 +162,15 @@ def tradeoff_figure(
             line={"color": colour, "dash": dash, "width": 2},
         ))
         rows += [_row(group, a, b, k in front, labels) for k, (a, b) in enumerate(pairs)]
+        fronts[group] = [(percent(pairs[k][0].accuracy), percent(pairs[k][1].accuracy)) for k in front]
     ingredients = [(a, b) for a, b in groups["soups"] if one_hot_index(a.weights) is not None]
     extra = baseline_pairs(baselines or [], x_metric, y_metric)
     names = [labels[one_hot_index(a.weights)] for a, _ in ingredients]
     names += [(baseline_labels or {}).get(a.family, a.ingredients[0]) for a, _ in extra]
     spots = [(percent(a.accuracy), percent(b.accuracy)) for a, b in ingredients + extra]
     everything = [(percent(a.accuracy), percent(b.accuracy)) for pairs in groups.values() for a, b in pairs]
-    positions = label_positions(spots, names, everything + spots) if spots else []
+    positions = (label_positions(spots, names, everything + spots, lines=fronts.values(), dots=everything)
+                 if spots else [])
     if ingredients:
         fig.add_trace(go.Scatter(
             x=[percent(a.accuracy) for a, _ in ingredients], mode="markers+text", hoverinfo="skip",
@@ -178,7 +195,11 @@ def tradeoff_figure(
             marker={"symbol": "star", "size": 18, "color": OKABE_ITO[0], "line": {"width": 1}},
         ))
     what = "clean and robust accuracy" if first_x.kind == "clean" else "two metrics"
-    fig.update_layout(xaxis_title=metric_title(first_x), yaxis_title=metric_title(first_y),
+    x_title = metric_title(first_x)
+    if max(len(pairs) for pairs in groups.values()) > BARS_ON_ALL_UP_TO:
+        x_title += ("<br><span style='font-size:11px'>95% intervals on the Pareto fronts only, for legibility; "
+                    "every interval is in the CSV</span>")
+    fig.update_layout(xaxis_title=x_title, yaxis_title=metric_title(first_y),
                       title={"text": f"Trade-off between {what}"})
     attach_rows(fig, "tradeoff", rows, family_of(records),
                 f"{metric_name(first_x)} vs {metric_name(first_y)}", current)
@@ -197,12 +218,16 @@ def baseline_pairs(
     return [(x, ys[x.family]) for x in xs if x.family in ys]
 
 
-def _bars(records: Sequence[Record], colour: str) -> dict:
-    """Asymmetric, translucent error bars (%) from each record's 95% interval."""
+def _bars(records: Sequence[Record], colour: str, shown: set[int] | None = None) -> dict:
+    """Asymmetric, translucent error bars (%) from each record's 95% interval, on the records
+    whose index is in `shown` (default all)."""
+    def on(k: int) -> bool:
+        return shown is None or k in shown
+
     return {
         "type": "data", "symmetric": False, "thickness": 1, "width": 0, "color": rgba(colour, 0.35),
-        "array": [percent(r.ci_high - r.accuracy) for r in records],
-        "arrayminus": [percent(r.accuracy - r.ci_low) for r in records],
+        "array": [percent(r.ci_high - r.accuracy) if on(k) else 0.0 for k, r in enumerate(records)],
+        "arrayminus": [percent(r.accuracy - r.ci_low) if on(k) else 0.0 for k, r in enumerate(records)],
     }
 
 

@@ -151,11 +151,16 @@ def test_engine_reproduces_the_recorded_outputs(recorded, group):
 
 
 def tolerance(name: str) -> float:
-    """Absolute tolerance of a recorded output. Adversarial images of the L2 TRADES attack start
-    from a near-zero KL gradient whose normalised direction carries the CPU's float rounding
-    (measured up to 1.6e-4 between machines), so images get a quarter of a 1/255 pixel step;
-    everything else must agree to float precision."""
-    return 1e-3 if name.startswith(("training-attack/", "trades-attack/")) else 1e-6
+    """Absolute tolerance of a recorded output. TRADES attacks start from a near-zero KL gradient
+    whose direction carries the CPU's float rounding: L2 images moved up to 1.6e-4 between
+    machines, so images get a quarter of a 1/255 pixel step; at L∞ the sign of a near-zero
+    component can flip a pixel's step, which moved the TRADES training step's logits by 0.014
+    and its loss by 0.0015 between machines (2026-12-05), so the step's outputs get 0.03, still
+    far below what a changed loss or optimiser step would move; everything else must agree to
+    float precision."""
+    if name.startswith(("training-attack/", "trades-attack/")):
+        return 1e-3
+    return 3e-2 if name.startswith("step-") and name.endswith("/trades") else 1e-6
 
 
 def test_the_reference_has_cases_that_break_and_cases_that_survive(recorded):

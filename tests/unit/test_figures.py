@@ -16,6 +16,7 @@ from soupviz.figures.export import apply_style, figure_info
 from soupviz.figures.soups import accuracy_heatmap, interpolation_figure, select, ternary_figure
 from soupviz.figures.tradeoff import budget_curves, label_positions, paired, pareto_front, tradeoff_figure
 from soupviz.labels import metric_name, metric_title, series_name, soup_label
+from soupviz.weights import grid_weights
 
 NAMES = ["nominal", "linf", "l2", "l1"]
 LABELS = ["nominal", "L∞ 8/255", "L2 0.5", "L1 12"]
@@ -200,6 +201,20 @@ def test_tradeoff_pairs_soups_draws_each_front_and_marks_ingredients_and_the_cur
     assert [r["pareto"] for r in rows if r["group"] == "soups"] == [True, True, True, False]
 
 
+def test_a_tradeoff_of_many_soups_bars_only_its_front_and_says_so():
+    grid = grid_weights(4, 0.1)
+    records = [record(w, CLEAN, 40 + round(50 * w[0])) for w in grid]
+    records += [record(w, LINF, 50 - round(40 * w[0]) - round(10 * w[3])) for w in grid]
+    fig = tradeoff_figure(records, LINF[0], labels=LABELS)
+    soups = next(t for t in fig.data if t.name == "weight-space soups")
+    on_front = [r["pareto"] for r in figure_info(fig)["rows"]]
+    barred = [high > 0 for high in soups.error_y.array]
+    assert barred == on_front and 0 < sum(barred) < len(grid)
+    assert "Pareto fronts only" in fig.layout.xaxis.title.text
+    few = tradeoff_figure(records[:3] + records[len(grid):len(grid) + 3], LINF[0], labels=LABELS)
+    assert all(high > 0 for high in few.data[0].error_y.array) and "only" not in few.layout.xaxis.title.text
+
+
 def test_tradeoff_places_each_baseline_by_its_own_family_outside_every_front():
     grid = [one_hot(0), one_hot(1)]
     records = [record(w, CLEAN, c) for w, c in zip(grid, [90, 50], strict=True)]
@@ -218,6 +233,16 @@ def test_tradeoff_places_each_baseline_by_its_own_family_outside_every_front():
     assert [(r["x_accuracy"], r["y_accuracy"]) for r in rows] == [(0.6, 0.4), (0.55, 0.2)]
     assert tradeoff_figure(records, LINF[0], labels=LABELS, baselines=[sat[0]]).data == tradeoff_figure(
         records, LINF[0], labels=LABELS).data  # a baseline without the robust metric is left out
+
+
+def test_a_trade_off_label_keeps_off_lines_and_dots_drawn_near_its_point():
+    points, frame = [(50.0, 50.0)], [(0.0, 0.0), (100.0, 100.0), (50.0, 50.0)]
+    assert label_positions(points, ["L2 0.5"], frame) == ["top center"]
+    up = [(50.0, 50.0), (50.0, 100.0)]  # the line leaves the point straight up, through the usual place
+    assert label_positions(points, ["L2 0.5"], frame, lines=[up]) == ["bottom center"]
+    up_and_down = [(50.0, 0.0), (50.0, 100.0)]
+    assert label_positions(points, ["L2 0.5"], frame, lines=[up_and_down]) == ["middle right"]
+    assert label_positions(points, ["L2 0.5"], frame, dots=[(50.0, 55.0)]) == ["bottom center"]  # a soup above
 
 
 def test_paper_style_is_white_with_a_colour_blind_safe_scale():

@@ -12,7 +12,7 @@ from pathlib import Path
 from soupviz.store import ResultStore, record_key
 from soupviz.store_grid import StoredGrid, being_written, stored_grids, tradeoff_grids
 from soupviz.weights import grid_weights
-from tests.unit.test_figures import CLEAN, L2, LINF, record
+from tests.unit.test_figures import CLEAN, L2, LINF, measured, record
 from tests.unit.test_store import make_record
 
 
@@ -57,3 +57,13 @@ def test_a_tradeoff_draws_the_clean_grid_and_the_first_robust_grid_of_its_threat
     assert clean.records[0].kind == "clean" and robust.records[0].spec == LINF[1].key
     assert tradeoff_grids(grids, "l2") is None
     assert tradeoff_grids({CLEAN[1].key: StoredGrid([], 0, 10), LINF[1].key: grids[LINF[1].key]}, "linf") is None
+
+
+def test_a_tradeoff_prefers_a_stronger_attack_than_the_preview_even_on_fewer_soups() -> None:
+    grid = grid_weights(4, 0.5)
+    preview, default = measured("linf::pgd:10"), measured("linf::pgd+pgd-t:10:3")
+    records = [record(w, m) for w in grid for m in (CLEAN, preview)] + [record(w, default) for w in grid[:4]]
+    clean, robust = tradeoff_grids(stored_grids(records, 4), "linf")
+    assert robust.records[0].spec == default[1].key and robust.found == 4
+    clean, robust = tradeoff_grids(stored_grids([r for r in records if r.spec != default[1].key], 4), "linf")
+    assert robust.records[0].spec == preview[1].key and robust.found == len(grid)
