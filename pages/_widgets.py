@@ -132,11 +132,11 @@ def weight_sliders(family: SoupFamily) -> list[float]:
     for i, label in enumerate(ingredient_titles(family)):  # value: what a browser that lost the slider's state restores
         st.slider(label, low, high, value=weights[i], step=0.01, format="%.3f", key=Keys.slider(i),
                   on_change=_slider_moved, args=(i,), disabled=k == 1)
-    left, right = st.columns(2)
-    left.toggle("Extrapolate", key=Keys.EXTRAPOLATE, on_change=_bounds_changed,
-                help="Allow weights outside [0, 1] (still summing to 1), within the margin.")
+    row = st.container(horizontal=True, wrap=True, gap="large")  # wraps rather than cutting the label short
+    row.toggle("Extrapolate", key=Keys.EXTRAPOLATE, on_change=_bounds_changed,
+               help="Allow weights outside [0, 1] (still summing to 1), within the margin.")
     if extrapolate:
-        right.select_slider("Margin", MARGINS, key=Keys.MARGIN, on_change=_bounds_changed)
+        row.select_slider("Margin", MARGINS, key=Keys.MARGIN, on_change=_bounds_changed, width=180)
     threats = [ingredient.card.threat for ingredient in family.ingredients]
     named = dict(presets(threats, family.labels))
     st.selectbox("Presets", list(named), index=None, placeholder="Jump to a preset soup…", key=Keys.PRESET,
@@ -184,17 +184,21 @@ POLL = 1.0  # seconds between redraws of tiles still being measured in the backg
 # fragment rerun on the server: with many sessions, faster polling takes CPU from the measuring itself)
 
 
-def background_tiles(job: Job, stored: dict[str, Record], columns: int = 3) -> None:
+TILE_PX = 185  # a tile's width: its number and a corruption's full name fit; tiles wrap onto more rows when narrow
+
+
+def background_tiles(job: Job, stored: dict[str, Record]) -> None:
     """Tiles for a background job's metrics, redrawn every `POLL` seconds until all are in:
     each shows its live record once measured, meanwhile the stored record of the soup if there
     is one (marked as stored) and the measurement's progress. When the job ends the page reruns
-    once, so the finished tiles stop polling."""
+    once, so the finished tiles stop polling. Tiles keep their width and wrap, so a narrow
+    window shows fewer per row rather than cutting their numbers short."""
     polling = not job.ended.is_set()
 
     def draw() -> None:
-        cells = st.columns(columns)
-        for i, tile in enumerate(job.tiles):
-            job_tile(cells[i % columns].container(), tile, stored.get(tile.spec.key))
+        row = st.container(horizontal=True, wrap=True, gap="small")
+        for tile in job.tiles:
+            job_tile(row.container(width=TILE_PX), tile, stored.get(tile.spec.key))
         if polling and job.ended.is_set():
             st.rerun(scope="app")
 
