@@ -20,7 +20,8 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics",
         default="clean,linf,l2,l1",
-        help="comma-separated: clean, union, linf[:eps[:attack[:steps]]], l2..., l1..., <corruption>[:severity], "
+        help="comma-separated: clean, union, linf[:eps[:attack[:steps[:restarts][:tTARGETS]]]], l2..., l1..., "
+        "<corruption>[:severity], "
         "corruptions[:severity] (every corruption, at every severity unless one is given)",
     )
     parser.add_argument(

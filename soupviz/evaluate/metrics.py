@@ -64,39 +64,38 @@ class MetricSpec:
                 raise SoupvizError(f"Corruption severity must be 1 to 5, got {self.severity!r}.")
         if self.kind == "union" and not self.threats:
             object.__setattr__(self, "threats", THREATS)
+        if self.kind == "union" and not set(self.threats) <= set(THREATS):
+            raise SoupvizError(f"A union metric joins threats among {', '.join(THREATS)}, got {self.threats!r}.")
         if self.attack in FIXED_ITERATIONS:
             object.__setattr__(self, "steps", 0)
 
     @classmethod
     def parse(cls, text: str, attack: str = DEFAULT, steps: int = 20) -> MetricSpec:
-        """Parse 'clean', 'linf', 'l2:0.25', 'l1:12:pgd:40', 'linf::apgd-ce+apgd-t:20:3', 'fog:3'
-        or 'union'.
+        """Parse 'clean', 'linf', 'l2:0.25', 'l1:12:pgd:40', 'linf::apgd-ce+apgd-t:20:1:t3',
+        'fog:3', 'union' or 'union:linf+l2:pgd:10'; every `key` parses back to its spec.
 
-        Threat budgets accept fractions such as '8/255'; the attack and steps default to
-        the arguments; a fifth part sets the target classes of a targeted stage.
+        Threat budgets accept fractions such as '8/255'; the attack and steps default to the
+        arguments. After the steps come the random restarts and, marked 't', the target classes
+        of a targeted stage ('...:20:t3' or '...:20:2:t3').
         """
         parts = text.strip().lower().split(":")
         head = parts[0]
         try:
-            if head == "clean":
+            if head == "clean" and len(parts) == 1:
                 return cls("clean")
             if head == "union":
-                return cls("union", attack=attack, steps=steps)
+                threats = tuple(parts[1].split("+")) if len(parts) > 1 and parts[1] else ()
+                return cls("union", threats=threats, **_attack_fields(parts[2:], attack, steps))
             if head in THREATS:
-                eps = parse_budget(parts[1], head) if len(parts) > 1 and parts[1] else None
-                name = parts[2] if len(parts) > 2 else attack
-                count = int(parts[3]) if len(parts) > 3 and parts[3] else steps
-                targets = int(parts[4]) if len(parts) > 4 and parts[4] else None
-                if count < 1 or (targets is not None and targets < 1):
-                    raise ValueError(f"{count} attack steps, {targets} targets; give at least 1")
-                return cls("attack", threat=head, eps=eps, attack=name, steps=count, targets=targets)
-            if head in corruption_names():
+                eps = exact_budget(head, parse_budget(parts[1], head)) if len(parts) > 1 and parts[1] else None
+                return cls("attack", threat=head, eps=eps, **_attack_fields(parts[2:], attack, steps))
+            if head in corruption_names() and len(parts) <= 2:
                 return cls("corruption", corruption=head, severity=int(parts[1]) if len(parts) > 1 else 3)
         except (ValueError, IndexError, ZeroDivisionError) as error:
             raise SoupvizError(f"Cannot read the metric {text!r} ({error}).") from error
         raise SoupvizError(
             f"Unknown metric {text!r}: use clean, union, a threat ({', '.join(THREATS)}) with optional "
-            "':eps:attack:steps', or a corruption name with ':severity'."
+            "':eps:attack:steps:restarts:tTARGETS', or a corruption name with ':severity'."
         )
 
     @property
@@ -122,24 +121,13 @@ class MetricSpec:
         Raises:
             SoupvizError: not a key `MetricSpec.key` writes.
         """
-        parts = key.split(":")
-        head, rest = parts[0], parts[1:]
         try:
-            targets = int(rest.pop()[1:]) if rest and rest[-1].startswith("t") else None
-            if head == "clean" and not rest:
-                return cls("clean")
-            if head in THREATS and len(rest) == 4:
-                eps = exact_budget(head, float(rest[0]))
-                return cls("attack", threat=head, eps=eps, attack=rest[1], steps=int(rest[2]),
-                           restarts=int(rest[3]), targets=targets)
-            if head == "union" and len(rest) == 4:
-                return cls("union", threats=tuple(rest[0].split("+")), attack=rest[1], steps=int(rest[2]),
-                           restarts=int(rest[3]), targets=targets)
-            if head in corruption_names() and len(rest) == 1:
-                return cls("corruption", corruption=head, severity=int(rest[0]))
-        except ValueError as error:
-            raise SoupvizError(f"Cannot read the stored metric {key!r} ({error}).") from error
-        raise SoupvizError(f"The stored metric {key!r} is not one soupviz writes.")
+            spec = cls.parse(key)
+        except SoupvizError as error:
+            raise SoupvizError(f"The stored metric {key!r} is not one soupviz writes ({error}).") from error
+        if spec.key != key:
+            raise SoupvizError(f"The stored metric {key!r} is not one soupviz writes (it reads as {spec.key!r}).")
+        return spec
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON data: its kind and the fields that kind uses, the attack written as
@@ -181,6 +169,20 @@ class MetricSpec:
     @property
     def is_upper_bound(self) -> bool:
         return self.kind in ("attack", "union")
+
+
+def _attack_fields(parts: list[str], attack: str, steps: int) -> dict[str, Any]:
+    """The attack, steps, restarts and targets of a metric text's tail 'attack:steps:restarts:tN',
+    each part optional."""
+    targets = int(parts.pop()[1:]) if parts and parts[-1].startswith("t") else None
+    if len(parts) > 3:
+        raise ValueError(f"unexpected parts after the restarts: {':'.join(parts[3:])}")
+    name = parts[0] if parts and parts[0] else attack
+    count = int(parts[1]) if len(parts) > 1 and parts[1] else steps
+    restarts = int(parts[2]) if len(parts) > 2 and parts[2] else 1
+    if min(count if name not in FIXED_ITERATIONS else 1, restarts, 1 if targets is None else targets) < 1:
+        raise ValueError(f"{count} steps, {restarts} restarts, {targets} targets; give at least 1 of each")
+    return {"attack": name, "steps": count, "restarts": restarts, "targets": targets}
 
 
 def default_specs(attack: str = DEFAULT, steps: int = 20, corruptions: bool = False) -> list[MetricSpec]:

@@ -60,7 +60,7 @@ def test_labels_say_robust_accuracy_is_an_upper_bound_and_name_the_attack():
 
 
 @pytest.mark.parametrize("text, name", [
-    ("l2:0.25:apgd-ce+apgd-t:20:9", "APGD-CE-20 + APGD-T-20 (9 targets)"),
+    ("l2:0.25:apgd-ce+apgd-t:20:t9", "APGD-CE-20 + APGD-T-20 (9 targets)"),
     ("linf::autoattack", "AutoAttack (standard)"),
     ("linf:4/255:pgd:7", "PGD-7"),
     ("clean", ""),

@@ -62,7 +62,28 @@ def test_masks_round_trip_through_hex() -> None:
 
 
 def test_the_attack_chain_is_stored_stage_by_stage() -> None:
-    spec = MetricSpec.parse("linf:8/255:pgd+pgd-t:10:3")
+    spec = MetricSpec.parse("linf:8/255:pgd+pgd-t:10:t3")
     assert spec.chain == ("pgd", "pgd-t")
     assert spec.to_dict() == {"kind": "attack", "threat": "linf", "eps": 8 / 255, "steps": 10, "restarts": 1,
                               "targets": 3, "chain": ["pgd", "pgd-t"]}
+
+
+@pytest.mark.parametrize("text", ["linf:4/255:pgd:40", "l2:0.5:pgd+pgd-t:10:2:t3", "linf::apgd-t:20:t5", "l1::autoattack",
+                                  "union", "union:linf+l2:pgd:10", "fog:2"])
+def test_every_key_parses_back_to_its_spec(text: str) -> None:
+    """A key copied from a CSV column or the store into --metrics measures the same thing."""
+    for spec in [MetricSpec.parse(text), *default_specs(corruptions=True)]:
+        assert MetricSpec.parse(spec.key) == spec == MetricSpec.from_key(spec.key)
+
+
+def test_restarts_and_targets_are_read_from_the_text() -> None:
+    spec = MetricSpec.parse("l2:0.5:pgd+pgd-t:10:2:t3")
+    assert (spec.steps, spec.restarts, spec.targets) == (10, 2, 3)
+    assert MetricSpec.parse("l2:0.5:pgd-t:10:t4").restarts == 1
+
+
+@pytest.mark.parametrize("text", ["linf:8/255:pgd:10:1:2:t3", "linf::pgd:0", "l2::pgd-t:10:1:t0", "union:linf+l5",
+                                  "clean:1", "fog:3:1"])
+def test_malformed_attack_tails_are_refused(text: str) -> None:
+    with pytest.raises(SoupvizError):
+        MetricSpec.parse(text)

@@ -64,7 +64,7 @@ def test_records_stored_before_specs_were_data_load_with_their_spec_recovered() 
         assert MetricSpec.from_key(key).key == key
 
 
-@pytest.mark.parametrize("text", ["clean", "linf:4/255:pgd+pgd-t:10:3", "l1::autoattack-apgd", "fog:3",
+@pytest.mark.parametrize("text", ["clean", "linf:4/255:pgd+pgd-t:10:t3", "l1::autoattack-apgd", "fog:3",
                                   "union", "l2:0.25:apgd-ce:40"])
 def test_records_round_trip_through_their_structured_form(text: str) -> None:
     record = result(MetricSpec.parse(text), 0.5, mask="ff", code_fingerprint="abc")

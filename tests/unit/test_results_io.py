@@ -24,7 +24,7 @@ def result(text: str, weights: list[float]) -> Record:
                   family="fam", mask="fe80", code_fingerprint="abc")
 
 
-RECORDS = [result("clean", [1.0, 0.0]), result("linf:4/255:pgd+pgd-t:10:3", [0.5, 0.5]), result("fog:2", [0.0, 1.0])]
+RECORDS = [result("clean", [1.0, 0.0]), result("linf:4/255:pgd+pgd-t:10:t3", [0.5, 0.5]), result("fog:2", [0.0, 1.0])]
 
 
 def test_records_written_and_read_back_are_equal(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_a_tradeoff_draws_the_clean_grid_and_the_first_robust_grid_of_its_threat
 
 def test_a_tradeoff_prefers_a_stronger_attack_than_the_preview_even_on_fewer_soups() -> None:
     grid = grid_weights(4, 0.5)
-    preview, default = measured("linf::pgd:10"), measured("linf::pgd+pgd-t:10:3")
+    preview, default = measured("linf::pgd:10"), measured("linf::pgd+pgd-t:10:t3")
     records = [record(w, m) for w in grid for m in (CLEAN, preview)] + [record(w, default) for w in grid[:4]]
     clean, robust = tradeoff_grids(stored_grids(records, 4), "linf")
     assert robust.records[0].spec == default[1].key and robust.found == 4
