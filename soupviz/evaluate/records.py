@@ -15,13 +15,16 @@ from soupviz.evaluate.metrics import MetricSpec
 
 CORRUPTION_MEAN = "corruption mean"
 ROW_SPEC_FIELDS = ("threat", "eps", "chain", "steps", "restarts", "targets", "corruption", "severity", "threats")
+ROW_NUMBER_FIELDS = ("n", "correct", "accuracy", "ci_low", "ci_high", "method", "images", "seed", "batchnorm", "family",
+                     "code_fingerprint")
 LEGACY_UPPER_BOUND = " (upper bound on robust accuracy)"  # ended robust methods in files written before specs were data
 
 
 @dataclass(frozen=True)
 class CorruptionMean:
     """Mean accuracy over corruption conditions (`corruption_mean`): a summary, not a measurement,
-    so it has no spec; `conditions` counts the (corruption, severity) pairs averaged."""
+    so it has no `MetricSpec`; `conditions` counts the (corruption, severity) pairs averaged.
+    A soup's mean carries its `weights`, so figures of soups draw it like a record."""
 
     accuracy: float
     ci_low: float
@@ -34,10 +37,29 @@ class CorruptionMean:
     metric: str = CORRUPTION_MEAN
     kind: str = "corruption-mean"
     upper_bound: bool = False
+    weights: list[float] | None = None
+    ingredients: list[str] | None = None
+    family: str = ""
+
+    @property
+    def spec(self) -> str:
+        """The summary's key among metric keys, 'corruption-mean:70' for 70 conditions."""
+        return f"{self.kind}:{self.conditions}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The mean as a card stores it beside the conditions."""
-        return {"spec": self.kind, **{f.name: getattr(self, f.name) for f in fields(self)}}
+        """The mean as a card stores it beside the conditions (a soup's weights where it has them)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("weights", "ingredients", "family"):
+            if not data[name]:
+                del data[name]
+        return {"spec": self.kind, **data}
+
+    def row(self) -> dict[str, Any]:
+        """One flat row for CSV export, in the columns of `Record.row`."""
+        return {"weights": " ".join(f"{w:g}" for w in self.weights or []), "ingredients": self.ingredients,
+                "metric": self.metric, "spec": self.spec, "kind": self.kind, "upper_bound": self.upper_bound,
+                **{key: "" for key in ROW_SPEC_FIELDS},
+                **{key: getattr(self, key, "") for key in ROW_NUMBER_FIELDS}}
 
 
 def corruption_mean(records: Sequence[Record]) -> CorruptionMean | None:
@@ -55,9 +77,10 @@ def corruption_mean(records: Sequence[Record]) -> CorruptionMean | None:
     severities = sorted({r.measure.severity for r in chosen})
     levels = f"severity {severities[0]}" if len(severities) == 1 else f"{len(severities)} severities"
     mean = {key: sum(getattr(r, key) for r in chosen) / len(chosen) for key in ("accuracy", "ci_low", "ci_high")}
-    return CorruptionMean(**mean, n=chosen[0].n, conditions=len(chosen), images=chosen[0].images,
-                          seed=chosen[0].seed,
-                          method=f"mean over {types} corruptions × {levels} (interval: mean of the Wilson bounds)")
+    first = chosen[0]
+    return CorruptionMean(**mean, n=first.n, conditions=len(chosen), images=first.images, seed=first.seed,
+                          method=f"mean over {types} corruptions × {levels} (interval: mean of the Wilson bounds)",
+                          weights=first.weights, ingredients=first.ingredients, family=first.family)
 
 
 @dataclass
@@ -141,9 +164,7 @@ class Record:
         data = self.measure.to_dict()
         measure = {key: " ".join(map(str, data[key])) if isinstance(data.get(key), list) else data.get(key, "")
                    for key in ROW_SPEC_FIELDS}
-        rest = {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("weights", "ingredients", "measure", "mask")}
-        return {**head, **measure, **rest}
+        return {**head, **measure, **{key: getattr(self, key) for key in ROW_NUMBER_FIELDS}}
 
 
 def records_of(metrics: Sequence[Mapping[str, Any]]) -> list[Record]:
