@@ -11,14 +11,25 @@ import streamlit as st
 
 from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
+from soupviz.checkpoints import Ingredient
 from soupviz.errors import SoupvizError
+from soupviz.evaluate.baselines import baseline_labels
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
-from soupviz.labels import BOUND, bounded, record_choices, soup_label, stored_grid_caption
+from soupviz.labels import BOUND, bounded, interval_text, record_choices, soup_label, stored_grid_caption
 from soupviz.store import ResultStore
-from soupviz.store_grid import StoredGrid, being_written, family_records, family_store, stored_grids, tradeoff_grids
+from soupviz.store_grid import (
+    StoredGrid,
+    being_written,
+    family_records,
+    family_store,
+    stored_baselines,
+    stored_grids,
+    summary_grids,
+    tradeoff_grids,
+)
 
 REFRESH, IDLE_REFRESH = "5s", "60s"  # how often a page rereads the store while a sweep writes it, and otherwise
 
@@ -107,7 +118,7 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
 @rereading_store
 def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
     """Attack heatmaps: the ingredients under every stored metric, before anything is pressed."""
-    grids, family = stored(evaluator), evaluator.family
+    grids, family = summary_grids(stored(evaluator)), evaluator.family
     soups = list(zip(family.labels, evaluator.ingredient_weights().tolist(), strict=True))
     records = [r for grid in grids.values() for r in grid.records]
     if not records:
@@ -118,17 +129,25 @@ def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
 
 
 @rereading_store
-def stored_tradeoff(evaluator: Evaluator, threat: str, weights: list[float], paper: bool) -> None:
-    """Trade-off: clean against robust accuracy over the stored grid, before anything is pressed."""
+def stored_tradeoff(evaluator: Evaluator, threat: str, weights: list[float], baselines: list[Ingredient],
+                    paper: bool) -> None:
+    """Trade-off: clean against robust accuracy over the stored grid, with the `baselines` stored on
+    the same images and attack, before anything is pressed."""
     grids = tradeoff_grids(stored(evaluator), threat)
     if grids is None:
         return
     clean, robust = grids
+    family = evaluator.family
+    extra = stored_baselines(family_store(family.folder), family, baselines, grids)
+    names = baseline_labels(family, baselines)
     try:
         fig = tradeoff_figure(clean.records + robust.records, robust.records[0].spec, clean.records[0].spec,
-                              current=weights, labels=evaluator.family.labels, paper=paper)
+                              current=weights, labels=family.labels, paper=paper, baselines=extra,
+                              baseline_labels=names)
     except SoupvizError:  # the stored clean and robust grids share no soup yet
         return
     figure_panel(fig, Keys.STORED_TRADEOFF)
     st.caption(f"Precomputed: clean {stored_grid_caption(clean)}; "
-               f"{robust.records[0].metric} {stored_grid_caption(robust)}.")
+               f"{robust.records[0].metric} {stored_grid_caption(robust)}."
+               + (" Baselines: " + " · ".join(f"{names[r.family]} {r.metric} {interval_text(r)}" for r in extra)
+                  if extra else ""))

@@ -63,7 +63,7 @@ def method_text(record: Record) -> str:
 def metric_name(record: Record) -> str:
     """A metric named with its attack, e.g. 'L∞ 8/255 APGD-CE-20' (for file names and columns
     where two attacks of one threat must differ); 'clean' for metrics without attack."""
-    return f"{record.metric} {attack_label(record.measure)}".strip()
+    return f"{record.metric} {attack_label(record.measure)}" if record.upper_bound else record.metric
 
 
 def bounded(name: str, upper_bound: bool) -> str:

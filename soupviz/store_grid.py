@@ -4,15 +4,18 @@ pages can draw figures from a store while a sweep is still writing to it."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from soupviz.attacks.defaults import is_preview
+from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients
+from soupviz.evaluate.baselines import baseline_family_name
 from soupviz.evaluate.metrics import MetricSpec
-from soupviz.evaluate.records import Record
+from soupviz.evaluate.records import CorruptionMean, Record, corruption_mean
 from soupviz.report import weights_key
-from soupviz.store import ResultStore
+from soupviz.store import ResultStore, family_fingerprint
 from soupviz.weights import grid_weights
 
 SHIPPED_STORE = "results.sqlite"
@@ -23,9 +26,10 @@ WRITING_SECONDS = 120.0
 @dataclass(frozen=True)
 class StoredGrid:
     """The stored records of a grid (one per soup and spec, the first stored wins) and how many
-    of the expected (soup, spec) pairs they cover."""
+    of the expected (soup, spec) pairs they cover; for the corruption mean, one `CorruptionMean`
+    per soup whose conditions are all stored."""
 
-    records: list[Record]
+    records: list[Record | CorruptionMean]
     found: int
     expected: int
 
@@ -61,14 +65,51 @@ def stored_grids(records: Sequence[Record], k: int) -> dict[str, StoredGrid]:
     """Per spec key, the `stored_grid` of a family's `records` (e.g. `family_records`) over the grid
     their sweep ran on (`grid_step`, for `k` ingredients). Where a spec was stored on several image
     subsets, the most complete grid is kept (by share done, then soups found; the first stored on a
-    tie); a spec none of whose soups lies on its grid is left out."""
+    tie); a spec none of whose soups lies on its grid is left out. Where corruptions are stored,
+    their `corruption_mean_grid` comes just before the first of them."""
     grids: dict[str, StoredGrid] = {}
     for spec, images in dict.fromkeys((r.spec, r.images) for r in records):
         subset = [r for r in records if r.spec == spec and r.images == images]
         grid = stored_grid(subset, grid_weights(k, grid_step(subset, k)))
         if grid.found and (spec not in grids or (grid.share, grid.found) > (grids[spec].share, grids[spec].found)):
             grids[spec] = grid
-    return grids
+    mean = corruption_mean_grid(grids)
+    if mean is None:
+        return grids
+    first = next(key for key, grid in grids.items() if grid.records[0].kind == "corruption")
+    ordered: dict[str, StoredGrid] = {}
+    for key, grid in grids.items():
+        if key == first:
+            ordered[mean.records[0].spec] = mean
+        ordered[key] = grid
+    return ordered
+
+
+def corruption_mean_grid(grids: Mapping[str, StoredGrid]) -> StoredGrid | None:
+    """The corruption mean (`corruption_mean`) of each soup of the stored corruption `grids` (per
+    spec key, e.g. from `stored_grids`) that has every condition stored, on the image subset most
+    conditions were measured on: a soup still missing a condition during a sweep is left out
+    rather than averaged over fewer. None without corruption grids or complete soups."""
+    corruptions = [g for g in grids.values() if g.records[0].kind == "corruption"]
+    if not corruptions:
+        return None
+    images = Counter(g.records[0].images for g in corruptions).most_common(1)[0][0]
+    conditions = [g for g in corruptions if g.records[0].images == images]
+    by_soup: dict[str, list[Record]] = {}
+    for grid in conditions:
+        for record in grid.records:
+            by_soup.setdefault(weights_key(record.weights), []).append(record)
+    means = [corruption_mean(soup) for soup in by_soup.values() if len(soup) == len(conditions)]
+    if not means:
+        return None
+    return StoredGrid(means, len(means), max(g.expected for g in conditions))
+
+
+def summary_grids(grids: Mapping[str, StoredGrid]) -> dict[str, StoredGrid]:
+    """`grids` (e.g. `stored_grids`) as a figure of every metric shows them: corruption conditions
+    folded into their mean where it exists (70 columns of conditions would drown the threats)."""
+    folded = any(g.records[0].kind == "corruption-mean" for g in grids.values())
+    return {key: g for key, g in grids.items() if not (folded and g.records[0].kind == "corruption")}
 
 
 def tradeoff_grids(grids: Mapping[str, StoredGrid], threat: str) -> tuple[StoredGrid, StoredGrid] | None:
@@ -78,7 +119,7 @@ def tradeoff_grids(grids: Mapping[str, StoredGrid], threat: str) -> tuple[Stored
     soups; None where either is missing."""
     found = [grid for grid in grids.values() if grid.found]
     clean = next((g for g in found if g.records[0].kind == "clean"), None)
-    robust = [g for g in found if g.records[0].measure.threat == threat]
+    robust = [g for g in found if g.records[0].kind == "attack" and g.records[0].measure.threat == threat]
     if clean is None or not robust:
         return None
 
@@ -95,6 +136,23 @@ def family_records(store: ResultStore, family: str, specs: Sequence[MetricSpec] 
     if specs is None:
         return store.records(family=family)
     return [r for spec in specs for r in store.records(family=family, spec=spec.key)]
+
+
+def stored_baselines(
+    store: ResultStore, family: SoupFamily, baselines: Sequence[Ingredient], grids: Sequence[StoredGrid],
+) -> list[Record]:
+    """The records of `baselines` (e.g. `load_baselines`) in `store` on the metric and image subset
+    of each of `grids`, as `soupviz eval FAMILY --baselines --store` writes them: what a figure
+    drawn from the grids sets beside the soups. A baseline missing any of them is left out."""
+    found = []
+    for baseline in baselines:
+        one = family_from_ingredients([baseline], baseline_family_name(family, baseline))
+        mine = family_records(store, family_fingerprint(one.hashes))
+        matches = [next((r for r in mine if r.spec == grid.records[0].spec and r.images == grid.records[0].images),
+                        None) for grid in grids]
+        if all(matches):
+            found += matches
+    return found
 
 
 def family_store(folder: Path | None) -> ResultStore:

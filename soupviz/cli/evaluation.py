@@ -70,6 +70,12 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="store each ingredient's measured metrics in its card (ingredients only, no --weights)",
     )
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="evaluate the family's baselines (its baselines/ folder, e.g. SAT) instead of its soups, on the "
+        "same images: with --store, the Trade-off page draws them beside the stored soups",
+    )
     parser.set_defaults(run=run_eval)
 
 
@@ -111,10 +117,35 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
         cache=not args.no_cache,
         store=ResultStore(args.store) if args.store else None,
     )
+    if args.baselines:
+        return _evaluate_baselines(args, evaluator, specs)
     weights = evaluator.ingredient_weights() if weights is None else weights(family)
     with terminal_bar("evaluating", "step") as report:
         records = evaluator.evaluate(weights, specs, report)
     return _show(args, family, specs, records)
+
+
+def _evaluate_baselines(args: argparse.Namespace, evaluator, specs: list) -> list:
+    """The family's baselines on `specs`, measured like its soups (`evaluate_baselines`): one table
+    per baseline, all exported to --out."""
+    from soupviz.evaluate.baselines import baseline_family_name, evaluate_baselines, load_baselines
+    from soupviz.report import text_table
+    from soupviz.store import write_records
+
+    family = evaluator.family
+    baselines = load_baselines(family)
+    if not baselines:
+        raise SoupvizError(f"{args.family} has no baselines: put their checkpoints in its baselines/ folder.")
+    with terminal_bar("evaluating baselines", "step") as report:
+        records = evaluate_baselines(evaluator, baselines, specs, report)
+    for baseline in baselines:
+        name = baseline_family_name(family, baseline)
+        print(text_table([r for r in records if r.family == name], [baseline.card.label]))
+    if args.out:
+        meta = {"family": family.name, "baselines": [b.name for b in baselines],
+                "metrics": [spec.key for spec in specs], "command": command_line()}
+        print(write_records(records, args.out, meta))
+    return records
 
 
 def _show(args: argparse.Namespace, family, specs: list, records: list) -> list:
@@ -186,6 +217,8 @@ def run_eval(args: argparse.Namespace) -> None:
                     )
             return rows
 
+    if args.baselines and (args.weights or args.compare or args.write_cards):
+        raise SoupvizError("--baselines evaluates the family's baselines: drop --weights, --compare and --write-cards.")
     if args.compare and args.weights:
         raise SoupvizError("--compare compares two ingredients: drop --weights to use it.")
     compared = _compared(args.compare, load_family(args.family).names) if args.compare else None

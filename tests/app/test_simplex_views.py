@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from pages._state import Keys
 from soupviz.checkpoints import load_family
 from soupviz.data import load_split
+from soupviz.evaluate.baselines import evaluate_baselines, load_baselines
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.labels import soup_label
@@ -21,12 +22,15 @@ from tests.app.test_pages import APP, TIMEOUT, assert_clean
 
 @pytest.fixture
 def stored_env(app_env: dict, tmp_path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """A fresh default store holding clean and L∞ records of the step-0.5 grid minus one soup."""
+    """A fresh default store holding clean, L∞ and two corruptions of the step-0.5 grid minus one
+    soup, and the SAT baseline's clean and L∞ records on the same images."""
     monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path))
     family = load_family(app_env["SOUPVIZ_FAMILY"])
     images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(20, 0)
     evaluator = Evaluator(family, images, device="cpu", store=ResultStore(tmp_path / "results.sqlite"))
-    evaluator.evaluate(grid_weights(4, 0.5)[:-1], [MetricSpec("clean"), MetricSpec.parse("linf::pgd:1")])
+    specs = [MetricSpec("clean"), MetricSpec.parse("linf::pgd:1")]
+    evaluator.evaluate(grid_weights(4, 0.5)[:-1], [*specs, MetricSpec.parse("fog:3"), MetricSpec.parse("snow:3")])
+    evaluate_baselines(evaluator, load_baselines(family), specs)
     return app_env
 
 
@@ -88,3 +92,31 @@ def test_stored_soups_coloured_by_an_attack_are_marked_as_upper_bounds(stored_en
     pick = at.selectbox(key=Keys.STORED_PICK)
     assert pick.options and all("% ≤ · " in option for option in pick.options)
     assert "≤" in pick.placeholder
+
+
+def test_the_stored_tradeoff_places_the_stored_baseline(stored_env: dict) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/tradeoff.py").run()
+    assert_clean(at)
+    (chart,) = charts(at)
+    assert "baseline: SAT" in [trace.get("name") for trace in chart["data"]]
+    assert any("Baselines: SAT clean 100.0%" in c.value for c in at.caption)  # it holds the nominal weights
+    at.toggle(key=Keys.TRADEOFF_BASELINES).set_value(False).run()
+    assert "baseline: SAT" not in [trace.get("name") for trace in charts(at)[0]["data"]]
+
+
+def test_stored_corruptions_are_summarised_by_their_mean(stored_env: dict) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/explorer.py").run()
+    colour = at.selectbox(key=Keys.STORED_METRIC)
+    assert colour.options.index("corruption mean") < colour.options.index("Fog, severity 3")
+    colour.set_value("corruption mean").run()
+    assert_clean(at)
+    kinds = {c["layout"]["meta"]["soupviz"]["kind"]: c for c in charts(at)}
+    assert "corruption mean" in kinds["tetrahedron"]["layout"]["coloraxis"]["colorbar"]["title"]["text"]
+    at.switch_page("pages/heatmaps.py").run()
+    (heatmap,) = [c for c in charts(at) if c["layout"]["meta"]["soupviz"]["kind"] == "heatmap"]
+    columns = heatmap["data"][0]["x"]
+    assert "corruption mean" in columns and not any("Fog" in column for column in columns)

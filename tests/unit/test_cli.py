@@ -382,3 +382,34 @@ def test_adapt_defaults_are_the_librarys() -> None:
         base.k, base.step, base.margin, base.method, base.gradient_steps, base.lr, base.draws)
     assert (args.severity, args.per_class, args.heldout) == (shifts.SEVERITY, shifts.PER_CLASS,
                                                              shifts.HELDOUT_PER_CLASS)
+
+
+def test_eval_of_the_baselines_stores_them_for_the_stored_tradeoff(family_folder, data_folder, tmp_path,
+                                                                    capsys) -> None:
+    from dataclasses import replace
+
+    from soupviz.checkpoints import load_checkpoint, save_checkpoint
+    from soupviz.evaluate.baselines import load_baselines
+    from soupviz.store import ResultStore, family_fingerprint
+    from soupviz.store_grid import StoredGrid, stored_baselines, stored_grids
+    from tests.unit.test_baselines import add_sat_baseline
+
+    sat = load_checkpoint(add_sat_baseline(family_folder))  # distinct from every ingredient, unlike add_sat_baseline's
+    save_checkpoint({name: value * 1.01 for name, value in sat.state_dict.items()}, sat.card, sat.path.parent)
+    store = tmp_path / "results.sqlite"
+    common = [str(family_folder), "--data", str(data_folder), "--images", "20", "--metrics", "clean,linf::pgd:2",
+              "--store", str(store)]
+    assert main(["sweep", *common, "--step", "0.5"]) == 0
+    assert main(["eval", *common, "--baselines", "--out", str(tmp_path / "sat.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "soup (SAT)" in printed and "L∞ 8/255 PGD-2" in printed
+    family = load_family(family_folder)
+    grids = list(stored_grids(ResultStore(store).records(family=family_fingerprint(family.hashes)), 4).values())
+    found = stored_baselines(ResultStore(store), family, load_baselines(family), grids)
+    assert [(r.ingredients, r.spec, r.images) for r in found] == [
+        (["sat"], g.records[0].spec, g.records[0].images) for g in grids]
+    assert read_records(tmp_path / "sat.json")[0] == found
+    elsewhere = [StoredGrid([replace(r, images="20 other images") for r in g.records], g.found, g.expected)
+                 for g in grids]
+    assert stored_baselines(ResultStore(store), family, load_baselines(family), elsewhere) == []  # not comparable
+    assert main(["eval", *common, "--baselines", "--weights", "1,0,0,0"]) == 2

@@ -10,9 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from soupviz.store import ResultStore, record_key
-from soupviz.store_grid import StoredGrid, being_written, stored_grids, tradeoff_grids
+from soupviz.evaluate.records import corruption_mean
+from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
+from soupviz.figures.soups import accuracy_heatmap
+from soupviz.store_grid import StoredGrid, being_written, stored_grids, summary_grids, tradeoff_grids
 from soupviz.weights import grid_weights
-from tests.unit.test_figures import CLEAN, L2, LINF, measured, record
+from tests.unit.test_figures import CLEAN, L2, LINF, NAMES, measured, record
 from tests.unit.test_store import make_record
 
 
@@ -67,3 +70,37 @@ def test_a_tradeoff_prefers_a_stronger_attack_than_the_preview_even_on_fewer_sou
     assert robust.records[0].spec == default[1].key and robust.found == 4
     clean, robust = tradeoff_grids(stored_grids([r for r in records if r.spec != default[1].key], 4), "linf")
     assert robust.records[0].spec == preview[1].key and robust.found == len(grid)
+
+
+FOG, SNOW = measured("fog:3"), measured("snow:3")
+
+
+def test_corruption_conditions_fold_into_a_mean_over_the_soups_that_have_them_all() -> None:
+    grid = grid_weights(4, 0.5)
+    fog = [record(w, FOG, correct=40 + i) for i, w in enumerate(grid)]
+    snow = [record(w, SNOW, correct=60) for w in grid[:-2]]  # a sweep still writing: two soups lack snow
+    grids = stored_grids([record(w) for w in grid] + fog + snow + [record(w, LINF) for w in grid], 4)
+    assert list(grids) == [CLEAN[1].key, "corruption-mean:2", FOG[1].key, SNOW[1].key, LINF[1].key]
+    mean = grids["corruption-mean:2"]
+    assert (mean.found, mean.expected) == (len(grid) - 2, len(grid))
+    assert [m.weights for m in mean.records] == [r.weights for r in fog[:-2]]
+    assert mean.records[1] == corruption_mean([fog[1], snow[1]])
+    assert mean.records[1].accuracy == (0.41 + 0.60) / 2
+    assert list(summary_grids(grids)) == [CLEAN[1].key, "corruption-mean:2", LINF[1].key]
+    assert list(summary_grids({k: g for k, g in grids.items() if k != "corruption-mean:2"})) == \
+        [CLEAN[1].key, FOG[1].key, SNOW[1].key, LINF[1].key]
+    assert tradeoff_grids(grids, "linf")[1].records[0].spec == LINF[1].key
+
+
+def test_the_corruption_mean_draws_and_exports_like_a_metric() -> None:
+    grid = grid_weights(4, 0.25)
+    records = [record(w, metric, correct=30 + round(40 * w[0])) for metric in (FOG, SNOW) for w in grid]
+    mean = stored_grids(records, 4)["corruption-mean:2"]
+    spec = mean.records[0].spec
+    for fig in (filled_ternary_figure(mean.records, spec, (0, 1, 2), labels=NAMES),
+                tetrahedron_figure(mean.records, spec, labels=NAMES),
+                accuracy_heatmap(mean.records, [("a", grid[0])], labels=NAMES)):
+        assert "corruption mean" in fig.to_json()
+    row = mean.records[0].row()
+    assert list(row) == list(records[0].row()) and row["kind"] == "corruption-mean"
+    assert row["method"].startswith("mean over 2 corruptions × severity 3")
