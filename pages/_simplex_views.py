@@ -18,7 +18,17 @@ from soupviz.evaluate.evaluator import Evaluator
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
-from soupviz.labels import BOUND, bounded, interval_text, record_choices, soup_label, stored_grid_caption
+from soupviz.labels import (
+    BOUND,
+    bounded,
+    interval_text,
+    record_choices,
+    soup_label,
+    stored_grid_caption,
+    stored_heatmap_caption,
+)
+from soupviz.report import weights_key
+from soupviz.soup_rows import row_soups
 from soupviz.store import ResultStore
 from soupviz.store_grid import (
     StoredGrid,
@@ -27,6 +37,7 @@ from soupviz.store_grid import (
     family_store,
     stored_baselines,
     stored_grids,
+    strongest_grids,
     summary_grids,
     tradeoff_grids,
 )
@@ -55,18 +66,19 @@ def rereading_store(draw: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def stored(evaluator: Evaluator) -> dict[str, StoredGrid]:
-    """The family's stored grids per spec key (`store_grid.stored_grids`), read once per version of
-    the store and shared by the server's sessions (do not modify)."""
+def stored(evaluator: Evaluator, soups: tuple[tuple[float, ...], ...] | None = None) -> dict[str, StoredGrid]:
+    """The family's stored grids per spec key (`store_grid.stored_grids`, over `soups` where given),
+    read once per version of the store and shared by the server's sessions (do not modify)."""
     store = family_store(evaluator.family.folder)
     if not store.path.is_file():
         return {}
-    return _stored_grids(str(store.path), store.modified(), evaluator.family_id, len(evaluator.family.names))
+    return _stored_grids(str(store.path), store.modified(), evaluator.family_id, len(evaluator.family.names), soups)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _stored_grids(path: str, modified: float, family_id: str, k: int) -> dict[str, StoredGrid]:
-    return stored_grids(family_records(ResultStore(path), family_id), k)
+def _stored_grids(path: str, modified: float, family_id: str, k: int,
+                  soups: tuple[tuple[float, ...], ...] | None) -> dict[str, StoredGrid]:
+    return stored_grids(family_records(ResultStore(path), family_id), k, soups)
 
 
 @rereading_store
@@ -117,15 +129,19 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
 
 @rereading_store
 def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
-    """Attack heatmaps: the ingredients under every stored metric, before anything is pressed."""
-    grids, family = summary_grids(stored(evaluator)), evaluator.family
-    soups = list(zip(family.labels, evaluator.ingredient_weights().tolist(), strict=True))
+    """Attack heatmaps: the ingredients and presets under every stored metric (each threat at each
+    stored budget by its strongest attack, corruptions as their mean), before anything is pressed."""
+    family = evaluator.family
+    named = row_soups(["ingredients", "presets"], family, None)
+    grids = summary_grids(strongest_grids(stored(evaluator, tuple(tuple(w) for _, w in named))))
     records = [r for grid in grids.values() for r in grid.records]
     if not records:
         return
-    figure_panel(accuracy_heatmap(records, soups, labels=family.labels, paper=paper), Keys.STORED_HEATMAP)
-    st.caption("Precomputed; " + " · ".join(f"{g.records[0].metric}: {stored_grid_caption(g)}"
-                                            for g in grids.values()))
+    present = {weights_key(r.weights) for r in records}
+    soups = [(name, w) for name, w in named if weights_key(w) in present]
+    figure_panel(accuracy_heatmap(records, soups, list(grids), labels=family.labels, paper=paper),
+                 Keys.STORED_HEATMAP)
+    st.caption(stored_heatmap_caption(list(grids.values()), len(soups)))
 
 
 @rereading_store

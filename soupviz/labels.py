@@ -117,6 +117,16 @@ def stored_grid_caption(grid: StoredGrid) -> str:
     return f"{grid.caption()}, {how}"
 
 
+def stored_heatmap_caption(grids: Sequence[StoredGrid], soups: int) -> str:
+    """A stored heatmap's note: 'Precomputed: 8 soups × 12 metrics on 500 images; blank cells are not
+    in the store yet.' (the image counts where columns differ; each cell's hover has its own)."""
+    counts = sorted({grid.records[0].n for grid in grids})
+    images = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    blank = any(grid.found < soups for grid in grids)
+    return (f"Precomputed: {soups} soups × {len(grids)} metrics on {images} images"
+            + ("; blank cells are not in the store yet." if blank else "."))
+
+
 def precomputed_caption(command: str, created: float) -> str:
     """Where a result shipped with a family comes from: the command and the day it ran."""
     day = time.strftime("%Y-%m-%d", time.gmtime(created))

@@ -16,6 +16,7 @@ from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.records import CorruptionMean, Record, corruption_mean
 from soupviz.report import weights_key
 from soupviz.store import ResultStore, family_fingerprint
+from soupviz.threats import THREATS
 from soupviz.weights import grid_weights
 
 SHIPPED_STORE = "results.sqlite"
@@ -61,16 +62,19 @@ def stored_grid(records: Sequence[Record], grid: Sequence[Sequence[float]]) -> S
     return StoredGrid(chosen, len(chosen), len(wanted) * max(1, len(specs)))
 
 
-def stored_grids(records: Sequence[Record], k: int) -> dict[str, StoredGrid]:
+def stored_grids(
+    records: Sequence[Record], k: int, soups: Sequence[Sequence[float]] | None = None,
+) -> dict[str, StoredGrid]:
     """Per spec key, the `stored_grid` of a family's `records` (e.g. `family_records`) over the grid
-    their sweep ran on (`grid_step`, for `k` ingredients). Where a spec was stored on several image
-    subsets, the most complete grid is kept (by share done, then soups found; the first stored on a
-    tie); a spec none of whose soups lies on its grid is left out. Where corruptions are stored,
-    their `corruption_mean_grid` comes just before the first of them."""
+    their sweep ran on (`grid_step`, for `k` ingredients), or over `soups` where given (a heatmap's
+    rows). Where a spec was stored on several image subsets, the most complete grid is kept (by
+    share done, then soups found; the first stored on a tie); a spec none of whose soups lies on its
+    grid is left out. Where corruptions are stored, their `corruption_mean_grid` comes just before
+    the first of them."""
     grids: dict[str, StoredGrid] = {}
     for spec, images in dict.fromkeys((r.spec, r.images) for r in records):
         subset = [r for r in records if r.spec == spec and r.images == images]
-        grid = stored_grid(subset, grid_weights(k, grid_step(subset, k)))
+        grid = stored_grid(subset, soups if soups is not None else grid_weights(k, grid_step(subset, k)))
         if grid.found and (spec not in grids or (grid.share, grid.found) > (grids[spec].share, grids[spec].found)):
             grids[spec] = grid
     mean = corruption_mean_grid(grids)
@@ -122,12 +126,42 @@ def tradeoff_grids(grids: Mapping[str, StoredGrid], threat: str) -> tuple[Stored
     robust = [g for g in found if g.records[0].kind == "attack" and g.records[0].measure.threat == threat]
     if clean is None or not robust:
         return None
+    return clean, min(robust, key=_weakness)
 
-    def preference(grid: StoredGrid) -> tuple[bool, int]:
-        spec = grid.records[0].measure
-        return is_preview(spec.attack, spec.steps, spec.targets), -grid.found
 
-    return clean, min(robust, key=preference)
+def strongest_grids(grids: Mapping[str, StoredGrid]) -> dict[str, StoredGrid]:
+    """`grids` (e.g. `stored_grids`) with one grid per quantity measured (clean accuracy, a threat at
+    a budget, a union, a corruption condition, the corruption mean): of several attacks on one threat
+    and budget, the grid a stronger attack than the preview made where there is one, then the one
+    with the most soups. In the order a heatmap reads them: clean, threats by budget, unions, the
+    corruption mean, the conditions."""
+    best: dict[tuple, tuple[str, StoredGrid]] = {}
+    for key, grid in grids.items():
+        if not grid.found:
+            continue
+        quantity = _quantity(grid.records[0])
+        if quantity not in best or _weakness(grid) < _weakness(best[quantity][1]):
+            best[quantity] = (key, grid)
+    return dict(best[quantity] for quantity in sorted(best))
+
+
+_KIND_ORDER = ("clean", "attack", "union", "corruption-mean", "corruption")
+
+
+def _quantity(record: Record | CorruptionMean) -> tuple:
+    """What a record measures regardless of the attack, as a sort key in heatmap order."""
+    if record.kind == "attack":
+        return 1, THREATS.index(record.measure.threat), record.measure.eps, ""
+    if record.kind == "union":
+        return 2, 0, 0.0, "+".join(record.measure.threats)
+    return _KIND_ORDER.index(record.kind), 0, 0.0, record.spec
+
+
+def _weakness(grid: StoredGrid) -> tuple[bool, int]:
+    """Sorts the grids of one quantity strongest first: not the preview attack, then more soups."""
+    first = grid.records[0]
+    preview = first.upper_bound and is_preview(first.measure.attack, first.measure.steps, first.measure.targets)
+    return preview, -grid.found
 
 
 def family_records(store: ResultStore, family: str, specs: Sequence[MetricSpec] | None = None) -> list[Record]:

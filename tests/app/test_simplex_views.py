@@ -15,6 +15,7 @@ from soupviz.evaluate.baselines import evaluate_baselines, load_baselines
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.labels import soup_label
+from soupviz.soup_rows import row_soups
 from soupviz.store import ResultStore
 from soupviz.weights import grid_weights, tidy
 from tests.app.test_pages import APP, TIMEOUT, assert_clean
@@ -61,7 +62,14 @@ def test_pages_open_on_a_stored_figure_without_pressing_anything(stored_env: dic
     assert_clean(at)
     kinds = [json.loads(chart.proto.spec)["layout"]["meta"]["soupviz"]["kind"] for chart in at.get("plotly_chart")]
     assert kinds.count("heatmap" if page != "pages/tradeoff.py" else "tradeoff") == 1
-    assert any("from the precomputed store: 9 of 10 soups" in c.value for c in at.caption)
+    if page == "pages/tradeoff.py":
+        assert any("from the precomputed store: 9 of 10 soups" in c.value for c in at.caption)
+    else:  # the presets among the stored soups (the uniform soup is off the grid), by clean, L∞ and the mean
+        family = load_family(stored_env["SOUPVIZ_FAMILY"])
+        stored = {tuple(tidy(w)) for w in grid_weights(4, 0.5)[:-1]}
+        rows = [w for _, w in row_soups(["ingredients", "presets"], family, None) if tuple(tidy(w)) in stored]
+        assert 4 < len(rows) < 8
+        assert any(f"Precomputed: {len(rows)} soups × 3 metrics on 20 images." in c.value for c in at.caption)
 
 
 def test_picking_a_stored_soup_moves_the_sliders_there(stored_env: dict) -> None:

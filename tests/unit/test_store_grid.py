@@ -9,11 +9,19 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from soupviz.store import ResultStore, record_key
 from soupviz.evaluate.records import corruption_mean
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
-from soupviz.store_grid import StoredGrid, being_written, stored_grids, summary_grids, tradeoff_grids
+from soupviz.labels import stored_heatmap_caption
+from soupviz.store import ResultStore, record_key
+from soupviz.store_grid import (
+    StoredGrid,
+    being_written,
+    stored_grids,
+    strongest_grids,
+    summary_grids,
+    tradeoff_grids,
+)
 from soupviz.weights import grid_weights
 from tests.unit.test_figures import CLEAN, L2, LINF, NAMES, measured, record
 from tests.unit.test_store import make_record
@@ -104,3 +112,19 @@ def test_the_corruption_mean_draws_and_exports_like_a_metric() -> None:
     row = mean.records[0].row()
     assert list(row) == list(records[0].row()) and row["kind"] == "corruption-mean"
     assert row["method"].startswith("mean over 2 corruptions × severity 3")
+
+
+def test_a_heatmap_keeps_the_strongest_attack_per_threat_and_budget_in_reading_order() -> None:
+    soups = [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0.25] * 4]
+    preview, default, at4 = measured("linf::pgd:10"), measured("linf::pgd+pgd-t:10:t3"), measured("linf:4/255::")
+    l2 = measured("l2::pgd+pgd-t:10:t3")
+    records = ([record(w, preview) for w in soups] + [record(w, l2) for w in soups] + [record(w, FOG) for w in soups]
+               + [record(w, default) for w in soups[:2]] + [record(w, at4) for w in soups] + [record(w) for w in soups]
+               + [record([0.5, 0.5, 0, 0], default)])  # not a row
+    grids = stored_grids(records, 4, soups)
+    assert grids[default[1].key].found == 2
+    columns = strongest_grids(grids)
+    assert list(columns) == [CLEAN[1].key, at4[1].key, default[1].key, l2[1].key, "corruption-mean:1", FOG[1].key]
+    assert stored_heatmap_caption(list(summary_grids(columns).values()), 3) == \
+        "Precomputed: 3 soups × 5 metrics on 100 images; blank cells are not in the store yet."
+    assert strongest_grids(stored_grids(records[:3], 4, soups)) == {preview[1].key: grids[preview[1].key]}
