@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from pages._components import family_baselines
 from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
 from soupviz.checkpoints import Ingredient
@@ -139,8 +140,10 @@ def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
         return
     present = {weights_key(r.weights) for r in records}
     soups = [(name, w) for name, w in named if weights_key(w) in present]
-    figure_panel(accuracy_heatmap(records, soups, list(grids), labels=family.labels, paper=paper),
-                 Keys.STORED_HEATMAP)
+    baselines = family_baselines(family)
+    extra = stored_baselines(family_store(family.folder), family, baselines, list(grids.values()), complete=False)
+    figure_panel(accuracy_heatmap(records, soups, list(grids), labels=family.labels, paper=paper, baselines=extra,
+                                  baseline_labels=baseline_labels(family, baselines)), Keys.STORED_HEATMAP)
     st.caption(stored_heatmap_caption(list(grids.values()), len(soups)))
 
 

@@ -174,19 +174,31 @@ def family_records(store: ResultStore, family: str, specs: Sequence[MetricSpec] 
 
 def stored_baselines(
     store: ResultStore, family: SoupFamily, baselines: Sequence[Ingredient], grids: Sequence[StoredGrid],
-) -> list[Record]:
+    complete: bool = True,
+) -> list[Record | CorruptionMean]:
     """The records of `baselines` (e.g. `load_baselines`) in `store` on the metric and image subset
-    of each of `grids`, as `soupviz eval FAMILY --baselines --store` writes them: what a figure
-    drawn from the grids sets beside the soups. A baseline missing any of them is left out."""
+    of each of `grids` (for a corruption mean, the mean of all its conditions), as
+    `soupviz eval FAMILY --baselines --store` writes them: what a figure drawn from the grids sets
+    beside the soups. With `complete`, a baseline missing any of them is left out."""
     found = []
     for baseline in baselines:
         one = family_from_ingredients([baseline], baseline_family_name(family, baseline))
         mine = family_records(store, family_fingerprint(one.hashes))
-        matches = [next((r for r in mine if r.spec == grid.records[0].spec and r.images == grid.records[0].images),
-                        None) for grid in grids]
-        if all(matches):
-            found += matches
+        matches = [_baseline_match(mine, grid.records[0]) for grid in grids]
+        if all(matches) or not complete:
+            found += [match for match in matches if match is not None]
     return found
+
+
+def _baseline_match(records: Sequence[Record], like: Record | CorruptionMean) -> Record | CorruptionMean | None:
+    """Of one baseline's `records`, the one measuring what `like` measures on its images."""
+    if like.kind != "corruption-mean":
+        return next((r for r in records if r.spec == like.spec and r.images == like.images), None)
+    conditions: dict[str, Record] = {}
+    for record in records:
+        if record.kind == "corruption" and record.images == like.images:
+            conditions.setdefault(record.spec, record)
+    return corruption_mean(list(conditions.values())) if len(conditions) == like.conditions else None
 
 
 def family_store(folder: Path | None) -> ResultStore:

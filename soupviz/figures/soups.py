@@ -8,7 +8,7 @@ Builders take evaluation `Record`s and only arrange them; trade-off and budget p
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
@@ -214,7 +214,7 @@ def interpolation_figure(
 def accuracy_heatmap(
     records: Sequence[Record], soups: NamedSoups | None = None,
     metrics: Sequence[Metric] | None = None, labels: Sequence[str] | None = None,
-    paper: bool = False,
+    paper: bool = False, baselines: Sequence[Record] = (), baseline_labels: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Accuracy (%) of soups (rows) under metrics (columns), e.g. threat × budget.
 
@@ -223,6 +223,9 @@ def accuracy_heatmap(
             soup; default every soup in `records`, named by its weights.
         metrics: specs, keys or columns in display order; default every metric in `records`.
         labels: ingredient display names; default the records' ingredient names.
+        baselines: records of models outside the soup (`soupviz.evaluate.baselines`), one row per
+            record family after the soups, named by `baseline_labels` (family -> label) or their
+            checkpoint name.
 
     Cells show the accuracy, hovers the 95% interval and the method; robust columns end in
     '≤' (upper bounds, attack named under the axis). Missing (soup, metric) pairs are blank.
@@ -240,16 +243,19 @@ def accuracy_heatmap(
         name = column.metric if twins == 1 else f"{column.metric} ({attack_label(column.measure)})"
         names.append(bounded(name, column.upper_bound))
     index = {(weights_key(r.weights), r.spec): r for r in records}
+    index.update(((r.family, r.spec), r) for r in baselines)
+    named = {r.family: f"{(baseline_labels or {}).get(r.family, r.ingredients[0])} (baseline)" for r in baselines}
     z, text, hover, rows = [], [], [], []
-    for name, weights in soups:
-        cells = [index.get((weights_key(weights), column.spec)) for column in columns]
+    for name, row_key, mixed in [(name, weights_key(weights), labels) for name, weights in soups] + \
+            [(name, family, None) for family, name in named.items()]:
+        cells = [index.get((row_key, column.spec)) for column in columns]
         z.append([percent(r.accuracy) if r else math.nan for r in cells])
         text.append([f"{percent(r.accuracy):.1f}" if r else "" for r in cells])
-        hover.append([f"{name}<br>{hover_text(r, labels)}" if r else f"{name}: not evaluated"
+        hover.append([f"{name}<br>{hover_text(r, mixed)}" if r else f"{name}: not evaluated"
                       for r in cells])
         rows += [{"soup": name, **r.row()} for r in cells if r]
     fig = go.Figure(go.Heatmap(
-        z=z, x=names, y=[name for name, _ in soups], text=text, texttemplate="%{text}",
+        z=z, x=names, y=[name for name, _ in soups] + list(named.values()), text=text, texttemplate="%{text}",
         hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", coloraxis="coloraxis",
         xgap=1, ygap=1,
     ))

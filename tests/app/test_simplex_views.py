@@ -4,6 +4,7 @@ the grid is done, and the explorer shows the whole simplex from it."""
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -128,3 +129,5 @@ def test_stored_corruptions_are_summarised_by_their_mean(stored_env: dict) -> No
     (heatmap,) = [c for c in charts(at) if c["layout"]["meta"]["soupviz"]["kind"] == "heatmap"]
     columns = heatmap["data"][0]["x"]
     assert "corruption mean" in columns and not any("Fog" in column for column in columns)
+    assert heatmap["data"][0]["y"][-1] == "SAT (baseline)"  # stored on clean and L∞ only: a partial row
+    assert [cell for cell in heatmap["data"][0]["text"][-1] if cell] == ["100.0", mock.ANY]

@@ -390,6 +390,7 @@ def test_eval_of_the_baselines_stores_them_for_the_stored_tradeoff(family_folder
 
     from soupviz.checkpoints import load_checkpoint, save_checkpoint
     from soupviz.evaluate.baselines import load_baselines
+    from soupviz.evaluate.records import corruption_mean
     from soupviz.store import ResultStore, family_fingerprint
     from soupviz.store_grid import StoredGrid, stored_baselines, stored_grids
     from tests.unit.test_baselines import add_sat_baseline
@@ -413,3 +414,13 @@ def test_eval_of_the_baselines_stores_them_for_the_stored_tradeoff(family_folder
                  for g in grids]
     assert stored_baselines(ResultStore(store), family, load_baselines(family), elsewhere) == []  # not comparable
     assert main(["eval", *common, "--baselines", "--weights", "1,0,0,0"]) == 2
+
+    corrupted = [*common[:-3], "fog:3,snow:3", "--store", str(store)]  # the corruption mean: once all conditions are in
+    assert main(["sweep", *corrupted, "--step", "0.5"]) == 0
+    mean = stored_grids(ResultStore(store).records(family=family_fingerprint(family.hashes)), 4)["corruption-mean:2"]
+    assert stored_baselines(ResultStore(store), family, load_baselines(family), [mean]) == []
+    assert len(stored_baselines(ResultStore(store), family, load_baselines(family), [mean, *grids], False)) == 2
+    assert main(["eval", *corrupted, "--baselines"]) == 0
+    (sat_mean,) = stored_baselines(ResultStore(store), family, load_baselines(family), [mean])
+    sat_records = [r for r in ResultStore(store).records() if r.ingredients == ["sat"] and r.kind == "corruption"]
+    assert sat_mean == corruption_mean(sat_records) and sat_mean.conditions == 2

@@ -68,8 +68,8 @@ def test_the_attack_chain_is_stored_stage_by_stage() -> None:
                               "targets": 3, "chain": ["pgd", "pgd-t"]}
 
 
-@pytest.mark.parametrize("text", ["linf:4/255:pgd:40", "l2:0.5:pgd+pgd-t:10:2:t3", "linf::apgd-t:20:t5", "l1::autoattack",
-                                  "union", "union:linf+l2:pgd:10", "fog:2"])
+@pytest.mark.parametrize("text", ["linf:4/255:pgd:40", "l2:0.5:pgd+pgd-t:10:2:t3", "linf::apgd-t:20:t5",
+                                  "l1::autoattack", "union", "union:linf+l2:pgd:10", "fog:2"])
 def test_every_key_parses_back_to_its_spec(text: str) -> None:
     """A key copied from a CSV column or the store into --metrics measures the same thing."""
     for spec in [MetricSpec.parse(text), *default_specs(corruptions=True)]:
