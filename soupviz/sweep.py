@@ -22,6 +22,7 @@ from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.records import Record
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.store import ResultStore
+from soupviz.weights import coarse_to_fine
 
 ENGINES = ("local", "ray")
 
@@ -86,23 +87,29 @@ def _masks(evaluator: Evaluator, task: Task) -> tuple[str, torch.Tensor]:
 def plan(evaluator: Evaluator, rows: torch.Tensor, specs: Sequence[MetricSpec], shards: int = 1) -> list[Task]:
     """The tasks still to run for the soups `rows` (S, K) on `specs`: unions become their threats'
     attacks (their records are the intersection, made afterwards from the store), stored records
-    and stored shard results are skipped, and the rest go `evaluator.fold` soups to a task."""
+    and stored shard results are skipped, and the rest go `evaluator.fold` soups to a task.
+
+    Tasks run soup by soup, coarse grid first (`coarse_to_fine`), each soup's metrics together: a
+    dashboard reading the store while the sweep runs sees the whole simplex early, refining, and
+    every soup complete (the corruption mean needs all its conditions)."""
     store = evaluator.store
     singles = list(dict.fromkeys(part for spec in specs for part in measured_specs(spec)))
     count = evaluator.batch_count()
     shards = max(1, min(shards, count))
     ranges = [range(i * count // shards, (i + 1) * count // shards) for i in range(shards)]
     parts_done = store.done_parts() if store is not None and shards > 1 else set()
+    order = coarse_to_fine(rows.tolist())
+    rank = {index: position for position, index in enumerate(order)}
     tasks = []
-    for spec in singles:
+    for number, spec in enumerate(singles):
         keys = [evaluator.key(row, spec) for row in rows]
         stored = set(store.get_many(keys)) if store is not None else set()
         for shard, batches in enumerate(ranges):
-            todo = [i for i, key in enumerate(keys) if key not in stored and (key, shard) not in parts_done]
+            todo = [i for i in order if keys[i] not in stored and (keys[i], shard) not in parts_done]
             for start in range(0, len(todo), evaluator.fold):
                 chunk = tuple(tuple(rows[i].tolist()) for i in todo[start : start + evaluator.fold])
-                tasks.append(Task(chunk, spec, shard, shards, batches))
-    return tasks
+                tasks.append(((rank[todo[start]], number, shard), Task(chunk, spec, shard, shards, batches)))
+    return [task for _, task in sorted(tasks, key=lambda item: item[0])]
 
 
 def sweep(

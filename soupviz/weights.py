@@ -290,6 +290,21 @@ def interpolation_line(k: int, i: int, j: int, points: int, margin: float = 0.0)
     return line
 
 
+def coarse_to_fine(rows: Sequence[Sequence[float]], finest: int = 100) -> list[int]:
+    """Indices of the soups `rows` from the coarsest grid to the finest: the soups whose weights are
+    all multiples of 1/2 (the ingredients and their halves) first, then of 1/3, 1/4 and so on up to
+    1/`finest`, then the rest; grid order within each. A sweep run in this order draws the whole
+    simplex early and refines it, instead of filling it corner by corner."""
+
+    def level(row: Sequence[float]) -> int:
+        for parts in range(1, finest + 1):
+            if all(abs(float(w) * parts - round(float(w) * parts)) < 1e-6 for w in row):
+                return parts
+        return finest + 1
+
+    return sorted(range(len(rows)), key=lambda i: level(rows[i]))
+
+
 def grid_weights(k: int, step: float, subset: Sequence[int] | None = None) -> list[list[float]]:
     """The simplex grid (see `simplex_grid`) as tidy weight lists."""
     return [tidy(row.tolist()) for row in simplex_grid(k, step, subset=subset)]

@@ -13,7 +13,7 @@ from soupviz.errors import SoupvizError
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.store import ResultStore
 from soupviz.sweep import SweepSetup, plan, run_task, sweep
-from soupviz.weights import simplex_grid
+from soupviz.weights import coarse_to_fine, simplex_grid
 
 SPECS = [
     MetricSpec("clean"),
@@ -157,3 +157,19 @@ def test_a_worker_that_keeps_dying_is_one_clear_error(setup, tmp_path, local_ray
     with pytest.raises(SoupvizError, match="A Ray worker died 4 times .* rerun the same command to resume"):
         sweep(setup, GRID, SPECS[:1], store, engine="ray", work=always_dies)
     assert len(store) == 0
+
+
+def test_tasks_run_soup_by_soup_from_the_coarsest_grid(setup, tmp_path) -> None:
+    evaluator = setup.open(ResultStore(tmp_path / "results.sqlite"))
+    evaluator.fold = 1
+    fine = simplex_grid(4, 0.25)  # 35 soups, of which the 10 on the step-0.5 grid come first
+    tasks = plan(evaluator, torch.as_tensor(fine), SPECS[:2])
+    soups = list(dict.fromkeys(task.rows[0] for task in tasks))
+    assert {tuple(w) for w in soups[:10]} == {tuple(w) for w in GRID.tolist()}
+    assert [task.spec for task in tasks[:4]] == [SPECS[0], SPECS[1]] * 2  # a soup's metrics together
+    assert len(tasks) == 2 * len(fine) and len(soups) == len(fine)
+
+
+def test_coarse_to_fine_orders_by_the_coarsest_grid_holding_each_soup() -> None:
+    rows = [[0.1, 0.9], [0.25, 0.75], [0.5, 0.5], [1.0, 0.0], [0.123456789, 0.876543211], [0.2, 0.8]]
+    assert coarse_to_fine(rows) == [3, 2, 1, 5, 0, 4]
