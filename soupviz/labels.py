@@ -13,8 +13,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from soupviz.evaluate.methods import attack_label
+from soupviz.evaluate.methods import attack_label, attack_strength
 from soupviz.evaluate.records import Record
+from soupviz.threats import THREAT_LABELS
 
 if TYPE_CHECKING:
     from soupviz.checkpoints import SoupFamily
@@ -119,12 +120,19 @@ def stored_grid_caption(grid: StoredGrid) -> str:
 
 def stored_heatmap_caption(grids: Sequence[StoredGrid], soups: int) -> str:
     """A stored heatmap's note: 'Precomputed: 8 soups × 12 metrics on 500 images; blank cells are not
-    in the store yet.' (the image counts where columns differ; each cell's hover has its own)."""
+    in the store yet.' (the image counts where columns differ; each cell's hover has its own), then
+    what the strength table says of any preview attack among the columns."""
     counts = sorted({grid.records[0].n for grid in grids})
     images = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
     blank = any(grid.found < soups for grid in grids)
-    return (f"Precomputed: {soups} soups × {len(grids)} metrics on {images} images"
+    text = (f"Precomputed: {soups} soups × {len(grids)} metrics on {images} images"
             + ("; blank cells are not in the store yet." if blank else "."))
+    previews = dict.fromkeys(
+        f" {THREAT_LABELS[first.measure.threat]} columns by {attack_label(first.measure)}: {note}."
+        for first in (grid.records[0] for grid in grids)
+        if first.kind == "attack" and (note := attack_strength(first.measure)).startswith("preview")
+    )
+    return text + "".join(previews)
 
 
 def precomputed_caption(command: str, created: float) -> str:

@@ -2,8 +2,9 @@
 so the explorer, heatmap and trade-off pages open on finished figures: clean accuracy on the whole
 4-simplex at step 0.1, L∞ and L2 with the default attacks on it too (500 images), L∞, L2 and L1
 with the preview attack and L∞ and L2 with the default attacks on the step-0.2 grid (200 images),
-every record complete and labelled by the attack that made it; the pages pick the most complete
-grid of each."""
+the corruptions on the step-0.2 grid at least, the presets over every budget, and the SAT baseline
+beside them; every record complete and labelled by the attack that made it; the pages pick the
+most complete grid of each."""
 
 from __future__ import annotations
 
@@ -14,9 +15,21 @@ from pathlib import Path
 import pytest
 
 from soupviz.checkpoints import load_family
+from soupviz.evaluate.baselines import load_baselines
 from soupviz.settings import FAMILIES_DIR
+from soupviz.soup_rows import row_soups
 from soupviz.store import ResultStore, family_fingerprint
-from soupviz.store_grid import family_records, family_store, stored_grid, stored_grids
+from soupviz.store_grid import (
+    family_records,
+    family_store,
+    stored_baselines,
+    stored_grid,
+    stored_grids,
+    strongest_grids,
+    summary_grids,
+    tradeoff_grids,
+)
+from soupviz.threats import THREATS
 from soupviz.weights import grid_weights
 
 SHIPPED = FAMILIES_DIR / "cifar10-preact_resnet_small"
@@ -28,26 +41,39 @@ def test_the_shipped_store_covers_the_grids_its_readme_names() -> None:
     store = family_store(SHIPPED)
     assert store.path == SHIPPED / "results.sqlite"
     records = family_records(store, family_fingerprint(family.hashes))
-    by_method: dict[str, list] = {}
+    by_method: dict[tuple[str, int], list] = {}
     for record in records:
-        by_method.setdefault(record.method, []).append(record)
+        if record.kind != "corruption":
+            by_method.setdefault((record.method, record.n), []).append(record)
 
-    def covered(method: str, step: float) -> int:
-        """How many soups of the step's grid the method's records cover."""
-        return stored_grid(by_method.get(method, []), grid_weights(4, step)).found
+    def covered(method: str, n: int, step: float) -> int:
+        """How many soups of the step's grid the method's records on n images cover."""
+        return stored_grid(by_method.get((method, n), []), grid_weights(4, step)).found
 
-    clean = [m for m in by_method if not by_method[m][0].upper_bound]
-    assert len(clean) == 1 and covered(clean[0], 0.1) == 286 and by_method[clean[0]][0].n == 500
-    preview = [m for m in by_method if m.startswith("PGD-10 L")]
-    default = [m for m in by_method if m.startswith("PGD-10 + PGD-T-10 (3 targets) L")]
-    assert len(preview) == 3 and all(covered(m, 0.2) == 56 for m in preview)
-    assert len(default) == 2 and all(covered(m, 0.2) == 56 and covered(m, 0.5) == 10 for m in default)
+    assert covered("clean accuracy", 500, 0.1) == 286
+    preview = [f"PGD-10 {threat}" for threat in ("L∞ 8/255", "L2 0.5", "L1 12")]
+    default = [f"PGD-10 + PGD-T-10 (3 targets) {threat}" for threat in ("L∞ 8/255", "L2 0.5")]
+    assert all(covered(m, 200, 0.2) == 56 for m in preview)
+    assert all(covered(m, 200, 0.2) == 56 and covered(m, 200, 0.5) == 10 for m in default)
+    assert all(covered(m, 500, 0.1) == 286 for m in default)
     assert all(r.mask and r.n in (200, 500) for r in records if r.upper_bound)
 
-    shown = {grid.records[0].method: grid for grid in stored_grids(records, 4).values()}
+    grids = stored_grids(records, 4)
+    shown = {grid.records[0].method: grid for grid in grids.values() if grid.records[0].kind == "attack"}
     for method in default:
         assert shown[method].found == 286 and shown[method].share == 1.0, method
         assert all(record.n == 500 for record in shown[method].records), method
+    mean = next(grid for grid in grids.values() if grid.records[0].kind == "corruption-mean")
+    assert mean.records[0].conditions == 70 and mean.found >= 56 and mean.expected == 286
+    assert stored_grid(mean.records, grid_weights(4, 0.2)).found == 56
+
+    presets = row_soups(["ingredients", "presets"], family, None)
+    columns = summary_grids(strongest_grids(stored_grids(records, 4, [w for _, w in presets])))
+    assert len(columns) == 12 and all(grid.found == len(presets) == 8 for grid in columns.values())
+    baselines = load_baselines(family)
+    assert len(stored_baselines(store, family, baselines, list(columns.values()))) == 12
+    for threat in THREATS:  # the trade-off's SAT triangle, on the images of each stored grid
+        assert len(stored_baselines(store, family, baselines, tradeoff_grids(grids, threat))) == 2, threat
 
 
 def test_reading_the_shipped_store_leaves_its_file_as_committed(tmp_path: Path) -> None:

@@ -128,3 +128,8 @@ def test_a_heatmap_keeps_the_strongest_attack_per_threat_and_budget_in_reading_o
     assert stored_heatmap_caption(list(summary_grids(columns).values()), 3) == \
         "Precomputed: 3 soups × 5 metrics on 100 images; blank cells are not in the store yet."
     assert strongest_grids(stored_grids(records[:3], 4, soups)) == {preview[1].key: grids[preview[1].key]}
+    alone = strongest_grids(stored_grids(records[:3], 4, soups))
+    assert stored_heatmap_caption(list(alone.values()), 3) == (
+        "Precomputed: 3 soups × 1 metrics on 100 images. L∞ columns by PGD-10: preview: overstated robustness by "
+        "up to 4.9 points against AutoAttack on the shipped ingredients; choose the default attack for numbers "
+        "within 1 point.")
