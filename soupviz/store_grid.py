@@ -3,6 +3,7 @@ pages can draw figures from a store while a sweep is still writing to it."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -72,9 +73,11 @@ def stored_grids(
     grid is left out. Where corruptions are stored, their `corruption_mean_grid` comes just before
     the first of them."""
     grids: dict[str, StoredGrid] = {}
-    for spec, images in dict.fromkeys((r.spec, r.images) for r in records):
-        subset = [r for r in records if r.spec == spec and r.images == images]
-        grid = stored_grid(subset, soups if soups is not None else grid_weights(k, grid_step(subset, k)))
+    subsets: dict[tuple[str, str], list[Record]] = {}
+    for record in records:
+        subsets.setdefault((record.spec, record.images), []).append(record)
+    for (spec, _), subset in subsets.items():
+        grid = stored_grid(subset, soups if soups is not None else _grid(k, grid_step(subset, k)))
         if grid.found and (spec not in grids or (grid.share, grid.found) > (grids[spec].share, grids[spec].found)):
             grids[spec] = grid
     mean = corruption_mean_grid(grids)
@@ -220,9 +223,19 @@ def grid_step(records: Sequence[Record], k: int, steps: Sequence[float] = GRID_S
     `records` (the grid a sweep was run on), else the finest."""
     soups = {weights_key(r.weights) for r in records if min(r.weights) >= 0}
     for step in sorted(steps, reverse=True):
-        if soups <= {weights_key(w) for w in grid_weights(k, step)}:
+        if soups <= _grid_keys(k, step):
             return step
     return min(steps)
+
+
+@functools.cache
+def _grid(k: int, step: float) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(w) for w in grid_weights(k, step))
+
+
+@functools.cache
+def _grid_keys(k: int, step: float) -> frozenset[str]:
+    return frozenset(weights_key(w) for w in _grid(k, step))
 
 
 def stored_records(
