@@ -293,8 +293,9 @@ def interpolation_line(k: int, i: int, j: int, points: int, margin: float = 0.0)
 def coarse_to_fine(rows: Sequence[Sequence[float]], finest: int = 100) -> list[int]:
     """Indices of the soups `rows` from the coarsest grid to the finest: the soups whose weights are
     all multiples of 1/2 (the ingredients and their halves) first, then of 1/3, 1/4 and so on up to
-    1/`finest`, then the rest; grid order within each. A sweep run in this order draws the whole
-    simplex early and refines it, instead of filling it corner by corner."""
+    1/`finest`, then the rest; within each, the soup farthest from those already ordered next (grid
+    order on ties). A sweep run in this order draws the whole simplex early and refines it evenly,
+    instead of filling it corner by corner."""
 
     def level(row: Sequence[float]) -> int:
         for parts in range(1, finest + 1):
@@ -302,7 +303,18 @@ def coarse_to_fine(rows: Sequence[Sequence[float]], finest: int = 100) -> list[i
                 return parts
         return finest + 1
 
-    return sorted(range(len(rows)), key=lambda i: level(rows[i]))
+    points = torch.as_tensor(rows, dtype=torch.float64).reshape(len(rows), -1)
+    levels = torch.tensor([level(row) for row in rows])
+    nearest = torch.full((len(rows),), math.inf, dtype=torch.float64)
+    order: list[int] = []
+    for value in sorted(set(levels.tolist())):
+        waiting = levels == value
+        for _ in range(int(waiting.sum())):
+            pick = int(torch.where(waiting, nearest, -1.0).argmax())
+            order.append(pick)
+            waiting[pick] = False
+            nearest = torch.minimum(nearest, (points - points[pick]).norm(dim=1))
+    return order
 
 
 def grid_weights(k: int, step: float, subset: Sequence[int] | None = None) -> list[list[float]]:

@@ -173,3 +173,16 @@ def test_tasks_run_soup_by_soup_from_the_coarsest_grid(setup, tmp_path) -> None:
 def test_coarse_to_fine_orders_by_the_coarsest_grid_holding_each_soup() -> None:
     rows = [[0.1, 0.9], [0.25, 0.75], [0.5, 0.5], [1.0, 0.0], [0.123456789, 0.876543211], [0.2, 0.8]]
     assert coarse_to_fine(rows) == [3, 2, 1, 5, 0, 4]
+    line = [[i / 10, 1 - i / 10] for i in range(11)]
+    assert coarse_to_fine(line)[:5] == [0, 10, 5, 2, 8]  # ends, middle, then the fifths farthest apart
+
+
+def test_coarse_to_fine_spreads_each_level_over_the_simplex() -> None:
+    grid = simplex_grid(4, 0.1).tolist()
+    order = coarse_to_fine(grid)
+    assert sorted(order) == list(range(len(grid)))
+    assert {tuple(grid[i]) for i in order[:56 + 10 - 4]} == {tuple(w) for w in simplex_grid(4, 0.2).tolist()} | \
+        {tuple(w) for w in simplex_grid(4, 0.5).tolist()}  # halves, fifths, then tenths (4 soups lie on both)
+    tenths = torch.tensor([grid[i] for i in order[62:82]])
+    gaps = torch.cdist(tenths, tenths) + torch.eye(20)
+    assert gaps.min() > 0.2  # neighbours on the grid are 0.14 apart: the first tenths are not
