@@ -148,25 +148,31 @@ def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
 
 
 @rereading_store
-def stored_tradeoff(evaluator: Evaluator, threat: str, weights: list[float], baselines: list[Ingredient],
-                    paper: bool) -> None:
-    """Trade-off: clean against robust accuracy over the stored grid, with the `baselines` stored on
-    the same images and attack, before anything is pressed."""
-    grids = tradeoff_grids(stored(evaluator), threat)
+def stored_tradeoff(evaluator: Evaluator, threat: str, against: str, weights: list[float],
+                    baselines: list[Ingredient], paper: bool) -> None:
+    """Trade-off: robust accuracy under `threat` against `against` (`store_grid.tradeoff_grids`)
+    over the stored grid, with the `baselines` stored on the same images and attack, before anything
+    is pressed."""
+    grids = tradeoff_grids(stored(evaluator), threat, against)
     if grids is None:
+        if against == "corruption-mean":
+            st.caption("The store holds no corruption grid yet: `soupviz sweep FAMILY --metrics corruptions` "
+                       "measures one.")
+        elif against != "clean":
+            st.caption("The precomputed store has no grid of both metrics: press Evaluate to measure them.")
         return
-    clean, robust = grids
+    x_grid, y_grid = grids
     family = evaluator.family
     extra = stored_baselines(family_store(family.folder), family, baselines, grids)
     names = baseline_labels(family, baselines)
     try:
-        fig = tradeoff_figure(clean.records + robust.records, robust.records[0].spec, clean.records[0].spec,
+        fig = tradeoff_figure(x_grid.records + y_grid.records, y_grid.records[0].spec, x_grid.records[0].spec,
                               current=weights, labels=family.labels, paper=paper, baselines=extra,
                               baseline_labels=names)
     except SoupvizError:  # the stored clean and robust grids share no soup yet
         return
     figure_panel(fig, Keys.STORED_TRADEOFF)
-    st.caption(f"Precomputed: clean {stored_grid_caption(clean)}; "
-               f"{robust.records[0].metric} {stored_grid_caption(robust)}."
+    st.caption(f"Precomputed: {x_grid.records[0].metric} {stored_grid_caption(x_grid)}; "
+               f"{y_grid.records[0].metric} {stored_grid_caption(y_grid)}."
                + (" Baselines: " + " · ".join(f"{names[r.family]} {r.metric} {interval_text(r)}" for r in extra)
                   if extra else ""))

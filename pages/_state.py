@@ -91,6 +91,7 @@ class Keys:
     HEATMAP_ROWS = "heatmap_rows"
     HEATMAP_RECORDS = "heatmap_records"
     TRADEOFF_THREAT = "tradeoff_threat"
+    TRADEOFF_AGAINST = "tradeoff_against"
     TRADEOFF_STEP = "tradeoff_step"
     TRADEOFF_MODES = "tradeoff_modes"
     TRADEOFF_RECORDS = "tradeoff_records"
@@ -200,4 +201,4 @@ class Keys:
     # widgets a run does not draw, unless the key is re-assigned every run).
     KEPT = (FAMILY_SOURCE, FAMILY_PATH, DATA_PATH, EXTRAPOLATE, MARGIN, TERNARY_CORNERS, TERNARY_METRIC,
             GRID_STEP, LINE_PAIR, LINE_METRICS, HEATMAP_ROWS, *map(budgets, THREATS), TRADEOFF_THREAT,
-            TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES)
+            TRADEOFF_AGAINST, TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES)

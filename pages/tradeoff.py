@@ -20,6 +20,7 @@ from soupviz.soup_rows import with_soup
 from soupviz.threats import THREAT_LABELS, THREATS
 from soupviz.weights import grid_weights
 
+STORED_ONLY = "corruption-mean"
 MODES = {"none": "no ensembles", "logits": "ensembles of logits", "probs": "ensembles of probabilities"}
 
 st.title("Trade-off")
@@ -31,8 +32,14 @@ k, paper = len(family.names), st.session_state.get(Keys.PAPER, False)
 keep_valid(Keys.TRADEOFF_THREAT, list(THREATS), "linf")
 keep_valid(Keys.TRADEOFF_STEP, [0.5, 0.25, 0.2], 0.5)
 keep_valid(Keys.TRADEOFF_MODES, list(MODES), "logits")
-a, b, c = st.columns(3)
+a, a2, b, c = st.columns([2, 2, 2, 3])
 threat = a.selectbox("Robust to", THREATS, format_func=THREAT_LABELS.get, key=Keys.TRADEOFF_THREAT)
+axes = {"clean": "clean accuracy", **{t: f"{THREAT_LABELS[t]} robustness" for t in THREATS if t != threat},
+        STORED_ONLY: "corruption mean (stored)"}
+keep_valid(Keys.TRADEOFF_AGAINST, list(axes), "clean")
+against = a2.selectbox("Against", list(axes), format_func=axes.get, key=Keys.TRADEOFF_AGAINST,
+                       help="The x axis: clean accuracy, robustness to another threat (Croce et al. trade L∞ "
+                            "against L2), or the corruption mean, which is drawn from the precomputed store only.")
 step = b.select_slider("Grid step", (0.5, 0.25, 0.2), key=Keys.TRADEOFF_STEP)
 mode = c.radio("Compare with", list(MODES), format_func=MODES.get, key=Keys.TRADEOFF_MODES, horizontal=True)
 baselines = family_baselines(family)
@@ -44,12 +51,15 @@ if baselines:
     baselines = baselines if shown else []
 weights = current_weights(k)
 soups = with_soup(grid_weights(k, step), weights)
-specs = [MetricSpec("clean"), *robust_specs(s, [threat])]
+live = against != STORED_ONLY
+specs = [MetricSpec("clean") if against in ("clean", STORED_ONLY) else robust_specs(s, [against])[0],
+         *robust_specs(s, [threat])]
 request = (soups, [spec.key for spec in specs], mode, [model.name for model in baselines])
 st.caption(f"{len(soups)} soups (a grid over all ingredients plus the current soup) on {evaluator.images_label}, "
            f"robust accuracy by {s.attack.upper()}-{s.steps}; ensembles cost {k}× a soup's forward passes.")
 held = st.session_state.get(Keys.TRADEOFF_RECORDS)
-if st.button("Evaluate", type="primary"):
+if st.button("Evaluate", type="primary", disabled=not live,
+             help=None if live else "70 corruption conditions per soup: run `soupviz sweep --metrics corruptions`."):
     records = evaluate_live(lambda report: evaluator.evaluate(soups, specs, report), "Soups")
     ensembles = []
     if mode != "none":
@@ -59,7 +69,7 @@ if st.button("Evaluate", type="primary"):
     held = st.session_state[Keys.TRADEOFF_RECORDS] = HeldResults(request, records=records, ensembles=ensembles,
                                                                  baselines=extra)
 if held is None:
-    stored_tradeoff(evaluator, threat, weights, baselines, paper)
+    stored_tradeoff(evaluator, threat, against, weights, baselines, paper)
     joining = " and ".join(name for name, wanted in (("ensembles", mode != "none"), ("baselines", baselines)) if wanted)
     st.info("Choose the threat, the grid and the comparison, then press Evaluate"
             + (f": {joining} join the soups in the figure it draws." if joining else "."))
@@ -68,7 +78,7 @@ if held.request != request:
     st.caption("The choices changed since these results: press Evaluate to update.")
 keys, records, ensembles, extra = held.request[1], held.records, held.ensembles, held.baselines
 names = baseline_labels(family, family_baselines(family))
-fig = tradeoff_figure(records, keys[1], "clean", current=weights, ensembles=ensembles or None,
+fig = tradeoff_figure(records, keys[1], keys[0], current=weights, ensembles=ensembles or None,
                       labels=family.labels, paper=paper, baselines=extra, baseline_labels=names)
 figure_panel(fig, Keys.TRADEOFF_CHART)
 if extra:

@@ -119,17 +119,22 @@ def summary_grids(grids: Mapping[str, StoredGrid]) -> dict[str, StoredGrid]:
     return {key: g for key, g in grids.items() if not (folded and g.records[0].kind == "corruption")}
 
 
-def tradeoff_grids(grids: Mapping[str, StoredGrid], threat: str) -> tuple[StoredGrid, StoredGrid] | None:
-    """The grids a trade-off figure of `threat` draws from `grids` (e.g. `stored_grids`): the clean
-    accuracy's, and of the robust accuracy grids under `threat` the one made by a stronger attack
-    than the preview (which overstates robustness) where there is one, then the one with the most
-    soups; None where either is missing."""
+def tradeoff_grids(
+    grids: Mapping[str, StoredGrid], threat: str, against: str = "clean",
+) -> tuple[StoredGrid, StoredGrid] | None:
+    """The (x, y) grids a trade-off figure of `threat` against `against` ('clean', another threat,
+    or 'corruption-mean') draws from `grids` (e.g. `stored_grids`): for a threat, of its robust
+    accuracy grids the one made by a stronger attack than the preview (which overstates robustness)
+    where there is one, then the one with the most soups; None where either is missing."""
     found = [grid for grid in grids.values() if grid.found]
-    clean = next((g for g in found if g.records[0].kind == "clean"), None)
-    robust = [g for g in found if g.records[0].kind == "attack" and g.records[0].measure.threat == threat]
-    if clean is None or not robust:
-        return None
-    return clean, min(robust, key=_weakness)
+
+    def strongest(name: str) -> StoredGrid | None:
+        robust = [g for g in found if g.records[0].kind == "attack" and g.records[0].measure.threat == name]
+        return min(robust, key=_weakness) if robust else None
+
+    x = strongest(against) if against in THREATS else next((g for g in found if g.records[0].kind == against), None)
+    y = strongest(threat)
+    return None if x is None or y is None else (x, y)
 
 
 def strongest_grids(grids: Mapping[str, StoredGrid]) -> dict[str, StoredGrid]:

@@ -232,14 +232,15 @@ def _bars(records: Sequence[Record], colour: str, shown: set[int] | None = None)
 
 
 def _row(group: str, x: Record, y: Record, on_front: bool, labels: Sequence[str]) -> dict:
-    """One CSV row of the trade-off: the soup, both metrics with intervals, Pareto membership."""
+    """One CSV row of the trade-off: the soup, both metrics with intervals, Pareto membership (the
+    BatchNorm rule from whichever is a measurement: a corruption mean is a summary)."""
     return {
         "group": group, "soup": soup_label(x.weights, labels), "weights": x.row()["weights"],
         "x_metric": x.metric, "x_accuracy": x.accuracy, "x_ci_low": x.ci_low,
         "x_ci_high": x.ci_high, "x_method": x.method, "y_metric": y.metric,
         "y_accuracy": y.accuracy, "y_ci_low": y.ci_low, "y_ci_high": y.ci_high,
         "y_method": y.method, "pareto": on_front, "n": x.n, "images": x.images, "seed": x.seed,
-        "batchnorm": x.batchnorm, "family": x.family,
+        "batchnorm": getattr(x, "batchnorm", getattr(y, "batchnorm", "")), "family": x.family,
     }
 
 

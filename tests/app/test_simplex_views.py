@@ -131,3 +131,21 @@ def test_stored_corruptions_are_summarised_by_their_mean(stored_env: dict) -> No
     assert "corruption mean" in columns and not any("Fog" in column for column in columns)
     assert heatmap["data"][0]["y"][-1] == "SAT (baseline)"  # stored on clean and L∞ only: a partial row
     assert [cell for cell in heatmap["data"][0]["text"][-1] if cell] == ["100.0", mock.ANY]
+
+
+def test_the_stored_tradeoff_sets_robustness_against_another_axis(stored_env: dict) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/tradeoff.py").run()
+    at.selectbox(key=Keys.TRADEOFF_AGAINST).set_value("corruption-mean").run()
+    assert_clean(at)
+    (chart,) = charts(at)
+    assert "corruption mean" in chart["layout"]["xaxis"]["title"]["text"]
+    assert "L∞" in chart["layout"]["yaxis"]["title"]["text"]
+    assert next(b for b in at.button if b.label == "Evaluate").disabled  # 70 conditions a soup: stored only
+    at.selectbox(key=Keys.TRADEOFF_AGAINST).set_value("l2").run()
+    assert not charts(at) and any("no grid of both metrics" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Evaluate").click().run()
+    assert_clean(at)
+    (chart,) = charts(at)
+    assert "L2" in chart["layout"]["xaxis"]["title"]["text"]

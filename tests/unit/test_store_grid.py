@@ -12,6 +12,7 @@ from pathlib import Path
 from soupviz.evaluate.records import corruption_mean
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
+from soupviz.figures.tradeoff import tradeoff_figure
 from soupviz.labels import stored_heatmap_caption
 from soupviz.store import ResultStore, record_key
 from soupviz.store_grid import (
@@ -133,3 +134,16 @@ def test_a_heatmap_keeps_the_strongest_attack_per_threat_and_budget_in_reading_o
         "Precomputed: 3 soups × 1 metrics on 100 images. L∞ columns by PGD-10: preview: overstated robustness by "
         "up to 4.9 points against AutoAttack on the shipped ingredients; choose the default attack for numbers "
         "within 1 point.")
+
+
+def test_a_tradeoff_can_set_one_threat_or_the_corruption_mean_against_another() -> None:
+    grid = grid_weights(4, 0.5)
+    records = [record(w, m) for m in (CLEAN, LINF, L2, FOG, SNOW) for w in grid]
+    grids = stored_grids(records, 4)
+    x, y = tradeoff_grids(grids, "linf", "l2")
+    assert (x.records[0].spec, y.records[0].spec) == (L2[1].key, LINF[1].key)
+    x, y = tradeoff_grids(grids, "l2", "corruption-mean")
+    assert x.records[0].kind == "corruption-mean" and y.records[0].spec == L2[1].key
+    assert tradeoff_grids(grids, "linf", "l1") is None
+    fig = tradeoff_figure(x.records + y.records, y.records[0].spec, x.records[0].spec)
+    assert "corruption mean" in fig.layout.xaxis.title.text
