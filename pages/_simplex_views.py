@@ -30,7 +30,7 @@ from soupviz.labels import (
 )
 from soupviz.report import weights_key
 from soupviz.soup_rows import row_soups
-from soupviz.store import ResultStore
+from soupviz.store import Record, ResultStore
 from soupviz.store_grid import (
     StoredGrid,
     being_written,
@@ -79,7 +79,12 @@ def stored(evaluator: Evaluator, soups: tuple[tuple[float, ...], ...] | None = N
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _stored_grids(path: str, modified: float, family_id: str, k: int,
                   soups: tuple[tuple[float, ...], ...] | None) -> dict[str, StoredGrid]:
-    return stored_grids(family_records(ResultStore(path), family_id), k, soups)
+    return stored_grids(_stored_records(path, modified, family_id), k, soups)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _stored_records(path: str, modified: float, family_id: str) -> list[Record]:
+    return family_records(ResultStore(path), family_id)  # read once for every choice of soups
 
 
 @rereading_store
