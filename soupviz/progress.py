@@ -15,11 +15,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress report: `done` of `total` work units, what is being done, and the running
-    estimate if any (a `records.Record` while an evaluation's batches finish, a training epoch's
-    stats once it is saved)."""
+    """A progress report: `done` of `total` work units (a fraction of a unit while a long one
+    runs, e.g. an attack on one batch), what is being done, and the running estimate if any
+    (a `records.Record` while an evaluation's batches finish, a training epoch's stats once it
+    is saved)."""
 
-    done: int
+    done: float
     total: int
     message: str = ""
     partial: Any = None
@@ -74,7 +75,7 @@ def terminal_bar(
 
         def report(progress: Progress) -> None:
             nonlocal drawn
-            bar.total, bar.n = progress.total, progress.done
+            bar.total, bar.n = progress.total, round(progress.done, 2)
             bar.set_postfix_str(progress.message, refresh=False)
             line = echo(progress) if echo is not None else None
             if line:

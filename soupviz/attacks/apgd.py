@@ -7,10 +7,13 @@ state (pyautoattack reseeds torch's global generator), and a label for every num
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import torch
 from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 
-from soupviz.attacks.base import Attack, Classifier, fixed_batch
+from soupviz.attacks.base import Attack, Classifier, ShareCallback, fixed_batch
 from soupviz.errors import SoupvizError
 
 NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
@@ -37,6 +40,37 @@ def as_predict(model: Classifier) -> Classifier:
 def seeded_devices(x: torch.Tensor) -> list[int]:
     """CUDA devices whose global generator `torch.random.fork_rng` must save and restore."""
     return [x.device.index if x.device.index is not None else torch.cuda.current_device()] if x.is_cuda else []
+
+
+def report_iterations(runners: Sequence[Any], planned: float, report: ShareCallback) -> None:
+    """Make pyautoattack's attack objects `runners` call `report`, after each of their single
+    runs, with the share of `planned` iterations run so far: how an APGD or AutoAttack call that
+    takes minutes on one batch shows progress. An iteration is a gradient step, a Square query a
+    third of one (a forward pass); runs skipped because no point is left make the share jump at
+    the end of the call instead."""
+    done = 0.0
+
+    def counted(runner: Any) -> Callable[..., Any]:
+        single = runner.attack_single_run
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            nonlocal done
+            result = single(*args, **kwargs)
+            done += runner.n_queries / 3 if hasattr(runner, "n_queries") else runner.n_iter
+            report(min(1.0, done / planned))
+            return result
+
+        return run
+
+    for runner in {id(r): r for r in runners}.values():
+        runner.attack_single_run = counted(runner)
+
+
+def planned_iterations(runner: Any, runs: int = 1) -> float:
+    """The iterations `runs` single runs of a pyautoattack attack object take (`report_iterations`)."""
+    if hasattr(runner, "n_queries"):
+        return runs * runner.n_queries / 3
+    return runs * getattr(runner, "n_iter_orig", runner.n_iter)
 
 
 class APGD(Attack):
@@ -120,5 +154,7 @@ class APGD(Attack):
         else:
             attack = APGDAttack(as_predict(self.model), loss=self.loss, **common)
         attack.use_largereps = self.large_reps
+        runs = self.restarts * (self.n_target_classes if self.targeted else 1)
+        report_iterations([attack], planned_iterations(attack, runs), self.report)
         with torch.random.fork_rng(devices=seeded_devices(x)):
             return attack.perturb(x, y)

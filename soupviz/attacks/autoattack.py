@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Any
 
 import torch
 from pyautoattack import AutoAttack as _AutoAttack
 
-from soupviz.attacks.apgd import NORMS, as_predict, seeded_devices
+from soupviz.attacks.apgd import NORMS, as_predict, planned_iterations, report_iterations, seeded_devices
 from soupviz.attacks.base import Attack, Classifier, fixed_batch
 from soupviz.errors import SoupvizError
 
@@ -77,6 +78,8 @@ class AutoAttack(Attack):
             attack.attacks_to_run = [stage for stage in attack.attacks_to_run if stage in self.stages]
             if not attack.attacks_to_run:
                 raise SoupvizError(f"AutoAttack's {self.version} version has none of the stages {self.stages}.")
+        report_iterations([_runner(attack, stage) for stage in attack.attacks_to_run],
+                          sum(_planned(attack, stage) for stage in attack.attacks_to_run), self.report)
         logger, notes = logging.getLogger("auto-attack"), _Notes()
         logger.addHandler(notes)
         propagate, logger.propagate = logger.propagate, False
@@ -89,6 +92,23 @@ class AutoAttack(Attack):
         for message in dict.fromkeys(notes.messages):
             warnings.warn(f"AutoAttack: {message}", RuntimeWarning, stacklevel=3)
         return x_adv
+
+
+def _runner(attack: _AutoAttack, stage: str) -> Any:
+    """The pyautoattack object that runs `stage` of `attack`."""
+    return {"apgd-ce": attack.apgd, "apgd-dlr": attack.apgd, "apgd-t": attack.apgd_targeted,
+            "fab": attack.fab, "fab-t": attack.fab, "square": attack.square}[stage]
+
+
+def _planned(attack: _AutoAttack, stage: str) -> float:
+    """The iterations `stage` of `attack` takes as its version configures it (FAB-T with one restart
+    per target class, as AutoAttack runs it)."""
+    runner = _runner(attack, stage)
+    if stage == "apgd-t":
+        return planned_iterations(runner, runner.n_target_classes * runner.n_restarts)
+    if stage == "fab-t":
+        return planned_iterations(runner, runner.n_target_classes)
+    return planned_iterations(runner, 1 if stage == "square" else runner.n_restarts)
 
 
 class _Notes(logging.Handler):

@@ -17,6 +17,11 @@ from soupviz.errors import SoupvizError
 from soupviz.threats import check_threat, threat_label
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
+ShareCallback = Callable[[float], None]  # told the share of a piece of work done, in [0, 1]
+
+
+def _ignore(share: float) -> None:
+    """A `ShareCallback` that ignores the share."""
 
 
 def fixed_batch(model: Classifier) -> bool:
@@ -88,13 +93,19 @@ class Attack(ABC):
             raise SoupvizError(f"The attack budget must be positive, got eps={eps}.")
         self.eps = float(eps)
         self.seed = int(seed)
+        self.report: ShareCallback = _ignore  # during a call: its `progress`, for subclasses to tell
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None,
+        progress: ShareCallback | None = None,
+    ) -> torch.Tensor:
         """Return adversarial images for images `x` (N, C, H, W) in [0, 1] with labels `y` (N,).
 
         With `target` (N,) the attack is targeted: it pushes towards that class instead of
         away from `y`. The result is detached, on `x`'s device, inside the budget and the
-        [0, 1] box; an example the attack does not break may come back unchanged.
+        [0, 1] box; an example the attack does not break may come back unchanged. An attack
+        that runs long on one batch (AutoAttack, APGD) calls `progress` with the share of its
+        planned iterations run so far, so a bar can move inside a batch; it never changes the result.
         """
         check_batch(x, y, target)
         weight = next(self.model.parameters(), None) if isinstance(self.model, nn.Module) else None
@@ -107,8 +118,12 @@ class Attack(ABC):
         target = None if target is None else target.detach().to(x.device, torch.long)
         if x.shape[0] == 0:
             return x.clone()
-        with eval_mode(self.model), torch.enable_grad():
-            return self.perturb(x, y, target).detach()
+        self.report = progress or _ignore
+        try:
+            with eval_mode(self.model), torch.enable_grad():
+                return self.perturb(x, y, target).detach()
+        finally:
+            self.report = _ignore
 
     @abstractmethod
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:

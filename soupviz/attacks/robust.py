@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from soupviz.attacks.base import Attack, Classifier, check_batch, eval_mode, fixed_batch
+from soupviz.attacks.base import Attack, Classifier, ShareCallback, check_batch, eval_mode, fixed_batch
 from soupviz.threats import threat_label
 
 
@@ -27,6 +27,11 @@ def describe_attacks(attacks: Attack | Sequence[Attack]) -> str:
     return " + ".join(a.describe().removesuffix(suffix) for a in chain) + suffix
 
 
+def _share(report: ShareCallback, start: float, size: float) -> ShareCallback:
+    """The callback of a part of the work that takes the share [start, start + size] of it."""
+    return lambda share: report(start + size * min(1.0, max(0.0, share)))
+
+
 @torch.no_grad()
 def _correct(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     with eval_mode(model):
@@ -40,6 +45,7 @@ def robust_mask(
     y: torch.Tensor,
     batch_size: int = 256,
     device: torch.device | str | None = None,
+    progress: ShareCallback | None = None,
 ) -> torch.Tensor:
     """Per image, whether `model` still classifies it correctly after the attacks.
 
@@ -51,6 +57,8 @@ def robust_mask(
         x: images (N, C, H, W) in [0, 1]; y: labels (N,).
         batch_size: images attacked at once.
         device: where to attack; default `x`'s device.
+        progress: told the share of the work done as each attack of the chain ends on each
+            batch, and inside an attack that reports its own progress (each attack one equal share).
 
     Returns:
         Bool tensor (N,) on `x`'s device; its mean is an upper bound on robust accuracy
@@ -61,17 +69,22 @@ def robust_mask(
     device = torch.device(device) if device is not None else x.device
     robust = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     whole = fixed_batch(model) or any(fixed_batch(a.model) for a in chain)
-    for start in range(0, x.shape[0], batch_size):
+    report = progress or (lambda share: None)
+    starts = range(0, x.shape[0], batch_size)
+    for number, start in enumerate(starts):
         xb = x[start : start + batch_size].to(device)
         yb = y[start : start + batch_size].to(device)
         alive = _correct(model, xb, yb)
-        for step in chain:
+        for order, step in enumerate(chain):
             if not alive.any():
                 break
+            within = _share(report, (number + order / len(chain)) / len(starts), 1 / (len(chain) * len(starts)))
             if whole:  # a fixed batch layout: attack all, count only the survivors
-                alive &= _correct(model, step(xb, yb), yb)
-                continue
-            index = alive.nonzero().squeeze(1)
-            alive[index] = _correct(model, step(xb[index], yb[index]), yb[index])
+                alive &= _correct(model, step(xb, yb, progress=within), yb)
+            else:
+                index = alive.nonzero().squeeze(1)
+                alive[index] = _correct(model, step(xb[index], yb[index], progress=within), yb[index])
+            within(1.0)
+        report((number + 1) / len(starts))
         robust[start : start + batch_size] = alive.to(x.device)
     return robust

@@ -17,7 +17,7 @@ from dataclasses import replace
 import torch
 
 from soupviz.attacks import robust_mask
-from soupviz.attacks.base import Classifier
+from soupviz.attacks.base import Classifier, ShareCallback
 from soupviz.checkpoints import SoupFamily
 from soupviz.corruptions import corrupt
 from soupviz.data import ImageSet
@@ -244,14 +244,15 @@ class Evaluator:
     def _attacked(self, row: torch.Tensor, spec: MetricSpec, state: dict, only: range | None = None) -> torch.Tensor:
         model = self.classifier(row)
         attacks = spec_attacks(spec, model, seed=self.seed)
-        robust = []
+        robust, message = [], f"{spec.column}: 0/{len(self.images)} images"
         for x, y in self.batches(spec, only):
             if not robust:  # a soup with NaN outputs has them on every image: one batch tells
                 with torch.no_grad():
                     self._logits(model, row, x)
-            robust.append(robust_mask(attacks, model, x, y).cpu())
+            robust.append(robust_mask(attacks, model, x, y, progress=_within(state, 1, message)).cpu())
             done = torch.cat(robust)
-            _advance(state, 1, f"{spec.column}: {len(done)}/{len(self.images)} images", self.record(row, spec, done))
+            message = f"{spec.column}: {len(done)}/{len(self.images)} images"
+            _advance(state, 1, message, self.record(row, spec, done))
         return torch.cat(robust)
 
     def _folded(self, rows: torch.Tensor, spec: MetricSpec, only: range | None, state: dict) -> torch.Tensor:
@@ -266,7 +267,8 @@ class Evaluator:
                     logits = model(xs)
                 check_finite_logits(logits.view(s, len(x), -1), rows)
             if attacks:
-                masks.append(robust_mask(attacks, model, xs, ys, batch_size=len(xs)).view(s, -1).cpu())
+                within = _within(state, s, f"{spec.column}: {s} soups folded")
+                masks.append(robust_mask(attacks, model, xs, ys, batch_size=len(xs), progress=within).view(s, -1).cpu())
                 _advance(state, s, f"{spec.column}: {s} soups folded")
             else:
                 masks.append((logits.argmax(1) == ys).view(s, -1).cpu())
@@ -287,6 +289,16 @@ def soup_identity(hashes: Sequence[str], row: torch.Tensor) -> list[tuple[str, f
     """What a soup is, for caching: its ingredients' content hashes with their nonzero weights,
     sorted, so the same soup has one key whichever family folder it is evaluated from."""
     return sorted((h, round(float(w), 8)) for h, w in zip(hashes, row, strict=False) if float(w) != 0.0)
+
+
+def _within(state: dict, units: int, message: str) -> ShareCallback:
+    """Reports of the share done of the next `units` units of work, before `_advance` counts them."""
+
+    def report(share: float) -> None:
+        if state["callback"] is not None:
+            state["callback"](Progress(min(state["total"], state["done"] + units * share), state["total"], message))
+
+    return report
 
 
 def _advance(state: dict, units: int, message: str, partial: Record | None = None) -> None:

@@ -338,3 +338,28 @@ def test_bad_inputs_raise_clear_errors(model, batch):
     assert attack(x[:0], y[:0]).shape == (0, 3, 4, 4)
     with pytest.raises(SoupvizError, match="on meta but the images are on cpu"):
         PGD(tiny_model().to("meta"), "linf", 0.1)(x, y)
+
+
+@pytest.mark.parametrize("build", [
+    lambda m: AutoAttack(m, "l1", 2.0, stages=("apgd-ce", "apgd-t")),  # the L1 default: large reps
+    lambda m: AutoAttack(m, "linf", 0.01, stages=("apgd-ce", "fab-t")),
+    lambda m: APGD(m, "l2", 0.1, steps=10, restarts=3),
+])
+def test_long_attacks_report_their_share_done_inside_one_batch_without_changing_it(model, batch, build):
+    x, y = batch[0][:8], batch[1][:8]
+    shares: list[float] = []
+    x_adv = build(model)(x, y, progress=shares.append)
+    assert torch.equal(x_adv, build(model)(x, y))
+    assert len({s for s in shares if 0 < s < 1}) >= 2  # the share moves before the call ends
+    assert shares == sorted(shares) and all(0 < s <= 1 for s in shares)
+
+
+def test_robust_mask_reports_each_batch_and_attack_in_order(model, batch):
+    x, y = batch
+    shares: list[float] = []
+    chain = [APGD(model, "l2", 0.1, steps=5, restarts=2), PGD(model, "l2", 0.1, steps=2)]
+    mask = robust_mask(chain, model, x, y, batch_size=16, progress=shares.append)
+    assert torch.equal(mask, robust_mask(chain, model, x, y, batch_size=16))
+    assert shares == sorted(shares) and shares[-1] == 1.0
+    assert {0.25, 0.5, 0.75, 1.0} <= set(shares)  # each attack of each of the 2 batches ends
+    assert any(0 < s < 0.25 for s in shares)  # and APGD's restarts move it inside the first

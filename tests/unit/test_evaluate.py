@@ -144,6 +144,17 @@ def test_progress_reaches_the_total_and_reports_running_estimates(family, synthe
     assert [p.n for p in partials] == [10, 20, 30, 40]
 
 
+def test_progress_moves_inside_a_batch_while_a_long_attack_runs(family, synthetic_images) -> None:
+    """An APGD with restarts on one batch of 40 images reports its share done before the batch
+    ends, so a bar over a paper-grade attack moves between batches that take minutes each."""
+    events = []
+    spec = MetricSpec("attack", threat="l2", eps=0.05, attack="apgd-ce", steps=4, restarts=3)
+    Evaluator(family, synthetic_images, device="cpu", batch_size=40).evaluate([0, 1, 0, 0], [spec], events.append)
+    done = [e.done for e in events]
+    assert done == sorted(done) and done[-1] == events[-1].total == 1
+    assert any(0 < d < 1 for d in done)
+
+
 def test_union_is_the_intersection_of_the_threats(family, synthetic_images) -> None:
     evaluator = Evaluator(family, synthetic_images, device="cpu")
     union = MetricSpec("union", attack="pgd", steps=2)

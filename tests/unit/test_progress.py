@@ -30,3 +30,11 @@ def test_the_lines_echo_picks_are_written_above_the_bar(capsys) -> None:
         report(Progress(10, 10, "epoch 1 done", {"epoch": 1}))
     out = capsys.readouterr().out
     assert "epoch 1 done" in out and "loss 0.5" not in out
+
+
+def test_the_bar_shows_a_unit_partly_done_to_two_decimals(capsys) -> None:
+    with terminal_bar("evaluating") as report:
+        report(Progress(1 + 1 / 3, 4, "L1 12: 250/1000 images"))
+        report(Progress(4, 4, "done"))
+    err = capsys.readouterr().err
+    assert "1.33/4" in err and "1.3333" not in err
