@@ -79,9 +79,11 @@ def run_task(setup: SweepSetup, task: Task) -> tuple[str, torch.Tensor]:
     return _masks(_evaluator(setup), task)
 
 
-def _masks(evaluator: Evaluator, task: Task) -> tuple[str, torch.Tensor]:
+def _masks(evaluator: Evaluator, task: Task, progress: ProgressCallback | None = None) -> tuple[str, torch.Tensor]:
     rows = torch.tensor(task.rows, dtype=torch.float64)
-    return evaluator.code_fingerprint, evaluator.masks(rows, task.spec, task.batches)
+    units = len(rows) * (len(task.batches) if task.spec.kind == "attack" else 1)
+    state = {"done": 0, "total": units, "callback": progress}  # the evaluator's progress within the task
+    return evaluator.code_fingerprint, evaluator.masks(rows, task.spec, task.batches, state)
 
 
 def plan(evaluator: Evaluator, rows: torch.Tensor, specs: Sequence[MetricSpec], shards: int = 1) -> list[Task]:
@@ -142,14 +144,17 @@ def sweep(
     evaluator = setup.open(store)
     rows = evaluator.check_rows(weights)
     tasks = plan(evaluator, rows, specs, shards)
-    results = _local(evaluator, setup, tasks, work) if engine == "local" else _ray(setup, tasks, address, work)
+    if engine == "local":
+        results = _local(evaluator, setup, tasks, work, progress)
+    else:
+        results = _ray(setup, tasks, address, work)
     for done, (task, (fingerprint, masks)) in enumerate(results, start=1):
         if fingerprint != evaluator.code_fingerprint:
             raise SoupvizError(f"A sweep worker runs other soupviz code ({fingerprint}, here "
                                f"{evaluator.code_fingerprint}); install the same version on every node.")
         _keep(evaluator, task, masks)
         if progress is not None:
-            progress(Progress(done, len(tasks), f"{task.spec.column}: {len(task.rows)} soups, shard {task.shard + 1}"))
+            progress(Progress(done, len(tasks), _task_label(task)))
     return evaluator.evaluate(rows, specs)
 
 
@@ -173,9 +178,31 @@ def _keep(evaluator: Evaluator, task: Task, masks: torch.Tensor) -> None:
             store.drop_parts(key)
 
 
-def _local(evaluator: Evaluator, setup: SweepSetup, tasks: list[Task], work: Work) -> Iterator:
-    for task in tasks:  # in-process tasks reuse the sweep's own evaluator
-        yield task, _masks(evaluator, task) if work is run_task else work(setup, task)
+def _local(evaluator: Evaluator, setup: SweepSetup, tasks: list[Task], work: Work,
+           progress: ProgressCallback | None) -> Iterator:
+    """(task, result) pairs computed in this process, with the sweep's own evaluator, reporting
+    progress inside each task too (a Ray task reports only when it ends)."""
+    for number, task in enumerate(tasks):
+        if work is not run_task:
+            yield task, work(setup, task)
+            continue
+        within = None if progress is None else _task_share(progress, number, len(tasks), task)
+        yield task, _masks(evaluator, task, within)
+
+
+def _task_share(progress: ProgressCallback, number: int, tasks: int, task: Task) -> ProgressCallback:
+    """A task's own progress reports as reports of the sweep (`number` tasks done of `tasks`),
+    up to its end: the sweep reports the task done once its records are stored."""
+
+    def report(now: Progress) -> None:
+        if now.fraction < 1:
+            progress(Progress(number + now.fraction, tasks, _task_label(task)))
+
+    return report
+
+
+def _task_label(task: Task) -> str:
+    return f"{task.spec.column}: {len(task.rows)} soups, shard {task.shard + 1}"
 
 
 def _ray(setup: SweepSetup, tasks: list[Task], address: str | None, work: Work, retries: int = 3) -> Iterator:

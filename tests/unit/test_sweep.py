@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -42,6 +43,16 @@ def test_a_sweep_stores_every_record_once_and_equals_evaluating_soup_by_soup(set
         else:
             assert record.correct <= next(r.correct for r in records if r.weights == record.weights
                                           and r.kind == "clean")
+
+
+def test_an_in_process_sweep_reports_progress_inside_each_task(setup, tmp_path) -> None:
+    events = []
+    spec = MetricSpec("attack", threat="l2", eps=0.05, attack="apgd-ce", steps=3, restarts=2)
+    alone = dataclasses.replace(setup, fold=1)  # APGD drops broken points, so soups are not folded
+    sweep(alone, GRID[:2], [spec], ResultStore(tmp_path / "results.sqlite"), progress=events.append)
+    done = [event.done for event in events]
+    assert done == sorted(done) and done[-1] == events[-1].total == 2  # a task per soup
+    assert any(not float(d).is_integer() for d in done)
 
 
 def test_a_rerun_runs_nothing_and_returns_the_same_records(setup, tmp_path) -> None:
