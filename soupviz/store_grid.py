@@ -4,6 +4,8 @@ pages can draw figures from a store while a sweep is still writing to it."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import lzma
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -16,11 +18,13 @@ from soupviz.evaluate.baselines import baseline_family_name
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.records import CorruptionMean, Record, corruption_mean
 from soupviz.report import weights_key
+from soupviz.storage import atomic_write_bytes, cache_dir
 from soupviz.store import ResultStore, family_fingerprint
 from soupviz.threats import THREATS
 from soupviz.weights import grid_weights
 
 SHIPPED_STORE = "results.sqlite"
+PACKED_STORE = "results.sqlite.xz"  # how a family ships a large store (32 MB of SQLite is 1.7 MB of xz)
 GRID_STEPS = (0.1, 0.2, 0.25, 0.5)
 WRITING_SECONDS = 120.0
 
@@ -210,10 +214,29 @@ def _baseline_match(records: Sequence[Record], like: Record | CorruptionMean) ->
 
 
 def family_store(folder: Path | None) -> ResultStore:
-    """The store a family's pages read: the one shipped in its folder (`results.sqlite`), else the
+    """The store a family's pages read: the one in its folder (`results.sqlite`, where a sweep
+    writes; else the shipped `results.sqlite.xz`, unpacked once into the cache folder), else the
     default store in the cache folder, where `soupviz sweep` writes by default."""
-    shipped = Path(folder) / SHIPPED_STORE if folder else None
-    return ResultStore(shipped if shipped is not None and shipped.is_file() else None)
+    if folder:
+        shipped, packed = Path(folder) / SHIPPED_STORE, Path(folder) / PACKED_STORE
+        if shipped.is_file():
+            return ResultStore(shipped)
+        if packed.is_file():
+            stat = packed.stat()
+            return ResultStore(unpacked_store(str(packed), stat.st_size, stat.st_mtime_ns))
+    return ResultStore(None)
+
+
+@functools.lru_cache(maxsize=8)
+def unpacked_store(packed: str, size: int, modified: int) -> Path:
+    """The xz-packed store `packed` unpacked into the cache folder, once per content (a file
+    named by its digest, written atomically, so concurrent sessions share it)."""
+    data = Path(packed).read_bytes()
+    target = cache_dir() / "shipped" / f"results-{hashlib.sha256(data).hexdigest()[:16]}.sqlite"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(lzma.decompress(data), target)
+    return target
 
 
 def being_written(store: ResultStore, within: float = WRITING_SECONDS, now: float | None = None) -> bool:
