@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from soupviz.evaluate.methods import attack_label, attack_strength
-from soupviz.evaluate.records import Record
+from soupviz.evaluate.records import CorruptionMean, Record
+from soupviz.evaluate.speaking import is_preview
 from soupviz.threats import THREAT_LABELS
 
 if TYPE_CHECKING:
@@ -46,14 +47,26 @@ def bound_note(attacks: str) -> str:
     return f"≤: an {UPPER_BOUND_NOTE} by {attacks}"
 
 
-def interval_caption(record: Record) -> str:
-    """A tile's caption under its accuracy: '95% CI [67.4, 73.1] · n=1000'."""
-    return f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}"
+def tile_caption(record: Record | CorruptionMean, stored: bool = False) -> str:
+    """A tile's caption under its accuracy: what it rests on and its interval, 'by AutoAttack
+    (standard: APGD-CE, APGD-T) · n=500 · stored · 95% CI [21.3, 29.1]' (`measured_by`)."""
+    return f"{measured_by(record, stored)} · 95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}]"
 
 
 def interval_text(result: Interval) -> str:
     """A result's accuracy with its 95% interval, e.g. '53.2% [48.1, 58.2]'."""
     return interval(result.accuracy, result.ci_low, result.ci_high)
+
+
+def measured_by(record: Record | CorruptionMean, stored: bool = False) -> str:
+    """What a number rests on, for the face of a tile or a cell: the attack of a robust accuracy
+    ('by AutoAttack (standard: APGD-CE, APGD-T)'; a preview says it is one), the image count and,
+    with `stored`, that it was read from the store: 'by PGD-10 (preview) · n=500 · stored'."""
+    parts = []
+    if isinstance(record, Record) and record.upper_bound:
+        parts.append(f"by {attack_label(record.measure)}" + (" (preview)" if is_preview(record) else ""))
+    parts.append(f"n={record.n}")
+    return " · ".join(parts + (["stored"] if stored else []))
 
 
 def method_text(record: Record) -> str:
