@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Protocol
 from soupviz.evaluate.methods import attack_label, attack_strength
 from soupviz.evaluate.records import CorruptionMean, Record
 from soupviz.evaluate.speaking import is_preview
-from soupviz.threats import THREAT_LABELS
 
 if TYPE_CHECKING:
     from soupviz.checkpoints import SoupFamily
@@ -62,11 +61,39 @@ def measured_by(record: Record | CorruptionMean, stored: bool = False) -> str:
     """What a number rests on, for the face of a tile or a cell: the attack of a robust accuracy
     ('by AutoAttack (standard: APGD-CE, APGD-T)'; a preview says it is one), the image count and,
     with `stored`, that it was read from the store: 'by PGD-10 (preview) · n=500 · stored'."""
-    parts = []
-    if isinstance(record, Record) and record.upper_bound:
-        parts.append(f"by {attack_label(record.measure)}" + (" (preview)" if is_preview(record) else ""))
-    parts.append(f"n={record.n}")
-    return " · ".join(parts + (["stored"] if stored else []))
+    attack = attack_text(record)
+    return " · ".join(([attack] if attack else []) + [f"n={record.n}"] + (["stored"] if stored else []))
+
+
+def attack_text(record: Record | CorruptionMean) -> str:
+    """'by PGD-10 (preview)', 'by AutoAttack (standard: APGD-CE, APGD-T)': the attack bounding a robust
+    accuracy, saying so when it is the preview; '' for other metrics."""
+    if not (isinstance(record, Record) and record.upper_bound):
+        return ""
+    return f"by {attack_label(record.measure)}" + (" (preview)" if is_preview(record) else "")
+
+
+def columns_footnote(columns: Sequence[tuple[str, Sequence[Record | CorruptionMean]]]) -> str:
+    """A figure's footnote naming what each column rests on, columns of one attack and image count
+    together, one line each ('<br>' between), e.g. 'L∞ 8/255, L2 0.5: by PGD-10 + PGD-T-10 (3 targets),
+    n=500<br>L1 12: by AutoAttack (standard: APGD-CE, APGD-T), n=500<br>clean: n=500', then the '≤' note.
+
+    Args:
+        columns: (column name, the records shown in it) in display order.
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, shown in columns:
+        if not shown:
+            continue
+        counts = sorted({r.n for r in shown})
+        images = f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]} to {counts[-1]}"
+        attacks = sorted({attack_text(r) for r in shown if r.upper_bound})
+        groups.setdefault((" or ".join(attacks), images), []).append(name)
+    lines = [f"{', '.join(names)}: {attack + ', ' if attack else ''}{images}"
+             for (attack, images), names in groups.items()]
+    if any(r.upper_bound for _, shown in columns for r in shown):
+        lines.append(f"≤: an {UPPER_BOUND_NOTE} by the attack named")
+    return "<br>".join(lines)
 
 
 def method_text(record: Record) -> str:
@@ -119,16 +146,36 @@ def ingredient_titles(family: SoupFamily) -> list[str]:
 
 
 def record_choices(records: Sequence[Record]) -> dict[str, str]:
-    """Display name -> spec key of the metrics in `records`, e.g. 'L∞ 8/255 (APGD-CE-40)'."""
-    return {f"{r.metric} ({attack_label(r.measure)})" if r.upper_bound else r.metric: r.spec for r in records}
+    """Display name -> spec key of the metrics in `records`, e.g. 'L∞ 8/255 (APGD-CE-40)', 'L1 12
+    (PGD-10, preview)'."""
+    return {f"{r.metric} ({attack_label(r.measure)}{', preview' if is_preview(r) else ''})"
+            if r.upper_bound else r.metric: r.spec for r in records}
 
 
 def stored_grid_caption(grid: StoredGrid) -> str:
-    """A stored grid's note: the share done and how its metric was measured, 'from the precomputed
-    store: 9 of 10 soups, APGD-CE-40 on 200 images' (the attack only for robust accuracy)."""
+    """A stored grid's note: the share done and how its metric was measured, with what the strength
+    table says of the attack there, 'from the precomputed store: 9 of 10 soups, PGD-10 on 200 images;
+    preview, overstates robustness: up to 12.2 points above AutoAttack at L1 12 ...'."""
     first = grid.records[0]
     how = f"{attack_label(first.measure)} on {first.n} images" if first.upper_bound else f"{first.n} images"
-    return f"{grid.caption()}, {how}"
+    note = attack_strength(first.measure) if isinstance(first, Record) else ""
+    return f"{grid.caption()}, {how}" + (f"; {note}" if note else "")
+
+
+def ranked_soup(record: Record | CorruptionMean, labels: Sequence[str]) -> str:
+    """An entry of a list of stored soups, best first: '25.0% ≤ · uniform soup', with '(preview)'
+    after the accuracy where the preview attack measured it (it overstates robustness)."""
+    mark = (BOUND if record.upper_bound else "") + (" (preview)" if is_preview(record) else "")
+    return f"{100 * record.accuracy:.1f}%{mark} · {soup_label(record.weights, labels)}"
+
+
+def ranked_placeholder(grid: StoredGrid) -> str:
+    """What a list of `grid`'s stored soups says before a pick: '56 soups, best L1 12 ≤ by PGD-10
+    (preview) first…'."""
+    first = grid.records[0]
+    attack = attack_text(first)
+    best = bounded(first.metric, first.upper_bound) + (f" {attack}" if attack else "")
+    return f"{len(grid.ranked())} soups, best {best} first…"
 
 
 def stored_heatmap_caption(grids: Sequence[StoredGrid], soups: int) -> str:
@@ -141,7 +188,7 @@ def stored_heatmap_caption(grids: Sequence[StoredGrid], soups: int) -> str:
     text = (f"Precomputed: {soups} soups × {len(grids)} metrics on {images} images"
             + ("; blank cells are not in the store yet." if blank else "."))
     previews = dict.fromkeys(
-        f" {THREAT_LABELS[first.measure.threat]} columns by {attack_label(first.measure)}: {note}."
+        f" {first.metric} by {attack_label(first.measure)}, {note}."
         for first in (grid.records[0] for grid in grids)
         if first.kind == "attack" and (note := attack_strength(first.measure)).startswith("preview")
     )

@@ -6,9 +6,9 @@ projected-gradient engine (`attacks.engine`), whose steps are the steepest ascen
 each norm followed by the exact projection. The step length decays from a large first step
 on a cosine schedule; on a small CNN it matched APGD-CE at 10 and 20 steps
 (tests/integration/test_attack_crosscheck.py). On the shipped models untargeted PGD alone
-overstates robustness by up to 3 points at L∞/L2 and far more at L1 against AutoAttack
-(bench/results/attack_strength.md); `TargetedPGD` after it (PGD-T, the L∞/L2 default chain)
-closes the gap at L∞ and L2.
+overstates robustness against AutoAttack by several points at L∞/L2 and far more at L1 (the
+measured gaps are in bench/results/attack_strength.json, which `attacks.defaults` reads);
+`TargetedPGD` after it (PGD-T, the L∞/L2 default chain) closes the gap at L∞ and L2.
 """
 
 from __future__ import annotations

@@ -42,9 +42,9 @@ def attack_label(spec: MetricSpec) -> str:
 
 
 def attack_strength(spec: MetricSpec) -> str:
-    """What the measured strength/cost table says of the spec's attack: within 1 point of
-    AutoAttack (the default), the measured excess (the preview), '' otherwise."""
-    return strength_note(spec.attack, spec.steps, spec.targets, spec.threat) if spec.kind == "attack" else ""
+    """What the measured strength/cost table says of the spec's attack at its threat and budget
+    (`defaults.strength_note`); '' for metrics without attack and for unions."""
+    return strength_note(spec.attack, spec.steps, spec.targets, spec.threat, spec.eps) if spec.kind == "attack" else ""
 
 
 def spec_attacks(spec: MetricSpec, model: Callable, threat: str | None = None, seed: int = 0) -> list:

@@ -98,7 +98,8 @@ def test_heatmap_cells_are_the_records_accuracies_in_percent_with_intervals_in_h
     low, high = records[3].ci_low, records[3].ci_high
     assert f"[{100 * low:.1f}, {100 * high:.1f}]" in heat.hovertext[1][1]
     assert LINF[2] in heat.hovertext[1][1]
-    assert "upper bound on robust accuracy by APGD-CE-20" in fig.layout.xaxis.title.text
+    assert "L∞ 8/255: by APGD-CE-20, n=100" in fig.layout.xaxis.title.text
+    assert "clean: n=100" in fig.layout.xaxis.title.text and "upper bound" in fig.layout.xaxis.title.text
     assert len(figure_info(fig)["rows"]) == 5
 
 
