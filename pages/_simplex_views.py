@@ -25,6 +25,7 @@ from soupviz.labels import (
     ranked_soup,
     record_choices,
     stored_grid_caption,
+    stored_grid_notes,
     stored_heatmap_caption,
 )
 from soupviz.report import weights_key
@@ -104,14 +105,14 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
     with left:
         try:
             fig = filled_ternary_figure(grid.records, grid.records[0].spec, corners, current=weights,
-                                        labels=family.labels, note=stored_grid_caption(grid), paper=paper)
+                                        labels=family.labels, note=stored_grid_notes(grid), paper=paper)
             figure_panel(fig, Keys.STORED_TERNARY)
         except SoupvizError as error:  # too few stored soups on this face yet
             st.caption(str(error))
     if k == 4:
         with right:
             figure_panel(tetrahedron_figure(grid.records, grid.records[0].spec, current=weights, labels=family.labels,
-                                            note=stored_grid_caption(grid), paper=paper), Keys.STORED_TETRAHEDRON)
+                                            note=stored_grid_notes(grid), paper=paper), Keys.STORED_TETRAHEDRON)
             ranked = {tuple(r.weights): ranked_soup(r, family.labels) for r in grid.ranked()}
 
             def _picked() -> None:

@@ -122,7 +122,8 @@ def series_name(record: Record) -> str:
 def metric_title(record: Record) -> str:
     """An axis title for a record's metric in percent, naming the attack of an upper bound."""
     if record.upper_bound:
-        return f"Robust accuracy {record.metric} (%)<br>upper bound by {attack_label(record.measure)}"
+        preview = " (preview, overstates robustness)" if is_preview(record) else ""
+        return f"Robust accuracy {record.metric} (%)<br>upper bound by {attack_label(record.measure)}{preview}"
     return "Clean accuracy (%)" if record.kind == "clean" else f"Accuracy under {record.metric} (%)"
 
 
@@ -152,14 +153,19 @@ def record_choices(records: Sequence[Record]) -> dict[str, str]:
             if r.upper_bound else r.metric: r.spec for r in records}
 
 
-def stored_grid_caption(grid: StoredGrid) -> str:
-    """A stored grid's note: the share done and how its metric was measured, with what the strength
-    table says of the attack there, 'from the precomputed store: 9 of 10 soups, PGD-10 on 200 images;
-    preview, overstates robustness: up to 12.2 points above AutoAttack at L1 12 ...'."""
+def stored_grid_notes(grid: StoredGrid) -> list[str]:
+    """A stored grid's notes, one line each: the share done and how its metric was measured, then
+    what the strength table says of the attack there, e.g. ['from the precomputed store: 9 of 10
+    soups, PGD-10 on 200 images', 'preview, overstates robustness: up to 12.2 points above ...']."""
     first = grid.records[0]
     how = f"{attack_label(first.measure)} on {first.n} images" if first.upper_bound else f"{first.n} images"
     note = attack_strength(first.measure) if isinstance(first, Record) else ""
-    return f"{grid.caption()}, {how}" + (f"; {note}" if note else "")
+    return [f"{grid.caption()}, {how}"] + ([note] if note else [])
+
+
+def stored_grid_caption(grid: StoredGrid) -> str:
+    """`stored_grid_notes` as one sentence for a caption under a figure."""
+    return "; ".join(stored_grid_notes(grid))
 
 
 def ranked_soup(record: Record | CorruptionMean, labels: Sequence[str]) -> str:

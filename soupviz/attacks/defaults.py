@@ -106,5 +106,5 @@ def strength_note(attack: str, steps: int, targets: int | None, threat: str, eps
     if abs(eps - DEFAULT_BUDGETS[threat]) > _BUDGET_TOLERANCE * max(1.0, eps):
         return f"{role}: strength unmeasured at {threat_label(threat, eps)} ({found})"
     if is_preview(attack, steps, targets):
-        return f"preview, overstates robustness: {found}; choose the default attack for numbers within 1 point"
+        return f"preview, overstates robustness: {found}"
     return f"{role}: {found}"

@@ -134,7 +134,7 @@ def test_a_heatmap_keeps_the_strongest_attack_per_threat_and_budget_in_reading_o
     assert stored_heatmap_caption(list(alone.values()), 3) == (
         "Precomputed: 3 soups × 1 metrics on 100 images. L∞ 8/255 by PGD-10, preview, overstates robustness: up to "
         f"{measured_gaps()['linf']['pgd-10'].points:.1f} points above AutoAttack at L∞ 8/255 on the shipped "
-        "ingredients (1000 images each); choose the default attack for numbers within 1 point.")
+        "ingredients (1000 images each).")
 
 
 def test_a_tradeoff_can_set_one_threat_or_the_corruption_mean_against_another() -> None:
