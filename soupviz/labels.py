@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from soupviz.evaluate.methods import attack_label, attack_strength
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.records import CorruptionMean, Record
 from soupviz.evaluate.speaking import is_preview
+from soupviz.threats import THREAT_LABELS
 
 if TYPE_CHECKING:
     from soupviz.checkpoints import SoupFamily
@@ -105,6 +107,20 @@ def metric_name(record: Record) -> str:
     """A metric named with its attack, e.g. 'L∞ 8/255 APGD-CE-20' (for file names and columns
     where two attacks of one threat must differ); 'clean' for metrics without attack."""
     return f"{record.metric} {attack_label(record.measure)}" if record.upper_bound else record.metric
+
+
+def attacks_named(specs: Sequence[MetricSpec]) -> str:
+    """The attacks the robust `specs` run, from their fields (`methods.attack_label`): 'PGD-10' when
+    one names them all, else grouped by threat, 'PGD-10 + PGD-T-10 (3 targets) at L∞, L2; AutoAttack
+    (standard: APGD-CE, APGD-T) at L1' (the sidebar's 'Default' runs such chains); '' without any."""
+    by_attack: dict[str, list[str]] = {}
+    for spec in specs:
+        if spec.kind == "attack":
+            threats = by_attack.setdefault(attack_label(spec), [])
+            threats += [THREAT_LABELS[spec.threat]] if THREAT_LABELS[spec.threat] not in threats else []
+    if len(by_attack) == 1:
+        return next(iter(by_attack))
+    return "; ".join(f"{attack} at {', '.join(threats)}" for attack, threats in by_attack.items())
 
 
 def bounded(name: str, upper_bound: bool) -> str:
