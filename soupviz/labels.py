@@ -87,8 +87,7 @@ def columns_footnote(columns: Sequence[tuple[str, Sequence[Record | CorruptionMe
     for name, shown in columns:
         if not shown:
             continue
-        counts = sorted({r.n for r in shown})
-        images = f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]} to {counts[-1]}"
+        images = image_counts(shown)
         attacks = sorted({attack_text(r) for r in shown if r.upper_bound})
         groups.setdefault((" or ".join(attacks), images), []).append(name)
     lines = [f"{', '.join(names)}: {attack + ', ' if attack else ''}{images}"
@@ -131,16 +130,24 @@ def bounded(name: str, upper_bound: bool) -> str:
 def series_name(record: Record) -> str:
     """A legend entry for a metric; robust ones name the attack and say 'upper bound'."""
     if record.upper_bound:
-        return f"{record.method} (upper bound)"
-    return "clean" if record.kind == "clean" else record.metric
+        return f"{record.method} (upper bound), n={record.n}"
+    return f"{'clean' if record.kind == 'clean' else record.metric}, n={record.n}"
 
 
-def metric_title(record: Record) -> str:
-    """An axis title for a record's metric in percent, naming the attack of an upper bound."""
+def image_counts(results: Sequence[Record | CorruptionMean]) -> str:
+    """'n=500', or 'n=200 to 500' where the results were measured on different numbers of images."""
+    counts = sorted({r.n for r in results})
+    return f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]} to {counts[-1]}"
+
+
+def metric_title(record: Record, shown: Sequence[Record | CorruptionMean] = ()) -> str:
+    """An axis title for a record's metric in percent, naming the attack of an upper bound (and the
+    preview as such) and, where `shown` gives the results drawn, their image count."""
+    n = f", {image_counts(shown)}" if shown else ""
     if record.upper_bound:
         preview = " (preview, overstates robustness)" if is_preview(record) else ""
-        return f"Robust accuracy {record.metric} (%)<br>upper bound by {attack_label(record.measure)}{preview}"
-    return "Clean accuracy (%)" if record.kind == "clean" else f"Accuracy under {record.metric} (%)"
+        return f"Robust accuracy {record.metric} (%)<br>upper bound by {attack_label(record.measure)}{preview}{n}"
+    return ("Clean accuracy (%)" if record.kind == "clean" else f"Accuracy under {record.metric} (%)") + n
 
 
 def soup_label(weights: Sequence[float], labels: Sequence[str]) -> str:

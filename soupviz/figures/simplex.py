@@ -113,7 +113,7 @@ def filled_ternary_figure(
     fig.update_layout(
         xaxis={**hidden, "range": [-0.12, 1.12]}, yaxis={**hidden, "range": [-0.1, 0.96], "scaleanchor": "x"},
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
-        title={"text": metric_title(chosen[0])}, showlegend=False,
+        title={"text": metric_title(chosen[0], shown)}, showlegend=False,
     )
     text = "<br>".join([f"{len(shown)} evaluated soups (dots), linear interpolation between them", *_lines(note)])
     fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=-0.02,
@@ -169,7 +169,7 @@ def tetrahedron_figure(
         scene={"xaxis": hidden, "yaxis": hidden, "zaxis": hidden, "aspectmode": "cube",
                "camera": {"eye": {"x": 1.9, "y": 0.0, "z": 0.5}}},  # corners and edges apart on screen
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
-        title={"text": metric_title(chosen[0])}, showlegend=False, height=600,
+        title={"text": metric_title(chosen[0], shown)}, showlegend=False, height=600,
     )
     fig.add_annotation(text="<br>".join([notes, *_lines(note)]), showarrow=False, xref="paper", yref="paper",
                        x=0.5, y=0, yanchor="top", font={"size": 11})

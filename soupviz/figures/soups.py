@@ -133,7 +133,7 @@ def ternary_figure(
         height=TERNARY_HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 16 + 15 * len("<br>".join(notes).split("<br>"))},
         ternary={"sum": 1, **axes, "domain": {"x": [0, 0.86], "y": [0.06, 0.93]}},
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
-        title={"text": metric_title(chosen[0])}, showlegend=False,
+        title={"text": metric_title(chosen[0], chosen)}, showlegend=False,
     )
     if notes:
         fig.add_annotation(text="<br>".join(notes), showarrow=False, xref="paper", yref="paper",
