@@ -20,12 +20,12 @@ from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
 from soupviz.labels import (
-    BOUND,
-    bounded,
     interval_text,
+    ranked_placeholder,
+    ranked_soup,
     record_choices,
-    soup_label,
     stored_grid_caption,
+    stored_grid_notes,
     stored_heatmap_caption,
 )
 from soupviz.report import weights_key
@@ -105,18 +105,15 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
     with left:
         try:
             fig = filled_ternary_figure(grid.records, grid.records[0].spec, corners, current=weights,
-                                        labels=family.labels, note=stored_grid_caption(grid), paper=paper)
+                                        labels=family.labels, note=stored_grid_notes(grid), paper=paper)
             figure_panel(fig, Keys.STORED_TERNARY)
         except SoupvizError as error:  # too few stored soups on this face yet
             st.caption(str(error))
     if k == 4:
         with right:
             figure_panel(tetrahedron_figure(grid.records, grid.records[0].spec, current=weights, labels=family.labels,
-                                            note=stored_grid_caption(grid), paper=paper), Keys.STORED_TETRAHEDRON)
-            ranked = {tuple(r.weights): f"{100 * r.accuracy:.1f}%{BOUND if r.upper_bound else ''} · "
-                                        f"{soup_label(r.weights, family.labels)}" for r in grid.ranked()}
-
-            first = grid.records[0]
+                                            note=stored_grid_notes(grid), paper=paper), Keys.STORED_TETRAHEDRON)
+            ranked = {tuple(r.weights): ranked_soup(r, family.labels) for r in grid.ranked()}
 
             def _picked() -> None:
                 chosen = st.session_state.get(Keys.STORED_PICK)
@@ -127,7 +124,7 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
 
             st.selectbox("Move the sliders to a stored soup", list(ranked), index=None, key=Keys.STORED_PICK,
                          on_change=_picked, format_func=ranked.get,
-                         placeholder=f"{len(ranked)} soups, best {bounded(first.metric, first.upper_bound)} first…",
+                         placeholder=ranked_placeholder(grid),
                          help="Streamlit does not pass clicks on 3-D charts back to the page; pick a soup here.")
     if st.session_state.pop(Keys.STORED_MOVED, False):
         st.rerun(scope="app")

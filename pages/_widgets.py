@@ -20,8 +20,9 @@ from soupviz.checkpoints import SoupFamily
 from soupviz.errors import SoupWeightsError
 from soupviz.evaluate.methods import attack_strength
 from soupviz.evaluate.records import Record
+from soupviz.evaluate.speaking import speaking_record, strength_order, strength_rank
 from soupviz.figures.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
-from soupviz.labels import bounded, ingredient_titles, interval_caption, interval_text, method_text
+from soupviz.labels import bounded, ingredient_titles, interval_text, method_text, tile_caption
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.weights import (
     DEFAULT_MARGIN,
@@ -170,12 +171,13 @@ def evaluate_live(
     return records
 
 
-def metric_tile(container: DeltaGenerator, record: Record, note: str = "") -> None:
-    """An accuracy with its 95% interval, n and the method; robust ones marked as upper bounds,
-    with `note` (how strong the attack was measured to be) under them."""
+def metric_tile(container: DeltaGenerator, record: Record, stored: bool = False) -> None:
+    """An accuracy with, on its face, what it rests on (the attack, n, 'stored'), its 95% interval
+    and what the strength table says of the attack at this threat and budget."""
     label = bounded(record.metric, record.upper_bound)
     container.metric(label, f"{100 * record.accuracy:.1f}%", help=method_text(record))
-    container.caption(interval_caption(record))
+    container.caption(tile_caption(record, stored))
+    note = attack_strength(record.measure)
     if note:
         container.caption(note)
 
@@ -206,25 +208,21 @@ def background_tiles(job: Job, stored: dict[str, Record]) -> None:
 
 
 def job_tile(container: DeltaGenerator, tile: Tile, stored: Record | None) -> None:
-    """One metric of a background job: the live record, else the stored one and the progress."""
-    if tile.record is not None:
-        metric_tile(container, tile.record, attack_strength(tile.spec))
-        if stored is not None and stored.n != tile.record.n:
-            container.caption(f"stored: {100 * stored.accuracy:.1f}% on {stored.n} images")
-        return
-    label = bounded(tile.spec.column, tile.spec.is_upper_bound)
-    if tile.error:
-        container.metric(label, "n/a", help=tile.error)
-        container.caption(tile.error)
-        return
-    if stored is not None:
-        container.metric(label, f"{100 * stored.accuracy:.1f}%", help=method_text(stored))
-        container.caption(f"stored result on {stored.n} images · {interval_caption(stored)}")
+    """One metric of a background job: the record that speaks for it (`speaking_record` of the live
+    and the stored one), and the live measurement's progress while it could still change that."""
+    shown = speaking_record([tile.record, stored])
+    if shown is not None:
+        metric_tile(container, shown, stored=shown is stored)
+    elif tile.error:
+        container.metric(bounded(tile.spec.column, tile.spec.is_upper_bound), "n/a", help=tile.error)
     else:
-        container.metric(label, "…", help="measuring this soup")
-    done = tile.progress.fraction if tile.progress is not None else 0.0
-    message = tile.progress.message if tile.progress is not None else "queued"
-    container.progress(done, text=f"measuring live: {message}")
+        container.metric(bounded(tile.spec.column, tile.spec.is_upper_bound), "…", help="measuring this soup")
+    if tile.error:
+        container.caption(tile.error)
+    elif tile.record is None and (stored is None or strength_order(stored)[0] >= strength_rank(tile.spec)):
+        done = tile.progress.fraction if tile.progress is not None else 0.0
+        message = tile.progress.message if tile.progress is not None else "queued"
+        container.progress(done, text=f"measuring: {message}")
 
 
 @st.cache_resource(show_spinner=False)

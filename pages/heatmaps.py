@@ -12,6 +12,7 @@ from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import budget_specs
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import budget_curves
+from soupviz.labels import attacks_named
 from soupviz.soup_rows import ROW_GROUPS, row_soups
 from soupviz.threats import THREAT_LABELS, THREATS, default_budgets, format_budgets, parse_budgets
 
@@ -36,7 +37,7 @@ for column, threat in zip(columns, THREATS, strict=True):
 soups = row_soups(groups, family, current_weights(len(family.names)))
 specs = [MetricSpec("clean"), *budget_specs(budgets, s)]
 request = ([w for _, w in soups], [spec.key for spec in specs])
-st.caption(f"{len(soups)} soups × {len(specs) - 1} attacks ({s.attack.upper()}-{s.steps}) on {evaluator.images_label}; "
+st.caption(f"{len(soups)} soups × {len(specs) - 1} attacks ({attacks_named(specs)}) on {evaluator.images_label}; "
            "finished cells are cached, so asking again is instant.")
 held = st.session_state.get(Keys.HEATMAP_RECORDS)
 if st.button("Evaluate", type="primary", disabled=not soups or len(specs) < 2):

@@ -21,6 +21,7 @@ from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import robust_specs
+from soupviz.labels import attacks_named
 from soupviz.report import ingredient_caption, ingredient_table
 from soupviz.serving import folder_stamp, save_uploads
 from soupviz.settings import shipped_family_folder
@@ -94,10 +95,10 @@ if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured befo
 rows, methods = ingredient_table(family, records)
 st.dataframe(rows, hide_index=True, width="stretch")
 if methods:
-    st.caption(ingredient_caption(methods, bool(records), s.images, s.attack, s.steps))
+    st.caption(ingredient_caption(methods, bool(records), s.images, attacks_named(robust_specs(s))))
 if not records:
     hint = "" if methods else "The cards report no metrics. "
-    if st.button(f"Measure on {s.images} test images with {s.attack.upper()}-{s.steps}",
+    if st.button(f"Measure on {s.images} test images with {attacks_named(robust_specs(s))}",
                  type="secondary" if methods else "primary",
                  help=hint + "Clean and robust accuracy of each ingredient, with the sidebar's evaluation budget."):
         st.session_state[Keys.INGREDIENT_RECORDS] = chosen[1:]

@@ -14,7 +14,7 @@ from soupviz.evaluate.ensembles import EnsembleEvaluator, ensemble_soups
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import robust_specs
 from soupviz.figures.tradeoff import tradeoff_figure
-from soupviz.labels import interval_text
+from soupviz.labels import attacks_named, interval_text
 from soupviz.report import soup_vs_ensemble
 from soupviz.soup_rows import with_soup
 from soupviz.threats import THREAT_LABELS, THREATS
@@ -56,7 +56,7 @@ specs = [MetricSpec("clean") if against in ("clean", STORED_ONLY) else robust_sp
          *robust_specs(s, [threat])]
 request = (soups, [spec.key for spec in specs], mode, [model.name for model in baselines])
 st.caption(f"{len(soups)} soups (a grid over all ingredients plus the current soup) on {evaluator.images_label}, "
-           f"robust accuracy by {s.attack.upper()}-{s.steps}; ensembles cost {k}× a soup's forward passes.")
+           f"robust accuracy by {attacks_named(specs)}; ensembles cost {k}× a soup's forward passes.")
 held = st.session_state.get(Keys.TRADEOFF_RECORDS)
 if st.button("Evaluate", type="primary", disabled=not live,
              help=None if live else "70 corruption conditions per soup: run `soupviz sweep --metrics corruptions`."):

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from soupviz.evaluate.methods import attack_label, attack_strength
-from soupviz.evaluate.records import Record
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.records import CorruptionMean, Record
+from soupviz.evaluate.speaking import is_preview
 from soupviz.threats import THREAT_LABELS
 
 if TYPE_CHECKING:
@@ -46,14 +48,53 @@ def bound_note(attacks: str) -> str:
     return f"≤: an {UPPER_BOUND_NOTE} by {attacks}"
 
 
-def interval_caption(record: Record) -> str:
-    """A tile's caption under its accuracy: '95% CI [67.4, 73.1] · n=1000'."""
-    return f"95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}] · n={record.n}"
+def tile_caption(record: Record | CorruptionMean, stored: bool = False) -> str:
+    """A tile's caption under its accuracy: what it rests on and its interval, 'by AutoAttack
+    (standard: APGD-CE, APGD-T) · n=500 · stored · 95% CI [21.3, 29.1]' (`measured_by`)."""
+    return f"{measured_by(record, stored)} · 95% CI [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}]"
 
 
 def interval_text(result: Interval) -> str:
     """A result's accuracy with its 95% interval, e.g. '53.2% [48.1, 58.2]'."""
     return interval(result.accuracy, result.ci_low, result.ci_high)
+
+
+def measured_by(record: Record | CorruptionMean, stored: bool = False) -> str:
+    """What a number rests on, for the face of a tile or a cell: the attack of a robust accuracy
+    ('by AutoAttack (standard: APGD-CE, APGD-T)'; a preview says it is one), the image count and,
+    with `stored`, that it was read from the store: 'by PGD-10 (preview) · n=500 · stored'."""
+    attack = attack_text(record)
+    return " · ".join(([attack] if attack else []) + [f"n={record.n}"] + (["stored"] if stored else []))
+
+
+def attack_text(record: Record | CorruptionMean) -> str:
+    """'by PGD-10 (preview)', 'by AutoAttack (standard: APGD-CE, APGD-T)': the attack bounding a robust
+    accuracy, saying so when it is the preview; '' for other metrics."""
+    if not (isinstance(record, Record) and record.upper_bound):
+        return ""
+    return f"by {attack_label(record.measure)}" + (" (preview)" if is_preview(record) else "")
+
+
+def columns_footnote(columns: Sequence[tuple[str, Sequence[Record | CorruptionMean]]]) -> str:
+    """A figure's footnote naming what each column rests on, columns of one attack and image count
+    together, one line each ('<br>' between), e.g. 'L∞ 8/255, L2 0.5: by PGD-10 + PGD-T-10 (3 targets),
+    n=500<br>L1 12: by AutoAttack (standard: APGD-CE, APGD-T), n=500<br>clean: n=500', then the '≤' note.
+
+    Args:
+        columns: (column name, the records shown in it) in display order.
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, shown in columns:
+        if not shown:
+            continue
+        images = image_counts(shown)
+        attacks = sorted({attack_text(r) for r in shown if r.upper_bound})
+        groups.setdefault((" or ".join(attacks), images), []).append(name)
+    lines = [f"{', '.join(names)}: {attack + ', ' if attack else ''}{images}"
+             for (attack, images), names in groups.items()]
+    if any(r.upper_bound for _, shown in columns for r in shown):
+        lines.append(f"≤: an {UPPER_BOUND_NOTE} by the attack named")
+    return "<br>".join(lines)
 
 
 def method_text(record: Record) -> str:
@@ -67,6 +108,20 @@ def metric_name(record: Record) -> str:
     return f"{record.metric} {attack_label(record.measure)}" if record.upper_bound else record.metric
 
 
+def attacks_named(specs: Sequence[MetricSpec]) -> str:
+    """The attacks the robust `specs` run, from their fields (`methods.attack_label`): 'PGD-10' when
+    one names them all, else grouped by threat, 'PGD-10 + PGD-T-10 (3 targets) at L∞, L2; AutoAttack
+    (standard: APGD-CE, APGD-T) at L1' (the sidebar's 'Default' runs such chains); '' without any."""
+    by_attack: dict[str, list[str]] = {}
+    for spec in specs:
+        if spec.kind == "attack":
+            threats = by_attack.setdefault(attack_label(spec), [])
+            threats += [THREAT_LABELS[spec.threat]] if THREAT_LABELS[spec.threat] not in threats else []
+    if len(by_attack) == 1:
+        return next(iter(by_attack))
+    return "; ".join(f"{attack} at {', '.join(threats)}" for attack, threats in by_attack.items())
+
+
 def bounded(name: str, upper_bound: bool) -> str:
     """A column name, with '≤' after it for an upper bound."""
     return name + BOUND if upper_bound else name
@@ -75,15 +130,24 @@ def bounded(name: str, upper_bound: bool) -> str:
 def series_name(record: Record) -> str:
     """A legend entry for a metric; robust ones name the attack and say 'upper bound'."""
     if record.upper_bound:
-        return f"{record.method} (upper bound)"
-    return "clean" if record.kind == "clean" else record.metric
+        return f"{record.method} (upper bound), n={record.n}"
+    return f"{'clean' if record.kind == 'clean' else record.metric}, n={record.n}"
 
 
-def metric_title(record: Record) -> str:
-    """An axis title for a record's metric in percent, naming the attack of an upper bound."""
+def image_counts(results: Sequence[Record | CorruptionMean]) -> str:
+    """'n=500', or 'n=200 to 500' where the results were measured on different numbers of images."""
+    counts = sorted({r.n for r in results})
+    return f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]} to {counts[-1]}"
+
+
+def metric_title(record: Record, shown: Sequence[Record | CorruptionMean] = ()) -> str:
+    """An axis title for a record's metric in percent, naming the attack of an upper bound (and the
+    preview as such) and, where `shown` gives the results drawn, their image count."""
+    n = f", {image_counts(shown)}" if shown else ""
     if record.upper_bound:
-        return f"Robust accuracy {record.metric} (%)<br>upper bound by {attack_label(record.measure)}"
-    return "Clean accuracy (%)" if record.kind == "clean" else f"Accuracy under {record.metric} (%)"
+        preview = " (preview, overstates robustness)" if is_preview(record) else ""
+        return f"Robust accuracy {record.metric} (%)<br>upper bound by {attack_label(record.measure)}{preview}{n}"
+    return ("Clean accuracy (%)" if record.kind == "clean" else f"Accuracy under {record.metric} (%)") + n
 
 
 def soup_label(weights: Sequence[float], labels: Sequence[str]) -> str:
@@ -106,16 +170,41 @@ def ingredient_titles(family: SoupFamily) -> list[str]:
 
 
 def record_choices(records: Sequence[Record]) -> dict[str, str]:
-    """Display name -> spec key of the metrics in `records`, e.g. 'L∞ 8/255 (APGD-CE-40)'."""
-    return {f"{r.metric} ({attack_label(r.measure)})" if r.upper_bound else r.metric: r.spec for r in records}
+    """Display name -> spec key of the metrics in `records`, e.g. 'L∞ 8/255 (APGD-CE-40)', 'L1 12
+    (PGD-10, preview)'."""
+    return {f"{r.metric} ({attack_label(r.measure)}{', preview' if is_preview(r) else ''})"
+            if r.upper_bound else r.metric: r.spec for r in records}
+
+
+def stored_grid_notes(grid: StoredGrid) -> list[str]:
+    """A stored grid's notes, one line each: the share done and how its metric was measured, then
+    what the strength table says of the attack there, e.g. ['from the precomputed store: 9 of 10
+    soups, PGD-10 on 200 images', 'preview, overstates robustness: up to 12.2 points above ...']."""
+    first = grid.records[0]
+    how = f"{attack_label(first.measure)} on {first.n} images" if first.upper_bound else f"{first.n} images"
+    note = attack_strength(first.measure) if isinstance(first, Record) else ""
+    return [f"{grid.caption()}, {how}"] + ([note] if note else [])
 
 
 def stored_grid_caption(grid: StoredGrid) -> str:
-    """A stored grid's note: the share done and how its metric was measured, 'from the precomputed
-    store: 9 of 10 soups, APGD-CE-40 on 200 images' (the attack only for robust accuracy)."""
+    """`stored_grid_notes` as one sentence for a caption under a figure."""
+    return "; ".join(stored_grid_notes(grid))
+
+
+def ranked_soup(record: Record | CorruptionMean, labels: Sequence[str]) -> str:
+    """An entry of a list of stored soups, best first: '25.0% ≤ · uniform soup', with '(preview)'
+    after the accuracy where the preview attack measured it (it overstates robustness)."""
+    mark = (BOUND if record.upper_bound else "") + (" (preview)" if is_preview(record) else "")
+    return f"{100 * record.accuracy:.1f}%{mark} · {soup_label(record.weights, labels)}"
+
+
+def ranked_placeholder(grid: StoredGrid) -> str:
+    """What a list of `grid`'s stored soups says before a pick: '56 soups, best L1 12 ≤ by PGD-10
+    (preview) first…'."""
     first = grid.records[0]
-    how = f"{attack_label(first.measure)} on {first.n} images" if first.upper_bound else f"{first.n} images"
-    return f"{grid.caption()}, {how}"
+    attack = attack_text(first)
+    best = bounded(first.metric, first.upper_bound) + (f" {attack}" if attack else "")
+    return f"{len(grid.ranked())} soups, best {best} first…"
 
 
 def stored_heatmap_caption(grids: Sequence[StoredGrid], soups: int) -> str:
@@ -128,7 +217,7 @@ def stored_heatmap_caption(grids: Sequence[StoredGrid], soups: int) -> str:
     text = (f"Precomputed: {soups} soups × {len(grids)} metrics on {images} images"
             + ("; blank cells are not in the store yet." if blank else "."))
     previews = dict.fromkeys(
-        f" {THREAT_LABELS[first.measure.threat]} columns by {attack_label(first.measure)}: {note}."
+        f" {first.metric} by {attack_label(first.measure)}, {note}."
         for first in (grid.records[0] for grid in grids)
         if first.kind == "attack" and (note := attack_strength(first.measure)).startswith("preview")
     )

@@ -70,15 +70,15 @@ def _cells(records: Iterable[Record]) -> dict[str, Record | CorruptionMean]:
     return cells
 
 
-def ingredient_caption(methods: Sequence[str], measured: bool, images: int, attack: str, steps: int) -> str:
+def ingredient_caption(methods: Sequence[str], measured: bool, images: int, attacks: str) -> str:
     """The Home table's caption: where its numbers come from (`ingredient_table`'s methods), and,
     for numbers read from the cards, that they are not the sidebar's budget (`images` images,
-    `attack` with `steps` steps)."""
+    `attacks` as `labels.attacks_named` names them)."""
     if not methods:
         return ""
     text = ("Measured here " if measured else "From the checkpoint cards: measured ") + ". Measured ".join(methods)
     if not measured:
-        text += (f". The sidebar's budget ({images} images, {attack.upper()}-{steps}) "
+        text += (f". The sidebar's budget ({images} images, {attacks}) "
                  "applies only to what you measure here")
     return text + f". Brackets: 95% Wilson intervals; {bound_note('the attack named')}."
 

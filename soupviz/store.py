@@ -196,6 +196,11 @@ class ResultStore:
         rows = self._connection().execute(query, [v for _, v in clauses])
         return [Record.from_dict(json.loads(text)) for (text,) in rows]
 
+    def specs(self, family: str) -> list[str]:
+        """The spec keys stored for one family fingerprint, in order of first storing."""
+        query = "SELECT spec FROM records WHERE family = ? GROUP BY spec ORDER BY MIN(rowid)"
+        return [spec for (spec,) in self._connection().execute(query, (family,))]
+
     def modified(self) -> float:
         """When the store was last written (the latest modification time of its file and its
         write-ahead log, in seconds since the epoch); 0.0 when there is no store yet."""

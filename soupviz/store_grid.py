@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from soupviz.attacks.defaults import is_preview
 from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients
 from soupviz.evaluate.baselines import baseline_family_name
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.records import CorruptionMean, Record, corruption_mean
+from soupviz.evaluate.speaking import quantity, speaking_record, spec_quantity, strength_order
 from soupviz.report import weights_key
 from soupviz.storage import atomic_write_bytes, cache_dir
 from soupviz.store import ResultStore, family_fingerprint
@@ -151,29 +151,17 @@ def strongest_grids(grids: Mapping[str, StoredGrid]) -> dict[str, StoredGrid]:
     for key, grid in grids.items():
         if not grid.found:
             continue
-        quantity = _quantity(grid.records[0])
-        if quantity not in best or _weakness(grid) < _weakness(best[quantity][1]):
-            best[quantity] = (key, grid)
-    return dict(best[quantity] for quantity in sorted(best))
+        measured = quantity(grid.records[0])
+        if measured not in best or _weakness(grid) < _weakness(best[measured][1]):
+            best[measured] = (key, grid)
+    return dict(best[measured] for measured in sorted(best))
 
 
-_KIND_ORDER = ("clean", "attack", "union", "corruption-mean", "corruption")
-
-
-def _quantity(record: Record | CorruptionMean) -> tuple:
-    """What a record measures regardless of the attack, as a sort key in heatmap order."""
-    if record.kind == "attack":
-        return 1, THREATS.index(record.measure.threat), record.measure.eps, ""
-    if record.kind == "union":
-        return 2, 0, 0.0, "+".join(record.measure.threats)
-    return _KIND_ORDER.index(record.kind), 0, 0.0, record.spec
-
-
-def _weakness(grid: StoredGrid) -> tuple[bool, int]:
-    """Sorts the grids of one quantity strongest first: not the preview attack, then more soups."""
-    first = grid.records[0]
-    preview = first.upper_bound and is_preview(first.measure.attack, first.measure.steps, first.measure.targets)
-    return preview, -grid.found
+def _weakness(grid: StoredGrid) -> tuple[int, int, int]:
+    """Sorts the grids of one quantity strongest first: by `speaking.strength_order` of their
+    attack (the preview last), then more soups."""
+    rank, fewer_images = strength_order(grid.records[0])
+    return rank, -grid.found, fewer_images
 
 
 def family_records(store: ResultStore, family: str, specs: Sequence[MetricSpec] | None = None) -> list[Record]:
@@ -269,15 +257,19 @@ def _grid_keys(k: int, step: float) -> frozenset[str]:
 def stored_records(
     store: ResultStore, family: str, weights: Sequence[float], specs: Sequence[MetricSpec],
 ) -> dict[str, Record]:
-    """For each of `specs` (by key), the record of the soup `weights` in `store` measured on the
-    most images, where there is one: what a page shows at once, marked as stored, while it
-    measures the soup live."""
+    """For each of `specs` (by key), the stored record that speaks for the soup `weights` and what
+    the spec measures (`speaking.speaking_record`: by any attack on the same threat and budget, the
+    strongest, then on the most images), where there is one: what a page shows at once, with its
+    attack and n, while it measures the soup live."""
     if not store.path.is_file():
         return {}
     key, found = weights_key(weights), {}
+    stored_specs = [MetricSpec.from_key(spec) for spec in store.specs(family)]
     for spec in specs:
-        records = store.records(family=family, spec=spec.key)
-        matches = [r for r in records if r.weights and weights_key(r.weights) == key]
-        if matches:
-            found[spec.key] = max(matches, key=lambda r: r.n)
+        records = [r for other in stored_specs if spec_quantity(other) == spec_quantity(spec)
+                   for r in store.records(family=family, spec=other.key)]
+        chosen = speaking_record(r for r in records if r.weights and weights_key(r.weights) == key)
+        if chosen is not None:
+            found[spec.key] = chosen
     return found
+

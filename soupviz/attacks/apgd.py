@@ -14,6 +14,7 @@ import torch
 from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 
 from soupviz.attacks.base import Attack, Classifier, ShareCallback, fixed_batch
+from soupviz.attacks.names import stage_name
 from soupviz.errors import SoupvizError
 
 NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
@@ -134,11 +135,9 @@ class APGD(Attack):
         self.restarts = int(restarts)
         self.large_reps = threat == "l1" if large_reps is None else bool(large_reps)
 
-    def describe(self) -> str:
-        kind = "T" if self.targeted else self.loss.upper()
-        restarts = f"×{self.restarts}" if self.restarts > 1 else ""
-        targets = f" ({self.n_target_classes} targets)" if self.targeted else ""
-        return super().describe().replace(self.name, f"APGD-{kind}-{self.steps}{restarts}{targets}", 1)
+    def attack_name(self) -> str:
+        name = "apgd-t" if self.targeted else f"apgd-{self.loss}"
+        return stage_name(name, self.steps, self.restarts, self.n_target_classes)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         if target is not None:

@@ -15,6 +15,7 @@ from pyautoattack import AutoAttack as _AutoAttack
 
 from soupviz.attacks.apgd import NORMS, as_predict, planned_iterations, report_iterations, seeded_devices
 from soupviz.attacks.base import Attack, Classifier, fixed_batch
+from soupviz.attacks.names import autoattack_name
 from soupviz.errors import SoupvizError
 
 VERSIONS = ("standard", "plus", "rand")
@@ -60,9 +61,8 @@ class AutoAttack(Attack):
             )
         self.version = version
 
-    def describe(self) -> str:
-        stages = f": {', '.join(s.upper() for s in self.stages)}" if self.stages else ""
-        return super().describe().replace(self.name, f"{self.name} ({self.version}{stages})", 1)
+    def attack_name(self) -> str:
+        return autoattack_name(self.version, self.stages)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         if target is not None:

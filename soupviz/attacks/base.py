@@ -133,6 +133,10 @@ class Attack(ABC):
         """A fresh generator on `device` seeded with the attack's seed."""
         return torch.Generator(device=device).manual_seed(self.seed)
 
+    def attack_name(self) -> str:
+        """The attack and its settings without the budget, e.g. 'PGD-20' (`attacks.names`)."""
+        return self.name
+
     def describe(self) -> str:
         """A label naming the attack, its settings and budget, e.g. 'PGD-20 L∞ 8/255'."""
-        return f"{self.name} {threat_label(self.threat, self.eps)}"
+        return f"{self.attack_name()} {threat_label(self.threat, self.eps)}"

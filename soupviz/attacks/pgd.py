@@ -6,9 +6,9 @@ projected-gradient engine (`attacks.engine`), whose steps are the steepest ascen
 each norm followed by the exact projection. The step length decays from a large first step
 on a cosine schedule; on a small CNN it matched APGD-CE at 10 and 20 steps
 (tests/integration/test_attack_crosscheck.py). On the shipped models untargeted PGD alone
-overstates robustness by up to 3 points at L∞/L2 and far more at L1 against AutoAttack
-(bench/results/attack_strength.md); `TargetedPGD` after it (PGD-T, the L∞/L2 default chain)
-closes the gap at L∞ and L2.
+overstates robustness against AutoAttack by several points at L∞/L2 and far more at L1 (the
+measured gaps are in bench/results/attack_strength.json, which `attacks.defaults` reads);
+`TargetedPGD` after it (PGD-T, the L∞/L2 default chain) closes the gap at L∞ and L2.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from soupviz.attacks.base import Attack, Classifier, fixed_batch
 from soupviz.attacks.engine import Ascent, ascend
 from soupviz.attacks.losses import attack_loss, is_success
+from soupviz.attacks.names import stage_name
 from soupviz.attacks.projections import random_start
 from soupviz.errors import SoupvizError
 
@@ -79,10 +80,8 @@ class PGD(Attack):
         self.loss = loss
         self.early_stop = early_stop
 
-    def describe(self) -> str:
-        loss = "-DLR" if self.loss == "dlr" else ""
-        restarts = f"×{self.restarts}" if self.restarts > 1 else ""
-        return super().describe().replace(self.name, f"{self.name}{loss}-{self.steps}{restarts}", 1)
+    def attack_name(self) -> str:
+        return stage_name("pgd-dlr" if self.loss == "dlr" else "pgd", self.steps, self.restarts)
 
     @property
     def ascent(self) -> Ascent:
@@ -167,10 +166,8 @@ class TargetedPGD(PGD):
             raise SoupvizError(f"PGD-T needs at least one target class, got {n_target_classes}.")
         self.n_target_classes = int(n_target_classes)
 
-    def describe(self) -> str:
-        restarts = f"×{self.restarts}" if self.restarts > 1 else ""
-        name = f"{self.name}-{self.steps}{restarts} ({self.n_target_classes} targets)"
-        return Attack.describe(self).replace(self.name, name, 1)
+    def attack_name(self) -> str:
+        return stage_name("pgd-t", self.steps, self.restarts, self.n_target_classes)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         if target is not None:

@@ -15,11 +15,9 @@ from typing import Any
 from soupviz.attacks.apgd import APGD
 from soupviz.attacks.autoattack import AutoAttack
 from soupviz.attacks.base import Attack, Classifier
+from soupviz.attacks.names import DEFAULT_STEPS
 from soupviz.attacks.pgd import PGD, TargetedPGD
 from soupviz.errors import SoupvizError
-
-# Steps when none are given: 20 for our fast PGD, 40 for APGD (the soups paper's evaluation).
-DEFAULT_STEPS = {"pgd": 20, "pgd-dlr": 20, "pgd-t": 20, "apgd-ce": 40, "apgd-dlr": 40, "apgd-t": 40}
 
 # name -> (class, arguments the name fixes)
 _SPECS: dict[str, tuple[type[Attack], dict[str, Any]]] = {

@@ -23,8 +23,7 @@ def describe_attacks(attacks: Attack | Sequence[Attack]) -> str:
     if len(budgets) != 1:
         return " + ".join(a.describe() for a in chain)
     threat, eps = budgets.pop()
-    suffix = f" {threat_label(threat, eps)}"
-    return " + ".join(a.describe().removesuffix(suffix) for a in chain) + suffix
+    return " + ".join(a.attack_name() for a in chain) + f" {threat_label(threat, eps)}"
 
 
 def _share(report: ShareCallback, start: float, size: float) -> ShareCallback:

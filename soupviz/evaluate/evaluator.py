@@ -210,7 +210,9 @@ class Evaluator:
         keys = [self.key(row, spec) for row in rows]
         found = self.store.get_many(keys) if self.store is not None else {}
         records = {i: self.stored(rows[i], spec, found[k]) for i, k in enumerate(keys) if k in found}
-        _advance(state, self._units(spec) * len(records), f"{spec.column} (cached)")
+        missing_count = len(rows) - len(records)
+        _advance(state, self._units(spec) * len(records),
+                 f"measuring {spec.column}" if missing_count else f"{spec.column} (cached)")
         missing = [i for i in range(len(rows)) if i not in records]
         for start in range(0, len(missing), self.fold):
             chunk = missing[start : start + self.fold]

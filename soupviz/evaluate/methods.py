@@ -1,24 +1,23 @@
 """How a metric is measured: the attack chain a `MetricSpec` names, built on a model
 (`spec_attacks`), and its description for records and labels ('APGD-CE-20 L∞ 8/255',
-'PGD-10 + PGD-T-10 (3 targets)'), with what the measured strength table says of it.
+'PGD-10 + PGD-T-10 (3 targets)'), made from the spec's fields by `attacks.names` without building
+an attack, with what the measured strength table says of it.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import replace
 
-import torch
-
-from soupviz.attacks import FIXED_ITERATIONS, TARGETED, describe_attacks, make_attack
-from soupviz.attacks.defaults import DEFAULT, strength_note
+from soupviz.attacks import FIXED_ITERATIONS, TARGETED, make_attack
+from soupviz.attacks.defaults import DEFAULT, DEFAULT_ATTACKS, strength_note
+from soupviz.attacks.names import chain_name
 from soupviz.corruptions import corruption_label
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.threats import DEFAULT_BUDGETS, threat_label
 
 
-def method_label(spec: MetricSpec, model_for_label: Callable | None = None) -> str:
+def method_label(spec: MetricSpec) -> str:
     """How the number is measured, e.g. 'APGD-CE-20 L∞ 8/255', 'union of ... ∧ ...', 'clean
     accuracy'. Robust accuracies are upper bounds; `labels.method_text` says so beside it."""
     if spec.kind == "clean":
@@ -26,25 +25,34 @@ def method_label(spec: MetricSpec, model_for_label: Callable | None = None) -> s
     if spec.kind == "corruption":
         return f"accuracy under {corruption_label(spec.corruption, spec.severity)}"
     threats = [spec.threat] if spec.kind == "attack" else list(spec.threats)
-    labels = [describe_attacks(spec_attacks(spec, model_for_label or _identity, t, seed=0)) for t in threats]
+    labels = [f"{_chain_name(spec, t)} {threat_label(t, _budget(spec, t))}" for t in threats]
     return ("union of " if spec.kind == "union" else "") + " ∧ ".join(labels)
 
 
-@functools.lru_cache(maxsize=256)
 def attack_label(spec: MetricSpec) -> str:
     """The attack chain of a robust metric without its threat and budget, e.g. 'APGD-CE-20' or
     'PGD-10 + PGD-T-10 (3 targets)' (the first threat's, for a union); '' for other metrics."""
     if not spec.is_upper_bound:
         return ""
-    threat = spec.threat if spec.kind == "attack" else spec.threats[0]
-    chain = spec_attacks(spec, _identity, threat, seed=0)
-    return describe_attacks(chain).removesuffix(f" {threat_label(threat, chain[0].eps)}")
+    return _chain_name(spec, spec.threat if spec.kind == "attack" else spec.threats[0])
+
+
+def _chain_name(spec: MetricSpec, threat: str) -> str:
+    """`names.chain_name` of the chain the spec runs at `threat` (a union's 'default': that threat's)."""
+    if spec.attack == DEFAULT:
+        choice = DEFAULT_ATTACKS[threat]
+        return chain_name(choice.attack, choice.steps, spec.restarts, choice.targets)
+    return chain_name(spec.attack, spec.steps, spec.restarts, spec.targets)
+
+
+def _budget(spec: MetricSpec, threat: str) -> float:
+    return spec.eps if spec.kind == "attack" else DEFAULT_BUDGETS[threat]
 
 
 def attack_strength(spec: MetricSpec) -> str:
-    """What the measured strength/cost table says of the spec's attack: within 1 point of
-    AutoAttack (the default), the measured excess (the preview), '' otherwise."""
-    return strength_note(spec.attack, spec.steps, spec.targets, spec.threat) if spec.kind == "attack" else ""
+    """What the measured strength/cost table says of the spec's attack at its threat and budget
+    (`defaults.strength_note`); '' for metrics without attack and for unions."""
+    return strength_note(spec.attack, spec.steps, spec.targets, spec.threat, spec.eps) if spec.kind == "attack" else ""
 
 
 def spec_attacks(spec: MetricSpec, model: Callable, threat: str | None = None, seed: int = 0) -> list:
@@ -63,7 +71,3 @@ def spec_attacks(spec: MetricSpec, model: Callable, threat: str | None = None, s
             options["n_target_classes"] = spec.targets
         chain.append(make_attack(name, model, threat, eps, steps=spec.steps or None, **options))
     return chain
-
-
-def _identity(x: torch.Tensor) -> torch.Tensor:
-    return x

@@ -72,7 +72,7 @@ def interpolate_face(
 def filled_ternary_figure(
     records: Sequence, metric: Metric, corners: tuple[int, int, int],
     current: Sequence[float] | None = None, labels: Sequence[str] | None = None,
-    resolution: int = 60, note: str = "", paper: bool = False,
+    resolution: int = 60, note: str | Sequence[str] = "", paper: bool = False,
 ) -> go.Figure:
     """A ternary face as a filled map of `metric` (%) interpolated from the grid's records.
 
@@ -113,9 +113,9 @@ def filled_ternary_figure(
     fig.update_layout(
         xaxis={**hidden, "range": [-0.12, 1.12]}, yaxis={**hidden, "range": [-0.1, 0.96], "scaleanchor": "x"},
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
-        title={"text": metric_title(chosen[0])}, showlegend=False,
+        title={"text": metric_title(chosen[0], shown)}, showlegend=False,
     )
-    text = f"{len(shown)} evaluated soups (dots), linear interpolation between them" + (f"; {note}" if note else "")
+    text = "<br>".join([f"{len(shown)} evaluated soups (dots), linear interpolation between them", *_lines(note)])
     fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=-0.02,
                        yanchor="top", font={"size": 11})
     rows = [r.row() for r in shown]
@@ -125,7 +125,7 @@ def filled_ternary_figure(
 
 def tetrahedron_figure(
     records: Sequence, metric: Metric, current: Sequence[float] | None = None,
-    labels: Sequence[str] | None = None, note: str = "", paper: bool = False,
+    labels: Sequence[str] | None = None, note: str | Sequence[str] = "", paper: bool = False,
 ) -> go.Figure:
     """All convex soups of four ingredients as points in a 3-D tetrahedron coloured by `metric` (%).
 
@@ -164,16 +164,15 @@ def tetrahedron_figure(
                                    hovertemplate="%{hovertext}<extra>current soup</extra>"))
     hidden = {"visible": False, "showbackground": False}
     skipped = len(chosen) - len(shown)
-    notes = [f"{len(shown)} soups"] + ([f"{skipped} extrapolated soups not shown"] if skipped else []) + \
-        ([note] if note else [])
+    notes = "; ".join([f"{len(shown)} soups"] + ([f"{skipped} extrapolated soups not shown"] if skipped else []))
     fig.update_layout(
         scene={"xaxis": hidden, "yaxis": hidden, "zaxis": hidden, "aspectmode": "cube",
                "camera": {"eye": {"x": 1.9, "y": 0.0, "z": 0.5}}},  # corners and edges apart on screen
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
-        title={"text": metric_title(chosen[0])}, showlegend=False, height=600,
+        title={"text": metric_title(chosen[0], shown)}, showlegend=False, height=600,
     )
-    fig.add_annotation(text="; ".join(notes), showarrow=False, xref="paper", yref="paper", x=0.5, y=0,
-                       yanchor="top", font={"size": 11})
+    fig.add_annotation(text="<br>".join([notes, *_lines(note)]), showarrow=False, xref="paper", yref="paper",
+                       x=0.5, y=0, yanchor="top", font={"size": 11})
     attach_rows(fig, "tetrahedron", [r.row() for r in shown], family_of(chosen), metric_name(chosen[0]), current)
     return apply_style(fig, paper)
 
@@ -187,3 +186,8 @@ def picked_weights(selection: object, points: Sequence[Sequence[float]]) -> list
         if point.get("curve_number", 0) == 0 and index is not None and 0 <= int(index) < len(points):
             return list(points[int(index)])
     return None
+
+
+def _lines(note: str | Sequence[str]) -> list[str]:
+    """A figure's note as lines: one text, or several (e.g. `labels.stored_grid_notes`)."""
+    return ([note] if note else []) if isinstance(note, str) else list(note)

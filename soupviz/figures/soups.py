@@ -18,9 +18,10 @@ from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.records import Record
 from soupviz.figures.export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.labels import (
+    BOUND,
     TOLERANCE,
-    bound_note,
     bounded,
+    columns_footnote,
     interval_text,
     method_text,
     metric_name,
@@ -132,7 +133,7 @@ def ternary_figure(
         height=TERNARY_HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 16 + 15 * len("<br>".join(notes).split("<br>"))},
         ternary={"sum": 1, **axes, "domain": {"x": [0, 0.86], "y": [0.06, 0.93]}},
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
-        title={"text": metric_title(chosen[0])}, showlegend=False,
+        title={"text": metric_title(chosen[0], chosen)}, showlegend=False,
     )
     if notes:
         fig.add_annotation(text="<br>".join(notes), showarrow=False, xref="paper", yref="paper",
@@ -246,8 +247,10 @@ def accuracy_heatmap(
     index.update(((r.family, r.spec), r) for r in baselines)
     named = {r.family: f"{(baseline_labels or {}).get(r.family, r.ingredients[0])} (baseline)" for r in baselines}
     z, text, hover, rows = [], [], [], []
-    for name, row_key, mixed in [(name, weights_key(weights), labels) for name, weights in soups] + \
-            [(name, family, None) for family, name in named.items()]:
+    rows_in_order = [(name, weights_key(weights), labels) for name, weights in soups] + \
+        [(name, family, None) for family, name in named.items()]
+    row_keys = [row_key for _, row_key, _ in rows_in_order]
+    for name, row_key, mixed in rows_in_order:
         cells = [index.get((row_key, column.spec)) for column in columns]
         z.append([percent(r.accuracy) if r else math.nan for r in cells])
         text.append([f"{percent(r.accuracy):.1f}" if r else "" for r in cells])
@@ -264,9 +267,9 @@ def accuracy_heatmap(
         coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
         title={"text": "Accuracy (%) per soup and metric"},
     )
-    bounds = sorted({attack_label(c.measure) for c in columns if c.upper_bound})
-    if bounds:
-        note = f"{bound_note(', '.join(bounds))} (see hover)"
-        fig.update_layout(xaxis_title={"text": note, "font": {"size": 11}})
+    shown = [(name.removesuffix(BOUND), [index[row_key, column.spec] for row_key in row_keys
+                                         if (row_key, column.spec) in index])
+             for name, column in zip(names, columns, strict=True)]
+    fig.update_layout(xaxis_title={"text": columns_footnote(shown), "font": {"size": 11}})
     attach_rows(fig, "heatmap", rows, family_of(records), " ".join(map(metric_name, columns)))
     return apply_style(fig, paper)

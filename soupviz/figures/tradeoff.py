@@ -23,7 +23,7 @@ from soupviz.figures.soups import (
     percent,
     select,
 )
-from soupviz.labels import metric_name, metric_title, soup_label
+from soupviz.labels import image_counts, metric_name, metric_title, soup_label
 from soupviz.report import weights_key
 from soupviz.threats import THREAT_LABELS, format_budget
 
@@ -195,11 +195,11 @@ def tradeoff_figure(
             marker={"symbol": "star", "size": 18, "color": OKABE_ITO[0], "line": {"width": 1}},
         ))
     what = "clean and robust accuracy" if first_x.kind == "clean" else "two metrics"
-    x_title = metric_title(first_x)
+    x_title = metric_title(first_x, [a for a, _ in groups["soups"]])
     if max(len(pairs) for pairs in groups.values()) > BARS_ON_ALL_UP_TO:
         x_title += ("<br><span style='font-size:11px'>95% intervals on the Pareto fronts only, for legibility; "
                     "every interval is in the CSV</span>")
-    fig.update_layout(xaxis_title=x_title, yaxis_title=metric_title(first_y),
+    fig.update_layout(xaxis_title=x_title, yaxis_title=metric_title(first_y, [b for _, b in groups["soups"]]),
                       title={"text": f"Trade-off between {what}"})
     attach_rows(fig, "tradeoff", rows, family_of(records),
                 f"{metric_name(first_x)} vs {metric_name(first_y)}", current)
@@ -284,7 +284,7 @@ def budget_curves(
                 x = [e * unit for e in eps]
                 colour = OKABE_ITO[len(colours) % len(OKABE_ITO)]
                 colour = colours.setdefault((name, setting), colour)
-                legend = f"{name} ({attack_label(series[0].measure)})"
+                legend = f"{name} ({attack_label(series[0].measure)}, {image_counts(points)})"
                 for bound, fill in (("ci_high", None), ("ci_low", "tonexty")):
                     fig.add_trace(go.Scatter(
                         x=x, y=[percent(getattr(p, bound)) for p in points], mode="lines",

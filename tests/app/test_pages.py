@@ -16,6 +16,7 @@ from soupviz.background import Lane
 from soupviz.checkpoints import load_family
 from soupviz.data import load_split
 from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.methods import attack_label
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import corruption_specs, robust_specs
 from soupviz.labels import bounded
@@ -137,7 +138,7 @@ def test_a_soup_in_the_store_shows_at_once_marked_as_stored(app_env: dict, tmp_p
     gate.set()
     assert_clean(at)
     assert shown(at, bounded(spec.column, True)) == f"{100 * stored.accuracy:.1f}%"
-    assert "stored result on 40 images" in " ".join(c.value for c in at.caption)
+    assert f"by {attack_label(spec)} · n=40 · stored" in " ".join(c.value for c in at.caption)
     assert at.get("progress")
 
 

@@ -53,7 +53,8 @@ def test_labels_say_robust_accuracy_is_an_upper_bound_and_name_the_attack():
     robust, clean = record(one_hot(1), LINF), record(one_hot(1))
     assert "upper bound" in metric_title(robust) and "APGD-CE-20" in metric_title(robust)
     assert "upper bound" in series_name(robust) and "APGD-CE-20" in series_name(robust)
-    assert metric_title(clean) == "Clean accuracy (%)" and series_name(clean) == "clean"
+    assert metric_title(clean) == "Clean accuracy (%)" and series_name(clean) == "clean, n=100"
+    assert metric_title(clean, [clean]) == "Clean accuracy (%), n=100"
     assert soup_label([0.6, 0.4, 0, 0], LABELS) == "0.6·nominal + 0.4·L∞ 8/255"
     assert soup_label(one_hot(2), LABELS) == "L2 0.5"
     assert soup_label([1.4, -0.4, 0, 0], LABELS) == "1.4·nominal − 0.4·L∞ 8/255"
@@ -98,7 +99,8 @@ def test_heatmap_cells_are_the_records_accuracies_in_percent_with_intervals_in_h
     low, high = records[3].ci_low, records[3].ci_high
     assert f"[{100 * low:.1f}, {100 * high:.1f}]" in heat.hovertext[1][1]
     assert LINF[2] in heat.hovertext[1][1]
-    assert "upper bound on robust accuracy by APGD-CE-20" in fig.layout.xaxis.title.text
+    assert "L∞ 8/255: by APGD-CE-20, n=100" in fig.layout.xaxis.title.text
+    assert "clean: n=100" in fig.layout.xaxis.title.text and "upper bound" in fig.layout.xaxis.title.text
     assert len(figure_info(fig)["rows"]) == 5
 
 
@@ -146,7 +148,7 @@ def test_interpolation_plots_alpha_with_bands_and_marks_the_ingredients_and_extr
     records.append(record([0.5, 0.5, 0, 0]))  # not on this path
     fig = interpolation_figure(records, 1, 2, labels=LABELS)
     lines = [t for t in fig.data if t.mode == "lines+markers"]
-    assert [t.name for t in lines] == ["clean", "APGD-CE-20 L∞ 8/255 (upper bound)"]
+    assert [t.name for t in lines] == ["clean, n=100", "APGD-CE-20 L∞ 8/255 (upper bound), n=100"]
     assert list(lines[0].x) == alphas
     assert list(lines[1].y) == [100 * r.accuracy for r in records[5:10]]
     bands = [t for t in fig.data if t.fill == "tonexty"]

@@ -105,13 +105,13 @@ def test_the_home_caption_says_what_the_shipped_numbers_come_from_not_the_sideba
 
     family = load_family(next(p for p in sorted(FAMILIES_DIR.iterdir()) if any(p.glob("*.safetensors"))))
     _, methods = ingredient_table(family)
-    caption = ingredient_caption(methods, False, images=200, attack="pgd", steps=10)
+    caption = ingredient_caption(methods, False, images=200, attacks="PGD-10")
     for metric in (m for i in family.ingredients for m in i.card.metrics if m.get("kind") in ("clean", "attack")):
         assert f"{metric['images']} (seed {metric['seed']})" in caption
         assert Record.from_dict(metric).method in caption
     assert caption.startswith("From the checkpoint cards: measured on ")
     assert "The sidebar's budget (200 images, PGD-10) applies only to what you measure here" in caption
-    measured = ingredient_caption(["on 40 images of x (seed 0): clean accuracy"], True, 40, "pgd", 1)
+    measured = ingredient_caption(["on 40 images of x (seed 0): clean accuracy"], True, 40, "PGD-1")
     assert measured.startswith("Measured here on 40 images of x (seed 0): clean accuracy.")
     assert "sidebar" not in measured
 

@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from soupviz.attacks.defaults import measured_gaps
 from soupviz.evaluate.records import corruption_mean
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
@@ -131,9 +132,9 @@ def test_a_heatmap_keeps_the_strongest_attack_per_threat_and_budget_in_reading_o
     assert strongest_grids(stored_grids(records[:3], 4, soups)) == {preview[1].key: grids[preview[1].key]}
     alone = strongest_grids(stored_grids(records[:3], 4, soups))
     assert stored_heatmap_caption(list(alone.values()), 3) == (
-        "Precomputed: 3 soups × 1 metrics on 100 images. L∞ columns by PGD-10: preview: overstated robustness by "
-        "up to 4.9 points against AutoAttack on the shipped ingredients; choose the default attack for numbers "
-        "within 1 point.")
+        "Precomputed: 3 soups × 1 metrics on 100 images. L∞ 8/255 by PGD-10, preview, overstates robustness: up to "
+        f"{measured_gaps()['linf']['pgd-10'].points:.1f} points above AutoAttack at L∞ 8/255 on the shipped "
+        "ingredients (1000 images each).")
 
 
 def test_a_tradeoff_can_set_one_threat_or_the_corruption_mean_against_another() -> None:
