@@ -83,7 +83,7 @@ SCALES = {
     # come back within 8 files of 16 MiB, full width would not), batches of 512 at peak lr 0.4.
     "gpu": Scale("gpu", "preact_resnet18_half", 512, 0.4, None, 1000, 10),
     # The CPU rehearsal of the whole job: the shipped small architecture on a few hundred images.
-    "tiny": Scale("tiny", "preact_resnet_small", 64, 0.1, 128, 64, 1, max_attack_steps=2),
+    "tiny": Scale("tiny", "preact_resnet_small", 32, 0.1, 64, 16, 1, max_attack_steps=2),
 }
 
 
