@@ -2,25 +2,35 @@
 CUDA tests and the GPU benches, each stage under a time guard, and pack what it has into at most
 8 files of at most 16 MiB in $OUT. `tests/integration/test_gpu_job.py` rehearses it on the CPU.
 
-Here, once (writes the ignored folder .gpu/: the CIFAR-10 pack in two parts and the wheels the GPU
-image lacks, pyautoattack and this machine's Pillow, so JPEGs decode to the same pixels there):
+Here, first (writes the ignored folder .gpu/, which no checkout carries, so every session makes it):
+the CIFAR-10 pack (the JPEG files' bytes, 57 MB) in parts sized so that each run call, with the
+~30 MB of tracked files that travel every time, stays under 64 MiB; this machine's Pillow wheel
+(the JPEGs then decode to the same pixels there; data.json says whether they did) and
+pyautoattack's sources (its wheel is 42 MB of example model). It prints the run calls and writes
+them to .gpu/calls.md:
 
     python3 bench/gpu_job.py pack
 
-Then two `run` calls, the second at once after the first (the machine stays warm 30 s; each call
-also carries the ~30 MB of tracked files, so the data cannot travel in one):
+Then the calls it printed, each right after the one before (the machine stays warm 30 s), on a
+29.7 MB tree (2026-12-06):
 
     run(command="mkdir -p /tmp/soupviz-pack && cp .gpu/pack/part-00.npz /tmp/soupviz-pack/ && ls -l /tmp/soupviz-pack",
         carry=[".gpu/pack/part-00.npz"], timeout_s=120)
-    run(command="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade "
-                "--target /tmp/site .gpu/whl/*.whl; export PYTHONPATH=/tmp/site; "
+    run(command="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "
+                "/tmp/site .gpu/whl/*.whl; export PYTHONPATH=/tmp/site:$PWD/.gpu/site; "
                 "PYTHONUNBUFFERED=1 python3 bench/gpu_job.py run --out $OUT --budget-s 530",
-        carry=[".gpu/pack/part-01.npz", ".gpu/pack/manifest.json", ".gpu/whl"], timeout_s=600)
+        carry=[".gpu/pack/part-01.npz", ".gpu/pack/manifest.json", ".gpu/whl", ".gpu/site"], timeout_s=600)
 
-If the machine went cold in between, the job stops at once saying part-00 is missing: run both again.
-What comes back: job.log, family-<name>.tar (checkpoint, card, training log; five), results.tar.xz
-(stages.json with each stage's seconds and exit code, data.json, the CUDA tests' JUnit XML, the
-cards' evaluation records (JSON) and store, slider.json, sweep.json/md, the recipe plan) and l1_grid.sqlite.xz.
+If the machine went cold in between, the job stops at once saying which part is missing: send it
+again. The job's stages, in order of value, each under its own time limit (SCALES) and all within
+--budget-s, keeping 30 s to pack: the 14 CUDA tests; `soupviz recipe` (about 185 s of training);
+the cards at AutoAttack grade on 1,000 test images (clean and L∞, then L2; L1 after the benches as
+it costs most); the slider path (bench/gpu_job.py slider) on the new and the shipped family;
+bench_sweep.py (folded against one at a time); the L1 default over the shipped 286-soup grid with
+what time is left. What comes back (8 files, each under 16 MiB): job.log, family-<name>.tar
+(checkpoint, card, training log; five), results.tar.xz (stages.json with each stage's seconds and
+exit code, data.json, the CUDA tests' JUnit XML, the cards' records as JSON and their store,
+slider-*.json, sweep.json/md, the cards) and l1_grid.sqlite.xz.
 
     python3 bench/gpu_job.py run --scale tiny --device cpu --out /tmp/out --work /tmp/work   # rehearsal
 """
@@ -53,12 +63,14 @@ CUDA_TESTS = ["tests/unit/test_corruptions.py", "-k", "test_results_do_not_depen
 
 # Per scale: stage budgets in seconds, and the sizes each stage runs at.
 SCALES = {
-    "gpu": {"tests": 45, "train": 270, "train_budget": 215, "cards": 90, "slider": 25, "sweep_bench": 50,
+    "gpu": {"tests": 40, "train": 240, "train_budget": 185, "slider": 30, "sweep_bench": 50,
+            "cards": {"clean,linf": 40, "l2": 40, "l1": 120},  # the baseline gets half an ingredient group's
             "images": 1000, "attack": ["--attack", "autoattack-apgd"], "slider_images": 200, "moves": 10,
             "sweep_args": ["--gpus", "1,8,64"],
             "l1": ["--metrics", "l1", "--attack", "default", "--step", "0.1", "--images", "500"]},
     # Generous limits: the rehearsal checks what the stages write, on a CPU shared with other work.
-    "tiny": {"tests": 120, "train": 240, "train_budget": 5, "cards": 480, "slider": 120, "sweep_bench": 120,
+    "tiny": {"tests": 120, "train": 240, "train_budget": 5, "slider": 120, "sweep_bench": 120,
+             "cards": {"clean,linf": 120, "l2": 120, "l1": 120},
              "images": 16, "attack": ["--attack", "pgd", "--steps", "1"], "slider_images": 8, "moves": 2,
              "sweep_args": ["--soups", "2", "--images", "4", "--cost-images", "1", "--repeats", "1",
                             "--metrics", "clean,linf"],
@@ -144,13 +156,18 @@ def run_job(args: argparse.Namespace) -> None:
         pack_family(job, family)
         evaluate = [python, "-m", "soupviz.cli", "eval", "--images", str(scale["images"]), *scale["attack"],
                     "--device", args.device, "--store", str(job.results / "cards.sqlite"), "--write-cards"]
-        for folder, metrics, share in ((family, "clean,linf", 0.35), (family, "l2,l1", 0.4),
-                                       (family / "baselines", "clean,linf,l2,l1", 0.25)):
-            name = "baselines" if folder.name == "baselines" else metrics.replace(",", "-")
-            if (folder / ("sat.safetensors" if name == "baselines" else "linf.safetensors")).exists():
-                job.run(f"cards {name}", [*evaluate[:4], str(folder), *evaluate[4:], "--metrics", metrics,
-                                          "--out", str(job.results / f"cards-{name}.json")], share * scale["cards"])
-        pack_family(job, family)
+
+        def cards(metrics: str) -> None:  # the ingredients, then the SAT baseline, into their cards
+            for folder, name in ((family, "family"), (family / "baselines", "baselines")):
+                if any(folder.glob("*.safetensors")):
+                    tag = f"{name}-{metrics.replace(',', '-')}"
+                    job.run(f"cards {tag}", [*evaluate[:4], str(folder), *evaluate[4:], "--metrics", metrics,
+                                             "--out", str(job.results / f"cards-{tag}.json")],
+                            scale["cards"][metrics] * (0.8 if name == "family" else 0.4))
+            pack_family(job, family)
+
+        cards("clean,linf")
+        cards("l2")
         for name, folder in (("new family", family), ("shipped family", SHIPPED)):
             if (folder / "linf.safetensors").exists():
                 job.run(f"slider {name}", [python, __file__, "slider", str(folder), "--device", args.device,
@@ -159,6 +176,7 @@ def run_job(args: argparse.Namespace) -> None:
                         scale["slider"] / 2)
         job.run("sweep_bench", [python, "bench/bench_sweep.py", "--device", args.device, "--workers", "0",
                                 "--out", str(job.results), *scale["sweep_args"]], scale["sweep_bench"])
+        cards("l1")
         job.run("l1_grid", [python, "-m", "soupviz.cli", "sweep", str(SHIPPED), *scale["l1"], "--device",
                             args.device, "--store", str(job.work / "l1_grid.sqlite")], job.left())
     except Exception as error:  # the packing below must still run: say what stopped the stages
@@ -166,6 +184,10 @@ def run_job(args: argparse.Namespace) -> None:
         job.stages.append({"stage": "error", "error": f"{type(error).__name__}: {error}"})
     finally:
         job.write_stages()
+        for card in sorted(family.rglob("*.json")) if family.is_dir() else []:  # the cards' numbers, for the reply
+            metrics = json.loads(card.read_text()).get("metrics", []) if card.name != "recipe.json" else []
+            if metrics:
+                job.say(f"{card.stem}: " + ", ".join(f"{m['spec']} {m['accuracy']:.1%} (n={m['n']})" for m in metrics))
         pack_results(job, family)
         job.say(f"done; files in {job.out}: " + ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB"
                                                           for p in sorted(job.out.iterdir())))

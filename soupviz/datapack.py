@@ -1,7 +1,8 @@
 """A compact, faithful pack of an ImageFolder dataset, for a machine that cannot read the folder.
 
 The pack holds the image files' own bytes (CIFAR-10's JPEGs: 55 MB for train and test, where the
-decoded pixels are 184 MB and compress losslessly to more than the JPEGs), concatenated into parts
+decoded pixels are 184 MB and xz keeps 77% of them: the test split's 30.7 MB became 23.7 MB, its
+JPEGs are 9.2 MB), concatenated into parts
 of at most `part_bytes`, so parts can travel separately; `manifest.json` lists each part's SHA-256
 and the checksums of the pixels `data.load_image_folder` decodes here. The receiver writes the
 same files back (`unpack`) and checks that its decoder gives the same pixels (`verify_decoded`).

@@ -94,8 +94,9 @@ def test_the_gpu_job_rehearsed_on_the_cpu_returns_a_family_and_results_within_th
     results = back / "results"
     stages = json.loads((results / "stages.json").read_text())
     assert [s["stage"] for s in stages] == [
-        "cuda_tests", "train", "cards clean-linf", "cards l2-l1", "cards baselines", "slider new family",
-        "slider shipped family", "sweep_bench", "l1_grid"]
+        "cuda_tests", "train", "cards family-clean-linf", "cards baselines-clean-linf", "cards family-l2",
+        "cards baselines-l2", "slider new family", "slider shipped family", "sweep_bench", "cards family-l1",
+        "cards baselines-l1", "l1_grid"]
     assert all(s.get("rc") == 0 for s in stages), stages
     assert json.loads((results / "data.json").read_text())["train"] == {
         "images": 100, "identical": True, "differing_images": 0}
@@ -105,7 +106,7 @@ def test_the_gpu_job_rehearsed_on_the_cpu_returns_a_family_and_results_within_th
         slider = json.loads((results / name).read_text())
         assert slider["moves"] == 2 and 0 <= slider["clean_accuracy_last"] <= 1
     assert json.loads((results / "sweep.json").read_text())["folding"]
-    records, _ = read_records(results / "cards-clean-linf.json")
+    records, _ = read_records(results / "cards-family-clean-linf.json")
     assert sorted((list(r.weights).index(1.0), r.spec.split(":")[0]) for r in records) == sorted(
         (i, metric) for i in range(4) for metric in ("clean", "linf"))
 
