@@ -293,6 +293,8 @@ def pack(args: argparse.Namespace) -> None:
 
     shutil.copytree(Path(pyautoattack.__file__).parent, site / "pyautoattack",
                     ignore=shutil.ignore_patterns("examples", "__pycache__"))
+    for info in Path(pyautoattack.__file__).parent.parent.glob("pyautoattack-*.dist-info"):  # its version, for
+        shutil.copytree(info, site / info.name)  # the records' code fingerprint
     extras = _size(wheels) + _size(site) + 1_000_000  # and the manifest
     room = 64 * 2**20 - travelling_bytes() - 2_000_000  # a margin for files added before the run
     manifest = write_pack(args.data, PACK, part_bytes=room - 1_500_000)  # the npz's own index
