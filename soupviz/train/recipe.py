@@ -217,9 +217,10 @@ def train_family(
 ) -> list[Path]:
     """Train the recipe's steps in order and return their checkpoints.
 
-    A step whose checkpoint already exists from the same settings is kept (so `resume` after an
-    interruption skips finished steps, and `train`'s per-epoch state resumes the unfinished one);
-    one from other settings is refused. The training split is decoded once for all steps.
+    A step whose checkpoint already exists from the same settings is kept (so a rerun after an
+    interruption skips finished steps, and with `resume` `train`'s per-epoch state resumes the
+    unfinished one); one from other settings is refused, never overwritten. The training split is
+    decoded once for all steps.
     """
     from soupviz.train.loop import train
 
@@ -230,8 +231,9 @@ def train_family(
         if path.exists() and _same_run(path, config):
             paths.append(path)
             continue
-        if path.exists() and not resume:
-            raise SoupvizError(f"{path} already exists from other settings: choose another folder, or --resume.")
+        if path.exists():
+            raise SoupvizError(f"{path} already exists from other settings than this recipe's: choose another "
+                               "folder, or move it away.")
         paths.append(train(dataclasses.replace(config), resume=resume, progress=progress, data=data))
     return paths
 

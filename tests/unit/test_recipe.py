@@ -55,13 +55,22 @@ def test_the_plan_file_holds_each_step_and_the_soupviz_train_command_that_runs_i
                 assert getattr(parsed, field.name) == getattr(config, field.name), field.name
 
 
+def test_a_resumed_recipe_keeps_a_finished_step_and_trains_nothing_again(tmp_path):
+    (config,) = plan_family(tmp_path, SCALES["tiny"], 1, 1.0)[:1]
+    model = create_model(config.arch)
+    path = save_checkpoint(model.state_dict(), Card(name="linf", arch=config.arch, threat="linf",
+                                                    recipe=dataclasses.asdict(config)), tmp_path)
+    assert train_family([config], resume=True, data=object()) == [path]  # data would fail any training
+
+
 def test_a_resumed_recipe_refuses_a_checkpoint_from_other_settings(tmp_path):
     (config,) = plan_family(tmp_path, SCALES["tiny"], 1, 1.0)[:1]
     model = create_model(config.arch)
     save_checkpoint(model.state_dict(), Card(name="linf", arch=config.arch, threat="linf",
                                              recipe={"epochs": 99}), tmp_path)
-    with pytest.raises(SoupvizError, match="already exists from other settings"):
-        train_family([config], data=object())
+    for resume in (False, True):
+        with pytest.raises(SoupvizError, match="already exists from other settings"):
+            train_family([config], resume=resume, data=object())
 
 
 def test_the_research_architecture_comes_back_in_five_files_of_at_most_16_mib(tmp_path):
