@@ -8,6 +8,7 @@ import dataclasses
 import typing
 
 from soupviz.cli.options import add_common, command_line, config_flags, real
+from soupviz.errors import SoupvizError
 from soupviz.progress import Progress, terminal_bar
 
 if typing.TYPE_CHECKING:
@@ -83,6 +84,9 @@ def run_recipe(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     if args.resume and (Path(args.out) / recipe.PLAN_FILE).exists():
         configs = recipe.read_plan(args.out)
+        if configs[0].extra.get("family_recipe") != args.scale:
+            raise SoupvizError(f"{args.out} holds a plan of scale {configs[0].extra.get('family_recipe')!r}, not "
+                               f"{args.scale!r}: resume with that scale, or choose another folder.")
         image_s = configs[0].extra.get("planned_image_s", 0.0)
     else:
         scale = recipe.SCALES[args.scale]

@@ -85,3 +85,11 @@ def test_precision_is_bf16_only_where_asked_or_on_a_gpu():
     assert autocast_dtype("auto", cpu) is None
     assert autocast_dtype("fp32", cpu) is None
     assert autocast_dtype("bf16", cpu) is torch.bfloat16
+
+
+def test_resuming_with_another_scale_than_the_plans_is_refused(tmp_path, capsys):
+    from soupviz.cli import main
+
+    write_plan(tmp_path, plan_family(tmp_path, SCALES["tiny"], 1, 1.0), {"scale": "tiny"})
+    assert main(["recipe", str(tmp_path), "--scale", "gpu", "--resume", "--device", "cpu"]) == 2
+    assert "plan of scale 'tiny', not 'gpu'" in capsys.readouterr().err
