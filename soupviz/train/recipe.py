@@ -32,20 +32,21 @@ from soupviz.train.config import TrainConfig, autocast_dtype
 from soupviz.train.losses import batch_loss, method_budgets
 
 PLAN_FILE = "recipe.json"
+BASE = "linf"  # the step every other step fine-tunes
 CIFAR10_TRAIN_IMAGES = 50_000
 
 
 @dataclass(frozen=True)
 class RecipeStep:
     """One checkpoint of the recipe: where it goes (`folder` under the family, '' or 'baselines'),
-    how it trains, its share of the time budget and its cap on epochs."""
+    how it trains (its peak learning rate is the scale's), its share of the time budget and its
+    cap on epochs."""
 
     name: str
     folder: str
     threat: str
     method: str
     attack_steps: int | None
-    lr: float
     schedule: str
     warmup: float
     share: float
@@ -55,13 +56,15 @@ class RecipeStep:
 
 @dataclass(frozen=True)
 class Scale:
-    """Sizes of a recipe run: the architecture, batch, training and validation images, the base's
-    peak learning rate and a cap on training-attack steps (None: the steps' own)."""
+    """Sizes of a recipe run: the architecture, batch, training and validation images, the peak
+    learning rates of the base and of the fine-tunes, and a cap on training-attack steps (None:
+    the steps' own)."""
 
     name: str
     arch: str
     batch_size: int
     base_lr: float
+    finetune_lr: float
     train_images: int | None
     val_images: int
     val_steps: int
@@ -71,19 +74,21 @@ class Scale:
 # Shares of the budget: half for the base (Wong et al.: 15 epochs of FGSM-RS reach ~46% PGD-50 on a
 # full-width PreActResNet-18); the fine-tunes are short (the soups paper fine-tunes for a few epochs).
 STEPS = (
-    RecipeStep("linf", "", "linf", "fgsm", 1, 0.0, "cyclic", 0.4, 0.50, 30, 0),
-    RecipeStep("nominal", "", "none", "standard", None, 0.05, "cosine", 0.1, 0.08, 10, 1),
-    RecipeStep("l2", "", "l2", "pgd", 5, 0.05, "cosine", 0.1, 0.12, 10, 2),
-    RecipeStep("l1", "", "l1", "pgd", 10, 0.05, "cosine", 0.1, 0.16, 10, 3),
-    RecipeStep("sat", "baselines", "linf", "sat", 5, 0.05, "cosine", 0.1, 0.14, 10, 4),
+    RecipeStep("linf", "", "linf", "fgsm", 1, "cyclic", 0.4, 0.50, 30, 0),
+    RecipeStep("nominal", "", "none", "standard", None, "cosine", 0.1, 0.08, 10, 1),
+    RecipeStep("l2", "", "l2", "pgd", 5, "cosine", 0.1, 0.12, 10, 2),
+    RecipeStep("l1", "", "l1", "pgd", 10, "cosine", 0.1, 0.16, 10, 3),
+    RecipeStep("sat", "baselines", "linf", "sat", 5, "cosine", 0.1, 0.14, 10, 4),
 )
 
 SCALES = {
     # A lent H100/H200: half-width PreActResNet-18 (2.8M parameters; five fp32 checkpoints of 11.2 MB
-    # come back within 8 files of 16 MiB, full width would not), batches of 512 at peak lr 0.4.
-    "gpu": Scale("gpu", "preact_resnet18_half", 512, 0.4, None, 1000, 10),
-    # The CPU rehearsal of the whole job: the shipped small architecture on a few hundred images.
-    "tiny": Scale("tiny", "preact_resnet_small", 32, 0.1, 64, 16, 1, max_attack_steps=2),
+    # come back within 8 files of 16 MiB, full width would not), batches of 512. Peak learning rates
+    # scaled from batch 128 (Wong et al.'s 0.2; the shipped fine-tunes' 0.05) between the square
+    # root and linear rules: 0.4 and 0.1.
+    "gpu": Scale("gpu", "preact_resnet18_half", 512, 0.4, 0.1, None, 1000, 10),
+    # The CPU rehearsal of the whole job: the shipped small architecture on a few dozen images.
+    "tiny": Scale("tiny", "preact_resnet_small", 32, 0.1, 0.05, 64, 16, 1, max_attack_steps=2),
 }
 
 
@@ -162,8 +167,9 @@ def plan_family(
         configs.append(TrainConfig(
             name=step.name, out=str(out / step.folder) if step.folder else str(out),
             threat=step.threat, method=step.method, attack_steps=steps, arch=scale.arch,
-            parent=None if step.name == "linf" else str(out / "linf.safetensors"),
-            epochs=epochs, batch_size=scale.batch_size, lr=step.lr or scale.base_lr,
+            parent=None if step.name == BASE else str(out / f"{BASE}.safetensors"),
+            epochs=epochs, batch_size=scale.batch_size,
+            lr=scale.base_lr if step.name == BASE else scale.finetune_lr,
             schedule=step.schedule, warmup=step.warmup, train_images=scale.train_images,
             val_images=scale.val_images, val_steps=scale.val_steps, precision=precision,
             data=data, device=device, seed=seed + step.seed, command=command,
