@@ -48,10 +48,10 @@ def jpeg_folder(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_the_gpu_job_rehearsed_on_the_cpu_returns_a_family_and_results_within_the_limits(tmp_path):
+def test_the_gpu_job_rehearsed_on_the_cpu_returns_a_family_and_results_within_the_limits(tmp_path, monkeypatch):
     data = jpeg_folder(tmp_path / "cifar10")
     env = {**os.environ, "SOUPVIZ_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    os.environ["SOUPVIZ_CACHE"] = env["SOUPVIZ_CACHE"]
+    monkeypatch.setenv("SOUPVIZ_CACHE", env["SOUPVIZ_CACHE"])
     manifest = write_pack(data, tmp_path / "pack", part_bytes=60_000)
     assert len(manifest["parts"]) >= 2
     (tmp_path / "sent").mkdir()
