@@ -34,6 +34,7 @@ from soupviz.weights import simplex_grid
 
 FAMILY = Path(__file__).parents[1] / "assets" / "families" / "cifar10-preact_resnet_small"
 RESULTS = Path(__file__).parent / "results"
+COST_METRICS = ("clean", "linf", "l2", "l1", "corruptions")
 PAPER = {"soups": len(simplex_grid(4, 0.1)), "images": 1000, "severities": 5}
 
 
@@ -93,13 +94,16 @@ def bench_ray(device: torch.device, soups: int, images: int, workers: int) -> di
             "ray_speedup": local_s / ray_s, "identical_records": remote == local}
 
 
-def bench_costs(device: torch.device, images: int) -> dict:
+def bench_costs(device: torch.device, images: int, metrics: tuple[str, ...] = COST_METRICS) -> dict:
     """Seconds per soup per image of each metric of the paper-grade sweep (corruptions at
-    severity 3), one soup alone, by spec key, with the metric's kind."""
+    severity 3), one soup alone, by spec key, with the metric's kind; only those in `metrics`
+    (a rehearsal measures fewer)."""
     family = load_family(FAMILY)
     evaluator = Evaluator(family, load_split(None, "test").subset(images, 0), device=device, batch_size=images)
-    specs = [MetricSpec("clean")] + [MetricSpec("attack", threat=t) for t in ("linf", "l2", "l1")]
-    specs += [MetricSpec("corruption", corruption=name, severity=3) for name in corruption_names()]
+    specs = [MetricSpec("clean")] * ("clean" in metrics)
+    specs += [MetricSpec("attack", threat=t) for t in ("linf", "l2", "l1") if t in metrics]
+    specs += [MetricSpec("corruption", corruption=name, severity=3) for name in corruption_names()
+              if "corruptions" in metrics]
     costs = {}
     for spec in specs:
         start = time.perf_counter()
@@ -157,6 +161,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (0: skip the Ray comparison)")
     parser.add_argument("--gpus", default="1,2,8,32", help="worker counts of the projection")
     parser.add_argument("--note", default="", help="a line on the conditions (e.g. a shared machine)")
+    parser.add_argument("--metrics", default=",".join(COST_METRICS), help="metrics of the per-metric cost")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of sweep.json and sweep.md")
     args = parser.parse_args()
     device = pick_device(args.device)
     result = {"device": describe_device(device), "torch": torch.__version__, "cpu": platform.machine(),
@@ -169,12 +175,12 @@ def main() -> None:
     if args.workers:
         result["ray"] = bench_ray(device, args.soups * 2, args.images, args.workers)
         print(f"ray: {result['ray']['ray_speedup']:.2f}x ({result['ray']['seconds']})")
-    result["costs"] = bench_costs(device, args.cost_images)
+    result["costs"] = bench_costs(device, args.cost_images, tuple(args.metrics.split(",")))
     result["projection"] = projection(result["costs"], [int(n) for n in args.gpus.split(",")])
     print(f"projection: {result['projection']}")
-    atomic_write_json(result, RESULTS / "sweep.json")
-    (RESULTS / "sweep.md").write_text(markdown(result))
-    print(RESULTS / "sweep.md")
+    atomic_write_json(result, args.out / "sweep.json")
+    (args.out / "sweep.md").write_text(markdown(result))
+    print(args.out / "sweep.md")
 
 
 if __name__ == "__main__":

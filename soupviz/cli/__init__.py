@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="soupviz", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     training.add_train_parser(sub)
+    training.add_recipe_parser(sub)
     evaluation.add_eval_parser(sub)
     evaluation.add_sweep_parser(sub)
     adaptation.add_adapt_parser(sub)

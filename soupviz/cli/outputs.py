@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import plotly.graph_objects as go
+if TYPE_CHECKING:  # plotly is imported where figures are made, so the CLI runs without it (a GPU box)
+    import plotly.graph_objects as go
 
 FIGURE_FORMATS = ("html", "png", "svg", "pdf")
 

@@ -15,7 +15,6 @@ from typing import BinaryIO
 import numpy as np
 import torch
 import torch.nn.functional as F
-from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
 from PIL import Image, UnidentifiedImageError
 
 from soupviz.attacks.base import eval_mode
@@ -126,6 +125,8 @@ def attribute(
         if settings.method == "loss":
             loss = F.cross_entropy(model(x), labels.to(x.device), reduction="sum")
             return torch.autograd.grad(loss, x)[0].detach()
+        from captum.attr import IntegratedGradients, NoiseTunnel, Saliency  # only here: the CLI runs without captum
+
         target = targets.to(x.device)
         if settings.method == "saliency":
             return Saliency(model).attribute(x, target=target, abs=False).detach()

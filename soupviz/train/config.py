@@ -9,11 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from soupviz.errors import SoupvizError
 from soupviz.threats import NOMINAL, THREATS
 from soupviz.train.losses import LRAT_WEIGHTINGS, METHODS, VULNERABILITIES, LratWeighting
 
 SCHEDULES = ("piecewise", "cosine", "cyclic", "constant")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def option(
@@ -95,6 +98,9 @@ class TrainConfig:
     val_steps: int = option(10, low=1, help="PGD steps of the per-epoch validation")
     select: str = option("best", choices=("best", "last"),
                          help="keep the epoch with the best validation score, or the last")
+    precision: str = option("auto", choices=PRECISIONS,
+                            help="training arithmetic: bf16 autocast of the attack and the forward pass, or fp32; "
+                                 "auto: bf16 on a GPU that has it, fp32 elsewhere (validation is always fp32)")
     data: str | None = option(None, cli="common")
     device: str = option("auto", cli="common")
     seed: int = option(0, cli="common")
@@ -130,6 +136,8 @@ class TrainConfig:
             (self.lrat_c > 0 and self.lrat_floor >= 0 and self.lrat_temperature > 0,
              "LRAT needs --lrat-c > 0, --lrat-floor >= 0 and --lrat-temperature > 0."),
             (self.trades_beta >= 0, "--trades-beta must be non-negative."),
+            (self.precision in PRECISIONS,
+             f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}."),
         )
         for ok, message in checks:
             if not ok:
@@ -144,6 +152,25 @@ class TrainConfig:
             temperature=self.lrat_temperature,
             vulnerability=self.lrat_vulnerability,
         )
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a run's `precision` on `device`, None for plain float32.
+
+    'auto' is bfloat16 on a CUDA GPU that supports it (no loss scaling needed, unlike float16)
+    and float32 elsewhere, so CPU runs stay bit-for-bit what they were; 'bf16' asked for on a
+    device without it is refused.
+    """
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    supported = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        supported = True  # CPU autocast has bfloat16 everywhere, though it is rarely faster
+    if not supported:
+        if precision == "auto":
+            return None
+        raise SoupvizError(f"--precision bf16 was asked for but {device} has no bfloat16: use fp32 or auto.")
+    return torch.bfloat16
 
 
 def learning_rate(config: TrainConfig, progress: float) -> float:

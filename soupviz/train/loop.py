@@ -8,6 +8,7 @@ safetensors checkpoint with its card.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -27,7 +28,7 @@ from soupviz.models import create_model
 from soupviz.progress import Progress, ProgressCallback, silent
 from soupviz.storage import atomic_torch_save, atomic_write_bytes
 from soupviz.threats import DEFAULT_BUDGETS
-from soupviz.train.config import TrainConfig, learning_rate
+from soupviz.train.config import TrainConfig, autocast_dtype, learning_rate
 from soupviz.train.losses import batch_loss, method_budgets
 
 _IDENTITY = ("arch", "threat", "method", "eps", "batch_size", "seed")  # a resume must match
@@ -45,6 +46,8 @@ def train(
     (model, optimizer, random generators, history); with `resume=True` training continues
     from the last saved epoch, so an interrupted run loses at most one epoch. `data`, when
     given, replaces the training split of `config.data`; validation images are held out of it.
+    The training images are moved to the device once; `config.precision` sets the autocast dtype of
+    the attacks and forward passes (`train.config.autocast_dtype`), and the model runs channels-last.
 
     Args:
         progress: told the training images done of the whole run's (`epochs` × the training
@@ -71,6 +74,12 @@ def train(
         config.attack_step_size, tuple(config.lrat_threats),
     )
     train_set, val_set = _split(config, data)
+    # The training images live on the device as one uint8 tensor; batches are cropped, flipped
+    # and scaled there (no per-image work on the host).
+    train_set = ImageSet(train_set.images.to(device), train_set.labels.to(device), train_set.classes,
+                         train_set.source)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum,
         weight_decay=config.weight_decay, nesterov=True,
@@ -187,20 +196,23 @@ def _train_epoch(model, optimizer, config, budgets, data, generators, epoch, pro
     per_epoch = math.ceil(len(data) / config.batch_size)
     order = torch.randperm(len(data), generator=generator)
     lrat = config.lrat_weighting()
+    dtype = autocast_dtype(config.precision, device)
     sums: dict[str, float] = {}
     correct = seen = 0
     started = time.time()
     for step in range(per_epoch):
         index = order[step * config.batch_size : (step + 1) * config.batch_size]
+        index = index.to(data.images.device)
         x = augment(data.images[index].float().div_(255), generator)
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
-        y = data.labels[index].to(device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        y = data.labels[index]
         fraction = (epoch * per_epoch + step) / (per_epoch * config.epochs)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, fraction)
-        result = batch_loss(
-            config.method, model, x, y, budgets, attack_generator, config.trades_beta, lrat
-        )
+        with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
+            result = batch_loss(
+                config.method, model, x, y, budgets, attack_generator, config.trades_beta, lrat
+            )
         optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         optimizer.step()

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "soupviz"
 
 LAYERS: list[set[str]] = [
     {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters", "settings"},
-    {"data"},
+    {"data", "datapack"},
     {"models", "zoo_models", "cards", "checkpoints", "foreign_formats", "foreign", "serving"},
     {"weights"},
     {"parameters", "soup"},

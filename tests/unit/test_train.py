@@ -211,3 +211,19 @@ def test_fine_tune_from_an_imported_base_keeps_its_normalisation_and_lineage(tmp
     assert child.card.mean == (0.0, 0.0, 0.0) and child.card.std == (1.0, 1.0, 1.0)
     assert child.card.parent == {"name": "zoo-base", "content_hash": base.card.content_hash}
     assert shared_base(load_family(tmp_path / "out"), "zoo-base", "zoo-l2") == "zoo-base"
+
+
+def test_bf16_training_runs_under_autocast_and_the_card_records_it(tmp_path, images):
+    """bf16 is what a GPU run gets by default ('auto'); on the CPU it is asked for, and the weights
+    stay float32 (autocast casts inside the step only)."""
+    path = train(tiny_config(tmp_path, precision="bf16"), data=images)
+    loaded = load_checkpoint(path)
+    assert loaded.card.recipe["precision"] == "bf16"
+    assert all(t.dtype in (torch.float32, torch.int64) for t in loaded.state_dict.values())
+    assert all(torch.isfinite(t).all() for t in loaded.state_dict.values() if t.is_floating_point())
+
+
+def test_fp32_training_is_what_auto_gives_on_the_cpu(tmp_path, images):
+    auto = load_checkpoint(train(tiny_config(tmp_path / "a"), data=images))
+    fp32 = load_checkpoint(train(tiny_config(tmp_path / "b", precision="fp32"), data=images))
+    assert auto.card.content_hash == fp32.card.content_hash
