@@ -73,18 +73,18 @@ def stored(evaluator: Evaluator, soups: tuple[tuple[float, ...], ...] | None = N
     store = family_store(evaluator.family.folder)
     if not store.path.is_file():
         return {}
-    return _stored_grids(str(store.path), store.modified(), evaluator.family_id, len(evaluator.family.names), soups)
+    return _stored_grids(str(store.path), store.modified(), tuple(evaluator.family.hashes), soups)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _stored_grids(path: str, modified: float, family_id: str, k: int,
+def _stored_grids(path: str, modified: float, hashes: tuple[str, ...],
                   soups: tuple[tuple[float, ...], ...] | None) -> dict[str, StoredGrid]:
-    return stored_grids(_stored_records(path, modified, family_id), k, soups)
+    return stored_grids(_stored_records(path, modified, hashes), len(hashes), soups)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def _stored_records(path: str, modified: float, family_id: str) -> list[Record]:
-    return family_records(ResultStore(path), family_id)  # read once for every choice of soups
+def _stored_records(path: str, modified: float, hashes: tuple[str, ...]) -> list[Record]:
+    return family_records(ResultStore(path), hashes)  # read once for every choice of soups
 
 
 @rereading_store

@@ -36,7 +36,7 @@ with right:
     slow = robust_specs(s) + corruption_specs(s)
     lane = session_lane()
     if lane is not None:
-        stored = stored_records(family_store(family.folder), evaluator.family_id, weights, slow)
+        stored = stored_records(family_store(family.folder), family.hashes, weights, slow)
         background_tiles(lane.submit(weights, slow), stored)
 
 choices = metric_choices(s)

@@ -85,8 +85,8 @@ def test_a_reader_sees_committed_records_while_a_writer_holds_its_transaction(tm
     writer.put("k1", make_record(1), family="f")
     with writer._transaction() as connection:
         connection.execute("INSERT INTO parts VALUES ('k2', 0, 2, '00', 4)")
-        assert len(reader) == 1 and reader.parts("k2") == {}  # not blocked, and sees only what is committed
-    assert set(reader.parts("k2")) == {0}
+        assert len(reader) == 1 and reader.parts("k2", 2) == {}  # not blocked, and sees only what is committed
+    assert set(reader.parts("k2", 2)) == {0}
 
 
 def test_a_failed_transaction_leaves_no_trace(tmp_path: Path) -> None:
@@ -98,17 +98,37 @@ def test_a_failed_transaction_leaves_no_trace(tmp_path: Path) -> None:
     assert store.done_parts() == set()
 
 
-def test_shard_parts_are_kept_until_dropped(tmp_path: Path) -> None:
+def test_shard_parts_are_kept_per_split_until_their_record_is_stored(tmp_path: Path) -> None:
     store = ResultStore(tmp_path / "results.sqlite")
     masks = [torch.tensor([True, False, True]), torch.tensor([False, True])]
     for shard, mask in enumerate(masks):
         store.put_part("k", shard, 2, mask)
     store.put_part("k", 0, 2, torch.tensor([False, False, False]))  # a repeated shard keeps the first
-    parts = store.parts("k")
+    assert store.put_part("k", 0, 4, torch.tensor([True])) == {0: torch.tensor([True])}  # another split's own
+    parts = store.parts("k", 2)
     assert [parts[0].tolist(), parts[1].tolist()] == [m.tolist() for m in masks]
-    assert store.done_parts() == {("k", 0), ("k", 1)}
-    store.drop_parts("k")
-    assert store.parts("k") == {}
+    assert store.done_parts() == {("k", 0, 2), ("k", 1, 2), ("k", 0, 4)}
+    store.put("k", make_record(1, n=5), family="f")  # the record and the end of its parts: one transaction
+    assert store.parts("k", 2) == {} and store.done_parts() == set()
+
+
+def test_a_store_of_the_older_schema_is_migrated_keeping_its_shard_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.executescript("""
+            CREATE TABLE records (key TEXT PRIMARY KEY, family TEXT NOT NULL, weights TEXT NOT NULL,
+                spec TEXT NOT NULL, images TEXT NOT NULL, seed INTEGER NOT NULL, batchnorm TEXT NOT NULL,
+                code TEXT NOT NULL, layout TEXT NOT NULL, record TEXT NOT NULL, created REAL NOT NULL);
+            CREATE TABLE parts (key TEXT NOT NULL, shard INTEGER NOT NULL, shards INTEGER NOT NULL,
+                mask TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (key, shard));
+            INSERT INTO parts VALUES ('k', 0, 2, 'a0', 3);
+        """)
+        connection.execute("INSERT INTO records VALUES ('r', 'f', '[0.1, 0.9]', 'clean', '', 0, '', '', '', ?, 0)",
+                           (json.dumps(make_record(1).to_dict()),))
+    store = ResultStore(path)
+    assert store.get("r") == make_record(1) and store.done_parts() == {("k", 0, 2)}
+    store.put_part("k", 0, 4, torch.tensor([True]))  # a row the old key would have refused
+    assert store.done_parts() == {("k", 0, 2), ("k", 0, 4)}
 
 
 def test_a_store_pickles_to_its_path_and_reopens(tmp_path: Path) -> None:

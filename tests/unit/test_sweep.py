@@ -94,6 +94,36 @@ def test_image_shards_give_the_records_of_whole_tasks(setup, tmp_path) -> None:
     assert store.done_parts() == set()  # shard results are dropped once their record is whole
 
 
+def test_a_sharded_sweep_killed_and_resumed_with_another_shard_count_stores_the_whole_subset(setup, tmp_path) -> None:
+    whole = sweep(setup, GRID[:2], SPECS[:1], ResultStore(tmp_path / "whole.sqlite"))
+    store = ResultStore(tmp_path / "results.sqlite")
+    calls = []
+
+    def dies_on_the_second_task(setup_, task):
+        calls.append(task)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return run_task(setup_, task)
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(setup, GRID[:2], SPECS[:1], store, shards=2, work=dies_on_the_second_task)
+    assert len(store) == 0 and {(shard, shards) for _, shard, shards in store.done_parts()} == {(0, 2)}
+    for shards in (3, 2):  # shard 0 of 2 is not shard 0 of 3: every shard of 3 is run
+        resumed = sweep(setup, GRID[:2], SPECS[:1], store, shards=shards)
+        assert resumed == whole and all(r.n == 20 for r in resumed)
+    assert store.done_parts() == set()  # the other split's rows went with the record
+
+
+def test_shard_results_that_do_not_cover_the_images_are_an_error_never_a_record(setup, tmp_path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    evaluator = setup.open(store)
+    key = evaluator.key(torch.as_tensor(GRID[0], dtype=torch.float64), SPECS[0])
+    store.put_part(key, 0, 2, torch.ones(5, dtype=torch.bool))  # a row of 5 images where shard 0 holds 8
+    with pytest.raises(SoupvizError, match="cover 17 images, not the 20 evaluated, so no record was stored"):
+        sweep(setup, GRID[:1], SPECS[:1], store, shards=2)
+    assert len(store) == 0
+
+
 def test_a_union_is_swept_through_its_threats(setup, tmp_path) -> None:
     union = MetricSpec("union", attack="pgd", steps=2)
     store = ResultStore(tmp_path / "results.sqlite")
