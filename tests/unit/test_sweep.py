@@ -124,6 +124,32 @@ def test_shard_results_that_do_not_cover_the_images_are_an_error_never_a_record(
     assert len(store) == 0
 
 
+def test_two_families_swept_into_one_store_each_read_every_record_of_their_soups(setup, tmp_path) -> None:
+    import shutil
+
+    from soupviz.checkpoints import load_family
+    from soupviz.store_grid import family_records, stored_records
+
+    three = tmp_path / "three"
+    three.mkdir()
+    for name in ("linf", "l2", "l1"):
+        for suffix in (".json", ".safetensors"):
+            shutil.copy(Path(setup.family) / f"test-{name}{suffix}", three)
+    store = ResultStore(tmp_path / "results.sqlite")
+    small = dataclasses.replace(setup, family=str(three))
+    mine = sweep(small, simplex_grid(3, 0.5), SPECS[:1], store)  # 6 soups of linf, l2, l1
+    theirs = sweep(setup, GRID, SPECS[:1], store)  # 10 soups of none, linf, l2, l1: 6 already stored
+    assert len(store) == 10
+    four, small_family = load_family(setup.family), load_family(three)
+    seen = family_records(store, four.hashes, names=four.names)
+    assert sorted(map(tuple, (r.weights for r in seen))) == sorted(map(tuple, GRID.tolist()))
+    assert {r.accuracy for r in seen} == {r.accuracy for r in theirs}
+    assert all(r.ingredients == four.names for r in seen)
+    assert sorted(r.weights for r in family_records(store, small_family.hashes)) == sorted(r.weights for r in mine)
+    corner = [0.0, 0.5, 0.5, 0.0]  # computed by the three-ingredient family, read in the four's order
+    assert stored_records(store, four.hashes, corner, SPECS[:1])["clean"].weights == corner
+
+
 def test_a_union_is_swept_through_its_threats(setup, tmp_path) -> None:
     union = MetricSpec("union", attack="pgd", steps=2)
     store = ResultStore(tmp_path / "results.sqlite")
