@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from soupviz.corruptions import corrupt
-from soupviz.data import CIFAR10_CLASSES, IMAGE_SUFFIXES, ImageSet, load_image_folder
-from soupviz.errors import SoupvizError
+from soupviz.data import CIFAR10_CLASSES, IMAGE_SUFFIXES, ImageSet, image_folder_stamp, load_image_folder
+from soupviz.errors import DataError, SoupvizError
 from soupviz.storage import cache_dir
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
@@ -132,6 +132,18 @@ def upload_spec(name: str, data: bytes) -> ShiftSpec:
     """The spec of an uploaded archive: its file name and a digest of its bytes, so results kept
     under the spec are never reused for a different archive uploaded under the same name."""
     return ("upload", name, hashlib.sha256(data).hexdigest()[:20])
+
+
+def shift_identity(spec: ShiftSpec) -> tuple:
+    """`spec` as a cache key: a folder shift with its images' `image_folder_stamp` appended, so a
+    result kept for a folder is not shown once its images are edited (a missing folder keeps its
+    spec: building the shift says what is wrong)."""
+    if spec[0] != "folder":
+        return tuple(spec)
+    try:
+        return (*spec, image_folder_stamp(spec[1]))
+    except DataError:
+        return tuple(spec)
 
 
 def shift_from_spec(

@@ -325,6 +325,21 @@ def test_adapt_on_a_folder_with_batchnorm_from_the_shift(family_folder, shift_da
     assert cells[:3] == ["grid-search soup", " ".join(f"{w:g}" for w in chosen.weights), interval_text(chosen)]
 
 
+def test_adapt_on_a_folder_rewritten_in_place_gives_fresh_results(family_folder, shift_data, capsys):
+    options = ["--folder", str(shift_data / "test"), "--heldout", "2", "--k", "1", "--step", "1", "--method", "grid"]
+    assert main(["adapt", str(family_folder), "--data", str(shift_data), *options]) == 0
+    before = capsys.readouterr().out
+    for path in (shift_data / "test").rglob("*.png"):  # every image black: one class is right, 10%
+        Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(path)
+    assert main(["adapt", str(family_folder), "--data", str(shift_data), *options]) == 0
+    after = capsys.readouterr().out
+    assert after != before
+    family = load_family(family_folder)
+    run = adapt_to_shift(Soup.from_family(family), folder_shift(shift_data / "test", 2),
+                         AdaptConfig(k=1, step=1.0, method="grid"), family.labels)
+    assert interval_text(run.outcomes[0]) in after.splitlines()[1]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [([], "exactly one of --corruption NAME or --folder PATH"),
