@@ -54,15 +54,17 @@ def open_store(path: Path, timeout: float) -> sqlite3.Connection:
     with store_errors(path, "open"):
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
-            connection = _read_only(path, timeout)
-        else:
+        writable = not path.exists() or (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+        if writable:
             connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        else:
+            connection = _read_only(path, timeout)
+        _check(connection, path)
+        if writable:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(SCHEMA)
             _migrate(connection)
-        _check(connection, path)
         return connection
 
 
@@ -103,14 +105,15 @@ def _check(connection: sqlite3.Connection, path: Path) -> None:
     state = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if state in _checked:
         return
-    problems = [row[0] for row in connection.execute("PRAGMA integrity_check(5)")]
-    if problems != ["ok"]:
-        raise SoupvizError(f"The results store {path} is damaged ({problems[0]}); restore it from a copy, "
-                           "or move it away and rerun to recompute its records.")
     names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "records" not in names:
+    if names and "records" not in names:
         raise SoupvizError(f"The file {path} is an SQLite database but not a soupviz results store; "
                            "pass a results store (--store) or move the file away.")
+    problems = [row[0] for row in connection.execute("PRAGMA integrity_check(5)")]
+    if problems != ["ok"]:
+        lines = [line for text in problems for line in text.splitlines() if line and not line.startswith("***")]
+        raise SoupvizError(f"The results store {path} is damaged ({(lines or problems)[0].rstrip('.')}); restore "
+                           "it from a copy, or move it away and rerun to recompute its records.")
     _checked.add(state)
 
 

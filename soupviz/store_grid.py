@@ -202,7 +202,7 @@ def stored_baselines(
     found = []
     for baseline in baselines:
         one = family_from_ingredients([baseline], baseline_family_name(family, baseline))
-        mine = family_records(store, one.hashes)
+        mine = [replace(r, family=one.name) for r in family_records(store, one.hashes, names=one.names)]
         matches = [_baseline_match(mine, grid.records[0]) for grid in grids]
         if all(matches) or not complete:
             found += [match for match in matches if match is not None]

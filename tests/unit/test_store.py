@@ -172,3 +172,78 @@ def test_a_sweep_file_loads_only_for_its_family(evaluator, family, tmp_path: Pat
         records_from_upload(path.read_bytes(), ["a", "b", "c", "d"])
     with pytest.raises(SoupvizError, match="not a soupviz results file"):
         records_from_upload(json.dumps({"records": []}).encode(), family.names)
+
+
+def _filled(path: Path, count: int = 3) -> ResultStore:
+    store = ResultStore(path)
+    for i in range(count):
+        store.put(f"k{i}", make_record(i), family="f")
+    return store
+
+
+def _checkpointed(path: Path) -> None:
+    """Fold the write-ahead log into the file, as closing the last connection does."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def test_a_full_disk_is_one_sentence_naming_the_store(tmp_path: Path) -> None:
+    store = _filled(tmp_path / "results.sqlite")
+    connection = store._connection()
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages}")  # the disk as full as the file is now
+    big = [(f"big{i}", make_record(1, n=4000), "f", "") for i in range(50)]
+    with pytest.raises(SoupvizError, match=r"results.sqlite is full \(no space left on its disk\); free space"):
+        store.put_many(big)
+    assert len(store) == 3  # nothing half-stored
+
+
+def test_a_read_only_store_is_read_and_a_write_to_it_is_one_sentence(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "results.sqlite"
+    _filled(path)
+    _checkpointed(path)
+    monkeypatch.setattr("soupviz.store_connection.os.access", lambda *args: False)  # as a user without rights sees it
+    store = ResultStore(path)
+    assert len(store) == 3 and store.get("k1") == make_record(1)
+    with pytest.raises(SoupvizError, match=r"results.sqlite is read-only and this step writes to it"):
+        store.put("k9", make_record(2), family="f")
+
+
+def test_a_lock_held_too_long_is_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    holder, waiter = _filled(path), ResultStore(path, timeout=0.1)
+    with holder._transaction():
+        with pytest.raises(SoupvizError, match="is locked by another writer for longer than the wait allowed"):
+            waiter.put("k9", make_record(2), family="f")
+    assert waiter.put("k9", make_record(2), family="f")
+
+
+def _damage(path: Path, table: str) -> None:
+    """Overwrite the root page of `table` (a table or an index) with garbage."""
+    with sqlite3.connect(path) as connection:
+        page, size = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0], \
+            connection.execute("PRAGMA page_size").fetchone()[0]
+    with path.open("r+b") as handle:
+        handle.seek((page - 1) * size + 8)
+        handle.write(bytes(range(256)) * 4)
+
+
+@pytest.mark.parametrize("table", ["records", "records_by_family"])
+def test_a_damaged_store_is_found_before_use_even_in_an_index_only(tmp_path: Path, table: str) -> None:
+    path = tmp_path / "results.sqlite"
+    _filled(path, 40)
+    _checkpointed(path)
+    _damage(path, table)
+    with pytest.raises(SoupvizError, match=r"results.sqlite is damaged .*restore it from a copy"):
+        len(ResultStore(path))
+
+
+def test_a_database_that_is_not_a_store_is_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE t (x)")
+    connection.close()
+    with pytest.raises(SoupvizError, match="not a soupviz results store"):
+        ResultStore(path).records()
+    with sqlite3.connect(path) as connection:  # and it was left as it was
+        assert connection.execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]
