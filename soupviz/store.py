@@ -37,6 +37,7 @@ from soupviz.store_connection import open_store, store_errors
 RESULTS_FORMAT = "soupviz-results/2"  # /2: each record's spec as data
 READABLE_FORMATS = ("soupviz-results/1", RESULTS_FORMAT)
 SQLITE_HEADER = b"SQLite format 3\0"
+EXPORT_SUFFIXES = (".json", ".csv")
 FINGERPRINTED_SOURCES = (
     "attacks",
     "corruptions.py",
@@ -278,9 +279,15 @@ def _reordered(weights: list[float] | None, theirs: list[str], position: dict[st
 
 
 def write_records(records: list[Record], path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Export records to `path`: CSV for '.csv' (one row per record), else JSON with `meta`."""
+    """Export records to `path`: CSV for '.csv' (one row per record), JSON with `meta` for '.json'.
+
+    Raises:
+        SoupvizError: another extension.
+    """
     path = Path(path)
-    if path.suffix == ".csv":
+    if path.suffix.lower() not in EXPORT_SUFFIXES:
+        raise SoupvizError(f"The export {path} needs a .json or .csv name (the extension picks the format).")
+    if path.suffix.lower() == ".csv":
         atomic_write_bytes(records_to_csv(records).encode(), path)
     else:
         atomic_write_json({"format": RESULTS_FORMAT, "meta": meta or {}, "records": [r.to_dict() for r in records]},
@@ -320,9 +327,10 @@ def read_records(path: str | Path) -> tuple[list[Record], dict[str, Any]]:
         raise SoupvizError(f"The results file {path} has malformed records ({error}).") from error
 
 
-def records_from_upload(data: bytes, names: Sequence[str]) -> list[Record]:
+def records_from_upload(data: bytes, names: Sequence[str], filename: str = "The uploaded file") -> list[Record]:
     """Records from an uploaded `soupviz sweep` JSON export, checked to be of this family, or
-    this family's records from an uploaded results store (.sqlite).
+    this family's records from an uploaded results store (.sqlite); errors name the file as
+    `filename` (the name it was uploaded under), never the temporary copy read.
 
     Raises:
         SoupvizError: not a results file, or results for other ingredients.
@@ -330,7 +338,11 @@ def records_from_upload(data: bytes, names: Sequence[str]) -> list[Record]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "results"
         path.write_bytes(data)
-        records, meta = read_records(path)
+        try:
+            records, meta = read_records(path)
+        except SoupvizError as error:
+            raise SoupvizError(f"{filename} is not a readable soupviz results file; upload the .json export of "
+                               "soupviz sweep or eval (--out) or a results store (.sqlite).") from error
     if "store" in meta:
         records = [r for r in records if list(r.ingredients) == list(names)]
         if not records:

@@ -64,6 +64,9 @@ class ShiftData:
         `heldout_per_class` images (drawn with `draw_seed(seed, name, "held-out")`) for scoring;
         the rest form the pool.
         """
+        if heldout_per_class < 1:
+            raise SoupvizError(f"Each class needs at least one held-out image to score the choice on, not "
+                               f"{heldout_per_class}; hold out 1 or more per class.")
         model_classes = list(model_classes)
         unknown = [c for c in images.classes if c not in model_classes]
         if unknown:
@@ -116,6 +119,8 @@ def corruption_shift(
 ) -> ShiftData:
     """`per_class` images of each class of `split`, drawn with `draw_seed(seed, shift, 'images')`
     (so each shift has its own images), corrupted; `heldout_per_class` of them held out."""
+    if per_class < 1:
+        raise SoupvizError(f"A corruption shift draws at least one test image per class, not {per_class}.")
     name = f"{corruption} {severity}"
     generator = torch.Generator().manual_seed(draw_seed(seed, name, "images"))
     order = torch.randperm(len(split), generator=generator)

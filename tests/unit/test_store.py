@@ -170,8 +170,39 @@ def test_a_sweep_file_loads_only_for_its_family(evaluator, family, tmp_path: Pat
     assert len(records_from_upload(path.read_bytes(), family.names)) == len(records)
     with pytest.raises(SoupvizError, match="not this family"):
         records_from_upload(path.read_bytes(), ["a", "b", "c", "d"])
-    with pytest.raises(SoupvizError, match="not a soupviz results file"):
+    with pytest.raises(SoupvizError, match="not a readable soupviz results file"):
         records_from_upload(json.dumps({"records": []}).encode(), family.names)
+
+
+@pytest.mark.parametrize("data", [b"{not json", b"\x00\x01 binary", json.dumps({"format": "other"}).encode(),
+                                  b"SQLite format 3\x00" + b"\x00" * 200])
+def test_an_unreadable_upload_is_one_sentence_naming_the_uploaded_file(family, data: bytes) -> None:
+    with pytest.raises(SoupvizError) as caught:
+        records_from_upload(data, family.names, "sweep.json")
+    message = str(caught.value)
+    assert message.startswith("sweep.json is not a readable soupviz results file; upload")
+    assert "/tmp" not in message and "Expecting" not in message and message.count(". ") == 0
+
+
+def test_exports_are_readable_by_others_and_print_float_noise_as_zero(tmp_path: Path) -> None:
+    import os
+
+    record = make_record(1)
+    record.weights = [0.5 + 5.55e-16, -5.55e-16, 0.5]
+    csv_path = write_records([record], tmp_path / "soups.csv")
+    assert csv_path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert "0.5 0 0.5," in csv_path.read_text()
+    with pytest.raises(SoupvizError, match=r"soups.txt needs a .json or .csv name"):
+        write_records([record], tmp_path / "soups.txt")
+    assert not os.path.exists(tmp_path / "soups.txt")
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _filled(path: Path, count: int = 3) -> ResultStore:
