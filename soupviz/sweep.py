@@ -132,7 +132,8 @@ def sweep(
 
     Args:
         shards: image shards per chunk of soups (more, smaller tasks for many workers).
-        progress: called with tasks done and total after each task.
+        progress: called with tasks done and total after each task (and inside a task in-process;
+            with 1 of 1 at once when every record is stored already).
         work: the function a task runs (`run_task`; tests pass one that fails on purpose).
 
     Raises:
@@ -144,6 +145,8 @@ def sweep(
     evaluator = setup.open(store)
     rows = evaluator.check_rows(weights)
     tasks = plan(evaluator, rows, specs, shards)
+    if not tasks and progress is not None:  # a finished sweep rerun: its bar completes at once
+        progress(Progress(1, 1, "nothing left to run: every record is stored"))
     if engine == "local":
         results = _local(evaluator, setup, tasks, work, progress)
     else:

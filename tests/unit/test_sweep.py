@@ -63,7 +63,9 @@ def test_a_rerun_runs_nothing_and_returns_the_same_records(setup, tmp_path) -> N
         raise AssertionError("a stored record was recomputed")
 
     assert plan(setup.open(store), torch.as_tensor(GRID), SPECS[:2]) == []
-    assert sweep(setup, GRID, SPECS[:2], store, work=fail) == first
+    events = []
+    assert sweep(setup, GRID, SPECS[:2], store, work=fail, progress=events.append) == first
+    assert [(e.done, e.total) for e in events] == [(1, 1)] and events[0].fraction == 1  # the bar completes
 
 
 def test_a_sweep_killed_midway_keeps_finished_tasks_and_a_rerun_completes_it(setup, tmp_path) -> None:
