@@ -68,18 +68,23 @@ def test_a_rerun_runs_nothing_and_returns_the_same_records(setup, tmp_path) -> N
     assert [(e.done, e.total) for e in events] == [(1, 1)] and events[0].fraction == 1  # the bar completes
 
 
-def test_a_sweep_killed_midway_keeps_finished_tasks_and_a_rerun_completes_it(setup, tmp_path) -> None:
-    store = ResultStore(tmp_path / "results.sqlite")
+def killed_on_task(number: int):
+    """A task function that runs tasks until the `number`-th, where the sweep is interrupted."""
     calls = []
 
-    def dies_on_the_third_task(setup_, task):
+    def work(setup_, task):
         calls.append(task)
-        if len(calls) == 3:
+        if len(calls) == number:
             raise KeyboardInterrupt
         return run_task(setup_, task)
 
+    return work
+
+
+def test_a_sweep_killed_midway_keeps_finished_tasks_and_a_rerun_completes_it(setup, tmp_path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
     with pytest.raises(KeyboardInterrupt):
-        sweep(setup, GRID, SPECS, store, work=dies_on_the_third_task)
+        sweep(setup, GRID, SPECS, store, work=killed_on_task(3))
     assert len(store) == 2 * 4  # two finished tasks of four soups each
     resumed = sweep(setup, GRID, SPECS, store)
     fresh = sweep(setup, GRID, SPECS, ResultStore(tmp_path / "fresh.sqlite"))
@@ -99,16 +104,8 @@ def test_image_shards_give_the_records_of_whole_tasks(setup, tmp_path) -> None:
 def test_a_sharded_sweep_killed_and_resumed_with_another_shard_count_stores_the_whole_subset(setup, tmp_path) -> None:
     whole = sweep(setup, GRID[:2], SPECS[:1], ResultStore(tmp_path / "whole.sqlite"))
     store = ResultStore(tmp_path / "results.sqlite")
-    calls = []
-
-    def dies_on_the_second_task(setup_, task):
-        calls.append(task)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return run_task(setup_, task)
-
     with pytest.raises(KeyboardInterrupt):
-        sweep(setup, GRID[:2], SPECS[:1], store, shards=2, work=dies_on_the_second_task)
+        sweep(setup, GRID[:2], SPECS[:1], store, shards=2, work=killed_on_task(2))
     assert len(store) == 0 and {(shard, shards) for _, shard, shards in store.done_parts()} == {(0, 2)}
     for shards in (3, 2):  # shard 0 of 2 is not shard 0 of 3: every shard of 3 is run
         resumed = sweep(setup, GRID[:2], SPECS[:1], store, shards=shards)
