@@ -22,8 +22,7 @@ from soupviz.figures.simplex import (
     to_cartesian,
 )
 from soupviz.figures.soups import ternary_figure, ternary_points
-from soupviz.store import ResultStore
-from soupviz.store import family_fingerprint
+from soupviz.store import ResultStore, family_fingerprint
 from soupviz.store_grid import family_records, family_store, grid_step, stored_grid
 from soupviz.weights import grid_weights
 from tests.unit.test_figures import CLEAN, LINF, record
