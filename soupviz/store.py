@@ -327,10 +327,13 @@ def read_records(path: str | Path) -> tuple[list[Record], dict[str, Any]]:
         raise SoupvizError(f"The results file {path} has malformed records ({error}).") from error
 
 
-def records_from_upload(data: bytes, names: Sequence[str], filename: str = "The uploaded file") -> list[Record]:
+def records_from_upload(data: bytes, names: Sequence[str], filename: str = "The uploaded file",
+                        hashes: Sequence[str] | None = None) -> list[Record]:
     """Records from an uploaded `soupviz sweep` JSON export, checked to be of this family, or
-    this family's records from an uploaded results store (.sqlite); errors name the file as
-    `filename` (the name it was uploaded under), never the temporary copy read.
+    this family's records from an uploaded results store (.sqlite): with the family's ingredient
+    content `hashes`, every record of its soups (`ResultStore.soup_records`), else the records
+    computed under its ingredient names. Errors name the file as `filename` (the name it was
+    uploaded under), never the temporary copy read.
 
     Raises:
         SoupvizError: not a results file, or results for other ingredients.
@@ -340,6 +343,8 @@ def records_from_upload(data: bytes, names: Sequence[str], filename: str = "The 
         path.write_bytes(data)
         try:
             records, meta = read_records(path)
+            if "store" in meta and hashes is not None:
+                records = [replace(r, ingredients=list(names)) for r in ResultStore(path).soup_records(hashes)]
         except SoupvizError as error:
             raise SoupvizError(f"{filename} is not a readable soupviz results file; upload the .json export of "
                                "soupviz sweep or eval (--out) or a results store (.sqlite).") from error

@@ -205,6 +205,16 @@ def _umask() -> int:
     return mask
 
 
+def test_an_uploaded_store_gives_every_record_of_the_familys_soups_by_content(tmp_path: Path) -> None:
+    path = tmp_path / "theirs.sqlite"
+    ResultStore(path).put("k1", make_record(1), family=family_fingerprint(["a", "b"]), hashes=["a", "b"])
+    _checkpointed(path)
+    (record,) = records_from_upload(path.read_bytes(), ["x", "y", "z"], "theirs.sqlite", hashes=["c", "a", "b"])
+    assert record.weights == [0.0, 0.1, 0.9] and record.ingredients == ["x", "y", "z"]
+    with pytest.raises(SoupvizError, match="holds no records of this family"):
+        records_from_upload(path.read_bytes(), ["x", "y"], "theirs.sqlite", hashes=["c", "d"])
+
+
 def _filled(path: Path, count: int = 3) -> ResultStore:
     store = ResultStore(path)
     for i in range(count):
