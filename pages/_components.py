@@ -24,9 +24,9 @@ from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate.baselines import baselines_folder, load_baselines
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.factory import BuiltEvaluator, open_evaluator
-from soupviz.foreign import open_family
+from soupviz.foreign import folder_stamp, open_family
 from soupviz.parameters import ParameterMatrix
-from soupviz.serving import folder_stamp, typed_family_folder
+from soupviz.serving import typed_family_folder
 from soupviz.settings import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder
 
 HOME = "pages/home.py"

@@ -28,7 +28,7 @@ def ternary_panel(evaluator: Evaluator, weights: list[float], choices: dict[str,
     loaded = []
     if upload is not None:
         try:
-            loaded = records_from_upload(upload.getvalue(), family.names)
+            loaded = records_from_upload(upload.getvalue(), family.names, upload.name, family.hashes)
         except SoupvizError as error:
             st.error(str(error))
     options = {name: spec.key for name, spec in choices.items()}

@@ -69,22 +69,27 @@ def rereading_store(draw: Callable[..., None]) -> Callable[..., None]:
 
 def stored(evaluator: Evaluator, soups: tuple[tuple[float, ...], ...] | None = None) -> dict[str, StoredGrid]:
     """The family's stored grids per spec key (`store_grid.stored_grids`, over `soups` where given),
-    read once per version of the store and shared by the server's sessions (do not modify)."""
+    read once per version of the store and shared by the server's sessions (do not modify); none,
+    with a warning, where the store cannot be read."""
     store = family_store(evaluator.family.folder)
     if not store.path.is_file():
         return {}
-    return _stored_grids(str(store.path), store.modified(), evaluator.family_id, len(evaluator.family.names), soups)
+    try:
+        return _stored_grids(str(store.path), store.modified(), tuple(evaluator.family.hashes), soups)
+    except SoupvizError as error:  # a damaged or unreadable store: say so, and draw the live figures only
+        st.warning(str(error))
+        return {}
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _stored_grids(path: str, modified: float, family_id: str, k: int,
+def _stored_grids(path: str, modified: float, hashes: tuple[str, ...],
                   soups: tuple[tuple[float, ...], ...] | None) -> dict[str, StoredGrid]:
-    return stored_grids(_stored_records(path, modified, family_id), k, soups)
+    return stored_grids(_stored_records(path, modified, hashes), len(hashes), soups)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
-def _stored_records(path: str, modified: float, family_id: str) -> list[Record]:
-    return family_records(ResultStore(path), family_id)  # read once for every choice of soups
+def _stored_records(path: str, modified: float, hashes: tuple[str, ...]) -> list[Record]:
+    return family_records(ResultStore(path), hashes)  # read once for every choice of soups
 
 
 @rereading_store

@@ -22,7 +22,7 @@ from soupviz.evaluate.soupability import (
     unrelated_pairs,
 )
 from soupviz.figures.soupability import paths_figure
-from soupviz.serving import folder_stamp
+from soupviz.foreign import folder_stamp
 
 IMAGES = 64  # a handful of test images: the barrier is a coarse signal, measured in seconds
 POINTS = 7

@@ -22,7 +22,7 @@ from soupviz.insight.adaptation_views import (
 from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift
 from soupviz.insight.kept_runs import kept_run, portable_key
 from soupviz.insight.runs import request_key
-from soupviz.insight.shifts import HELDOUT_PER_CLASS, PER_CLASS, SEVERITY, ShiftData, upload_spec
+from soupviz.insight.shifts import HELDOUT_PER_CLASS, PER_CLASS, SEVERITY, ShiftData, shift_identity, upload_spec
 from soupviz.labels import precomputed_caption
 from soupviz.progress import ProgressCallback, silent
 from soupviz.report import outcome_table
@@ -101,7 +101,7 @@ try:
 except SoupvizError as error:
     st.error(str(error))
     st.stop()
-key = request_key("adapt", evaluator_context(), spec, heldout, per_class, seed, config)
+key = request_key("adapt", evaluator_context(), shift_identity(spec), heldout, per_class, seed, config)
 run, failed, kept = result_store().get(key), False, None
 pressed = st.button("Select and report", type="primary", disabled=not spec[1])
 if run is None and not pressed:

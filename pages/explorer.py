@@ -10,6 +10,7 @@ from pages._simplex_views import simplex_views
 from pages._soupability import lineage_warning
 from pages._state import Keys
 from pages._widgets import background_tiles, metric_tile, read_link, weight_sliders, write_link
+from soupviz.errors import SoupvizError
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import corruption_specs, metric_choices, robust_specs
 from soupviz.labels import soup_label
@@ -36,7 +37,11 @@ with right:
     slow = robust_specs(s) + corruption_specs(s)
     lane = session_lane()
     if lane is not None:
-        stored = stored_records(family_store(family.folder), evaluator.family_id, weights, slow)
+        try:
+            stored = stored_records(family_store(family.folder), family.hashes, weights, slow)
+        except SoupvizError as error:  # a damaged or unreadable store: the live tiles still come
+            st.warning(str(error))
+            stored = {}
         background_tiles(lane.submit(weights, slow), stored)
 
 choices = metric_choices(s)

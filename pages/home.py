@@ -21,9 +21,10 @@ from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import robust_specs
+from soupviz.foreign import folder_stamp
 from soupviz.labels import attacks_named
 from soupviz.report import ingredient_caption, ingredient_table
-from soupviz.serving import folder_stamp, save_uploads
+from soupviz.serving import save_uploads
 from soupviz.settings import shipped_family_folder
 
 SOURCES = {"shipped": "Shipped family", "folder": "A folder", "upload": "Upload checkpoints"}

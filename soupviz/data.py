@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from soupviz.errors import DataError
-from soupviz.storage import atomic_torch_save, cache_dir
+from soupviz.storage import atomic_torch_save, cache_dir, files_stamp
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -119,8 +119,9 @@ def torchvision_root(source: str = TORCHVISION) -> Path:
 def load_split(source: str | os.PathLike | None, split: str) -> ImageSet:
     """Load the 'train' or 'test' split of CIFAR-10 from `source` (see `resolve_source`).
 
-    Decoded tensors are cached under the soupviz cache folder, keyed by the source's path and
-    modification time, so a second call reads one file instead of decoding images.
+    Decoded tensors are cached under the soupviz cache folder, keyed by the image files' paths,
+    sizes and modification times (`load_image_folder`), so a second call reads one file instead of
+    decoding images, and an edited folder is decoded afresh.
     """
     if split not in ("train", "test"):
         raise DataError(f"Unknown split {split!r}: use 'train' or 'test'.")
@@ -137,9 +138,39 @@ def load_image_folder(folder: str | os.PathLike, size: int = 32) -> ImageSet:
     """Load an ImageFolder directory (one subfolder per class) as an ImageSet.
 
     Images are converted to RGB and resized to `size` x `size` where they differ; classes
-    are the subfolder names in sorted order (CIFAR-10's label order for its folder layout).
+    are the subfolder names in sorted order (CIFAR-10's label order for its folder layout). The
+    decoded images are cached under `image_folder_stamp`: a file added, removed or rewritten in
+    place is decoded afresh.
     """
     folder = Path(folder).expanduser()
+    classes, files = _image_files(folder)
+    key = hashlib.sha256(f"{folder.resolve()}|{_stamp(files)}|{size}".encode()).hexdigest()[:16]
+    cached = cache_dir() / "data" / f"{folder.name}-{key}.pt"
+    if cached.exists():
+        blob = torch.load(cached, weights_only=True)
+        return ImageSet(blob["images"].contiguous(), blob["labels"], classes, str(folder))
+    images = torch.from_numpy(np.stack([_read_image(path, size) for path, _ in files])).contiguous()
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    atomic_torch_save({"images": images, "labels": labels}, cached)
+    return ImageSet(images, labels, classes, str(folder))
+
+
+def image_folder_stamp(folder: str | os.PathLike) -> str:
+    """The `storage.files_stamp` of an ImageFolder directory's images: what a result computed from
+    them is keyed on (it changes when an image is added, removed or rewritten in place).
+
+    Raises:
+        DataError: the folder is missing, or holds no images in class subfolders.
+    """
+    return _stamp(_image_files(Path(folder).expanduser())[1])
+
+
+def _stamp(files: list[tuple[Path, int]]) -> str:
+    return files_stamp(path for path, _ in files) + f"-{len(files)}"
+
+
+def _image_files(folder: Path) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
+    """The class names of an ImageFolder directory and its (image file, label) pairs, in order."""
     if not folder.is_dir():
         raise DataError(f"The image folder {folder} does not exist.")
     classes = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
@@ -153,16 +184,7 @@ def load_image_folder(folder: str | os.PathLike, size: int = 32) -> ImageSet:
     ]
     if not files:
         raise DataError(f"The image folder {folder} has class folders but no images in them.")
-    stamp = max(os.stat(folder / name).st_mtime_ns for name in classes)
-    key = hashlib.sha256(f"{folder.resolve()}|{len(files)}|{stamp}|{size}".encode()).hexdigest()[:16]
-    cached = cache_dir() / "data" / f"{folder.name}-{key}.pt"
-    if cached.exists():
-        blob = torch.load(cached, weights_only=True)
-        return ImageSet(blob["images"].contiguous(), blob["labels"], classes, str(folder))
-    images = torch.from_numpy(np.stack([_read_image(path, size) for path, _ in files])).contiguous()
-    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    atomic_torch_save({"images": images, "labels": labels}, cached)
-    return ImageSet(images, labels, classes, str(folder))
+    return classes, files
 
 
 def _read_image(path: Path, size: int) -> np.ndarray:

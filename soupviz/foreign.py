@@ -5,7 +5,6 @@ files opens as a family of imported copies.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 from dataclasses import dataclass
@@ -19,10 +18,11 @@ from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError
 from soupviz.foreign_formats import fill_counters, match_architecture, read_foreign
 from soupviz.models import CIFAR10_MEAN, CIFAR10_STD, create_model
-from soupviz.storage import cache_dir
+from soupviz.storage import cache_dir, files_stamp
 from soupviz.threats import DEFAULT_BUDGETS, THREATS
 
 FOREIGN_SUFFIXES = (".pt", ".pth", ".ckpt")
+FAMILY_SUFFIXES = (".safetensors", ".json", *FOREIGN_SUFFIXES)  # the files a family folder is read from
 IMPORT_THREATS = ("unknown", "none", *THREATS)
 IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 # RobustBench's DeepMind-layout models normalise inside the network with CIFAR-10 statistics that
@@ -139,13 +139,23 @@ def foreign_files(folder: str | Path) -> list[Path]:
     ]
 
 
+def folder_stamp(folder: str | Path) -> str:
+    """The `storage.files_stamp` of a family folder's checkpoints and cards (`FAMILY_SUFFIXES`): the
+    cache key of what is read from it, changing when a checkpoint is added, replaced, removed or
+    rewritten in place (a sweep writing its store there changes nothing); '' for no folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return ""
+    return files_stamp(sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in FAMILY_SUFFIXES))
+
+
 def open_family(folder: str | Path, cache: str | Path | None = None) -> SoupFamily:
     """The family in `folder`, importing its foreign files first (see `foreign_files`).
 
     A folder of carded safetensors loads as it is. Otherwise its foreign files are imported
     (architecture and format detected, normalisation as `import_checkpoint` chooses, threat
     'unknown') and its carded checkpoints copied into `cache/<stamp>/<folder name>`, made once
-    per set of file names, sizes and times. The family keeps the folder's name.
+    per `folder_stamp`. The family keeps the folder's name.
 
     Args:
         cache: where imported families live (default: `<soupviz cache>/imported`).
@@ -154,11 +164,7 @@ def open_family(folder: str | Path, cache: str | Path | None = None) -> SoupFami
     foreign = foreign_files(folder)
     if not foreign:
         return load_family(folder)
-    stamp = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.is_file():
-            stamp.update(f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}|".encode())
-    target = Path(cache or cache_dir() / "imported") / stamp.hexdigest()[:16] / folder.name
+    target = Path(cache or cache_dir() / "imported") / folder_stamp(folder) / folder.name
     if not (target / ".complete").exists():
         target.mkdir(parents=True, exist_ok=True)
         for path in foreign:

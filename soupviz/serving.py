@@ -1,7 +1,7 @@
 """What a dashboard server may read and keep when it is shared: the optional allow-list of family
 folders ($SOUPVIZ_ROOTS), and uploaded checkpoints, stored under the cache with a size cap and
-removed when they are rejected, replaced by the same session, or left unused for a day; and a
-family folder's stamp, the cache key that changes when its checkpoints do.
+removed when they are rejected, replaced by the same session, or left unused for a day. A family
+folder's cache key is `foreign.folder_stamp`.
 """
 
 from __future__ import annotations
@@ -14,25 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from soupviz.errors import CheckpointError
-from soupviz.foreign import open_family
+from soupviz.foreign import FAMILY_SUFFIXES, open_family
 from soupviz.storage import atomic_write_bytes, cache_dir
 
 ROOTS_ENV = "SOUPVIZ_ROOTS"
-UPLOAD_SUFFIXES = (".safetensors", ".json", ".pt", ".pth", ".ckpt")  # foreign files: `foreign.open_family`
+UPLOAD_SUFFIXES = FAMILY_SUFFIXES  # what `foreign.open_family` reads
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 MAX_UPLOAD_BYTES = 2 * 2**30  # one upload's files together; a WRN-28-10 checkpoint is about 150 MB
 MAX_UPLOAD_AGE_S = 24 * 3600  # an upload not used for this long is removed by the next one
-
-
-def folder_stamp(folder: str | Path) -> str:
-    """Names, sizes and modification times of a family folder's files: a cache key that
-    changes when a checkpoint is added, replaced or removed."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return ""
-    files = sorted(p for p in folder.iterdir() if p.suffix in UPLOAD_SUFFIXES)
-    text = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def allowed_roots() -> list[Path] | None:

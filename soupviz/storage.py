@@ -1,14 +1,18 @@
-"""Where soupviz keeps files outside the repository, and how it writes them atomically.
+"""Where soupviz keeps files outside the repository, how it writes them atomically, and the stamp
+that keys a cache entry on the files it was made from.
 
 A write goes to a temporary file in the same folder and is renamed into place, so a killed
-process never leaves a half-written cache entry or checkpoint.
+process never leaves a half-written cache entry or checkpoint; files are written readable by
+everyone (0644, less the umask), as any other tool writes them, so colleagues can read exports.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +27,31 @@ def cache_dir() -> Path:
     return Path(root).expanduser()
 
 
+def files_stamp(files: Iterable[str | os.PathLike]) -> str:
+    """16 hex digits over each file's path, size and modification time (ns): a cache key that
+    changes when a file is added, removed, replaced or rewritten in place (any write moves its
+    modification time), at the cost of one `stat` per file, cheap enough for every open."""
+    digest = hashlib.sha256()
+    for path in files:
+        stat = os.stat(path)
+        digest.update(f"{os.fspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
-    """Write `data` to `path` so readers see either the old file or the whole new one."""
+    """Write `data` to `path` so readers see either the old file or the whole new one, with the
+    permissions a plain write would give it (0644 under the usual umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -10,6 +10,7 @@ uploaded export or store file is read back as one family's records (`records_fro
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -20,7 +21,8 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,10 +32,12 @@ import torch
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.records import Record
 from soupviz.storage import atomic_write_bytes, atomic_write_json, cache_dir
+from soupviz.store_connection import open_store, store_errors
 
 RESULTS_FORMAT = "soupviz-results/2"  # /2: each record's spec as data
 READABLE_FORMATS = ("soupviz-results/1", RESULTS_FORMAT)
 SQLITE_HEADER = b"SQLite format 3\0"
+EXPORT_SUFFIXES = (".json", ".csv")
 FINGERPRINTED_SOURCES = (
     "attacks",
     "corruptions.py",
@@ -49,18 +53,6 @@ FINGERPRINTED_SOURCES = (
     "evaluate/ensembles.py",
 )
 FINGERPRINTED_PACKAGES = ("torch", "pyautoattack")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    key TEXT PRIMARY KEY, family TEXT NOT NULL, weights TEXT NOT NULL, spec TEXT NOT NULL,
-    images TEXT NOT NULL, seed INTEGER NOT NULL, batchnorm TEXT NOT NULL, code TEXT NOT NULL,
-    layout TEXT NOT NULL, record TEXT NOT NULL, created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_by_family ON records (family, spec);
-CREATE TABLE IF NOT EXISTS parts (
-    key TEXT NOT NULL, shard INTEGER NOT NULL, shards INTEGER NOT NULL, mask TEXT NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (key, shard)
-);
-"""
 
 
 @functools.cache
@@ -140,16 +132,15 @@ class ResultStore:
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
         if connection is None or self._local.pid != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-                connection.executescript(SCHEMA)
-            except sqlite3.DatabaseError as error:
-                raise SoupvizError(f"The results store {self.path} cannot be opened ({error}).") from error
+            connection = open_store(self.path, self.timeout)
             self._local.connection, self._local.pid = connection, os.getpid()
         return connection
+
+    def _read(self, query: str, parameters: Sequence[Any] = ()) -> list[tuple]:
+        """All rows of `query`; a failure is one `SoupvizError` naming the store."""
+        connection = self._connection()
+        with store_errors(self.path, "read"):
+            return connection.execute(query, parameters).fetchall()
 
     def get(self, key: str) -> Record | None:
         """The record stored under `key`, or None."""
@@ -160,24 +151,27 @@ class ResultStore:
         keys, found = list(keys), {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            rows = self._connection().execute(
-                f"SELECT key, record FROM records WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            )
+            rows = self._read(f"SELECT key, record FROM records WHERE key IN ({','.join('?' * len(chunk))})", chunk)
             found.update((key, Record.from_dict(json.loads(text))) for key, text in rows)
         return found
 
-    def put(self, key: str, record: Record, *, family: str, layout: str = "") -> bool:
+    def put(self, key: str, record: Record, *, family: str, layout: str = "", hashes: Sequence[str] = ()) -> bool:
         """Store `record` under `key` unless a record is there already; True if it was stored.
 
         Args:
-            family: `family_fingerprint` of the family the record was computed in.
+            family: `family_fingerprint` of the family the record was computed in (a note: every
+                family holding the soup's ingredients reads it, see `soup_records`).
             layout: how the soup was batched (e.g. 'soup 2 of 8 folded'): attacks draw random
                 starts per batch, so this says which draws a robust record used.
+            hashes: that family's ingredient content hashes, in order, so other families can map
+                the record's weights onto theirs.
         """
-        return self.put_many([(key, record, family, layout)]) == 1
+        return self.put_many([(key, record, family, layout)], hashes=hashes) == 1
 
-    def put_many(self, items: Sequence[tuple[str, Record, str, str]]) -> int:
-        """Store (key, record, family, layout) items in one transaction; the number newly stored."""
+    def put_many(self, items: Sequence[tuple[str, Record, str, str]], hashes: Sequence[str] = ()) -> int:
+        """Store (key, record, family, layout) items in one transaction, and forget the shard results
+        of their keys in the same transaction; the number newly stored. `hashes`: as in `put`, for
+        the items' family (all of one family)."""
         rows = [
             (key, family, json.dumps(r.weights), r.spec, r.images, r.seed, r.batchnorm, r.code_fingerprint, layout,
              json.dumps(r.to_dict()), time.time())
@@ -186,20 +180,60 @@ class ResultStore:
         with self._transaction() as connection:
             before = connection.total_changes
             connection.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-            return connection.total_changes - before
+            stored = connection.total_changes - before
+            connection.executemany("DELETE FROM parts WHERE key = ?", [(key,) for key, *_ in items])
+            if hashes and items:
+                connection.executemany("INSERT OR IGNORE INTO families VALUES (?, ?)",
+                                       {(family, json.dumps(list(hashes))) for _, _, family, _ in items})
+            return stored
 
     def records(self, family: str | None = None, spec: str | None = None) -> list[Record]:
         """Stored records in insertion order, optionally of one family fingerprint and spec key."""
         clauses = [(column, value) for column, value in (("family", family), ("spec", spec)) if value is not None]
         where = " AND ".join(f"{column} = ?" for column, _ in clauses)
         query = "SELECT record FROM records" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
-        rows = self._connection().execute(query, [v for _, v in clauses])
+        rows = self._read(query, [v for _, v in clauses])
         return [Record.from_dict(json.loads(text)) for (text,) in rows]
 
-    def specs(self, family: str) -> list[str]:
-        """The spec keys stored for one family fingerprint, in order of first storing."""
-        query = "SELECT spec FROM records WHERE family = ? GROUP BY spec ORDER BY MIN(rowid)"
-        return [spec for (spec,) in self._connection().execute(query, (family,))]
+    def _sharing_families(self, hashes: Sequence[str]) -> dict[str, list[str]]:
+        """The families (fingerprint -> ingredient hashes) whose records may weigh soups of the
+        ingredients `hashes`: their own family and every noted family sharing an ingredient."""
+        own = family_fingerprint(hashes)
+        known = {own: list(hashes)}
+        if self._read("SELECT name FROM sqlite_master WHERE name = 'families'"):
+            rows = self._read("SELECT family, hashes FROM families")
+            known.update((family, json.loads(text)) for family, text in rows if family != own)
+        return {family: theirs for family, theirs in known.items() if family == own or set(theirs) & set(hashes)}
+
+    def specs(self, hashes: Sequence[str]) -> list[str]:
+        """The spec keys stored for soups of the ingredients `hashes`, in order of first storing."""
+        shared = list(self._sharing_families(hashes))
+        query = (f"SELECT spec FROM records WHERE family IN ({','.join('?' * len(shared))})"
+                 " GROUP BY spec ORDER BY MIN(rowid)")
+        return [spec for (spec,) in self._read(query, shared)]
+
+    def soup_records(self, hashes: Sequence[str], spec: str | None = None) -> list[Record]:
+        """Stored records (of one spec key, where given) of every soup of the ingredients `hashes`
+        (content hashes, in a family's order), in insertion order, whichever family computed them:
+        a record of another family is read where every ingredient it weighs is among `hashes`, its
+        weights put in the order of `hashes`. Records of stores written before families were noted
+        are read by their own family only."""
+        own = family_fingerprint(hashes)
+        known = self._sharing_families(hashes)
+        shared = list(known)
+        query = (f"SELECT family, record FROM records WHERE family IN ({','.join('?' * len(shared))})"
+                 + (" AND spec = ?" if spec is not None else "") + " ORDER BY rowid")
+        position = {h: i for i, h in enumerate(hashes)}
+        found = []
+        for family, text in self._read(query, [*shared, *([spec] if spec is not None else [])]):
+            record = Record.from_dict(json.loads(text))
+            if family == own:
+                found.append(record)
+                continue
+            weights = _reordered(record.weights, known[family], position)
+            if weights is not None:
+                found.append(replace(record, weights=weights))
+        return found
 
     def modified(self) -> float:
         """When the store was last written (the latest modification time of its file and its
@@ -208,50 +242,66 @@ class ResultStore:
         return max((f.stat().st_mtime for f in files if f.is_file()), default=0.0)
 
     def __len__(self) -> int:
-        return self._connection().execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        return self._read("SELECT COUNT(*) FROM records")[0][0]
 
-    def put_part(self, key: str, shard: int, shards: int, mask: torch.Tensor) -> None:
-        """Keep the per-image results of image shard `shard` of `shards` for the record `key`."""
+    def put_part(self, key: str, shard: int, shards: int, mask: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Keep the per-image results of image shard `shard` of `shards` for the record `key`; the
+        shards of that count stored for `key` so far (a repeated shard keeps the first), by shard."""
         with self._transaction() as connection:
             connection.execute("INSERT OR IGNORE INTO parts VALUES (?,?,?,?,?)",
                                (key, shard, shards, packbits(mask), len(mask)))
+        return self.parts(key, shards)
 
-    def parts(self, key: str) -> dict[int, torch.Tensor]:
-        """The per-image results of the shards stored for `key`, by shard."""
-        rows = self._connection().execute("SELECT shard, mask, n FROM parts WHERE key = ?", (key,))
+    def parts(self, key: str, shards: int) -> dict[int, torch.Tensor]:
+        """The per-image results stored for `key` of its shards of a split into `shards`, by shard
+        (rows of another split of the same record are not theirs)."""
+        rows = self._read("SELECT shard, mask, n FROM parts WHERE key = ? AND shards = ?", (key, shards))
         return {shard: unpackbits(mask, n) for shard, mask, n in rows}
 
-    def done_parts(self) -> set[tuple[str, int]]:
-        """(key, shard) of every stored shard result."""
-        return set(self._connection().execute("SELECT key, shard FROM parts"))
+    def done_parts(self) -> set[tuple[str, int, int]]:
+        """(key, shard, shards) of every stored shard result."""
+        return set(self._read("SELECT key, shard, shards FROM parts"))
 
-    def drop_parts(self, key: str) -> None:
-        """Forget the shard results of `key` (once its whole record is stored)."""
-        with self._transaction() as connection:
-            connection.execute("DELETE FROM parts WHERE key = ?", (key,))
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error, the interrupt included), yielding the
+        connection; an SQLite failure is one `SoupvizError` naming the store."""
+        connection = self._connection()
+        with store_errors(self.path, "write"):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
 
-    def _transaction(self):
-        return _Transaction(self._connection())
 
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), yielding the connection."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.connection.execute("BEGIN IMMEDIATE")
-        return self.connection
-
-    def __exit__(self, kind, *rest) -> None:
-        self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+def _reordered(weights: list[float] | None, theirs: list[str], position: dict[str, int]) -> list[float] | None:
+    """`weights` over the ingredients `theirs` as weights over the ingredients numbered in
+    `position`, or None where it weighs an ingredient not among them."""
+    if weights is None or len(weights) != len(theirs):
+        return None
+    mapped = [0.0] * len(position)
+    for ingredient, weight in zip(theirs, weights, strict=True):
+        if weight != 0:
+            if ingredient not in position:
+                return None
+            mapped[position[ingredient]] = weight
+    return mapped
 
 
 def write_records(records: list[Record], path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Export records to `path`: CSV for '.csv' (one row per record), else JSON with `meta`."""
+    """Export records to `path`: CSV for '.csv' (one row per record), JSON with `meta` for '.json'.
+
+    Raises:
+        SoupvizError: another extension.
+    """
     path = Path(path)
-    if path.suffix == ".csv":
+    if path.suffix.lower() not in EXPORT_SUFFIXES:
+        raise SoupvizError(f"The export {path} needs a .json or .csv name (the extension picks the format).")
+    if path.suffix.lower() == ".csv":
         atomic_write_bytes(records_to_csv(records).encode(), path)
     else:
         atomic_write_json({"format": RESULTS_FORMAT, "meta": meta or {}, "records": [r.to_dict() for r in records]},
@@ -291,9 +341,13 @@ def read_records(path: str | Path) -> tuple[list[Record], dict[str, Any]]:
         raise SoupvizError(f"The results file {path} has malformed records ({error}).") from error
 
 
-def records_from_upload(data: bytes, names: Sequence[str]) -> list[Record]:
+def records_from_upload(data: bytes, names: Sequence[str], filename: str = "The uploaded file",
+                        hashes: Sequence[str] | None = None) -> list[Record]:
     """Records from an uploaded `soupviz sweep` JSON export, checked to be of this family, or
-    this family's records from an uploaded results store (.sqlite).
+    this family's records from an uploaded results store (.sqlite): with the family's ingredient
+    content `hashes`, every record of its soups (`ResultStore.soup_records`), else the records
+    computed under its ingredient names. Errors name the file as `filename` (the name it was
+    uploaded under), never the temporary copy read.
 
     Raises:
         SoupvizError: not a results file, or results for other ingredients.
@@ -301,7 +355,13 @@ def records_from_upload(data: bytes, names: Sequence[str]) -> list[Record]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "results"
         path.write_bytes(data)
-        records, meta = read_records(path)
+        try:
+            records, meta = read_records(path)
+            if "store" in meta and hashes is not None:
+                records = [replace(r, ingredients=list(names)) for r in ResultStore(path).soup_records(hashes)]
+        except SoupvizError as error:
+            raise SoupvizError(f"{filename} is not a readable soupviz results file; upload the .json export of "
+                               "soupviz sweep or eval (--out) or a results store (.sqlite).") from error
     if "store" in meta:
         records = [r for r in records if list(r.ingredients) == list(names)]
         if not records:

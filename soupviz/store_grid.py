@@ -9,7 +9,7 @@ import lzma
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients
@@ -19,7 +19,7 @@ from soupviz.evaluate.records import CorruptionMean, Record, corruption_mean
 from soupviz.evaluate.speaking import quantity, speaking_record, spec_quantity, strength_order
 from soupviz.report import weights_key
 from soupviz.storage import atomic_write_bytes, cache_dir
-from soupviz.store import ResultStore, family_fingerprint
+from soupviz.store import ResultStore
 from soupviz.threats import THREATS
 from soupviz.weights import grid_weights
 
@@ -164,12 +164,19 @@ def _weakness(grid: StoredGrid) -> tuple[int, int, int]:
     return rank, -grid.found, fewer_images
 
 
-def family_records(store: ResultStore, family: str, specs: Sequence[MetricSpec] | None = None) -> list[Record]:
-    """The records of `family` (its `family_fingerprint`) in `store`, of `specs` (default all), in
-    insertion order. Reading never blocks a sweep writing the store (WAL mode)."""
+def family_records(
+    store: ResultStore, hashes: Sequence[str], specs: Sequence[MetricSpec] | None = None,
+    names: Sequence[str] | None = None,
+) -> list[Record]:
+    """The records in `store` of every soup of the family with ingredient content hashes `hashes`
+    (`SoupFamily.hashes`), whichever family computed them (`ResultStore.soup_records`), of `specs`
+    (default all), in insertion order, their ingredients named `names` where given. Reading never
+    blocks a sweep writing the store (WAL mode)."""
     if specs is None:
-        return store.records(family=family)
-    return [r for spec in specs for r in store.records(family=family, spec=spec.key)]
+        records = store.soup_records(hashes)
+    else:
+        records = [r for spec in specs for r in store.soup_records(hashes, spec=spec.key)]
+    return records if names is None else [replace(r, ingredients=list(names)) for r in records]
 
 
 def stored_baselines(
@@ -183,7 +190,7 @@ def stored_baselines(
     found = []
     for baseline in baselines:
         one = family_from_ingredients([baseline], baseline_family_name(family, baseline))
-        mine = family_records(store, family_fingerprint(one.hashes))
+        mine = [replace(r, family=one.name) for r in family_records(store, one.hashes, names=one.names)]
         matches = [_baseline_match(mine, grid.records[0]) for grid in grids]
         if all(matches) or not complete:
             found += [match for match in matches if match is not None]
@@ -255,19 +262,20 @@ def _grid_keys(k: int, step: float) -> frozenset[str]:
 
 
 def stored_records(
-    store: ResultStore, family: str, weights: Sequence[float], specs: Sequence[MetricSpec],
+    store: ResultStore, hashes: Sequence[str], weights: Sequence[float], specs: Sequence[MetricSpec],
 ) -> dict[str, Record]:
-    """For each of `specs` (by key), the stored record that speaks for the soup `weights` and what
-    the spec measures (`speaking.speaking_record`: by any attack on the same threat and budget, the
-    strongest, then on the most images), where there is one: what a page shows at once, with its
-    attack and n, while it measures the soup live."""
+    """For each of `specs` (by key), the stored record that speaks for the soup `weights` of the
+    family with ingredient content hashes `hashes` and what the spec measures
+    (`speaking.speaking_record`: by any attack on the same threat and budget, the strongest, then on
+    the most images), where there is one: what a page shows at once, with its attack and n, while
+    it measures the soup live."""
     if not store.path.is_file():
         return {}
     key, found = weights_key(weights), {}
-    stored_specs = [MetricSpec.from_key(spec) for spec in store.specs(family)]
+    stored_specs = [MetricSpec.from_key(spec) for spec in store.specs(hashes)]
     for spec in specs:
         records = [r for other in stored_specs if spec_quantity(other) == spec_quantity(spec)
-                   for r in store.records(family=family, spec=other.key)]
+                   for r in store.soup_records(hashes, spec=other.key)]
         chosen = speaking_record(r for r in records if r.weights and weights_key(r.weights) == key)
         if chosen is not None:
             found[spec.key] = chosen

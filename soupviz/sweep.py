@@ -107,7 +107,7 @@ def plan(evaluator: Evaluator, rows: torch.Tensor, specs: Sequence[MetricSpec], 
         keys = [evaluator.key(row, spec) for row in rows]
         stored = set(store.get_many(keys)) if store is not None else set()
         for shard, batches in enumerate(ranges):
-            todo = [i for i in order if keys[i] not in stored and (keys[i], shard) not in parts_done]
+            todo = [i for i in order if keys[i] not in stored and (keys[i], shard, shards) not in parts_done]
             for start in range(0, len(todo), evaluator.fold):
                 chunk = tuple(tuple(rows[i].tolist()) for i in todo[start : start + evaluator.fold])
                 tasks.append(((rank[todo[start]], number, shard), Task(chunk, spec, shard, shards, batches)))
@@ -132,7 +132,8 @@ def sweep(
 
     Args:
         shards: image shards per chunk of soups (more, smaller tasks for many workers).
-        progress: called with tasks done and total after each task.
+        progress: called with tasks done and total after each task (and inside a task in-process;
+            with 1 of 1 at once when every record is stored already).
         work: the function a task runs (`run_task`; tests pass one that fails on purpose).
 
     Raises:
@@ -144,6 +145,8 @@ def sweep(
     evaluator = setup.open(store)
     rows = evaluator.check_rows(weights)
     tasks = plan(evaluator, rows, specs, shards)
+    if not tasks and progress is not None:  # a finished sweep rerun: its bar completes at once
+        progress(Progress(1, 1, "nothing left to run: every record is stored"))
     if engine == "local":
         results = _local(evaluator, setup, tasks, work, progress)
     else:
@@ -159,23 +162,31 @@ def sweep(
 
 
 def _keep(evaluator: Evaluator, task: Task, masks: torch.Tensor) -> None:
-    """Store a finished task: whole records, or shard results until every shard is in."""
+    """Store a finished task: whole records, or shard results until every shard of its split is in.
+    A record is stored only when its results cover exactly the evaluated images, and the shard
+    results it was made of are forgotten in the same transaction.
+
+    Raises:
+        SoupvizError: a record's parts do not add up to the image count (never stored).
+    """
     store, rows = evaluator.store, torch.tensor(task.rows, dtype=torch.float64)
     layout = evaluator.layout(len(rows))
     items = []
     for row, mask in zip(rows, masks, strict=True):
         key = evaluator.key(row, task.spec)
         if task.shards > 1:
-            store.put_part(key, task.shard, task.shards, mask)
-            parts = store.parts(key)
+            parts = store.put_part(key, task.shard, task.shards, mask)
             if len(parts) < task.shards:
                 continue
             mask = torch.cat([parts[shard] for shard in range(task.shards)])
+        if len(mask) != len(evaluator.images):
+            raise SoupvizError(
+                f"The results of {task.spec.column} for the soup {[round(float(w), 4) for w in row]} cover "
+                f"{len(mask)} images, not the {len(evaluator.images)} evaluated, so no record was stored; "
+                f"move the store {store.path} away or rerun with the shard count it was started with."
+            )
         items.append((key, evaluator.record(row, task.spec, mask), evaluator.family_id, layout))
-    store.put_many(items)
-    if task.shards > 1:
-        for key, *_ in items:
-            store.drop_parts(key)
+    store.put_many(items, hashes=evaluator.family.hashes)
 
 
 def _local(evaluator: Evaluator, setup: SweepSetup, tasks: list[Task], work: Work,

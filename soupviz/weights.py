@@ -225,7 +225,7 @@ def simplex_grid(
     Ingredients outside `subset` (indices) stay at 0; rows are in lexicographic order. The
     paper's grids: `simplex_grid(3, 0.2)` has 21 soups, `simplex_grid(4, 0.2, margin=0.4)` 480.
     """
-    n, m = _units(1.0, step, "1"), _units(margin, step, "margin")
+    n, m = _units(1.0, step, "total weight"), _units(margin, step, "margin")
     free = sorted(set(range(k) if subset is None else subset))
     if not free or not all(0 <= i < k for i in free):
         raise SoupWeightsError(f"The grid's subset {subset} must name indices in 0..{k - 1}.")

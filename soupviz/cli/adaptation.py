@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from soupviz.cli.options import add_common, command_line
-from soupviz.cli.outputs import FIGURE_FORMATS, write_outputs
+from soupviz.cli.outputs import FIGURE_FORMATS, check_out, write_outputs
 from soupviz.errors import SoupvizError
 from soupviz.insight.few_shot import AdaptConfig
 from soupviz.insight.shifts import HELDOUT_PER_CLASS, PER_CLASS, SEVERITY
@@ -24,8 +24,9 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
     add = parser.add_argument
     add("family", help="family folder of .safetensors checkpoints with JSON cards")
     add("--corruption", default=None, help="shift: this corruption of the test images (see soupviz.corruptions)")
-    add("--severity", type=int, default=SEVERITY, help="corruption severity, 1 to 5")
-    add("--per-class", type=int, default=PER_CLASS, help="test images per class the corrupted shift draws")
+    add("--severity", type=int, default=None, help=f"corruption severity, 1 to 5 (default {SEVERITY})")
+    add("--per-class", type=int, default=None,
+        help=f"test images per class the corrupted shift draws (default {PER_CLASS})")
     add("--folder", default=None, help="shift: a folder of labelled images (cat/, dog/, ...) instead of a corruption")
     add("--heldout", type=int, default=HELDOUT_PER_CLASS,
         help="images per class held out for scoring, never used for choosing")
@@ -60,6 +61,7 @@ def run_adapt(args: argparse.Namespace) -> None:
     """`soupviz adapt`: `insight.few_shot.adapt_to_shift` on the shift named, as the page runs it."""
     from soupviz.checkpoints import load_family
     from soupviz.data import load_split
+    from soupviz.device import pick_device
     from soupviz.evaluate.factory import open_evaluator
     from soupviz.figures.export import figure_csv
     from soupviz.insight.adaptation_views import adaptation_figures
@@ -67,9 +69,15 @@ def run_adapt(args: argparse.Namespace) -> None:
     from soupviz.insight.kept_runs import keep_run, portable_key, split_digest
     from soupviz.insight.shifts import shift_from_spec
     from soupviz.report import adaptation_table
+    from soupviz.soup import Soup
 
     if (args.corruption is None) == (args.folder is None):
         raise SoupvizError("Name the shift with exactly one of --corruption NAME or --folder PATH.")
+    if args.folder is not None and (args.severity is not None or args.per_class is not None):
+        raise SoupvizError("--severity and --per-class shape a corruption of the test images: drop them with --folder.")
+    check_out(args.out, (".csv",))
+    severity = SEVERITY if args.severity is None else args.severity
+    per_class = PER_CLASS if args.per_class is None else args.per_class
     try:
         ks = tuple(int(k) for k in args.ks.split(",") if k.strip())
     except ValueError as error:
@@ -78,17 +86,20 @@ def run_adapt(args: argparse.Namespace) -> None:
                          args.batchnorm == "shift", ks, args.draws)
     family = load_family(args.family)
     batchnorm = "mix" if args.batchnorm == "shift" else args.batchnorm
-    evaluator = open_evaluator(family, data=args.data, seed=args.seed, device=args.device, batchnorm=batchnorm,
-                               cache=False)
-    spec = ("folder", args.folder) if args.folder is not None else ("corruption", args.corruption, args.severity)
+    spec = ("folder", args.folder) if args.folder is not None else ("corruption", args.corruption, severity)
     split = load_split(args.data, "test") if args.folder is None or args.keep else None
-    shift = shift_from_spec(spec, split, args.per_class, args.heldout, args.seed)
+    shift = shift_from_spec(spec, split, per_class, args.heldout, args.seed)
+    if batchnorm == "reestimate":  # the statistics come from CIFAR-10's training images
+        soup = open_evaluator(family, data=args.data, seed=args.seed, device=args.device, batchnorm=batchnorm,
+                              cache=False).soup
+    else:  # a folder shift needs no CIFAR-10
+        soup = Soup.from_family(family, pick_device(args.device))
     with terminal_bar("adapting") as report:
-        run = adapt_to_shift(evaluator.soup, shift, config, family.labels, report)
+        run = adapt_to_shift(soup, shift, config, family.labels, report)
     print(adaptation_table(run))
     if args.keep:
-        key = portable_key(family, split_digest(split), evaluator.soup.bn_label, spec, args.heldout, args.per_class,
-                           args.seed, config)
+        key = portable_key(family, split_digest(split), soup.bn_label, spec, args.heldout, per_class, args.seed,
+                           config)
         print(f"run kept in {keep_run(family.folder or Path(args.family), key, run, command_line())}")
     figures = adaptation_figures(run, family.labels, family.name)
     outcomes, curve = figures["outcomes"], figures.get("k-curve")

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from soupviz.cli.options import add_common, command_line, real, weight_row, whole
+from soupviz.cli.outputs import check_out
 from soupviz.errors import SoupvizError
 from soupviz.progress import terminal_bar
 
@@ -117,12 +118,20 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
         cache=not args.no_cache,
         store=ResultStore(args.store) if args.store else None,
     )
+    _note_cut(args.images, evaluator.images)
     if args.baselines:
         return _evaluate_baselines(args, evaluator, specs)
     weights = evaluator.ingredient_weights() if weights is None else weights(family)
     with terminal_bar("evaluating", "step") as report:
         records = evaluator.evaluate(weights, specs, report)
     return _show(args, family, specs, records)
+
+
+def _note_cut(requested: int, images) -> None:
+    """Say so when --images asks for more test images than the data holds (all of them are used)."""
+    if len(images) < requested:
+        print(f"soupviz: note: --images {requested} asks for more than the {len(images)} test images of "
+              f"{images.source}: all {len(images)} are used.", file=sys.stderr)
 
 
 def _evaluate_baselines(args: argparse.Namespace, evaluator, specs: list) -> list:
@@ -190,8 +199,10 @@ def run_eval(args: argparse.Namespace) -> None:
     from soupviz.checkpoints import load_family
     from soupviz.errors import SoupWeightsError
     from soupviz.evaluate.records import corruption_mean, records_of
+    from soupviz.store import EXPORT_SUFFIXES
     from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
 
+    check_out(args.out, EXPORT_SUFFIXES)
     weights = None
     if args.weights:
         if args.write_cards:
@@ -238,9 +249,15 @@ def run_eval(args: argparse.Namespace) -> None:
 
 def run_sweep(args: argparse.Namespace) -> None:
     """`soupviz sweep`: the simplex grid of --step (within --subset, --margin) on --metrics."""
+    from soupviz.store import EXPORT_SUFFIXES
     from soupviz.weights import simplex_grid
 
+    check_out(args.out, EXPORT_SUFFIXES)
+
     def weights(family):
+        if len(family.names) < 2:
+            raise SoupvizError(f"The family {family.name} has one ingredient, so there is no grid of soups to "
+                               "sweep; measure it with soupviz eval.")
         subset = None
         if args.subset:
             wanted = [name.strip() for name in args.subset.split(",")]
@@ -267,11 +284,13 @@ def _sweep(args: argparse.Namespace, weights) -> list:
     import tempfile
 
     from soupviz.checkpoints import load_family
+    from soupviz.data import load_split
     from soupviz.evaluate.metrics import parse_metrics
     from soupviz.store import ResultStore
     from soupviz.sweep import SweepSetup, sweep
 
     family = load_family(args.family)
+    _note_cut(args.images, load_split(args.data, "test"))
     specs = parse_metrics(args.metrics, args.attack, args.steps)
     setup = SweepSetup(str(family.folder or args.family), data=args.data, images=args.images, seed=args.seed,
                        batchnorm=args.batchnorm, fold=args.fold, device=args.device)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from soupviz.cli.options import add_common
-from soupviz.cli.outputs import FIGURE_FORMATS, write_outputs
+from soupviz.cli.outputs import FIGURE_FORMATS, check_out, write_outputs
 from soupviz.errors import SoupvizError
 from soupviz.insight.generate import GenerationSettings
 from soupviz.insight.saliency import CLIPS, METHODS, MODES, SaliencySettings
@@ -98,6 +98,7 @@ def run_saliency(args: argparse.Namespace) -> None:
     """`soupviz saliency`: `insight.runs.saliency_panels` and `saliency_view`, as the page runs them."""
     from soupviz.insight.runs import saliency_panels, saliency_view
 
+    check_out(args.out, (".csv",))
     family, soup, split, weights = _open(args)
     images, labels, names = _pick(args, split, single=False)
     settings = SaliencySettings(args.method, args.mode, args.clip, args.percentile, nt_samples=args.samples,
@@ -112,6 +113,7 @@ def run_saliency(args: argparse.Namespace) -> None:
 def run_generate(args: argparse.Namespace) -> None:
     """`soupviz generate`: `insight.runs.walk_towards` or `fit_gaussians` and `generate_per_model`,
     as the page runs them."""
+    check_out(args.out, (".csv",))
     from soupviz.data import load_split
     from soupviz.figures.insight import class_figure, strip_figure
     from soupviz.insight.runs import (

@@ -14,6 +14,15 @@ if TYPE_CHECKING:  # plotly is imported where figures are made, so the CLI runs 
 FIGURE_FORMATS = ("html", "png", "svg", "pdf")
 
 
+def check_out(path: str | None, suffixes: Sequence[str]) -> None:
+    """Refuse an --out file name whose extension is none of `suffixes`, before any work is done
+    (a file written under another format's extension would mislead whoever opens it)."""
+    from soupviz.errors import SoupvizError
+
+    if path and Path(path).suffix.lower() not in suffixes:
+        raise SoupvizError(f"--out {path}: name a {' or '.join(suffixes)} file (the extension picks the format).")
+
+
 def write_outputs(figures: Sequence[go.Figure], csv_path: str | None, folder: str | None, fmt: str,
                   csv_figure: int = 0) -> None:
     """Write the numbers behind `figures[csv_figure]` to `csv_path`, and every figure into `folder`

@@ -226,7 +226,8 @@ class Evaluator:
             fresh = [(keys[i], self.record(rows[i], spec, mask)) for i, mask in zip(chunk, masks, strict=True)]
             if self.store is not None:
                 layout = self.layout(len(chunk))
-                self.store.put_many([(key, record, self.family_id, layout) for key, record in fresh])
+                self.store.put_many([(key, record, self.family_id, layout) for key, record in fresh],
+                                    hashes=self.family.hashes)
             records.update((i, record) for i, (_, record) in zip(chunk, fresh, strict=True))
         return [records[i] for i in range(len(rows))]
 

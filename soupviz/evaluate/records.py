@@ -20,6 +20,12 @@ ROW_NUMBER_FIELDS = ("n", "correct", "accuracy", "ci_low", "ci_high", "method", 
 LEGACY_UPPER_BOUND = " (upper bound on robust accuracy)"  # ended robust methods in files written before specs were data
 
 
+def weights_text(weights: Sequence[float] | None) -> str:
+    """Weights as a table cell: '0.5 0.5 0 0', rounded to 10 decimals so that float noise such as
+    -5.55e-16 (a soup whose weights were computed) reads 0."""
+    return " ".join(f"{round(float(w), 10) + 0.0:g}" for w in weights or [])
+
+
 @dataclass(frozen=True)
 class CorruptionMean:
     """Mean accuracy over corruption conditions (`corruption_mean`): a summary, not a measurement,
@@ -56,7 +62,7 @@ class CorruptionMean:
 
     def row(self) -> dict[str, Any]:
         """One flat row for CSV export, in the columns of `Record.row`."""
-        return {"weights": " ".join(f"{w:g}" for w in self.weights or []), "ingredients": self.ingredients,
+        return {"weights": weights_text(self.weights), "ingredients": self.ingredients,
                 "metric": self.metric, "spec": self.spec, "kind": self.kind, "upper_bound": self.upper_bound,
                 **{key: "" for key in ROW_SPEC_FIELDS},
                 **{key: getattr(self, key, "") for key in ROW_NUMBER_FIELDS}}
@@ -159,7 +165,7 @@ class Record:
         """The record as a flat dict for tables and CSV, without the per-image mask: the metric's
         column, key, kind and upper-bound flag, then the spec's fields ('' where its kind has
         none; lists joined by spaces), then the numbers. Every record has the same columns."""
-        head = {"weights": " ".join(f"{w:g}" for w in self.weights or []), "ingredients": self.ingredients,
+        head = {"weights": weights_text(self.weights), "ingredients": self.ingredients,
                 "metric": self.metric, "spec": self.spec, "kind": self.kind, "upper_bound": self.upper_bound}
         data = self.measure.to_dict()
         measure = {key: " ".join(map(str, data[key])) if isinstance(data.get(key), list) else data.get(key, "")

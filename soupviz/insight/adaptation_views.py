@@ -14,7 +14,7 @@ from soupviz.figures.insight import composition_figure, k_curve_figure, outcomes
 from soupviz.insight.adapt import Outcome, selection_names
 from soupviz.insight.few_shot import OWN_SOUP, AdaptationRun, AdaptConfig
 from soupviz.insight.runs import ResultStore, request_key
-from soupviz.insight.shifts import ShiftData, ShiftSpec, shift_from_spec
+from soupviz.insight.shifts import ShiftData, ShiftSpec, shift_from_spec, shift_identity
 from soupviz.insight.weight_search import Selection
 from soupviz.progress import Progress, ProgressCallback, silent
 
@@ -56,7 +56,7 @@ def kept_shifts(
     shifts = []
     for i, spec in enumerate(specs):
         report(Progress.at(i / len(specs), " ".join(map(str, spec[1:]))))
-        key = request_key("shift", context, spec, heldout_per_class, per_class, seed)
+        key = request_key("shift", context, shift_identity(spec), heldout_per_class, per_class, seed)
         shift = store.get(key)
         if shift is None:
             shift = shift_from_spec(spec, split, per_class, heldout_per_class, seed, upload)

@@ -68,6 +68,8 @@ class AdaptConfig:
             raise SoupvizError(f"Unknown selection method {self.method!r}: use grid or gradient.")
         if self.method == "gradient" and self.gradient_steps < 1:
             raise SoupvizError("The gradient method needs at least one step; use method grid for none.")
+        if self.method == "gradient" and not self.lr > 0:
+            raise SoupvizError(f"The gradient steps' learning rate must be positive, not {self.lr:g}; try 0.05.")
         if self.k < 1 or any(k < 1 for k in self.ks):
             raise SoupvizError("Selection needs at least one labelled image per class (k ≥ 1).")
         if self.ks and self.draws < 2:

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from soupviz.corruptions import corrupt
-from soupviz.data import CIFAR10_CLASSES, IMAGE_SUFFIXES, ImageSet, load_image_folder
-from soupviz.errors import SoupvizError
+from soupviz.data import CIFAR10_CLASSES, IMAGE_SUFFIXES, ImageSet, image_folder_stamp, load_image_folder
+from soupviz.errors import DataError, SoupvizError
 from soupviz.storage import cache_dir
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
@@ -64,6 +64,9 @@ class ShiftData:
         `heldout_per_class` images (drawn with `draw_seed(seed, name, "held-out")`) for scoring;
         the rest form the pool.
         """
+        if heldout_per_class < 1:
+            raise SoupvizError(f"Each class needs at least one held-out image to score the choice on, not "
+                               f"{heldout_per_class}; hold out 1 or more per class.")
         model_classes = list(model_classes)
         unknown = [c for c in images.classes if c not in model_classes]
         if unknown:
@@ -116,6 +119,8 @@ def corruption_shift(
 ) -> ShiftData:
     """`per_class` images of each class of `split`, drawn with `draw_seed(seed, shift, 'images')`
     (so each shift has its own images), corrupted; `heldout_per_class` of them held out."""
+    if per_class < 1:
+        raise SoupvizError(f"A corruption shift draws at least one test image per class, not {per_class}.")
     name = f"{corruption} {severity}"
     generator = torch.Generator().manual_seed(draw_seed(seed, name, "images"))
     order = torch.randperm(len(split), generator=generator)
@@ -132,6 +137,18 @@ def upload_spec(name: str, data: bytes) -> ShiftSpec:
     """The spec of an uploaded archive: its file name and a digest of its bytes, so results kept
     under the spec are never reused for a different archive uploaded under the same name."""
     return ("upload", name, hashlib.sha256(data).hexdigest()[:20])
+
+
+def shift_identity(spec: ShiftSpec) -> tuple:
+    """`spec` as a cache key: a folder shift with its images' `image_folder_stamp` appended, so a
+    result kept for a folder is not shown once its images are edited (a missing folder keeps its
+    spec: building the shift says what is wrong)."""
+    if spec[0] != "folder":
+        return tuple(spec)
+    try:
+        return (*spec, image_folder_stamp(spec[1]))
+    except DataError:
+        return tuple(spec)
 
 
 def shift_from_spec(

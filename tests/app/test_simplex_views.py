@@ -25,13 +25,14 @@ from tests.app.test_pages import APP, TIMEOUT, assert_clean
 @pytest.fixture
 def stored_env(app_env: dict, tmp_path, monkeypatch: pytest.MonkeyPatch) -> dict:
     """A fresh default store holding clean, L∞ and two corruptions of the step-0.5 grid minus one
-    soup, and the SAT baseline's clean and L∞ records on the same images."""
+    soup (the L1 corner: the test's SAT baseline holds the nominal weights, so its records are the
+    nominal corner's), and the SAT baseline's clean and L∞ records on the same images."""
     monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path))
     family = load_family(app_env["SOUPVIZ_FAMILY"])
     images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(20, 0)
     evaluator = Evaluator(family, images, device="cpu", store=ResultStore(tmp_path / "results.sqlite"))
     specs = [MetricSpec("clean"), MetricSpec.parse("linf::pgd:1")]
-    evaluator.evaluate(grid_weights(4, 0.5)[:-1], [*specs, MetricSpec.parse("fog:3"), MetricSpec.parse("snow:3")])
+    evaluator.evaluate(grid_weights(4, 0.5)[1:], [*specs, MetricSpec.parse("fog:3"), MetricSpec.parse("snow:3")])
     evaluate_baselines(evaluator, load_baselines(family), specs)
     return app_env
 
@@ -67,10 +68,28 @@ def test_pages_open_on_a_stored_figure_without_pressing_anything(stored_env: dic
         assert any("from the precomputed store: 9 of 10 soups" in c.value for c in at.caption)
     else:  # the presets among the stored soups (the uniform soup is off the grid), by clean, L∞ and the mean
         family = load_family(stored_env["SOUPVIZ_FAMILY"])
-        stored = {tuple(tidy(w)) for w in grid_weights(4, 0.5)[:-1]}
+        stored = {tuple(tidy(w)) for w in grid_weights(4, 0.5)[1:]}
         rows = [w for _, w in row_soups(["ingredients", "presets"], family, None) if tuple(tidy(w)) in stored]
         assert 4 < len(rows) < 8
         assert any(f"Precomputed: {len(rows)} soups × 3 metrics on 20 images." in c.value for c in at.caption)
+
+
+def test_a_damaged_store_is_one_warning_and_the_page_still_opens(stored_env: dict, tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "results.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page, size = (connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'records'").fetchone()[0],
+                      connection.execute("PRAGMA page_size").fetchone()[0])
+    with path.open("r+b") as handle:
+        handle.seek((page - 1) * size + 8)
+        handle.write(bytes(range(256)) * 4)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/heatmaps.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"The results store {path} is damaged" in w.value for w in at.warning)
 
 
 def test_picking_a_stored_soup_moves_the_sliders_there(stored_env: dict) -> None:
@@ -129,8 +148,10 @@ def test_stored_corruptions_are_summarised_by_their_mean(stored_env: dict) -> No
     (heatmap,) = [c for c in charts(at) if c["layout"]["meta"]["soupviz"]["kind"] == "heatmap"]
     columns = heatmap["data"][0]["x"]
     assert "corruption mean" in columns and not any("Fog" in column for column in columns)
-    assert heatmap["data"][0]["y"][-1] == "SAT (baseline)"  # stored on clean and L∞ only: a partial row
-    assert [cell for cell in heatmap["data"][0]["text"][-1] if cell] == ["100.0", mock.ANY]
+    assert heatmap["data"][0]["y"][-1] == "SAT (baseline)"
+    # measured on clean and L∞ only, but it holds the nominal weights: the nominal corner's corruption
+    # records are its own (a record names its ingredients by content), so its row is complete
+    assert [cell for cell in heatmap["data"][0]["text"][-1] if cell] == ["100.0", mock.ANY, mock.ANY]
 
 
 def test_the_stored_tradeoff_sets_robustness_against_another_axis(stored_env: dict) -> None:

@@ -14,7 +14,6 @@ import pytest
 from soupviz.checkpoints import load_family
 from soupviz.evaluate.speaking import speaking_record
 from soupviz.settings import FAMILIES_DIR
-from soupviz.store import family_fingerprint
 from soupviz.store_grid import family_records, family_store
 from tests.browser.conftest import CHROMIUM, ROOT, free_port, wait_healthy
 
@@ -51,7 +50,7 @@ def shipped_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def uniform_l1() -> str:
     family = load_family(SHIPPED)
-    records = family_records(family_store(SHIPPED), family_fingerprint(family.hashes))
+    records = family_records(family_store(SHIPPED), family.hashes)
     chosen = speaking_record(r for r in records if r.weights == [0.25] * 4 and r.kind == "attack"
                              and r.metric == "L1 12")
     assert chosen.measure.attack == "autoattack-apgd" and chosen.n == 500

@@ -16,7 +16,6 @@ from soupviz.checkpoints import load_family
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.speaking import speaking_record
 from soupviz.settings import FAMILIES_DIR
-from soupviz.store import family_fingerprint
 from soupviz.store_grid import family_records, family_store
 
 pytestmark = pytest.mark.slow
@@ -39,7 +38,7 @@ def shipped_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def expected() -> str:
     family = load_family(SHIPPED)
-    records = family_records(family_store(SHIPPED), family_fingerprint(family.hashes))
+    records = family_records(family_store(SHIPPED), family.hashes)
     mine = [r for r in records if r.weights == UNIFORM and r.kind == "attack" and r.metric == L1.column]
     assert {r.measure.attack for r in mine} >= {"pgd", "autoattack-apgd"}  # a preview and AutoAttack stored
     chosen = speaking_record(mine)

@@ -41,6 +41,23 @@ def test_shifts_are_made_once_per_input_and_context_reporting_each_name(images, 
     assert len(made) == 4  # another context, another held-out count: made anew
 
 
+def test_a_folder_shift_is_made_anew_once_its_images_are_rewritten(tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
+    for name in ("cat", "dog"):
+        (tmp_path / "shift" / name).mkdir(parents=True)
+        for i in range(3):
+            grey = torch.full((8, 8, 3), 200, dtype=torch.uint8).numpy()
+            Image.fromarray(grey).save(tmp_path / "shift" / name / f"{i}.png")
+    spec, store = ("folder", str(tmp_path / "shift")), ResultStore()
+    first = kept_shifts([spec], None, 3, 1, 0, store, "data a")[0]
+    for path in (tmp_path / "shift").rglob("*.png"):
+        Image.fromarray(torch.zeros((8, 8, 3), dtype=torch.uint8).numpy()).save(path)
+    again = kept_shifts([spec], None, 3, 1, 0, store, "data a")[0]
+    assert float(first.x.sum()) > 0 and float(again.x.sum()) == 0
+
+
 def outcome(candidate: str, shift: str, weights: list[float]) -> Outcome:
     return Outcome(candidate, "selected", weights, shift, 5, 50, 0.5, 100, 60, 0.6, 0.5, 0.7, 0, "grid")
 

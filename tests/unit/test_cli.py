@@ -123,7 +123,8 @@ def test_user_errors_print_one_line_and_exit_2(family_folder, data_folder, capsy
     assert main(["eval", str(family_folder), "--data", str(data_folder), "--weights", "0.5,0.6,0,0"]) == 2
     assert main(["sweep", str(family_folder), "--data", str(data_folder), "--subset", "nope"]) == 2
     assert main(["eval", "/nonexistent/family", "--data", str(data_folder)]) == 2
-    errors = capsys.readouterr().err.strip().splitlines()
+    lines = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in lines if not line.startswith("soupviz: note: --images 1000 asks for more")]
     assert len(errors) == 3 and all(line.startswith("soupviz: error: ") for line in errors)
 
 
@@ -209,7 +210,7 @@ def test_bad_numbers_print_one_line_naming_the_option(options, named, family_fol
     command, *rest = options
     assert main([command, str(family_folder), "--data", str(data_folder), "--no-cache", *rest]) == 2
     captured = capsys.readouterr()
-    (line,) = captured.err.strip().splitlines()
+    (line,) = [line for line in captured.err.strip().splitlines() if not line.startswith("soupviz: note: --images")]
     assert line.startswith("soupviz: error: ") and named in line and "Traceback" not in captured.err
 
 
@@ -325,6 +326,21 @@ def test_adapt_on_a_folder_with_batchnorm_from_the_shift(family_folder, shift_da
     assert cells[:3] == ["grid-search soup", " ".join(f"{w:g}" for w in chosen.weights), interval_text(chosen)]
 
 
+def test_adapt_on_a_folder_rewritten_in_place_gives_fresh_results(family_folder, shift_data, capsys):
+    options = ["--folder", str(shift_data / "test"), "--heldout", "2", "--k", "1", "--step", "1", "--method", "grid"]
+    assert main(["adapt", str(family_folder), "--data", str(shift_data), *options]) == 0
+    before = capsys.readouterr().out
+    for path in (shift_data / "test").rglob("*.png"):  # every image black: one class is right, 10%
+        Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(path)
+    assert main(["adapt", str(family_folder), "--data", str(shift_data), *options]) == 0
+    after = capsys.readouterr().out
+    assert after != before
+    family = load_family(family_folder)
+    run = adapt_to_shift(Soup.from_family(family), folder_shift(shift_data / "test", 2),
+                         AdaptConfig(k=1, step=1.0, method="grid"), family.labels)
+    assert interval_text(run.outcomes[0]) in after.splitlines()[1]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [([], "exactly one of --corruption NAME or --folder PATH"),
@@ -380,8 +396,11 @@ def test_adapt_defaults_are_the_librarys() -> None:
     base = AdaptConfig()
     assert (args.k, args.step, args.margin, args.method, args.gradient_steps, args.lr, args.draws) == (
         base.k, base.step, base.margin, base.method, base.gradient_steps, base.lr, base.draws)
-    assert (args.severity, args.per_class, args.heldout) == (shifts.SEVERITY, shifts.PER_CLASS,
-                                                             shifts.HELDOUT_PER_CLASS)
+    assert args.heldout == shifts.HELDOUT_PER_CLASS
+    # unset, so that a folder shift can refuse them; a corruption shift takes the library's defaults
+    assert (args.severity, args.per_class) == (None, None)
+    helps = build_parser()._subparsers._group_actions[0].choices["adapt"].format_help()
+    assert f"(default {shifts.SEVERITY})" in helps and f"(default {shifts.PER_CLASS})" in helps
 
 
 def test_eval_of_the_baselines_stores_them_for_the_stored_tradeoff(family_folder, data_folder, tmp_path,
@@ -424,3 +443,58 @@ def test_eval_of_the_baselines_stores_them_for_the_stored_tradeoff(family_folder
     (sat_mean,) = stored_baselines(ResultStore(store), family, load_baselines(family), [mean])
     sat_records = [r for r in ResultStore(store).records() if r.ingredients == ["sat"] and r.kind == "corruption"]
     assert sat_mean == corruption_mean(sat_records) and sat_mean.conditions == 2
+
+
+@pytest.fixture
+def one_ingredient(family_folder: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    for path in family_folder.glob("test-linf.*"):
+        shutil.copy(path, folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [(["eval", "FAMILY", "--out", "x.txt"], "--out x.txt: name a .json or .csv file"),
+     (["sweep", "FAMILY", "--out", "x.txt"], "--out x.txt: name a .json or .csv file"),
+     (["sweep", "ONE"], "has one ingredient, so there is no grid of soups to sweep"),
+     (["sweep", "FAMILY", "--step", "0.3"], "The grid step 0.3 does not divide the total weight (1)"),
+     (["adapt", "FAMILY", "--corruption", "fog", "--heldout", "0"], "at least one held-out image to score the"),
+     (["adapt", "FAMILY", "--corruption", "fog", "--heldout", "-5"], "at least one held-out image to score the"),
+     (["adapt", "FAMILY", "--corruption", "fog", "--per-class", "0"], "at least one test image per class"),
+     (["adapt", "FAMILY", "--corruption", "fog", "--method", "gradient", "--lr", "-1"],
+      "learning rate must be positive, not -1"),
+     (["adapt", "FAMILY", "--folder", "F", "--severity", "2"], "--severity and --per-class shape a corruption"),
+     (["adapt", "FAMILY", "--folder", "F", "--per-class", "5"], "--severity and --per-class shape a corruption"),
+     (["adapt", "FAMILY", "--corruption", "fog", "--out", "x.json"], "--out x.json: name a .csv file"),
+     (["saliency", "FAMILY", "--out", "x.png"], "--out x.png: name a .csv file")],
+    ids=lambda value: value if isinstance(value, str) else " ".join(value[:1] + value[2:]),
+)
+def test_bad_inputs_are_one_sentence_and_no_traceback(family_folder, one_ingredient, data_folder, tmp_path,
+                                                      monkeypatch, capsys, command, message) -> None:
+    monkeypatch.chdir(tmp_path)
+    places = {"FAMILY": str(family_folder), "ONE": str(one_ingredient), "F": str(data_folder / "test")}
+    argv = [places.get(part, part) for part in command] + ["--data", str(data_folder)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if not line.startswith("soupviz: note: --images 1000 asks")]
+    assert message in err and "Traceback" not in err and len(lines) == 1
+    assert not (tmp_path / "x.txt").exists()
+
+
+@pytest.mark.parametrize("command", ["eval", "sweep"])
+def test_more_images_than_the_data_holds_is_said_once_before_the_work(family_folder, data_folder, capsys,
+                                                                      command) -> None:
+    argv = [command, str(family_folder), "--data", str(data_folder), "--metrics", "clean", "--images", "100000000"]
+    assert main(argv + (["--step", "1"] if command == "sweep" else [])) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("--images 100000000 asks for more than the 20 test images of") == 1
+    assert "all 20 are used" in captured.err and "20 images of" in captured.out
+
+
+def test_adapt_on_a_folder_needs_no_cifar10(family_folder, shift_data, tmp_path) -> None:
+    options = ["--folder", str(shift_data / "test"), "--heldout", "2", "--k", "1", "--step", "1", "--method", "grid"]
+    assert main(["adapt", str(family_folder), "--data", str(tmp_path / "no-cifar-here"), *options]) == 0

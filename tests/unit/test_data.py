@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from soupviz.data import augment, load_image_folder, load_split, resolve_source, subset_indices
+from soupviz.data import augment, image_folder_stamp, load_image_folder, load_split, resolve_source, subset_indices
 from soupviz.errors import DataError
 
 
@@ -39,6 +39,17 @@ def test_second_load_reads_the_cache(tmp_path: Path, monkeypatch) -> None:
     assert len(list((tmp_path / "cache" / "data").iterdir())) == 1
     second = load_image_folder(folder)
     assert torch.equal(first.images, second.images)
+
+
+def test_a_folder_rewritten_in_place_is_decoded_afresh(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SOUPVIZ_CACHE", str(tmp_path / "cache"))
+    folder = _write_folder(tmp_path / "split")
+    stamp, first = image_folder_stamp(folder), load_image_folder(folder)
+    for path in sorted(folder.rglob("*.png")):  # the same names, count and class folders, other pixels
+        Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(path)
+    assert image_folder_stamp(folder) != stamp
+    again = load_image_folder(folder)
+    assert int(first.images.sum()) > 0 and int(again.images.sum()) == 0
 
 
 def test_other_sizes_are_resized(tmp_path: Path, monkeypatch) -> None:

@@ -13,7 +13,8 @@ import pytest
 from soupviz import serving
 from soupviz.checkpoints import load_family
 from soupviz.errors import CheckpointError
-from soupviz.serving import folder_stamp, prune_uploads, save_uploads, typed_family_folder, upload_folder
+from soupviz.foreign import folder_stamp
+from soupviz.serving import prune_uploads, save_uploads, typed_family_folder, upload_folder
 
 
 class _Payload:

@@ -22,7 +22,7 @@ from soupviz.figures.simplex import (
     to_cartesian,
 )
 from soupviz.figures.soups import ternary_figure, ternary_points
-from soupviz.store import ResultStore
+from soupviz.store import ResultStore, family_fingerprint
 from soupviz.store_grid import family_records, family_store, grid_step, stored_grid
 from soupviz.weights import grid_weights
 from tests.unit.test_figures import CLEAN, LINF, record
@@ -127,14 +127,15 @@ def test_stored_grid_counts_found_and_missing_records(tmp_path):
     store = ResultStore(tmp_path / "results.sqlite")
     grid = grid_weights(4, 0.5)
     done = [record(w) for w in grid[:4]] + [record(grid[0], LINF)]
+    hashes = ["a", "b", "c", "d"]
     for i, r in enumerate(done):
-        store.put(f"k{i}", r, family="fp")
-    store.put("other", record(grid[5]), family="another family")
-    stored = stored_grid(family_records(store, "fp", [CLEAN[1], LINF[1]]), grid)
+        store.put(f"k{i}", r, family=family_fingerprint(hashes))
+    store.put("other", record(grid[5]), family="another family")  # of ingredients the store does not name
+    stored = stored_grid(family_records(store, hashes, [CLEAN[1], LINF[1]]), grid)
     assert (stored.found, stored.expected) == (5, 2 * len(grid))
     assert stored.caption() == f"from the precomputed store: 5 of {2 * len(grid)} soups"
-    assert len(family_records(store, "fp")) == 5
-    assert stored_grid(family_records(store, "missing"), grid).found == 0
+    assert len(family_records(store, hashes)) == 5
+    assert stored_grid(family_records(store, ["e", "f", "g", "h"]), grid).found == 0
 
 
 def test_grid_step_is_the_coarsest_grid_holding_the_stored_soups():

@@ -19,11 +19,12 @@ from soupviz.evaluate.speaking import (
     strength_rank,
 )
 from soupviz.labels import measured_by, tile_caption
-from soupviz.store import ResultStore, record_key
+from soupviz.store import ResultStore, family_fingerprint, record_key
 from soupviz.store_grid import stored_records
 from tests.unit.test_figures import measured, record
 
 UNIFORM = [0.25, 0.25, 0.25, 0.25]
+HASHES = ["a", "b", "c", "d"]
 PREVIEW_L1 = measured("l1::pgd:10")
 AUTOATTACK_L1 = measured("l1::autoattack-apgd")
 APGD_L1 = measured("l1::apgd-ce:100")
@@ -79,7 +80,7 @@ def test_the_store_answers_with_the_strongest_record_of_the_soup_at_the_specs_th
     others = [record(UNIFORM, PREVIEW_L1, correct=174, n=500), record(UNIFORM, PREVIEW_L1_6, correct=300, n=500),
               record([1, 0, 0, 0], AUTOATTACK_L1, correct=1, n=500)]
     for index, one in enumerate([*others, chosen]):
-        store.put(record_key(index=index), one, family="fam")
-    found = stored_records(store, "fam", UNIFORM, [PREVIEW_L1[1], PREVIEW_L1_6[1]])
+        store.put(record_key(index=index), one, family=family_fingerprint(HASHES), hashes=HASHES)
+    found = stored_records(store, HASHES, UNIFORM, [PREVIEW_L1[1], PREVIEW_L1_6[1]])
     assert found[PREVIEW_L1[0]].accuracy == chosen.accuracy and found[PREVIEW_L1[0]].spec == AUTOATTACK_L1[0]
     assert found[PREVIEW_L1_6[0]].spec == PREVIEW_L1_6[0]

@@ -63,21 +63,28 @@ def test_a_rerun_runs_nothing_and_returns_the_same_records(setup, tmp_path) -> N
         raise AssertionError("a stored record was recomputed")
 
     assert plan(setup.open(store), torch.as_tensor(GRID), SPECS[:2]) == []
-    assert sweep(setup, GRID, SPECS[:2], store, work=fail) == first
+    events = []
+    assert sweep(setup, GRID, SPECS[:2], store, work=fail, progress=events.append) == first
+    assert [(e.done, e.total) for e in events] == [(1, 1)] and events[0].fraction == 1  # the bar completes
+
+
+def killed_on_task(number: int):
+    """A task function that runs tasks until the `number`-th, where the sweep is interrupted."""
+    calls = []
+
+    def work(setup_, task):
+        calls.append(task)
+        if len(calls) == number:
+            raise KeyboardInterrupt
+        return run_task(setup_, task)
+
+    return work
 
 
 def test_a_sweep_killed_midway_keeps_finished_tasks_and_a_rerun_completes_it(setup, tmp_path) -> None:
     store = ResultStore(tmp_path / "results.sqlite")
-    calls = []
-
-    def dies_on_the_third_task(setup_, task):
-        calls.append(task)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return run_task(setup_, task)
-
     with pytest.raises(KeyboardInterrupt):
-        sweep(setup, GRID, SPECS, store, work=dies_on_the_third_task)
+        sweep(setup, GRID, SPECS, store, work=killed_on_task(3))
     assert len(store) == 2 * 4  # two finished tasks of four soups each
     resumed = sweep(setup, GRID, SPECS, store)
     fresh = sweep(setup, GRID, SPECS, ResultStore(tmp_path / "fresh.sqlite"))
@@ -92,6 +99,54 @@ def test_image_shards_give_the_records_of_whole_tasks(setup, tmp_path) -> None:
     assert sharded == whole
     assert events[-1].done == events[-1].total == 2 * 3 * len(SPECS)  # 2 chunks × 3 shards × specs
     assert store.done_parts() == set()  # shard results are dropped once their record is whole
+
+
+def test_a_sharded_sweep_killed_and_resumed_with_another_shard_count_stores_the_whole_subset(setup, tmp_path) -> None:
+    whole = sweep(setup, GRID[:2], SPECS[:1], ResultStore(tmp_path / "whole.sqlite"))
+    store = ResultStore(tmp_path / "results.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        sweep(setup, GRID[:2], SPECS[:1], store, shards=2, work=killed_on_task(2))
+    assert len(store) == 0 and {(shard, shards) for _, shard, shards in store.done_parts()} == {(0, 2)}
+    for shards in (3, 2):  # shard 0 of 2 is not shard 0 of 3: every shard of 3 is run
+        resumed = sweep(setup, GRID[:2], SPECS[:1], store, shards=shards)
+        assert resumed == whole and all(r.n == 20 for r in resumed)
+    assert store.done_parts() == set()  # the other split's rows went with the record
+
+
+def test_shard_results_that_do_not_cover_the_images_are_an_error_never_a_record(setup, tmp_path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    evaluator = setup.open(store)
+    key = evaluator.key(torch.as_tensor(GRID[0], dtype=torch.float64), SPECS[0])
+    store.put_part(key, 0, 2, torch.ones(5, dtype=torch.bool))  # a row of 5 images where shard 0 holds 8
+    with pytest.raises(SoupvizError, match="cover 17 images, not the 20 evaluated, so no record was stored"):
+        sweep(setup, GRID[:1], SPECS[:1], store, shards=2)
+    assert len(store) == 0
+
+
+def test_two_families_swept_into_one_store_each_read_every_record_of_their_soups(setup, tmp_path) -> None:
+    import shutil
+
+    from soupviz.checkpoints import load_family
+    from soupviz.store_grid import family_records, stored_records
+
+    three = tmp_path / "three"
+    three.mkdir()
+    for name in ("linf", "l2", "l1"):
+        for suffix in (".json", ".safetensors"):
+            shutil.copy(Path(setup.family) / f"test-{name}{suffix}", three)
+    store = ResultStore(tmp_path / "results.sqlite")
+    small = dataclasses.replace(setup, family=str(three))
+    mine = sweep(small, simplex_grid(3, 0.5), SPECS[:1], store)  # 6 soups of linf, l2, l1
+    theirs = sweep(setup, GRID, SPECS[:1], store)  # 10 soups of none, linf, l2, l1: 6 already stored
+    assert len(store) == 10
+    four, small_family = load_family(setup.family), load_family(three)
+    seen = family_records(store, four.hashes, names=four.names)
+    assert sorted(map(tuple, (r.weights for r in seen))) == sorted(map(tuple, GRID.tolist()))
+    assert {r.accuracy for r in seen} == {r.accuracy for r in theirs}
+    assert all(r.ingredients == four.names for r in seen)
+    assert sorted(r.weights for r in family_records(store, small_family.hashes)) == sorted(r.weights for r in mine)
+    corner = [0.0, 0.5, 0.5, 0.0]  # computed by the three-ingredient family, read in the four's order
+    assert stored_records(store, four.hashes, corner, SPECS[:1])["clean"].weights == corner
 
 
 def test_a_union_is_swept_through_its_threats(setup, tmp_path) -> None:
