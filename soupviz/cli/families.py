@@ -21,11 +21,17 @@ def add_import_parser(sub: argparse._SubParsersAction) -> None:
     add("files", nargs="+", help=".pt/.pth/.ckpt files (read with weights_only: no code is unpickled)")
     add("--out", required=True, help="family folder to write NAME.safetensors and NAME.json into")
     add("--name", default=None, help="checkpoint name (default: the file's stem; one file only)")
+    add("--zoo", default=None, metavar="ENTRY",
+        help="the file's RobustBench 1.1.1 CIFAR-10 entry, e.g. Rice2020Overfitting: its architecture and "
+        "normalisation (default: the entry the file is named after, if any)")
+    add("--overwrite", action="store_true", help="replace an ingredient of the same name in --out")
     add("--arch", default=None, help="registered architecture (default: the one whose keys and shapes fit)")
     add("--format", dest="fmt", default="auto", choices=FORMATS, help="checkpoint format (default: detected)")
     add("--threat", default="unknown", choices=IMPORT_THREATS, help="what the model was trained against")
     add("--eps", default=None, help="its budget in pixel scale, e.g. 8/255 or 0.5 (default: the threat's usual)")
-    add("--mean", default=None, help="input normalisation means 'm1,m2,m3' (default: the file's, else the zoo's)")
+    add("--mean", default=None,
+        help="input normalisation means 'm1,m2,m3' (default: the file's, else its zoo entry's; 0,0,0 with "
+        "--std 1,1,1 for raw pixels)")
     add("--std", default=None, help="input normalisation stds 's1,s2,s3' (with --mean)")
     add("--check-images", type=int, default=64, help="test images to run the imported model on (0: random inputs)")
     add("--data", default=None, help="CIFAR-10 source for the check (as for eval)")
@@ -45,6 +51,7 @@ def _triple(text: str, what: str) -> tuple[float, ...]:
 
 def run_import(args: argparse.Namespace) -> None:
     """`soupviz import`: `foreign.import_checkpoint` on each file, printing what was written."""
+    from soupviz.cli.options import command_line
     from soupviz.data import load_split
     from soupviz.foreign import import_checkpoint
     from soupviz.threats import THREATS, parse_budget
@@ -59,12 +66,17 @@ def run_import(args: argparse.Namespace) -> None:
         if args.threat not in THREATS:
             raise SoupvizError(f"--eps needs --threat {', '.join(THREATS)}.")
         eps = parse_budget(args.eps, args.threat)
-    images = None
-    if args.check_images > 0:
-        try:
-            images = load_split(args.data, "test").subset(args.check_images, 0)
-        except DataError as error:
-            print(f"No test images ({error}); checking on random inputs.")
+    loaded = {}
+
+    def images():  # loaded once, and only once a file has been read and checked
+        if args.check_images > 0 and "images" not in loaded:
+            try:
+                loaded["images"] = load_split(args.data, "test").subset(args.check_images, 0)
+            except DataError as error:
+                print(f"No test images ({error}); checking on random inputs.")
+                loaded["images"] = None
+        return loaded.get("images")
+
     for file in args.files:
         result = import_checkpoint(
             file,
@@ -75,6 +87,9 @@ def run_import(args: argparse.Namespace) -> None:
             threat=args.threat,
             eps=eps,
             normalisation=normalisation,
+            zoo=args.zoo,
+            overwrite=args.overwrite,
+            command=command_line(),
             check_images=images,
         )
         print(result.summary())

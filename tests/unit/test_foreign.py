@@ -96,11 +96,14 @@ def test_robustbench_state_dict_with_its_own_normalisation(tmp_path: Path) -> No
     assert_same_logits(original, result.path)
 
 
-def test_robustbench_without_normalisation_takes_raw_pixels(tmp_path: Path) -> None:
+def test_a_file_without_normalisation_and_no_zoo_entry_is_refused_never_guessed(tmp_path: Path) -> None:
     original = small_net(1)
     torch.save(original.state_dict(), tmp_path / "raw.pth")
-    result = import_checkpoint(tmp_path / "raw.pth", tmp_path / "family")
+    _expect(tmp_path / "raw.pth", "carries no input normalisation", "--zoo", "--mean and --std")
+    assert not (tmp_path / "family").exists()
+    result = import_checkpoint(tmp_path / "raw.pth", tmp_path / "family", normalisation=IDENTITY)
     assert result.card.mean == IDENTITY[0] and result.card.threat == "unknown" and result.card.label == "raw"
+    assert result.card.source["normalisation"] == "--mean/--std"
     assert_same_logits(original, result.path)
 
 
@@ -141,7 +144,8 @@ def test_old_checkpoints_without_batchnorm_counters_and_half_precision_import(tm
         if not k.endswith("num_batches_tracked")
     }
     torch.save(state, tmp_path / "old.pt")
-    assert_same_logits(original, import_checkpoint(tmp_path / "old.pt", tmp_path / "family").path)
+    result = import_checkpoint(tmp_path / "old.pt", tmp_path / "family", normalisation=IDENTITY)
+    assert_same_logits(original, result.path)
 
 
 class ReferenceDMBlock(nn.Module):
@@ -261,7 +265,8 @@ def test_a_folder_or_upload_of_foreign_files_opens_as_a_family(tmp_path: Path) -
     originals = [small_net(seed) for seed in (6, 7)]
     uploads = []
     for index, net in enumerate(originals):
-        torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / f"m{index}.pt")
+        stats = {"module.mu": torch.zeros(1, 3, 1, 1), "module.sigma": torch.ones(1, 3, 1, 1)}
+        torch.save({**{f"module.{k}": v for k, v in net.state_dict().items()}, **stats}, tmp_path / f"m{index}.pt")
         uploads.append((f"m{index}.pt", (tmp_path / f"m{index}.pt").read_bytes()))
     folder = save_uploads(uploads, tmp_path / "uploads", check=lambda f: open_family(f, cache=tmp_path / "cache"))
     family = open_family(folder, cache=tmp_path / "cache")
