@@ -166,6 +166,39 @@ class SoupFamily:
     def hashes(self) -> list[str]:
         return [ingredient.card.content_hash or content_hash(ingredient.state_dict) for ingredient in self.ingredients]
 
+    def template(self) -> nn.Module:
+        """A fresh module of the family's architecture with its one input normalisation: the
+        template every soup of the family runs through.
+
+        Raises:
+            CheckpointError: the ingredients normalise their inputs differently.
+        """
+        check_one_normalisation(self.ingredients, self.name)
+        card = self.ingredients[0].card
+        return create_model(card.arch, card.num_classes, card.mean, card.std)
+
+
+def check_one_normalisation(ingredients: list[Ingredient], name: str) -> None:
+    """Raise a CheckpointError naming each group of ingredients and its (mean, std) when they
+    differ: a soup runs every ingredient's weights behind one normalisation."""
+    groups: dict[tuple, list[str]] = {}
+    for ingredient in ingredients:
+        card = ingredient.card
+        stats = tuple(tuple(round(float(v), 6) for v in values) for values in (card.mean, card.std))
+        groups.setdefault(stats, []).append(ingredient.name)
+    if len(groups) > 1:
+        described = "; ".join(
+            f"{', '.join(names)} mean {_triple(mean)} std {_triple(std)}" for (mean, std), names in groups.items()
+        )
+        raise CheckpointError(
+            f"The family {name!r} mixes input normalisations ({described}): a soup runs all its ingredients "
+            "behind one, so import them with the same --mean/--std or keep them in separate families."
+        )
+
+
+def _triple(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
 
 def family_from_ingredients(ingredients: list[Ingredient], name: str, folder: Path | None = None) -> SoupFamily:
     """Check that ingredients can be souped together and order them nominal, L∞, L2, L1, others."""
@@ -185,6 +218,7 @@ def family_from_ingredients(ingredients: list[Ingredient], name: str, folder: Pa
                 "it is not of this family."
             )
     names = [ingredient.name for ingredient in ingredients]
+    check_one_normalisation(ingredients, name)
     if len(set(names)) != len(names):
         raise CheckpointError(f"The family {name!r} has two checkpoints with the same name.")
 

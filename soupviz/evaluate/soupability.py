@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError
-from soupviz.models import create_model
 from soupviz.parameters import ParameterMatrix
 from soupviz.soup import BATCHNORM_LABELS, Soup
 from soupviz.threats import NOMINAL
@@ -252,8 +251,7 @@ def measure_soupability(
             on, per soup and for the ingredients themselves (`Soup.reestimate_batchnorm`).
     """
     params = params or ParameterMatrix.from_family(family)
-    card = family.ingredients[0].card
-    soup = Soup(create_model(card.arch, card.num_classes, card.mean, card.std), params)
+    soup = Soup(family.template(), params)
     if calibration is not None:
         soup.reestimate_batchnorm(calibration, batch_size=128, batches=-(-len(calibration) // 128))
     pairs = list(itertools.combinations(range(len(family.names)), 2))
