@@ -294,7 +294,7 @@ def _interval(values: torch.Tensor, alphas: list[float], higher_is_better: bool)
     gaps = values[0] + alpha * (values[-1] - values[0]) - values
     barriers = (gaps if higher_is_better else -gaps).amax(0).clamp(min=0)
     low, high = torch.quantile(barriers, torch.tensor([0.025, 0.975], dtype=values.dtype)).tolist()
-    return low, high
+    return max(0.0, low), max(0.0, high)  # never "-0.000"
 
 
 def measure_soupability(

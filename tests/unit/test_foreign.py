@@ -299,3 +299,73 @@ def test_cli_import_writes_a_carded_checkpoint(tmp_path: Path, capsys) -> None:
     assert "--mean and --std go together" in capsys.readouterr().err
     assert main(["import", str(tmp_path / "zoo.pt"), "--out", str(tmp_path / "f"), "--arch", "resnet18"]) == 2
     assert "does not fit resnet18" in capsys.readouterr().err
+
+
+def test_import_never_overwrites_an_ingredient_unless_asked(tmp_path: Path) -> None:
+    for run, seed in (("run1", 10), ("run2", 11)):  # robustness names every run's file alike
+        (tmp_path / run).mkdir()
+        torch.save({"model": {f"module.{k}": v for k, v in AttackerModel(small_net(seed)).state_dict().items()}},
+                   tmp_path / run / "checkpoint.pt.latest")
+    first = import_checkpoint(tmp_path / "run1" / "checkpoint.pt.latest", tmp_path / "family")
+    before = first.path.read_bytes()
+    with pytest.raises(CheckpointError, match="already exists: give the import another --name, or --overwrite"):
+        import_checkpoint(tmp_path / "run2" / "checkpoint.pt.latest", tmp_path / "family")
+    assert first.path.read_bytes() == before
+    second = import_checkpoint(tmp_path / "run2" / "checkpoint.pt.latest", tmp_path / "family", name="run2")
+    assert second.path != first.path and first.path.read_bytes() == before
+    replaced = import_checkpoint(tmp_path / "run2" / "checkpoint.pt.latest", tmp_path / "family", overwrite=True)
+    assert replaced.path == first.path and first.path.read_bytes() != before
+
+
+def test_the_card_records_the_command_and_where_the_normalisation_came_from(tmp_path: Path, monkeypatch,
+                                                                              capsys) -> None:
+    torch.save(Normalised(small_net(12)).state_dict(), tmp_path / "zoo.pt")
+    argv = ["import", str(tmp_path / "zoo.pt"), "--out", str(tmp_path / "family"), "--check-images", "0"]
+    monkeypatch.setattr("sys.argv", ["soupviz", *argv])
+    assert main(argv) == 0
+    card = load_checkpoint(tmp_path / "family" / "zoo.safetensors").card
+    assert card.command == "soupviz " + " ".join(argv) and card.source["normalisation"] == "the file zoo.pt"
+    assert "(from the file zoo.pt)" in capsys.readouterr().out
+    assert main([*argv, "--overwrite", "--mean", "0,0,0", "--std", "1,1,1"]) == 0
+    assert load_checkpoint(tmp_path / "family" / "zoo.safetensors").card.source["normalisation"] == "--mean/--std"
+
+
+def test_bad_files_are_named_in_the_users_terms_before_any_image_is_loaded(tmp_path: Path, monkeypatch,
+                                                                           capsys) -> None:
+    import pickle
+
+    loads = []
+    monkeypatch.setattr("soupviz.data.load_split", lambda *a, **k: loads.append(a) or pytest.fail("images loaded"))
+    state = small_net().state_dict()
+    (tmp_path / "folder.pt").mkdir()
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with open(tmp_path / "raw.pt", "wb") as handle:
+        pickle.dump(state, handle)
+    torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    (tmp_path / "cut-legacy.pt").write_bytes((tmp_path / "legacy.pt").read_bytes()[:3000])
+    torch.save(state, tmp_path / "zip.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "zip.pt").read_bytes()[:3000])
+    torch.save({**state, "linear.weight": torch.zeros(10, 100)}, tmp_path / "shape.pt")
+    torch.save({"last": state, "best": state}, tmp_path / "two.pt")
+    expected = {
+        "folder.pt": "is a folder, not a file",
+        "empty.pt": "is empty (0 bytes)",
+        "notes.pt": "is not a PyTorch checkpoint",
+        "raw.pt": "is a raw Python pickle (pickle.dump)",
+        "cut-legacy.pt": "legacy (pre-1.6) format and is truncated or damaged",
+        "cut.pt": "is truncated or damaged (its zip archive cannot be read)",
+        "shape.pt": "shape (10, 100) for 'linear.weight' where (10, 192) is expected",
+        "two.pt": "holds several state dicts ('last', 'best')",
+        "zip.pt": "carries no input normalisation",
+        "absent.pt": "does not exist",
+    }
+    for name, fragment in expected.items():
+        extra = ["--arch", "preact_resnet_small"] if name == "shape.pt" else []
+        assert main(["import", str(tmp_path / name), "--out", str(tmp_path / "family"), *extra]) == 2, name
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert fragment in err and str(tmp_path / name) in err and "\n" not in err, err
+        for internal in ("pop from empty list", "enforce fail", "PytorchStreamReader", "weights_only", "Warning"):
+            assert internal not in err + captured.out, (name, err)
+    assert loads == [] and not (tmp_path / "family").exists()
