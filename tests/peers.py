@@ -85,6 +85,37 @@ def robustbench_cifar10() -> types.ModuleType:
             del sys.modules[name]
 
 
+def robustness_library() -> types.SimpleNamespace:
+    """MadryLab `robustness` 1.2.1.post2's own `AttackerModel` and CIFAR-10 ResNets, installed without
+    dependencies beside robustbench (`pip install --no-deps --target .peers robustness==1.2.1.post2`),
+    or skip. Its `attacker` and `tools.helpers` import dill and cox (for saving and logging, not for
+    the model); stand-ins take their place while they are imported."""
+    root = Path(os.environ.get("SOUPVIZ_PEERS", PEERS)) / "robustness"
+    if not (root / "attacker.py").is_file():
+        pytest.skip(f"robustness is not installed: pip install --no-deps --target {PEERS} robustness==1.2.1.post2")
+    if "robustness" not in sys.modules:
+        package = types.ModuleType("robustness")
+        package.__path__ = [str(root)]
+        sys.modules["robustness"] = package
+    importlib.import_module("torch.utils.data")  # asks whether dill exists: before any stand-in
+    stood_in = []
+    for name in ("dill", "cox", "cox.store"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            sys.modules[name] = _StandIn(name)
+            stood_in.append(name)
+    try:
+        attacker = importlib.import_module("robustness.attacker")
+        resnet = importlib.import_module("robustness.cifar_models.resnet")
+    finally:
+        for name in stood_in:
+            del sys.modules[name]
+    return types.SimpleNamespace(
+        AttackerModel=attacker.AttackerModel, resnet18=resnet.ResNet18, resnet50=resnet.ResNet50
+    )
+
+
 def robustbench_entry(name: str, threat: str):
     """robustbench's constructor for one CIFAR-10 entry (threat 'linf', 'l2' or 'corruptions')."""
     zoo = robustbench_cifar10()

@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "soupviz"
 LAYERS: list[set[str]] = [
     {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters", "settings"},
     {"data"},
-    {"models", "zoo_models", "cards", "checkpoints", "foreign_formats", "foreign", "serving"},
+    {"models", "zoo_models", "zoo_entries", "cards", "torch_files", "state_layout", "checkpoints", "foreign_formats",
+     "foreign", "serving"},
     {"weights"},
     {"parameters", "soup"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},

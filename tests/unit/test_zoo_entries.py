@@ -162,7 +162,7 @@ def _zoo_file(model: nn.Module, entry: ZooEntry, folder: Path, form: str) -> Pat
     return path
 
 
-def _assert_same_logits(original: nn.Module, path: Path) -> None:
+def _assert_same_logits(original, path: Path) -> None:
     x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     imported = load_checkpoint(path).build_model()
     with torch.no_grad():
@@ -200,3 +200,32 @@ def test_a_file_named_after_no_entry_imports_with_zoo(tmp_path: Path) -> None:
     assert result.card.source["normalisation"] == "RobustBench 1.1.1 entry Rice2020Overfitting (l2)"
     assert result.card.arch == entry.arch and result.card.threat == "l2"
     _assert_same_logits(original, result.path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_robustness_attacker_model_checkpoints_import_to_its_logits(arch: str, tmp_path: Path) -> None:
+    """MadryLab robustness's own AttackerModel (normaliser + model + attacker) in DataParallel, saved as
+    its `train.py` saves `checkpoint.pt.latest` and `.best`: both import, neither overwrites the other."""
+    import types
+
+    from tests.peers import robustness_library
+
+    library = robustness_library()
+    mean, std = torch.tensor([0.4914, 0.4822, 0.4465]), torch.tensor([0.2023, 0.1994, 0.2010])
+    cifar = types.SimpleNamespace(mean=mean, std=std)  # robustness.datasets.CIFAR's statistics
+    torch.manual_seed(0)
+    original = _randomised(library.AttackerModel(getattr(library, arch)(), cifar), seed=4)
+    wrapped = nn.DataParallel(original)
+    optimizer = torch.optim.SGD(original.parameters(), lr=0.1, momentum=0.9)
+    info = {"model": wrapped.state_dict(), "optimizer": optimizer.state_dict(), "schedule": None, "epoch": 150,
+            "amp": None}
+    for name in ("checkpoint.pt.latest", "checkpoint.pt.best"):
+        torch.save(info, tmp_path / name)
+    latest = import_checkpoint(tmp_path / "checkpoint.pt.latest", tmp_path / "family", threat="l2")
+    with pytest.raises(CheckpointError, match="already exists"):
+        import_checkpoint(tmp_path / "checkpoint.pt.best", tmp_path / "family", threat="l2")
+    best = import_checkpoint(tmp_path / "checkpoint.pt.best", tmp_path / "family", threat="l2", name="best")
+    assert latest.card.arch == best.card.arch == arch and latest.card.source["format"] == "robustness"
+    assert latest.card.source["normalisation"] == "the file checkpoint.pt.latest"
+    _assert_same_logits(lambda x: original.eval()(x)[0], latest.path)  # AttackerModel returns (logits, input)
