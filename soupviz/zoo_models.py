@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.models import ImageClassifier, WideResNet, register_model
+from soupviz.models import ImageClassifier, PreActBlock, WideResNet, register_model
 
 
 @register_model("wide_resnet34_10")
@@ -162,18 +162,9 @@ def resnet50(num_classes: int = 10, **norm: Sequence[float]) -> nn.Module:
     return ResNet([3, 4, 6, 3], True, num_classes, **norm)
 
 
-class PreActShortcutOnInputBlock(nn.Module):
-    """RobustBench's `PreActBlock` (out_shortcut=False): the 1x1 shortcut convolution takes the
-    block's input before BatchNorm and ReLU, unlike soupviz's `PreActBlock`."""
-
-    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_planes)
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False))
+class PreActShortcutOnInputBlock(PreActBlock):
+    """RobustBench's `PreActBlock` (out_shortcut=False): the same parameters as soupviz's
+    `PreActBlock`, but the 1x1 shortcut convolution takes the block's input before BatchNorm and ReLU."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = self.shortcut(x) if hasattr(self, "shortcut") else x

@@ -13,6 +13,7 @@ imports of architectures soupviz does not register (timm, geotorch). Those are s
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -51,6 +52,23 @@ class _StandIn(types.ModuleType):
         return unavailable
 
 
+@contextlib.contextmanager
+def _standing_in(names: tuple[str, ...]):
+    """Stand-ins in `sys.modules` for those of `names` that cannot be imported, removed afterwards."""
+    stood_in = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            sys.modules[name] = _StandIn(name)
+            stood_in.append(name)
+    try:
+        yield
+    finally:
+        for name in stood_in:
+            del sys.modules[name]
+
+
 def robustbench_cifar10() -> types.ModuleType:
     """robustbench's `model_zoo/cifar10.py` as a module (its `linf`, `l2`, `common_corruptions`
     tables and classes), or skip the test when robustbench is not installed."""
@@ -71,18 +89,8 @@ def robustbench_cifar10() -> types.ModuleType:
             package = types.ModuleType(name)
             package.__path__ = [str(folder)]
             sys.modules[name] = package
-    stood_in = []
-    for name in _UNNEEDED:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            sys.modules[name] = _StandIn(name)
-            stood_in.append(name)
-    try:
+    with _standing_in(_UNNEEDED):
         return importlib.import_module("robustbench.model_zoo.cifar10")
-    finally:
-        for name in stood_in:
-            del sys.modules[name]
 
 
 def robustness_library() -> types.SimpleNamespace:
@@ -98,19 +106,9 @@ def robustness_library() -> types.SimpleNamespace:
         package.__path__ = [str(root)]
         sys.modules["robustness"] = package
     importlib.import_module("torch.utils.data")  # asks whether dill exists: before any stand-in
-    stood_in = []
-    for name in ("dill", "cox", "cox.store"):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            sys.modules[name] = _StandIn(name)
-            stood_in.append(name)
-    try:
+    with _standing_in(("dill", "cox", "cox.store")):
         attacker = importlib.import_module("robustness.attacker")
         resnet = importlib.import_module("robustness.cifar_models.resnet")
-    finally:
-        for name in stood_in:
-            del sys.modules[name]
     return types.SimpleNamespace(
         AttackerModel=attacker.AttackerModel, resnet18=resnet.ResNet18, resnet50=resnet.ResNet50
     )

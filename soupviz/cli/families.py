@@ -104,7 +104,7 @@ def add_check_parser(sub: argparse._SubParsersAction) -> None:
         help="also measure each ingredient's path to this outside checkpoint (.safetensors with its card), "
         "e.g. assets/unrelated/unrelated.safetensors")
     add("--images", type=int, default=None,
-        help="test images to measure the paths on, a fixed seeded subset (default: 500, enough that the shipped "
+        help="test images to measure the paths on, a fixed seeded subset (default: 1000, enough that the shipped "
         "family's verdicts are stable)")
     add("--points", type=int, default=7, help="points per straight path, ends included")
     add("--batchnorm", default="mix", choices=["mix", "reestimate"],
