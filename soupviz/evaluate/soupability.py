@@ -31,7 +31,7 @@ LOSS_BARRIER_LIMIT = 0.5
 ACCURACY_BARRIER_LIMIT = 0.10
 SOUPS_WELL, DO_NOT_MIX, CANNOT_TELL = "soups well", "barrier: do not mix", "cannot tell"
 RESAMPLES = 1000  # bootstrap resamples of the images, seeded
-DEFAULT_CHECK_IMAGES = 1000  # the shipped family's verdicts: "cannot tell" at 64 and 256 images, stable at 1000 (README)
+DEFAULT_CHECK_IMAGES = 1000  # shipped family: "cannot tell" at 64 and 256 images, stable at 1000 (README)
 # A network of the shipped family's architecture trained independently (kept outside the family).
 SHIPPED_OUTSIDER = Path(__file__).resolve().parents[2] / "assets" / "unrelated" / "unrelated.safetensors"
 
