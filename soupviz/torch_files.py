@@ -25,7 +25,7 @@ _NUMPY_GLOBALS = [
     *(getattr(np.dtypes, name) for name in ("Float64DType", "Float32DType", "Int64DType")),
 ]
 _ZIP = b"PK\x03\x04"
-_LEGACY = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # pickle of torch's legacy magic number
+_LEGACY = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch's legacy magic number, as its pickle stores it
 _SAFE_PREFIXES = ("torch.", "collections.OrderedDict", "numpy.", "builtins.set", "_codecs.encode")
 RESAVE = "re-save it with torch.save(model.state_dict(), path) where you trust it"
 
@@ -34,14 +34,15 @@ def file_kind(path: Path) -> str:
     """'zip' (torch.save since 1.6), 'legacy' (torch.save before 1.6), 'pickle' (pickle.dump),
     'empty' or 'other', from the file's first bytes."""
     with open(path, "rb") as handle:
-        head = handle.read(len(_LEGACY))
+        head = handle.read(32)
     if not head:
         return "empty"
     if head.startswith(_ZIP):
         return "zip"
-    if head.startswith(_LEGACY):
+    pickled = len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5
+    if pickled and _LEGACY in head:
         return "legacy"
-    return "pickle" if head[0] == 0x80 and 2 <= head[1] <= 5 else "other"
+    return "pickle" if pickled else "other"
 
 
 def check_file(path: Path, what: str = "checkpoint") -> None:
@@ -79,6 +80,11 @@ def read_torch_file(path: str | Path) -> object:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
+        if kind == "legacy" and _protocol(path) != 2:
+            raise CheckpointError(
+                f"The checkpoint {path} is in torch's legacy (pre-1.6) format with pickle protocol {_protocol(path)}, "
+                f"which torch's safe loader cannot read: {RESAVE} (torch.save's default zip format)."
+            ) from None
         unsafe = _unsafe_globals(path, kind)
         if unsafe:
             raise CheckpointError(
@@ -100,6 +106,37 @@ def read_torch_file(path: str | Path) -> object:
         ) from None
 
 
+def _protocol(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return handle.read(2)[1]
+
+
+def _pickle_globals(stream: io.BytesIO) -> list[str]:
+    """'module.name' of each global one pickle in `stream` names (GLOBAL, or STACK_GLOBAL with the
+    two strings before it, followed through the memo)."""
+    found: list[str] = []
+    recent: list[str | None] = []
+    memo: dict[int, str | None] = {}
+    for opcode, arg, _position in pickletools.genops(stream):
+        name = opcode.name
+        if name == "MEMOIZE":
+            memo[len(memo)] = recent[-1] if recent else None
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = recent[-1] if recent else None
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            recent.append(memo.get(arg))
+        elif name == "GLOBAL":
+            found.append(str(arg).replace(" ", "."))
+            recent.append(None)
+        elif name == "STACK_GLOBAL":
+            if len(recent) >= 2 and isinstance(recent[-2], str) and isinstance(recent[-1], str):
+                found.append(f"{recent[-2]}.{recent[-1]}")
+            recent.append(None)
+        else:
+            recent.append(arg if isinstance(arg, str) else None)
+    return found
+
+
 def _unsafe_globals(path: Path, kind: str) -> list[str]:
     """Python callables the file's pickle names beyond torch's, numpy's and OrderedDict ([] if
     none, or if the pickle cannot even be scanned)."""
@@ -115,14 +152,7 @@ def _unsafe_globals(path: Path, kind: str) -> list[str]:
         stream = io.BytesIO(handle.read())
     try:
         for _ in range(4):  # magic number, protocol, system info, the object itself
-            strings: list[str] = []
-            for opcode, arg, _position in pickletools.genops(stream):
-                if opcode.name == "GLOBAL":
-                    found.append(str(arg).replace(" ", "."))
-                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
-                    found.append(".".join(strings[-2:]))
-                elif isinstance(arg, str):
-                    strings.append(arg)
+            found += _pickle_globals(stream)
     except Exception:  # cut or damaged: scan what was read
         pass
     return [name for name in dict.fromkeys(found) if not name.startswith(_SAFE_PREFIXES)]

@@ -333,6 +333,7 @@ def test_the_card_records_the_command_and_where_the_normalisation_came_from(tmp_
 def test_bad_files_are_named_in_the_users_terms_before_any_image_is_loaded(tmp_path: Path, monkeypatch,
                                                                            capsys) -> None:
     import pickle
+    import warnings
 
     loads = []
     monkeypatch.setattr("soupviz.data.load_split", lambda *a, **k: loads.append(a) or pytest.fail("images loaded"))
@@ -344,6 +345,7 @@ def test_bad_files_are_named_in_the_users_terms_before_any_image_is_loaded(tmp_p
         pickle.dump(state, handle)
     torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
     (tmp_path / "cut-legacy.pt").write_bytes((tmp_path / "legacy.pt").read_bytes()[:3000])
+    torch.save(state, tmp_path / "legacy4.pt", _use_new_zipfile_serialization=False, pickle_protocol=4)
     torch.save(state, tmp_path / "zip.pt")
     (tmp_path / "cut.pt").write_bytes((tmp_path / "zip.pt").read_bytes()[:3000])
     torch.save({**state, "linear.weight": torch.zeros(10, 100)}, tmp_path / "shape.pt")
@@ -354,6 +356,8 @@ def test_bad_files_are_named_in_the_users_terms_before_any_image_is_loaded(tmp_p
         "notes.pt": "is not a PyTorch checkpoint",
         "raw.pt": "is a raw Python pickle (pickle.dump)",
         "cut-legacy.pt": "legacy (pre-1.6) format and is truncated or damaged",
+        "legacy4.pt": "legacy (pre-1.6) format with pickle protocol 4, which torch's safe loader cannot read",
+        "legacy.pt": "carries no input normalisation",  # read: torch's legacy format, protocol 2
         "cut.pt": "is truncated or damaged (its zip archive cannot be read)",
         "shape.pt": "shape (10, 100) for 'linear.weight' where (10, 192) is expected",
         "two.pt": "holds several state dicts ('last', 'best')",
@@ -362,7 +366,10 @@ def test_bad_files_are_named_in_the_users_terms_before_any_image_is_loaded(tmp_p
     }
     for name, fragment in expected.items():
         extra = ["--arch", "preact_resnet_small"] if name == "shape.pt" else []
-        assert main(["import", str(tmp_path / name), "--out", str(tmp_path / "family"), *extra]) == 2, name
+        with warnings.catch_warnings(record=True) as caught:  # torch's pickle warnings are not shown either
+            warnings.simplefilter("always")
+            assert main(["import", str(tmp_path / name), "--out", str(tmp_path / "family"), *extra]) == 2, name
+        assert not caught, (name, [str(w.message)[:80] for w in caught])
         captured = capsys.readouterr()
         err = captured.err.strip()
         assert fragment in err and str(tmp_path / name) in err and "\n" not in err, err
