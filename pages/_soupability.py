@@ -15,6 +15,7 @@ from soupviz.errors import SoupvizError
 from soupviz.evaluate.soupability import (
     DO_NOT_MIX,
     SHIPPED_OUTSIDER,
+    SOUPS_WELL,
     Soupability,
     measure_against,
     measure_soupability,
@@ -59,7 +60,7 @@ def soupability_panel(family: SoupFamily, folder: str, stamp: str) -> None:
         return
     report = cached_soupability(folder, stamp, source, str(device), images, s.seed)
     st.dataframe(report.matrix(), hide_index=True, width="stretch")
-    bad = any(p.verdict == DO_NOT_MIX or p.base is None for p in report.pairs)
+    bad = any(p.verdict != SOUPS_WELL or p.base is None for p in report.pairs)
     (st.warning if bad else st.success)(report.summary())
     st.caption(report.caption())
     unrelated_panel(family, folder, stamp, source, str(device), images, s.seed)

@@ -22,8 +22,10 @@ from torch import nn
 from soupviz.cards import Card, card_path, read_card, write_card
 from soupviz.errors import CheckpointError
 from soupviz.models import create_model
+from soupviz.state_layout import layout_difference
 from soupviz.storage import atomic_write_bytes
 from soupviz.threats import NOMINAL, THREATS
+from soupviz.torch_files import check_file
 
 INGREDIENT_ORDER = (NOMINAL, *THREATS)
 
@@ -76,8 +78,7 @@ def save_checkpoint(state_dict: dict[str, torch.Tensor], card: Card, folder: str
 def load_checkpoint(path: str | Path) -> Ingredient:
     """Load a checkpoint and its card, checking the file, the hash and the weights' values."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"The checkpoint {path} does not exist.")
+    check_file(path)
     state_dict = read_weights(path)  # first: a file that is no checkpoint at all is the clearer error
     card = read_card(card_path(path))
     if card.content_hash and content_hash(state_dict) != card.content_hash:
@@ -128,37 +129,17 @@ def _looks_like_safetensors(data: bytes) -> bool:
 
 
 def _read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    import pickle
+    """A .pt/.pth state dict read by the one reader of torch files and its rules (`foreign_formats`)."""
+    from soupviz.foreign_formats import read_foreign
 
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:  # weights_only refused an object that is not a tensor
-        raise CheckpointError(f"The checkpoint {path} holds Python objects besides tensors, which soupviz never "
-                              "unpickles; save a plain state dict (`model.state_dict()`) or safetensors.") from error
-    except Exception as error:  # not a zip or pickle at all, or cut short
-        raise CheckpointError(f"The file {path} is not a PyTorch checkpoint that can be read.") from error
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(blob, dict) and isinstance(blob.get(key), dict):
-            blob = blob[key]
-    if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
-        raise CheckpointError(f"The checkpoint {path} does not hold a state dict of tensors.")
-    return {key.removeprefix("module.").removeprefix("model."): value for key, value in blob.items()}
+    return read_foreign(path, "plain").state_dict
 
 
 def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], path: Path) -> None:
-    """Raise a CheckpointError naming the first missing, unexpected or mis-shaped key."""
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
-    if missing or unexpected:
-        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(f"The checkpoint {path} does not fit its architecture: {detail} keys.")
-    for key, tensor in expected.items():
-        if tuple(state_dict[key].shape) != tuple(tensor.shape):
-            raise CheckpointError(
-                f"The checkpoint {path} has shape {tuple(state_dict[key].shape)} for {key!r} where the "
-                f"architecture expects {tuple(tensor.shape)}."
-            )
+    """Raise a CheckpointError naming the first missing, unexpected or mis-shaped key (with both shapes)."""
+    difference = layout_difference(model.state_dict(), state_dict)
+    if difference:
+        raise CheckpointError(f"The checkpoint {path} does not fit its architecture: {difference.detail()}.")
 
 
 @dataclass
@@ -185,6 +166,39 @@ class SoupFamily:
     def hashes(self) -> list[str]:
         return [ingredient.card.content_hash or content_hash(ingredient.state_dict) for ingredient in self.ingredients]
 
+    def template(self) -> nn.Module:
+        """A fresh module of the family's architecture with its one input normalisation: the
+        template every soup of the family runs through.
+
+        Raises:
+            CheckpointError: the ingredients normalise their inputs differently.
+        """
+        check_one_normalisation(self.ingredients, self.name)
+        card = self.ingredients[0].card
+        return create_model(card.arch, card.num_classes, card.mean, card.std)
+
+
+def check_one_normalisation(ingredients: list[Ingredient], name: str) -> None:
+    """Raise a CheckpointError naming each group of ingredients and its (mean, std) when they
+    differ: a soup runs every ingredient's weights behind one normalisation."""
+    groups: dict[tuple, list[str]] = {}
+    for ingredient in ingredients:
+        card = ingredient.card
+        stats = tuple(tuple(round(float(v), 6) for v in values) for values in (card.mean, card.std))
+        groups.setdefault(stats, []).append(ingredient.name)
+    if len(groups) > 1:
+        described = "; ".join(
+            f"{', '.join(names)} mean {_triple(mean)} std {_triple(std)}" for (mean, std), names in groups.items()
+        )
+        raise CheckpointError(
+            f"The family {name!r} mixes input normalisations ({described}): a soup runs all its ingredients "
+            "behind one, so import them with the same --mean/--std or keep them in separate families."
+        )
+
+
+def _triple(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
 
 def family_from_ingredients(ingredients: list[Ingredient], name: str, folder: Path | None = None) -> SoupFamily:
     """Check that ingredients can be souped together and order them nominal, L∞, L2, L1, others."""
@@ -197,18 +211,14 @@ def family_from_ingredients(ingredients: list[Ingredient], name: str, folder: Pa
                 f"{other.path} is a {other.card.arch} but {first.path} is a {first.card.arch}: "
                 "a family needs one architecture."
             )
-        if set(other.state_dict) != set(first.state_dict):
-            odd = sorted(set(other.state_dict) ^ set(first.state_dict))[:3]
+        difference = layout_difference(first.state_dict, other.state_dict)
+        if difference:
             raise CheckpointError(
-                f"{other.path} has different keys from {first.path} (e.g. {odd}): it is not of this family."
+                f"{other.path} does not have the keys and shapes of {first.path} ({difference.detail()}): "
+                "it is not of this family."
             )
-        for key, tensor in first.state_dict.items():
-            if other.state_dict[key].shape != tensor.shape:
-                raise CheckpointError(
-                    f"{other.path} has shape {tuple(other.state_dict[key].shape)} for {key!r} "
-                    f"but {first.path} has {tuple(tensor.shape)}."
-                )
     names = [ingredient.name for ingredient in ingredients]
+    check_one_normalisation(ingredients, name)
     if len(set(names)) != len(names):
         raise CheckpointError(f"The family {name!r} has two checkpoints with the same name.")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,18 +17,20 @@ from soupviz.cards import Card, card_path
 from soupviz.checkpoints import SoupFamily, check_state_dict, load_family, save_checkpoint
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError
-from soupviz.foreign_formats import fill_counters, match_architecture, read_foreign
-from soupviz.models import CIFAR10_MEAN, CIFAR10_STD, create_model
+from soupviz.foreign_formats import ForeignCheckpoint, fill_counters, match_architecture, read_foreign
+from soupviz.models import create_model
 from soupviz.storage import cache_dir, files_stamp
 from soupviz.threats import DEFAULT_BUDGETS, THREATS
+from soupviz.zoo_entries import ZooEntry, entry_for_file, zoo_entry
 
 FOREIGN_SUFFIXES = (".pt", ".pth", ".ckpt")
 FAMILY_SUFFIXES = (".safetensors", ".json", *FOREIGN_SUFFIXES)  # the files a family folder is read from
 IMPORT_THREATS = ("unknown", "none", *THREATS)
-IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-# RobustBench's DeepMind-layout models normalise inside the network with CIFAR-10 statistics that
-# are not in their state dict; its other CIFAR-10 models take raw pixels in [0, 1].
-ZOO_NORMALISATION = {arch: (CIFAR10_MEAN, CIFAR10_STD) for arch in ("dm_wide_resnet28_10", "wide_resnet70_16")}
+NO_NORMALISATION = (
+    "carries no input normalisation and is named after no RobustBench entry soupviz knows, so its mean and "
+    "std cannot be told: name its entry with --zoo (e.g. --zoo Carmon2019Unlabeled), or give --mean and --std "
+    "(--mean 0,0,0 --std 1,1,1 for a model that takes pixels in [0, 1] as they are)"
+)
 
 
 @dataclass
@@ -43,7 +46,7 @@ class ImportResult:
         card = self.card
         return (
             f"{self.path}: {card.arch} from a {card.source['format']} file, normalisation mean "
-            f"{_short(card.mean)} std {_short(card.std)}; {self.check}"
+            f"{_short(card.mean)} std {_short(card.std)} (from {card.source['normalisation']}); {self.check}"
         )
 
 
@@ -61,43 +64,64 @@ def import_checkpoint(
     threat: str = "unknown",
     eps: float | None = None,
     normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
-    check_images: ImageSet | None = None,
+    zoo: str | None = None,
+    overwrite: bool = False,
+    command: str = "",
+    check_images: ImageSet | Callable[[], ImageSet | None] | None = None,
 ) -> ImportResult:
     """Import a foreign checkpoint into `out` as `<name>.safetensors` with its card.
 
-    The normalisation is, in order: `normalisation` (mean, std) if given, the one stored in the
-    file, the zoo's convention for the architecture (`ZOO_NORMALISATION`), else none (inputs
-    used as pixels in [0, 1], as RobustBench's WideResNet-28-10/34-10 and PreActResNet-18 expect).
-    The model is then run on `check_images` (its clean accuracy is reported: near 10% on
-    CIFAR-10 usually means a wrong normalisation) or on 8 seeded random images, and must give
-    finite logits of the right shape.
+    The file is read and checked (format, architecture, normalisation, name) before any image is
+    loaded. The normalisation is, in order: `normalisation` (mean, std) if given, the one stored
+    in the file, the RobustBench entry's (`zoo`, else the entry the file is named after, see
+    `soupviz.zoo_entries`); with none of these the file is refused, never guessed. The model is
+    then run on `check_images` (its clean accuracy is reported: near 10% on CIFAR-10 usually means
+    a wrong normalisation) or on 8 seeded random images, and must give finite logits of the right
+    shape.
 
     Args:
-        threat, eps: what the model was trained against, as the user states it ('unknown' if
-            not given); `eps` defaults to the threat's usual budget (pixel scale).
+        threat, eps: what the model was trained against, as the user states it (default: the zoo
+            entry's L∞/L2, else 'unknown'); `eps` defaults to the threat's usual budget (pixel scale).
+        zoo: a RobustBench 1.1.1 CIFAR-10 entry name, e.g. 'Rice2020Overfitting'.
+        overwrite: replace an ingredient of the same name in `out` (otherwise refused).
+        command: the command line that asked for the import, recorded in the card.
+        check_images: test images, or a function loading them (called only for a good file).
 
     Returns:
-        The written path, its card (with `source`: format, file name and SHA-256) and the check.
+        The written path, its card (with `source`: format, file name, SHA-256, zoo entry and where
+        the normalisation came from) and the check.
     """
-    foreign = read_foreign(source, fmt)
-    arch, num_classes = match_architecture(foreign, arch)
+    source = Path(source)
     if threat not in IMPORT_THREATS:
         raise CheckpointError(f"Unknown threat {threat!r}: use one of {', '.join(IMPORT_THREATS)}.")
+    entry = zoo_entry(zoo, threat) if zoo else entry_for_file(source, threat)
+    if entry and arch and arch != entry.arch:
+        raise CheckpointError(f"RobustBench's {entry.key} is a {entry.arch}, not a {arch}: drop --arch or --zoo.")
+    foreign = read_foreign(source, fmt, entry.wrapper if entry else None)
+    arch, num_classes = match_architecture(foreign, entry.arch if entry else arch)
+    if threat == "unknown" and entry and entry.threat in THREATS:
+        threat = entry.threat
     if eps is None and threat in DEFAULT_BUDGETS:
         eps = DEFAULT_BUDGETS[threat]
-    if normalisation is None:
-        stored = (foreign.mean, foreign.std) if foreign.mean is not None else None
-        normalisation = stored or ZOO_NORMALISATION.get(arch, IDENTITY)
+    normalisation, origin = _normalisation(foreign, entry, normalisation)
     mean, std = (tuple(float(v) for v in values) for values in normalisation)
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise CheckpointError(f"The normalisation of {foreign.path} needs 3 means and 3 positive stds: {mean}, {std}.")
+    card_name = name or re.sub(r"[^\w.-]+", "_", foreign.path.stem)
+    target = Path(out) / f"{card_name}.safetensors"
+    if target.exists() and not overwrite:
+        raise CheckpointError(
+            f"{target} already exists: give the import another --name, or --overwrite to replace it."
+        )
     model = create_model(arch, num_classes, mean, std)
     state = fill_counters(foreign.state_dict, arch, num_classes)
     check_state_dict(model, state, foreign.path)
     model.load_state_dict(state)
-    check, accuracy = _run_check(model.eval(), check_images, num_classes, foreign.path)
+    images = check_images() if callable(check_images) else check_images
+    check, accuracy = _run_check(model.eval(), images, num_classes, foreign.path)
+    dropped = f"; left out {foreign.dropped} keys of the unused sub_block1" if foreign.dropped else ""
     card = Card(
-        name=name or re.sub(r"[^\w.-]+", "_", foreign.path.stem),
+        name=card_name,
         arch=arch,
         threat=threat,
         eps=eps,
@@ -105,10 +129,33 @@ def import_checkpoint(
         mean=mean,
         std=std,
         data_source="",
-        notes=f"Imported with soupviz import from {foreign.path.name} ({foreign.format}).",
-        source={"format": foreign.format, "file": foreign.path.name, "sha256": foreign.sha256},
+        command=command,
+        notes=f"Imported with soupviz import from {foreign.path.name} ({foreign.format}){dropped}.",
+        source={
+            "format": foreign.format,
+            "file": foreign.path.name,
+            "sha256": foreign.sha256,
+            "zoo": f"RobustBench 1.1.1 CIFAR-10 {entry.key}: {entry.constructor}" if entry else "",
+            "normalisation": origin,
+        },
     )
     return ImportResult(save_checkpoint(state, card, out), card, check, accuracy)
+
+
+def _normalisation(foreign: ForeignCheckpoint, entry: ZooEntry | None, given) -> tuple[tuple, str]:
+    """(mean, std) and where they came from: the flags, the file, the zoo entry; else refused."""
+    if given is not None:
+        return given, "--mean/--std"
+    if foreign.mean is not None:
+        return (foreign.mean, foreign.std), f"the file {foreign.path.name}"
+    if entry is None:
+        raise CheckpointError(f"The checkpoint {foreign.path} {NO_NORMALISATION}.")
+    if entry.normalisation is None:
+        raise CheckpointError(
+            f"RobustBench's {entry.key} takes its normalisation from its file, and {foreign.path} has none: "
+            "give --mean and --std."
+        )
+    return entry.normalisation, f"RobustBench 1.1.1 entry {entry.key}"
 
 
 def _run_check(model: torch.nn.Module, images: ImageSet | None, classes: int, path: Path) -> tuple[str, float | None]:

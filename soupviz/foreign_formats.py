@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 
 from soupviz.errors import CheckpointError
 from soupviz.models import available_models, create_model
+from soupviz.state_layout import LayoutDifference, layout_difference
+from soupviz.torch_files import check_file, read_torch_file
 
 FORMATS = ("auto", "robustbench", "robustness", "plain")
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "network")
@@ -32,13 +32,8 @@ _NORM_KEYS = (
     ("norm.mean", "norm.std"),
     ("normalizer.new_mean", "normalizer.new_std"),
 )
-# numpy scalars (an epoch's accuracy saved beside the weights) are data, not code.
-_NUMPY_GLOBALS = [
-    np.dtype,
-    np._core.multiarray.scalar,
-    (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
-    *(getattr(np.dtypes, name) for name in ("Float64DType", "Float32DType", "Int64DType")),
-]
+# RobustBench's WideResNet(sub_block1=True) holds a second first block that its forward never calls.
+_UNUSED = "sub_block1."
 
 
 @dataclass
@@ -46,7 +41,8 @@ class ForeignCheckpoint:
     """A foreign file's weights under registered key names, with what the file says about itself.
 
     `mean`/`std` are the input normalisation stored in the file (None when it has none);
-    `sha256` hashes the file's bytes.
+    `sha256` hashes the file's bytes; `dropped` counts keys of modules the original class holds but
+    never runs (RobustBench's `sub_block1`), left out of `state_dict`.
     """
 
     path: Path
@@ -55,9 +51,10 @@ class ForeignCheckpoint:
     mean: tuple[float, ...] | None
     std: tuple[float, ...] | None
     sha256: str
+    dropped: int = 0
 
 
-def read_foreign(path: str | Path, fmt: str = "auto") -> ForeignCheckpoint:
+def read_foreign(path: str | Path, fmt: str = "auto", wrapper: str | None = None) -> ForeignCheckpoint:
     """Read a foreign checkpoint and map its keys, without unpickling code.
 
     Args:
@@ -66,15 +63,24 @@ def read_foreign(path: str | Path, fmt: str = "auto") -> ForeignCheckpoint:
             and 'module.normalizer.new_mean/new_std'), 'plain' (any state dict; the wrappers
             'state_dict', 'model_state_dict', 'model', 'net' and the prefixes 'module.',
             '_orig_mod.', 'model.', 'net.' are removed) or 'auto' (detected).
+        wrapper: a key to read the weights from first (RobustBench's 'last' of files holding 'last'
+            and 'best').
     """
     path = Path(path)
     if fmt not in FORMATS:
         raise CheckpointError(f"Unknown checkpoint format {fmt!r}: use one of {', '.join(FORMATS)}.")
-    if not path.is_file():
-        raise CheckpointError(f"The checkpoint {path} does not exist.")
     blob = _load(path)
+    if wrapper is not None:
+        if not isinstance(blob, dict) or not isinstance(blob.get(wrapper), dict):
+            raise CheckpointError(f"The checkpoint {path} has no {wrapper!r} state dict, as its zoo entry expects.")
+        blob = blob[wrapper]
     while isinstance(blob, dict) and len(inner := [blob[k] for k in _WRAPPERS if isinstance(blob.get(k), dict)]) == 1:
         blob = inner[0]
+    if isinstance(blob, dict) and len(several := [k for k, v in blob.items() if isinstance(v, dict)]) > 1:
+        raise CheckpointError(
+            f"The checkpoint {path} holds several state dicts ({', '.join(map(repr, several[:3]))}): name its "
+            "RobustBench entry with --zoo, or save the one you mean on its own."
+        )
     if not isinstance(blob, dict) or not blob or not all(isinstance(v, torch.Tensor) for v in blob.values()):
         raise CheckpointError(f"The checkpoint {path} does not hold a state dict of tensors.")
     detected = "robustness" if _is_robustness(blob) else "robustbench" if _matching(_strip(blob)[0]) else "plain"
@@ -92,32 +98,19 @@ def read_foreign(path: str | Path, fmt: str = "auto") -> ForeignCheckpoint:
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"The checkpoint {path} has NaN or Inf values in {key!r}.")
     state = {key: t.float() if t.is_floating_point() else t for key, t in state.items()}
-    return ForeignCheckpoint(path, fmt, state, mean, std, _file_hash(path))
+    unused = [key for key in state if key.startswith(_UNUSED)] if any(k.startswith("block1.") for k in state) else []
+    state = {key: t for key, t in state.items() if key not in unused}
+    return ForeignCheckpoint(path, fmt, state, mean, std, _file_hash(path), len(unused))
 
 
 def _load(path: Path) -> object:
     if path.suffix == ".safetensors":
+        check_file(path)
         try:
             return load_safetensors_bytes(path.read_bytes())
-        except (SafetensorError, ValueError, OSError) as error:
-            raise CheckpointError(f"The checkpoint {path} is truncated or corrupted ({error}).") from error
-    try:
-        with torch.serialization.safe_globals(_NUMPY_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        try:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        except Exception:  # not even its opcodes can be read: a cut or damaged file
-            unsafe = []
-        if unsafe:
-            raise CheckpointError(
-                f"The checkpoint {path} pickles Python objects beyond tensors ({', '.join(unsafe[:3])}), which "
-                "soupviz never runs: re-save it with torch.save(model.state_dict(), path) where you trust it."
-            ) from error
-        raise CheckpointError(f"The checkpoint {path} is truncated or corrupted: it cannot be unpickled.") from error
-    except Exception as error:  # zip, storage and EOF errors of a cut file come in many types
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0]
-        raise CheckpointError(f"The checkpoint {path} is truncated or not a PyTorch file ({first}).") from error
+        except (SafetensorError, ValueError, OSError):
+            raise CheckpointError(f"The safetensors file {path} is truncated or damaged: copy it again.") from None
+    return read_torch_file(path)
 
 
 def _is_robustness(blob: dict[str, torch.Tensor]) -> bool:
@@ -180,18 +173,13 @@ def fill_counters(state: dict[str, torch.Tensor], arch: str, num_classes: int) -
     return {**state, **missing}
 
 
-def _mismatch(state: dict[str, torch.Tensor], arch: str) -> tuple[list[str], list[str], list[str]]:
+def _mismatch(state: dict[str, torch.Tensor], arch: str) -> LayoutDifference:
     classes = _classes(state, arch)
-    layout = _layout(arch, classes)
-    state = fill_counters(state, arch, classes)
-    missing = [k for k in layout if k not in state]
-    unexpected = [k for k in state if k not in layout]
-    shapes = [k for k in layout if k in state and tuple(state[k].shape) != layout[k]]
-    return missing, unexpected, shapes
+    return layout_difference(_layout(arch, classes), fill_counters(state, arch, classes))
 
 
 def _matching(state: dict[str, torch.Tensor]) -> list[str]:
-    return [arch for arch in available_models() if not any(_mismatch(state, arch))]
+    return [arch for arch in available_models() if not _mismatch(state, arch)]
 
 
 def match_architecture(foreign: ForeignCheckpoint, arch: str | None = None) -> tuple[str, int]:
@@ -205,17 +193,9 @@ def match_architecture(foreign: ForeignCheckpoint, arch: str | None = None) -> t
     candidates = [arch] if arch else available_models()
     if arch and arch not in available_models():
         raise CheckpointError(f"Unknown architecture {arch!r}: choose one of {', '.join(available_models())}.")
-    scored = sorted((sum(map(len, _mismatch(state, name))), name) for name in candidates)
+    scored = sorted((_mismatch(state, name).size, name) for name in candidates)
     score, best = scored[0]
     if score == 0:
         return best, _classes(state, best)
-    missing, unexpected, shapes = _mismatch(state, best)
-    detail = (
-        f"missing {missing[:3]}"
-        if missing
-        else f"unexpected {unexpected[:3]}"
-        if unexpected
-        else f"other shapes for {shapes[:3]}"
-    )
     where = f"does not fit {best}" if arch else f"matches no registered architecture (closest: {best})"
-    raise CheckpointError(f"The checkpoint {foreign.path} {where}: {detail} keys.")
+    raise CheckpointError(f"The checkpoint {foreign.path} {where}: {_mismatch(state, best).detail()}.")

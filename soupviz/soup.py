@@ -18,7 +18,6 @@ from torch.func import functional_call, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from soupviz.errors import NonFiniteLogitsError, SoupvizError, SoupWeightsError
-from soupviz.models import create_model
 from soupviz.parameters import ParameterMatrix, format_weights
 from soupviz.weights import Weights, check_weights
 
@@ -70,10 +69,8 @@ class Soup:
 
     @classmethod
     def from_family(cls, family: Any, device: torch.device | str = "cpu", **kw: Any) -> Soup:
-        """A soup of a `SoupFamily`, its template built from the first ingredient's card."""
-        card = family.ingredients[0].card
-        template = create_model(card.arch, card.num_classes, card.mean, card.std)
-        return cls(template, ParameterMatrix.from_family(family, device), **kw)
+        """A soup of a `SoupFamily` behind its one normalisation (`SoupFamily.template`)."""
+        return cls(family.template(), ParameterMatrix.from_family(family, device), **kw)
 
     @property
     def weights(self) -> torch.Tensor:

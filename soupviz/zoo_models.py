@@ -1,7 +1,9 @@
 """Architectures of public robust CIFAR-10 checkpoints that `models.py` lacks, in their authors'
 parameter names so downloaded weights load unchanged: RobustBench's WideResNet-34-10, DeepMind's
 WideResNet layout with Swish (WRN-28-10 and WRN-70-16, the zoo's top entries and the CIFAR-10
-soups of Croce et al.), and the MadryLab `robustness` library's ResNet-18 and ResNet-50.
+soups of Croce et al.), RobustBench's L∞ PreActResNet-18 (Wong2020Fast, Andriushchenko2020), and
+the MadryLab `robustness` library's ResNet-18 and ResNet-50. RobustBench's WideResNets built with
+`sub_block1=True` hold a `sub_block1` their forward never calls; `foreign_formats` drops its keys.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soupviz.models import ImageClassifier, WideResNet, register_model
+from soupviz.models import ImageClassifier, PreActBlock, WideResNet, register_model
 
 
 @register_model("wide_resnet34_10")
@@ -158,3 +160,42 @@ def resnet18(num_classes: int = 10, **norm: Sequence[float]) -> nn.Module:
 def resnet50(num_classes: int = 10, **norm: Sequence[float]) -> nn.Module:
     """ResNet-50 (23.5M parameters), MadryLab's robust CIFAR-10 checkpoints' architecture."""
     return ResNet([3, 4, 6, 3], True, num_classes, **norm)
+
+
+class PreActShortcutOnInputBlock(PreActBlock):
+    """RobustBench's `PreActBlock` (out_shortcut=False): the same parameters as soupviz's
+    `PreActBlock`, but the 1x1 shortcut convolution takes the block's input before BatchNorm and ReLU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.shortcut(x) if hasattr(self, "shortcut") else x
+        out = self.conv1(F.relu(self.bn1(x)))
+        return self.conv2(F.relu(self.bn2(out))) + shortcut
+
+
+class PreActResNetNoFinalBN(ImageClassifier):
+    """RobustBench's `PreActResNet(PreActBlock, ...)` (bn_before_fc=False): four stages of
+    `PreActShortcutOnInputBlock`, average pooling straight after the last block."""
+
+    def __init__(self, blocks: Sequence[int], num_classes: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__(mean, std)
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        in_planes = 64
+        for stage, (count, planes) in enumerate(zip(blocks, (64, 128, 256, 512), strict=True)):
+            layers = []
+            for index in range(count):
+                layers.append(PreActShortcutOnInputBlock(in_planes, planes, 2 if stage and not index else 1))
+                in_planes = planes
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*layers))
+        self.linear = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(self.normalize(x))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+@register_model("preact_resnet18_linf")
+def preact_resnet18_linf(num_classes: int = 10, **norm: Sequence[float]) -> nn.Module:
+    """PreActResNet-18 (11.2M parameters) in RobustBench's L∞ layout (Wong2020Fast,
+    Andriushchenko2020Understanding); `preact_resnet18` is its L2/corruptions layout."""
+    return PreActResNetNoFinalBN([2, 2, 2, 2], num_classes, **norm)

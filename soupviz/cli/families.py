@@ -21,11 +21,17 @@ def add_import_parser(sub: argparse._SubParsersAction) -> None:
     add("files", nargs="+", help=".pt/.pth/.ckpt files (read with weights_only: no code is unpickled)")
     add("--out", required=True, help="family folder to write NAME.safetensors and NAME.json into")
     add("--name", default=None, help="checkpoint name (default: the file's stem; one file only)")
+    add("--zoo", default=None, metavar="ENTRY",
+        help="the file's RobustBench 1.1.1 CIFAR-10 entry, e.g. Rice2020Overfitting: its architecture and "
+        "normalisation (default: the entry the file is named after, if any)")
+    add("--overwrite", action="store_true", help="replace an ingredient of the same name in --out")
     add("--arch", default=None, help="registered architecture (default: the one whose keys and shapes fit)")
     add("--format", dest="fmt", default="auto", choices=FORMATS, help="checkpoint format (default: detected)")
     add("--threat", default="unknown", choices=IMPORT_THREATS, help="what the model was trained against")
     add("--eps", default=None, help="its budget in pixel scale, e.g. 8/255 or 0.5 (default: the threat's usual)")
-    add("--mean", default=None, help="input normalisation means 'm1,m2,m3' (default: the file's, else the zoo's)")
+    add("--mean", default=None,
+        help="input normalisation means 'm1,m2,m3' (default: the file's, else its zoo entry's; 0,0,0 with "
+        "--std 1,1,1 for raw pixels)")
     add("--std", default=None, help="input normalisation stds 's1,s2,s3' (with --mean)")
     add("--check-images", type=int, default=64, help="test images to run the imported model on (0: random inputs)")
     add("--data", default=None, help="CIFAR-10 source for the check (as for eval)")
@@ -45,6 +51,7 @@ def _triple(text: str, what: str) -> tuple[float, ...]:
 
 def run_import(args: argparse.Namespace) -> None:
     """`soupviz import`: `foreign.import_checkpoint` on each file, printing what was written."""
+    from soupviz.cli.options import command_line
     from soupviz.data import load_split
     from soupviz.foreign import import_checkpoint
     from soupviz.threats import THREATS, parse_budget
@@ -59,12 +66,17 @@ def run_import(args: argparse.Namespace) -> None:
         if args.threat not in THREATS:
             raise SoupvizError(f"--eps needs --threat {', '.join(THREATS)}.")
         eps = parse_budget(args.eps, args.threat)
-    images = None
-    if args.check_images > 0:
-        try:
-            images = load_split(args.data, "test").subset(args.check_images, 0)
-        except DataError as error:
-            print(f"No test images ({error}); checking on random inputs.")
+    loaded = {}
+
+    def images():  # loaded once, and only once a file has been read and checked
+        if args.check_images > 0 and "images" not in loaded:
+            try:
+                loaded["images"] = load_split(args.data, "test").subset(args.check_images, 0)
+            except DataError as error:
+                print(f"No test images ({error}); checking on random inputs.")
+                loaded["images"] = None
+        return loaded.get("images")
+
     for file in args.files:
         result = import_checkpoint(
             file,
@@ -75,6 +87,9 @@ def run_import(args: argparse.Namespace) -> None:
             threat=args.threat,
             eps=eps,
             normalisation=normalisation,
+            zoo=args.zoo,
+            overwrite=args.overwrite,
+            command=command_line(),
             check_images=images,
         )
         print(result.summary())
@@ -88,7 +103,9 @@ def add_check_parser(sub: argparse._SubParsersAction) -> None:
     add("--against", default=None, metavar="FILE",
         help="also measure each ingredient's path to this outside checkpoint (.safetensors with its card), "
         "e.g. assets/unrelated/unrelated.safetensors")
-    add("--images", type=int, default=64, help="test images to measure the paths on (a fixed seeded subset)")
+    add("--images", type=int, default=None,
+        help="test images to measure the paths on, a fixed seeded subset (default: 1000, enough that the shipped "
+        "family's verdicts are stable)")
     add("--points", type=int, default=7, help="points per straight path, ends included")
     add("--batchnorm", default="mix", choices=["mix", "reestimate"],
         help="mix the running statistics (means like the weights, variances in log space) or re-estimate them "
@@ -96,36 +113,39 @@ def add_check_parser(sub: argparse._SubParsersAction) -> None:
     add("--calibration-images", type=int, default=512, help="training images to re-estimate BatchNorm on")
     add("--data", default=None, help="CIFAR-10 source (as for eval)")
     add("--device", default="auto", help="'auto' (GPU if present), 'cpu' or 'cuda[:N]'")
-    add("--seed", type=int, default=0)
+    add("--seed", type=int, default=0, help="seeds the image subset and the bootstrap intervals")
+    add("--output", default=None, metavar="FILE", help="also write the printed report to FILE")
     parser.set_defaults(run=run_check)
 
 
 def run_check(args: argparse.Namespace) -> None:
-    """`soupviz check`: lineage and loss barriers of the family's pairs (or against --against)."""
+    """`soupviz check`: each ingredient's own accuracy and loss, then lineage and barriers (with
+    95% bootstrap intervals) of the family's pairs (or against --against)."""
     from soupviz.checkpoints import load_checkpoint, load_family
+    from soupviz.cli.options import command_line
     from soupviz.data import load_split
     from soupviz.device import pick_device
-    from soupviz.evaluate.soupability import measure_against, measure_soupability
+    from soupviz.evaluate.soupability import DEFAULT_CHECK_IMAGES, check_report, measure_against, measure_soupability
     from soupviz.parameters import ParameterMatrix
 
-    if args.images < 1 or args.points < 3 or args.calibration_images < 1:
+    images = DEFAULT_CHECK_IMAGES if args.images is None else args.images
+    if images < 1 or args.points < 3 or args.calibration_images < 1:
         raise SoupvizError("--images and --calibration-images must be at least 1 and --points at least 3.")
     family = load_family(args.family)
-    images = load_split(args.data, "test").subset(args.images, args.seed)
+    test = load_split(args.data, "test").subset(images, args.seed)
     device = pick_device(args.device)
     calibration = None
     if args.batchnorm == "reestimate":
         calibration = load_split(args.data, "train").subset(args.calibration_images, args.seed).floats(device)
     if args.against:
-        report = measure_against(family, load_checkpoint(args.against), images, args.points, device, calibration)
+        outsider = load_checkpoint(args.against)
+        report = measure_against(family, outsider, test, args.points, device, calibration, args.seed)
     else:
         params = ParameterMatrix.from_family(family, device)
-        report = measure_soupability(family, images, args.points, params, calibration)
-    print(f"{'pair':<24}{'shared base':<14}{'loss barrier':>13}{'acc barrier':>12}  verdict")
-    for p in report.within + report.against:
-        print(
-            f"{p.a + ' – ' + p.b:<24}{p.base or '(none)':<14}{p.loss_barrier:>13.3f}"
-            f"{p.accuracy_barrier:>12.1%}  {p.verdict}"
-        )
-    print(report.summary())
-    print(report.caption())
+        report = measure_soupability(family, test, args.points, params, calibration, args.seed)
+    text = check_report(report)
+    print(text)
+    if args.output:
+        from pathlib import Path
+
+        Path(args.output).write_text(f"$ {command_line()}\n\n{text}\n")

@@ -13,7 +13,6 @@ from soupviz.checkpoints import SoupFamily
 from soupviz.data import ImageSet, load_split
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.models import create_model
 from soupviz.parameters import ParameterMatrix
 from soupviz.soup import Soup
 from soupviz.store import ResultStore
@@ -66,8 +65,7 @@ def open_evaluator(
     test = test if test is not None else load_split(data, "test").subset(images, seed)
     soup = None
     if params is not None:
-        card = family.ingredients[0].card
-        soup, device = Soup(create_model(card.arch, card.num_classes, card.mean, card.std), params), params.device
+        soup, device = Soup(family.template(), params), params.device
     evaluator = Evaluator(
         family, test, device=device, seed=seed, batch_size=batch_size,
         store=(store if store is not None else ResultStore()) if cache else None, soup=soup, fold=fold,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,17 +18,20 @@ import torch.nn.functional as F
 from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError
-from soupviz.models import create_model
 from soupviz.parameters import ParameterMatrix
 from soupviz.soup import BATCHNORM_LABELS, Soup
 from soupviz.threats import NOMINAL
 from soupviz.weights import interpolation_line
 
 # A pair "soups well" when no point of the straight path falls more than these below the line
-# joining its ends: 0.5 nats of cross-entropy, 10 points of accuracy (six images out of 64).
+# joining its ends: 0.5 nats of cross-entropy, 10 points of accuracy; "barrier: do not mix" when
+# it surely does; "cannot tell" when the 95% bootstrap interval of a barrier straddles its limit or
+# an end is near chance (less than the accuracy limit above it: a path cannot fall that far below).
 LOSS_BARRIER_LIMIT = 0.5
 ACCURACY_BARRIER_LIMIT = 0.10
-SOUPS_WELL, DO_NOT_MIX = "soups well", "barrier: do not mix"
+SOUPS_WELL, DO_NOT_MIX, CANNOT_TELL = "soups well", "barrier: do not mix", "cannot tell"
+RESAMPLES = 1000  # bootstrap resamples of the images, seeded
+DEFAULT_CHECK_IMAGES = 1000  # shipped family: "cannot tell" at 64 and 256 images, stable at 1000 (README)
 # A network of the shipped family's architecture trained independently (kept outside the family).
 SHIPPED_OUTSIDER = Path(__file__).resolve().parents[2] / "assets" / "unrelated" / "unrelated.safetensors"
 
@@ -104,6 +107,9 @@ class PairBarrier:
     losses: list[float]
     accuracies: list[float]
     base: str | None
+    loss_interval: tuple[float, float] | None = None
+    accuracy_interval: tuple[float, float] | None = None
+    chance: float = 0.1
 
     @property
     def loss_barrier(self) -> float:
@@ -114,9 +120,24 @@ class PairBarrier:
         return path_barrier(self.accuracies, self.alphas, higher_is_better=True)
 
     @property
+    def near_chance(self) -> bool:
+        """Whether an end's accuracy is within `ACCURACY_BARRIER_LIMIT` of chance: a path cannot fall
+        that far below such an end, so no barrier can show."""
+        return min(self.accuracies[0], self.accuracies[-1]) < self.chance + ACCURACY_BARRIER_LIMIT
+
+    @property
     def verdict(self) -> str:
-        small = self.loss_barrier <= LOSS_BARRIER_LIMIT and self.accuracy_barrier <= ACCURACY_BARRIER_LIMIT
-        return SOUPS_WELL if small else DO_NOT_MIX
+        """SOUPS_WELL when both barriers (their whole 95% intervals, where measured) are within the
+        limits, DO_NOT_MIX when one surely is not, else CANNOT_TELL (also when an end is near chance)."""
+        if self.near_chance:
+            return CANNOT_TELL
+        loss = self.loss_interval or (self.loss_barrier,) * 2
+        accuracy = self.accuracy_interval or (self.accuracy_barrier,) * 2
+        if loss[0] > LOSS_BARRIER_LIMIT or accuracy[0] > ACCURACY_BARRIER_LIMIT:
+            return DO_NOT_MIX
+        if loss[1] <= LOSS_BARRIER_LIMIT and accuracy[1] <= ACCURACY_BARRIER_LIMIT:
+            return SOUPS_WELL
+        return CANNOT_TELL
 
 
 @dataclass
@@ -130,6 +151,8 @@ class Soupability:
     points: int
     batchnorm: str = BATCHNORM_LABELS["mix"]
     outsider: str | None = None
+    ends: dict[str, tuple[float, float]] = field(default_factory=dict)
+    seed: int = 0
 
     def pair(self, a: str, b: str) -> PairBarrier:
         return next(p for p in self.pairs if {p.a, p.b} == {a, b})
@@ -160,13 +183,24 @@ class Soupability:
         """Plain sentences: which pairs not to mix, or that every pair soups well; with an
         outside network, also whether it soups with the family."""
         bad = [f"{p.a}–{p.b}" for p in self.within if p.verdict == DO_NOT_MIX]
+        unsure = [f"{p.a}–{p.b}" for p in self.within if p.verdict == CANNOT_TELL]
+        chance = [f"{p.a}–{p.b}" for p in self.within if p.near_chance]
         orphan = [f"{p.a}–{p.b}" for p in self.within if p.base is None]
         if bad:
             text = f"Do not mix {', '.join(bad)}: the straight path between them crosses a barrier."
-        else:
+        elif not unsure:
             text = "Every pair soups well: no straight path between two ingredients crosses a barrier."
+        else:
+            text = ""
+        if unsure:
+            why = (f" ({', '.join(chance)}: an end is near chance accuracy, where no barrier can show)"
+                   if chance else "")
+            text += (f" Cannot tell for {', '.join(unsure)}{why}: a barrier's 95% interval reaches across its "
+                     "limit or the ends are too weak; measure on more images.")
         if orphan:
-            text += f" The cards show no shared base for {', '.join(orphan)}."
+            text += (f" The cards show no shared base for {', '.join(orphan)}: their verdicts rest on the "
+                     "measured paths alone.")
+        text = text.strip()
         if self.outsider is not None:
             text += " " + self.outsider_verdict()
         return text
@@ -175,6 +209,10 @@ class Soupability:
         """One plain sentence on the outside network against the family's ingredients."""
         blocked = [p.a for p in self.against if p.verdict == DO_NOT_MIX]
         worst = max(self.against, key=lambda p: p.accuracy_barrier)
+        unsure = [p.a for p in self.against if p.verdict == CANNOT_TELL]
+        if not blocked and unsure:
+            return (f"Cannot tell whether {self.outsider} soups with {', '.join(unsure)}: an interval reaches "
+                    "across its limit or an end is near chance.")
         if not blocked:
             return f"{self.outsider} soups with every ingredient: no path to it crosses a barrier."
         return (
@@ -185,49 +223,78 @@ class Soupability:
     def caption(self) -> str:
         return (
             f"Straight paths at {self.points} points on {self.images} test images. Barrier: the largest "
-            f"drop below the line joining the ends; 'soups well' means at most {ACCURACY_BARRIER_LIMIT:.0%} "
-            f"accuracy and {LOSS_BARRIER_LIMIT} nats of loss. {self.batchnorm}"
+            f"drop below the line joining the ends, with a 95% interval from {RESAMPLES} bootstrap resamples "
+            f"of the images (seed {self.seed}); 'soups well' means the whole interval is within "
+            f"{ACCURACY_BARRIER_LIMIT:.0%} accuracy and {LOSS_BARRIER_LIMIT} nats of loss, 'cannot tell' that "
+            f"it reaches across or that an end is within {ACCURACY_BARRIER_LIMIT:.0%} of chance accuracy. "
+            f"{self.batchnorm}"
         )
 
 
 def straight_paths(
-    soup: Soup, pairs: Sequence[tuple[int, int]], x: torch.Tensor, y: torch.Tensor, points: int = 7
-) -> list[PairBarrier]:
+    soup: Soup,
+    pairs: Sequence[tuple[int, int]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    points: int = 7,
+    seed: int = 0,
+    batch: int = 256,
+) -> tuple[list[PairBarrier], torch.Tensor, torch.Tensor]:
     """Loss and accuracy along the straight path between pairs of a soup's ingredients.
 
     Each ingredient is run once and each pair adds `points - 2` soups, under the soup's
-    BatchNorm rule (`Soup.bn_label`). Architecture-agnostic: any template module will do.
+    BatchNorm rule (`Soup.bn_label`). Architecture-agnostic: any template module will do. Each
+    barrier gets a 95% percentile interval from `RESAMPLES` bootstrap resamples of the images.
 
     Args:
         soup: a soup over the ingredients (rows of its parameter matrix, named by `params.names`).
         pairs: (i, j) row indices; the path runs from i (alpha 0) to j (alpha 1).
         x: inputs on the soup's device, e.g. (N, 3, 32, 32) images in [0, 1]; y: labels (N,).
         points: points per path, ends included (at least 3).
+        seed: seeds the bootstrap.
+        batch: images per forward pass.
 
     Returns:
-        One `PairBarrier` per pair, in order, with `base` left None (lineage is the caller's).
+        One `PairBarrier` per pair, in order, with `base` left None (lineage is the caller's), and
+        each ingredient's own clean accuracy and mean loss, (K,) each.
     """
     k, names, points = soup.params.k, soup.params.names, max(points, 3)
     lines = [interpolation_line(k, j, i, points) for i, j in pairs]  # alpha on j: from i to j
     weights = torch.cat([torch.eye(k, dtype=torch.float64), *(line[1:-1] for line in lines)])
     with torch.no_grad():
-        logits = soup.batched_logits(weights, x)
-    losses = [float(F.cross_entropy(out, y)) for out in logits]
-    accuracies = [float((out.argmax(1) == y).float().mean()) for out in logits]
+        logits = torch.cat([soup.batched_logits(weights, part) for part in x.split(batch)], dim=1)
+    per_image_loss = F.cross_entropy(logits.transpose(1, 2), y.expand(len(logits), -1), reduction="none").cpu()
+    correct = (logits.argmax(-1) == y).float().cpu()
+    draws = torch.randint(len(y), (RESAMPLES, len(y)), generator=torch.Generator().manual_seed(seed))
+    losses, accuracies = per_image_loss.mean(1), correct.mean(1)
+    resampled_losses, resampled_accuracies = per_image_loss[:, draws].mean(-1), correct[:, draws].mean(-1)  # (S, B)
     inner, found = points - 2, []
     for index, (i, j) in enumerate(pairs):
         rows = [i, *range(k + index * inner, k + (index + 1) * inner), j]
+        alphas = lines[index][:, j].tolist()
         found.append(
             PairBarrier(
                 names[i],
                 names[j],
-                lines[index][:, j].tolist(),
-                [losses[r] for r in rows],
-                [accuracies[r] for r in rows],
+                alphas,
+                losses[rows].tolist(),
+                accuracies[rows].tolist(),
                 None,
+                _interval(resampled_losses[rows], alphas, higher_is_better=False),
+                _interval(resampled_accuracies[rows], alphas, higher_is_better=True),
+                1 / logits.shape[-1],
             )
         )
-    return found
+    return found, accuracies[:k], losses[:k]
+
+
+def _interval(values: torch.Tensor, alphas: list[float], higher_is_better: bool) -> tuple[float, float]:
+    """95% percentile interval of `path_barrier` over bootstrap columns of `values` (points, B)."""
+    alpha = torch.tensor(alphas, dtype=values.dtype).unsqueeze(1)
+    gaps = values[0] + alpha * (values[-1] - values[0]) - values
+    barriers = (gaps if higher_is_better else -gaps).amax(0).clamp(min=0)
+    low, high = torch.quantile(barriers, torch.tensor([0.025, 0.975], dtype=values.dtype)).tolist()
+    return max(0.0, low), max(0.0, high)  # never "-0.000"
 
 
 def measure_soupability(
@@ -236,6 +303,7 @@ def measure_soupability(
     points: int = 7,
     params: ParameterMatrix | None = None,
     calibration: torch.Tensor | None = None,
+    seed: int = 0,
 ) -> Soupability:
     """Loss and accuracy along the straight path between every pair of ingredients.
 
@@ -250,17 +318,19 @@ def measure_soupability(
         params: the family's parameter matrix, if already stacked (its device is used).
         calibration: clean training images (N, 3, H, W) to re-estimate BatchNorm statistics
             on, per soup and for the ingredients themselves (`Soup.reestimate_batchnorm`).
+        seed: seeds the bootstrap intervals of the barriers.
     """
     params = params or ParameterMatrix.from_family(family)
-    card = family.ingredients[0].card
-    soup = Soup(create_model(card.arch, card.num_classes, card.mean, card.std), params)
+    soup = Soup(family.template(), params)
     if calibration is not None:
         soup.reestimate_batchnorm(calibration, batch_size=128, batches=-(-len(calibration) // 128))
     pairs = list(itertools.combinations(range(len(family.names)), 2))
-    found = straight_paths(soup, pairs, images.floats(params.device), images.labels.to(params.device), points)
+    x, y = images.floats(params.device), images.labels.to(params.device)
+    found, accuracies, losses = straight_paths(soup, pairs, x, y, points, seed)
     for pair in found:
         pair.base = shared_base(family, pair.a, pair.b)
-    return Soupability(family.names, found, len(images), max(points, 3), soup.bn_label)
+    ends = {name: (float(a), float(loss)) for name, a, loss in zip(family.names, accuracies, losses, strict=True)}
+    return Soupability(family.names, found, len(images), max(points, 3), soup.bn_label, None, ends, seed)
 
 
 def measure_against(
@@ -270,6 +340,7 @@ def measure_against(
     points: int = 7,
     device: torch.device | str = "cpu",
     calibration: torch.Tensor | None = None,
+    seed: int = 0,
 ) -> Soupability:
     """Every pair of the family's ingredients and each ingredient against an outside network,
     on the same images and points (`measure_soupability` over the family plus `outsider`).
@@ -289,6 +360,26 @@ def measure_against(
         )
     family_from_ingredients([*family.ingredients, outsider], family.name)  # keys and shapes checked
     joined = SoupFamily(family.name, [*family.ingredients, outsider], family.folder)
-    report = measure_soupability(joined, images, points, ParameterMatrix.from_family(joined, device), calibration)
+    params = ParameterMatrix.from_family(joined, device)
+    report = measure_soupability(joined, images, points, params, calibration, seed)
     report.outsider = outsider.name
     return report
+
+
+def check_report(report: Soupability) -> str:
+    """The text `soupviz check` prints: each ingredient's own clean accuracy and loss, then each
+    pair's shared base ('none' where the cards show none), barriers with their 95% intervals and
+    verdict, the summary and the caption."""
+    lines = [f"{'ingredient':<24}{'clean accuracy':>15}{'loss':>8}"]
+    lines += [f"{name:<24}{accuracy:>15.1%}{loss:>8.3f}" for name, (accuracy, loss) in report.ends.items()]
+    lines += ["", f"{'pair':<24}{'shared base':<14}{'loss barrier [95%]':>24}{'acc barrier [95%]':>24}  verdict"]
+    for p in report.within + report.against:
+        loss = p.loss_interval or (p.loss_barrier,) * 2
+        accuracy = p.accuracy_interval or (p.accuracy_barrier,) * 2
+        verdict = p.verdict + (" (no shared base)" if p.base is None else "")
+        lines.append(
+            f"{p.a + ' – ' + p.b:<24}{p.base or 'none':<14}"
+            f"{f'{p.loss_barrier:.3f} [{loss[0]:.3f}, {loss[1]:.3f}]':>24}"
+            f"{f'{p.accuracy_barrier:.1%} [{accuracy[0]:.1%}, {accuracy[1]:.1%}]':>24}  {verdict}"
+        )
+    return "\n".join([*lines, "", report.summary(), report.caption()])

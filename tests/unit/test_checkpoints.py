@@ -145,7 +145,7 @@ def test_pickled_code_is_refused_without_advice_to_turn_the_check_off(tmp_path: 
     with pytest.raises(CheckpointError) as error:
         read_weights(path)
     message = str(error.value)
-    assert message.startswith(f"The checkpoint {path} holds Python objects besides tensors")
+    assert message.startswith(f"The checkpoint {path} is a raw Python pickle") and "builtins.print" in message
     assert "weights_only" not in message and "\n" not in message
     assert "pwned" not in capsys.readouterr().out  # the payload never ran
 
@@ -164,3 +164,27 @@ def test_a_file_given_as_the_family_folder_is_told_apart_from_a_missing_folder(f
     checkpoint = family_folder / "test-l2.safetensors"
     with pytest.raises(CheckpointError, match=f"{checkpoint} is a file, not a folder: .* {family_folder}"):
         load_family(checkpoint)
+
+
+def test_mixed_normalisations_are_refused_everywhere_a_soup_is_made(family_folder: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    from soupviz.checkpoints import SoupFamily
+    from soupviz.cli import main
+    from soupviz.evaluate.soupability import measure_soupability
+    from soupviz.soup import Soup
+
+    card_file = family_folder / "test-l2.json"
+    card = json.loads(card_file.read_text())
+    card["mean"], card["std"] = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
+    card_file.write_text(json.dumps(card))
+    expected = r"mixes input normalisations \(.*test-l2 mean \(0.5, 0.5, 0.5\) std \(0.25, 0.25, 0.25\).*--mean/--std"
+    with pytest.raises(CheckpointError, match=expected):  # sweeps, the explorer and `check` load families so
+        load_family(family_folder)
+    assert main(["check", str(family_folder), "--images", "4", "--points", "3"]) == 2
+    assert "mixes input normalisations" in capsys.readouterr().err
+    loaded = [load_checkpoint(path) for path in sorted(family_folder.glob("*.safetensors"))]
+    family = SoupFamily("hand-made", loaded)  # a family put together without the loader's checks
+    with pytest.raises(CheckpointError, match=expected):
+        Soup.from_family(family)
+    with pytest.raises(CheckpointError, match=expected):
+        measure_soupability(family, None)

@@ -96,11 +96,14 @@ def test_robustbench_state_dict_with_its_own_normalisation(tmp_path: Path) -> No
     assert_same_logits(original, result.path)
 
 
-def test_robustbench_without_normalisation_takes_raw_pixels(tmp_path: Path) -> None:
+def test_a_file_without_normalisation_and_no_zoo_entry_is_refused_never_guessed(tmp_path: Path) -> None:
     original = small_net(1)
     torch.save(original.state_dict(), tmp_path / "raw.pth")
-    result = import_checkpoint(tmp_path / "raw.pth", tmp_path / "family")
+    _expect(tmp_path / "raw.pth", "carries no input normalisation", "--zoo", "--mean and --std")
+    assert not (tmp_path / "family").exists()
+    result = import_checkpoint(tmp_path / "raw.pth", tmp_path / "family", normalisation=IDENTITY)
     assert result.card.mean == IDENTITY[0] and result.card.threat == "unknown" and result.card.label == "raw"
+    assert result.card.source["normalisation"] == "--mean/--std"
     assert_same_logits(original, result.path)
 
 
@@ -141,7 +144,8 @@ def test_old_checkpoints_without_batchnorm_counters_and_half_precision_import(tm
         if not k.endswith("num_batches_tracked")
     }
     torch.save(state, tmp_path / "old.pt")
-    assert_same_logits(original, import_checkpoint(tmp_path / "old.pt", tmp_path / "family").path)
+    result = import_checkpoint(tmp_path / "old.pt", tmp_path / "family", normalisation=IDENTITY)
+    assert_same_logits(original, result.path)
 
 
 class ReferenceDMBlock(nn.Module):
@@ -261,7 +265,8 @@ def test_a_folder_or_upload_of_foreign_files_opens_as_a_family(tmp_path: Path) -
     originals = [small_net(seed) for seed in (6, 7)]
     uploads = []
     for index, net in enumerate(originals):
-        torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / f"m{index}.pt")
+        stats = {"module.mu": torch.zeros(1, 3, 1, 1), "module.sigma": torch.ones(1, 3, 1, 1)}
+        torch.save({**{f"module.{k}": v for k, v in net.state_dict().items()}, **stats}, tmp_path / f"m{index}.pt")
         uploads.append((f"m{index}.pt", (tmp_path / f"m{index}.pt").read_bytes()))
     folder = save_uploads(uploads, tmp_path / "uploads", check=lambda f: open_family(f, cache=tmp_path / "cache"))
     family = open_family(folder, cache=tmp_path / "cache")
@@ -294,3 +299,80 @@ def test_cli_import_writes_a_carded_checkpoint(tmp_path: Path, capsys) -> None:
     assert "--mean and --std go together" in capsys.readouterr().err
     assert main(["import", str(tmp_path / "zoo.pt"), "--out", str(tmp_path / "f"), "--arch", "resnet18"]) == 2
     assert "does not fit resnet18" in capsys.readouterr().err
+
+
+def test_import_never_overwrites_an_ingredient_unless_asked(tmp_path: Path) -> None:
+    for run, seed in (("run1", 10), ("run2", 11)):  # robustness names every run's file alike
+        (tmp_path / run).mkdir()
+        torch.save({"model": {f"module.{k}": v for k, v in AttackerModel(small_net(seed)).state_dict().items()}},
+                   tmp_path / run / "checkpoint.pt.latest")
+    first = import_checkpoint(tmp_path / "run1" / "checkpoint.pt.latest", tmp_path / "family")
+    before = first.path.read_bytes()
+    with pytest.raises(CheckpointError, match="already exists: give the import another --name, or --overwrite"):
+        import_checkpoint(tmp_path / "run2" / "checkpoint.pt.latest", tmp_path / "family")
+    assert first.path.read_bytes() == before
+    second = import_checkpoint(tmp_path / "run2" / "checkpoint.pt.latest", tmp_path / "family", name="run2")
+    assert second.path != first.path and first.path.read_bytes() == before
+    replaced = import_checkpoint(tmp_path / "run2" / "checkpoint.pt.latest", tmp_path / "family", overwrite=True)
+    assert replaced.path == first.path and first.path.read_bytes() != before
+
+
+def test_the_card_records_the_command_and_where_the_normalisation_came_from(tmp_path: Path, monkeypatch,
+                                                                              capsys) -> None:
+    torch.save(Normalised(small_net(12)).state_dict(), tmp_path / "zoo.pt")
+    argv = ["import", str(tmp_path / "zoo.pt"), "--out", str(tmp_path / "family"), "--check-images", "0"]
+    monkeypatch.setattr("sys.argv", ["soupviz", *argv])
+    assert main(argv) == 0
+    card = load_checkpoint(tmp_path / "family" / "zoo.safetensors").card
+    assert card.command == "soupviz " + " ".join(argv) and card.source["normalisation"] == "the file zoo.pt"
+    assert "(from the file zoo.pt)" in capsys.readouterr().out
+    assert main([*argv, "--overwrite", "--mean", "0,0,0", "--std", "1,1,1"]) == 0
+    assert load_checkpoint(tmp_path / "family" / "zoo.safetensors").card.source["normalisation"] == "--mean/--std"
+
+
+def test_bad_files_are_named_in_the_users_terms_before_any_image_is_loaded(tmp_path: Path, monkeypatch,
+                                                                           capsys) -> None:
+    import pickle
+    import warnings
+
+    loads = []
+    monkeypatch.setattr("soupviz.data.load_split", lambda *a, **k: loads.append(a) or pytest.fail("images loaded"))
+    state = small_net().state_dict()
+    (tmp_path / "folder.pt").mkdir()
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with open(tmp_path / "raw.pt", "wb") as handle:
+        pickle.dump(state, handle)
+    torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    (tmp_path / "cut-legacy.pt").write_bytes((tmp_path / "legacy.pt").read_bytes()[:3000])
+    torch.save(state, tmp_path / "legacy4.pt", _use_new_zipfile_serialization=False, pickle_protocol=4)
+    torch.save(state, tmp_path / "zip.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "zip.pt").read_bytes()[:3000])
+    torch.save({**state, "linear.weight": torch.zeros(10, 100)}, tmp_path / "shape.pt")
+    torch.save({"last": state, "best": state}, tmp_path / "two.pt")
+    expected = {
+        "folder.pt": "is a folder, not a file",
+        "empty.pt": "is empty (0 bytes)",
+        "notes.pt": "is not a PyTorch checkpoint",
+        "raw.pt": "is a raw Python pickle (pickle.dump)",
+        "cut-legacy.pt": "legacy (pre-1.6) format and is truncated or damaged",
+        "legacy4.pt": "legacy (pre-1.6) format with pickle protocol 4, which torch's safe loader cannot read",
+        "legacy.pt": "carries no input normalisation",  # read: torch's legacy format, protocol 2
+        "cut.pt": "is truncated or damaged (its zip archive cannot be read)",
+        "shape.pt": "shape (10, 100) for 'linear.weight' where (10, 192) is expected",
+        "two.pt": "holds several state dicts ('last', 'best')",
+        "zip.pt": "carries no input normalisation",
+        "absent.pt": "does not exist",
+    }
+    for name, fragment in expected.items():
+        extra = ["--arch", "preact_resnet_small"] if name == "shape.pt" else []
+        with warnings.catch_warnings(record=True) as caught:  # torch's pickle warnings are not shown either
+            warnings.simplefilter("always")
+            assert main(["import", str(tmp_path / name), "--out", str(tmp_path / "family"), *extra]) == 2, name
+        assert not caught, (name, [str(w.message)[:80] for w in caught])
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert fragment in err and str(tmp_path / name) in err and "\n" not in err, err
+        for internal in ("pop from empty list", "enforce fail", "PytorchStreamReader", "weights_only", "Warning"):
+            assert internal not in err + captured.out, (name, err)
+    assert loads == [] and not (tmp_path / "family").exists()

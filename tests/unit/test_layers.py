@@ -20,11 +20,13 @@ PACKAGE = Path(__file__).resolve().parents[2] / "soupviz"
 LAYERS: list[set[str]] = [
     {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters", "settings"},
     {"data", "datapack"},
-    {"models", "zoo_models", "cards", "checkpoints", "foreign_formats", "foreign", "serving"},
+    {"models", "zoo_models", "zoo_entries", "cards", "torch_files", "state_layout", "checkpoints", "foreign_formats",
+     "foreign", "serving"},
     {"weights"},
     {"parameters", "soup"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},
-    {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
+    {"evaluate", "store", "store_connection", "background", "sweep", "insight.weight_search", "insight.adapt",
+     "insight.few_shot"},
     {"labels", "report", "figures", "store_grid", "soup_rows"},
     {"cli", "insight.runs", "insight.adaptation_views", "insight.kept_runs"},
 ]

@@ -19,8 +19,10 @@ from soupviz.cli import main
 from soupviz.data import CIFAR10_CLASSES, ImageSet
 from soupviz.errors import CheckpointError
 from soupviz.evaluate.soupability import (
+    CANNOT_TELL,
     DO_NOT_MIX,
     SOUPS_WELL,
+    PairBarrier,
     lineage,
     measure_against,
     measure_soupability,
@@ -175,7 +177,7 @@ def test_fine_tunes_of_one_base_are_connected_and_an_independent_net_is_not() ->
     states = [model.state_dict() for model in (*tunes, independent)]
     soup = Soup(tiny_net(0), ParameterMatrix.from_state_dicts(states, names=["tune1", "tune2", "independent"]))
     x, y = checkerboard(512, 999)
-    related, unrelated = straight_paths(soup, [(0, 1), (0, 2)], x, y, points=7)
+    (related, unrelated), _, _ = straight_paths(soup, [(0, 1), (0, 2)], x, y, points=7)
     assert min(related.accuracies[0], related.accuracies[-1], unrelated.accuracies[-1]) > 0.8  # all trained
     assert related.accuracy_barrier < 0.03 and related.loss_barrier < 0.05 and related.verdict == SOUPS_WELL
     assert unrelated.accuracy_barrier > 0.25 and unrelated.loss_barrier > 0.3 and unrelated.verdict == DO_NOT_MIX
@@ -195,7 +197,8 @@ def test_measure_against_adds_each_ingredients_path_to_the_outsider(family, synt
     flat = [loss for p in within.pairs for loss in p.losses]
     assert [loss for p in report.within for loss in p.losses] == pytest.approx(flat, abs=1e-5)
     assert [(p.a, p.b, p.base) for p in report.against] == [(n, "outsider", None) for n in family.names]
-    assert report.summary().startswith("Every pair soups well") and "outsider" in report.summary()
+    assert all(p.near_chance and p.verdict == CANNOT_TELL for p in report.pairs)  # random nets: chance level
+    assert report.summary().startswith("Cannot tell for") and "outsider" in report.summary()
     assert "log space" in report.caption() and report.images == 16
 
 
@@ -216,8 +219,8 @@ def test_cli_check_against_prints_each_ingredient_against_the_outsider(tmp_path,
     lines = capsys.readouterr().out.splitlines()
     against = [line for line in lines if " – outsider" in line]
     assert [line.split()[0] for line in against] == load_family(family_folder).names
-    assert all("(none)" in line for line in against)
-    assert any(line.startswith("Every pair soups well") and "outsider" in line for line in lines)
+    assert all(" none " in line for line in against)
+    assert any(line.startswith("Cannot tell for") and "outsider" in line for line in lines)  # random nets
 
 
 def test_batchnorm_can_be_re_estimated_and_the_caption_says_so(two_bases) -> None:
@@ -230,3 +233,29 @@ def test_batchnorm_can_be_re_estimated_and_the_caption_says_so(two_bases) -> Non
     assert same.loss_barrier == pytest.approx(0, abs=1e-5) and len(set(same.losses)) == 1
     mixed = measure_soupability(family, images, points=3)
     assert report.pair("a", "a-permuted").losses[1] != pytest.approx(mixed.pair("a", "a-permuted").losses[1])
+
+
+def test_two_independent_random_inits_cannot_tell_and_check_shows_the_ends(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "random"
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        save_checkpoint(create_model("preact_resnet_small").state_dict(),
+                        Card(name=f"init{seed}", arch="preact_resnet_small", threat="none"), folder)
+    data = _setup().make_image_folder(tmp_path / "cifar", {"test": 40})
+    argv = ["check", str(folder), "--data", str(data), "--images", "40", "--points", "3", "--device", "cpu"]
+    assert main([*argv, "--output", str(tmp_path / "check.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "clean accuracy" in out and out.count("init1") >= 2  # its own row and the pair's
+    assert "cannot tell (no shared base)" in out and "none" in out and "soups well" not in out.split("\n\n")[1]
+    assert "Cannot tell for init1–init2" in out and "near chance" in out
+    assert (tmp_path / "check.txt").read_text().startswith("$ soupviz ")
+
+
+def test_a_barrier_interval_across_its_limit_cannot_tell() -> None:
+    def pair(interval):
+        return PairBarrier("a", "b", [0, 0.5, 1], [0.5, 0.6, 0.5], [0.8, 0.75, 0.8], "a", (0.0, 0.2), interval)
+
+    assert pair((0.02, 0.08)).verdict == SOUPS_WELL
+    assert pair((0.05, 0.15)).verdict == CANNOT_TELL
+    assert pair((0.11, 0.2)).verdict == DO_NOT_MIX
+    assert PairBarrier("a", "b", [0, 1], [2.3, 2.3], [0.1, 0.9], "a").verdict == CANNOT_TELL  # an end near chance

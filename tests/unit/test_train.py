@@ -205,7 +205,8 @@ def test_fine_tune_from_an_imported_base_keeps_its_normalisation_and_lineage(tmp
     torch.save({"state_dict": {f"module.{k}": v for k, v in zoo.items()}}, tmp_path / "zoo.pt")
     with pytest.raises(SoupvizError, match="soupviz import"):
         train(tiny_config(tmp_path, parent=str(tmp_path / "zoo.pt")), data=images)
-    base = import_checkpoint(tmp_path / "zoo.pt", tmp_path / "out", name="zoo-base", threat="linf")
+    base = import_checkpoint(tmp_path / "zoo.pt", tmp_path / "out", name="zoo-base", threat="linf",
+                             normalisation=((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))  # the file has none: say it
     child = load_checkpoint(train(tiny_config(tmp_path, name="zoo-l2", threat="l2", epochs=1,
                                               parent=str(base.path)), data=images))
     assert child.card.mean == (0.0, 0.0, 0.0) and child.card.std == (1.0, 1.0, 1.0)
