@@ -21,7 +21,7 @@ if evaluator is None:
     st.stop()
 family, s = evaluator.family, settings()
 k, labels, paper = len(family.names), family.labels, st.session_state.get(Keys.PAPER, False)
-read_link(k)
+read_link(labels)
 
 left, right = st.columns([2, 3], gap="large")
 with left:
