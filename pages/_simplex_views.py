@@ -12,10 +12,9 @@ import streamlit as st
 from pages._components import family_baselines
 from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
-from soupviz.checkpoints import Ingredient
+from soupviz.checkpoints import Ingredient, SoupFamily
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.baselines import baseline_labels
-from soupviz.evaluate.evaluator import Evaluator
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
@@ -30,7 +29,7 @@ from soupviz.labels import (
 )
 from soupviz.report import weights_key
 from soupviz.soup_rows import row_soups
-from soupviz.store import Record, ResultStore
+from soupviz.store import Record, ResultStore, family_fingerprint
 from soupviz.store_grid import (
     StoredGrid,
     being_written,
@@ -47,33 +46,35 @@ REFRESH, IDLE_REFRESH = "5s", "60s"  # how often a page rereads the store while 
 
 
 def rereading_store(draw: Callable[..., None]) -> Callable[..., None]:
-    """Run `draw(evaluator, ...)` as a fragment that rereads the family's store every `REFRESH`
+    """Run `draw(family, ...)` as a fragment that rereads the family's store every `REFRESH`
     while a sweep writes to it and every `IDLE_REFRESH` otherwise (with several sessions open,
     redrawing unchanged figures every few seconds takes the CPU their attacks need); when the
     pace should change, the whole page reruns to take it up."""
 
     @functools.wraps(draw)
-    def run(evaluator: Evaluator, *args: object) -> None:
-        store = family_store(evaluator.family.folder)
+    def run(family: SoupFamily, *args: object) -> None:
+        store = family_store(family.folder)
         writing = being_written(store)
 
         def body() -> None:
             if being_written(store) != writing:
                 st.rerun(scope="app")
-            draw(evaluator, *args)
+            draw(family, *args)
 
         st.fragment(body, run_every=REFRESH if writing else IDLE_REFRESH)()
 
     return run
 
 
-def stored(evaluator: Evaluator, soups: tuple[tuple[float, ...], ...] | None = None) -> dict[str, StoredGrid]:
+def stored(family: SoupFamily, soups: tuple[tuple[float, ...], ...] | None = None) -> dict[str, StoredGrid]:
     """The family's stored grids per spec key (`store_grid.stored_grids`, over `soups` where given),
-    read once per version of the store and shared by the server's sessions (do not modify)."""
-    store = family_store(evaluator.family.folder)
+    read once per version of the store and shared by the server's sessions (do not modify). Needs
+    no images: a page draws them before any data is loaded."""
+    store = family_store(family.folder)
     if not store.path.is_file():
         return {}
-    return _stored_grids(str(store.path), store.modified(), evaluator.family_id, len(evaluator.family.names), soups)
+    return _stored_grids(str(store.path), store.modified(), family_fingerprint(family.hashes), len(family.names),
+                         soups)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -88,13 +89,13 @@ def _stored_records(path: str, modified: float, family_id: str) -> list[Record]:
 
 
 @rereading_store
-def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> None:
+def simplex_views(family: SoupFamily, weights: list[float], paper: bool) -> None:
     """Explorer: the filled ternary map of the chosen corners and the tetrahedron, from the store,
     with a list of the stored soups (best first) that moves the sliders to the one picked."""
-    grids = stored(evaluator)
+    grids = stored(family)
     if not grids:
         return
-    family, k = evaluator.family, len(evaluator.family.names)
+    k = len(family.names)
     st.subheader("The whole simplex (precomputed)")
     names = record_choices([g.records[0] for g in grids.values()])
     keep_valid(Keys.STORED_METRIC, list(names), next(iter(names)))
@@ -134,12 +135,11 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
 
 
 @rereading_store
-def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
+def stored_heatmap(family: SoupFamily, paper: bool) -> None:
     """Attack heatmaps: the ingredients and presets under every stored metric (each threat at each
     stored budget by its strongest attack, corruptions as their mean), before anything is pressed."""
-    family = evaluator.family
     named = row_soups(["ingredients", "presets"], family, None)
-    grids = summary_grids(strongest_grids(stored(evaluator, tuple(tuple(w) for _, w in named))))
+    grids = summary_grids(strongest_grids(stored(family, tuple(tuple(w) for _, w in named))))
     records = [r for grid in grids.values() for r in grid.records]
     if not records:
         return
@@ -153,12 +153,12 @@ def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
 
 
 @rereading_store
-def stored_tradeoff(evaluator: Evaluator, threat: str, against: str, weights: list[float],
+def stored_tradeoff(family: SoupFamily, threat: str, against: str, weights: list[float],
                     baselines: list[Ingredient], paper: bool) -> None:
     """Trade-off: robust accuracy under `threat` against `against` (`store_grid.tradeoff_grids`)
     over the stored grid, with the `baselines` stored on the same images and attack, before anything
     is pressed."""
-    grids = tradeoff_grids(stored(evaluator), threat, against)
+    grids = tradeoff_grids(stored(family), threat, against)
     if grids is None:
         if against == "corruption-mean":
             st.caption("The store holds no corruption grid yet: `soupviz sweep FAMILY --metrics corruptions` "
@@ -167,7 +167,6 @@ def stored_tradeoff(evaluator: Evaluator, threat: str, against: str, weights: li
             st.caption("The precomputed store has no grid of both metrics: press Evaluate to measure them.")
         return
     x_grid, y_grid = grids
-    family = evaluator.family
     extra = stored_baselines(family_store(family.folder), family, baselines, grids)
     names = baseline_labels(family, baselines)
     try:

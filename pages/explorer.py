@@ -44,7 +44,7 @@ if k >= 3:
     st.divider()
     ternary_panel(evaluator, weights, choices, paper)
 if k >= 3:
-    simplex_views(evaluator, weights, paper)
+    simplex_views(evaluator.family, weights, paper)
 if k >= 2:
     st.divider()
     line_panel(evaluator, weights, choices, paper)

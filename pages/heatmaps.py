@@ -43,7 +43,7 @@ if st.button("Evaluate", type="primary", disabled=not soups or len(specs) < 2):
     records = evaluate_live(lambda report: evaluator.evaluate(request[0], specs, report), "Attacking")
     held = st.session_state[Keys.HEATMAP_RECORDS] = HeldResults(request, soups, specs, records)
 if held is None:
-    stored_heatmap(evaluator, paper)
+    stored_heatmap(evaluator.family, paper)
     st.info("Choose rows and budgets, then press Evaluate.")
     st.stop()
 if held.request != request:

@@ -27,6 +27,34 @@ from soupviz.settings import shipped_family_folder
 
 SOURCES = {"shipped": "Shipped family", "folder": "A folder", "upload": "Upload checkpoints"}
 
+
+def data_and_device() -> None:
+    """The data source and the device, with the ways to get CIFAR-10 when it is missing."""
+    st.subheader("Data and device")
+    s = settings()
+    try:
+        images = cached_images(data_source(), "test", s.images, s.seed)
+        st.caption(f"Evaluating on {len(images)} test images (seed {s.seed}) from `{images.source}`.")
+        missing = False
+    except DataError as error:
+        missing = True
+        st.warning(str(error))
+        st.markdown("Two ways to get CIFAR-10:\n"
+                    "- **torchvision's download** (needs internet, about 170 MB): start with "
+                    "`SOUPVIZ_DATA=torchvision` or press the button below;\n"
+                    "- **a local folder** in ImageFolder layout, with `train/<class>/*.png` and `test/<class>/*.png`: "
+                    "start with `SOUPVIZ_DATA=/path/to/cifar10` or type the path below.")
+        st.button("Use torchvision's download", on_click=st.session_state.update,
+                  args=({Keys.DATA_PATH: "torchvision"},))
+    with st.expander("Data source", expanded=missing):
+        st.text_input("CIFAR-10 folder (with train/ and test/) or 'torchvision'", key=Keys.DATA_PATH)
+    try:
+        st.caption(f"Computing on {describe_device(cached_device(s.device))}"
+                   f"{'' if torch.cuda.is_available() else ' (no GPU found)'}.")
+    except SoupvizError as error:
+        st.error(str(error))
+
+
 st.title("soupviz")
 st.caption("Model soups of adversarially robust CIFAR-10 classifiers (Croce et al., CVPR 2023): mix the "
            "weights of a nominal, an L∞, an L2 and an L1 ingredient and see what the soup does.")
@@ -56,31 +84,13 @@ else:
             st.session_state.pop(Keys.UPLOAD_FOLDER, None)
             st.error(str(error))
 
-st.subheader("Data and device")
 s = settings()
-try:
-    images = cached_images(data_source(), "test", s.images, s.seed)
-    st.caption(f"Evaluating on {len(images)} test images (seed {s.seed}) from `{images.source}`.")
-    missing = False
-except DataError as error:
-    missing = True
-    st.warning(str(error))
-    st.markdown("Two ways to get CIFAR-10:\n"
-                "- **torchvision's download** (needs internet, about 170 MB): start with `SOUPVIZ_DATA=torchvision` "
-                "or press the button below;\n"
-                "- **a local folder** in ImageFolder layout, with `train/<class>/*.png` and `test/<class>/*.png`: "
-                "start with `SOUPVIZ_DATA=/path/to/cifar10` or type the path below.")
-    st.button("Use torchvision's download", on_click=st.session_state.update, args=({Keys.DATA_PATH: "torchvision"},))
-with st.expander("Data source", expanded=missing):
-    st.text_input("CIFAR-10 folder (with train/ and test/) or 'torchvision'", key=Keys.DATA_PATH)
-try:
-    st.caption(f"Computing on {describe_device(cached_device(s.device))}"
-               f"{'' if torch.cuda.is_available() else ' (no GPU found)'}.")
-except SoupvizError as error:
-    st.error(str(error))
+data_box = st.container()  # filled last: decoding the test images must not hold back the figures below
 
 chosen = current_family(show_errors=choice != "upload")
 if chosen is None:
+    with data_box:
+        data_and_device()
     st.stop()
 family = chosen[0]
 st.subheader(f"Ingredients of {family.name}")
@@ -102,7 +112,10 @@ if not records:
                  help=hint + "Clean and robust accuracy of each ingredient, with the sidebar's evaluation budget."):
         st.session_state[Keys.INGREDIENT_RECORDS] = chosen[1:]
         st.rerun()
-if not records and not missing and (stored_evaluator := session_evaluator()) is not None:
-    stored_heatmap(stored_evaluator, st.session_state.get(Keys.PAPER, False))
+if not records:
+    stored_heatmap(family, st.session_state.get(Keys.PAPER, False))
 if len(family.names) > 1:
     soupability_panel(family, *chosen[1:])
+
+with data_box:
+    data_and_device()

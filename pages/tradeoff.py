@@ -69,7 +69,7 @@ if st.button("Evaluate", type="primary", disabled=not live,
     held = st.session_state[Keys.TRADEOFF_RECORDS] = HeldResults(request, records=records, ensembles=ensembles,
                                                                  baselines=extra)
 if held is None:
-    stored_tradeoff(evaluator, threat, against, weights, baselines, paper)
+    stored_tradeoff(evaluator.family, threat, against, weights, baselines, paper)
     joining = " and ".join(name for name, wanted in (("ensembles", mode != "none"), ("baselines", baselines)) if wanted)
     st.info("Choose the threat, the grid and the comparison, then press Evaluate"
             + (f": {joining} join the soups in the figure it draws." if joining else "."))

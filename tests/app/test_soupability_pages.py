@@ -119,3 +119,33 @@ def test_home_explains_when_the_unrelated_network_cannot_be_compared(app_env: di
     assert not at.exception and at.subheader[-1].value == "Ingredients of clash"
     assert any(c.value.startswith("No comparison with the shipped unrelated network") and "rename it" in c.value
                for c in at.caption)
+
+
+def test_home_opens_on_the_report_kept_by_soupviz_check_without_measuring(
+    app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import pages._soupability as panel
+    from soupviz.cli import main
+
+    folder = shutil.copytree(app_env["SOUPVIZ_FAMILY"], tmp_path / "family")
+    images = int(app_env["SOUPVIZ_EVAL_IMAGES"])  # the page measures on min(64, the sidebar's images)
+    assert main(["check", str(folder), "--against", str(SHIPPED_OUTSIDER), "--images", str(images),
+                 "--data", app_env["SOUPVIZ_DATA"], "--keep"]) == 0
+    monkeypatch.setenv("SOUPVIZ_FAMILY", str(folder))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Home measured although a kept report matches")
+
+    monkeypatch.setattr(panel, "measure_soupability", refuse)
+    monkeypatch.setattr(panel, "measure_against", refuse)
+    at = open_home()
+    assert not at.exception and not at.error
+    family = load_family(folder)
+    subset = load_split(app_env["SOUPVIZ_DATA"], "test").subset(images, 0)
+    expected = measure_against(family, load_checkpoint(SHIPPED_OUTSIDER), subset, points=7)
+    assert at.dataframe[1].value.to_dict("records") == measure_soupability(family, subset, points=7).matrix()
+    assert expected.outsider_verdict() in [i.value for i in at.info]
+    assert any(c.value.startswith(f"Precomputed on {images} CIFAR-10 test images, seed 0 by `soupviz ")
+               for c in at.caption)

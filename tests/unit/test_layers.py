@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters", "settings"},
     {"data"},
     {"models", "zoo_models", "cards", "checkpoints", "foreign_formats", "foreign", "serving"},
-    {"weights"},
+    {"weights", "links"},
     {"parameters", "soup"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},
     {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
