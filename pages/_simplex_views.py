@@ -80,7 +80,9 @@ def stored(family: SoupFamily, soups: tuple[tuple[float, ...], ...] | None = Non
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _stored_grids(path: str, modified: float, family_id: str, k: int,
                   soups: tuple[tuple[float, ...], ...] | None) -> dict[str, StoredGrid]:
-    return stored_grids(_stored_records(path, modified, family_id), k, soups)
+    records = _stored_records(path, modified, family_id) if soups is None else \
+        family_records(ResultStore(path), family_id, soups=soups)  # a few soups: only theirs are read
+    return stored_grids(records, k, soups)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

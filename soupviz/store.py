@@ -20,7 +20,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -188,13 +188,19 @@ class ResultStore:
             connection.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
             return connection.total_changes - before
 
-    def records(self, family: str | None = None, spec: str | None = None) -> list[Record]:
-        """Stored records in insertion order, optionally of one family fingerprint and spec key."""
+    def records(
+        self, family: str | None = None, spec: str | None = None,
+        soups: Callable[[list[float] | None], bool] | None = None,
+    ) -> list[Record]:
+        """Stored records in insertion order, optionally of one family fingerprint and spec key,
+        and of the soups whose weights `soups` accepts (only those records are parsed: a page
+        drawing a few soups of a large store reads it in a fraction of the time)."""
         clauses = [(column, value) for column, value in (("family", family), ("spec", spec)) if value is not None]
         where = " AND ".join(f"{column} = ?" for column, _ in clauses)
-        query = "SELECT record FROM records" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
+        query = "SELECT weights, record FROM records" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
         rows = self._connection().execute(query, [v for _, v in clauses])
-        return [Record.from_dict(json.loads(text)) for (text,) in rows]
+        return [Record.from_dict(json.loads(text)) for weights, text in rows
+                if soups is None or soups(json.loads(weights))]
 
     def modified(self) -> float:
         """When the store was last written (the latest modification time of its file and its

@@ -176,12 +176,22 @@ def _weakness(grid: StoredGrid) -> tuple[bool, int]:
     return preview, -grid.found
 
 
-def family_records(store: ResultStore, family: str, specs: Sequence[MetricSpec] | None = None) -> list[Record]:
-    """The records of `family` (its `family_fingerprint`) in `store`, of `specs` (default all), in
-    insertion order. Reading never blocks a sweep writing the store (WAL mode)."""
+def family_records(
+    store: ResultStore, family: str, specs: Sequence[MetricSpec] | None = None,
+    soups: Sequence[Sequence[float]] | None = None,
+) -> list[Record]:
+    """The records of `family` (its `family_fingerprint`) in `store`, of `specs` (default all) and
+    of the soups `soups` (default all; only those are parsed), in insertion order. Reading never
+    blocks a sweep writing the store (WAL mode)."""
+    wanted = None if soups is None else {weights_key(w) for w in soups}
+
+    def chosen(weights: list[float] | None) -> bool:
+        return weights is not None and weights_key(weights) in wanted
+
+    keep = None if wanted is None else chosen
     if specs is None:
-        return store.records(family=family)
-    return [r for spec in specs for r in store.records(family=family, spec=spec.key)]
+        return store.records(family=family, soups=keep)
+    return [r for spec in specs for r in store.records(family=family, spec=spec.key, soups=keep)]
 
 
 def stored_baselines(

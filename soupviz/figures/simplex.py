@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from scipy.interpolate import LinearNDInterpolator
 
 from soupviz.errors import SoupvizError
 from soupviz.figures.export import apply_style, attach_rows
@@ -61,6 +60,8 @@ def interpolate_face(
     if len(points) < 3 or np.linalg.matrix_rank(points[1:] - points[0]) < 2:
         raise SoupvizError("A filled ternary map needs at least three soups spanning the face; "
                            "evaluate a grid of its soups first.")
+    from scipy.interpolate import LinearNDInterpolator  # scipy loads in seconds on a busy CPU: only when drawn
+
     values = np.array([percent(r.accuracy) for r in chosen])
     x = np.linspace(0.0, 1.0, resolution + 1)
     y = np.linspace(0.0, TRIANGLE[2, 1], resolution + 1)
