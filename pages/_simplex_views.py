@@ -15,9 +15,11 @@ from pages._widgets import figure_panel, keep_valid, set_weights
 from soupviz.checkpoints import Ingredient, SoupFamily
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.baselines import baseline_labels
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
+from soupviz.interpolate import Interpolated, SimplexInterpolator
 from soupviz.labels import (
     BOUND,
     bounded,
@@ -88,6 +90,27 @@ def _stored_grids(path: str, modified: float, family_id: str, k: int,
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _stored_records(path: str, modified: float, family_id: str) -> list[Record]:
     return family_records(ResultStore(path), family_id)  # read once for every choice of soups
+
+
+def interpolated(store: ResultStore, family_id: str, k: int, weights: list[float],
+                 specs: list[MetricSpec]) -> dict[str, Interpolated]:
+    """Each of `specs` (by key) at soup `weights`, interpolated from the store's grid of that spec
+    (`soupviz.interpolate`) where the store has one whose hull holds the soup."""
+    if not store.path.is_file():
+        return {}
+    found = {}
+    for spec in specs:
+        grid = _interpolator(str(store.path), store.modified(), family_id, k, spec.key)
+        estimate = grid.at(weights) if grid is not None else None
+        if estimate is not None:
+            found[spec.key] = estimate
+    return found
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _interpolator(path: str, modified: float, family_id: str, k: int, spec: str) -> SimplexInterpolator | None:
+    grid = _stored_grids(path, modified, family_id, k, None).get(spec)
+    return SimplexInterpolator(grid.records) if grid is not None else None
 
 
 @rereading_store

@@ -20,6 +20,7 @@ from soupviz.checkpoints import SoupFamily
 from soupviz.evaluate.methods import attack_strength
 from soupviz.evaluate.records import Record
 from soupviz.figures.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
+from soupviz.interpolate import Interpolated
 from soupviz.labels import bounded, ingredient_titles, interval_caption, interval_text, method_text
 from soupviz.links import SoupLink, read_soup_link
 from soupviz.progress import Progress, ProgressCallback
@@ -186,10 +187,11 @@ POLL = 1.0  # seconds between redraws of tiles still being measured in the backg
 TILE_PX = 185  # a tile's width: its number and a corruption's full name fit; tiles wrap onto more rows when narrow
 
 
-def background_tiles(job: Job, stored: dict[str, Record]) -> None:
+def background_tiles(job: Job, stored: dict[str, Record], estimates: dict[str, Interpolated] | None = None) -> None:
     """Tiles for a background job's metrics, redrawn every `POLL` seconds until all are in:
     each shows its live record once measured, meanwhile the stored record of the soup if there
-    is one (marked as stored) and the measurement's progress. When the job ends the page reruns
+    is one (marked as stored), else its number interpolated from the stored soups around it
+    (`estimates`, marked as such), and the measurement's progress. When the job ends the page reruns
     once, so the finished tiles stop polling. Tiles keep their width and wrap, so a narrow
     window shows fewer per row rather than cutting their numbers short."""
     polling = not job.ended.is_set()
@@ -197,15 +199,18 @@ def background_tiles(job: Job, stored: dict[str, Record]) -> None:
     def draw() -> None:
         row = st.container(horizontal=True, wrap=True, gap="small")
         for tile in job.tiles:
-            job_tile(row.container(width=TILE_PX), tile, stored.get(tile.spec.key))
+            job_tile(row.container(width=TILE_PX), tile, stored.get(tile.spec.key),
+                     (estimates or {}).get(tile.spec.key))
         if polling and job.ended.is_set():
             st.rerun(scope="app")
 
     st.fragment(draw, run_every=POLL if polling else None)()
 
 
-def job_tile(container: DeltaGenerator, tile: Tile, stored: Record | None) -> None:
-    """One metric of a background job: the live record, else the stored one and the progress."""
+def job_tile(container: DeltaGenerator, tile: Tile, stored: Record | None,
+             estimate: Interpolated | None = None) -> None:
+    """One metric of a background job: the live record, else the stored one, else the
+    interpolated estimate, and the progress."""
     if tile.record is not None:
         metric_tile(container, tile.record, attack_strength(tile.spec))
         if stored is not None and stored.n != tile.record.n:
@@ -219,6 +224,9 @@ def job_tile(container: DeltaGenerator, tile: Tile, stored: Record | None) -> No
     if stored is not None:
         container.metric(label, f"{100 * stored.accuracy:.1f}%", help=method_text(stored))
         container.caption(f"stored result on {stored.n} images · {interval_caption(stored)}")
+    elif estimate is not None:
+        container.metric(label, f"{100 * estimate.accuracy:.1f}%", help=estimate.caption())
+        container.caption(estimate.caption())
     else:
         container.metric(label, "…", help="measuring this soup")
     done = tile.progress.fraction if tile.progress is not None else 0.0

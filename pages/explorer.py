@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages._components import quick_records, session_evaluator, session_lane, settings
 from pages._explorer_panels import line_panel, ternary_panel
-from pages._simplex_views import simplex_views
+from pages._simplex_views import interpolated, simplex_views
 from pages._soupability import lineage_warning
 from pages._state import Keys
 from pages._widgets import background_tiles, metric_tile, read_link, weight_sliders, write_link
@@ -36,8 +36,10 @@ with right:
     slow = robust_specs(s) + corruption_specs(s)
     lane = session_lane()
     if lane is not None:
-        stored = stored_records(family_store(family.folder), evaluator.family_id, weights, slow)
-        background_tiles(lane.submit(weights, slow), stored)
+        store = family_store(family.folder)
+        stored = stored_records(store, evaluator.family_id, weights, slow)
+        estimates = interpolated(store, evaluator.family_id, k, weights, slow)
+        background_tiles(lane.submit(weights, slow), stored, estimates)
 
 choices = metric_choices(s)
 if k >= 3:

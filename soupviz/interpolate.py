@@ -45,6 +45,13 @@ class Interpolated:
         """The stored records' image count (the smallest where they differ)."""
         return min(r.n for r in self.sources)
 
+    def caption(self) -> str:
+        """What the number rests on, e.g. 'interpolated from 4 stored soups · PGD-10 L∞ 8/255 on 500
+        images · an estimate until measured'."""
+        methods = " / ".join(dict.fromkeys(r.method for r in self.sources))
+        soups = "1 stored soup" if self.soups == 1 else f"{self.soups} stored soups"
+        return f"interpolated from {soups} · {methods} on {self.n} images · an estimate until measured"
+
 
 class SimplexInterpolator:
     """Piecewise-linear interpolation of one metric over a grid of stored soups of K ingredients.

@@ -141,6 +141,32 @@ def test_a_soup_in_the_store_shows_at_once_marked_as_stored(app_env: dict, tmp_p
     assert at.get("progress")
 
 
+def test_a_soup_inside_the_stored_grid_shows_its_interpolated_number_at_once(
+    app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soupviz.interpolate import SimplexInterpolator
+    from soupviz.weights import grid_weights
+
+    spec = robust_specs(default_settings())[0]
+    family = load_family(app_env["SOUPVIZ_FAMILY"])
+    store = ResultStore(tmp_path / "results.sqlite")
+    images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(10, 1)
+    grid = Evaluator(family, images, device="cpu", seed=1, store=store).evaluate(grid_weights(4, 0.5), [spec])
+    monkeypatch.setattr("soupviz.store_grid.family_store", lambda folder: store)
+    gate = threading.Event()
+    monkeypatch.setattr("pages._components.Lane", lambda evaluate, slots: Lane(
+        lambda *args: gate.wait(TIMEOUT) and evaluate(*args), slots))
+    soup = [0.4, 0.3, 0.2, 0.1]  # no stored soup: the cell of the step-0.5 grid around it
+    at = open_page("pages/explorer.py", {"w": ",".join(map(str, soup))})
+    gate.set()
+    assert_clean(at)
+    expected = SimplexInterpolator(grid).at(soup)
+    assert expected.soups > 1
+    assert shown(at, bounded(spec.column, True)) == f"{100 * expected.accuracy:.1f}%"
+    assert expected.caption() in [c.value for c in at.caption]
+    assert at.get("progress")  # still measuring live
+
+
 def test_a_slider_move_keeps_the_soup_on_the_simplex(app_env: dict) -> None:
     at = open_page("pages/explorer.py")
     at.slider(key=Keys.slider(1)).set_value(0.7).run()
