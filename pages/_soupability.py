@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._components import cached_device, cached_family, cached_images, cached_params, data_source, settings
+from pages._components import (
+    cached_device,
+    cached_family,
+    cached_images,
+    cached_params,
+    data_source,
+    family_name,
+    settings,
+)
 from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid
 from soupviz.checkpoints import Ingredient, SoupFamily, load_checkpoint
@@ -126,7 +134,7 @@ def _unrelated(family: SoupFamily, report: Soupability, outsider: Ingredient) ->
     partner = right.selectbox(f"Ingredient → {report.outsider}", partners, key=Keys.PATHS_PARTNER,
                               help="A clean-trained outsider is fairest against the nominal ingredient.")
     paper = st.session_state.get(Keys.PAPER, False)
-    figure_panel(paths_figure([pairs[pair], report.pair(partner, report.outsider)], report.images, family.name,
+    figure_panel(paths_figure([pairs[pair], report.pair(partner, report.outsider)], report.images, family_name(family),
                               paper), Keys.PATHS_CHART)
     st.info(report.outsider_verdict(), icon=":material/school:")
     st.caption(f"{report.outsider}: {outsider.card.notes or 'a network kept outside the family'} "

@@ -4,7 +4,7 @@ between two, and the soup kept in the page address for sharing."""
 
 import streamlit as st
 
-from pages._components import quick_records, session_evaluator, session_lane, settings
+from pages._components import quick_records, readable, session_evaluator, session_lane, settings
 from pages._explorer_panels import line_panel, ternary_panel
 from pages._simplex_views import interpolated, simplex_views
 from pages._soupability import lineage_warning
@@ -31,7 +31,7 @@ with left:
     st.caption("Share this soup: the page's address holds its weights.")
 with right:
     st.subheader(soup_label(weights, labels))
-    st.caption(f"{evaluator.images_label} · seed {evaluator.seed} · {evaluator.soup.bn_label}")
+    st.caption(readable(f"{evaluator.images_label} · seed {evaluator.seed} · {evaluator.soup.bn_label}"))
     metric_tile(st.container(), quick_records(evaluator, [weights], [MetricSpec("clean")])[0])
     slow = robust_specs(s) + corruption_specs(s)
     lane = session_lane()

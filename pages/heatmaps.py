@@ -3,7 +3,7 @@ accuracy-vs-budget curves per threat. Attacks are slow, so they run when asked."
 
 import streamlit as st
 
-from pages._components import HeldResults, session_evaluator, settings
+from pages._components import HeldResults, readable, session_evaluator, settings
 from pages._simplex_views import stored_heatmap
 from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
@@ -36,7 +36,8 @@ for column, threat in zip(columns, THREATS, strict=True):
 soups = row_soups(groups, family, current_weights(len(family.names)))
 specs = [MetricSpec("clean"), *budget_specs(budgets, s)]
 request = ([w for _, w in soups], [spec.key for spec in specs])
-st.caption(f"{len(soups)} soups × {len(specs) - 1} attacks ({s.attack.upper()}-{s.steps}) on {evaluator.images_label}; "
+st.caption(f"{len(soups)} soups × {len(specs) - 1} attacks ({s.attack.upper()}-{s.steps}) "
+           f"on {readable(evaluator.images_label)}; "
            "finished cells are cached, so asking again is instant.")
 held = st.session_state.get(Keys.HEATMAP_RECORDS)
 if st.button("Evaluate", type="primary", disabled=not soups or len(specs) < 2):

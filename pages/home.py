@@ -10,6 +10,8 @@ from pages._components import (
     cached_images,
     current_family,
     data_source,
+    family_name,
+    readable,
     session_evaluator,
     settings,
 )
@@ -21,6 +23,7 @@ from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import robust_specs
+from soupviz.places import family_place, family_title
 from soupviz.report import ingredient_caption, ingredient_table
 from soupviz.serving import folder_stamp, save_uploads
 from soupviz.settings import shipped_family_folder
@@ -34,7 +37,7 @@ def data_and_device() -> None:
     s = settings()
     try:
         images = cached_images(data_source(), "test", s.images, s.seed)
-        st.caption(f"Evaluating on {len(images)} test images (seed {s.seed}) from `{images.source}`.")
+        st.caption(readable(f"Evaluating on {len(images)} test images (seed {s.seed}) from `{images.source}`."))
         missing = False
     except DataError as error:
         missing = True
@@ -65,7 +68,8 @@ st.subheader("Family")
 choice = st.radio("Family", list(SOURCES), format_func=SOURCES.get, key=Keys.FAMILY_SOURCE, horizontal=True,
                   label_visibility="collapsed")
 if choice == "shipped":
-    st.caption(f"`{shipped}`" if shipped else
+    st.caption(f"{family_title(cached_family(str(shipped), folder_stamp(shipped)))} · `{family_place(shipped)}`"
+               if shipped else
                "No family ships with this copy yet: give a folder or upload checkpoints.")
 elif choice == "folder":
     st.text_input("Family folder", key=Keys.FAMILY_PATH,
@@ -93,7 +97,7 @@ if chosen is None:
         data_and_device()
     st.stop()
 family = chosen[0]
-st.subheader(f"Ingredients of {family.name}")
+st.subheader(f"Ingredients of {family_name(family)}")
 records = []
 if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured before: re-read from the cache
     evaluator = session_evaluator()
@@ -104,7 +108,7 @@ if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured befo
 rows, methods = ingredient_table(family, records)
 st.dataframe(rows, hide_index=True, width="stretch")
 if methods:
-    st.caption(ingredient_caption(methods, bool(records), s.images, s.attack, s.steps))
+    st.caption(readable(ingredient_caption(methods, bool(records), s.images, s.attack, s.steps)))
 if not records:
     hint = "" if methods else "The cards report no metrics. "
     if st.button(f"Measure on {s.images} test images with {s.attack.upper()}-{s.steps}",

@@ -20,10 +20,15 @@ from soupviz.figures.export import apply_style, attach_rows
 from soupviz.figures.soups import Metric, _off_simplex, family_of, hover_text, percent, select
 from soupviz.labels import metric_name, metric_title, soup_label
 
-TRIANGLE = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
+# first corner on top, second bottom left, third bottom right: Plotly's own ternary plots (a, b, c),
+# so the live map (`figures.soups.ternary_figure`) and this one put the same corners in the same places
+TRIANGLE = np.array([[0.5, math.sqrt(3) / 2], [0.0, 0.0], [1.0, 0.0]])
 TETRAHEDRON = np.array([
     [1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0],
 ]) / math.sqrt(3)
+# where each tetrahedron corner's name sits, for the camera below: the third corner lies behind the
+# points, so its name goes to the right of it, clear of them
+CORNER_TEXT = ("top center", "bottom center", "middle right", "top center")
 CURRENT_MARKER = {"color": "#D55E00", "line": {"width": 1, "color": "black"}}
 
 
@@ -64,7 +69,7 @@ def interpolate_face(
 
     values = np.array([percent(r.accuracy) for r in chosen])
     x = np.linspace(0.0, 1.0, resolution + 1)
-    y = np.linspace(0.0, TRIANGLE[2, 1], resolution + 1)
+    y = np.linspace(0.0, TRIANGLE[:, 1].max(), resolution + 1)
     grid_x, grid_y = np.meshgrid(x, y)
     z = LinearNDInterpolator(points, values)(grid_x, grid_y)
     return x, y, z
@@ -106,7 +111,7 @@ def filled_ternary_figure(
                                  marker={"symbol": "star", "size": 18, **CURRENT_MARKER},
                                  hovertext=[soup_label(current, labels)],
                                  hovertemplate="%{hovertext}<extra>current soup</extra>"))
-    for (cx, cy), corner, anchor in zip(TRIANGLE, corners, ("top right", "top left", "bottom center"), strict=True):
+    for (cx, cy), corner, anchor in zip(TRIANGLE, corners, ("bottom center", "top right", "top left"), strict=True):
         fig.add_annotation(x=cx, y=cy, text=f"<b>{labels[corner]}</b>", showarrow=False,
                            xanchor=anchor.split()[1] if anchor != "bottom center" else "center",
                            yanchor=anchor.split()[0], font={"size": 14})
@@ -116,7 +121,7 @@ def filled_ternary_figure(
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
         title={"text": metric_title(chosen[0])}, showlegend=False,
     )
-    text = f"{len(shown)} evaluated soups (dots), linear interpolation between them" + (f"; {note}" if note else "")
+    text = f"{len(shown)} evaluated soups (dots), linear interpolation between them" + (f";<br>{note}" if note else "")
     fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=-0.02,
                        yanchor="top", font={"size": 11})
     rows = [r.row() for r in shown]
@@ -142,7 +147,7 @@ def tetrahedron_figure(
     shown = [r for r in chosen if not _off_simplex(r.weights, range(4))]
     xyz = to_cartesian([r.weights for r in shown], TETRAHEDRON).reshape(-1, 3)
     fig = go.Figure(go.Scatter3d(
-        x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", name="soups",
+        x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", name="evaluated soups",
         marker={"size": 5, "color": [percent(r.accuracy) for r in shown], "coloraxis": "coloraxis"},
         customdata=[r.weights for r in shown], hovertext=[hover_text(r, labels) for r in shown],
         hovertemplate="%{hovertext}<extra></extra>",
@@ -152,9 +157,11 @@ def tetrahedron_figure(
             ends = TETRAHEDRON[[i, j]]
             fig.add_trace(go.Scatter3d(x=ends[:, 0], y=ends[:, 1], z=ends[:, 2], mode="lines",
                                        line={"color": "grey", "width": 3}, hoverinfo="skip", showlegend=False))
+    outside = TETRAHEDRON * 1.3  # corner names well outside the points, whichever way the camera turns
     fig.add_trace(go.Scatter3d(
-        x=TETRAHEDRON[:, 0] * 1.12, y=TETRAHEDRON[:, 1] * 1.12, z=TETRAHEDRON[:, 2] * 1.12,
+        x=outside[:, 0], y=outside[:, 1], z=outside[:, 2],
         mode="text", text=[f"<b>{name}</b>" for name in labels], hoverinfo="skip", showlegend=False,
+        textposition=CORNER_TEXT,
     ))
     if current is not None and not _off_simplex(current, range(4)):
         point = to_cartesian([current], TETRAHEDRON)
@@ -171,7 +178,8 @@ def tetrahedron_figure(
         scene={"xaxis": hidden, "yaxis": hidden, "zaxis": hidden, "aspectmode": "cube",
                "camera": {"eye": {"x": 1.9, "y": 0.0, "z": 0.5}}},  # corners and edges apart on screen
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
-        title={"text": metric_title(chosen[0])}, showlegend=False, height=600,
+        title={"text": metric_title(chosen[0])}, height=600, showlegend=True,
+        legend={"x": 1.0, "y": 0.02, "xanchor": "right", "yanchor": "bottom"},  # under the colour bar
     )
     fig.add_annotation(text="; ".join(notes), showarrow=False, xref="paper", yref="paper", x=0.5, y=0,
                        yanchor="top", font={"size": 11})

@@ -20,12 +20,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "soupviz"
 LAYERS: list[set[str]] = [
     {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters", "settings"},
     {"data"},
-    {"models", "zoo_models", "cards", "checkpoints", "foreign_formats", "foreign", "serving"},
+    {"models", "zoo_models", "cards", "checkpoints", "foreign_formats", "foreign", "serving", "places"},
     {"weights", "links"},
     {"parameters", "soup"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},
     {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
-    {"labels", "report", "figures", "store_grid", "soup_rows"},
+    {"labels", "report", "figures", "store_grid", "soup_rows", "interpolate"},
     {"cli", "insight.runs", "insight.adaptation_views", "insight.kept_runs"},
 ]
 ENTRIES = set().union(*LAYERS)
