@@ -233,8 +233,8 @@ def tradeoff_figure(
     shown = f"{images[0]}" if len(images) == 1 else f"{images[0]} to {images[-1]}"
     # the title starts over the plot area, clear of the (long, two-line) y-axis title beside it
     fig.update_layout(xaxis_title=x_title, yaxis_title=metric_title(first_y),
-                      title={"text": f"Trade-off between {what}<br><sup>{shown} test images per soup</sup>", "xref": "paper",
-                             "x": 0, "xanchor": "left"})
+                      title={"text": f"Trade-off between {what}<br><sup>{shown} test images per soup</sup>",
+                             "xref": "paper", "x": 0, "xanchor": "left"})
     attach_rows(fig, "tradeoff", rows, family_of(records),
                 f"{metric_name(first_x)} vs {metric_name(first_y)}", current)
     return apply_style(fig, paper)
