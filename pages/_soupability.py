@@ -20,7 +20,7 @@ from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid
 from soupviz.checkpoints import Ingredient, SoupFamily, load_checkpoint
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.kept_soupability import family_only, kept_soupability, soupability_key
+from soupviz.evaluate.kept_soupability import family_only, kept_soupability, renamed, soupability_key
 from soupviz.evaluate.soupability import (
     DO_NOT_MIX,
     SHIPPED_OUTSIDER,
@@ -31,6 +31,7 @@ from soupviz.evaluate.soupability import (
     unrelated_pairs,
 )
 from soupviz.figures.soupability import paths_figure
+from soupviz.labels import ingredient_titles
 from soupviz.serving import folder_stamp
 from soupviz.soup import BATCHNORM_LABELS
 
@@ -55,10 +56,11 @@ def soupability_panel(family: SoupFamily, folder: str, stamp: str) -> None:
     outsider = _outsider(family)
     kept = kept_soupability(family.folder, soupability_key(family, outsider, images, s.seed, POINTS,
                                                            BATCHNORM_LABELS["mix"]))
+    titles = dict(zip(family.names, ingredient_titles(family), strict=True))
     if kept is not None:
-        _show(family_only(kept.report), f"Precomputed on {kept.measured_on} by `{kept.command}`. ")
+        _show(renamed(family_only(kept.report), titles), f"Precomputed on {kept.measured_on} by `{kept.command}`. ")
         if outsider is not None:
-            _unrelated(family, kept.report, outsider)
+            _unrelated(family, renamed(kept.report, titles), outsider)
         return
     try:
         source, device = data_source(), cached_device(s.device)
@@ -76,7 +78,7 @@ def soupability_panel(family: SoupFamily, folder: str, stamp: str) -> None:
         )
     ):
         return
-    _show(cached_soupability(folder, stamp, source, str(device), images, s.seed))
+    _show(renamed(cached_soupability(folder, stamp, source, str(device), images, s.seed), titles))
     if outsider is None:
         return
     try:
@@ -85,7 +87,7 @@ def soupability_panel(family: SoupFamily, folder: str, stamp: str) -> None:
     except SoupvizError as error:  # e.g. a family of another architecture: no straight path joins them
         st.caption(f"No comparison with the shipped unrelated network: {error}")
         return
-    _unrelated(family, report, outsider)
+    _unrelated(family, renamed(report, titles), outsider)
 
 
 def _show(report: Soupability, source: str = "") -> None:
@@ -126,7 +128,8 @@ def _unrelated(family: SoupFamily, report: Soupability, outsider: Ingredient) ->
     barrier to it is the lesson, so its verdict is information, not a warning about the family."""
     st.markdown("#### Why only ingredients of one base")
     pairs = {f"{p.a} → {p.b}": p for p in report.within}
-    partners, nominal = family.names, outsider_partner(family)
+    partners = [name for name in report.names if name != report.outsider]
+    nominal = partners[family.names.index(outsider_partner(family))]
     keep_valid(Keys.PATHS_PARTNER, partners, nominal)
     keep_valid(Keys.PATHS_PAIR, list(pairs), next(n for n, p in pairs.items() if nominal in (p.a, p.b)))
     left, right = st.columns(2)

@@ -74,6 +74,17 @@ def kept_soupability(folder: Path | None, key: str) -> KeptSoupability | None:
         return None
 
 
+def renamed(report: Soupability, titles: dict[str, str]) -> Soupability:
+    """`report` with its models called by `titles` (name -> what a person reads, e.g. 'linf' ->
+    'L∞ 8/255'; names not in `titles` stay), so its matrix, sentences and figures show them."""
+    def title(name: str | None) -> str | None:
+        return titles.get(name, name) if name is not None else None
+
+    pairs = [dataclasses.replace(p, a=title(p.a), b=title(p.b), base=title(p.base)) for p in report.pairs]
+    return dataclasses.replace(report, names=[title(n) for n in report.names], pairs=pairs,
+                               outsider=title(report.outsider))
+
+
 def family_only(report: Soupability) -> Soupability:
     """The pairs of the family's own ingredients of a report measured against an outsider (the
     Home page's matrix); `report` itself when it has no outsider."""

@@ -49,6 +49,15 @@ def select(records: Sequence[Record], metric: Metric) -> list[Record]:
     return chosen
 
 
+def images_note(records: Sequence) -> str:
+    """How many test images the numbers rest on, for a figure's own text (a printed figure has no
+    hover): '500 test images per soup', or '200 to 500 …' where they differ."""
+    counts = sorted({r.n for r in records if getattr(r, "n", None)})
+    if not counts:
+        return ""
+    return f"{counts[0] if len(counts) == 1 else f'{counts[0]} to {counts[-1]}'} test images per soup"
+
+
 def one_hot_index(weights: Sequence[float]) -> int | None:
     """The ingredient a one-hot weight vector selects, else None."""
     hot = [i for i, w in enumerate(weights) if abs(w) > TOLERANCE]
@@ -132,7 +141,7 @@ def ternary_figure(
         height=TERNARY_HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 16 + 15 * len("<br>".join(notes).split("<br>"))},
         ternary={"sum": 1, **axes, "domain": {"x": [0, 0.86], "y": [0.06, 0.93]}},
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
-        title={"text": metric_title(chosen[0])}, showlegend=False,
+        title={"text": metric_title(chosen[0]) + f"<br><sup>{images_note(shown)}</sup>"}, showlegend=False,
     )
     if notes:
         fig.add_annotation(text="<br>".join(notes), showarrow=False, xref="paper", yref="paper",
@@ -203,7 +212,8 @@ def interpolation_figure(
                       annotation_text="current soup")
     fig.update_layout(
         xaxis_title=f"α: weight on {labels[i]} (1 − α on {labels[j]})", yaxis_title="Accuracy (%)",
-        title={"text": f"Interpolation {labels[j]} → {labels[i]}"}, legend=BOTTOM_LEGEND,
+        title={"text": f"Interpolation {labels[j]} → {labels[i]}<br><sup>{images_note(on_line)}</sup>"},
+        legend=BOTTOM_LEGEND,
     )
     names = " ".join(metric_name(select(on_line, key)[0]) for key in keys)
     attach_rows(fig, "interpolation", rows, family_of(on_line),
@@ -262,7 +272,7 @@ def accuracy_heatmap(
     fig.update_layout(
         yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
         coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
-        title={"text": "Accuracy (%) per soup and metric"},
+        title={"text": f"Accuracy (%) per soup and metric<br><sup>{images_note(records)}</sup>"},
     )
     bounds = sorted({attack_label(c.measure) for c in columns if c.upper_bound})
     if bounds:

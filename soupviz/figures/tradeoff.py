@@ -19,6 +19,7 @@ from soupviz.figures.soups import (
     NamedSoups,
     family_of,
     hover_text,
+    images_note,
     one_hot_index,
     percent,
     select,
@@ -337,7 +338,8 @@ def budget_curves(
         fig.update_xaxes(tickvals=[b * unit for b in ticks], tickangle=0, title_text=title,
                          ticktext=[f"{b * unit:.4g}" for b in ticks], row=1, col=col)
     fig.update_yaxes(title_text="Robust accuracy (%), upper bound", row=1, col=1)
-    fig.update_layout(title={"text": "Accuracy against the attack budget (ε = 0: clean accuracy)"},
+    fig.update_layout(title={"text": "Accuracy against the attack budget (ε = 0: clean accuracy)"
+                             f"<br><sup>{images_note(records)}</sup>"},
                       legend=BOTTOM_LEGEND)
     names = " ".join(THREAT_LABELS.get(t, t) for t in threats)
     attach_rows(fig, "budget", rows, family_of(records), names)

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from soupviz.checkpoints import SoupFamily, load_family
-from soupviz.evaluate.kept_soupability import family_only, keep_soupability, kept_soupability, soupability_key
+from soupviz.evaluate.kept_soupability import (
+    family_only,
+    keep_soupability,
+    kept_soupability,
+    renamed,
+    soupability_key,
+)
 from soupviz.evaluate.soupability import PairBarrier, Soupability
 from soupviz.soup import BATCHNORM_LABELS
 
@@ -60,3 +66,12 @@ def test_family_only_keeps_the_pairs_within_the_family() -> None:
     assert {(p.a, p.b) for p in within.pairs} == {("a", "b"), ("a", "c"), ("b", "c")}
     assert [row["ingredient"] for row in within.matrix()] == ["a", "b", "c"]
     assert family_only(within) is within
+
+
+def test_a_renamed_report_speaks_of_what_a_person_reads() -> None:
+    report = report_of(["nominal", "linf"], outsider="unrelated")
+    shown = renamed(report, {"nominal": "nominal", "linf": "L∞ 8/255"})
+    assert shown.names == ["nominal", "L∞ 8/255", "unrelated"] and shown.outsider == "unrelated"
+    assert [row["ingredient"] for row in family_only(shown).matrix()] == ["nominal", "L∞ 8/255"]
+    assert "linf" not in shown.summary() and "L∞ 8/255" in shown.outsider_verdict() + str(shown.matrix())
+    assert shown.pair("L∞ 8/255", "unrelated").accuracies == report.pair("linf", "unrelated").accuracies
