@@ -309,7 +309,7 @@ def markdown(r: dict) -> str:
 - Answer time together vs alone (medians): {r['answered_ratio_together_vs_alone']}×.
 - Worst answer per session together: {', '.join(f'{v} s' for v in together['answered_per_session_max_s'])}.
 {home_lines(r['home_first_visit'], r['load_average_before']) if 'home_first_visit' in r else ''}\
-- First visit of the explorer: {r['first_visit_s']} s; later sessions' first visits: \
+- First visit of the explorer (after Home's): {r['first_visit_s']} s; later sessions' first visits: \
 {', '.join(f'{v} s' for v in r['later_visits_s'])}.
 - Server memory: {r['memory_mib']['after_one_session']} MiB with one session, peak {r['memory_mib']['peak']} MiB, \
 {r['memory_mib']['end']} MiB at the end.
