@@ -127,7 +127,7 @@ elif run is not None:
         st.warning(note)
     figures = adaptation_figures(run, labels, family_name(family), paper)
     figure_panel(figures["outcomes"], Keys.ADAPT_OUTCOMES, width="content")
-    st.dataframe(outcome_table(run.outcomes, labels), hide_index=True)
+    st.table(outcome_table(run.outcomes, labels), hide_index=True)  # a static table wraps its text, never cuts it
     figure_panel(figures["composition"], Keys.ADAPT_COMPOSITION, width="content")
     chosen = chosen_soups(run)
     for column, (name, weights) in zip(st.columns(len(chosen)), chosen, strict=True):
@@ -157,4 +157,4 @@ if held is not None:
     figures = several_figures(*held, labels, family_name(family), paper)
     figure_panel(figures["outcomes"], Keys.ADAPT_SEVERAL_CHART, width="content")
     figure_panel(figures["composition"], Keys.ADAPT_SEVERAL_COMPOSITION, width="content")
-    st.dataframe(outcome_table(held[1], labels), hide_index=True)
+    st.table(outcome_table(held[1], labels), hide_index=True)
