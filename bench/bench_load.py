@@ -1,7 +1,9 @@
 """Load test of a shared dashboard server: `streamlit run app.py` on the shipped family, driven by
 real Chromium sessions (Playwright, Debian's Chromium) moving the explorer's sliders.
 
-Side by side in one run: one session alone, then `--sessions` sessions moving sliders at the same
+First, a fresh server's first visit of Home with an empty cache (no decoded images, no unpacked
+store): the time until its first figure is drawn and until the page is idle (`--home-only` stops
+there). Then, side by side in one run: one session alone, then `--sessions` sessions moving sliders at the same
 time. For each slider move it measures the time until the page's address holds the new soup and
 the clean-accuracy tile is drawn for it (the number a hand waits for), and until the page is idle
 (the attacks and corruptions filled in by the background lane). It counts exceptions shown on
@@ -9,11 +11,13 @@ any page and samples the server's memory (resident set of the server process). P
 and writes bench/results/load.json and load.md.
 
     python bench/bench_load.py --sessions 5 --moves 6
+    python bench/bench_load.py --home-only
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import socket
@@ -45,6 +49,7 @@ ANSWERED = """(before) => new URLSearchParams(location.search).get('w') !== befo
 IDLE_TIMEOUT_S = 300
 POLL_S = 0.25  # between looks at the pages: faster looking costs the browsers CPU the server needs
 ANSWER_TIMEOUT_S = 60
+FIGURE = '[data-testid="stPlotlyChart"] .main-svg'
 
 
 def free_port() -> int:
@@ -154,6 +159,24 @@ class Session:
 
 
 
+def home_first_visit(browser, url: str) -> dict[str, float]:
+    """Open Home in a fresh session: seconds until the first figure is drawn, until the page is idle,
+    and how many figures it then shows."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(IDLE_TIMEOUT_S * 1000)
+    start = time.perf_counter()
+    page.goto(url)
+    page.locator(FIGURE).first.wait_for()
+    figure = time.perf_counter() - start
+    page.get_by_text("Data and device").wait_for()
+    page.wait_for_function(IDLE)
+    idle = time.perf_counter() - start
+    figures = page.locator('[data-testid="stPlotlyChart"]').count()
+    errors = page.locator(EXCEPTION).count()
+    page.context.close()
+    return {"first_figure_s": round(figure, 2), "idle_s": round(idle, 2), "figures": figures, "errors": errors}
+
+
 def run_phase(sessions: list[Session], moves: int) -> None:
     """Every session presses a key, then all are watched together until each move has settled
     (answered and idle, or timed out); `moves` rounds."""
@@ -179,6 +202,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200, help="the dashboard's evaluation subset")
     parser.add_argument("--family", default=None, help="default: the shipped family")
     parser.add_argument("--data", default=None, help="default: SOUPVIZ_DATA or a local CIFAR-10 copy")
+    parser.add_argument("--home-only", action="store_true", help="only the fresh server's first visit of Home")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -186,6 +210,7 @@ def main() -> None:
     env = {**os.environ, "SOUPVIZ_FAMILY": str(args.family or shipped_family_folder()),
            "SOUPVIZ_DATA": str(resolve_source(args.data)), "SOUPVIZ_EVAL_IMAGES": str(args.images),
            "SOUPVIZ_CACHE": str(cache / "cache")}
+    load_before = os.getloadavg()[0]
     process, url = start_server(env, cache / "streamlit.log")
     sampler = MemorySampler(process.pid)
     sampler.start()
@@ -194,6 +219,10 @@ def main() -> None:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM, headless=True,
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            home = home_first_visit(browser, url)
+            if args.home_only:
+                browser.close()
+                return finish_home_only(home, load_before)
             first = Session(browser, url, 0)
             first_visit = first.open()
             run_phase([first], args.moves)
@@ -218,6 +247,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "load_average": os.getloadavg()[0],
         "family": env["SOUPVIZ_FAMILY"], "images": args.images, "moves_per_session": args.moves,
+        "home_first_visit": home, "load_average_before": round(load_before, 2),
         "first_visit_s": round(first_visit, 2), "later_visits_s": [round(t, 2) for t in opened],
         "alone": alone,
         "sessions": args.sessions,
@@ -234,6 +264,27 @@ def main() -> None:
     atomic_write_json(result, RESULTS / "load.json")
     (RESULTS / "load.md").write_text(markdown(result))
     print(markdown(result))
+
+
+def home_lines(home: dict, load_before: float) -> str:
+    return (f"- Home, first visit of a fresh server with an empty cache (load average {load_before:.1f} before): "
+            f"first figure after {home['first_figure_s']} s, idle after {home['idle_s']} s "
+            f"({home['figures']} figures, {home['errors']} exceptions).\n")
+
+
+def finish_home_only(home: dict, load_before: float) -> None:
+    """Print and merge the Home measurement into load.json and load.md, keeping the other results."""
+    path = RESULTS / "load.json"
+    result = json.loads(path.read_text()) if path.is_file() else {}
+    result.update({"home_first_visit": home, "load_average_before": round(load_before, 2),
+                   "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"})
+    print(result, flush=True)
+    atomic_write_json(result, path)
+    if "alone" in result:
+        (RESULTS / "load.md").write_text(markdown(result))
+    else:
+        title = "# Dashboard load test (`bench/bench_load.py`)"
+        (RESULTS / "load.md").write_text(f"{title}\n\n{home_lines(home, load_before)}")
 
 
 def markdown(r: dict) -> str:
@@ -257,7 +308,8 @@ def markdown(r: dict) -> str:
 
 - Answer time together vs alone (medians): {r['answered_ratio_together_vs_alone']}×.
 - Worst answer per session together: {', '.join(f'{v} s' for v in together['answered_per_session_max_s'])}.
-- First visit of a fresh server: {r['first_visit_s']} s; later sessions' first visits: \
+{home_lines(r['home_first_visit'], r['load_average_before']) if 'home_first_visit' in r else ''}\
+- First visit of the explorer (after Home's): {r['first_visit_s']} s; later sessions' first visits: \
 {', '.join(f'{v} s' for v in r['later_visits_s'])}.
 - Server memory: {r['memory_mib']['after_one_session']} MiB with one session, peak {r['memory_mib']['peak']} MiB, \
 {r['memory_mib']['end']} MiB at the end.

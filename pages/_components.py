@@ -26,6 +26,7 @@ from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.factory import BuiltEvaluator, open_evaluator
 from soupviz.foreign import folder_stamp, open_family
 from soupviz.parameters import ParameterMatrix
+from soupviz.places import family_title, portable, source_name
 from soupviz.serving import typed_family_folder
 from soupviz.settings import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder
 
@@ -119,6 +120,19 @@ def data_source() -> str:
         DataError: no data could be found.
     """
     return resolve_source(st.session_state.get(Keys.DATA_PATH, "").strip() or None)
+
+
+def readable(text: str) -> str:
+    """`text` with absolute data paths written from the data source as the user named it
+    (`places.portable`): no server folder on screen."""
+    return portable(text, source_name(st.session_state.get(Keys.DATA_PATH, "").strip() or None))
+
+
+def family_name(family: SoupFamily) -> str:
+    """What the chosen family is called on screen: the shipped one by its display title
+    (`places.family_title`, not its folder's slug), a folder or upload by the name the user gave it."""
+    chosen = st.session_state.get(Keys.FAMILY_SOURCE, "shipped") == "shipped"
+    return family_title(family) if chosen else family.name
 
 
 def settings() -> EvalSettings:
@@ -282,7 +296,7 @@ def sidebar() -> None:
         st.caption(describe_device(cached_device(st.session_state[Keys.DEVICE])) if torch.cuda.is_available()
                    or st.session_state[Keys.DEVICE] != "cuda" else "No GPU here: choose cpu or auto.")
         if held is not None:
-            st.caption(f"{held.evaluator.images_label}. {held.evaluator.soup.bn_label}")
+            st.caption(readable(f"{held.evaluator.images_label}. {held.evaluator.soup.bn_label}"))
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)

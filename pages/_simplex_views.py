@@ -12,13 +12,14 @@ import streamlit as st
 from pages._components import family_baselines
 from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
-from soupviz.checkpoints import Ingredient
+from soupviz.checkpoints import Ingredient, SoupFamily
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.baselines import baseline_labels
-from soupviz.evaluate.evaluator import Evaluator
+from soupviz.evaluate.metrics import MetricSpec
 from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
+from soupviz.interpolate import Interpolated, SimplexInterpolator
 from soupviz.labels import (
     interval_text,
     ranked_placeholder,
@@ -47,35 +48,36 @@ REFRESH, IDLE_REFRESH = "5s", "60s"  # how often a page rereads the store while 
 
 
 def rereading_store(draw: Callable[..., None]) -> Callable[..., None]:
-    """Run `draw(evaluator, ...)` as a fragment that rereads the family's store every `REFRESH`
+    """Run `draw(family, ...)` as a fragment that rereads the family's store every `REFRESH`
     while a sweep writes to it and every `IDLE_REFRESH` otherwise (with several sessions open,
     redrawing unchanged figures every few seconds takes the CPU their attacks need); when the
     pace should change, the whole page reruns to take it up."""
 
     @functools.wraps(draw)
-    def run(evaluator: Evaluator, *args: object) -> None:
-        store = family_store(evaluator.family.folder)
+    def run(family: SoupFamily, *args: object) -> None:
+        store = family_store(family.folder)
         writing = being_written(store)
 
         def body() -> None:
             if being_written(store) != writing:
                 st.rerun(scope="app")
-            draw(evaluator, *args)
+            draw(family, *args)
 
         st.fragment(body, run_every=REFRESH if writing else IDLE_REFRESH)()
 
     return run
 
 
-def stored(evaluator: Evaluator, soups: tuple[tuple[float, ...], ...] | None = None) -> dict[str, StoredGrid]:
+def stored(family: SoupFamily, soups: tuple[tuple[float, ...], ...] | None = None) -> dict[str, StoredGrid]:
     """The family's stored grids per spec key (`store_grid.stored_grids`, over `soups` where given),
     read once per version of the store and shared by the server's sessions (do not modify); none,
-    with a warning, where the store cannot be read."""
-    store = family_store(evaluator.family.folder)
+    with a warning, where the store cannot be read. Needs no images: a page draws them before any
+    data is loaded."""
+    store = family_store(family.folder)
     if not store.path.is_file():
         return {}
     try:
-        return _stored_grids(str(store.path), store.modified(), tuple(evaluator.family.hashes), soups)
+        return _stored_grids(str(store.path), store.modified(), tuple(family.hashes), soups)
     except SoupvizError as error:  # a damaged or unreadable store: say so, and draw the live figures only
         st.warning(str(error))
         return {}
@@ -84,7 +86,9 @@ def stored(evaluator: Evaluator, soups: tuple[tuple[float, ...], ...] | None = N
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _stored_grids(path: str, modified: float, hashes: tuple[str, ...],
                   soups: tuple[tuple[float, ...], ...] | None) -> dict[str, StoredGrid]:
-    return stored_grids(_stored_records(path, modified, hashes), len(hashes), soups)
+    records = _stored_records(path, modified, hashes) if soups is None else \
+        family_records(ResultStore(path), hashes, soups=soups)  # a few soups: only theirs are read
+    return stored_grids(records, len(hashes), soups)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -92,14 +96,35 @@ def _stored_records(path: str, modified: float, hashes: tuple[str, ...]) -> list
     return family_records(ResultStore(path), hashes)  # read once for every choice of soups
 
 
+def interpolated(store: ResultStore, hashes: tuple[str, ...], weights: list[float],
+                 specs: list[MetricSpec]) -> dict[str, Interpolated]:
+    """Each of `specs` (by key) at soup `weights`, interpolated from the store's grid of that spec
+    (`soupviz.interpolate`) where the store has one whose hull holds the soup."""
+    if not store.path.is_file():
+        return {}
+    found = {}
+    for spec in specs:
+        grid = _interpolator(str(store.path), store.modified(), hashes, spec.key)
+        estimate = grid.at(weights) if grid is not None else None
+        if estimate is not None:
+            found[spec.key] = estimate
+    return found
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _interpolator(path: str, modified: float, hashes: tuple[str, ...], spec: str) -> SimplexInterpolator | None:
+    grid = _stored_grids(path, modified, hashes, None).get(spec)
+    return SimplexInterpolator(grid.records) if grid is not None else None
+
+
 @rereading_store
-def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> None:
+def simplex_views(family: SoupFamily, weights: list[float], paper: bool) -> None:
     """Explorer: the filled ternary map of the chosen corners and the tetrahedron, from the store,
     with a list of the stored soups (best first) that moves the sliders to the one picked."""
-    grids = stored(evaluator)
+    grids = stored(family)
     if not grids:
         return
-    family, k = evaluator.family, len(evaluator.family.names)
+    k = len(family.names)
     st.subheader("The whole simplex (precomputed)")
     names = record_choices([g.records[0] for g in grids.values()])
     keep_valid(Keys.STORED_METRIC, list(names), next(iter(names)))
@@ -136,12 +161,11 @@ def simplex_views(evaluator: Evaluator, weights: list[float], paper: bool) -> No
 
 
 @rereading_store
-def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
+def stored_heatmap(family: SoupFamily, paper: bool) -> None:
     """Attack heatmaps: the ingredients and presets under every stored metric (each threat at each
     stored budget by its strongest attack, corruptions as their mean), before anything is pressed."""
-    family = evaluator.family
     named = row_soups(["ingredients", "presets"], family, None)
-    grids = summary_grids(strongest_grids(stored(evaluator, tuple(tuple(w) for _, w in named))))
+    grids = summary_grids(strongest_grids(stored(family, tuple(tuple(w) for _, w in named))))
     records = [r for grid in grids.values() for r in grid.records]
     if not records:
         return
@@ -155,12 +179,12 @@ def stored_heatmap(evaluator: Evaluator, paper: bool) -> None:
 
 
 @rereading_store
-def stored_tradeoff(evaluator: Evaluator, threat: str, against: str, weights: list[float],
+def stored_tradeoff(family: SoupFamily, threat: str, against: str, weights: list[float],
                     baselines: list[Ingredient], paper: bool) -> None:
     """Trade-off: robust accuracy under `threat` against `against` (`store_grid.tradeoff_grids`)
     over the stored grid, with the `baselines` stored on the same images and attack, before anything
     is pressed."""
-    grids = tradeoff_grids(stored(evaluator), threat, against)
+    grids = tradeoff_grids(stored(family), threat, against)
     if grids is None:
         if against == "corruption-mean":
             st.caption("The store holds no corruption grid yet: `soupviz sweep FAMILY --metrics corruptions` "
@@ -169,7 +193,6 @@ def stored_tradeoff(evaluator: Evaluator, threat: str, against: str, weights: li
             st.caption("The precomputed store has no grid of both metrics: press Evaluate to measure them.")
         return
     x_grid, y_grid = grids
-    family = evaluator.family
     extra = stored_baselines(family_store(family.folder), family, baselines, grids)
     names = baseline_labels(family, baselines)
     try:

@@ -75,6 +75,8 @@ class Keys:
     EXTRAPOLATE = "extrapolate"
     MARGIN = "extrapolate_margin"
     URL_READ = "url_weights_read"  # the query string was read once this session
+    LINK_PROBLEM = "link_problem"  # pages/_widgets.HeldLink: a link not honoured as given
+    LINK_DISMISS = "link_dismiss"  # button: dismiss the link's message
     EVALUATOR = "session_evaluator"  # evaluate.BuiltEvaluator: one soup per session
     LANE = "session_lane"  # pages/_components.BuiltLane: the session's background evaluations
     LOCK = "session_lock"  # serialises the session's evaluations (see pages/_components.py)

@@ -17,12 +17,13 @@ from pages._components import session_lock
 from pages._state import QUERY_WEIGHTS, Keys
 from soupviz.background import Job, Tile
 from soupviz.checkpoints import SoupFamily
-from soupviz.errors import SoupWeightsError
 from soupviz.evaluate.methods import attack_strength
 from soupviz.evaluate.records import Record
 from soupviz.evaluate.speaking import speaking_record, strength_order, strength_rank
 from soupviz.figures.export import ExportError, export_figure, figure_csv, filename_for, find_chromium
+from soupviz.interpolate import Interpolated
 from soupviz.labels import bounded, ingredient_titles, interval_text, method_text, tile_caption
+from soupviz.links import SoupLink, read_soup_link
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.weights import (
     DEFAULT_MARGIN,
@@ -34,7 +35,6 @@ from soupviz.weights import (
     rebalance,
     tidy,
     uniform,
-    weights_from_query,
     weights_to_query,
 )
 
@@ -189,10 +189,11 @@ POLL = 1.0  # seconds between redraws of tiles still being measured in the backg
 TILE_PX = 185  # a tile's width: its number and a corruption's full name fit; tiles wrap onto more rows when narrow
 
 
-def background_tiles(job: Job, stored: dict[str, Record]) -> None:
+def background_tiles(job: Job, stored: dict[str, Record], estimates: dict[str, Interpolated] | None = None) -> None:
     """Tiles for a background job's metrics, redrawn every `POLL` seconds until all are in:
     each shows its live record once measured, meanwhile the stored record of the soup if there
-    is one (marked as stored) and the measurement's progress. When the job ends the page reruns
+    is one (marked as stored), else its number interpolated from the stored soups around it
+    (`estimates`, marked as such), and the measurement's progress. When the job ends the page reruns
     once, so the finished tiles stop polling. Tiles keep their width and wrap, so a narrow
     window shows fewer per row rather than cutting their numbers short."""
     polling = not job.ended.is_set()
@@ -200,21 +201,28 @@ def background_tiles(job: Job, stored: dict[str, Record]) -> None:
     def draw() -> None:
         row = st.container(horizontal=True, wrap=True, gap="small")
         for tile in job.tiles:
-            job_tile(row.container(width=TILE_PX), tile, stored.get(tile.spec.key))
+            job_tile(row.container(width=TILE_PX), tile, stored.get(tile.spec.key),
+                     (estimates or {}).get(tile.spec.key))
         if polling and job.ended.is_set():
             st.rerun(scope="app")
 
     st.fragment(draw, run_every=POLL if polling else None)()
 
 
-def job_tile(container: DeltaGenerator, tile: Tile, stored: Record | None) -> None:
+def job_tile(container: DeltaGenerator, tile: Tile, stored: Record | None,
+             estimate: Interpolated | None = None) -> None:
     """One metric of a background job: the record that speaks for it (`speaking_record` of the live
-    and the stored one), and the live measurement's progress while it could still change that."""
+    and the stored one), else the number interpolated from the stored soups around it, and the live
+    measurement's progress while it could still change that."""
     shown = speaking_record([tile.record, stored])
     if shown is not None:
         metric_tile(container, shown, stored=shown is stored)
     elif tile.error:
         container.metric(bounded(tile.spec.column, tile.spec.is_upper_bound), "n/a", help=tile.error)
+    elif estimate is not None:
+        container.metric(bounded(tile.spec.column, tile.spec.is_upper_bound), f"{100 * estimate.accuracy:.1f}%",
+                         help=estimate.caption())
+        container.caption(estimate.caption())
     else:
         container.metric(bounded(tile.spec.column, tile.spec.is_upper_bound), "…", help="measuring this soup")
     if tile.error:
@@ -274,24 +282,66 @@ def set_soup(weights: Sequence[float]) -> None:
     set_weights(weights)
 
 
-def read_link(k: int) -> None:
-    """Once per session, start from the soup in the page address (?w=0.5,0.5,0,0) if any."""
-    if st.session_state.get(Keys.URL_READ):
+@dataclass(frozen=True)
+class HeldLink:
+    """A link the explorer could not honour (or changed while reading): its message, and the soup
+    shown instead. Both stay, and the page address keeps the link as given, until the user acts:
+    moves the soup away from `shown` or dismisses the message."""
+
+    link: SoupLink
+    shown: tuple[float, ...]
+
+
+def read_link(names: Sequence[str]) -> None:
+    """Once per session, start from the soup in the page address (?w=0.5,0.5,0,0) if any; a link
+    that cannot be honoured opens the uniform soup with the reason kept on screen (`held_link`)."""
+    if not st.session_state.get(Keys.URL_READ):
+        st.session_state[Keys.URL_READ] = True
+        text = st.query_params.get(QUERY_WEIGHTS)
+        if text:
+            link = read_soup_link(text, names, margin=max(MARGINS))
+            if link.weights is None:
+                set_weights(uniform(len(names)))
+            else:
+                set_soup(link.weights)
+            if link.problem or link.note:
+                st.session_state[Keys.LINK_PROBLEM] = HeldLink(link, tuple(st.session_state[Keys.WEIGHTS]))
+    show_held_link()
+
+
+def held_link() -> HeldLink | None:
+    """The link message still standing: dropped once the soup has moved away from what it opened."""
+    held = st.session_state.get(Keys.LINK_PROBLEM)
+    if held is not None and tuple(st.session_state.get(Keys.WEIGHTS) or ()) != held.shown:
+        st.session_state.pop(Keys.LINK_PROBLEM, None)
+        return None
+    return held
+
+
+def _dismiss_link() -> None:
+    st.session_state.pop(Keys.LINK_PROBLEM, None)
+
+
+def show_held_link() -> None:
+    """The standing link message with a Dismiss button, redrawn on every run until the user acts."""
+    held = held_link()
+    if held is None:
         return
-    st.session_state[Keys.URL_READ] = True
-    text = st.query_params.get(QUERY_WEIGHTS)
-    if not text:
-        return
-    try:
-        weights = weights_from_query(text, k, margin=max(MARGINS))
-    except SoupWeightsError as error:
-        st.warning(str(error))
-        return
-    set_soup(weights)
+    box = st.container(border=True)
+    if held.link.problem:
+        box.warning(f"{held.link.problem} Showing the uniform soup instead; the address keeps the link as given "
+                    "until you move a slider or dismiss this message.", icon=":material/link_off:")
+    else:
+        box.info(held.link.note, icon=":material/link:")
+    box.button("Dismiss", key=Keys.LINK_DISMISS, on_click=_dismiss_link, icon=":material/close:")
 
 
 def write_link(weights: Sequence[float]) -> None:
-    """Keep the current soup in the page address, so copying the address shares it."""
+    """Keep the current soup in the page address, so copying the address shares it; a link that
+    could not be honoured stays as given while its message stands (`held_link`)."""
+    held = held_link()
+    if held is not None and held.link.problem:
+        return
     text = weights_to_query(weights)
     if st.query_params.get(QUERY_WEIGHTS) != text:
         st.query_params[QUERY_WEIGHTS] = text

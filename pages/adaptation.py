@@ -5,7 +5,7 @@ soup and the best ingredient; see how the choice improves with k, and one soup f
 
 import streamlit as st
 
-from pages._components import data_source, session_evaluator
+from pages._components import data_source, family_name, session_evaluator
 from pages._insight import evaluator_context, keep_values, result_store, split_id, test_split, with_progress
 from pages._state import Keys
 from pages._widgets import figure_panel, set_soup
@@ -125,9 +125,9 @@ elif run is not None:
     st.caption(run.batchnorm)
     for note in run.notes:
         st.warning(note)
-    figures = adaptation_figures(run, labels, family.name, paper)
+    figures = adaptation_figures(run, labels, family_name(family), paper)
     figure_panel(figures["outcomes"], Keys.ADAPT_OUTCOMES, width="content")
-    st.dataframe(outcome_table(run.outcomes, labels), hide_index=True)
+    st.table(outcome_table(run.outcomes, labels), hide_index=True)  # a static table wraps its text, never cuts it
     figure_panel(figures["composition"], Keys.ADAPT_COMPOSITION, width="content")
     chosen = chosen_soups(run)
     for column, (name, weights) in zip(st.columns(len(chosen)), chosen, strict=True):
@@ -154,7 +154,7 @@ if st.button("Choose one soup for these shifts", key=Keys.ADAPT_SEVERAL_GO, disa
     except SoupvizError as error:
         st.error(str(error))
 if held is not None:
-    figures = several_figures(*held, labels, family.name, paper)
+    figures = several_figures(*held, labels, family_name(family), paper)
     figure_panel(figures["outcomes"], Keys.ADAPT_SEVERAL_CHART, width="content")
     figure_panel(figures["composition"], Keys.ADAPT_SEVERAL_COMPOSITION, width="content")
-    st.dataframe(outcome_table(held[1], labels), hide_index=True)
+    st.table(outcome_table(held[1], labels), hide_index=True)

@@ -4,9 +4,9 @@ between two, and the soup kept in the page address for sharing."""
 
 import streamlit as st
 
-from pages._components import quick_records, session_evaluator, session_lane, settings
+from pages._components import quick_records, readable, session_evaluator, session_lane, settings
 from pages._explorer_panels import line_panel, ternary_panel
-from pages._simplex_views import simplex_views
+from pages._simplex_views import interpolated, simplex_views
 from pages._soupability import lineage_warning
 from pages._state import Keys
 from pages._widgets import background_tiles, metric_tile, read_link, weight_sliders, write_link
@@ -22,7 +22,7 @@ if evaluator is None:
     st.stop()
 family, s = evaluator.family, settings()
 k, labels, paper = len(family.names), family.labels, st.session_state.get(Keys.PAPER, False)
-read_link(k)
+read_link(labels)
 
 left, right = st.columns([2, 3], gap="large")
 with left:
@@ -32,24 +32,26 @@ with left:
     st.caption("Share this soup: the page's address holds its weights.")
 with right:
     st.subheader(soup_label(weights, labels))
-    st.caption(f"{evaluator.images_label} · seed {evaluator.seed} · {evaluator.soup.bn_label}")
+    st.caption(readable(f"{evaluator.images_label} · seed {evaluator.seed} · {evaluator.soup.bn_label}"))
     metric_tile(st.container(), quick_records(evaluator, [weights], [MetricSpec("clean")])[0])
     slow = robust_specs(s) + corruption_specs(s)
     lane = session_lane()
     if lane is not None:
+        store = family_store(family.folder)
         try:
-            stored = stored_records(family_store(family.folder), family.hashes, weights, slow)
+            stored = stored_records(store, family.hashes, weights, slow)
+            estimates = interpolated(store, tuple(family.hashes), weights, slow)
         except SoupvizError as error:  # a damaged or unreadable store: the live tiles still come
             st.warning(str(error))
-            stored = {}
-        background_tiles(lane.submit(weights, slow), stored)
+            stored, estimates = {}, {}
+        background_tiles(lane.submit(weights, slow), stored, estimates)
 
 choices = metric_choices(s)
 if k >= 3:
     st.divider()
     ternary_panel(evaluator, weights, choices, paper)
 if k >= 3:
-    simplex_views(evaluator, weights, paper)
+    simplex_views(evaluator.family, weights, paper)
 if k >= 2:
     st.divider()
     line_panel(evaluator, weights, choices, paper)

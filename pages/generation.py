@@ -5,7 +5,7 @@ side by side. Slow work runs when asked, with progress, and is kept for the same
 
 import streamlit as st
 
-from pages._components import data_source, session_evaluator
+from pages._components import data_source, family_name, session_evaluator
 from pages._insight import (
     cached_split,
     current_soup,
@@ -88,8 +88,8 @@ with walk:
             st.info(f"Press the button: {len(rows)} models × {gen.steps} steps of the attack (up to "
                     f"{WALK_AT_ONCE} steps in all run without asking).")
         else:
-            figure_panel(strip_figure(runs, titles, classes, family.name, weights, paper), Keys.GENERATION_STRIP,
-                         width="content")
+            figure_panel(strip_figure(runs, titles, classes, family_name(family), weights, paper),
+                         Keys.GENERATION_STRIP, width="content")
             st.caption("A robust model turns the picture into its idea of the target class; the nominal model "
                        "reaches the target with changes you can barely see.")
 
@@ -118,7 +118,7 @@ with seeded:
         st.info("Press the button: fits a Gaussian to each chosen class's training images (about 4 s a class "
                 f"on a 2-core CPU for 5000 images), then {len(rows)} models × {gen.steps} attack steps.")
     else:
-        figure_panel(class_figure(runs, titles, classes, family.name, weights, paper), Keys.GENERATION_CLASSES_CHART,
-                     width="content")
+        figure_panel(class_figure(runs, titles, classes, family_name(family), weights, paper),
+                     Keys.GENERATION_CLASSES_CHART, width="content")
         st.caption("Top row: the seeds, drawn from each class's Gaussian with the seed above; below, what each model "
                    "made of them. Under each image: the model's class and the target's probability.")

@@ -3,7 +3,7 @@ accuracy-vs-budget curves per threat. Attacks are slow, so they run when asked."
 
 import streamlit as st
 
-from pages._components import HeldResults, session_evaluator, settings
+from pages._components import HeldResults, readable, session_evaluator, settings
 from pages._simplex_views import stored_heatmap
 from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
@@ -37,14 +37,15 @@ for column, threat in zip(columns, THREATS, strict=True):
 soups = row_soups(groups, family, current_weights(len(family.names)))
 specs = [MetricSpec("clean"), *budget_specs(budgets, s)]
 request = ([w for _, w in soups], [spec.key for spec in specs])
-st.caption(f"{len(soups)} soups × {len(specs) - 1} attacks ({attacks_named(specs)}) on {evaluator.images_label}; "
+st.caption(f"{len(soups)} soups × {len(specs) - 1} attacks ({attacks_named(specs)}) "
+           f"on {readable(evaluator.images_label)}; "
            "finished cells are cached, so asking again is instant.")
 held = st.session_state.get(Keys.HEATMAP_RECORDS)
 if st.button("Evaluate", type="primary", disabled=not soups or len(specs) < 2):
     records = evaluate_live(lambda report: evaluator.evaluate(request[0], specs, report), "Attacking")
     held = st.session_state[Keys.HEATMAP_RECORDS] = HeldResults(request, soups, specs, records)
 if held is None:
-    stored_heatmap(evaluator, paper)
+    stored_heatmap(evaluator.family, paper)
     st.info("Choose rows and budgets, then press Evaluate.")
     st.stop()
 if held.request != request:

@@ -10,6 +10,8 @@ from pages._components import (
     cached_images,
     current_family,
     data_source,
+    family_name,
+    readable,
     session_evaluator,
     settings,
 )
@@ -23,11 +25,40 @@ from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import robust_specs
 from soupviz.foreign import folder_stamp
 from soupviz.labels import attacks_named
+from soupviz.places import family_place, family_title
 from soupviz.report import ingredient_caption, ingredient_table
 from soupviz.serving import save_uploads
 from soupviz.settings import shipped_family_folder
 
 SOURCES = {"shipped": "Shipped family", "folder": "A folder", "upload": "Upload checkpoints"}
+
+
+def data_and_device() -> None:
+    """The data source and the device, with the ways to get CIFAR-10 when it is missing."""
+    st.subheader("Data and device")
+    s = settings()
+    try:
+        images = cached_images(data_source(), "test", s.images, s.seed)
+        st.caption(readable(f"Evaluating on {len(images)} test images (seed {s.seed}) from `{images.source}`."))
+        missing = False
+    except DataError as error:
+        missing = True
+        st.warning(str(error))
+        st.markdown("Two ways to get CIFAR-10:\n"
+                    "- **torchvision's download** (needs internet, about 170 MB): start with "
+                    "`SOUPVIZ_DATA=torchvision` or press the button below;\n"
+                    "- **a local folder** in ImageFolder layout, with `train/<class>/*.png` and `test/<class>/*.png`: "
+                    "start with `SOUPVIZ_DATA=/path/to/cifar10` or type the path below.")
+        st.button("Use torchvision's download", on_click=st.session_state.update,
+                  args=({Keys.DATA_PATH: "torchvision"},))
+    with st.expander("Data source", expanded=missing):
+        st.text_input("CIFAR-10 folder (with train/ and test/) or 'torchvision'", key=Keys.DATA_PATH)
+    try:
+        st.caption(f"Computing on {describe_device(cached_device(s.device))}"
+                   f"{'' if torch.cuda.is_available() else ' (no GPU found)'}.")
+    except SoupvizError as error:
+        st.error(str(error))
+
 
 st.title("soupviz")
 st.caption("Model soups of adversarially robust CIFAR-10 classifiers (Croce et al., CVPR 2023): mix the "
@@ -39,7 +70,8 @@ st.subheader("Family")
 choice = st.radio("Family", list(SOURCES), format_func=SOURCES.get, key=Keys.FAMILY_SOURCE, horizontal=True,
                   label_visibility="collapsed")
 if choice == "shipped":
-    st.caption(f"`{shipped}`" if shipped else
+    st.caption(f"{family_title(cached_family(str(shipped), folder_stamp(shipped)))} · `{family_place(shipped)}`"
+               if shipped else
                "No family ships with this copy yet: give a folder or upload checkpoints.")
 elif choice == "folder":
     st.text_input("Family folder", key=Keys.FAMILY_PATH,
@@ -58,34 +90,16 @@ else:
             st.session_state.pop(Keys.UPLOAD_FOLDER, None)
             st.error(str(error))
 
-st.subheader("Data and device")
 s = settings()
-try:
-    images = cached_images(data_source(), "test", s.images, s.seed)
-    st.caption(f"Evaluating on {len(images)} test images (seed {s.seed}) from `{images.source}`.")
-    missing = False
-except DataError as error:
-    missing = True
-    st.warning(str(error))
-    st.markdown("Two ways to get CIFAR-10:\n"
-                "- **torchvision's download** (needs internet, about 170 MB): start with `SOUPVIZ_DATA=torchvision` "
-                "or press the button below;\n"
-                "- **a local folder** in ImageFolder layout, with `train/<class>/*.png` and `test/<class>/*.png`: "
-                "start with `SOUPVIZ_DATA=/path/to/cifar10` or type the path below.")
-    st.button("Use torchvision's download", on_click=st.session_state.update, args=({Keys.DATA_PATH: "torchvision"},))
-with st.expander("Data source", expanded=missing):
-    st.text_input("CIFAR-10 folder (with train/ and test/) or 'torchvision'", key=Keys.DATA_PATH)
-try:
-    st.caption(f"Computing on {describe_device(cached_device(s.device))}"
-               f"{'' if torch.cuda.is_available() else ' (no GPU found)'}.")
-except SoupvizError as error:
-    st.error(str(error))
+data_box = st.container()  # filled last: decoding the test images must not hold back the figures below
 
 chosen = current_family(show_errors=choice != "upload")
 if chosen is None:
+    with data_box:
+        data_and_device()
     st.stop()
 family = chosen[0]
-st.subheader(f"Ingredients of {family.name}")
+st.subheader(f"Ingredients of {family_name(family)}")
 records = []
 if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured before: re-read from the cache
     evaluator = session_evaluator()
@@ -96,7 +110,7 @@ if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured befo
 rows, methods = ingredient_table(family, records)
 st.dataframe(rows, hide_index=True, width="stretch")
 if methods:
-    st.caption(ingredient_caption(methods, bool(records), s.images, attacks_named(robust_specs(s))))
+    st.caption(readable(ingredient_caption(methods, bool(records), s.images, attacks_named(robust_specs(s)))))
 if not records:
     hint = "" if methods else "The cards report no metrics. "
     if st.button(f"Measure on {s.images} test images with {attacks_named(robust_specs(s))}",
@@ -104,7 +118,10 @@ if not records:
                  help=hint + "Clean and robust accuracy of each ingredient, with the sidebar's evaluation budget."):
         st.session_state[Keys.INGREDIENT_RECORDS] = chosen[1:]
         st.rerun()
-if not records and not missing and (stored_evaluator := session_evaluator()) is not None:
-    stored_heatmap(stored_evaluator, st.session_state.get(Keys.PAPER, False))
+if not records:
+    stored_heatmap(family, st.session_state.get(Keys.PAPER, False))
 if len(family.names) > 1:
     soupability_panel(family, *chosen[1:])
+
+with data_box:
+    data_and_device()

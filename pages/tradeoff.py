@@ -4,7 +4,7 @@ on the same images, so you see where weight-space soups win or lose."""
 
 import streamlit as st
 
-from pages._components import HeldResults, family_baselines, session_evaluator, settings
+from pages._components import HeldResults, family_baselines, readable, session_evaluator, settings
 from pages._simplex_views import stored_tradeoff
 from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
@@ -55,7 +55,8 @@ live = against != STORED_ONLY
 specs = [MetricSpec("clean") if against in ("clean", STORED_ONLY) else robust_specs(s, [against])[0],
          *robust_specs(s, [threat])]
 request = (soups, [spec.key for spec in specs], mode, [model.name for model in baselines])
-st.caption(f"{len(soups)} soups (a grid over all ingredients plus the current soup) on {evaluator.images_label}, "
+st.caption(f"{len(soups)} soups (a grid over all ingredients plus the current soup) "
+           f"on {readable(evaluator.images_label)}, "
            f"robust accuracy by {attacks_named(specs)}; ensembles cost {k}× a soup's forward passes.")
 held = st.session_state.get(Keys.TRADEOFF_RECORDS)
 if st.button("Evaluate", type="primary", disabled=not live,
@@ -69,7 +70,7 @@ if st.button("Evaluate", type="primary", disabled=not live,
     held = st.session_state[Keys.TRADEOFF_RECORDS] = HeldResults(request, records=records, ensembles=ensembles,
                                                                  baselines=extra)
 if held is None:
-    stored_tradeoff(evaluator, threat, against, weights, baselines, paper)
+    stored_tradeoff(evaluator.family, threat, against, weights, baselines, paper)
     joining = " and ".join(name for name, wanted in (("ensembles", mode != "none"), ("baselines", baselines)) if wanted)
     st.info("Choose the threat, the grid and the comparison, then press Evaluate"
             + (f": {joining} join the soups in the figure it draws." if joining else "."))

@@ -21,7 +21,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
@@ -187,13 +187,19 @@ class ResultStore:
                                        {(family, json.dumps(list(hashes))) for _, _, family, _ in items})
             return stored
 
-    def records(self, family: str | None = None, spec: str | None = None) -> list[Record]:
-        """Stored records in insertion order, optionally of one family fingerprint and spec key."""
+    def records(
+        self, family: str | None = None, spec: str | None = None,
+        soups: Callable[[list[float] | None], bool] | None = None,
+    ) -> list[Record]:
+        """Stored records in insertion order, optionally of one family fingerprint and spec key,
+        and of the soups whose weights `soups` accepts (only those records are parsed: a page
+        drawing a few soups of a large store reads it in a fraction of the time)."""
         clauses = [(column, value) for column, value in (("family", family), ("spec", spec)) if value is not None]
         where = " AND ".join(f"{column} = ?" for column, _ in clauses)
-        query = "SELECT record FROM records" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
+        query = "SELECT weights, record FROM records" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
         rows = self._read(query, [v for _, v in clauses])
-        return [Record.from_dict(json.loads(text)) for (text,) in rows]
+        return [Record.from_dict(json.loads(text)) for weights, text in rows
+                if soups is None or soups(json.loads(weights))]
 
     def _sharing_families(self, hashes: Sequence[str]) -> dict[str, list[str]]:
         """The families (fingerprint -> ingredient hashes) whose records may weigh soups of the
@@ -212,27 +218,34 @@ class ResultStore:
                  " GROUP BY spec ORDER BY MIN(rowid)")
         return [spec for (spec,) in self._read(query, shared)]
 
-    def soup_records(self, hashes: Sequence[str], spec: str | None = None) -> list[Record]:
+    def soup_records(
+        self, hashes: Sequence[str], spec: str | None = None,
+        soups: Callable[[list[float] | None], bool] | None = None,
+    ) -> list[Record]:
         """Stored records (of one spec key, where given) of every soup of the ingredients `hashes`
         (content hashes, in a family's order), in insertion order, whichever family computed them:
         a record of another family is read where every ingredient it weighs is among `hashes`, its
-        weights put in the order of `hashes`. Records of stores written before families were noted
-        are read by their own family only."""
+        weights put in the order of `hashes`. `soups`, where given, accepts the soups to read by
+        their weights in that order (only those records are parsed: a page drawing a few soups of a
+        large store reads it in a fraction of the time). Records of stores written before families
+        were noted are read by their own family only."""
         own = family_fingerprint(hashes)
         known = self._sharing_families(hashes)
         shared = list(known)
-        query = (f"SELECT family, record FROM records WHERE family IN ({','.join('?' * len(shared))})"
+        query = (f"SELECT family, weights, record FROM records WHERE family IN ({','.join('?' * len(shared))})"
                  + (" AND spec = ?" if spec is not None else "") + " ORDER BY rowid")
         position = {h: i for i, h in enumerate(hashes)}
         found = []
-        for family, text in self._read(query, [*shared, *([spec] if spec is not None else [])]):
-            record = Record.from_dict(json.loads(text))
-            if family == own:
-                found.append(record)
+        for family, stored, text in self._read(query, [*shared, *([spec] if spec is not None else [])]):
+            weights = json.loads(stored)
+            if family != own:
+                weights = _reordered(weights, known[family], position)
+                if weights is None:
+                    continue
+            if soups is not None and not soups(weights):
                 continue
-            weights = _reordered(record.weights, known[family], position)
-            if weights is not None:
-                found.append(replace(record, weights=weights))
+            record = Record.from_dict(json.loads(text))
+            found.append(record if family == own else replace(record, weights=weights))
         return found
 
     def modified(self) -> float:

@@ -166,16 +166,23 @@ def _weakness(grid: StoredGrid) -> tuple[int, int, int]:
 
 def family_records(
     store: ResultStore, hashes: Sequence[str], specs: Sequence[MetricSpec] | None = None,
-    names: Sequence[str] | None = None,
+    names: Sequence[str] | None = None, soups: Sequence[Sequence[float]] | None = None,
 ) -> list[Record]:
     """The records in `store` of every soup of the family with ingredient content hashes `hashes`
     (`SoupFamily.hashes`), whichever family computed them (`ResultStore.soup_records`), of `specs`
-    (default all), in insertion order, their ingredients named `names` where given. Reading never
-    blocks a sweep writing the store (WAL mode)."""
+    (default all) and of the soups `soups` (default all; only those are parsed), in insertion
+    order, their ingredients named `names` where given. Reading never blocks a sweep writing the
+    store (WAL mode)."""
+    wanted = None if soups is None else {weights_key(w) for w in soups}
+
+    def chosen(weights: list[float] | None) -> bool:
+        return weights is not None and weights_key(weights) in wanted
+
+    keep = None if wanted is None else chosen
     if specs is None:
-        records = store.soup_records(hashes)
+        records = store.soup_records(hashes, soups=keep)
     else:
-        records = [r for spec in specs for r in store.soup_records(hashes, spec=spec.key)]
+        records = [r for spec in specs for r in store.soup_records(hashes, spec=spec.key, soups=keep)]
     return records if names is None else [replace(r, ingredients=list(names)) for r in records]
 
 

@@ -194,21 +194,20 @@ def weights_to_query(weights: Sequence[float]) -> str:
 
 
 def weights_from_query(text: str, k: int, margin: float = DEFAULT_MARGIN) -> list[float]:
-    """Read a soup written by `weights_to_query` for a family of `k` ingredients.
+    """Read a soup written by `weights_to_query` for a family of `k` ingredients
+    (`soupviz.links.read_soup_link`, its problem raised).
 
     Weights may lie outside [0, 1] (extrapolation) within `margin`.
 
     Raises:
         SoupWeightsError: one sentence saying what is wrong with the link's weights.
     """
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError as error:
-        raise SoupWeightsError(f"The link's soup weights {text!r} are not numbers separated by commas.") from error
-    if len(values) != k:
-        raise SoupWeightsError(f"The link's soup has {len(values)} weights but this family has {k} ingredients.")
-    check_weights(values, k, extrapolate=True, margin=margin, normalise=True)
-    return tidy([v / sum(values) for v in values])
+    from soupviz.links import read_soup_link  # links builds on this module
+
+    link = read_soup_link(text, [f"ingredient {i}" for i in range(k)], margin)
+    if link.weights is None:
+        raise SoupWeightsError(link.problem)
+    return link.weights
 
 
 def simplex_grid(

@@ -5,8 +5,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soupviz.errors import DataError, SoupvizError
+
+if TYPE_CHECKING:
+    from soupviz.checkpoints import SoupFamily
+    from soupviz.evaluate.soupability import Soupability
 
 
 def add_import_parser(sub: argparse._SubParsersAction) -> None:
@@ -115,6 +121,8 @@ def add_check_parser(sub: argparse._SubParsersAction) -> None:
     add("--device", default="auto", help="'auto' (GPU if present), 'cpu' or 'cuda[:N]'")
     add("--seed", type=int, default=0, help="seeds the image subset and the bootstrap intervals")
     add("--output", default=None, metavar="FILE", help="also write the printed report to FILE")
+    add("--keep", action="store_true",
+        help="keep the report in the family's precomputed/ folder, so the Home page opens on it without measuring")
     parser.set_defaults(run=run_check)
 
 
@@ -146,6 +154,19 @@ def run_check(args: argparse.Namespace) -> None:
     text = check_report(report)
     print(text)
     if args.output:
-        from pathlib import Path
-
         Path(args.output).write_text(f"$ {command_line()}\n\n{text}\n")
+    if args.keep:
+        keep_check(args, family, report, images)
+
+
+def keep_check(args: argparse.Namespace, family: SoupFamily, report: Soupability, images: int) -> None:
+    """Write `report` into the family's precomputed/ folder under the key the Home page looks up."""
+    from soupviz.checkpoints import load_checkpoint
+    from soupviz.cli.options import command_line
+    from soupviz.evaluate.kept_soupability import keep_soupability, soupability_key
+
+    outsider = load_checkpoint(args.against) if args.against else None
+    key = soupability_key(family, outsider, images, args.seed, report.points, report.batchnorm)
+    path = keep_soupability(family.folder or Path(args.family), key, report, command_line(),
+                            f"{images} CIFAR-10 test images, seed {args.seed}")
+    print(f"Kept in {path}")

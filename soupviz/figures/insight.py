@@ -183,10 +183,18 @@ def outcomes_figure(outcomes: Sequence[Outcome], labels: Sequence[str], family: 
     shifts = ", ".join(dict.fromkeys(o.shift for o in outcomes))
     fig.update_layout(xaxis_title="Held-out accuracy (%), 95% interval", yaxis={"autorange": "reversed"},
                       scattermode="group" if by_shift else "overlay",
-                      title=f"Few-shot selection on {shifts}, k = {outcomes[0].k} per class", legend=BOTTOM_LEGEND,
-                      height=140 + 28 * len(dict.fromkeys(o.candidate for o in outcomes)), width=760)
+                      title=f"Few-shot selection on {shifts}, k = {outcomes[0].k} per class<br><sup>"
+                            f"{held_out(outcomes)} held-out images per model</sup>",
+                      legend={"x": 1.02, "y": 1, "xanchor": "left", "yanchor": "top"},  # clear of the axis title
+                      height=160 + 28 * len(dict.fromkeys(o.candidate for o in outcomes)), width=760)
     apply_style(fig, paper)
     return attach_rows(fig, "adaptation", [o.row() for o in outcomes], family, shifts)
+
+
+def held_out(outcomes: Sequence) -> str:
+    """The held-out image count of `outcomes` ('1000', or '500 to 1000' where they differ)."""
+    counts = sorted({o.n for o in outcomes})
+    return f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
 
 
 def composition_figure(named: Sequence[tuple[str, Sequence[float]]], labels: Sequence[str], family: str = "",
@@ -204,23 +212,33 @@ def composition_figure(named: Sequence[tuple[str, Sequence[float]]], labels: Seq
     return attach_rows(fig, "composition", rows, family, "weights")
 
 
+DODGE = 1.06  # candidates side by side around each k on the log axis: a factor of 6% apart
+
+
 def k_curve_figure(points: Sequence[dict], summary: Sequence[dict], shift: str, family: str = "",
                    paper: bool = False) -> go.Figure:
     """Held-out accuracy (%) against k images per class: mean over the selection draws with a
-    band from the worst to the best draw, per candidate."""
+    bar from the worst to the best draw, per candidate. Candidates sit side by side around each k
+    (a small shift on the log axis), so their ranges stay apart where filled bands would overlap."""
     fig = go.Figure()
-    for c, candidate in enumerate(dict.fromkeys(s["candidate"] for s in summary)):
+    candidates = list(dict.fromkeys(s["candidate"] for s in summary))
+    for c, candidate in enumerate(candidates):
         rows = sorted((s for s in summary if s["candidate"] == candidate), key=lambda s: s["k"])
         colour = OKABE_ITO[c % len(OKABE_ITO)]
-        ks = [s["k"] for s in rows]
-        band = [100 * s["max"] for s in rows] + [100 * s["min"] for s in rows[::-1]]
-        fig.add_trace(go.Scatter(x=ks + ks[::-1], y=band, fill="toself", fillcolor=colour, opacity=0.15,
-                                 line={"width": 0}, hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=ks, y=[100 * s["mean"] for s in rows], mode="lines+markers", name=candidate,
-                                 line={"color": colour}, hovertext=[f"{s['repeats']} draws, sd {100 * s['std']:.1f}"
-                                                                    for s in rows]))
+        shift_by = DODGE ** (c - (len(candidates) - 1) / 2)
+        means = [100 * s["mean"] for s in rows]
+        fig.add_trace(go.Scatter(
+            x=[s["k"] * shift_by for s in rows], y=means, mode="lines+markers", name=candidate,
+            line={"color": colour}, hovertext=[f"k = {s['k']}: {s['repeats']} draws, sd {100 * s['std']:.1f}"
+                                               for s in rows],
+            error_y={"type": "data", "symmetric": False, "color": colour, "thickness": 1.5, "width": 3,
+                     "array": [100 * s["max"] - m for s, m in zip(rows, means, strict=True)],
+                     "arrayminus": [m - 100 * s["min"] for s, m in zip(rows, means, strict=True)]},
+        ))
     fig.update_xaxes(type="log", tickvals=sorted({s["k"] for s in summary}), title="labelled images per class (k)")
-    fig.update_layout(yaxis_title="Held-out accuracy (%)", title=f"How the choice improves with k on {shift}",
+    fig.update_layout(yaxis_title="Held-out accuracy (%)",
+                      title=f"How the choice improves with k on {shift}<br><sup>mean over draws; bars from the "
+                            "worst to the best draw</sup>",
                       legend=BOTTOM_LEGEND, width=760, height=460)
     apply_style(fig, paper)
     return attach_rows(fig, "k-curve", list(points), family, shift)

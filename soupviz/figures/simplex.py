@@ -14,17 +14,21 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from scipy.interpolate import LinearNDInterpolator
 
 from soupviz.errors import SoupvizError
 from soupviz.figures.export import apply_style, attach_rows
 from soupviz.figures.soups import Metric, _off_simplex, family_of, hover_text, percent, select
 from soupviz.labels import metric_name, metric_title, soup_label
 
-TRIANGLE = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
+# first corner on top, second bottom left, third bottom right: Plotly's own ternary plots (a, b, c),
+# so the live map (`figures.soups.ternary_figure`) and this one put the same corners in the same places
+TRIANGLE = np.array([[0.5, math.sqrt(3) / 2], [0.0, 0.0], [1.0, 0.0]])
 TETRAHEDRON = np.array([
     [1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0],
 ]) / math.sqrt(3)
+# where each tetrahedron corner's name sits, for the camera below: the third corner lies behind the
+# points, so its name goes to the right of it, clear of them
+CORNER_TEXT = ("top center", "bottom center", "middle right", "top center")
 CURRENT_MARKER = {"color": "#D55E00", "line": {"width": 1, "color": "black"}}
 
 
@@ -61,9 +65,11 @@ def interpolate_face(
     if len(points) < 3 or np.linalg.matrix_rank(points[1:] - points[0]) < 2:
         raise SoupvizError("A filled ternary map needs at least three soups spanning the face; "
                            "evaluate a grid of its soups first.")
+    from scipy.interpolate import LinearNDInterpolator  # scipy loads in seconds on a busy CPU: only when drawn
+
     values = np.array([percent(r.accuracy) for r in chosen])
     x = np.linspace(0.0, 1.0, resolution + 1)
-    y = np.linspace(0.0, TRIANGLE[2, 1], resolution + 1)
+    y = np.linspace(0.0, TRIANGLE[:, 1].max(), resolution + 1)
     grid_x, grid_y = np.meshgrid(x, y)
     z = LinearNDInterpolator(points, values)(grid_x, grid_y)
     return x, y, z
@@ -105,7 +111,7 @@ def filled_ternary_figure(
                                  marker={"symbol": "star", "size": 18, **CURRENT_MARKER},
                                  hovertext=[soup_label(current, labels)],
                                  hovertemplate="%{hovertext}<extra>current soup</extra>"))
-    for (cx, cy), corner, anchor in zip(TRIANGLE, corners, ("top right", "top left", "bottom center"), strict=True):
+    for (cx, cy), corner, anchor in zip(TRIANGLE, corners, ("bottom center", "top right", "top left"), strict=True):
         fig.add_annotation(x=cx, y=cy, text=f"<b>{labels[corner]}</b>", showarrow=False,
                            xanchor=anchor.split()[1] if anchor != "bottom center" else "center",
                            yanchor=anchor.split()[0], font={"size": 14})
@@ -141,7 +147,7 @@ def tetrahedron_figure(
     shown = [r for r in chosen if not _off_simplex(r.weights, range(4))]
     xyz = to_cartesian([r.weights for r in shown], TETRAHEDRON).reshape(-1, 3)
     fig = go.Figure(go.Scatter3d(
-        x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", name="soups",
+        x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", name="evaluated soups",
         marker={"size": 5, "color": [percent(r.accuracy) for r in shown], "coloraxis": "coloraxis"},
         customdata=[r.weights for r in shown], hovertext=[hover_text(r, labels) for r in shown],
         hovertemplate="%{hovertext}<extra></extra>",
@@ -151,9 +157,11 @@ def tetrahedron_figure(
             ends = TETRAHEDRON[[i, j]]
             fig.add_trace(go.Scatter3d(x=ends[:, 0], y=ends[:, 1], z=ends[:, 2], mode="lines",
                                        line={"color": "grey", "width": 3}, hoverinfo="skip", showlegend=False))
+    outside = TETRAHEDRON * 1.3  # corner names well outside the points, whichever way the camera turns
     fig.add_trace(go.Scatter3d(
-        x=TETRAHEDRON[:, 0] * 1.12, y=TETRAHEDRON[:, 1] * 1.12, z=TETRAHEDRON[:, 2] * 1.12,
+        x=outside[:, 0], y=outside[:, 1], z=outside[:, 2],
         mode="text", text=[f"<b>{name}</b>" for name in labels], hoverinfo="skip", showlegend=False,
+        textposition=CORNER_TEXT,
     ))
     if current is not None and not _off_simplex(current, range(4)):
         point = to_cartesian([current], TETRAHEDRON)
@@ -169,7 +177,8 @@ def tetrahedron_figure(
         scene={"xaxis": hidden, "yaxis": hidden, "zaxis": hidden, "aspectmode": "cube",
                "camera": {"eye": {"x": 1.9, "y": 0.0, "z": 0.5}}},  # corners and edges apart on screen
         coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
-        title={"text": metric_title(chosen[0], shown)}, showlegend=False, height=600,
+        title={"text": metric_title(chosen[0], shown)}, height=600, showlegend=True,
+        legend={"x": 1.0, "y": 0.02, "xanchor": "right", "yanchor": "bottom"},  # under the colour bar
     )
     fig.add_annotation(text="<br>".join([notes, *_lines(note)]), showarrow=False, xref="paper", yref="paper",
                        x=0.5, y=0, yanchor="top", font={"size": 11})

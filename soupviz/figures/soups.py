@@ -50,6 +50,15 @@ def select(records: Sequence[Record], metric: Metric) -> list[Record]:
     return chosen
 
 
+def images_note(records: Sequence) -> str:
+    """How many test images the numbers rest on, for a figure's own text (a printed figure has no
+    hover): '500 test images per soup', or '200 to 500 …' where they differ."""
+    counts = sorted({r.n for r in records if getattr(r, "n", None)})
+    if not counts:
+        return ""
+    return f"{counts[0] if len(counts) == 1 else f'{counts[0]} to {counts[-1]}'} test images per soup"
+
+
 def one_hot_index(weights: Sequence[float]) -> int | None:
     """The ingredient a one-hot weight vector selects, else None."""
     hot = [i for i, w in enumerate(weights) if abs(w) > TOLERANCE]
@@ -204,7 +213,8 @@ def interpolation_figure(
                       annotation_text="current soup")
     fig.update_layout(
         xaxis_title=f"α: weight on {labels[i]} (1 − α on {labels[j]})", yaxis_title="Accuracy (%)",
-        title={"text": f"Interpolation {labels[j]} → {labels[i]}"}, legend=BOTTOM_LEGEND,
+        title={"text": f"Interpolation {labels[j]} → {labels[i]}<br><sup>{images_note(on_line)}</sup>"},
+        legend=BOTTOM_LEGEND,
     )
     names = " ".join(metric_name(select(on_line, key)[0]) for key in keys)
     attach_rows(fig, "interpolation", rows, family_of(on_line),
@@ -265,7 +275,7 @@ def accuracy_heatmap(
     fig.update_layout(
         yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
         coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
-        title={"text": "Accuracy (%) per soup and metric"},
+        title={"text": f"Accuracy (%) per soup and metric<br><sup>{images_note(records)}</sup>"},
     )
     shown = [(name.removesuffix(BOUND), [index[row_key, column.spec] for row_key in row_keys
                                          if (row_key, column.spec) in index])

@@ -19,6 +19,7 @@ from soupviz.figures.soups import (
     NamedSoups,
     family_of,
     hover_text,
+    images_note,
     one_hot_index,
     percent,
     select,
@@ -56,20 +57,26 @@ TEXT_POSITIONS = ("top center", "bottom center", "middle right", "middle left", 
                   "bottom right", "bottom left")
 CHAR_PX, LINE_PX, GAP_PX = 7.5, 16.0, 8.0  # a 13 px label's character width and line height; marker gap
 DOT_PX = 4.0  # half the size of an unlabelled soup's marker
+# where a label that finds no free spot beside its point goes, joined to it by a line: rings of 45 to
+# 105 px, below and to the right first (away from the upper-left Pareto front of accuracy plots)
+LEADER_OFFSETS = tuple((round(r * math.cos(math.radians(a)), 1), round(r * math.sin(math.radians(a)), 1))
+                       for r in (45, 65, 85, 105) for a in (45, 135, 90, 0, 180, 315, 225, 270))
 LINE_STEP_PX = 2.0  # a polyline blocks labels as 2 px boxes at most this far apart
 
 
 def label_positions(
     points: Sequence[tuple[float, float]], texts: Sequence[str], all_points: Sequence[tuple[float, float]],
     size: tuple[int, int] = (450, 300), lines: Sequence[Sequence[tuple[float, float]]] = (),
-    dots: Sequence[tuple[float, float]] = (),
-) -> list[str]:
+    dots: Sequence[tuple[float, float]] = (), leaders: bool = False,
+) -> list[str | tuple[float, float]]:
     """Plotly text positions for labelled points such that no two labels overlap, when possible.
 
     Each label tries `TEXT_POSITIONS` in order and takes the first whose box (estimated from its
     length at 13 px) overlaps neither a label placed before, nor a labelled marker, nor one of
     `lines` (polylines drawn on the plot, e.g. Pareto fronts) or `dots` (unlabelled markers); if
-    none is free, the one overlapping least. Boxes are laid out in pixels of a plot area of `size` (width, height)
+    none is free, with `leaders` the first free spot farther out (`LEADER_OFFSETS`), returned as
+    the (dx, dy) pixel offset of a label joined to its point by a line (an arrow annotation's ax,
+    ay), else the position overlapping least. Boxes are laid out in pixels of a plot area of `size` (width, height)
     whose axes span `all_points`, as Plotly's autorange roughly does.
     """
     xs, ys = [p[0] for p in all_points], [p[1] for p in all_points]
@@ -98,14 +105,29 @@ def label_positions(
             return left, top, left + width, top + LINE_PX
 
         def clash(position: str) -> float:
-            a = box(position)
-            return sum(max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-                       for b in taken)
+            return overlap(box(position), taken)
 
-        best = next((p for p in TEXT_POSITIONS if clash(p) == 0), None) or min(TEXT_POSITIONS, key=clash)
+        best = next((p for p in TEXT_POSITIONS if clash(p) == 0), None)
+        if best is None and leaders:
+            def away(offset: tuple[float, float], x: float = x, y: float = y, width: float = width) -> tuple:
+                cx, cy = x + offset[0], y + offset[1]
+                return cx - width / 2, cy - LINE_PX / 2, cx + width / 2, cy + LINE_PX / 2
+
+            free = next((o for o in LEADER_OFFSETS if overlap(away(o), taken) == 0), None)
+            if free is not None:
+                taken.append(away(free))
+                chosen.append(free)
+                continue
+        best = best or min(TEXT_POSITIONS, key=clash)
         taken.append(box(best))
         chosen.append(best)
     return chosen
+
+
+def overlap(a: tuple[float, ...], boxes: Sequence[tuple[float, ...]]) -> float:
+    """The area box `a` (left, top, right, bottom) shares with `boxes`, in square pixels."""
+    return sum(max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+               for b in boxes)
 
 
 def paired(
@@ -169,18 +191,27 @@ def tradeoff_figure(
     names += [(baseline_labels or {}).get(a.family, a.ingredients[0]) for a, _ in extra]
     spots = [(percent(a.accuracy), percent(b.accuracy)) for a, b in ingredients + extra]
     everything = [(percent(a.accuracy), percent(b.accuracy)) for pairs in groups.values() for a, b in pairs]
-    positions = (label_positions(spots, names, everything + spots, lines=fronts.values(), dots=everything)
-                 if spots else [])
+    positions = (label_positions(spots, names, everything + spots, lines=fronts.values(), dots=everything,
+                                 leaders=True) if spots else [])
+    leader = [not isinstance(p, str) for p in positions]  # drawn as annotations joined to their points
+    for (x, y), name, position in zip(spots, names, positions, strict=True):
+        if not isinstance(position, str):
+            fig.add_annotation(x=x, y=y, text=name, ax=position[0], ay=position[1], showarrow=True, arrowhead=0,
+                               arrowwidth=1, standoff=6)
     if ingredients:
         fig.add_trace(go.Scatter(
             x=[percent(a.accuracy) for a, _ in ingredients], mode="markers+text", hoverinfo="skip",
-            y=[percent(b.accuracy) for _, b in ingredients], name="ingredients", text=names[: len(ingredients)],
-            textposition=positions[: len(ingredients)], marker={"symbol": "square", "size": 11, "color": "#000000"},
+            y=[percent(b.accuracy) for _, b in ingredients], name="ingredients",
+            text=[n if not lead else "" for n, lead in zip(names, leader[: len(ingredients)], strict=False)],
+            textposition=[p if isinstance(p, str) else "top center" for p in positions[: len(ingredients)]],
+            marker={"symbol": "square", "size": 11, "color": "#000000"},
         ))
     for (a, b), label, position in zip(extra, names[len(ingredients) :], positions[len(ingredients) :], strict=True):
+        beside = isinstance(position, str)
         fig.add_trace(go.Scatter(
             x=[percent(a.accuracy)], y=[percent(b.accuracy)], mode="markers+text", name=f"baseline: {label}",
-            text=[label], textposition=position, hovertemplate="%{hovertext}<extra></extra>",
+            text=[label if beside else ""], textposition=position if beside else "top center",
+            hovertemplate="%{hovertext}<extra></extra>",
             hovertext=[f"{label}<br>{hover_text(a)}<br>{hover_text(b)}"],
             marker={"symbol": "triangle-up", "size": 13, "color": OKABE_ITO[4], "line": {"width": 1}},
             error_x=_bars([a], OKABE_ITO[4]), error_y=_bars([b], OKABE_ITO[4]),
@@ -199,8 +230,9 @@ def tradeoff_figure(
     if max(len(pairs) for pairs in groups.values()) > BARS_ON_ALL_UP_TO:
         x_title += ("<br><span style='font-size:11px'>95% intervals on the Pareto fronts only, for legibility; "
                     "every interval is in the CSV</span>")
+    # the title starts over the plot area, clear of the (long, two-line) y-axis title beside it
     fig.update_layout(xaxis_title=x_title, yaxis_title=metric_title(first_y, [b for _, b in groups["soups"]]),
-                      title={"text": f"Trade-off between {what}"})
+                      title={"text": f"Trade-off between {what}", "xref": "paper", "x": 0, "xanchor": "left"})
     attach_rows(fig, "tradeoff", rows, family_of(records),
                 f"{metric_name(first_x)} vs {metric_name(first_y)}", current)
     return apply_style(fig, paper)
@@ -303,7 +335,8 @@ def budget_curves(
         fig.update_xaxes(tickvals=[b * unit for b in ticks], tickangle=0, title_text=title,
                          ticktext=[f"{b * unit:.4g}" for b in ticks], row=1, col=col)
     fig.update_yaxes(title_text="Robust accuracy (%), upper bound", row=1, col=1)
-    fig.update_layout(title={"text": "Accuracy against the attack budget (ε = 0: clean accuracy)"},
+    fig.update_layout(title={"text": "Accuracy against the attack budget (ε = 0: clean accuracy)"
+                             f"<br><sup>{images_note(records)}</sup>"},
                       legend=BOTTOM_LEGEND)
     names = " ".join(THREAT_LABELS.get(t, t) for t in threats)
     attach_rows(fig, "budget", rows, family_of(records), names)

@@ -233,7 +233,7 @@ def test_adaptation_selects_on_k_images_and_reports_held_out_accuracy(app: tuple
     click(at, "Select and report")
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 3  # held-out accuracies, composition, k curve
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["candidate"][:7]) == ["grid-search soup", "gradient-selected soup", "nominal", "L∞ 8/255",
                                            "L2 0.5", "L1 12", "uniform soup"]
     assert table["candidate"][7].startswith("best ingredient (")
@@ -297,7 +297,7 @@ def test_grid_search_alone_and_batchnorm_from_the_shift(app: tuple) -> None:
     at.toggle(key=Keys.ADAPT_BN_SHIFT).set_value(True).run()
     click(at, "Select and report")
     assert_clean(at)
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["candidate"][:2]) == ["grid-search soup", "nominal"]
     assert set(table["BatchNorm"]) == {"BatchNorm statistics re-estimated per soup on 40 unlabelled images of fog 3 "
                                        "(its selection pool; held-out images excluded)."}
@@ -328,7 +328,7 @@ def test_adaptation_reads_an_uploaded_archive_of_class_folders(app: tuple) -> No
     at.file_uploader(key=Keys.ADAPT_UPLOAD).set_value(("photos.zip", archive.getvalue(), "application/zip")).run()
     click(at, "Select and report")
     assert_clean(at)
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert set(table["shift"]) == {"photos.zip"} and set(table["n held out"]) == {4}
 
 
@@ -337,7 +337,7 @@ def test_one_soup_is_chosen_for_several_shifts(app: tuple) -> None:
     at.multiselect(key=Keys.ADAPT_SEVERAL).set_value(["gaussian_noise", "contrast"]).run()
     click(at, "Choose one soup for these shifts")
     assert_clean(at)
-    table = at.dataframe[-1].value  # the last section's table
+    table = at.table[-1].value  # the last section's table
     assert set(table["shift"]) == {"gaussian_noise 3", "contrast 3"}
     joint = table[table["candidate"] == "one soup for all shifts"]
     assert len(joint) == 2 and joint["soup"].nunique() == 1

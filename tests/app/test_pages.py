@@ -142,6 +142,32 @@ def test_a_soup_in_the_store_shows_at_once_marked_as_stored(app_env: dict, tmp_p
     assert at.get("progress")
 
 
+def test_a_soup_inside_the_stored_grid_shows_its_interpolated_number_at_once(
+    app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soupviz.interpolate import SimplexInterpolator
+    from soupviz.weights import grid_weights
+
+    spec = robust_specs(default_settings())[0]
+    family = load_family(app_env["SOUPVIZ_FAMILY"])
+    store = ResultStore(tmp_path / "results.sqlite")
+    images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(10, 1)
+    grid = Evaluator(family, images, device="cpu", seed=1, store=store).evaluate(grid_weights(4, 0.5), [spec])
+    monkeypatch.setattr("soupviz.store_grid.family_store", lambda folder: store)
+    gate = threading.Event()
+    monkeypatch.setattr("pages._components.Lane", lambda evaluate, slots: Lane(
+        lambda *args: gate.wait(TIMEOUT) and evaluate(*args), slots))
+    soup = [0.4, 0.3, 0.2, 0.1]  # no stored soup: the cell of the step-0.5 grid around it
+    at = open_page("pages/explorer.py", {"w": ",".join(map(str, soup))})
+    gate.set()
+    assert_clean(at)
+    expected = SimplexInterpolator(grid).at(soup)
+    assert expected.soups > 1
+    assert shown(at, bounded(spec.column, True)) == f"{100 * expected.accuracy:.1f}%"
+    assert expected.caption() in [c.value for c in at.caption]
+    assert at.get("progress")  # still measuring live
+
+
 def test_a_slider_move_keeps_the_soup_on_the_simplex(app_env: dict) -> None:
     at = open_page("pages/explorer.py")
     at.slider(key=Keys.slider(1)).set_value(0.7).run()
@@ -170,10 +196,34 @@ def test_an_extrapolated_link_turns_extrapolation_on(app_env: dict) -> None:
     assert at.slider(key=Keys.slider(0)).value == 1.2 and at.slider(key=Keys.slider(0)).max >= 1.2
 
 
-def test_a_bad_link_is_explained(app_env: dict) -> None:
-    at = open_page("pages/explorer.py", {"w": "0.5,0.5"})
-    assert not at.exception
-    assert "has 2 weights but this family has 4" in at.warning[0].value
+@pytest.mark.parametrize(("link", "words"), [
+    ("0.5,0.5", "holds 2 weights"), ("a,b,c,d", "'a' for nominal is not a number"),
+    ("nan,1,0,0", "'nan' for nominal is not a finite number"), ("5,-4,0,0", "outside [-1, 2]"),
+])
+def test_a_bad_link_keeps_its_message_and_the_address_until_the_user_acts(app_env: dict, link: str, words: str) -> None:
+    at = open_page("pages/explorer.py", {"w": link})
+    assert_clean(at)
+    for _ in range(2):  # the background tiles' reruns must not remove it
+        assert words in at.warning[0].value and "Showing the uniform soup" in at.warning[0].value
+        assert at.query_params["w"] in (link, [link])
+        at.run()
+    at.slider(key=Keys.slider(0)).set_value(0.7).run()
+    assert not [w for w in at.warning if words in w.value]
+    assert at.query_params["w"] != link and at.query_params["w"] != [link]
+
+
+def test_a_bad_links_message_can_be_dismissed(app_env: dict) -> None:
+    at = open_page("pages/explorer.py", {"w": "nan,1,0,0"})
+    at.button(key=Keys.LINK_DISMISS).click().run()
+    assert_clean(at)
+    assert not at.warning
+    assert at.query_params["w"] in ("0.25,0.25,0.25,0.25", ["0.25,0.25,0.25,0.25"])
+
+
+def test_a_link_whose_weights_do_not_sum_to_one_says_it_was_normalised(app_env: dict) -> None:
+    at = open_page("pages/explorer.py", {"w": "2,2,0,0"})
+    assert [at.slider(key=Keys.slider(i)).value for i in range(4)] == [0.5, 0.5, 0.0, 0.0]
+    assert any("summed to 4" in i.value for i in at.info)
 
 
 class _Payload:

@@ -16,7 +16,9 @@ from pages._state import Keys
 from soupviz.cards import Card
 from soupviz.checkpoints import load_checkpoint, load_family, save_checkpoint
 from soupviz.data import load_split
+from soupviz.evaluate.kept_soupability import renamed
 from soupviz.evaluate.soupability import SHIPPED_OUTSIDER, measure_against, measure_soupability
+from soupviz.labels import ingredient_titles
 from soupviz.models import create_model
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -45,8 +47,9 @@ def test_home_shows_the_librarys_barrier_matrix_and_verdict(app_env: dict) -> No
     matrix = at.dataframe[1].value
     family = load_family(app_env["SOUPVIZ_FAMILY"])
     images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(int(app_env["SOUPVIZ_EVAL_IMAGES"]), 0)
-    expected = measure_soupability(family, images, points=7).matrix()
-    assert list(matrix["ingredient"]) == family.names
+    titles = dict(zip(family.names, ingredient_titles(family), strict=True))  # what a person reads, not 'linf'
+    expected = renamed(measure_soupability(family, images, points=7), titles).matrix()
+    assert list(matrix["ingredient"]) == ingredient_titles(family)
     assert matrix.to_dict("records") == expected
     verdicts = [e.value for e in (*at.success, *at.warning)]
     assert any(text.startswith(("Every pair soups well", "Do not mix", "Cannot tell")) for text in verdicts)
@@ -61,7 +64,7 @@ def test_uploaded_pt_files_open_as_a_family(app_env: dict, tmp_path: Path) -> No
     assert not at.exception and not at.error
     assert at.subheader[-1].value == "Ingredients of uploaded"
     assert len(at.dataframe[0].value) == 2
-    assert any("no shared base for zoo0–zoo1" in w.value for w in at.warning)
+    assert any("no shared base for" in w.value and "zoo0" in w.value and "zoo1" in w.value for w in at.warning)
 
 
 def test_explorer_warns_before_mixing_models_without_a_shared_base(app_env: dict, tmp_path: Path) -> None:
@@ -87,20 +90,22 @@ def test_home_shows_an_ingredient_pair_beside_a_path_to_the_unrelated_network(ap
     family = load_family(app_env["SOUPVIZ_FAMILY"])
     images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(int(app_env["SOUPVIZ_EVAL_IMAGES"]), 0)
     expected = measure_against(family, load_checkpoint(SHIPPED_OUTSIDER), images, points=7)
-    nominal = next(i.name for i in family.ingredients if i.card.threat == "none")
+    titles = dict(zip(family.names, ingredient_titles(family), strict=True))
+    nominal = titles[next(i.name for i in family.ingredients if i.card.threat == "none")]
     assert at.selectbox(key=Keys.PATHS_PARTNER).value == nominal
     pair = at.selectbox(key=Keys.PATHS_PAIR).value
     assert nominal in pair.split(" → ")
     shown = [e.value for e in (*at.warning, *at.info)]
-    assert expected.outsider_verdict() in shown
+    assert renamed(expected, titles).outsider_verdict() in shown
 
-    at.selectbox(key=Keys.PATHS_PARTNER).set_value(family.names[-1]).run()
-    at.selectbox(key=Keys.PATHS_PAIR).set_value(f"{family.names[1]} → {family.names[2]}").run()
+    first, second, last = (titles[family.names[i]] for i in (1, 2, -1))
+    at.selectbox(key=Keys.PATHS_PARTNER).set_value(last).run()
+    at.selectbox(key=Keys.PATHS_PAIR).set_value(f"{first} → {second}").run()
     assert not at.exception
     chart = next(c for c in at.get("plotly_chart") if Keys.PATHS_CHART in str(c.proto.id))
     rows = json.loads(chart.proto.spec)["layout"]["meta"]["soupviz"]["rows"]
     drawn = {(row["a"], row["b"]) for row in rows}
-    assert drawn == {(family.names[1], family.names[2]), (family.names[-1], expected.outsider)}
+    assert drawn == {(first, second), (last, expected.outsider)}
     path = expected.pair(family.names[-1], expected.outsider)
     assert [row["accuracy"] for row in rows if row["b"] == expected.outsider] == pytest.approx(path.accuracies)
     assert all(row["images"] == len(images) for row in rows)
@@ -117,4 +122,36 @@ def test_home_explains_when_the_unrelated_network_cannot_be_compared(app_env: di
     at.text_input(key=Keys.FAMILY_PATH).set_value(str(folder)).run()
     assert not at.exception and at.subheader[-1].value == "Ingredients of clash"
     assert any(c.value.startswith("No comparison with the shipped unrelated network") and "rename it" in c.value
+               for c in at.caption)
+
+
+def test_home_opens_on_the_report_kept_by_soupviz_check_without_measuring(
+    app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import pages._soupability as panel
+    from soupviz.cli import main
+
+    folder = shutil.copytree(app_env["SOUPVIZ_FAMILY"], tmp_path / "family")
+    images = int(app_env["SOUPVIZ_EVAL_IMAGES"])  # the page measures on min(64, the sidebar's images)
+    assert main(["check", str(folder), "--against", str(SHIPPED_OUTSIDER), "--images", str(images),
+                 "--data", app_env["SOUPVIZ_DATA"], "--keep"]) == 0
+    monkeypatch.setenv("SOUPVIZ_FAMILY", str(folder))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Home measured although a kept report matches")
+
+    monkeypatch.setattr(panel, "measure_soupability", refuse)
+    monkeypatch.setattr(panel, "measure_against", refuse)
+    at = open_home()
+    assert not at.exception and not at.error
+    family = load_family(folder)
+    subset = load_split(app_env["SOUPVIZ_DATA"], "test").subset(images, 0)
+    expected = measure_against(family, load_checkpoint(SHIPPED_OUTSIDER), subset, points=7)
+    titles = dict(zip(family.names, ingredient_titles(family), strict=True))
+    assert at.dataframe[1].value.to_dict("records") == renamed(measure_soupability(family, subset, points=7),
+                                                               titles).matrix()
+    assert renamed(expected, titles).outsider_verdict() in [i.value for i in at.info]
+    assert any(c.value.startswith(f"Precomputed on {images} CIFAR-10 test images, seed 0 by `soupviz ")
                for c in at.caption)

@@ -84,7 +84,7 @@ def test_every_page_a_link_a_slider_and_a_click_in_chromium(browser_page, dashbo
     wait_idle(page)
     no_exceptions(page)
 
-    go_to(page, "Home", "Ingredients of family")
+    go_to(page, "Home", "Ingredients of")
     page.get_by_role("button", name=re.compile("^Measure on 40 test images")).click()
     page.get_by_text("Brackets: 95% Wilson intervals", exact=False).wait_for()
     wait_idle(page)

@@ -295,3 +295,19 @@ def test_trade_off_labels_of_nearby_points_do_not_overlap():
                            for m in (CLEAN, LINF)], LINF[0], labels=LABELS)
     shown = next(t for t in fig.data if t.name == "ingredients")
     assert len(set(shown.textposition)) > 1  # three ingredients in one corner are labelled apart
+
+
+def test_every_live_figure_states_its_image_count_in_its_own_text() -> None:
+    """A printed figure has no hover: the number of test images behind it is in its title."""
+    soups = [[1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [0, 1.0, 0, 0], [0.5, 0, 0.5, 0], [0, 0, 1.0, 0], [0, 0.5, 0.5, 0]]
+    records = [record(w, metric, correct=40 + i, n=250) for i, w in enumerate(soups) for metric in (CLEAN, LINF)]
+    records += [record(w, LINF4, correct=30, n=250) for w in soups]
+    figures = {
+        "trade-off": tradeoff_figure(records, LINF[1], CLEAN[1], labels=LABELS),
+        "ternary": ternary_figure(records, CLEAN[1], (0, 1, 2), labels=LABELS),
+        "line": interpolation_figure(records, 0, 1, labels=LABELS),
+        "heatmap": accuracy_heatmap(records, labels=LABELS),
+        "budgets": budget_curves(records, labels=LABELS),
+    }
+    for name, fig in figures.items():
+        assert "250 test images per soup" in fig.layout.title.text, name

@@ -83,5 +83,7 @@ def test_adaptation_figures_keep_their_numbers() -> None:
     summary = [{"k": k, "candidate": "uniform soup", "repeats": 2, "mean": 0.5, "std": 0.1, "min": 0.4, "max": 0.6}
                for k in (1, 5)]
     curve = k_curve_figure([{"k": 1, "heldout_accuracy": 0.5}], summary, "fog 3", "fam")
-    assert list(curve.data[1].y) == [50.0, 50.0] and list(curve.data[0].y) == [60.0, 60.0, 40.0, 40.0]
+    assert list(curve.data[0].y) == [50.0, 50.0]  # the mean, with a bar from the worst to the best draw
+    assert list(curve.data[0].error_y.array) == pytest.approx([10.0, 10.0])
+    assert list(curve.data[0].error_y.arrayminus) == pytest.approx([10.0, 10.0])
     assert figure_csv(curve).splitlines() == ["k,heldout_accuracy", "1,0.5"]

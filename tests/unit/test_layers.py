@@ -21,13 +21,13 @@ LAYERS: list[set[str]] = [
     {"soupviz", "errors", "threats", "progress", "storage", "device", "image_filters", "settings"},
     {"data", "datapack"},
     {"models", "zoo_models", "zoo_entries", "cards", "torch_files", "state_layout", "checkpoints", "foreign_formats",
-     "foreign", "serving"},
-    {"weights"},
+     "foreign", "serving", "places"},
+    {"weights", "links"},
     {"parameters", "soup"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},
     {"evaluate", "store", "store_connection", "background", "sweep", "insight.weight_search", "insight.adapt",
      "insight.few_shot"},
-    {"labels", "report", "figures", "store_grid", "soup_rows"},
+    {"labels", "report", "figures", "store_grid", "soup_rows", "interpolate"},
     {"cli", "insight.runs", "insight.adaptation_views", "insight.kept_runs"},
 ]
 ENTRIES = set().union(*LAYERS)

@@ -43,8 +43,10 @@ def test_filled_map_is_exact_at_evaluated_soups_and_within_their_range():
     points = to_cartesian([[r.weights[c] for c in (0, 1, 2)] for r in records], TRIANGLE)
     exact = LinearNDInterpolator(points, values)(points[:, 0], points[:, 1])
     assert np.allclose(exact, values)
-    corner = z[0, 0]  # (x, y) = (0, 0) is ingredient 0 alone
-    assert corner == pytest.approx(100 * records[[r.weights[0] for r in records].index(1.0)].accuracy)
+    corner = z[0, 0]  # (x, y) = (0, 0), bottom left, is the second corner alone (as on Plotly's ternary plots)
+    assert corner == pytest.approx(100 * records[[r.weights[1] for r in records].index(1.0)].accuracy)
+    top = z[-1, len(x) // 2]  # the first corner, on top
+    assert top == pytest.approx(100 * records[[r.weights[0] for r in records].index(1.0)].accuracy)
 
 
 def test_filled_map_is_nan_outside_the_triangle():

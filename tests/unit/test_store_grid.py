@@ -19,6 +19,7 @@ from soupviz.store import ResultStore, record_key
 from soupviz.store_grid import (
     StoredGrid,
     being_written,
+    family_records,
     stored_grids,
     strongest_grids,
     summary_grids,
@@ -48,6 +49,19 @@ def test_a_store_tells_when_it_was_last_written(tmp_path: Path) -> None:
     assert being_written(store, within=60, now=written + 30)
     assert not being_written(store, within=60, now=written + 61)
     assert not being_written(ResultStore(tmp_path / "none.sqlite"), now=written)
+
+
+def test_reading_the_records_of_a_few_soups_gives_what_filtering_all_of_them_gives(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "results.sqlite")
+    for index in range(6):
+        store.put(record_key(index=index), make_record(index), family="f")
+    store.put(record_key(index=9), replace(make_record(9), weights=None), family="f")  # a baseline: no weights
+    store.put(record_key(index=7), make_record(2), family="other")
+    soups = [[0.2, 0.8], [0.5, 0.5000000001], [0.9, 0.1]]  # the last is not stored; the second within rounding
+    few = family_records(store, "f", soups=soups)
+    assert [r.weights for r in few] == [[0.2, 0.8], [0.5, 0.5]]
+    assert [r.to_dict() for r in few] == [r.to_dict() for r in family_records(store, "f") if r.weights in soups[:1]
+                                          or r.weights == [0.5, 0.5]]
 
 
 def test_each_metric_keeps_its_most_complete_grid_and_metrics_off_their_grid_are_left_out() -> None:
