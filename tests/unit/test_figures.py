@@ -298,7 +298,8 @@ def test_trade_off_labels_of_nearby_points_do_not_overlap():
 
 
 def test_every_live_figure_states_its_image_count_in_its_own_text() -> None:
-    """A printed figure has no hover: the number of test images behind it is in its title."""
+    """A printed figure has no hover: the number of test images behind it is in its own text
+    (title, axis titles, notes or legend)."""
     soups = [[1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [0, 1.0, 0, 0], [0.5, 0, 0.5, 0], [0, 0, 1.0, 0], [0, 0.5, 0.5, 0]]
     records = [record(w, metric, correct=40 + i, n=250) for i, w in enumerate(soups) for metric in (CLEAN, LINF)]
     records += [record(w, LINF4, correct=30, n=250) for w in soups]
@@ -310,4 +311,9 @@ def test_every_live_figure_states_its_image_count_in_its_own_text() -> None:
         "budgets": budget_curves(records, labels=LABELS),
     }
     for name, fig in figures.items():
-        assert "250 test images per soup" in fig.layout.title.text, name
+        layout = fig.layout.to_plotly_json()
+        axes = [axis.get("title", {}).get("text", "") for key, axis in layout.items()
+                if key.startswith(("xaxis", "yaxis")) or key == "coloraxis"]
+        own = " ".join([layout["title"]["text"], *axes, *(a.get("text", "") for a in layout.get("annotations", ())),
+                        *(trace.name or "" for trace in fig.data)])
+        assert "n=250" in own or "250 test images" in own, name

@@ -15,7 +15,7 @@ from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.figures.tradeoff import tradeoff_figure
 from soupviz.labels import stored_heatmap_caption
-from soupviz.store import ResultStore, record_key
+from soupviz.store import ResultStore, family_fingerprint, record_key
 from soupviz.store_grid import (
     StoredGrid,
     being_written,
@@ -52,15 +52,15 @@ def test_a_store_tells_when_it_was_last_written(tmp_path: Path) -> None:
 
 
 def test_reading_the_records_of_a_few_soups_gives_what_filtering_all_of_them_gives(tmp_path: Path) -> None:
-    store = ResultStore(tmp_path / "results.sqlite")
+    store, hashes = ResultStore(tmp_path / "results.sqlite"), ["a", "b"]
     for index in range(6):
-        store.put(record_key(index=index), make_record(index), family="f")
-    store.put(record_key(index=9), replace(make_record(9), weights=None), family="f")  # a baseline: no weights
+        store.put(record_key(index=index), make_record(index), family=family_fingerprint(hashes), hashes=hashes)
+    store.put(record_key(index=9), replace(make_record(9), weights=None), family=family_fingerprint(hashes))
     store.put(record_key(index=7), make_record(2), family="other")
     soups = [[0.2, 0.8], [0.5, 0.5000000001], [0.9, 0.1]]  # the last is not stored; the second within rounding
-    few = family_records(store, "f", soups=soups)
+    few = family_records(store, hashes, soups=soups)
     assert [r.weights for r in few] == [[0.2, 0.8], [0.5, 0.5]]
-    assert [r.to_dict() for r in few] == [r.to_dict() for r in family_records(store, "f") if r.weights in soups[:1]
+    assert [r.to_dict() for r in few] == [r.to_dict() for r in family_records(store, hashes) if r.weights in soups[:1]
                                           or r.weights == [0.5, 0.5]]
 
 
