@@ -14,7 +14,7 @@ import torch
 from soupviz.attacks import FIXED_ITERATIONS, TARGETED, describe_attacks, make_attack
 from soupviz.attacks.defaults import DEFAULT, strength_note
 from soupviz.corruptions import corruption_label
-from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.metrics import UNIFORM_SOURCE, MetricSpec
 from soupviz.threats import DEFAULT_BUDGETS, threat_label
 
 
@@ -25,6 +25,8 @@ def method_label(spec: MetricSpec, model_for_label: Callable | None = None) -> s
         return "clean accuracy"
     if spec.kind == "corruption":
         return f"accuracy under {corruption_label(spec.corruption, spec.severity)}"
+    if spec.source:  # 'PGD-10 + PGD-T-10 (3 targets) transferred from the l2 ingredient, L∞ 8/255'
+        return f"{attack_label(spec)}, {threat_label(spec.threat, spec.eps)}"
     threats = [spec.threat] if spec.kind == "attack" else list(spec.threats)
     labels = [describe_attacks(spec_attacks(spec, model_for_label or _identity, t, seed=0)) for t in threats]
     return ("union of " if spec.kind == "union" else "") + " ∧ ".join(labels)
@@ -33,12 +35,19 @@ def method_label(spec: MetricSpec, model_for_label: Callable | None = None) -> s
 @functools.lru_cache(maxsize=256)
 def attack_label(spec: MetricSpec) -> str:
     """The attack chain of a robust metric without its threat and budget, e.g. 'APGD-CE-20' or
-    'PGD-10 + PGD-T-10 (3 targets)' (the first threat's, for a union); '' for other metrics."""
+    'PGD-10 + PGD-T-10 (3 targets)' (the first threat's, for a union), naming a transfer attack's
+    source ('PGD-10 transferred from the l2 ingredient'); '' for other metrics."""
     if not spec.is_upper_bound:
         return ""
     threat = spec.threat if spec.kind == "attack" else spec.threats[0]
     chain = spec_attacks(spec, _identity, threat, seed=0)
-    return describe_attacks(chain).removesuffix(f" {threat_label(threat, chain[0].eps)}")
+    label = describe_attacks(chain).removesuffix(f" {threat_label(threat, chain[0].eps)}")
+    return f"{label} transferred from {source_label(spec.source)}" if spec.source else label
+
+
+def source_label(source: str) -> str:
+    """A transfer source in words: 'the uniform soup' or 'the l2 ingredient'."""
+    return "the uniform soup" if source == UNIFORM_SOURCE else f"the {source} ingredient"
 
 
 def attack_strength(spec: MetricSpec) -> str:
