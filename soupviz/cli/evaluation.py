@@ -44,7 +44,39 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, help="results store (SQLite) to read and add records to "
                         "(default: results.sqlite in the soupviz cache folder, $SOUPVIZ_CACHE)")
     parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading stored results")
+    _add_merge(parser)
     add_common(parser)
+
+
+def _add_merge(parser: argparse.ArgumentParser) -> None:
+    """Options of merges beyond the plain soup (`soupviz.evaluate.merges`)."""
+    from soupviz.task_vectors import DARE_DROP, TIES_TOP_K
+
+    group = parser.add_argument_group("merges", "layer-wise soups and task-vector merges, measured like soups")
+    group.add_argument("--merge", default=None, choices=["sum", "ties", "dare"],
+                       help="merge task vectors relative to the base instead of souping: task arithmetic (sum), "
+                       "TIES or DARE; each soup's weights are its coordinates (λ_i = w_i, base 1 - Σλ)")
+    group.add_argument("--base", default=None,
+                       help="base ingredient of the task vectors (default: the parent the family's cards name)")
+    group.add_argument("--top-k", type=real(0, 1, above=True), default=TIES_TOP_K,
+                       help="TIES: share of each task vector's largest magnitudes kept (Yadav et al.: 0.2)")
+    group.add_argument("--drop", type=real(0, 1, below=True), default=DARE_DROP,
+                       help="DARE: probability of dropping each task-vector entry (Yu et al.: 0.9)")
+    group.add_argument("--drop-seed", type=whole(0), default=0, help="DARE: seed of the drop masks")
+    group.add_argument("--groups", default=None, metavar="GROUP=INGREDIENT,...",
+                       help="layer-wise soup: these block groups (e.g. stem, layer1..layer4, head) take an "
+                       "ingredient or weights W:W:... instead of the soup's, e.g. 'layer3=l2,head=0.5:0.5:0:0'")
+
+
+def _merge(args: argparse.Namespace, family):
+    """The `Merge` the options name, or None for plain soups."""
+    from soupviz.evaluate.merges import Merge, parse_groups
+
+    if not args.merge and not args.groups:
+        return None
+    groups = parse_groups(args.groups, family.names) if args.groups else ()
+    return Merge(args.merge or "soup", base=args.base, top_k=args.top_k, drop=args.drop, seed=args.drop_seed,
+                 groups=groups)
 
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +91,14 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated soup weights, one per ingredient in family order; repeatable (default: each ingredient)",
     )
     parser.add_argument("--normalise", action="store_true", help="divide the weights by their sum")
+    parser.add_argument(
+        "--lambdas",
+        action="append",
+        type=weight_row,
+        default=None,
+        help="with --merge: comma-separated task-vector coefficients, one per ingredient but the base, in family "
+        "order; repeatable (default: λ = 1 each, TIES' default)",
+    )
     parser.add_argument(
         "--compare",
         default=None,
@@ -117,12 +157,36 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
         cache=not args.no_cache,
         store=ResultStore(args.store) if args.store else None,
     )
+    merge = _merge(args, family)
     if args.baselines:
+        if merge is not None:
+            raise SoupvizError("--baselines evaluates the family's baselines: drop --merge and --groups.")
         return _evaluate_baselines(args, evaluator, specs)
+    if merge is not None:
+        from soupviz.evaluate.merges import merge_evaluator
+
+        evaluator = merge_evaluator(evaluator, merge)
+    if merge is not None and merge.method != "soup" and weights is None:
+        weights = _lambda_rows(args)
     weights = evaluator.ingredient_weights() if weights is None else weights(family)
     with terminal_bar("evaluating", "step") as report:
         records = evaluator.evaluate(weights, specs, report)
     return _show(args, family, specs, records)
+
+
+def _lambda_rows(args: argparse.Namespace):
+    """The soup coordinates of the --lambdas rows around --base (default: λ = 1 for every task
+    vector, TIES' default), as a function of the family."""
+    from soupviz.evaluate.merges import default_lambdas, lambdas_to_weights, lineage_base
+
+    def weights(family):
+        import torch
+
+        base = lineage_base(family, args.base)
+        rows = args.lambdas or [default_lambdas(len(family.names))]
+        return torch.tensor([lambdas_to_weights(row, len(family.names), base) for row in rows], dtype=torch.float64)
+
+    return weights
 
 
 def _evaluate_baselines(args: argparse.Namespace, evaluator, specs: list) -> list:
@@ -221,6 +285,11 @@ def run_eval(args: argparse.Namespace) -> None:
         raise SoupvizError("--baselines evaluates the family's baselines: drop --weights, --compare and --write-cards.")
     if args.compare and args.weights:
         raise SoupvizError("--compare compares two ingredients: drop --weights to use it.")
+    if args.lambdas and (args.weights or not args.merge):
+        raise SoupvizError("--lambdas gives the task-vector coefficients of --merge: use it with --merge, "
+                           "without --weights.")
+    if (args.merge or args.groups) and (args.compare or args.write_cards):
+        raise SoupvizError("--compare and --write-cards measure ingredients: drop --merge and --groups to use them.")
     compared = _compared(args.compare, load_family(args.family).names) if args.compare else None
     records = _evaluate(args, weights)
     if compared:
@@ -274,7 +343,7 @@ def _sweep(args: argparse.Namespace, weights) -> list:
     family = load_family(args.family)
     specs = parse_metrics(args.metrics, args.attack, args.steps)
     setup = SweepSetup(str(family.folder or args.family), data=args.data, images=args.images, seed=args.seed,
-                       batchnorm=args.batchnorm, fold=args.fold, device=args.device)
+                       batchnorm=args.batchnorm, fold=args.fold, device=args.device, merge=_merge(args, family))
     rows = weights(family)
     with tempfile.TemporaryDirectory() as scratch, terminal_bar("sweeping", "task") as report:
         store = ResultStore(Path(scratch) / "results.sqlite" if args.no_cache else args.store)
