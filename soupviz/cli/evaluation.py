@@ -63,6 +63,9 @@ def _add_merge(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--drop", type=real(0, 1, below=True), default=DARE_DROP,
                        help="DARE: probability of dropping each task-vector entry (Yu et al.: 0.9)")
     group.add_argument("--drop-seed", type=whole(0), default=0, help="DARE: seed of the drop masks")
+    group.add_argument("--swaps", action="store_true",
+                       help="the layer-swap matrix (where robustness lives): the base, and the base with each block "
+                       "group taken from each other ingredient")
     group.add_argument("--groups", default=None, metavar="GROUP=INGREDIENT,...",
                        help="layer-wise soup: these block groups (e.g. stem, layer1..layer4, head) take an "
                        "ingredient or weights W:W:... instead of the soup's, e.g. 'layer3=l2,head=0.5:0.5:0:0'")
@@ -158,6 +161,8 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
         store=ResultStore(args.store) if args.store else None,
     )
     merge = _merge(args, family)
+    if getattr(args, "swaps", False):
+        return _evaluate_swaps(args, evaluator, specs)
     if args.baselines:
         if merge is not None:
             raise SoupvizError("--baselines evaluates the family's baselines: drop --merge and --groups.")
@@ -172,6 +177,25 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
     with terminal_bar("evaluating", "step") as report:
         records = evaluator.evaluate(weights, specs, report)
     return _show(args, family, specs, records)
+
+
+def _evaluate_swaps(args: argparse.Namespace, evaluator, specs: list) -> list:
+    """The layer-swap matrix (`evaluate_swaps`): one table per model (the base, then each swap),
+    all exported to --out."""
+    from soupviz.evaluate.layer_swaps import evaluate_swaps
+    from soupviz.report import text_table
+    from soupviz.store import write_records
+
+    with terminal_bar("swapping block groups", "step") as report:
+        records = evaluate_swaps(evaluator, specs, args.base, report)
+    family = evaluator.family
+    for name in dict.fromkeys(r.family for r in records):
+        print(name)
+        print(text_table([r for r in records if r.family == name], family.names))
+    if args.out:
+        meta = {"family": family.name, "metrics": [spec.key for spec in specs], "command": command_line()}
+        print(write_records(records, args.out, meta))
+    return records
 
 
 def _lambda_rows(args: argparse.Namespace):
@@ -288,7 +312,10 @@ def run_eval(args: argparse.Namespace) -> None:
     if args.lambdas and (args.weights or not args.merge):
         raise SoupvizError("--lambdas gives the task-vector coefficients of --merge: use it with --merge, "
                            "without --weights.")
-    if (args.merge or args.groups) and (args.compare or args.write_cards):
+    if args.swaps and (args.merge or args.groups or args.weights or args.lambdas or args.baselines):
+        raise SoupvizError("--swaps measures the base and its layer swaps: drop --merge, --groups, --weights, "
+                           "--lambdas and --baselines.")
+    if (args.merge or args.groups or args.swaps) and (args.compare or args.write_cards):
         raise SoupvizError("--compare and --write-cards measure ingredients: drop --merge and --groups to use them.")
     compared = _compared(args.compare, load_family(args.family).names) if args.compare else None
     records = _evaluate(args, weights)
@@ -307,6 +334,8 @@ def run_eval(args: argparse.Namespace) -> None:
 
 def run_sweep(args: argparse.Namespace) -> None:
     """`soupviz sweep`: the simplex grid of --step (within --subset, --margin) on --metrics."""
+    if args.swaps:
+        raise SoupvizError("--swaps is a matrix of its own, not a grid: run it with soupviz eval.")
     from soupviz.weights import simplex_grid
 
     def weights(family):

@@ -88,6 +88,13 @@ def _weights_name(weights: Sequence[float], names: Sequence[str]) -> str:
     return names[ones[0]] if len(ones) == 1 and weights[ones[0]] == 1 else ":".join(f"{w:g}" for w in weights)
 
 
+def merge_family(family: SoupFamily, merge: Merge) -> tuple[str, str]:
+    """The family name a merge's records carry ('cifar10-x/merges/ties-k0.2-linf') and the family
+    fingerprint they are stored under (apart from the plain soups')."""
+    name = f"{family.name}/merges/{merge.name(family)}"
+    return name, family_fingerprint([*family.hashes, name])
+
+
 def lineage_base(family: SoupFamily, base: str | None = None) -> int:
     """The index of the base ingredient: `base` by name, else the ingredient of the family that the
     most other ingredients' cards name as their parent (the shipped family's: linf).
@@ -170,8 +177,7 @@ class MergeEvaluator(Evaluator):
         self.layered = LayerwiseSoup(self.soup) if merge.groups else None
         if self.layered is not None:
             self.layered.swap(torch.ones(self.soup.params.k), dict(merge.groups))  # refuses unknown groups
-        self.merge_family = f"{family.name}/merges/{merge.name(family)}"
-        self.family_id = family_fingerprint([*family.hashes, self.merge_family])
+        self.merge_family, self.family_id = merge_family(family, merge)
 
     def classifier(self, row: torch.Tensor) -> Classifier:
         """The merged model at soup coordinates `row` (K,)."""

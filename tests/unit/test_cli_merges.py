@@ -62,3 +62,21 @@ def test_sweep_merge_stores_the_merge_on_the_grid(family_folder, data_folder, tm
     assert code == 0
     records = read_records(out)[0]
     assert len(records) == 4 and all(r.method.startswith("TIES merge") for r in records)
+
+
+def test_eval_swaps_stores_the_layer_swap_matrix(family_folder, data_folder, tmp_path, capsys):
+    from soupviz.checkpoints import load_family
+    from soupviz.evaluate.layer_swaps import stored_swaps
+    from soupviz.store import ResultStore
+
+    store = tmp_path / "s.sqlite"
+    code = main(["eval", str(family_folder), "--data", str(data_folder), "--images", "8", "--metrics", "clean",
+                 "--swaps", "--store", str(store)])
+    assert code == 0
+    family = load_family(family_folder)
+    swaps = stored_swaps(ResultStore(store), family)
+    assert len(swaps.swaps) == 18 and set(swaps.base_records) == {"clean"}
+    assert all(set(records) == {"clean"} for records in swaps.swap_records.values())
+    assert family.names[swaps.base] == "test-linf" and swaps.images.startswith("8 images")
+    out = capsys.readouterr().out
+    assert "/merges/layers-stem=test-none" in out and "/merges/layers-head=test-l1" in out
