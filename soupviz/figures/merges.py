@@ -1,0 +1,78 @@
+"""Figures of merges: the layer-swap heatmap ("where does robustness live"), the base ingredient
+with one block group from another ingredient (rows) under clean and attack metrics (columns).
+Builders only arrange stored records; each figure keeps its rows in `layout.meta` for export.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from soupviz.errors import SoupvizError
+from soupviz.evaluate.layer_swaps import StoredSwaps
+from soupviz.evaluate.methods import attack_label
+from soupviz.evaluate.records import Record
+from soupviz.figures.export import apply_style, attach_rows
+from soupviz.figures.soups import hover_text, percent
+from soupviz.labels import bound_note, bounded, metric_name
+
+
+def swap_columns(swaps: StoredSwaps) -> list[Record]:
+    """One record per metric of the swaps, clean first, then in the order first stored."""
+    seen: dict[str, Record] = {}
+    for records in [swaps.base_records, *swaps.swap_records.values()]:
+        for spec, record in records.items():
+            seen.setdefault(spec, record)
+    return sorted(seen.values(), key=lambda r: r.upper_bound)
+
+
+def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = False) -> go.Figure:
+    """Accuracy (%) of the base, then of the base with each block group from each other ingredient
+    (rows 'layer3 ← L2 0.5'), under each stored metric (columns); hovers give the 95% interval,
+    the method and the change from the base in points. The attacks and the image count are
+    under the axis; missing cells are blank.
+
+    Raises:
+        SoupvizError: the store holds no swap records.
+    """
+    columns = swap_columns(swaps)
+    if not columns:
+        raise SoupvizError("No layer swaps are stored; run `soupviz eval FAMILY --swaps` first.")
+    base_name = f"{labels[swaps.base]} (base, nothing swapped)"
+    table = [(base_name, swaps.base_records)]
+    table += [(s.title(labels), swaps.swap_records.get((s.group, s.donor), {})) for s in swaps.swaps]
+    z, text, hover, rows = [], [], [], []
+    for name, cells in table:
+        chosen = [cells.get(c.spec) for c in columns]
+        z.append([percent(r.accuracy) if r else math.nan for r in chosen])
+        text.append([f"{percent(r.accuracy):.1f}" if r else "" for r in chosen])
+        line = []
+        for column, record in zip(columns, chosen, strict=True):
+            base = swaps.base_records.get(column.spec)
+            change = "" if record is None or base is None or cells is swaps.base_records else \
+                f"<br>{percent(record.accuracy - base.accuracy):+.1f} points against the base"
+            line.append(f"{name}<br>{hover_text(record)}{change}" if record else f"{name}: not stored")
+        hover.append(line)
+        rows += [{"model": name, **r.row()} for r in chosen if r]
+    names = [bounded(c.metric, c.upper_bound) for c in columns]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=names, y=[name for name, _ in table], text=text, texttemplate="%{text}", hovertext=hover,
+        hovertemplate="%{hovertext}<extra></extra>", coloraxis="coloraxis", xgap=1, ygap=1,
+    ))
+    attacks = sorted({attack_label(c.measure) for c in columns if c.upper_bound})
+    n = sorted({r.n for cells in [swaps.base_records, *swaps.swap_records.values()] for r in cells.values()})
+    note = (f"{bound_note(', '.join(attacks))}" if attacks else "clean accuracy") + \
+        f"; n={'/'.join(map(str, n))} images ({swaps.images})"
+    fig.update_layout(
+        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
+        coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
+        title={"text": f"Where does robustness live? {labels[swaps.base]} with one block group from another "
+                       "ingredient"},
+        xaxis_title={"text": note, "font": {"size": 11}},
+        height=max(400, 28 * len(table) + 200),
+    )
+    family = next((r.family for r in swaps.base_records.values()), "")
+    attach_rows(fig, "layer-swaps", rows, family, " ".join(metric_name(c) for c in columns))
+    return apply_style(fig, paper)
