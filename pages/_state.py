@@ -158,6 +158,8 @@ class Keys:
     STORED_TETRAHEDRON = "stored_tetrahedron"
     STORED_HEATMAP = "stored_heatmap"
     STORED_TRADEOFF = "stored_tradeoff"
+    LAYER_SWAPS = "layer_swaps"  # Merge lab: where does robustness live
+    TRANSFER_HEATMAP = "transfer_heatmap"  # Merge lab: presets under transfer attacks
     SALIENCY_CHART = "saliency_chart"
     GENERATION_STRIP = "generation_strip"
     GENERATION_CLASSES_CHART = "generation_classes_chart"

@@ -63,3 +63,18 @@ def transfer_gaps(records: Sequence[Record]) -> list[tuple[Record, Record, Paire
         if twin is not None:
             found.append((record, twin, paired_difference(record, twin)))
     return found
+
+
+def gap_rows(gaps: Sequence[tuple[Record, Record, PairedDifference]], labels: Sequence[str]) -> list[dict]:
+    """One table row per `transfer_gaps` entry: the soup, the transfer metric, both accuracies with
+    their 95% intervals, the paired difference in points with its interval, McNemar's p and the
+    verdict ('transfer better': the soup resists the transferred examples better)."""
+    from soupviz.evaluate.comparison import verdict_label
+    from soupviz.labels import interval, interval_text, soup_label
+
+    return [{"soup": soup_label(transfer.weights, labels), "metric": transfer.metric,
+             "transfer": interval_text(transfer), "white-box": interval_text(twin),
+             "transfer − white-box (points)": interval(gap.difference, gap.ci_low, gap.ci_high, "", signed=True),
+             "McNemar p": f"{gap.p_value:.3g}", "verdict": verdict_label(gap.verdict, "transfer", "white-box"),
+             "n": gap.n}
+            for transfer, twin, gap in gaps]
