@@ -80,9 +80,10 @@ class StoredSwaps:
 
 
 def stored_swaps(store: ResultStore, family: SoupFamily, base: str | None = None) -> StoredSwaps | None:
-    """The layer swaps of `family` in `store`, on the image set with the most swap records (the
-    last stored record of a metric speaking for it), with the base's records on those images and
-    metrics; None when the store holds no swap."""
+    """The layer swaps of `family` in `store`, on the image set with the most swap records and the
+    metrics stored for the most swaps (all of them once a run is complete; a metric measured for a
+    few swaps only is left out), the last stored record of a metric speaking for it, with the base's
+    records on those images and metrics; None when the store holds no swap."""
     index = lineage_base(family, base)
     swaps = layer_swaps(family, index)
     found = {(s.group, s.donor): store.records(family=merge_family(family, s.merge)[1]) for s in swaps}
@@ -94,7 +95,13 @@ def stored_swaps(store: ResultStore, family: SoupFamily, base: str | None = None
         return None
     images = max(counts, key=counts.get)
     swap_records = {key: {r.spec: r for r in records if r.images == images} for key, records in found.items()}
-    specs = {spec for records in swap_records.values() for spec in records}
+    coverage: dict[str, int] = {}
+    for records in swap_records.values():
+        for spec in records:
+            coverage[spec] = coverage.get(spec, 0) + 1
+    specs = {spec for spec, count in coverage.items() if count == max(coverage.values())}
+    swap_records = {key: {spec: r for spec, r in records.items() if spec in specs}
+                    for key, records in swap_records.items()}
     row = [float(w) for w in base_row(family, index)]
     base_records = {r.spec: r for r in store.records(family=family_fingerprint(family.hashes))
                     if r.images == images and r.spec in specs and r.weights == row}

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.layer_swaps import StoredSwaps
-from soupviz.evaluate.methods import attack_label
+from soupviz.evaluate.methods import attack_label, attack_strength
 from soupviz.evaluate.records import Record
 from soupviz.figures.export import apply_style, attach_rows
 from soupviz.figures.soups import hover_text, percent
@@ -56,7 +56,11 @@ def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = 
             line.append(f"{name}<br>{hover_text(record)}{change}" if record else f"{name}: not stored")
         hover.append(line)
         rows += [{"model": name, **r.row()} for r in chosen if r]
-    names = [bounded(c.metric, c.upper_bound) for c in columns]
+    names = []
+    for column in columns:
+        twins = sum(other.metric == column.metric for other in columns)
+        name = column.metric if twins == 1 else f"{column.metric} ({attack_label(column.measure)})"
+        names.append(bounded(name, column.upper_bound))
     fig = go.Figure(go.Heatmap(
         z=z, x=names, y=[name for name, _ in table], text=text, texttemplate="%{text}", hovertext=hover,
         hovertemplate="%{hovertext}<extra></extra>", coloraxis="coloraxis", xgap=1, ygap=1,
@@ -65,12 +69,16 @@ def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = 
     n = sorted({r.n for cells in [swaps.base_records, *swaps.swap_records.values()] for r in cells.values()})
     note = (f"{bound_note(', '.join(attacks))}" if attacks else "clean accuracy") + \
         f"; n={'/'.join(map(str, n))} images ({swaps.images})"
+    previews = dict.fromkeys(f"{c.metric} by {attack_label(c.measure)}: {strength}" for c in columns
+                             if (strength := attack_strength(c.measure)).startswith("preview"))
+    if previews:
+        note += "<br>" + "<br>".join(previews)
     fig.update_layout(
         yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
         coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
         title={"text": f"Where does robustness live? {labels[swaps.base]} with one block group from another "
                        "ingredient"},
-        xaxis_title={"text": note, "font": {"size": 11}},
+        xaxis_title={"text": note, "font": {"size": 10}},
         height=max(400, 28 * len(table) + 200),
     )
     family = next((r.family for r in swaps.base_records.values()), "")

@@ -47,3 +47,17 @@ def test_stored_swaps_are_drawn_with_attack_and_n(family, synthetic_images, tmp_
 
 def test_no_swaps_in_a_store_reads_as_none(family, tmp_path):
     assert stored_swaps(ResultStore(tmp_path / "empty.sqlite"), family) is None
+
+
+def test_a_metric_stored_for_few_swaps_is_left_out_and_previews_are_named(family, synthetic_images, tmp_path):
+    store = ResultStore(tmp_path / "s.sqlite")
+    evaluator = open_evaluator(family, test=synthetic_images, seed=0, batch_size=20, store=store)
+    evaluate_swaps(evaluator, [MetricSpec("clean"), MetricSpec.parse("linf:8/255:pgd:10")])
+    stray = layer_swaps(family, base=1)[0].merge
+    from soupviz.evaluate.merges import merge_evaluator
+
+    merge_evaluator(evaluator, stray).evaluate([0, 1, 0, 0], [MetricSpec.parse("l2:0.5:pgd:1")])
+    swaps = stored_swaps(store, family)
+    assert all(set(records) == {"clean", "linf:0.0313725:pgd:10:1"} for records in swaps.swap_records.values())
+    fig = layer_swap_heatmap(swaps, family.labels)
+    assert "preview: overstated robustness by up to 4.9 points" in fig.layout.xaxis.title.text
