@@ -33,3 +33,15 @@ def test_transfer_columns_and_paired_gaps(evaluator):
 
 def test_no_transfer_records_read_as_none(evaluator):
     assert stored_transfers(evaluator.evaluate([1, 0, 0, 0], [MetricSpec("clean")])) is None
+
+
+def test_stored_figures_keep_transfer_columns_apart_from_white_box(evaluator):
+    from soupviz.store_grid import stored_grids, strongest_grids, tradeoff_grids
+
+    rows = torch.eye(4, dtype=torch.float64)
+    specs = [MetricSpec.parse(t) for t in ("clean", f"{WHITE}@test-l2", WHITE)]
+    grids = stored_grids(evaluator.evaluate(rows, specs), 4, rows.tolist())
+    white = MetricSpec.parse(WHITE).key
+    assert list(strongest_grids(grids)) == ["clean", white, f"{white}@test-l2"]
+    x, y = tradeoff_grids(grids, "linf")
+    assert y.records[0].spec == white
