@@ -68,16 +68,15 @@ def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = 
     attacks = sorted({attack_label(c.measure) for c in columns if c.upper_bound})
     n = sorted({r.n for cells in [swaps.base_records, *swaps.swap_records.values()] for r in cells.values()})
     note = (f"{bound_note(', '.join(attacks))}" if attacks else "clean accuracy") + \
-        f"; n={'/'.join(map(str, n))} images ({swaps.images})"
-    previews = dict.fromkeys(f"{c.metric} by {attack_label(c.measure)}: {strength}" for c in columns
+        f" · n={'/'.join(map(str, n))} images"
+    previews = dict.fromkeys(f"{c.metric} by {attack_label(c.measure)}: {strength.split(';')[0]}" for c in columns
                              if (strength := attack_strength(c.measure)).startswith("preview"))
     if previews:
         note += "<br>" + "<br>".join(previews)
     fig.update_layout(
         yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
         coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
-        title={"text": f"Where does robustness live? {labels[swaps.base]} with one block group from another "
-                       "ingredient"},
+        title={"text": f"Where does robustness live? {labels[swaps.base]}, one block group swapped"},
         xaxis_title={"text": note, "font": {"size": 10}},
         height=max(400, 28 * len(table) + 200),
     )
