@@ -15,8 +15,8 @@ from pathlib import Path
 
 from soupviz.checkpoints import load_family
 from soupviz.evaluate.layer_swaps import stored_swaps
-from soupviz.evaluate.transfers import gap_rows, stored_transfers, transfer_gaps
-from soupviz.figures.merges import swap_columns
+from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
+from soupviz.figures.merges import gap_rows, swap_columns
 from soupviz.labels import interval_text, method_text, metric_name
 from soupviz.store import ResultStore, family_fingerprint
 from soupviz.store_grid import family_store

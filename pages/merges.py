@@ -8,8 +8,8 @@ from pages._simplex_views import _stored_records
 from pages._state import Keys
 from pages._widgets import figure_panel
 from soupviz.evaluate.layer_swaps import stored_swaps
-from soupviz.evaluate.transfers import gap_rows, stored_transfers, transfer_gaps
-from soupviz.figures.merges import layer_swap_heatmap
+from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
+from soupviz.figures.merges import gap_rows, layer_swap_heatmap
 from soupviz.figures.soups import accuracy_heatmap
 from soupviz.report import weights_key
 from soupviz.soup_rows import row_soups

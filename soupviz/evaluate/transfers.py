@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 
 from soupviz.evaluate.comparison import PairedDifference, paired_difference
 from soupviz.evaluate.records import Record
-from soupviz.report import weights_key
 from soupviz.threats import THREATS
 
 
@@ -40,9 +39,9 @@ def stored_transfers(records: Sequence[Record]) -> StoredTransfers | None:
     for record in transfers:
         counts[record.images] = counts.get(record.images, 0) + 1
     images = max(counts, key=counts.get)
-    chosen = {(weights_key(r.weights), r.spec): r for r in transfers if r.images == images}
+    chosen = {(tuple(r.weights), r.spec): r for r in transfers if r.images == images}
     twins = {white_box_key(r) for r in chosen.values()}
-    chosen.update(((weights_key(r.weights), r.spec), r) for r in records
+    chosen.update(((tuple(r.weights), r.spec), r) for r in records
                   if r.images == images and r.kind == "attack" and not r.measure.source and r.spec in twins)
     kept = list(chosen.values())
     columns = []
@@ -56,25 +55,11 @@ def transfer_gaps(records: Sequence[Record]) -> list[tuple[Record, Record, Paire
     """(transfer, white-box, transfer − white-box paired per image) for every transfer record whose
     soup has the white-box twin on the same images; a positive difference means the soup resists
     the transferred examples better than its own white-box attack."""
-    index = {(weights_key(r.weights), r.spec, r.images): r for r in records if not r.measure.source}
+    index = {(tuple(r.weights), r.spec, r.images): r for r in records if not r.measure.source}
     found = []
     for record in (r for r in records if r.kind == "attack" and r.measure.source):
-        twin = index.get((weights_key(record.weights), white_box_key(record), record.images))
+        twin = index.get((tuple(record.weights), white_box_key(record), record.images))
         if twin is not None:
             found.append((record, twin, paired_difference(record, twin)))
     return found
 
-
-def gap_rows(gaps: Sequence[tuple[Record, Record, PairedDifference]], labels: Sequence[str]) -> list[dict]:
-    """One table row per `transfer_gaps` entry: the soup, the transfer metric, both accuracies with
-    their 95% intervals, the paired difference in points with its interval, McNemar's p and the
-    verdict ('transfer better': the soup resists the transferred examples better)."""
-    from soupviz.evaluate.comparison import verdict_label
-    from soupviz.labels import interval, interval_text, soup_label
-
-    return [{"soup": soup_label(transfer.weights, labels), "metric": transfer.metric,
-             "transfer": interval_text(transfer), "white-box": interval_text(twin),
-             "transfer − white-box (points)": interval(gap.difference, gap.ci_low, gap.ci_high, "", signed=True),
-             "McNemar p": f"{gap.p_value:.3g}", "verdict": verdict_label(gap.verdict, "transfer", "white-box"),
-             "n": gap.n}
-            for transfer, twin, gap in gaps]

@@ -1,5 +1,6 @@
 """Figures of merges: the layer-swap heatmap ("where does robustness live"), the base ingredient
-with one block group from another ingredient (rows) under clean and attack metrics (columns).
+with one block group from another ingredient (rows) under clean and attack metrics (columns), and
+the table of transfer − white-box gaps shown beside the transfer heatmap.
 Builders only arrange stored records; each figure keeps its rows in `layout.meta` for export.
 """
 
@@ -11,12 +12,13 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
+from soupviz.evaluate.comparison import PairedDifference, verdict_label
 from soupviz.evaluate.layer_swaps import StoredSwaps
 from soupviz.evaluate.methods import attack_label, attack_strength
 from soupviz.evaluate.records import Record
 from soupviz.figures.export import apply_style, attach_rows
 from soupviz.figures.soups import hover_text, percent
-from soupviz.labels import bound_note, bounded, metric_name
+from soupviz.labels import bound_note, bounded, interval, interval_text, metric_name, soup_label
 
 
 def swap_columns(swaps: StoredSwaps) -> list[Record]:
@@ -83,3 +85,15 @@ def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = 
     family = next((r.family for r in swaps.base_records.values()), "")
     attach_rows(fig, "layer-swaps", rows, family, " ".join(metric_name(c) for c in columns))
     return apply_style(fig, paper)
+
+
+def gap_rows(gaps: Sequence[tuple[Record, Record, PairedDifference]], labels: Sequence[str]) -> list[dict]:
+    """One table row per `transfer_gaps` entry: the soup, the transfer metric, both accuracies with
+    their 95% intervals, the paired difference in points with its interval, McNemar's p and the
+    verdict ('transfer better': the soup resists the transferred examples better)."""
+    return [{"soup": soup_label(transfer.weights, labels), "metric": transfer.metric,
+             "transfer": interval_text(transfer), "white-box": interval_text(twin),
+             "transfer − white-box (points)": interval(gap.difference, gap.ci_low, gap.ci_high, "", signed=True),
+             "McNemar p": f"{gap.p_value:.3g}", "verdict": verdict_label(gap.verdict, "transfer", "white-box"),
+             "n": gap.n}
+            for transfer, twin, gap in gaps]

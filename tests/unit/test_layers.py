@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"data"},
     {"models", "zoo_models", "cards", "checkpoints", "foreign_formats", "foreign", "serving"},
     {"weights"},
-    {"parameters", "soup"},
+    {"parameters", "soup", "layerwise", "task_vectors"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},
     {"evaluate", "store", "background", "sweep", "insight.weight_search", "insight.adapt", "insight.few_shot"},
     {"labels", "report", "figures", "store_grid", "soup_rows"},
