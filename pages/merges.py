@@ -1,17 +1,22 @@
-"""Merge lab: where robustness lives (the base with one block group from another ingredient) and
-the presets under transfer attacks crafted on each ingredient, both from the family's store."""
+"""Merge lab: a layer-wise soup or task-vector merge measured live on the session's images; where
+robustness lives (the base with one block group from another ingredient) and the presets under
+transfer attacks crafted on each ingredient, both from the family's store."""
 
 import streamlit as st
 
-from pages._components import session_evaluator
+from pages._components import session_evaluator, settings
 from pages._simplex_views import _stored_records
 from pages._state import Keys
-from pages._widgets import figure_panel
+from pages._widgets import current_weights, evaluate_live, figure_panel
+from soupviz.errors import SoupvizError
 from soupviz.evaluate.layer_swaps import stored_swaps
+from soupviz.evaluate.merges import MERGE_NAMES, Merge, lambdas_to_weights, lineage_base, merge_evaluator, parse_groups
+from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.specs import robust_specs
 from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
 from soupviz.figures.merges import gap_rows, layer_swap_heatmap
 from soupviz.figures.soups import accuracy_heatmap
-from soupviz.report import weights_key
+from soupviz.report import text_table, weights_key
 from soupviz.soup_rows import row_soups
 from soupviz.store import ResultStore
 from soupviz.store_grid import family_store
@@ -26,7 +31,36 @@ st.title("Merge lab")
 evaluator = session_evaluator()
 if evaluator is None:
     st.stop()
-family, paper = evaluator.family, st.session_state.get(Keys.PAPER, False)
+family, paper, s = evaluator.family, st.session_state.get(Keys.PAPER, False), settings()
+
+st.subheader("Try a merge")
+kind = st.radio("Merge", ["soup", "ties", "dare", "sum"], format_func=MERGE_NAMES.get, horizontal=True,
+                key=Keys.MERGE_KIND)
+try:
+    if kind == "soup":
+        text = st.text_input("Groups taking other weights", value="layer3=" + family.names[-1], key=Keys.MERGE_GROUPS,
+                             help="GROUP=INGREDIENT or GROUP=W:W:..., comma-separated; the other groups take the "
+                                  "explorer's soup")
+        merge, rows = Merge(groups=parse_groups(text, family.names)), [current_weights(len(family.names))]
+    else:
+        base = lineage_base(family)
+        others = [name for i, name in enumerate(family.names) if i != base]
+        text = st.text_input(f"λ for {', '.join(others)} (task vectors from the base {family.names[base]})",
+                             value=",".join(["1"] * len(others)), key=Keys.MERGE_LAMBDAS)
+        merge = Merge(kind)
+        rows = [lambdas_to_weights([float(x) for x in text.split(",")], len(family.names), base)]
+    st.caption(f"{merge.describe(family)}; clean and {s.attack}-{s.steps} robust accuracy on "
+               f"{evaluator.images_label}.")
+    if st.button("Evaluate merge", type="primary"):
+        specs = [MetricSpec("clean"), *robust_specs(s)]
+        records = evaluate_live(lambda report: merge_evaluator(evaluator, merge).evaluate(rows, specs, report),
+                                "Merging")
+        st.session_state[Keys.MERGE_RECORDS] = records
+except (SoupvizError, ValueError) as error:
+    st.error(str(error))
+if st.session_state.get(Keys.MERGE_RECORDS):
+    st.code(text_table(st.session_state[Keys.MERGE_RECORDS], family.names), language=None)
+
 store = family_store(family.folder)
 if not store.path.is_file():
     st.info("This family has no results store yet: `soupviz eval FAMILY --swaps --metrics clean,linf,l2 --images 200 "
