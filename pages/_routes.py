@@ -13,6 +13,7 @@ def routes() -> dict[str, list[st.Page]]:
             st.Page("pages/explorer.py", title="Soup explorer", icon=":material/tune:"),
             st.Page("pages/heatmaps.py", title="Attack heatmaps", icon=":material/grid_on:"),
             st.Page("pages/tradeoff.py", title="Trade-off", icon=":material/scatter_plot:"),
+            st.Page("pages/merges.py", title="Merge lab", icon=":material/call_merge:"),
         ],
         "Insight": [
             st.Page("pages/saliency.py", title="Saliency", icon=":material/visibility:"),

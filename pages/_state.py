@@ -160,6 +160,12 @@ class Keys:
     STORED_TETRAHEDRON = "stored_tetrahedron"
     STORED_HEATMAP = "stored_heatmap"
     STORED_TRADEOFF = "stored_tradeoff"
+    LAYER_SWAPS = "layer_swaps"  # Merge lab: where does robustness live
+    MERGE_KIND = "merge_kind"  # Merge lab, live: which merge (radio)
+    MERGE_GROUPS = "merge_groups"  # Merge lab, live: 'layer3=l2,...' for a layer-wise soup
+    MERGE_LAMBDAS = "merge_lambdas"  # Merge lab, live: task-vector coefficients
+    MERGE_RECORDS = "merge_records"  # Merge lab, live: the last merge's records
+    TRANSFER_HEATMAP = "transfer_heatmap"  # Merge lab: presets under transfer attacks
     SALIENCY_CHART = "saliency_chart"
     GENERATION_STRIP = "generation_strip"
     GENERATION_CLASSES_CHART = "generation_classes_chart"

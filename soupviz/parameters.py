@@ -107,7 +107,8 @@ class ParameterMatrix:
         return cls.from_state_dicts(states, device, family.names)
 
     def mix(
-        self, weights: torch.Tensor, out: torch.Tensor | None = None, linear_variances: bool = False
+        self, weights: torch.Tensor, out: torch.Tensor | None = None, linear_variances: bool = False,
+        refuse_nonpositive: bool = True,
     ) -> torch.Tensor:
         """Soup vector(s) Σ_k w_k θ_k: (P,) for weights (K,), (S, P) for weights (S, K).
 
@@ -124,13 +125,15 @@ class ParameterMatrix:
         float32 sum errs by a few ulps: timm sums in float64 because it averages many, often
         half-precision, checkpoints; here rows are float32, K is small, and float64 costs
         1.4-3x the time. Weights are not checked here (see `check_weights`); `out` reuses a buffer.
+        `refuse_nonpositive=False` skips the linear-variance refusal, for callers that use only some
+        columns and check those themselves (`soupviz.layerwise.mix_groups`).
         """
         w = weights.detach()
         if self.duplicate_of != list(range(self.k)):
             merged = torch.zeros(w.shape, dtype=torch.float64)
             w = merged.index_add_(-1, torch.tensor(self.duplicate_of), w.cpu().double())
         w32, elementwise = w.to(self.device, torch.float32), self.device.type != "cpu"
-        if linear_variances:  # checked before `out` is written, so a refused soup changes nothing
+        if linear_variances and refuse_nonpositive:  # checked before `out` is written: a refused soup changes nothing
             variances = weighted_rows(self.matrix[:, self.variances], w32, elementwise=elementwise)
             bad = (variances <= 0).any(-1).reshape(-1).nonzero()
             if len(bad):

@@ -280,3 +280,20 @@ class FoldedSoups:
             raise SoupvizError(f"{x.shape[0]} images do not split evenly over {self.soups} soups.")
         per_soup = x.reshape(self.soups, -1, *x.shape[1:])
         return self.soup.forward_many(self.flats, per_soup, shared=False).flatten(0, 1)
+
+
+class SoupVector:
+    """One fixed soup vector (P,) run through a soup's template: a classifier that keeps its
+    parameters whatever weights the soup takes next (a transfer source, a merged model)."""
+
+    def __init__(self, soup: Soup, flat: torch.Tensor) -> None:
+        self.soup, self.flat = soup, flat
+
+    @property
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The vector as a state dict of views."""
+        return self.soup.params.as_tensors(self.flat)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C) for images `x` (N, C, H, W) in [0, 1]."""
+        return functional_call(self.soup.template, self.tensors, (x,))

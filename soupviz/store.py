@@ -51,6 +51,9 @@ FINGERPRINTED_SOURCES = (
     "evaluate/records.py",
     "evaluate/methods.py",
     "evaluate/ensembles.py",
+    "evaluate/merges.py",
+    "layerwise.py",
+    "task_vectors.py",
 )
 FINGERPRINTED_PACKAGES = ("torch", "pyautoattack")
 

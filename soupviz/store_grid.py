@@ -133,7 +133,8 @@ def tradeoff_grids(
     found = [grid for grid in grids.values() if grid.found]
 
     def strongest(name: str) -> StoredGrid | None:
-        robust = [g for g in found if g.records[0].kind == "attack" and g.records[0].measure.threat == name]
+        robust = [g for g in found if g.records[0].kind == "attack" and g.records[0].measure.threat == name
+                  and not g.records[0].measure.source]
         return min(robust, key=_weakness) if robust else None
 
     x = strongest(against) if against in THREATS else next((g for g in found if g.records[0].kind == against), None)
@@ -145,8 +146,9 @@ def strongest_grids(grids: Mapping[str, StoredGrid]) -> dict[str, StoredGrid]:
     """`grids` (e.g. `stored_grids`) with one grid per quantity measured (clean accuracy, a threat at
     a budget, a union, a corruption condition, the corruption mean): of several attacks on one threat
     and budget, the grid a stronger attack than the preview made where there is one, then the one
-    with the most soups. In the order a heatmap reads them: clean, threats by budget, unions, the
-    corruption mean, the conditions."""
+    with the most soups (a transfer attack from a source is a quantity of its own, after the white-box
+    one). In the order a heatmap reads them: clean, threats by budget, unions, the corruption mean,
+    the conditions."""
     best: dict[tuple, tuple[str, StoredGrid]] = {}
     for key, grid in grids.items():
         if not grid.found:

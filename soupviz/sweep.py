@@ -18,6 +18,7 @@ import torch
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.evaluator import Evaluator, measured_specs
 from soupviz.evaluate.factory import open_evaluator
+from soupviz.evaluate.merges import Merge, merge_evaluator
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.records import Record
 from soupviz.progress import Progress, ProgressCallback
@@ -41,16 +42,19 @@ class SweepSetup:
     fold: int | None = None
     device: str = "auto"
     calibration_images: int = 512
+    merge: Merge | None = None
 
     def open(self, store: ResultStore | None = None) -> Evaluator:
-        """The evaluator of this setup, storing records in `store` (None: none)."""
+        """The evaluator of this setup, storing records in `store` (None: none); of its `merge`
+        (`soupviz.evaluate.merges`) at each soup's coordinates when it has one."""
         from soupviz.checkpoints import load_family
 
-        return open_evaluator(
+        evaluator = open_evaluator(
             load_family(self.family), data=self.data, images=self.images, seed=self.seed, device=self.device,
             batchnorm=self.batchnorm, calibration_images=self.calibration_images, batch_size=self.batch_size,
             cache=store is not None, store=store, fold=self.fold,
         )
+        return evaluator if self.merge is None else merge_evaluator(evaluator, self.merge)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,42 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, help="results store (SQLite) to read and add records to "
                         "(default: results.sqlite in the soupviz cache folder, $SOUPVIZ_CACHE)")
     parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading stored results")
+    _add_merge(parser)
     add_common(parser)
+
+
+def _add_merge(parser: argparse.ArgumentParser) -> None:
+    """Options of merges beyond the plain soup (`soupviz.evaluate.merges`)."""
+    from soupviz.task_vectors import DARE_DROP, TIES_TOP_K
+
+    group = parser.add_argument_group("merges", "layer-wise soups and task-vector merges, measured like soups")
+    group.add_argument("--merge", default=None, choices=["sum", "ties", "dare"],
+                       help="merge task vectors relative to the base instead of souping: task arithmetic (sum), "
+                       "TIES or DARE; each soup's weights are its coordinates (λ_i = w_i, base 1 - Σλ)")
+    group.add_argument("--base", default=None,
+                       help="base ingredient of the task vectors (default: the parent the family's cards name)")
+    group.add_argument("--top-k", type=real(0, 1, above=True), default=TIES_TOP_K,
+                       help="TIES: share of each task vector's largest magnitudes kept (Yadav et al.: 0.2)")
+    group.add_argument("--drop", type=real(0, 1, below=True), default=DARE_DROP,
+                       help="DARE: probability of dropping each task-vector entry (Yu et al.: 0.9)")
+    group.add_argument("--drop-seed", type=whole(0), default=0, help="DARE: seed of the drop masks")
+    group.add_argument("--swaps", action="store_true",
+                       help="the layer-swap matrix (where robustness lives): the base, and the base with each block "
+                       "group taken from each other ingredient")
+    group.add_argument("--groups", default=None, metavar="GROUP=INGREDIENT,...",
+                       help="layer-wise soup: these block groups (e.g. stem, layer1..layer4, head) take an "
+                       "ingredient or weights W:W:... instead of the soup's, e.g. 'layer3=l2,head=0.5:0.5:0:0'")
+
+
+def _merge(args: argparse.Namespace, family):
+    """The `Merge` the options name, or None for plain soups."""
+    from soupviz.evaluate.merges import Merge, parse_groups
+
+    if not args.merge and not args.groups:
+        return None
+    groups = parse_groups(args.groups, family.names) if args.groups else ()
+    return Merge(args.merge or "soup", base=args.base, top_k=args.top_k, drop=args.drop, seed=args.drop_seed,
+                 groups=groups)
 
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +95,14 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated soup weights, one per ingredient in family order; repeatable (default: each ingredient)",
     )
     parser.add_argument("--normalise", action="store_true", help="divide the weights by their sum")
+    parser.add_argument(
+        "--lambdas",
+        action="append",
+        type=weight_row,
+        default=None,
+        help="with --merge: comma-separated task-vector coefficients, one per ingredient but the base, in family "
+        "order; repeatable (default: λ = 1 each, TIES' default)",
+    )
     parser.add_argument(
         "--compare",
         default=None,
@@ -119,8 +162,19 @@ def _evaluate(args: argparse.Namespace, weights) -> list:
         store=ResultStore(args.store) if args.store else None,
     )
     _note_cut(args.images, evaluator.images)
+    merge = _merge(args, family)
+    if getattr(args, "swaps", False):
+        return _evaluate_swaps(args, evaluator, specs)
     if args.baselines:
+        if merge is not None:
+            raise SoupvizError("--baselines evaluates the family's baselines: drop --merge and --groups.")
         return _evaluate_baselines(args, evaluator, specs)
+    if merge is not None:
+        from soupviz.evaluate.merges import merge_evaluator
+
+        evaluator = merge_evaluator(evaluator, merge)
+    if merge is not None and merge.method != "soup" and weights is None:
+        weights = _lambda_rows(args)
     weights = evaluator.ingredient_weights() if weights is None else weights(family)
     with terminal_bar("evaluating", "step") as report:
         records = evaluator.evaluate(weights, specs, report)
@@ -132,6 +186,38 @@ def _note_cut(requested: int, images) -> None:
     if len(images) < requested:
         print(f"soupviz: note: --images {requested} asks for more than the {len(images)} test images of "
               f"{images.source}: all {len(images)} are used.", file=sys.stderr)
+def _evaluate_swaps(args: argparse.Namespace, evaluator, specs: list) -> list:
+    """The layer-swap matrix (`evaluate_swaps`): one table per model (the base, then each swap),
+    all exported to --out."""
+    from soupviz.evaluate.layer_swaps import evaluate_swaps
+    from soupviz.report import text_table
+    from soupviz.store import write_records
+
+    with terminal_bar("swapping block groups", "step") as report:
+        records = evaluate_swaps(evaluator, specs, args.base, report)
+    family = evaluator.family
+    for name in dict.fromkeys(r.family for r in records):
+        print(name)
+        print(text_table([r for r in records if r.family == name], family.names))
+    if args.out:
+        meta = {"family": family.name, "metrics": [spec.key for spec in specs], "command": command_line()}
+        print(write_records(records, args.out, meta))
+    return records
+
+
+def _lambda_rows(args: argparse.Namespace):
+    """The soup coordinates of the --lambdas rows around --base (default: λ = 1 for every task
+    vector, TIES' default), as a function of the family."""
+    from soupviz.evaluate.merges import default_lambdas, lambdas_to_weights, lineage_base
+
+    def weights(family):
+        import torch
+
+        base = lineage_base(family, args.base)
+        rows = args.lambdas or [default_lambdas(len(family.names))]
+        return torch.tensor([lambdas_to_weights(row, len(family.names), base) for row in rows], dtype=torch.float64)
+
+    return weights
 
 
 def _evaluate_baselines(args: argparse.Namespace, evaluator, specs: list) -> list:
@@ -232,6 +318,14 @@ def run_eval(args: argparse.Namespace) -> None:
         raise SoupvizError("--baselines evaluates the family's baselines: drop --weights, --compare and --write-cards.")
     if args.compare and args.weights:
         raise SoupvizError("--compare compares two ingredients: drop --weights to use it.")
+    if args.lambdas and (args.weights or not args.merge):
+        raise SoupvizError("--lambdas gives the task-vector coefficients of --merge: use it with --merge, "
+                           "without --weights.")
+    if args.swaps and (args.merge or args.groups or args.weights or args.lambdas or args.baselines):
+        raise SoupvizError("--swaps measures the base and its layer swaps: drop --merge, --groups, --weights, "
+                           "--lambdas and --baselines.")
+    if (args.merge or args.groups or args.swaps) and (args.compare or args.write_cards):
+        raise SoupvizError("--compare and --write-cards measure ingredients: drop --merge and --groups to use them.")
     compared = _compared(args.compare, load_family(args.family).names) if args.compare else None
     records = _evaluate(args, weights)
     if compared:
@@ -249,6 +343,8 @@ def run_eval(args: argparse.Namespace) -> None:
 
 def run_sweep(args: argparse.Namespace) -> None:
     """`soupviz sweep`: the simplex grid of --step (within --subset, --margin) on --metrics."""
+    if args.swaps:
+        raise SoupvizError("--swaps is a matrix of its own, not a grid: run it with soupviz eval.")
     from soupviz.store import EXPORT_SUFFIXES
     from soupviz.weights import simplex_grid
 
@@ -293,7 +389,7 @@ def _sweep(args: argparse.Namespace, weights) -> list:
     _note_cut(args.images, load_split(args.data, "test"))
     specs = parse_metrics(args.metrics, args.attack, args.steps)
     setup = SweepSetup(str(family.folder or args.family), data=args.data, images=args.images, seed=args.seed,
-                       batchnorm=args.batchnorm, fold=args.fold, device=args.device)
+                       batchnorm=args.batchnorm, fold=args.fold, device=args.device, merge=_merge(args, family))
     rows = weights(family)
     with tempfile.TemporaryDirectory() as scratch, terminal_bar("sweeping", "task") as report:
         store = ResultStore(Path(scratch) / "results.sqlite" if args.no_cache else args.store)

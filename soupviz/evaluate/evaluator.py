@@ -18,15 +18,17 @@ import torch
 
 from soupviz.attacks import robust_mask
 from soupviz.attacks.base import Classifier, ShareCallback
+from soupviz.attacks.transfer import survives_transfer, transfer_examples
 from soupviz.checkpoints import SoupFamily
 from soupviz.corruptions import corrupt
 from soupviz.data import ImageSet
 from soupviz.device import pick_device
+from soupviz.errors import SoupvizError
 from soupviz.evaluate.methods import method_label, spec_attacks
-from soupviz.evaluate.metrics import MetricSpec, wilson_interval
+from soupviz.evaluate.metrics import UNIFORM_SOURCE, MetricSpec, wilson_interval
 from soupviz.evaluate.records import Record
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.soup import Soup, check_finite_logits
+from soupviz.soup import Soup, SoupVector, check_finite_logits
 from soupviz.store import ResultStore, code_fingerprint, family_fingerprint, packbits, record_key, unpackbits
 from soupviz.threats import DEFAULT_BUDGETS
 from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights
@@ -124,15 +126,39 @@ class Evaluator:
         return {"batchnorm": self.batchnorm, "batch_size": self.batch_size}
 
     def key(self, row: torch.Tensor, spec: MetricSpec) -> str:
-        """The store key of the record of `spec` for the soup `row`."""
+        """The store key of the record of `spec` for the soup `row`; a transfer attack's key holds
+        its source soup's content too."""
+        parts = self.cache_parts()
+        if spec.source:
+            parts["source"] = soup_identity(self.family.hashes, self.source_weights(spec.source))
         return record_key(
             soup=soup_identity(self.family.hashes, row),
             spec=spec.key,
             images=self.images_id,
             seed=self.seed,
             code=self.code_fingerprint,
-            **self.cache_parts(),
+            **parts,
         )
+
+    def source_weights(self, source: str) -> torch.Tensor:
+        """Soup weights (K,) of a transfer source: an ingredient's one-hot row, or the uniform soup.
+
+        Raises:
+            SoupvizError: `source` names neither an ingredient of the family nor 'uniform'.
+        """
+        k = len(self.family.names)
+        if source == UNIFORM_SOURCE:
+            return torch.full((k,), 1 / k, dtype=torch.float64)
+        names = [name.lower() for name in self.family.names]
+        if source.lower() not in names:
+            raise SoupvizError(f"The transfer source {source!r} is not an ingredient of {self.family.name} "
+                               f"({', '.join(self.family.names)}) nor {UNIFORM_SOURCE!r}; name one of them.")
+        return torch.eye(k, dtype=torch.float64)[names.index(source.lower())]
+
+    def source_model(self, source: str) -> Classifier:
+        """The model a transfer attack from `source` is crafted on: the family's soup of
+        `source_weights`, under this evaluator's BatchNorm rule."""
+        return SoupVector(self.soup, self.soup.soup_vectors(self.source_weights(source)[None])[0])
 
     def batch_count(self) -> int:
         """How many batches the images split into."""
@@ -186,6 +212,8 @@ class Evaluator:
         state = state or {"done": 0, "total": 0, "callback": None}
         if spec.kind == "union":
             raise ValueError("a union's mask is the intersection of its threats' masks")
+        if spec.source:
+            return self._transferred(rows, spec, only, state)
         if self.folded(len(rows)):
             return self._folded(rows, spec, only, state)
         if spec.kind == "attack":
@@ -214,8 +242,9 @@ class Evaluator:
         _advance(state, self._units(spec) * len(records),
                  f"measuring {spec.column}" if missing_count else f"{spec.column} (cached)")
         missing = [i for i in range(len(rows)) if i not in records]
-        for start in range(0, len(missing), self.fold):
-            chunk = missing[start : start + self.fold]
+        size = max(1, len(missing)) if spec.source else self.fold  # transfer examples are crafted once for all
+        for start in range(0, len(missing), size):
+            chunk = missing[start : start + size]
             if spec.kind == "union":
                 masks = torch.stack([
                     torch.stack([unpackbits(r.mask, len(self.images)) for r in self._records(rows[chunk], part, state)])
@@ -225,7 +254,7 @@ class Evaluator:
                 masks = self.masks(rows[chunk], spec, state=state)
             fresh = [(keys[i], self.record(rows[i], spec, mask)) for i, mask in zip(chunk, masks, strict=True)]
             if self.store is not None:
-                layout = self.layout(len(chunk))
+                layout = "transfer: examples crafted once per batch" if spec.source else self.layout(len(chunk))
                 self.store.put_many([(key, record, self.family_id, layout) for key, record in fresh],
                                     hashes=self.family.hashes)
             records.update((i, record) for i, (_, record) in zip(chunk, fresh, strict=True))
@@ -257,6 +286,24 @@ class Evaluator:
             message = f"{spec.column}: {len(done)}/{len(self.images)} images"
             _advance(state, 1, message, self.record(row, spec, done))
         return torch.cat(robust)
+
+    def _transferred(self, rows: torch.Tensor, spec: MetricSpec, only: range | None, state: dict) -> torch.Tensor:
+        """Masks (S, n) of a transfer attack: each batch's examples are crafted once on the source
+        (`source_model`), then every soup of `rows` is judged on them (`survives_transfer`)."""
+        attacks = spec_attacks(spec, self.source_model(spec.source), seed=self.seed)
+        masks = []
+        for x, y in self.batches(spec, only):
+            message = f"{spec.column}: {len(rows)} soups"
+            examples = transfer_examples(attacks, x, y, progress=_within(state, len(rows), message))
+            batch = []
+            for row in rows:
+                model = self.classifier(row)
+                with torch.no_grad():
+                    self._logits(model, row, x)
+                batch.append(survives_transfer(model, x, y, examples).cpu())
+            masks.append(torch.stack(batch))
+            _advance(state, len(rows), message)
+        return torch.cat(masks, dim=1)
 
     def _folded(self, rows: torch.Tensor, spec: MetricSpec, only: range | None, state: dict) -> torch.Tensor:
         """Masks (S, n) of S soups run as one folded classifier: soup s on rows s*b:(s+1)*b."""

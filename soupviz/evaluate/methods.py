@@ -13,7 +13,7 @@ from soupviz.attacks import FIXED_ITERATIONS, TARGETED, make_attack
 from soupviz.attacks.defaults import DEFAULT, DEFAULT_ATTACKS, strength_note
 from soupviz.attacks.names import chain_name
 from soupviz.corruptions import corruption_label
-from soupviz.evaluate.metrics import MetricSpec
+from soupviz.evaluate.metrics import UNIFORM_SOURCE, MetricSpec
 from soupviz.threats import DEFAULT_BUDGETS, threat_label
 
 
@@ -24,6 +24,8 @@ def method_label(spec: MetricSpec) -> str:
         return "clean accuracy"
     if spec.kind == "corruption":
         return f"accuracy under {corruption_label(spec.corruption, spec.severity)}"
+    if spec.source:  # 'PGD-10 + PGD-T-10 (3 targets) transferred from the l2 ingredient, L∞ 8/255'
+        return f"{attack_label(spec)}, {threat_label(spec.threat, spec.eps)}"
     threats = [spec.threat] if spec.kind == "attack" else list(spec.threats)
     labels = [f"{_chain_name(spec, t)} {threat_label(t, _budget(spec, t))}" for t in threats]
     return ("union of " if spec.kind == "union" else "") + " ∧ ".join(labels)
@@ -31,10 +33,17 @@ def method_label(spec: MetricSpec) -> str:
 
 def attack_label(spec: MetricSpec) -> str:
     """The attack chain of a robust metric without its threat and budget, e.g. 'APGD-CE-20' or
-    'PGD-10 + PGD-T-10 (3 targets)' (the first threat's, for a union); '' for other metrics."""
+    'PGD-10 + PGD-T-10 (3 targets)' (the first threat's, for a union), naming a transfer attack's
+    source ('PGD-10 transferred from the l2 ingredient'); '' for other metrics."""
     if not spec.is_upper_bound:
         return ""
-    return _chain_name(spec, spec.threat if spec.kind == "attack" else spec.threats[0])
+    label = _chain_name(spec, spec.threat if spec.kind == "attack" else spec.threats[0])
+    return f"{label} transferred from {source_label(spec.source)}" if spec.source else label
+
+
+def source_label(source: str) -> str:
+    """A transfer source in words: 'the uniform soup' or 'the l2 ingredient'."""
+    return "the uniform soup" if source == UNIFORM_SOURCE else f"the {source} ingredient"
 
 
 def _chain_name(spec: MetricSpec, threat: str) -> str:

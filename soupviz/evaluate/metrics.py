@@ -1,7 +1,8 @@
 """What a number is: metric specs and the interval of an accuracy.
 
 A `MetricSpec` names one number (clean accuracy; robust accuracy under a threat, budget and
-attack chain; accuracy under a corruption and severity; union robustness over threats), parsed
+attack chain, white-box or transferred from a source model; accuracy under a corruption and
+severity; union robustness over threats), parsed
 from the command line's text, keyed for caches and written as JSON data; `wilson_interval` gives
 an accuracy's 95% interval. Results are `soupviz.evaluate.records`; how an attack metric is
 measured is `soupviz.evaluate.methods`.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from soupviz.attacks import FIXED_ITERATIONS
@@ -21,6 +22,8 @@ from soupviz.errors import SoupvizError
 from soupviz.threats import DEFAULT_BUDGETS, THREATS, exact_budget, parse_budget, threat_label
 
 KINDS = ("clean", "attack", "corruption", "union")
+UNIFORM_SOURCE = "uniform"  # a transfer source naming the uniform soup of the family
+TRANSFER_RESERVED = (":", ",", "@", " ")
 _KIND_FIELDS = {"clean": (), "attack": ("threat", "eps", "steps", "restarts", "targets"),
                 "corruption": ("corruption", "severity"), "union": ("threats", "steps", "restarts", "targets")}
 
@@ -30,7 +33,11 @@ class MetricSpec:
     """One metric. `kind` is 'clean', 'attack' (threat, eps, attack, steps, restarts, and
     `targets`: target classes of a targeted stage such as APGD-T, None for its default),
     'corruption' (corruption, severity) or 'union' (every threat in `threats` at its
-    default budget, same attack: a point counts only if it survives all of them)."""
+    default budget, same attack: a point counts only if it survives all of them).
+
+    An attack metric with a `source` is a transfer attack: the chain is crafted on the source
+    model (an ingredient's name in its family, or 'uniform' for the uniform soup) and the
+    evaluated model must classify the clean image and every stage's adversarial image."""
 
     kind: str = "clean"
     threat: str | None = None
@@ -42,6 +49,7 @@ class MetricSpec:
     corruption: str | None = None
     severity: int | None = None
     threats: tuple[str, ...] = ()
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -68,17 +76,30 @@ class MetricSpec:
             raise SoupvizError(f"A union metric joins threats among {', '.join(THREATS)}, got {self.threats!r}.")
         if self.attack in FIXED_ITERATIONS:
             object.__setattr__(self, "steps", 0)
+        if self.source is not None:
+            if self.kind != "attack":
+                raise SoupvizError(f"Only an attack metric can be transferred from a source model, not {self.kind!r}.")
+            if not self.source or any(mark in self.source for mark in TRANSFER_RESERVED):
+                raise SoupvizError(f"A transfer source must be an ingredient name or 'uniform', got {self.source!r}.")
 
     @classmethod
     def parse(cls, text: str, attack: str = DEFAULT, steps: int = 20) -> MetricSpec:
         """Parse 'clean', 'linf', 'l2:0.25', 'l1:12:pgd:40', 'linf::apgd-ce+apgd-t:20:1:t3',
-        'fog:3', 'union' or 'union:linf+l2:pgd:10'; every `key` parses back to its spec.
+        'fog:3', 'union' or 'union:linf+l2:pgd:10'; every `key` parses back to its spec. An
+        attack metric ending '@SOURCE' ('linf@l2', 'linf:8/255:pgd:10@uniform') is transferred
+        from that source model.
 
         Threat budgets accept fractions such as '8/255'; the attack and steps default to the
         arguments. After the steps come the random restarts and, marked 't', the target classes
         of a targeted stage ('...:20:t3' or '...:20:2:t3').
         """
-        parts = text.strip().lower().split(":")
+        body, transfer, source = text.strip().lower().partition("@")
+        if transfer:
+            spec = cls.parse(body, attack, steps)
+            if spec.kind != "attack":
+                raise SoupvizError(f"Only an attack metric can be transferred from a source model: {text!r}.")
+            return replace(spec, source=source)
+        parts = body.split(":")
         head = parts[0]
         try:
             if head == "clean" and len(parts) == 1:
@@ -104,7 +125,9 @@ class MetricSpec:
         if self.kind == "clean":
             return "clean"
         if self.kind == "attack":
-            return f"{self.threat}:{self.eps:.6g}:{self.attack}:{self.steps}:{self.restarts}{self._targets_key}"
+            transfer = f"@{self.source}" if self.source else ""
+            head = f"{self.threat}:{self.eps:.6g}:{self.attack}:{self.steps}:{self.restarts}"
+            return f"{head}{self._targets_key}{transfer}"
         if self.kind == "corruption":
             return f"{self.corruption}:{self.severity}"
         return f"union:{'+'.join(self.threats)}:{self.attack}:{self.steps}:{self.restarts}{self._targets_key}"
@@ -139,6 +162,8 @@ class MetricSpec:
             data[name] = list(value) if isinstance(value, tuple) else value
         if self.is_upper_bound:
             data["chain"] = list(self.chain)
+        if self.source:
+            data["source"] = self.source
         return data
 
     @classmethod
@@ -159,9 +184,9 @@ class MetricSpec:
 
     @property
     def column(self) -> str:
-        """Short column name: 'clean', 'L∞ 8/255', 'Fog, severity 3', 'union'."""
+        """Short column name: 'clean', 'L∞ 8/255', 'L∞ 8/255 transfer from l2', 'Fog, severity 3', 'union'."""
         if self.kind == "attack":
-            return threat_label(self.threat, self.eps)
+            return threat_label(self.threat, self.eps) + (f" transfer from {self.source}" if self.source else "")
         if self.kind == "corruption":
             return corruption_label(self.corruption, self.severity)
         return self.kind

@@ -14,7 +14,8 @@ from soupviz.errors import SoupvizError
 from soupviz.evaluate.metrics import MetricSpec
 
 CORRUPTION_MEAN = "corruption mean"
-ROW_SPEC_FIELDS = ("threat", "eps", "chain", "steps", "restarts", "targets", "corruption", "severity", "threats")
+ROW_SPEC_FIELDS = ("threat", "eps", "chain", "steps", "restarts", "targets", "corruption", "severity", "threats",
+                   "source")
 ROW_NUMBER_FIELDS = ("n", "correct", "accuracy", "ci_low", "ci_high", "method", "images", "seed", "batchnorm", "family",
                      "code_fingerprint")
 LEGACY_UPPER_BOUND = " (upper bound on robust accuracy)"  # ended robust methods in files written before specs were data

@@ -48,9 +48,10 @@ def is_preview(result: Record | CorruptionMean) -> bool:
 
 def spec_quantity(spec: MetricSpec) -> tuple:
     """What a spec measures regardless of the attack, as a sort key in heatmap order: clean,
-    threats by budget, unions, the corruption conditions."""
+    threats by budget (a transfer attack its own quantity, after the white-box one), unions, the
+    corruption conditions."""
     if spec.kind == "attack":
-        return 1, THREATS.index(spec.threat), spec.eps, ""
+        return 1, THREATS.index(spec.threat), spec.eps, spec.source or ""
     if spec.kind == "union":
         return 2, 0, 0.0, "+".join(spec.threats)
     return _KIND_ORDER.index(spec.kind), 0, 0.0, spec.key

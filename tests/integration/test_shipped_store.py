@@ -65,9 +65,14 @@ def test_the_shipped_store_covers_the_grids_its_readme_names() -> None:
 
     presets = row_soups(["ingredients", "presets"], family, None)
     columns = summary_grids(strongest_grids(stored_grids(records, 4, [w for _, w in presets])))
-    assert len(columns) == 12 and all(grid.found == len(presets) == 8 for grid in columns.values())
+    transfer = {key for key, grid in columns.items()
+                if grid.records[0].kind == "attack" and grid.records[0].measure.source}
+    white_box = [grid for key, grid in columns.items() if key not in transfer]
+    assert len(white_box) == 12 and all(grid.found == len(presets) == 8 for grid in white_box)
+    # L∞, L2 (default attacks) and L1 12 (preview) crafted on each of the four ingredients, on 200 images
+    assert len(transfer) == 12 and all(columns[key].found == 8 and columns[key].records[0].n == 200 for key in transfer)
     baselines = load_baselines(family)
-    assert len(stored_baselines(store, family, baselines, list(columns.values()))) == 12
+    assert len(stored_baselines(store, family, baselines, white_box)) == 12
     for threat in THREATS:  # the trade-off's SAT triangle, on the images of each stored grid
         assert len(stored_baselines(store, family, baselines, tradeoff_grids(grids, threat))) == 2, threat
 
@@ -84,3 +89,15 @@ def test_reading_the_shipped_store_leaves_the_family_folder_as_committed() -> No
     del store
     gc.collect()
     assert packed.read_bytes() == before and not (SHIPPED / "results.sqlite").exists()
+
+
+def test_the_shipped_store_holds_the_layer_swap_matrix() -> None:
+    from soupviz.evaluate.layer_swaps import stored_swaps
+
+    family = load_family(SHIPPED)
+    swaps = stored_swaps(family_store(SHIPPED), family)
+    assert family.names[swaps.base] == "linf" and len(swaps.swaps) == 18
+    metrics = {"clean", "linf:0.0313725:pgd:10:1", "l2:0.5:pgd:10:1"}
+    assert set(swaps.base_records) == metrics
+    assert all(set(records) == metrics for records in swaps.swap_records.values())
+    assert all(r.n == 200 and r.mask for records in swaps.swap_records.values() for r in records.values())

@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"models", "zoo_models", "zoo_entries", "cards", "torch_files", "state_layout", "checkpoints", "foreign_formats",
      "foreign", "serving", "places"},
     {"weights", "links"},
-    {"parameters", "soup"},
+    {"parameters", "soup", "layerwise", "task_vectors"},
     {"attacks", "corruptions", "train", "insight", "insight.generate", "insight.saliency", "insight.shifts"},
     {"evaluate", "store", "store_connection", "background", "sweep", "insight.weight_search", "insight.adapt",
      "insight.few_shot"},

@@ -1,0 +1,75 @@
+"""The merge lab's stored results as Markdown: the layer-swap matrix (where robustness lives) and
+the presets' transfer − white-box gaps, read from a family's results store by the same library
+functions the Merge lab page calls, written beside the family.
+
+    python bench/merge_lab_summary.py assets/families/cifar10-preact_resnet_small \
+        --store assets/families/cifar10-preact_resnet_small/results.sqlite
+
+writes `<family>/merge_lab.md`; the family README quotes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from soupviz.checkpoints import load_family
+from soupviz.evaluate.layer_swaps import stored_swaps
+from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
+from soupviz.figures.merges import gap_rows, swap_columns
+from soupviz.labels import interval_text, method_text, metric_name
+from soupviz.store import ResultStore, family_fingerprint
+from soupviz.store_grid import family_store
+
+
+def markdown_table(rows: list[dict]) -> list[str]:
+    """Rows of equal keys as a Markdown table."""
+    if not rows:
+        return ["(none stored)"]
+    head = list(rows[0])
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
+        "| " + " | ".join(str(row[key]) for key in head) + " |" for row in rows
+    ]
+
+
+def swap_section(store: ResultStore, family) -> list[str]:
+    swaps = stored_swaps(store, family)
+    if swaps is None:
+        return ["No layer swaps stored."]
+    columns = swap_columns(swaps)
+    rows = []
+    for name, cells in [(f"{family.labels[swaps.base]} (base)", swaps.base_records)] + [
+            (s.title(family.labels), swaps.swap_records.get((s.group, s.donor), {})) for s in swaps.swaps]:
+        rows.append({"model": name, **{metric_name(c): interval_text(cells[c.spec]) if c.spec in cells else "—"
+                                       for c in columns}})
+    methods = [f"- {metric_name(c)}: {method_text(c)}" for c in columns if c.upper_bound]
+    return [f"Layer swaps on {swaps.images} (accuracy % [95% Wilson interval]):", "", *markdown_table(rows), "",
+            *methods]
+
+
+def transfer_section(store: ResultStore, family) -> list[str]:
+    transfers = stored_transfers(store.records(family=family_fingerprint(family.hashes)))
+    if transfers is None:
+        return ["No transfer attacks stored."]
+    rows = gap_rows(transfer_gaps(transfers.records), family.labels)
+    return [f"Transfer − white-box, paired per image on {transfers.images} (points [95% Newcombe interval], "
+            "McNemar's exact test):", "", *markdown_table(rows)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("family")
+    parser.add_argument("--store", default=None, help="results store (default: the family's, as the pages read it)")
+    args = parser.parse_args()
+    family = load_family(args.family)
+    store = ResultStore(args.store) if args.store else family_store(Path(args.family))
+    lines = ["# Merge lab: stored results", "", "Made by `python bench/merge_lab_summary.py` from the family's store.",
+             "", "## Where does robustness live", "", *swap_section(store, family), "",
+             "## Transfer attacks on the presets", "", *transfer_section(store, family), ""]
+    out = Path(args.family) / "merge_lab.md"
+    out.write_text("\n".join(lines))
+    print(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""AppTest specification of the Merge lab page: on a family whose store holds layer swaps and
+transfer attacks it draws both heatmaps and the paired transfer table from the store; on one with
+no store it says how to fill one."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from soupviz.cli import main
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+PAGE = "pages/merges.py"
+_spec = importlib.util.spec_from_file_location("soupviz_root_conftest",
+                                               Path(__file__).resolve().parents[1] / "conftest.py")
+_root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_root)
+
+
+def open_merge_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    return at.switch_page(PAGE).run()
+
+
+@pytest.fixture
+def stored_family(app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = _root.make_family_folder(tmp_path / "family", spread=1.0)
+    store = str(folder / "results.sqlite")
+    common = ["--data", app_env["SOUPVIZ_DATA"], "--images", "8", "--store", store]
+    assert main(["eval", str(folder), "--swaps", "--metrics", "clean", *common]) == 0
+    white = "linf:8/255:pgd:1"
+    assert main(["eval", str(folder), "--weights", "1,0,0,0", "--weights", "0.25,0.25,0.25,0.25",
+                 "--metrics", f"{white},{white}@test-linf,{white}@test-l2", *common]) == 0
+    monkeypatch.setenv("SOUPVIZ_FAMILY", str(folder))
+    return folder
+
+
+def test_the_merge_lab_draws_swaps_and_transfers_from_the_store(stored_family):
+    at = open_merge_page()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Merge lab"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    assert "Where does robustness live?" in charts[0].proto.spec
+    assert "transfer from test-l2" in charts[1].proto.spec
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 4  # 2 soups x 2 sources
+
+
+def test_the_merge_lab_explains_an_empty_store(app_env):
+    at = open_merge_page()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.info and "soupviz" in at.info[0].value
+
+
+def test_the_merge_lab_measures_a_merge_live(app_env):
+    at = open_merge_page()
+    at.button[[b.label for b in at.button].index("Evaluate merge")].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "layer-wise soup (layer3 (0, 0, 0, 1))" in at.code[0].value and "clean" in at.code[0].value
+    at.radio(key="merge_kind").set_value("ties").run()
+    at.button[[b.label for b in at.button].index("Evaluate merge")].click().run()
+    assert "TIES merge (top 20% of each task vector" in at.code[0].value
+    at.radio(key="merge_kind").set_value("soup").run()
+    at.text_input(key="merge_groups").set_value("layer9=test-l2").run()
+    at.button[[b.label for b in at.button].index("Evaluate merge")].click().run()
+    assert not at.exception and "No block group 'layer9'" in at.error[0].value
