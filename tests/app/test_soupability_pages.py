@@ -92,8 +92,10 @@ def shipped_arch_env(app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     spec.loader.exec_module(setup)
     arch = load_checkpoint(SHIPPED_OUTSIDER).card.arch
     folder = setup._root_conftest().make_family_folder(tmp_path / "family", arch=arch, spread=1.0)
-    monkeypatch.setenv("SOUPVIZ_FAMILY", str(folder))
-    return {**app_env, "SOUPVIZ_FAMILY": str(folder)}
+    changed = {"SOUPVIZ_FAMILY": str(folder), "SOUPVIZ_EVAL_IMAGES": "16"}  # the shipped architecture: 15x the compute
+    for key, value in changed.items():
+        monkeypatch.setenv(key, value)
+    return {**app_env, **changed}
 
 
 def test_home_shows_an_ingredient_pair_beside_a_path_to_the_unrelated_network(shipped_arch_env: dict) -> None:
