@@ -128,6 +128,15 @@ def preact_resnet_small(num_classes: int = 10, **norm: Sequence[float]) -> nn.Mo
     return PreActResNet([1, 1, 1, 1], [24, 48, 96, 192], num_classes, **norm)
 
 
+@register_model("test_preact_resnet")
+def test_preact_resnet(num_classes: int = 10, **norm: Sequence[float]) -> nn.Module:
+    """A test-only architecture, as timm registers its `test_*` models: two pre-activation stages
+    (widths 8 and 16, 5.2k parameters) with the shipped architecture's parameter names and
+    BatchNorm layout, so the test suite builds, saves, soups and attacks families in milliseconds.
+    Registered here rather than in the tests so that a dashboard started in a subprocess loads it."""
+    return PreActResNet([1, 1], [8, 16], num_classes, **norm)
+
+
 @register_model("preact_resnet18")
 def preact_resnet18(num_classes: int = 10, **norm: Sequence[float]) -> nn.Module:
     """PreActResNet-18 (11.2M parameters), the E-AT authors' CIFAR-10 default."""

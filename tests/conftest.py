@@ -1,8 +1,15 @@
-"""Shared fixtures: a tiny synthetic family of four ingredients, synthetic images and an evaluator
-of the two, built in milliseconds, and the real CIFAR-10 folder for integration tests (skipped where absent)."""
+"""Shared fixtures: a tiny synthetic family of four ingredients on the registered test-only
+architecture (`TEST_ARCH`), synthetic images and an evaluator of the two, built in milliseconds,
+and the real CIFAR-10 folder for integration tests (skipped where absent).
+
+The family's folder is written once per session and is read-only: `family` loads a fresh
+object from it for each test (change it in memory freely), and a test that writes files takes
+`family_folder`, its own copy. A test that writes into the shared folder fails."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +27,45 @@ from soupviz.parameters import ParameterMatrix
 from soupviz.soup import Soup
 
 THREATS_AND_BUDGETS = [("linf", 8 / 255), ("none", None), ("l2", 0.5), ("l1", 12.0)]
+TEST_ARCH = "test_preact_resnet"  # soupviz.models' test-only architecture: 5.2k parameters
 
 
-def make_family_folder(folder: Path, arch: str = "preact_resnet_small", seed: int = 0, spread: float = 0.05) -> Path:
-    """Write four ingredients sharing one random base, each perturbed a little, into `folder`."""
+def varied_base(arch: str = TEST_ARCH, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state dict of a random `arch` whose predictions vary from one noise image to the next.
+
+    A freshly initialised ResNet gives every uniform-noise image the same class (global pooling
+    averages the noise away), which would make accuracies and attacks trivial. So the BatchNorm
+    statistics are measured on 64 noise images, and the last linear layer is rescaled to the
+    spread of its inputs on them and centred (each logit of unit spread around zero)."""
     torch.manual_seed(seed)
-    base = create_model(arch).state_dict()
+    model = create_model(arch)
+    images = torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # a cumulative average over the batch
+            module.reset_running_stats()
+    head = [module for module in model.modules() if isinstance(module, torch.nn.Linear)][-1]
+    features = []
+    hook = head.register_forward_hook(lambda module, inputs, output: features.append(inputs[0]))
+    with torch.no_grad():
+        model.train()(images)
+        model.eval()(images)
+        hook.remove()
+        mean, spread = features[-1].mean(0), features[-1].std(0) + 1e-6
+        weight = head.weight / spread
+        weight /= (features[-1] @ weight.T).std(0)[:, None]
+        head.weight.copy_(weight)
+        head.bias.copy_(-weight @ mean)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.1
+    return model.state_dict()
+
+
+def make_family_folder(folder: Path, arch: str = TEST_ARCH, seed: int = 0, spread: float = 0.005) -> Path:
+    """Write four ingredients sharing one random base (`varied_base`), each perturbed a little,
+    into `folder`: with the default `spread` they agree on about 80% of noise images."""
+    base = varied_base(arch, seed)
     parent = None
     for index, (threat, eps) in enumerate(THREATS_AND_BUDGETS):
         generator = torch.Generator().manual_seed(seed + 1 + index)
@@ -42,14 +82,31 @@ def make_family_folder(folder: Path, arch: str = "preact_resnet_small", seed: in
     return folder
 
 
-@pytest.fixture
-def family_folder(tmp_path: Path) -> Path:
-    return make_family_folder(tmp_path / "family")
+def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder` with its size and modification time (ns): what a write changes."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="session")
+def shared_family_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test family's folder, written once per session; read-only (see `family`)."""
+    return make_family_folder(tmp_path_factory.mktemp("shared") / "family")
 
 
 @pytest.fixture
-def family(family_folder: Path):
-    return load_family(family_folder)
+def family_folder(tmp_path: Path, shared_family_folder: Path) -> Path:
+    """This test's own copy of the test family's folder, to write into freely."""
+    return Path(shutil.copytree(shared_family_folder, tmp_path / "family"))
+
+
+@pytest.fixture
+def family(shared_family_folder: Path) -> Iterator:
+    """The test family, loaded afresh from the shared folder; the test fails if it wrote there."""
+    before = folder_state(shared_family_folder)
+    yield load_family(shared_family_folder)
+    assert folder_state(shared_family_folder) == before, (
+        "this test wrote into the shared test family: take `family_folder` (its own copy) instead"
+    )
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ and the explorer warns before its sliders mix ingredients that share no base."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -84,7 +85,23 @@ def test_the_test_familys_explorer_shows_no_lineage_warning(app_env: dict) -> No
     assert not any("shared base" in w.value for w in at.warning)
 
 
-def test_home_shows_an_ingredient_pair_beside_a_path_to_the_unrelated_network(app_env: dict) -> None:
+@pytest.fixture
+def shipped_arch_env(app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """`app_env` with its family rebuilt on the shipped architecture, which a path to the shipped
+    unrelated network needs (the test family's architecture is the test-only one)."""
+    spec = importlib.util.spec_from_file_location("soupviz_app_setup", Path(__file__).with_name("_setup.py"))
+    setup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup)
+    arch = load_checkpoint(SHIPPED_OUTSIDER).card.arch
+    folder = setup._root_conftest().make_family_folder(tmp_path / "family", arch=arch, spread=1.0)
+    changed = {"SOUPVIZ_FAMILY": str(folder), "SOUPVIZ_EVAL_IMAGES": "16"}  # the shipped architecture: 15x the compute
+    for key, value in changed.items():
+        monkeypatch.setenv(key, value)
+    return {**app_env, **changed}
+
+
+def test_home_shows_an_ingredient_pair_beside_a_path_to_the_unrelated_network(shipped_arch_env: dict) -> None:
+    app_env = shipped_arch_env
     at = open_home()
     assert not at.exception and not at.error
     family = load_family(app_env["SOUPVIZ_FAMILY"])

@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pytest
 from test_browser import SLIDERS, clean_accuracy, metric_tile, no_exceptions, wait_idle
 
+pytestmark = pytest.mark.browser
+
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing: "
                              "pip install -e '.[dev]'").expect
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from soupviz.data import load_split
+
+pytestmark = pytest.mark.slow  # decodes the real test split
 
 
 def test_real_cifar_test_split(cifar_folder: Path) -> None:

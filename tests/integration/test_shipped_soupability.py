@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from soupviz.checkpoints import load_checkpoint, load_family
 from soupviz.cli import main
 from soupviz.data import load_split
 from soupviz.evaluate.soupability import DO_NOT_MIX, SHIPPED_OUTSIDER, measure_against
 from soupviz.settings import FAMILIES_DIR
+
+pytestmark = pytest.mark.slow  # the shipped models on real images
 
 SHIPPED = FAMILIES_DIR / "cifar10-preact_resnet_small"
 

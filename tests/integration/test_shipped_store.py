@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+import pytest
+
 from soupviz.checkpoints import load_family
 from soupviz.evaluate.baselines import load_baselines
 from soupviz.settings import FAMILIES_DIR
@@ -28,6 +30,8 @@ from soupviz.store_grid import (
 )
 from soupviz.threats import THREATS
 from soupviz.weights import grid_weights
+
+pytestmark = pytest.mark.slow  # unpacks and reads the whole shipped store
 
 SHIPPED = FAMILIES_DIR / "cifar10-preact_resnet_small"
 ROOT = Path(__file__).resolve().parents[2]

@@ -184,9 +184,12 @@ def test_fine_tunes_of_one_base_are_connected_and_an_independent_net_is_not() ->
     assert min(unrelated.accuracies) < 0.65  # near chance (0.5) in the middle
 
 
-def outside_network(folder: Path, name: str = "outsider", arch: str = "preact_resnet_small", seed: int = 9) -> Path:
-    torch.manual_seed(seed)
-    return save_checkpoint(create_model(arch).state_dict(), Card(name=name, arch=arch, threat="none"), folder)
+def outside_network(folder: Path, name: str = "outsider", arch: str = "test_preact_resnet") -> Path:
+    """A checkpoint outside the test family: its base network (no card names it as a parent), or a
+    random network of another `arch`."""
+    varied = arch == "test_preact_resnet"
+    state = _setup()._root_conftest().varied_base(arch) if varied else create_model(arch).state_dict()
+    return save_checkpoint(state, Card(name=name, arch=arch, threat="none"), folder)
 
 
 def test_measure_against_adds_each_ingredients_path_to_the_outsider(family, synthetic_images, tmp_path) -> None:
