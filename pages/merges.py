@@ -9,13 +9,14 @@ from pages._simplex_views import _stored_records
 from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.layer_swaps import stored_swaps
+from soupviz.evaluate.layer_swaps import example_groups, stored_swaps
 from soupviz.evaluate.merges import MERGE_NAMES, Merge, lambdas_to_weights, lineage_base, merge_evaluator, parse_groups
 from soupviz.evaluate.metrics import MetricSpec
 from soupviz.evaluate.specs import robust_specs
 from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
 from soupviz.figures.merges import gap_rows, layer_swap_heatmap
 from soupviz.figures.soups import accuracy_heatmap
+from soupviz.labels import attacks_named
 from soupviz.report import text_table, weights_key
 from soupviz.soup_rows import row_soups
 from soupviz.store import ResultStore
@@ -38,7 +39,7 @@ kind = st.radio("Merge", ["soup", "ties", "dare", "sum"], format_func=MERGE_NAME
                 key=Keys.MERGE_KIND)
 try:
     if kind == "soup":
-        text = st.text_input("Groups taking other weights", value="layer3=" + family.names[-1], key=Keys.MERGE_GROUPS,
+        text = st.text_input("Groups taking other weights", value=example_groups(family), key=Keys.MERGE_GROUPS,
                              help="GROUP=INGREDIENT or GROUP=W:W:..., comma-separated; the other groups take the "
                                   "explorer's soup")
         merge, rows = Merge(groups=parse_groups(text, family.names)), [current_weights(len(family.names))]
@@ -49,8 +50,8 @@ try:
                              value=",".join(["1"] * len(others)), key=Keys.MERGE_LAMBDAS)
         merge = Merge(kind)
         rows = [lambdas_to_weights([float(x) for x in text.split(",")], len(family.names), base)]
-    st.caption(f"{merge.describe(family)}; clean and {s.attack}-{s.steps} robust accuracy on "
-               f"{evaluator.images_label}.")
+    st.caption(f"{merge.describe(family)}; clean accuracy and robust accuracy by "
+               f"{attacks_named(robust_specs(s))} on {evaluator.images_label}.")
     if st.button("Evaluate merge", type="primary"):
         specs = [MetricSpec("clean"), *robust_specs(s)]
         records = evaluate_live(lambda report: merge_evaluator(evaluator, merge).evaluate(rows, specs, report),
@@ -79,7 +80,7 @@ else:
                "taken from another ingredient; hover a cell for its interval and its change from the base.")
 
 st.subheader("Transfer attacks")
-transfers = stored_transfers(_stored_records(str(store.path), store.modified(), evaluator.family_id))
+transfers = stored_transfers(_stored_records(str(store.path), store.modified(), tuple(family.hashes)))
 if transfers is None:
     st.info("No transfer attacks are stored: add `linf@l2`-style metrics (crafted on the l2 ingredient) to "
             "`soupviz eval FAMILY ... --store FAMILY/results.sqlite`.")

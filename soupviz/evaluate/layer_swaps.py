@@ -41,6 +41,13 @@ def family_groups(family: SoupFamily) -> list[str]:
     return list(block_groups(create_model(card.arch, card.num_classes, card.mean, card.std)))
 
 
+def example_groups(family: SoupFamily) -> str:
+    """A groups text to start from ('layer3=l1' on the shipped family): the middle block group of
+    the family's architecture taken from its last ingredient."""
+    groups = family_groups(family)
+    return f"{groups[len(groups) // 2]}={family.names[-1]}"
+
+
 def layer_swaps(family: SoupFamily, base: int) -> list[Swap]:
     """Every (group, other ingredient) swap into the base, donor-major then in model order."""
     k = len(family.names)

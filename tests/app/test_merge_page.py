@@ -60,7 +60,7 @@ def test_the_merge_lab_measures_a_merge_live(app_env):
     at = open_merge_page()
     at.button[[b.label for b in at.button].index("Evaluate merge")].click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "layer-wise soup (layer3 (0, 0, 0, 1))" in at.code[0].value and "clean" in at.code[0].value
+    assert "layer-wise soup (layer2 (0, 0, 0, 1))" in at.code[0].value and "clean" in at.code[0].value
     at.radio(key="merge_kind").set_value("ties").run()
     at.button[[b.label for b in at.button].index("Evaluate merge")].click().run()
     assert "TIES merge (top 20% of each task vector" in at.code[0].value

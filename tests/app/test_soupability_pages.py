@@ -143,14 +143,15 @@ def test_home_explains_when_the_unrelated_network_cannot_be_compared(app_env: di
 
 
 def test_home_opens_on_the_report_kept_by_soupviz_check_without_measuring(
-    app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shipped_arch_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
 
     import pages._soupability as panel
     from soupviz.cli import main
 
-    folder = shutil.copytree(app_env["SOUPVIZ_FAMILY"], tmp_path / "family")
+    app_env = shipped_arch_env
+    folder = shutil.copytree(app_env["SOUPVIZ_FAMILY"], tmp_path / "kept")
     images = int(app_env["SOUPVIZ_EVAL_IMAGES"])  # the page measures on min(64, the sidebar's images)
     assert main(["check", str(folder), "--against", str(SHIPPED_OUTSIDER), "--images", str(images),
                  "--data", app_env["SOUPVIZ_DATA"], "--keep"]) == 0

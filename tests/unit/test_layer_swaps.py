@@ -18,8 +18,8 @@ SPECS = [MetricSpec("clean"), MetricSpec.parse("linf:8/255:pgd:2")]
 
 def test_swaps_cover_every_group_and_every_other_ingredient(family):
     swaps = layer_swaps(family, base=1)
-    assert family_groups(family) == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
-    assert len(swaps) == 18 and {s.donor for s in swaps} == {0, 2, 3}
+    assert family_groups(family) == ["stem", "layer1", "layer2", "head"]  # the test architecture: two stages
+    assert len(swaps) == 12 and {s.donor for s in swaps} == {0, 2, 3}
     assert swaps[0].title(family.labels) == f"stem ← {family.labels[0]}"
 
 
@@ -27,22 +27,22 @@ def test_stored_swaps_are_drawn_with_attack_and_n(family, synthetic_images, tmp_
     store = ResultStore(tmp_path / "s.sqlite")
     evaluator = open_evaluator(family, test=synthetic_images, seed=0, batch_size=20, store=store)
     records = evaluate_swaps(evaluator, SPECS)
-    assert len(records) == 19 * 2
+    assert len(records) == 13 * 2
     swaps = stored_swaps(store, family)
     assert set(swaps.base_records) == {spec.key for spec in SPECS}
     assert records[0].accuracy == swaps.base_records["clean"].accuracy
 
     fig = layer_swap_heatmap(swaps, family.labels)
     heatmap = fig.data[0]
-    assert len(heatmap.y) == 19 and heatmap.y[0].endswith("(base, nothing swapped)")
+    assert len(heatmap.y) == 13 and heatmap.y[0].endswith("(base, nothing swapped)")
     assert list(heatmap.x) == ["clean", "L∞ 8/255 ≤"]
     assert heatmap.z[0][0] == 100 * records[0].accuracy
     swapped = {r.family: r for r in records if r.kind == "clean"}
-    layer3 = next(r for name, r in swapped.items() if name.endswith("layers-layer3=test-l2"))
-    row = list(heatmap.y).index(f"layer3 ← {family.labels[2]}")
-    assert heatmap.z[row][0] == 100 * layer3.accuracy and not any(math.isnan(v) for v in heatmap.z[row])
+    layer2 = next(r for name, r in swapped.items() if name.endswith("layers-layer2=test-l2"))
+    row = list(heatmap.y).index(f"layer2 ← {family.labels[2]}")
+    assert heatmap.z[row][0] == 100 * layer2.accuracy and not any(math.isnan(v) for v in heatmap.z[row])
     assert "PGD-2" in fig.layout.xaxis.title.text and "n=40" in fig.layout.xaxis.title.text
-    assert len(figure_info(fig)["rows"]) == 38
+    assert len(figure_info(fig)["rows"]) == 26
 
 
 def test_no_swaps_in_a_store_reads_as_none(family, tmp_path):

@@ -51,16 +51,16 @@ def test_group_constant_layerwise_soup_is_the_plain_soup_bit_for_bit(soup):
 
 def test_a_one_hot_group_swaps_exactly_that_groups_tensors(family, soup):
     layered = LayerwiseSoup(soup)
-    layered.set_weights(layered.swap([0, 1, 0, 0], {"layer3": [0, 0, 1, 0]}))
+    layered.set_weights(layered.swap([0, 1, 0, 0], {"layer2": [0, 0, 1, 0]}))
     linf, l2 = family.ingredients[1].state_dict, family.ingredients[2].state_dict
     for key, tensor in layered.tensors.items():
         if not tensor.is_floating_point():
             continue
-        expected = l2[key] if key.startswith("layer3.") else linf[key]
+        expected = l2[key] if key.startswith("layer2.") else linf[key]
         assert torch.equal(tensor, expected), key
     card = family.ingredients[0].card
-    swapped = create_model("preact_resnet_small", mean=card.mean, std=card.std)
-    swapped.load_state_dict({key: (l2 if key.startswith("layer3.") else linf)[key] for key in linf})
+    swapped = create_model(card.arch, mean=card.mean, std=card.std)
+    swapped.load_state_dict({key: (l2 if key.startswith("layer2.") else linf)[key] for key in linf})
     x = torch.rand(2, 3, 32, 32)
     assert torch.equal(layered(x), swapped.eval()(x))
 

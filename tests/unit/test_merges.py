@@ -49,27 +49,27 @@ def stored(family, synthetic_images, tmp_path):
 
 
 def test_a_layer_swap_is_measured_on_the_swapped_model(family, synthetic_images, stored):
-    merge = Merge(groups=parse_groups("layer3=test-l2", family.names))
+    merge = Merge(groups=parse_groups("layer2=test-l2", family.names))
     evaluator = merge_evaluator(stored, merge)
     record = evaluator.evaluate([0, 1, 0, 0], [CLEAN])[0]
 
     linf, l2 = family.ingredients[1].state_dict, family.ingredients[2].state_dict
     card = family.ingredients[0].card
     swapped = create_model(card.arch, card.num_classes, card.mean, card.std)
-    swapped.load_state_dict({key: (l2 if key.startswith("layer3.") else linf)[key] for key in linf})
+    swapped.load_state_dict({key: (l2 if key.startswith("layer2.") else linf)[key] for key in linf})
     with torch.no_grad():
         expected = swapped.eval()(synthetic_images.images.float() / 255).argmax(1) == synthetic_images.labels
     assert torch.equal(unpackbits(record.mask, 40), expected)
-    assert record.family.endswith("/merges/layers-layer3=test-l2")
-    assert record.method.startswith("layer-wise soup (layer3 (0, 0, 1, 0)): clean accuracy")
+    assert record.family.endswith("/merges/layers-layer2=test-l2")
+    assert record.method.startswith("layer-wise soup (layer2 (0, 0, 1, 0)): clean accuracy")
     assert "per block group" in record.batchnorm
 
 
 def test_merge_records_are_kept_apart_from_the_soups(family, stored):
     plain = stored.evaluate([0, 1, 0, 0], [CLEAN])[0]
-    same = Merge(groups=(("layer3", (0.0, 1.0, 0.0, 0.0)),))
+    same = Merge(groups=(("layer2", (0.0, 1.0, 0.0, 0.0)),))
     merged = merge_evaluator(stored, same).evaluate([0, 1, 0, 0], [CLEAN])[0]
-    assert merged.mask == plain.mask  # layer3 from linf in linf: the same model
+    assert merged.mask == plain.mask  # layer2 from linf in linf: the same model
     soups = stored.store.records(family=family_fingerprint(family.hashes))
     assert [r.family for r in soups] == [family.name]
     assert len(stored.store.records()) == 2
