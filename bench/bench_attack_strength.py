@@ -34,16 +34,16 @@ from pathlib import Path
 import torch
 
 from soupviz.attacks import DEFAULT_BUDGETS, THREATS, AutoAttack, describe_attacks, make_attack, robust_mask
-from soupviz.cards import card_path, write_card
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints.cards import card_path, write_card
+from soupviz.checkpoints.families import load_family
 from soupviz.data import load_split
 from soupviz.evaluate.comparison import mcnemar_p, newcombe_interval
-from soupviz.evaluate.metrics import MetricSpec, wilson_interval
-from soupviz.evaluate.records import Record
-from soupviz.labels import interval
-from soupviz.soup import BATCHNORM_LABELS, Soup
-from soupviz.storage import atomic_write_json
-from soupviz.store import packbits, unpackbits
+from soupviz.files import atomic_write_json
+from soupviz.present.labels import interval
+from soupviz.results.metric_specs import MetricSpec, wilson_interval
+from soupviz.results.records import Record
+from soupviz.results.store import packbits, unpackbits
+from soupviz.soups.soup import BATCHNORM_LABELS, Soup
 from soupviz.threats import threat_label
 
 ROOT = Path(__file__).resolve().parent.parent

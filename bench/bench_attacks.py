@@ -24,7 +24,7 @@ import torch
 from soupviz.attacks import APGD, DEFAULT_BUDGETS, PGD, THREATS
 from soupviz.data import load_split
 from soupviz.device import describe_device, pick_device
-from soupviz.storage import atomic_write_json
+from soupviz.files import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "attacks.json"
@@ -43,14 +43,14 @@ def load_model(checkpoint: str | None, arch: str, device: torch.device) -> tuple
         line = f"tiny CNN, fast AT on {TRAIN_IMAGES} images x {EPOCHS} epochs ({seconds:.0f} s)"
         return model.to(device), line
     if checkpoint.endswith(".state.pt"):  # a training run's resumable state
-        from soupviz.models import create_model
+        from soupviz.models.registry import create_model
 
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model = create_model(arch)
         model.load_state_dict(state["model"])
         epoch = state.get("epoch", "?")
         return model.to(device).eval(), f"{arch} from training state {checkpoint} (epoch {epoch})"
-    from soupviz.checkpoints import load_checkpoint
+    from soupviz.checkpoints.families import load_checkpoint
 
     ingredient = load_checkpoint(checkpoint)
     return ingredient.build_model(device).eval(), f"{ingredient.card.arch} checkpoint {checkpoint}"

@@ -36,17 +36,17 @@ streamlit.logger.set_log_level("error")  # bare-mode warnings (no `streamlit run
 
 from pages._components import _cached_records, quick_records  # noqa: E402
 from pages._state import Keys  # noqa: E402
-from soupviz.checkpoints import load_family  # noqa: E402
+from soupviz.checkpoints.families import load_family  # noqa: E402
 from soupviz.data import load_split, resolve_source  # noqa: E402
 from soupviz.device import describe_device, pick_device  # noqa: E402
 from soupviz.errors import SoupvizError  # noqa: E402
 from soupviz.evaluate.factory import BuiltEvaluator, open_evaluator  # noqa: E402
-from soupviz.evaluate.metrics import MetricSpec  # noqa: E402
-from soupviz.parameters import ParameterMatrix  # noqa: E402
-from soupviz.settings import default_settings, shipped_family_folder  # noqa: E402
-from soupviz.storage import atomic_write_json  # noqa: E402
-from soupviz.store import ResultStore  # noqa: E402
-from soupviz.weights import rebalance  # noqa: E402
+from soupviz.files import atomic_write_json  # noqa: E402
+from soupviz.results.metric_specs import MetricSpec  # noqa: E402
+from soupviz.results.store import ResultStore  # noqa: E402
+from soupviz.serve.settings import default_settings, shipped_family_folder  # noqa: E402
+from soupviz.soups.parameters import ParameterMatrix  # noqa: E402
+from soupviz.soups.weights import rebalance  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "dashboard.json"
 

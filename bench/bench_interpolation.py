@@ -1,7 +1,7 @@
 """How far the explorer's interpolated tiles land from measurements, and how fast they come.
 
 For the family's stored grids (default: the shipped family's precomputed store) this interpolates
-each stored soup from all the others (`soupviz.interpolate.leave_one_out`: the piecewise-linear
+each stored soup from all the others (`soupviz.results.interpolation.leave_one_out`: the piecewise-linear
 interpolation the explorer's tiles show before the live measurement is in) and compares it with
 the soup's own record, per metric: mean and largest absolute error in points, over the stored soups
 inside the others' hull, beside the records' own 95% interval half-width for scale. It also times
@@ -26,13 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from soupviz.evaluate.specs import corruption_specs, robust_specs  # noqa: E402
-from soupviz.foreign import open_family  # noqa: E402
-from soupviz.interpolate import SimplexInterpolator, leave_one_out  # noqa: E402
-from soupviz.settings import default_settings, shipped_family_folder  # noqa: E402
-from soupviz.storage import atomic_write_json  # noqa: E402
-from soupviz.store_grid import family_records, family_store, stored_grids  # noqa: E402
-from soupviz.weights import project_weights  # noqa: E402
+from soupviz.checkpoints.importing import open_family  # noqa: E402
+from soupviz.files import atomic_write_json  # noqa: E402
+from soupviz.results.grids import family_records, family_store, stored_grids  # noqa: E402
+from soupviz.results.interpolation import SimplexInterpolator, leave_one_out  # noqa: E402
+from soupviz.serve.page_specs import corruption_specs, robust_specs  # noqa: E402
+from soupviz.serve.settings import default_settings, shipped_family_folder  # noqa: E402
+from soupviz.soups.weights import project_weights  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from soupviz.data import resolve_source  # noqa: E402
-from soupviz.settings import shipped_family_folder  # noqa: E402
-from soupviz.storage import atomic_write_json  # noqa: E402
+from soupviz.files import atomic_write_json  # noqa: E402
+from soupviz.serve.settings import shipped_family_folder  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CHROMIUM = "/usr/bin/chromium"

@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 
 from soupviz.device import describe_device, pick_device
-from soupviz.models import create_model
-from soupviz.parameters import ParameterMatrix
-from soupviz.soup import Soup
-from soupviz.storage import atomic_write_json
-from soupviz.weights import simplex_grid
+from soupviz.files import atomic_write_json
+from soupviz.models.registry import create_model
+from soupviz.soups.parameters import ParameterMatrix
+from soupviz.soups.soup import Soup
+from soupviz.soups.weights import simplex_grid
 
 RESULTS = Path(__file__).parent / "results" / "soup.json"
 LEGEND = {

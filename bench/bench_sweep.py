@@ -21,16 +21,16 @@ from pathlib import Path
 
 import torch
 
-from soupviz.checkpoints import load_family
-from soupviz.corruptions import corruption_names
+from soupviz.checkpoints.families import load_family
+from soupviz.corruptions.cifar_c import corruption_names
 from soupviz.data import load_split
 from soupviz.device import describe_device, pick_device
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.storage import atomic_write_json
-from soupviz.store import ResultStore
-from soupviz.sweep import SweepSetup, sweep
-from soupviz.weights import simplex_grid
+from soupviz.evaluate.sweeps import SweepSetup, sweep
+from soupviz.files import atomic_write_json
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.store import ResultStore
+from soupviz.soups.weights import simplex_grid
 
 FAMILY = Path(__file__).parents[1] / "assets" / "families" / "cifar10-preact_resnet_small"
 RESULTS = Path(__file__).parent / "results"

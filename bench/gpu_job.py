@@ -59,7 +59,7 @@ SHIPPED = ROOT / "assets" / "families" / "cifar10-preact_resnet_small"
 PACK = ROOT / ".gpu" / "pack"
 FILE_LIMIT = 16 * 2**20
 RESERVE_S = 30  # kept for packing the results at the end
-CUDA_TESTS = ["tests/unit/test_corruptions.py", "-k", "test_results_do_not_depend_on_the_device"]
+CUDA_TESTS = ["tests/unit/corruptions/test_cifar_c.py", "-k", "test_results_do_not_depend_on_the_device"]
 
 # Per scale: stage budgets in seconds, and the sizes each stage runs at.
 SCALES = {
@@ -234,12 +234,12 @@ def slider(args: argparse.Namespace) -> None:
 
     import torch
 
-    from soupviz.checkpoints import load_family
+    from soupviz.checkpoints.families import load_family
     from soupviz.data import load_split
     from soupviz.device import describe_device, pick_device
     from soupviz.evaluate.factory import open_evaluator
-    from soupviz.evaluate.metrics import MetricSpec
-    from soupviz.weights import rebalance
+    from soupviz.results.metric_specs import MetricSpec
+    from soupviz.soups.weights import rebalance
 
     device = pick_device(args.device)
     family = load_family(args.family)

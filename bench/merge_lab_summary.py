@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints.families import load_family
 from soupviz.evaluate.layer_swaps import stored_swaps
 from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
-from soupviz.figures.merges import gap_rows, swap_columns
-from soupviz.labels import interval_text, method_text, metric_name
-from soupviz.store import ResultStore, family_fingerprint
-from soupviz.store_grid import family_store
+from soupviz.present.labels import interval_text, method_text, metric_name
+from soupviz.present.merge_figures import gap_rows, swap_columns
+from soupviz.results.grids import family_store
+from soupviz.results.store import ResultStore, family_fingerprint
 
 
 def markdown_table(rows: list[dict]) -> list[str]:

@@ -15,20 +15,20 @@ import streamlit as st
 import torch
 
 from pages._state import Keys
-from soupviz.background import Lane, Slots
-from soupviz.checkpoints import Ingredient, SoupFamily
-from soupviz.corruptions import corruption_label, corruption_names
+from soupviz.checkpoints.families import Ingredient, SoupFamily
+from soupviz.checkpoints.importing import folder_stamp, open_family
+from soupviz.corruptions.cifar_c import corruption_label, corruption_names
 from soupviz.data import ImageSet, load_split, resolve_source
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.evaluate.baselines import baselines_folder, load_baselines
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.factory import BuiltEvaluator, open_evaluator
-from soupviz.foreign import folder_stamp, open_family
-from soupviz.parameters import ParameterMatrix
-from soupviz.places import family_title, portable, source_name
-from soupviz.serving import typed_family_folder
-from soupviz.settings import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder
+from soupviz.present.places import family_title, portable, source_name
+from soupviz.serve.background import Lane, Slots
+from soupviz.serve.settings import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder
+from soupviz.serve.uploads import typed_family_folder
+from soupviz.soups.parameters import ParameterMatrix
 
 HOME = "pages/home.py"
 
@@ -36,7 +36,7 @@ HOME = "pages/home.py"
 @st.cache_resource(show_spinner="Loading the family…", max_entries=8)
 def cached_family(folder: str, stamp: str) -> SoupFamily:
     """The family in `folder` (`stamp` changes when its files do), foreign checkpoints imported
-    first (`foreign.open_family`). Shared: do not modify."""
+    first (`checkpoints.importing.open_family`). Shared: do not modify."""
     return open_family(folder)
 
 
@@ -124,13 +124,13 @@ def data_source() -> str:
 
 def readable(text: str) -> str:
     """`text` with absolute data paths written from the data source as the user named it
-    (`places.portable`): no server folder on screen."""
+    (`present.places.portable`): no server folder on screen."""
     return portable(text, source_name(st.session_state.get(Keys.DATA_PATH, "").strip() or None))
 
 
 def family_name(family: SoupFamily) -> str:
     """What the chosen family is called on screen: the shipped one by its display title
-    (`places.family_title`, not its folder's slug), a folder or upload by the name the user gave it."""
+    (`present.places.family_title`, not its folder's slug), a folder or upload by the name the user gave it."""
     chosen = st.session_state.get(Keys.FAMILY_SOURCE, "shipped") == "shipped"
     return family_title(family) if chosen else family.name
 

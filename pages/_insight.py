@@ -15,11 +15,13 @@ import torch
 from pages._components import data_source, session_lock
 from pages._state import Keys, PickerKeys
 from pages._widgets import current_weights
-from soupviz.checkpoints import SoupFamily
+from soupviz.checkpoints.families import SoupFamily
 from soupviz.data import ImageSet, load_split
 from soupviz.errors import SoupvizError
-from soupviz.insight.kept_runs import split_digest
-from soupviz.insight.runs import (
+from soupviz.insight.saliency import load_uploaded_image
+from soupviz.present.labels import soup_label
+from soupviz.progress import Progress, ProgressCallback
+from soupviz.serve.insight_runs import (
     MAX_PICKED,
     ResultStore,
     class_positions,
@@ -28,9 +30,7 @@ from soupviz.insight.runs import (
     images_at,
     parse_indices,
 )
-from soupviz.insight.saliency import load_uploaded_image
-from soupviz.labels import soup_label
-from soupviz.progress import Progress, ProgressCallback
+from soupviz.serve.kept_runs import split_digest
 
 T = TypeVar("T")
 EXPLORER = "pages/explorer.py"

@@ -12,15 +12,10 @@ import streamlit as st
 from pages._components import family_baselines
 from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
-from soupviz.checkpoints import Ingredient, SoupFamily
+from soupviz.checkpoints.families import Ingredient, SoupFamily
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.baselines import baseline_labels
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.figures.simplex import filled_ternary_figure, tetrahedron_figure
-from soupviz.figures.soups import accuracy_heatmap
-from soupviz.figures.tradeoff import tradeoff_figure
-from soupviz.interpolate import Interpolated, SimplexInterpolator
-from soupviz.labels import (
+from soupviz.present.labels import (
     interval_text,
     ranked_placeholder,
     ranked_soup,
@@ -29,10 +24,11 @@ from soupviz.labels import (
     stored_grid_notes,
     stored_heatmap_caption,
 )
-from soupviz.report import weights_key
-from soupviz.soup_rows import row_soups
-from soupviz.store import Record, ResultStore
-from soupviz.store_grid import (
+from soupviz.present.simplex_figures import filled_ternary_figure, tetrahedron_figure
+from soupviz.present.soup_figures import accuracy_heatmap
+from soupviz.present.tables import weights_key
+from soupviz.present.tradeoff_figures import tradeoff_figure
+from soupviz.results.grids import (
     StoredGrid,
     being_written,
     family_records,
@@ -43,6 +39,10 @@ from soupviz.store_grid import (
     summary_grids,
     tradeoff_grids,
 )
+from soupviz.results.interpolation import Interpolated, SimplexInterpolator
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.store import Record, ResultStore
+from soupviz.serve.soup_rows import row_soups
 
 REFRESH, IDLE_REFRESH = "5s", "60s"  # how often a page rereads the store while a sweep writes it, and otherwise
 
@@ -69,7 +69,7 @@ def rereading_store(draw: Callable[..., None]) -> Callable[..., None]:
 
 
 def stored(family: SoupFamily, soups: tuple[tuple[float, ...], ...] | None = None) -> dict[str, StoredGrid]:
-    """The family's stored grids per spec key (`store_grid.stored_grids`, over `soups` where given),
+    """The family's stored grids per spec key (`results.grids.stored_grids`, over `soups` where given),
     read once per version of the store and shared by the server's sessions (do not modify); none,
     with a warning, where the store cannot be read. Needs no images: a page draws them before any
     data is loaded."""
@@ -99,7 +99,7 @@ def _stored_records(path: str, modified: float, hashes: tuple[str, ...]) -> list
 def interpolated(store: ResultStore, hashes: tuple[str, ...], weights: list[float],
                  specs: list[MetricSpec]) -> dict[str, Interpolated]:
     """Each of `specs` (by key) at soup `weights`, interpolated from the store's grid of that spec
-    (`soupviz.interpolate`) where the store has one whose hull holds the soup."""
+    (`soupviz.results.interpolation`) where the store has one whose hull holds the soup."""
     if not store.path.is_file():
         return {}
     found = {}
@@ -181,7 +181,7 @@ def stored_heatmap(family: SoupFamily, paper: bool) -> None:
 @rereading_store
 def stored_tradeoff(family: SoupFamily, threat: str, against: str, weights: list[float],
                     baselines: list[Ingredient], paper: bool) -> None:
-    """Trade-off: robust accuracy under `threat` against `against` (`store_grid.tradeoff_grids`)
+    """Trade-off: robust accuracy under `threat` against `against` (`results.grids.tradeoff_grids`)
     over the stored grid, with the `baselines` stored on the same images and attack, before anything
     is pressed."""
     grids = tradeoff_grids(stored(family), threat, against)

@@ -18,7 +18,8 @@ from pages._components import (
 )
 from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid
-from soupviz.checkpoints import Ingredient, SoupFamily, load_checkpoint
+from soupviz.checkpoints.families import Ingredient, SoupFamily, load_checkpoint
+from soupviz.checkpoints.importing import folder_stamp
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.kept_soupability import family_only, kept_soupability, renamed, soupability_key
 from soupviz.evaluate.soupability import (
@@ -30,10 +31,9 @@ from soupviz.evaluate.soupability import (
     outsider_partner,
     unrelated_pairs,
 )
-from soupviz.figures.soupability import paths_figure
-from soupviz.foreign import folder_stamp
-from soupviz.labels import ingredient_titles
-from soupviz.soup import BATCHNORM_LABELS
+from soupviz.present.labels import ingredient_titles
+from soupviz.present.soupability_figures import paths_figure
+from soupviz.soups.soup import BATCHNORM_LABELS
 
 IMAGES = 64  # a handful of test images: the barrier is a coarse signal, measured in seconds
 POINTS = 7

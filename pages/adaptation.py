@@ -9,9 +9,14 @@ from pages._components import data_source, family_name, session_evaluator
 from pages._insight import evaluator_context, keep_values, result_store, split_id, test_split, with_progress
 from pages._state import Keys
 from pages._widgets import figure_panel, set_soup
-from soupviz.corruptions import corruption_label, corruption_names
+from soupviz.corruptions.cifar_c import corruption_label, corruption_names
 from soupviz.errors import SoupvizError
-from soupviz.insight.adaptation_views import (
+from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift
+from soupviz.insight.shifts import HELDOUT_PER_CLASS, PER_CLASS, SEVERITY, ShiftData, shift_identity, upload_spec
+from soupviz.present.labels import precomputed_caption
+from soupviz.present.tables import outcome_table
+from soupviz.progress import ProgressCallback, silent
+from soupviz.serve.adaptation_views import (
     adaptation_figures,
     chosen_soups,
     grid_caption,
@@ -19,14 +24,9 @@ from soupviz.insight.adaptation_views import (
     kept_shifts,
     several_figures,
 )
-from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift
-from soupviz.insight.kept_runs import kept_run, portable_key
-from soupviz.insight.runs import request_key
-from soupviz.insight.shifts import HELDOUT_PER_CLASS, PER_CLASS, SEVERITY, ShiftData, shift_identity, upload_spec
-from soupviz.labels import precomputed_caption
-from soupviz.progress import ProgressCallback, silent
-from soupviz.report import outcome_table
-from soupviz.weights import DEFAULT_MARGIN
+from soupviz.serve.insight_runs import request_key
+from soupviz.serve.kept_runs import kept_run, portable_key
+from soupviz.soups.weights import DEFAULT_MARGIN
 
 SOURCES = {"corruption": "A corruption of the test images", "folder": "A folder of labelled images",
            "upload": "Upload labelled images (.zip)"}

@@ -21,9 +21,9 @@ from pages._insight import (
 from pages._state import Keys
 from pages._widgets import figure_panel
 from soupviz.errors import SoupvizError
-from soupviz.figures.insight import class_figure, strip_figure
 from soupviz.insight.generate import GenerationSettings
-from soupviz.insight.runs import (
+from soupviz.present.insight_figures import class_figure, strip_figure
+from soupviz.serve.insight_runs import (
     WALK_AT_ONCE,
     fit_gaussians,
     generate_per_model,

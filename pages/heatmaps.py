@@ -8,12 +8,12 @@ from pages._simplex_views import stored_heatmap
 from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.evaluate.specs import budget_specs
-from soupviz.figures.soups import accuracy_heatmap
-from soupviz.figures.tradeoff import budget_curves
-from soupviz.labels import attacks_named
-from soupviz.soup_rows import ROW_GROUPS, row_soups
+from soupviz.present.labels import attacks_named
+from soupviz.present.soup_figures import accuracy_heatmap
+from soupviz.present.tradeoff_figures import budget_curves
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.serve.page_specs import budget_specs
+from soupviz.serve.soup_rows import ROW_GROUPS, row_soups
 from soupviz.threats import THREAT_LABELS, THREATS, default_budgets, format_budgets, parse_budgets
 
 st.title("Attack heatmaps")

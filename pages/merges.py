@@ -11,16 +11,16 @@ from pages._widgets import current_weights, evaluate_live, figure_panel
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.layer_swaps import example_groups, stored_swaps
 from soupviz.evaluate.merges import MERGE_NAMES, Merge, lambdas_to_weights, lineage_base, merge_evaluator, parse_groups
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.evaluate.specs import robust_specs
 from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
-from soupviz.figures.merges import gap_rows, layer_swap_heatmap
-from soupviz.figures.soups import accuracy_heatmap
-from soupviz.labels import attacks_named
-from soupviz.report import text_table, weights_key
-from soupviz.soup_rows import row_soups
-from soupviz.store import ResultStore
-from soupviz.store_grid import family_store
+from soupviz.present.labels import attacks_named
+from soupviz.present.merge_figures import gap_rows, layer_swap_heatmap
+from soupviz.present.soup_figures import accuracy_heatmap
+from soupviz.present.tables import text_table, weights_key
+from soupviz.results.grids import family_store
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.store import ResultStore
+from soupviz.serve.page_specs import robust_specs
+from soupviz.serve.soup_rows import row_soups
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

@@ -11,14 +11,14 @@ from pages._widgets import current_weights, evaluate_live, figure_panel, keep_va
 from soupviz.evaluate.baselines import baseline_labels, evaluate_baselines
 from soupviz.evaluate.comparison import SAMPLING_NOTE
 from soupviz.evaluate.ensembles import EnsembleEvaluator, ensemble_soups
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.evaluate.specs import robust_specs
-from soupviz.figures.tradeoff import tradeoff_figure
-from soupviz.labels import attacks_named, interval_text
-from soupviz.report import soup_vs_ensemble
-from soupviz.soup_rows import with_soup
+from soupviz.present.labels import attacks_named, interval_text
+from soupviz.present.tables import soup_vs_ensemble
+from soupviz.present.tradeoff_figures import tradeoff_figure
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.serve.page_specs import robust_specs
+from soupviz.serve.soup_rows import with_soup
+from soupviz.soups.weights import grid_weights
 from soupviz.threats import THREAT_LABELS, THREATS
-from soupviz.weights import grid_weights
 
 STORED_ONLY = "corruption-mean"
 MODES = {"none": "no ensembles", "logits": "ensembles of logits", "probs": "ensembles of probabilities"}

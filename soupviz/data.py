@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from soupviz.errors import DataError
-from soupviz.storage import atomic_torch_save, cache_dir, files_stamp
+from soupviz.files import atomic_torch_save, cache_dir, files_stamp
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -156,7 +156,7 @@ def load_image_folder(folder: str | os.PathLike, size: int = 32) -> ImageSet:
 
 
 def image_folder_stamp(folder: str | os.PathLike) -> str:
-    """The `storage.files_stamp` of an ImageFolder directory's images: what a result computed from
+    """The `files.files_stamp` of an ImageFolder directory's images: what a result computed from
     them is keyed on (it changes when an image is added, removed or rewritten in place).
 
     Raises:

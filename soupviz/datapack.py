@@ -22,7 +22,7 @@ import torch
 
 from soupviz.data import IMAGE_SUFFIXES, load_image_folder
 from soupviz.errors import DataError
-from soupviz.storage import atomic_write_bytes, atomic_write_json
+from soupviz.files import atomic_write_bytes, atomic_write_json
 
 MANIFEST = "manifest.json"
 PACK_FORMAT = 1

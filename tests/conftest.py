@@ -17,17 +17,17 @@ import pytest
 import torch
 from PIL import Image
 
-from soupviz.cards import Card
-from soupviz.checkpoints import load_family, save_checkpoint
+from soupviz.checkpoints.cards import Card
+from soupviz.checkpoints.families import load_family, save_checkpoint
 from soupviz.data import CIFAR10_CLASSES, LOCAL_CANDIDATES, ImageSet
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.factory import open_evaluator
-from soupviz.models import create_model
-from soupviz.parameters import ParameterMatrix
-from soupviz.soup import Soup
+from soupviz.models.registry import create_model
+from soupviz.soups.parameters import ParameterMatrix
+from soupviz.soups.soup import Soup
 
 THREATS_AND_BUDGETS = [("linf", 8 / 255), ("none", None), ("l2", 0.5), ("l1", 12.0)]
-TEST_ARCH = "test_preact_resnet"  # soupviz.models' test-only architecture: 5.2k parameters
+TEST_ARCH = "test_preact_resnet"  # soupviz.models.registry' test-only architecture: 5.2k parameters
 
 
 def varied_base(arch: str = TEST_ARCH, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("adapt", help="choose a soup for a shift on k labelled images per class (few-shot)")
     add = parser.add_argument
     add("family", help="family folder of .safetensors checkpoints with JSON cards")
-    add("--corruption", default=None, help="shift: this corruption of the test images (see soupviz.corruptions)")
+    add("--corruption", default=None, help="shift: this corruption of the test images (see soupviz.corruptions.cifar_c)")
     add("--severity", type=int, default=None, help=f"corruption severity, 1 to 5 (default {SEVERITY})")
     add("--per-class", type=int, default=None,
         help=f"test images per class the corrupted shift draws (default {PER_CLASS})")
@@ -59,17 +59,17 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_adapt(args: argparse.Namespace) -> None:
     """`soupviz adapt`: `insight.few_shot.adapt_to_shift` on the shift named, as the page runs it."""
-    from soupviz.checkpoints import load_family
+    from soupviz.checkpoints.families import load_family
     from soupviz.data import load_split
     from soupviz.device import pick_device
     from soupviz.evaluate.factory import open_evaluator
-    from soupviz.figures.export import figure_csv
-    from soupviz.insight.adaptation_views import adaptation_figures
     from soupviz.insight.few_shot import adapt_to_shift
-    from soupviz.insight.kept_runs import keep_run, portable_key, split_digest
     from soupviz.insight.shifts import shift_from_spec
-    from soupviz.report import adaptation_table
-    from soupviz.soup import Soup
+    from soupviz.present.figure_export import figure_csv
+    from soupviz.present.tables import adaptation_table
+    from soupviz.serve.adaptation_views import adaptation_figures
+    from soupviz.serve.kept_runs import keep_run, portable_key, split_digest
+    from soupviz.soups.soup import Soup
 
     if (args.corruption is None) == (args.folder is None):
         raise SoupvizError("Name the shift with exactly one of --corruption NAME or --folder PATH.")

@@ -51,7 +51,7 @@ def _add_evaluation(parser: argparse.ArgumentParser) -> None:
 
 def _add_merge(parser: argparse.ArgumentParser) -> None:
     """Options of merges beyond the plain soup (`soupviz.evaluate.merges`)."""
-    from soupviz.task_vectors import DARE_DROP, TIES_TOP_K
+    from soupviz.soups.task_vectors import DARE_DROP, TIES_TOP_K
 
     group = parser.add_argument_group("merges", "layer-wise soups and task-vector merges, measured like soups")
     group.add_argument("--merge", default=None, choices=["sum", "ties", "dare"],
@@ -144,10 +144,10 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace, weights) -> list:
-    from soupviz.checkpoints import load_family
+    from soupviz.checkpoints.families import load_family
     from soupviz.evaluate.factory import open_evaluator
-    from soupviz.evaluate.metrics import parse_metrics
-    from soupviz.store import ResultStore
+    from soupviz.results.metric_specs import parse_metrics
+    from soupviz.results.store import ResultStore
 
     family = load_family(args.family)
     specs = parse_metrics(args.metrics, args.attack, args.steps)
@@ -190,8 +190,8 @@ def _evaluate_swaps(args: argparse.Namespace, evaluator, specs: list) -> list:
     """The layer-swap matrix (`evaluate_swaps`): one table per model (the base, then each swap),
     all exported to --out."""
     from soupviz.evaluate.layer_swaps import evaluate_swaps
-    from soupviz.report import text_table
-    from soupviz.store import write_records
+    from soupviz.present.tables import text_table
+    from soupviz.results.store import write_records
 
     with terminal_bar("swapping block groups", "step") as report:
         records = evaluate_swaps(evaluator, specs, args.base, report)
@@ -224,8 +224,8 @@ def _evaluate_baselines(args: argparse.Namespace, evaluator, specs: list) -> lis
     """The family's baselines on `specs`, measured like its soups (`evaluate_baselines`): one table
     per baseline, all exported to --out."""
     from soupviz.evaluate.baselines import baseline_family_name, evaluate_baselines, load_baselines
-    from soupviz.report import text_table
-    from soupviz.store import write_records
+    from soupviz.present.tables import text_table
+    from soupviz.results.store import write_records
 
     family = evaluator.family
     baselines = load_baselines(family)
@@ -245,8 +245,8 @@ def _evaluate_baselines(args: argparse.Namespace, evaluator, specs: list) -> lis
 
 def _show(args: argparse.Namespace, family, specs: list, records: list) -> list:
     """Print the records' table and export them to --out if given."""
-    from soupviz.report import text_table
-    from soupviz.store import write_records
+    from soupviz.present.tables import text_table
+    from soupviz.results.store import write_records
 
     print(text_table(records, family.names))
     if args.out:
@@ -271,8 +271,8 @@ def _compared(text: str, present: list[str]) -> list[str]:
 
 
 def _comparison(records: list, wanted: list[str]) -> str:
-    """The paired Markdown table (`report.comparison_markdown`) of the ingredients named in `wanted`."""
-    from soupviz.report import comparison_markdown
+    """The paired Markdown table (`present.tables.comparison_markdown`) of the ingredients named in `wanted`."""
+    from soupviz.present.tables import comparison_markdown
 
     present = list(records[0].ingredients)
     a, b = ([r for r in records if r.weights[present.index(name)] == 1.0] for name in wanted)
@@ -281,12 +281,12 @@ def _comparison(records: list, wanted: list[str]) -> str:
 
 def run_eval(args: argparse.Namespace) -> None:
     """`soupviz eval`: the soups of --weights (or each ingredient) on --metrics, as a table."""
-    from soupviz.cards import card_path, record_metrics
-    from soupviz.checkpoints import load_family
+    from soupviz.checkpoints.cards import card_path, record_metrics
+    from soupviz.checkpoints.families import load_family
     from soupviz.errors import SoupWeightsError
-    from soupviz.evaluate.records import corruption_mean, records_of
-    from soupviz.store import EXPORT_SUFFIXES
-    from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
+    from soupviz.results.records import corruption_mean, records_of
+    from soupviz.results.store import EXPORT_SUFFIXES
+    from soupviz.soups.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
 
     check_out(args.out, EXPORT_SUFFIXES)
     weights = None
@@ -345,8 +345,8 @@ def run_sweep(args: argparse.Namespace) -> None:
     """`soupviz sweep`: the simplex grid of --step (within --subset, --margin) on --metrics."""
     if args.swaps:
         raise SoupvizError("--swaps is a matrix of its own, not a grid: run it with soupviz eval.")
-    from soupviz.store import EXPORT_SUFFIXES
-    from soupviz.weights import simplex_grid
+    from soupviz.results.store import EXPORT_SUFFIXES
+    from soupviz.soups.weights import simplex_grid
 
     check_out(args.out, EXPORT_SUFFIXES)
 
@@ -375,15 +375,15 @@ def run_sweep(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace, weights) -> list:
-    """Run `soupviz.sweep.sweep` for the parsed arguments: into --store (a temporary store with
+    """Run `soupviz.evaluate.sweeps.sweep` for the parsed arguments: into --store (a temporary store with
     --no-cache), on --engine, with a progress bar over tasks."""
     import tempfile
 
-    from soupviz.checkpoints import load_family
+    from soupviz.checkpoints.families import load_family
     from soupviz.data import load_split
-    from soupviz.evaluate.metrics import parse_metrics
-    from soupviz.store import ResultStore
-    from soupviz.sweep import SweepSetup, sweep
+    from soupviz.evaluate.sweeps import SweepSetup, sweep
+    from soupviz.results.metric_specs import parse_metrics
+    from soupviz.results.store import ResultStore
 
     family = load_family(args.family)
     _note_cut(args.images, load_split(args.data, "test"))

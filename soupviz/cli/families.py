@@ -1,5 +1,5 @@
 """`soupviz import` and `soupviz check`: bring foreign checkpoints in as carded safetensors
-(`soupviz.foreign`), and measure whether a family's ingredients can be souped
+(`soupviz.checkpoints.importing`), and measure whether a family's ingredients can be souped
 (`soupviz.evaluate.soupability`)."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 from soupviz.errors import DataError, SoupvizError
 
 if TYPE_CHECKING:
-    from soupviz.checkpoints import SoupFamily
+    from soupviz.checkpoints.families import SoupFamily
     from soupviz.evaluate.soupability import Soupability
 
 
 def add_import_parser(sub: argparse._SubParsersAction) -> None:
     """Register `soupviz import`."""
-    from soupviz.foreign import IMPORT_THREATS
-    from soupviz.foreign_formats import FORMATS
+    from soupviz.checkpoints.foreign_formats import FORMATS
+    from soupviz.checkpoints.importing import IMPORT_THREATS
 
     parser = sub.add_parser(
         "import", help="import RobustBench, robustness or plain PyTorch checkpoints as safetensors with cards"
@@ -56,10 +56,10 @@ def _triple(text: str, what: str) -> tuple[float, ...]:
 
 
 def run_import(args: argparse.Namespace) -> None:
-    """`soupviz import`: `foreign.import_checkpoint` on each file, printing what was written."""
+    """`soupviz import`: `checkpoints.importing.import_checkpoint` on each file, printing what was written."""
+    from soupviz.checkpoints.importing import import_checkpoint
     from soupviz.cli.options import command_line
     from soupviz.data import load_split
-    from soupviz.foreign import import_checkpoint
     from soupviz.threats import THREATS, parse_budget
 
     if args.name and len(args.files) > 1:
@@ -129,12 +129,12 @@ def add_check_parser(sub: argparse._SubParsersAction) -> None:
 def run_check(args: argparse.Namespace) -> None:
     """`soupviz check`: each ingredient's own accuracy and loss, then lineage and barriers (with
     95% bootstrap intervals) of the family's pairs (or against --against)."""
-    from soupviz.checkpoints import load_checkpoint, load_family
+    from soupviz.checkpoints.families import load_checkpoint, load_family
     from soupviz.cli.options import command_line
     from soupviz.data import load_split
     from soupviz.device import pick_device
     from soupviz.evaluate.soupability import DEFAULT_CHECK_IMAGES, check_report, measure_against, measure_soupability
-    from soupviz.parameters import ParameterMatrix
+    from soupviz.soups.parameters import ParameterMatrix
 
     images = DEFAULT_CHECK_IMAGES if args.images is None else args.images
     if images < 1 or args.points < 3 or args.calibration_images < 1:
@@ -161,7 +161,7 @@ def run_check(args: argparse.Namespace) -> None:
 
 def keep_check(args: argparse.Namespace, family: SoupFamily, report: Soupability, images: int) -> None:
     """Write `report` into the family's precomputed/ folder under the key the Home page looks up."""
-    from soupviz.checkpoints import load_checkpoint
+    from soupviz.checkpoints.families import load_checkpoint
     from soupviz.cli.options import command_line
     from soupviz.evaluate.kept_soupability import keep_soupability, soupability_key
 

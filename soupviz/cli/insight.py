@@ -1,5 +1,5 @@
 """`soupviz saliency` and `soupviz generate`: the Saliency and Generation pages' work from the
-command line, through the same library calls (`soupviz.insight.runs`), written as figures and a
+command line, through the same library calls (`soupviz.serve.insight_runs`), written as figures and a
 CSV of the numbers behind them (`cli.outputs`)."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from soupviz.progress import terminal_bar
 if TYPE_CHECKING:
     import torch
 
-    from soupviz.checkpoints import SoupFamily
+    from soupviz.checkpoints.families import SoupFamily
     from soupviz.data import ImageSet
-    from soupviz.soup import Soup
+    from soupviz.soups.soup import Soup
 
 GENERATION = GenerationSettings()
 SALIENCY = SaliencySettings()
@@ -95,8 +95,8 @@ def add_generate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_saliency(args: argparse.Namespace) -> None:
-    """`soupviz saliency`: `insight.runs.saliency_panels` and `saliency_view`, as the page runs them."""
-    from soupviz.insight.runs import saliency_panels, saliency_view
+    """`soupviz saliency`: `serve.insight_runs.saliency_panels` and `saliency_view`, as the page runs them."""
+    from soupviz.serve.insight_runs import saliency_panels, saliency_view
 
     check_out(args.out, (".csv",))
     family, soup, split, weights = _open(args)
@@ -111,12 +111,12 @@ def run_saliency(args: argparse.Namespace) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> None:
-    """`soupviz generate`: `insight.runs.walk_towards` or `fit_gaussians` and `generate_per_model`,
+    """`soupviz generate`: `serve.insight_runs.walk_towards` or `fit_gaussians` and `generate_per_model`,
     as the page runs them."""
     check_out(args.out, (".csv",))
     from soupviz.data import load_split
-    from soupviz.figures.insight import class_figure, strip_figure
-    from soupviz.insight.runs import (
+    from soupviz.present.insight_figures import class_figure, strip_figure
+    from soupviz.serve.insight_runs import (
         class_index,
         compared_models,
         fit_gaussians,
@@ -153,10 +153,10 @@ def run_generate(args: argparse.Namespace) -> None:
 
 def _open(args: argparse.Namespace) -> tuple[SoupFamily, Soup, ImageSet, list[float]]:
     """The family, its soup (as the dashboard's evaluator builds it), the test split and the soup's weights."""
-    from soupviz.checkpoints import load_family
+    from soupviz.checkpoints.families import load_family
     from soupviz.data import load_split
     from soupviz.evaluate.factory import open_evaluator
-    from soupviz.weights import EXTRAPOLATION_LIMIT, uniform, weights_from_query
+    from soupviz.soups.weights import EXTRAPOLATION_LIMIT, uniform, weights_from_query
 
     family = load_family(args.family)
     k = len(family.names)
@@ -168,7 +168,8 @@ def _open(args: argparse.Namespace) -> tuple[SoupFamily, Soup, ImageSet, list[fl
 
 def _pick(args: argparse.Namespace, split: ImageSet, single: bool) -> tuple[torch.Tensor, list[int], list[str]]:
     """Images (N, 3, H, W) in [0, 1], labels and names chosen by index, by class or from a picture file."""
-    from soupviz.insight.runs import (
+    from soupviz.insight.saliency import load_uploaded_image
+    from soupviz.serve.insight_runs import (
         MAX_PICKED,
         class_index,
         class_positions,
@@ -176,7 +177,6 @@ def _pick(args: argparse.Namespace, split: ImageSet, single: bool) -> tuple[torc
         images_at,
         parse_indices,
     )
-    from soupviz.insight.saliency import load_uploaded_image
 
     classes = list(split.classes)
     if sum(x is not None for x in (args.indices, args.image_classes, args.image)) > 1:

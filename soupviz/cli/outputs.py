@@ -1,5 +1,5 @@
 """What the figure-making subcommands write: the numbers behind a figure as CSV, and the figures
-themselves as HTML or, through `figures.export`, as PNG, SVG or PDF.
+themselves as HTML or, through `present.figure_export`, as PNG, SVG or PDF.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def write_outputs(figures: Sequence[go.Figure], csv_path: str | None, folder: st
                   csv_figure: int = 0) -> None:
     """Write the numbers behind `figures[csv_figure]` to `csv_path`, and every figure into `folder`
     as `fmt` (html, or png/svg/pdf through `export.export_figure`), saying where each went."""
-    from soupviz.figures.export import export_figure, figure_csv, filename_for
+    from soupviz.present.figure_export import export_figure, figure_csv, filename_for
 
     if csv_path:
         Path(csv_path).parent.mkdir(parents=True, exist_ok=True)

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients, load_checkpoint
+from soupviz.checkpoints.families import Ingredient, SoupFamily, family_from_ingredients, load_checkpoint
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.evaluate.records import Record
 from soupviz.progress import Progress, ProgressCallback
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.records import Record
 
 BASELINES = "baselines"
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.metrics import wilson_interval
-from soupviz.evaluate.records import Record
-from soupviz.store import unpackbits
+from soupviz.results.metric_specs import wilson_interval
+from soupviz.results.records import Record
+from soupviz.results.store import unpackbits
 
 A_BETTER, B_BETTER, WITHIN_NOISE = "a better", "b better", "within noise"
 DISAGREE = "inconclusive: interval and test disagree"

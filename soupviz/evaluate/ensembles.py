@@ -14,14 +14,14 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from soupviz.checkpoints import SoupFamily
+from soupviz.checkpoints.families import SoupFamily
 from soupviz.errors import SoupvizError, SoupWeightsError
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.metrics import (
+from soupviz.results.metric_specs import (
     MetricSpec,
 )
-from soupviz.soup import Soup
-from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
+from soupviz.soups.soup import Soup
+from soupviz.soups.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
 
 MODES = {"logits": "logits", "probs": "probabilities"}
 Weights = Sequence[float] | torch.Tensor

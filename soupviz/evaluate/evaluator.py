@@ -3,7 +3,7 @@
 An `Evaluator` holds a family's soup and one fixed image subset, so every soup is compared
 on the same images. Each (soup, metric) record is stored keyed by the ingredients' hashes,
 the weights, the metric, the images' content, the seed, the BatchNorm mode and the fingerprint
-of the code that computed it (`store.code_fingerprint`, stored in each record). Several soups
+of the code that computed it (`results.store.code_fingerprint`, stored in each record). Several soups
 are evaluated folded into one batch (`Soup.folded`); a soup evaluated alone is attacked only on
 the points it still classifies correctly, and reports a running estimate.
 """
@@ -19,19 +19,19 @@ import torch
 from soupviz.attacks import robust_mask
 from soupviz.attacks.base import Classifier, ShareCallback
 from soupviz.attacks.transfer import survives_transfer, transfer_examples
-from soupviz.checkpoints import SoupFamily
-from soupviz.corruptions import corrupt
+from soupviz.checkpoints.families import SoupFamily
+from soupviz.corruptions.cifar_c import corrupt
 from soupviz.data import ImageSet
 from soupviz.device import pick_device
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.methods import method_label, spec_attacks
-from soupviz.evaluate.metrics import UNIFORM_SOURCE, MetricSpec, wilson_interval
-from soupviz.evaluate.records import Record
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.soup import Soup, SoupVector, check_finite_logits
-from soupviz.store import ResultStore, code_fingerprint, family_fingerprint, packbits, record_key, unpackbits
+from soupviz.results.metric_specs import UNIFORM_SOURCE, MetricSpec, wilson_interval
+from soupviz.results.records import Record
+from soupviz.results.store import ResultStore, code_fingerprint, family_fingerprint, packbits, record_key, unpackbits
+from soupviz.soups.soup import Soup, SoupVector, check_finite_logits
+from soupviz.soups.weights import EXTRAPOLATION_LIMIT, check_weights
 from soupviz.threats import DEFAULT_BUDGETS
-from soupviz.weights import EXTRAPOLATION_LIMIT, check_weights
 
 
 class Evaluator:

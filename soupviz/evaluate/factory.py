@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import torch
 
-from soupviz.checkpoints import SoupFamily
+from soupviz.checkpoints.families import SoupFamily
 from soupviz.data import ImageSet, load_split
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.parameters import ParameterMatrix
-from soupviz.soup import Soup
-from soupviz.store import ResultStore
+from soupviz.results.store import ResultStore
+from soupviz.soups.parameters import ParameterMatrix
+from soupviz.soups.soup import Soup
 
 
 @dataclass(frozen=True)

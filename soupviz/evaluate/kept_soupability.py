@@ -16,13 +16,13 @@ import json
 import time
 from pathlib import Path
 
-from soupviz.checkpoints import Ingredient, SoupFamily
+from soupviz.checkpoints.families import Ingredient, SoupFamily
 from soupviz.evaluate.soupability import PairBarrier, Soupability
-from soupviz.storage import atomic_write_json
-from soupviz.store import family_fingerprint
+from soupviz.files import atomic_write_json
+from soupviz.results.store import family_fingerprint
 
 KEPT_FORMAT = "soupviz-soupability/1"
-PRECOMPUTED = "precomputed"  # the family's folder of kept results (as `insight.kept_runs` keeps runs)
+PRECOMPUTED = "precomputed"  # the family's folder of kept results (as `serve.kept_runs` keeps runs)
 
 
 @dataclasses.dataclass(frozen=True)

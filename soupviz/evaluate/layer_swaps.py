@@ -1,7 +1,7 @@
 """Where robustness lives: the layer-swap matrix. The base ingredient with one block group taken
-from another ingredient, for every group (`soupviz.layerwise.block_groups`) and every other
+from another ingredient, for every group (`soupviz.soups.layerwise.block_groups`) and every other
 ingredient, measured like soups (`merge_evaluator`) beside the base itself; and those records read
-back from a store for the figure (`soupviz.figures.merges.layer_swap_heatmap`).
+back from a store for the figure (`soupviz.present.merge_figures.layer_swap_heatmap`).
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import torch
 
-from soupviz.checkpoints import SoupFamily
+from soupviz.checkpoints.families import SoupFamily
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.merges import Merge, lineage_base, merge_evaluator, merge_family
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.evaluate.records import Record
-from soupviz.layerwise import block_groups
-from soupviz.models import create_model
+from soupviz.models.registry import create_model
 from soupviz.progress import ProgressCallback
-from soupviz.store import ResultStore, family_fingerprint
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.records import Record
+from soupviz.results.store import ResultStore, family_fingerprint
+from soupviz.soups.layerwise import block_groups
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,17 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from soupviz.attacks.base import Classifier
-from soupviz.checkpoints import SoupFamily
+from soupviz.checkpoints.families import SoupFamily
 from soupviz.errors import NonFiniteLogitsError, SoupvizError
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.evaluate.records import Record
-from soupviz.layerwise import LayerwiseSoup
-from soupviz.parameters import format_weights
-from soupviz.soup import SoupVector
-from soupviz.store import family_fingerprint
-from soupviz.task_vectors import DARE_DROP, METHODS, TIES_LAMBDA, TIES_TOP_K, merge_vector
-from soupviz.weights import EXTRAPOLATION_LIMIT
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.records import Record
+from soupviz.results.store import family_fingerprint
+from soupviz.soups.layerwise import LayerwiseSoup
+from soupviz.soups.parameters import format_weights
+from soupviz.soups.soup import SoupVector
+from soupviz.soups.task_vectors import DARE_DROP, METHODS, TIES_LAMBDA, TIES_TOP_K, merge_vector
+from soupviz.soups.weights import EXTRAPOLATION_LIMIT
 
 MERGES = ("soup", *METHODS)
 MERGE_NAMES = {"soup": "layer-wise soup", "sum": "task arithmetic", "ties": "TIES merge", "dare": "DARE merge"}
@@ -39,14 +39,14 @@ class Merge:
 
     Args:
         method: 'soup' (a plain soup, layer-wise when `groups` is given), 'sum' (task arithmetic),
-            'ties' or 'dare' (see `soupviz.task_vectors`).
+            'ties' or 'dare' (see `soupviz.soups.task_vectors`).
         base: the base ingredient's name for task vectors; None takes the family's lineage
             (the ingredient the others' cards name as parent, `lineage_base`).
         top_k: TIES' kept share of each task vector (Yadav et al.: 0.2).
         drop: DARE's drop probability (Yu et al.: 0.9).
         seed: seed of DARE's drop masks.
         groups: (group, weights) pairs: these block groups take these soup weights (K,) instead
-            of the row's (`soupviz.layerwise.block_groups` names the groups).
+            of the row's (`soupviz.soups.layerwise.block_groups` names the groups).
     """
 
     method: str = "soup"

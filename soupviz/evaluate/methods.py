@@ -12,14 +12,14 @@ from dataclasses import replace
 from soupviz.attacks import FIXED_ITERATIONS, TARGETED, make_attack
 from soupviz.attacks.defaults import DEFAULT, DEFAULT_ATTACKS, strength_note
 from soupviz.attacks.names import chain_name
-from soupviz.corruptions import corruption_label
-from soupviz.evaluate.metrics import UNIFORM_SOURCE, MetricSpec
+from soupviz.corruptions.cifar_c import corruption_label
+from soupviz.results.metric_specs import UNIFORM_SOURCE, MetricSpec
 from soupviz.threats import DEFAULT_BUDGETS, threat_label
 
 
 def method_label(spec: MetricSpec) -> str:
     """How the number is measured, e.g. 'APGD-CE-20 L∞ 8/255', 'union of ... ∧ ...', 'clean
-    accuracy'. Robust accuracies are upper bounds; `labels.method_text` says so beside it."""
+    accuracy'. Robust accuracies are upper bounds; `present.labels.method_text` says so beside it."""
     if spec.kind == "clean":
         return "clean accuracy"
     if spec.kind == "corruption":

@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from soupviz.checkpoints import Ingredient, SoupFamily, family_from_ingredients
+from soupviz.checkpoints.families import Ingredient, SoupFamily, family_from_ingredients
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError
-from soupviz.parameters import ParameterMatrix
-from soupviz.soup import BATCHNORM_LABELS, Soup
+from soupviz.soups.parameters import ParameterMatrix
+from soupviz.soups.soup import BATCHNORM_LABELS, Soup
+from soupviz.soups.weights import interpolation_line
 from soupviz.threats import NOMINAL
-from soupviz.weights import interpolation_line
 
 # A pair "soups well" when no point of the straight path falls more than these below the line
 # joining its ends: 0.5 nats of cross-entropy, 10 points of accuracy; "barrier: do not mix" when

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from soupviz.evaluate.comparison import PairedDifference, paired_difference
-from soupviz.evaluate.records import Record
+from soupviz.results.records import Record
 from soupviz.threats import THREATS
 
 

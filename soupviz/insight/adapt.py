@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from soupviz.evaluate.metrics import wilson_interval
 from soupviz.insight.shifts import ShiftData
 from soupviz.insight.weight_search import Selection, choose
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.soup import Soup, check_finite_logits
-from soupviz.weights import check_weights
+from soupviz.results.metric_specs import wilson_interval
+from soupviz.soups.soup import Soup, check_finite_logits
+from soupviz.soups.weights import check_weights
 
 SELECTED_NAMES = {"grid": "grid-search soup", "gradient": "gradient-selected soup"}
 F64 = torch.float64

@@ -28,8 +28,8 @@ from soupviz.insight.adapt import (
 from soupviz.insight.shifts import ShiftData, draw_seed
 from soupviz.insight.weight_search import Selection, choose, select_by_gradient
 from soupviz.progress import Progress, ProgressCallback, silent, within
-from soupviz.soup import Soup
-from soupviz.weights import simplex_grid
+from soupviz.soups.soup import Soup
+from soupviz.soups.weights import simplex_grid
 
 METHODS = ("grid", "gradient")
 K_CURVE = (1, 5, 10, 25)  # the page's k-curve; the default shift's pool (50 a class) lets draws of 25 differ

@@ -19,8 +19,8 @@ from PIL import Image, UnidentifiedImageError
 
 from soupviz.attacks.base import eval_mode
 from soupviz.errors import SoupvizError
-from soupviz.soup import Soup
-from soupviz.weights import EXTRAPOLATION_LIMIT
+from soupviz.soups.soup import Soup
+from soupviz.soups.weights import EXTRAPOLATION_LIMIT
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
 METHODS = ("loss", "saliency", "smoothgrad", "integrated_gradients")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from soupviz.corruptions import corrupt
+from soupviz.corruptions.cifar_c import corrupt
 from soupviz.data import CIFAR10_CLASSES, IMAGE_SUFFIXES, ImageSet, image_folder_stamp, load_image_folder
 from soupviz.errors import DataError, SoupvizError
-from soupviz.storage import cache_dir
+from soupviz.files import cache_dir
 
 CORRUPTION_BATCH = 500  # corruptions depend on the batch: always corrupt in these fixed chunks
 MAX_ZIP_BYTES = 512 * 2**20  # uncompressed size of an uploaded archive of labelled images

@@ -1,6 +1,6 @@
 """Search of soup weights on labelled images: the `Selection` result type and its choice rule,
 exact gradients of the loss in the weights (BatchNorm statistics included) and projected-Adam
-selection (projecting with `weights.project_weights`). Grid search and reports live in `adapt`.
+selection (projecting with `soups.weights.project_weights`). Grid search and reports live in `adapt`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from soupviz.progress import Progress, ProgressCallback
-from soupviz.soup import Soup, check_finite_logits
-from soupviz.weights import DEFAULT_MARGIN, EXTRAPOLATION_LIMIT, bounds, check_weights, project_weights
+from soupviz.soups.soup import Soup, check_finite_logits
+from soupviz.soups.weights import DEFAULT_MARGIN, EXTRAPOLATION_LIMIT, bounds, check_weights, project_weights
 
 F64 = torch.float64
 

@@ -19,14 +19,14 @@ from typing import Any
 import torch
 
 from soupviz.attacks.pgd import PGD
-from soupviz.cards import Card
-from soupviz.checkpoints import load_checkpoint, save_checkpoint
+from soupviz.checkpoints.cards import Card
+from soupviz.checkpoints.families import load_checkpoint, save_checkpoint
 from soupviz.data import ImageSet, augment, load_split, subset_indices
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import SoupvizError
-from soupviz.models import create_model
+from soupviz.files import atomic_torch_save, atomic_write_bytes
+from soupviz.models.registry import create_model
 from soupviz.progress import Progress, ProgressCallback, silent
-from soupviz.storage import atomic_torch_save, atomic_write_bytes
 from soupviz.threats import DEFAULT_BUDGETS
 from soupviz.train.config import TrainConfig, autocast_dtype, learning_rate
 from soupviz.train.losses import batch_loss, method_budgets

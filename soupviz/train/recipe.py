@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 
-from soupviz.cards import card_path, read_card
+from soupviz.checkpoints.cards import card_path, read_card
 from soupviz.data import ImageSet, load_split
 from soupviz.device import describe_device
 from soupviz.errors import SoupvizError
-from soupviz.models import create_model
+from soupviz.files import atomic_write_json
+from soupviz.models.registry import create_model
 from soupviz.progress import ProgressCallback, silent
-from soupviz.storage import atomic_write_json
 from soupviz.train.config import TrainConfig, autocast_dtype
 from soupviz.train.losses import batch_loss, method_budgets
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from soupviz.cards import Card
-from soupviz.checkpoints import load_family, save_checkpoint
+from soupviz.checkpoints.cards import Card
+from soupviz.checkpoints.families import load_family, save_checkpoint
 from soupviz.data import CIFAR10_CLASSES
 from soupviz.evaluate.baselines import BASELINES
 

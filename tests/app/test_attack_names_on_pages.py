@@ -11,9 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages._state import Keys
-from soupviz.evaluate.specs import robust_specs
-from soupviz.labels import attacks_named
-from soupviz.settings import default_settings
+from soupviz.present.labels import attacks_named
+from soupviz.serve.page_specs import robust_specs
+from soupviz.serve.settings import default_settings
 from soupviz.threats import THREATS
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")

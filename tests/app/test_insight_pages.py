@@ -22,14 +22,14 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages._state import Keys
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints.families import load_family
 from soupviz.cli import main
 from soupviz.data import load_split
 from soupviz.insight.few_shot import K_CURVE, AdaptationRun, AdaptConfig, adapt_to_shift
 from soupviz.insight.generate import GenerationSettings, towards_class
 from soupviz.insight.saliency import SaliencySettings, soup_panel
 from soupviz.insight.shifts import corruption_shift
-from soupviz.soup import Soup
+from soupviz.soups.soup import Soup
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = {"saliency": "pages/saliency.py", "generation": "pages/generation.py", "adaptation": "pages/adaptation.py"}

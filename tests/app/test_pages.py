@@ -12,16 +12,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages._state import Keys
-from soupviz.background import Lane
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints.families import load_family
 from soupviz.data import load_split
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.methods import attack_label
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.evaluate.specs import corruption_specs, robust_specs
-from soupviz.labels import bounded
-from soupviz.settings import default_settings
-from soupviz.store import ResultStore
+from soupviz.present.labels import bounded
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.store import ResultStore
+from soupviz.serve.background import Lane
+from soupviz.serve.page_specs import corruption_specs, robust_specs
+from soupviz.serve.settings import default_settings
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 # every page app.py routes to (the home page is where the app starts)
@@ -130,7 +130,7 @@ def test_a_soup_in_the_store_shows_at_once_marked_as_stored(app_env: dict, tmp_p
     images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(40, 1)
     store = ResultStore(tmp_path / "results.sqlite")
     stored = Evaluator(family, images, device="cpu", seed=1, store=store).evaluate([[0, 1.0, 0, 0]], [spec])[0]
-    monkeypatch.setattr("soupviz.store_grid.family_store", lambda folder: store)
+    monkeypatch.setattr("soupviz.results.grids.family_store", lambda folder: store)
     gate = threading.Event()
     monkeypatch.setattr("pages._components.Lane", lambda evaluate, slots: Lane(
         lambda *args: gate.wait(TIMEOUT) and evaluate(*args), slots))
@@ -145,15 +145,15 @@ def test_a_soup_in_the_store_shows_at_once_marked_as_stored(app_env: dict, tmp_p
 def test_a_soup_inside_the_stored_grid_shows_its_interpolated_number_at_once(
     app_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from soupviz.interpolate import SimplexInterpolator
-    from soupviz.weights import grid_weights
+    from soupviz.results.interpolation import SimplexInterpolator
+    from soupviz.soups.weights import grid_weights
 
     spec = robust_specs(default_settings())[0]
     family = load_family(app_env["SOUPVIZ_FAMILY"])
     store = ResultStore(tmp_path / "results.sqlite")
     images = load_split(app_env["SOUPVIZ_DATA"], "test").subset(10, 1)
     grid = Evaluator(family, images, device="cpu", seed=1, store=store).evaluate(grid_weights(4, 0.5), [spec])
-    monkeypatch.setattr("soupviz.store_grid.family_store", lambda folder: store)
+    monkeypatch.setattr("soupviz.results.grids.family_store", lambda folder: store)
     gate = threading.Event()
     monkeypatch.setattr("pages._components.Lane", lambda evaluate, slots: Lane(
         lambda *args: gate.wait(TIMEOUT) and evaluate(*args), slots))

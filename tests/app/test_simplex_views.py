@@ -10,15 +10,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages._state import Keys
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints.families import load_family
 from soupviz.data import load_split
 from soupviz.evaluate.baselines import evaluate_baselines, load_baselines
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.labels import soup_label
-from soupviz.soup_rows import row_soups
-from soupviz.store import ResultStore
-from soupviz.weights import grid_weights, tidy
+from soupviz.present.labels import soup_label
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.store import ResultStore
+from soupviz.serve.soup_rows import row_soups
+from soupviz.soups.weights import grid_weights, tidy
 from tests.app.test_pages import APP, TIMEOUT, assert_clean
 
 

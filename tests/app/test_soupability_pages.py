@@ -14,13 +14,13 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from pages._state import Keys
-from soupviz.cards import Card
-from soupviz.checkpoints import load_checkpoint, load_family, save_checkpoint
+from soupviz.checkpoints.cards import Card
+from soupviz.checkpoints.families import load_checkpoint, load_family, save_checkpoint
 from soupviz.data import load_split
 from soupviz.evaluate.kept_soupability import renamed
 from soupviz.evaluate.soupability import SHIPPED_OUTSIDER, measure_against, measure_soupability
-from soupviz.labels import ingredient_titles
-from soupviz.models import create_model
+from soupviz.models.registry import create_model
+from soupviz.present.labels import ingredient_titles
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints.families import load_family
 from soupviz.data import load_split
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.weights import grid_weights, weights_to_query
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.soups.weights import grid_weights, weights_to_query
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing: "

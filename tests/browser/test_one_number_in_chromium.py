@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from soupviz.checkpoints import load_family
-from soupviz.evaluate.speaking import speaking_record
-from soupviz.settings import FAMILIES_DIR
-from soupviz.store_grid import family_records, family_store
+from soupviz.checkpoints.families import load_family
+from soupviz.results.grids import family_records, family_store
+from soupviz.results.speaking import speaking_record
+from soupviz.serve.settings import FAMILIES_DIR
 from tests.browser.conftest import CHROMIUM, ROOT, free_port, wait_healthy
 
 pytestmark = pytest.mark.browser

@@ -26,12 +26,12 @@ import torch
 from soupviz.attacks import robust_mask
 from soupviz.attacks.defaults import DEFAULT_ATTACKS
 from soupviz.attacks.robust import describe_attacks
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints.families import load_family
 from soupviz.data import load_split
 from soupviz.errors import DataError
 from soupviz.evaluate.methods import spec_attacks
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.store import unpackbits
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.store import unpackbits
 
 pytestmark = pytest.mark.slow
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints.families import load_family
 from soupviz.data import load_split
 from soupviz.errors import SoupWeightsError
-from soupviz.soup import Soup
-from soupviz.weights import simplex_grid
+from soupviz.soups.soup import Soup
+from soupviz.soups.weights import simplex_grid
 
 SHIPPED = Path(__file__).parents[2] / "assets" / "families" / "cifar10-preact_resnet_small"
 pytestmark = pytest.mark.slow  # 480 soups of a ResNet: about 20 s on one CPU core

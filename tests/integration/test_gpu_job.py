@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints.families import load_family
 from soupviz.data import CIFAR10_CLASSES
 from soupviz.datapack import write_pack
-from soupviz.store import ResultStore, read_records
+from soupviz.results.store import ResultStore, read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 ABSENT_ON_GPU = ("streamlit", "plotly", "captum", "kaleido", "ray")

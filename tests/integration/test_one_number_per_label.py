@@ -12,11 +12,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages._state import Keys
-from soupviz.checkpoints import load_family
-from soupviz.evaluate.metrics import MetricSpec
-from soupviz.evaluate.speaking import speaking_record
-from soupviz.settings import FAMILIES_DIR
-from soupviz.store_grid import family_records, family_store
+from soupviz.checkpoints.families import load_family
+from soupviz.results.grids import family_records, family_store
+from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.speaking import speaking_record
+from soupviz.serve.settings import FAMILIES_DIR
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

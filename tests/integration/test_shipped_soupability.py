@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from soupviz.checkpoints import load_checkpoint, load_family
+from soupviz.checkpoints.families import load_checkpoint, load_family
 from soupviz.cli import main
 from soupviz.data import load_split
 from soupviz.evaluate.soupability import DO_NOT_MIX, SHIPPED_OUTSIDER, measure_against
-from soupviz.settings import FAMILIES_DIR
+from soupviz.serve.settings import FAMILIES_DIR
 
 pytestmark = pytest.mark.slow  # the shipped models on real images
 

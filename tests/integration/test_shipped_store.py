@@ -13,12 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from soupviz.checkpoints import load_family
+from soupviz.checkpoints.families import load_family
 from soupviz.evaluate.baselines import load_baselines
-from soupviz.settings import FAMILIES_DIR
-from soupviz.soup_rows import row_soups
-from soupviz.store import family_fingerprint
-from soupviz.store_grid import (
+from soupviz.results.grids import (
     family_records,
     family_store,
     stored_baselines,
@@ -28,8 +25,11 @@ from soupviz.store_grid import (
     summary_grids,
     tradeoff_grids,
 )
+from soupviz.results.store import family_fingerprint
+from soupviz.serve.settings import FAMILIES_DIR
+from soupviz.serve.soup_rows import row_soups
+from soupviz.soups.weights import grid_weights
 from soupviz.threats import THREATS
-from soupviz.weights import grid_weights
 
 pytestmark = pytest.mark.slow  # unpacks and reads the whole shipped store
 

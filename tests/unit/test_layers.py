@@ -41,7 +41,7 @@ def module_name(path: Path) -> str:
 
 def entry_of(module: str) -> str | None:
     """The longest entry of `LAYERS` that is the module's dotted path below soupviz or a parent's
-    ('insight.runs' for soupviz.insight.runs, 'evaluate' for soupviz.evaluate.metrics), or None."""
+    ('insight.runs' for soupviz.serve.insight_runs, 'evaluate' for soupviz.results.metric_specs), or None."""
     if module == "soupviz":
         return "soupviz" if "soupviz" in ENTRIES else None
     parts = module.split(".")[1:]
@@ -115,14 +115,14 @@ def test_the_library_never_imports_streamlit() -> None:
 
 
 def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
-    module = tmp_path / "weights.py"
-    module.write_text("from soupviz.figures.soups import ternary_figure\nfrom soupviz import errors\n")
-    assert soupviz_imports(module) == {"soupviz.figures.soups", "soupviz.errors"}
-    assert layer_of("soupviz.figures.soups") > layer_of("soupviz.weights")
+    module = tmp_path / "soups/weights.py"
+    module.write_text("from soupviz.present.soup_figures import ternary_figure\nfrom soupviz import errors\n")
+    assert soupviz_imports(module) == {"soupviz.present.soup_figures", "soupviz.errors"}
+    assert layer_of("soupviz.present.soup_figures") > layer_of("soupviz.soups.weights")
     inside = tmp_path / "saliency.py"  # within a split subpackage
-    inside.write_text("from soupviz.insight import runs\nfrom soupviz.evaluate.records import Record\n")
-    assert soupviz_imports(inside) == {"soupviz.insight.runs", "soupviz.evaluate.records"}
-    assert layer_of("soupviz.insight.runs") > layer_of("soupviz.insight.saliency")
+    inside.write_text("from soupviz.insight import runs\nfrom soupviz.results.records import Record\n")
+    assert soupviz_imports(inside) == {"soupviz.serve.insight_runs", "soupviz.results.records"}
+    assert layer_of("soupviz.serve.insight_runs") > layer_of("soupviz.insight.saliency")
 
 
 def test_the_placement_check_catches_unplaced_modules_and_stale_entries() -> None:
@@ -130,7 +130,7 @@ def test_the_placement_check_catches_unplaced_modules_and_stale_entries() -> Non
     assert misplaced([*placed, "soupviz.nowhere"]) == ["soupviz.nowhere is in no layer"]
     assert misplaced([*placed, "soupviz.insight.new"]) == [
         "soupviz.insight.new is placed only by its split subpackage 'insight': name it in a layer"]
-    assert misplaced([m for m in placed if m != "soupviz.insight.runs"]) == ["'insight.runs' places no module"]
+    assert misplaced([m for m in placed if m != "soupviz.serve.insight_runs"]) == ["'insight.runs' places no module"]
     assert layer_of("soupviz.insight") == min(layer_of(m) for m in placed if m.startswith("soupviz.insight."))
     with pytest.raises(KeyError):
         layer_of("soupviz.nowhere")

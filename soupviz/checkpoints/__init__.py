@@ -1,0 +1,2 @@
+"""Checkpoints: model cards, carded safetensors files and families of them, foreign formats
+and importing them."""

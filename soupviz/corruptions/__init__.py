@@ -1,0 +1,1 @@
+"""CIFAR-10-C-style corruptions in torch and the image filters they are made of."""

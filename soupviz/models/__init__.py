@@ -1,0 +1,1 @@
+"""Architectures: the registry and `create_model`, and the classifiers it builds."""

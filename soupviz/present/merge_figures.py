@@ -1,0 +1,99 @@
+"""Figures of merges: the layer-swap heatmap ("where does robustness live"), the base ingredient
+with one block group from another ingredient (rows) under clean and attack metrics (columns), and
+the table of transfer − white-box gaps shown beside the transfer heatmap.
+Builders only arrange stored records; each figure keeps its rows in `layout.meta` for export.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from soupviz.errors import SoupvizError
+from soupviz.evaluate.comparison import PairedDifference, verdict_label
+from soupviz.evaluate.layer_swaps import StoredSwaps
+from soupviz.evaluate.methods import attack_label, attack_strength
+from soupviz.present.figure_export import apply_style, attach_rows
+from soupviz.present.labels import bound_note, bounded, interval, interval_text, metric_name, soup_label
+from soupviz.present.soup_figures import hover_text, percent
+from soupviz.results.records import Record
+
+
+def swap_columns(swaps: StoredSwaps) -> list[Record]:
+    """One record per metric of the swaps, clean first, then in the order first stored."""
+    seen: dict[str, Record] = {}
+    for records in [swaps.base_records, *swaps.swap_records.values()]:
+        for spec, record in records.items():
+            seen.setdefault(spec, record)
+    return sorted(seen.values(), key=lambda r: r.upper_bound)
+
+
+def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = False) -> go.Figure:
+    """Accuracy (%) of the base, then of the base with each block group from each other ingredient
+    (rows 'layer3 ← L2 0.5'), under each stored metric (columns); hovers give the 95% interval,
+    the method and the change from the base in points. The attacks and the image count are
+    under the axis; missing cells are blank.
+
+    Raises:
+        SoupvizError: the store holds no swap records.
+    """
+    columns = swap_columns(swaps)
+    if not columns:
+        raise SoupvizError("No layer swaps are stored; run `soupviz eval FAMILY --swaps` first.")
+    base_name = f"{labels[swaps.base]} (base, nothing swapped)"
+    table = [(base_name, swaps.base_records)]
+    table += [(s.title(labels), swaps.swap_records.get((s.group, s.donor), {})) for s in swaps.swaps]
+    z, text, hover, rows = [], [], [], []
+    for name, cells in table:
+        chosen = [cells.get(c.spec) for c in columns]
+        z.append([percent(r.accuracy) if r else math.nan for r in chosen])
+        text.append([f"{percent(r.accuracy):.1f}" if r else "" for r in chosen])
+        line = []
+        for column, record in zip(columns, chosen, strict=True):
+            base = swaps.base_records.get(column.spec)
+            change = "" if record is None or base is None or cells is swaps.base_records else \
+                f"<br>{percent(record.accuracy - base.accuracy):+.1f} points against the base"
+            line.append(f"{name}<br>{hover_text(record)}{change}" if record else f"{name}: not stored")
+        hover.append(line)
+        rows += [{"model": name, **r.row()} for r in chosen if r]
+    names = []
+    for column in columns:
+        twins = sum(other.metric == column.metric for other in columns)
+        name = column.metric if twins == 1 else f"{column.metric} ({attack_label(column.measure)})"
+        names.append(bounded(name, column.upper_bound))
+    fig = go.Figure(go.Heatmap(
+        z=z, x=names, y=[name for name, _ in table], text=text, texttemplate="%{text}", hovertext=hover,
+        hovertemplate="%{hovertext}<extra></extra>", coloraxis="coloraxis", xgap=1, ygap=1,
+    ))
+    attacks = sorted({attack_label(c.measure) for c in columns if c.upper_bound})
+    n = sorted({r.n for cells in [swaps.base_records, *swaps.swap_records.values()] for r in cells.values()})
+    note = (f"{bound_note(', '.join(attacks))}" if attacks else "clean accuracy") + \
+        f" · n={'/'.join(map(str, n))} images"
+    previews = dict.fromkeys(f"{c.metric} by {attack_label(c.measure)}: {strength.split(';')[0]}" for c in columns
+                             if (strength := attack_strength(c.measure)).startswith("preview"))
+    if previews:
+        note += "<br>" + "<br>".join(previews)
+    fig.update_layout(
+        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
+        coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
+        title={"text": f"Where does robustness live? {labels[swaps.base]}, one block group swapped"},
+        xaxis_title={"text": note, "font": {"size": 10}},
+        height=max(400, 28 * len(table) + 200),
+    )
+    family = next((r.family for r in swaps.base_records.values()), "")
+    attach_rows(fig, "layer-swaps", rows, family, " ".join(metric_name(c) for c in columns))
+    return apply_style(fig, paper)
+
+
+def gap_rows(gaps: Sequence[tuple[Record, Record, PairedDifference]], labels: Sequence[str]) -> list[dict]:
+    """One table row per `transfer_gaps` entry: the soup, the transfer metric, both accuracies with
+    their 95% intervals, the paired difference in points with its interval, McNemar's p and the
+    verdict ('transfer better': the soup resists the transferred examples better)."""
+    return [{"soup": soup_label(transfer.weights, labels), "metric": transfer.metric,
+             "transfer": interval_text(transfer), "white-box": interval_text(twin),
+             "transfer − white-box (points)": interval(gap.difference, gap.ci_low, gap.ci_high, "", signed=True),
+             "McNemar p": f"{gap.p_value:.3g}", "verdict": verdict_label(gap.verdict, "transfer", "white-box"),
+             "n": gap.n}
+            for transfer, twin, gap in gaps]
