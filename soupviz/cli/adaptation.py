@@ -23,7 +23,8 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("adapt", help="choose a soup for a shift on k labelled images per class (few-shot)")
     add = parser.add_argument
     add("family", help="family folder of .safetensors checkpoints with JSON cards")
-    add("--corruption", default=None, help="shift: this corruption of the test images (see soupviz.corruptions.cifar_c)")
+    add("--corruption", default=None,
+        help="shift: this corruption of the test images (see soupviz.corruptions.cifar_c)")
     add("--severity", type=int, default=None, help=f"corruption severity, 1 to 5 (default {SEVERITY})")
     add("--per-class", type=int, default=None,
         help=f"test images per class the corrupted shift draws (default {PER_CLASS})")

@@ -116,7 +116,7 @@ def test_the_code_fingerprint_follows_the_sources_that_compute_records(tmp_path:
     import soupviz.results.store as store
 
     copy = tmp_path / "soupviz"
-    shutil.copytree(Path(store.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(store.__file__).parents[1], copy, ignore=shutil.ignore_patterns("__pycache__"))
 
     def fingerprint_of(folder: Path) -> str:
         monkeypatch.setattr(store, "__file__", str(folder / "results/store.py"))

@@ -1,4 +1,5 @@
-"""Evaluation settings (soupviz/serve/settings.py): the environment overrides the family, the subset size and the steps."""
+"""Evaluation settings (soupviz/serve/settings.py): the environment overrides the family, the subset size
+and the steps."""
 
 from __future__ import annotations
 
