@@ -15,13 +15,12 @@ import streamlit as st
 import torch
 
 from pages._state import Keys
-from soupviz.checkpoints.families import Ingredient, SoupFamily
+from soupviz.checkpoints.families import Ingredient, SoupFamily, baselines_folder, load_baselines
 from soupviz.checkpoints.importing import folder_stamp, open_family
 from soupviz.corruptions.cifar_c import corruption_label, corruption_names
 from soupviz.data import ImageSet, load_split, resolve_source
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import DataError, SoupvizError
-from soupviz.evaluate.baselines import baselines_folder, load_baselines
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.evaluate.factory import BuiltEvaluator, open_evaluator
 from soupviz.present.places import family_title, portable, source_name
@@ -29,6 +28,7 @@ from soupviz.serve.background import Lane, Slots
 from soupviz.serve.settings import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder
 from soupviz.serve.uploads import typed_family_folder
 from soupviz.soups.parameters import ParameterMatrix
+from soupviz.soups.weights import weights_key
 
 HOME = "pages/home.py"
 
@@ -309,5 +309,5 @@ def quick_records(evaluator: Evaluator, weights: list[list[float]], specs: list)
     """Records of fast metrics (clean accuracy) without a progress bar, memoised per session
     context in memory on top of the evaluator's disk cache."""
     context = st.session_state[Keys.EVALUATOR].context
-    rows = tuple(tuple(round(float(w), 8) for w in row) for row in weights)
+    rows = tuple(weights_key(row) for row in weights)
     return _cached_records(context, rows, tuple(spec.key for spec in specs), evaluator, tuple(specs))

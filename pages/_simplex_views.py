@@ -12,9 +12,8 @@ import streamlit as st
 from pages._components import family_baselines
 from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
-from soupviz.checkpoints.families import Ingredient, SoupFamily
+from soupviz.checkpoints.families import Ingredient, SoupFamily, baseline_labels
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.baselines import baseline_labels
 from soupviz.present.labels import (
     interval_text,
     ranked_placeholder,
@@ -26,7 +25,6 @@ from soupviz.present.labels import (
 )
 from soupviz.present.simplex_figures import filled_ternary_figure, tetrahedron_figure
 from soupviz.present.soup_figures import accuracy_heatmap
-from soupviz.present.tables import weights_key
 from soupviz.present.tradeoff_figures import tradeoff_figure
 from soupviz.results.grids import (
     StoredGrid,
@@ -43,6 +41,7 @@ from soupviz.results.interpolation import Interpolated, SimplexInterpolator
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.store import Record, ResultStore
 from soupviz.serve.soup_rows import row_soups
+from soupviz.soups.weights import weights_key
 
 REFRESH, IDLE_REFRESH = "5s", "60s"  # how often a page rereads the store while a sweep writes it, and otherwise
 

@@ -8,7 +8,8 @@ from pages._components import HeldResults, family_baselines, readable, session_e
 from pages._simplex_views import stored_tradeoff
 from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
-from soupviz.evaluate.baselines import baseline_labels, evaluate_baselines
+from soupviz.checkpoints.families import baseline_labels
+from soupviz.evaluate.baselines import evaluate_baselines
 from soupviz.evaluate.comparison import SAMPLING_NOTE
 from soupviz.evaluate.ensembles import EnsembleEvaluator, ensemble_soups
 from soupviz.present.labels import attacks_named, interval_text

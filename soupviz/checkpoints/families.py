@@ -1,5 +1,5 @@
-"""Checkpoints on disk: safetensors weights with a JSON card beside them (`soupviz.checkpoints.cards`), and
-families.
+"""Checkpoints on disk: safetensors weights with a JSON card beside them (`soupviz.checkpoints.cards`),
+families, and a family's baselines (models trained outside its soup, in its `baselines/` subfolder).
 
 A family is a folder of ingredients fine-tuned from one base. Loading never unpickles code:
 safetensors, or plain `.pt`/`.pth` state dicts through `torch.load(weights_only=True)`; every
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,3 +252,29 @@ def load_family(folder: str | Path, include: list[str] | None = None) -> SoupFam
     if not paths:
         raise CheckpointError(f"The family folder {folder} holds no .safetensors checkpoints.")
     return family_from_ingredients([load_checkpoint(path) for path in paths], folder.name, folder)
+
+
+BASELINES = "baselines"  # the subfolder of a family holding models trained outside its soup
+
+
+def baselines_folder(family: SoupFamily) -> Path | None:
+    """Where `family`'s baselines live, or None for a family with no folder (e.g. built in memory)."""
+    return None if family.folder is None else Path(family.folder) / BASELINES
+
+
+def load_baselines(family: SoupFamily) -> list[Ingredient]:
+    """Every checkpoint in the family's `baselines/` subfolder; empty when it has none."""
+    folder = baselines_folder(family)
+    if folder is None or not folder.is_dir():
+        return []
+    return [load_checkpoint(path) for path in sorted(folder.glob("*.safetensors"))]
+
+
+def baseline_family_name(family: SoupFamily, baseline: Ingredient) -> str:
+    """The family name a baseline's records carry: 'cifar10-x/baselines/sat'."""
+    return f"{family.name}/{BASELINES}/{baseline.name}"
+
+
+def baseline_labels(family: SoupFamily, baselines: Sequence[Ingredient]) -> dict[str, str]:
+    """Record family -> display label ('SAT', from the card) of each baseline, for figures."""
+    return {baseline_family_name(family, b): b.card.label for b in baselines}

@@ -223,7 +223,8 @@ def _lambda_rows(args: argparse.Namespace):
 def _evaluate_baselines(args: argparse.Namespace, evaluator, specs: list) -> list:
     """The family's baselines on `specs`, measured like its soups (`evaluate_baselines`): one table
     per baseline, all exported to --out."""
-    from soupviz.evaluate.baselines import baseline_family_name, evaluate_baselines, load_baselines
+    from soupviz.checkpoints.families import baseline_family_name, load_baselines
+    from soupviz.evaluate.baselines import evaluate_baselines
     from soupviz.present.tables import text_table
     from soupviz.results.store import write_records
 

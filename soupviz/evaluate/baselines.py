@@ -10,38 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
-from soupviz.checkpoints.families import Ingredient, SoupFamily, family_from_ingredients, load_checkpoint
+from soupviz.checkpoints.families import Ingredient, baseline_family_name, family_from_ingredients
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.records import Record
-
-BASELINES = "baselines"
-
-
-def baselines_folder(family: SoupFamily) -> Path | None:
-    """Where `family`'s baselines live, or None for a family with no folder (e.g. built in memory)."""
-    return None if family.folder is None else Path(family.folder) / BASELINES
-
-
-def load_baselines(family: SoupFamily) -> list[Ingredient]:
-    """Every checkpoint in the family's `baselines/` subfolder; empty when it has none."""
-    folder = baselines_folder(family)
-    if folder is None or not folder.is_dir():
-        return []
-    return [load_checkpoint(path) for path in sorted(folder.glob("*.safetensors"))]
-
-
-def baseline_family_name(family: SoupFamily, baseline: Ingredient) -> str:
-    """The family name a baseline's records carry: 'cifar10-x/baselines/sat'."""
-    return f"{family.name}/{BASELINES}/{baseline.name}"
-
-
-def baseline_labels(family: SoupFamily, baselines: Sequence[Ingredient]) -> dict[str, str]:
-    """Record family -> display label ('SAT', from the card) of each baseline, for figures."""
-    return {baseline_family_name(family, b): b.card.label for b in baselines}
 
 
 def baseline_evaluator(evaluator: Evaluator, baseline: Ingredient) -> Evaluator:

@@ -214,6 +214,3 @@ def wide_resnet28_10(num_classes: int = 10, **norm: Sequence[float]) -> nn.Modul
     """WideResNet-28-10 (36.5M parameters), the soups paper's CIFAR-10 architecture."""
     return WideResNet(28, 10, num_classes, **norm)
 
-
-# The zoo's other layouts register themselves on import (after the classes they build on exist).
-from soupviz.models import zoo_architectures as zoo_models  # noqa: E402, F401

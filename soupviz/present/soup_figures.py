@@ -27,10 +27,9 @@ from soupviz.present.labels import (
     series_name,
     soup_label,
 )
-from soupviz.present.tables import weights_key
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.records import Record
-from soupviz.soups.weights import tidy
+from soupviz.soups.weights import tidy, weights_key
 
 TERNARY_HEIGHT = 600  # CSS pixels
 BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"}

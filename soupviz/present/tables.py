@@ -32,6 +32,7 @@ from soupviz.present.labels import (
     soup_label,
 )
 from soupviz.results.records import CORRUPTION_MEAN, CorruptionMean, Record, corruption_mean, records_of
+from soupviz.soups.weights import weights_key
 
 if TYPE_CHECKING:
     from soupviz.checkpoints.families import SoupFamily
@@ -39,11 +40,6 @@ if TYPE_CHECKING:
     from soupviz.insight.few_shot import AdaptationRun
 
 MISSING = "—"
-
-
-def weights_key(weights: Sequence[float]) -> tuple[float, ...]:
-    """Weights rounded to 8 decimals, to find the records of one soup."""
-    return tuple(round(float(w), 8) for w in weights)
 
 
 def records_table(records: Sequence[Record], soups: Sequence[tuple[str, Sequence[float]]]) -> list[dict]:

@@ -24,8 +24,8 @@ from soupviz.present.soup_figures import (
     percent,
     select,
 )
-from soupviz.present.tables import weights_key
 from soupviz.results.records import Record
+from soupviz.soups.weights import weights_key
 from soupviz.threats import THREAT_LABELS, format_budget
 
 BARS_ON_ALL_UP_TO = 60  # more soups than this: intervals on the Pareto front only, or the bars hide the points

@@ -12,15 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from soupviz.checkpoints.families import Ingredient, SoupFamily, family_from_ingredients
-from soupviz.evaluate.baselines import baseline_family_name
+from soupviz.checkpoints.families import Ingredient, SoupFamily, baseline_family_name, family_from_ingredients
 from soupviz.files import atomic_write_bytes, cache_dir
-from soupviz.present.tables import weights_key
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.records import CorruptionMean, Record, corruption_mean
 from soupviz.results.speaking import quantity, speaking_record, spec_quantity, strength_order
 from soupviz.results.store import ResultStore
-from soupviz.soups.weights import grid_weights
+from soupviz.soups.weights import grid_weights, weights_key
 from soupviz.threats import THREATS
 
 SHIPPED_STORE = "results.sqlite"

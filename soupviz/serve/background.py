@@ -21,6 +21,7 @@ from soupviz.errors import SoupvizError
 from soupviz.progress import Progress
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.records import Record
+from soupviz.soups.weights import weights_key
 
 IDLE_SECONDS = 60.0
 FOREGROUND_WAIT_SECONDS = 10.0
@@ -116,7 +117,7 @@ class Job:
         return all(tile.finished for tile in self.tiles)
 
     def same_work(self, weights: Sequence[float], specs: Sequence[MetricSpec]) -> bool:
-        return self.weights == _rounded(weights) and self.specs == tuple(specs)
+        return self.weights == weights_key(weights) and self.specs == tuple(specs)
 
     def run(self, evaluate: Callable[..., list[Record]], slots: Slots | None = None) -> None:
         """Measure every spec with `evaluate(weights, specs, progress)` until done or superseded,
@@ -228,7 +229,7 @@ class Lane:
             return self.job
         if self.job is not None:
             self.job.cancelled.set()
-        self.job = Job(_rounded(weights), tuple(specs))
+        self.job = Job(weights_key(weights), tuple(specs))
         self._worker.submit(self.job)
         return self.job
 
@@ -259,7 +260,3 @@ def _close_all() -> None:
         thread = worker.thread
         if thread is not None:
             thread.join(EXIT_WAIT_SECONDS)
-
-
-def _rounded(weights: Sequence[float]) -> tuple[float, ...]:
-    return tuple(round(float(w), 8) for w in weights)

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 
 from soupviz.checkpoints.families import SoupFamily
 from soupviz.present.labels import soup_label
-from soupviz.present.tables import weights_key
-from soupviz.soups.weights import grid_weights, presets
+from soupviz.soups.weights import grid_weights, presets, weights_key
 
 ROW_GROUPS = ("ingredients", "presets", "current soup", "grid")
 
@@ -43,6 +42,6 @@ def row_soups(
 
 def with_soup(soups: Sequence[Sequence[float]], weights: Sequence[float]) -> list[Sequence[float]]:
     """`soups`, then `weights` unless one of them is that soup already (to 8 decimals,
-    `present.tables.weights_key`): e.g. a grid with the current soup, each measured once."""
+    `soups.weights.weights_key`): e.g. a grid with the current soup, each measured once."""
     present = {weights_key(w) for w in soups}
     return [*soups, *([weights] if weights_key(weights) not in present else [])]

@@ -20,6 +20,12 @@ DECIMALS = 3  # slider weights are kept to 3 decimals, so a soup reads (and cach
 F64 = torch.float64
 
 
+
+def weights_key(weights: Sequence[float]) -> tuple[float, ...]:
+    """The key of a soup: its weights rounded to 8 decimals, so the same soup reached by different
+    float arithmetic (a slider, a grid, a link) finds the same records, lanes and cached numbers."""
+    return tuple(round(float(w), 8) for w in weights)
+
 def bounds(extrapolate: bool, margin: float = DEFAULT_MARGIN) -> tuple[float, float]:
     """The range a weight may take: [0, 1], or [-margin, 1 + margin] when extrapolating."""
     return (-margin, 1.0 + margin) if extrapolate else (0.0, 1.0)

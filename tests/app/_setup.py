@@ -11,9 +11,8 @@ import torch
 from PIL import Image
 
 from soupviz.checkpoints.cards import Card
-from soupviz.checkpoints.families import load_family, save_checkpoint
+from soupviz.checkpoints.families import BASELINES, load_family, save_checkpoint
 from soupviz.data import CIFAR10_CLASSES
-from soupviz.evaluate.baselines import BASELINES
 
 TESTS = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages._state import Keys
-from soupviz.checkpoints.families import load_family
+from soupviz.checkpoints.families import load_baselines, load_family
 from soupviz.data import load_split
-from soupviz.evaluate.baselines import evaluate_baselines, load_baselines
+from soupviz.evaluate.baselines import evaluate_baselines
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.present.labels import soup_label
 from soupviz.results.metric_specs import MetricSpec

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from soupviz.checkpoints.families import load_family
-from soupviz.evaluate.baselines import load_baselines
+from soupviz.checkpoints.families import load_baselines, load_family
 from soupviz.results.grids import (
     family_records,
     family_store,

@@ -407,8 +407,7 @@ def test_eval_of_the_baselines_stores_them_for_the_stored_tradeoff(family_folder
                                                                     capsys) -> None:
     from dataclasses import replace
 
-    from soupviz.checkpoints.families import load_checkpoint, save_checkpoint
-    from soupviz.evaluate.baselines import load_baselines
+    from soupviz.checkpoints.families import load_baselines, load_checkpoint, save_checkpoint
     from soupviz.results.grids import StoredGrid, stored_baselines, stored_grids
     from soupviz.results.records import corruption_mean
     from soupviz.results.store import ResultStore, family_fingerprint

@@ -7,8 +7,15 @@ import shutil
 from pathlib import Path
 
 from soupviz.checkpoints.cards import Card
-from soupviz.checkpoints.families import load_checkpoint, load_family, save_checkpoint
-from soupviz.evaluate.baselines import BASELINES, baseline_labels, evaluate_baselines, load_baselines
+from soupviz.checkpoints.families import (
+    BASELINES,
+    baseline_labels,
+    load_baselines,
+    load_checkpoint,
+    load_family,
+    save_checkpoint,
+)
+from soupviz.evaluate.baselines import evaluate_baselines
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.store import ResultStore

@@ -243,7 +243,7 @@ def test_a_read_only_store_is_read_and_a_write_to_it_is_one_sentence(tmp_path: P
     path = tmp_path / "results.sqlite"
     _filled(path)
     _checkpointed(path)
-    monkeypatch.setattr("soupviz.results.store_connection.os.access", lambda *args: False)  # as a user without rights sees it
+    monkeypatch.setattr("soupviz.results.store_connection.os.access", lambda *args: False)
     store = ResultStore(path)
     assert len(store) == 3 and store.get("k1") == make_record(1)
     with pytest.raises(SoupvizError, match=r"results.sqlite is read-only and this step writes to it"):
