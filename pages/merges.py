@@ -15,12 +15,13 @@ from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
 from soupviz.present.labels import attacks_named
 from soupviz.present.merge_figures import gap_rows, layer_swap_heatmap
 from soupviz.present.soup_figures import accuracy_heatmap
-from soupviz.present.tables import text_table, weights_key
+from soupviz.present.tables import text_table
 from soupviz.results.grids import family_store
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.store import ResultStore
 from soupviz.serve.page_specs import robust_specs
 from soupviz.serve.soup_rows import row_soups
+from soupviz.soups.weights import weights_key
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
