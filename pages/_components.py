@@ -15,14 +15,13 @@ import streamlit as st
 import torch
 
 from pages._state import Keys
+from soupviz import BuiltEvaluator, Evaluator, open_evaluator, open_family
 from soupviz.checkpoints.families import Ingredient, SoupFamily, baselines_folder, load_baselines
-from soupviz.checkpoints.importing import folder_stamp, open_family
+from soupviz.checkpoints.importing import folder_stamp
 from soupviz.corruptions.cifar_c import corruption_label, corruption_names
 from soupviz.data import ImageSet, load_split, resolve_source
 from soupviz.device import describe_device, pick_device
 from soupviz.errors import DataError, SoupvizError
-from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.factory import BuiltEvaluator, open_evaluator
 from soupviz.present.places import family_title, portable, source_name
 from soupviz.serve.background import Lane, Slots
 from soupviz.serve.settings import ATTACK_CHOICES, ATTACK_NAMES, EvalSettings, default_settings, shipped_family_folder

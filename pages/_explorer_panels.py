@@ -8,12 +8,11 @@ import streamlit as st
 
 from pages._state import Keys
 from pages._widgets import evaluate_live, figure_panel, keep_valid, set_weights
+from soupviz import Evaluator, MetricSpec
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.evaluator import Evaluator
 from soupviz.present.labels import record_choices
 from soupviz.present.simplex_figures import picked_weights
 from soupviz.present.soup_figures import interpolation_figure, ternary_figure, ternary_points
-from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.store import records_from_upload
 from soupviz.soups.weights import grid_weights, line_weights
 

@@ -15,8 +15,7 @@ import torch
 from pages._components import data_source, session_lock
 from pages._state import Keys, PickerKeys
 from pages._widgets import current_weights
-from soupviz.checkpoints.families import SoupFamily
-from soupviz.data import ImageSet, load_split
+from soupviz import ImageSet, SoupFamily, load_split
 from soupviz.errors import SoupvizError
 from soupviz.insight.saliency import load_uploaded_image
 from soupviz.present.labels import soup_label

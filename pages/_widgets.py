@@ -15,13 +15,12 @@ from streamlit.delta_generator import DeltaGenerator
 
 from pages._components import session_lock
 from pages._state import QUERY_WEIGHTS, Keys
-from soupviz.checkpoints.families import SoupFamily
+from soupviz import Record, SoupFamily
 from soupviz.evaluate.methods import attack_strength
 from soupviz.present.figure_export import ExportError, export_figure, figure_csv, filename_for, find_chromium
 from soupviz.present.labels import bounded, ingredient_titles, interval_text, method_text, tile_caption
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.results.interpolation import Interpolated
-from soupviz.results.records import Record
 from soupviz.results.speaking import speaking_record, strength_order, strength_rank
 from soupviz.serve.background import Job, Tile
 from soupviz.soups.links import SoupLink, read_soup_link

@@ -10,10 +10,10 @@ from pages._simplex_views import interpolated, simplex_views
 from pages._soupability import lineage_warning
 from pages._state import Keys
 from pages._widgets import background_tiles, metric_tile, read_link, weight_sliders, write_link
+from soupviz import MetricSpec
 from soupviz.errors import SoupvizError
 from soupviz.present.labels import soup_label
 from soupviz.results.grids import family_store, stored_records
-from soupviz.results.metric_specs import MetricSpec
 from soupviz.serve.page_specs import corruption_specs, metric_choices, robust_specs
 
 st.title("Soup explorer")

@@ -20,8 +20,8 @@ from pages._insight import (
 )
 from pages._state import Keys
 from pages._widgets import figure_panel
+from soupviz import GenerationSettings
 from soupviz.errors import SoupvizError
-from soupviz.insight.generate import GenerationSettings
 from soupviz.present.insight_figures import class_figure, strip_figure
 from soupviz.serve.insight_runs import (
     WALK_AT_ONCE,

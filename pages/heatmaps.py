@@ -7,11 +7,11 @@ from pages._components import HeldResults, readable, session_evaluator, settings
 from pages._simplex_views import stored_heatmap
 from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
+from soupviz import MetricSpec
 from soupviz.errors import SoupvizError
 from soupviz.present.labels import attacks_named
 from soupviz.present.soup_figures import accuracy_heatmap
 from soupviz.present.tradeoff_figures import budget_curves
-from soupviz.results.metric_specs import MetricSpec
 from soupviz.serve.page_specs import budget_specs
 from soupviz.serve.soup_rows import ROW_GROUPS, row_soups
 from soupviz.threats import THREAT_LABELS, THREATS, default_budgets, format_budgets, parse_budgets

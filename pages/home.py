@@ -19,13 +19,13 @@ from pages._simplex_views import stored_heatmap
 from pages._soupability import soupability_panel
 from pages._state import Keys
 from pages._widgets import evaluate_live
+from soupviz import MetricSpec
 from soupviz.checkpoints.importing import folder_stamp
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
 from soupviz.present.labels import attacks_named
 from soupviz.present.places import family_place, family_title
 from soupviz.present.tables import ingredient_caption, ingredient_table
-from soupviz.results.metric_specs import MetricSpec
 from soupviz.serve.page_specs import robust_specs
 from soupviz.serve.settings import shipped_family_folder
 from soupviz.serve.uploads import save_uploads

@@ -17,8 +17,8 @@ from pages._insight import (
 )
 from pages._state import Keys
 from pages._widgets import figure_panel
+from soupviz import SaliencySettings
 from soupviz.errors import SoupvizError
-from soupviz.insight.saliency import SaliencySettings
 from soupviz.serve.insight_runs import request_key, saliency_panels, saliency_view, tensor_digest
 
 METHODS = {"loss": "Loss gradient", "saliency": "Saliency", "smoothgrad": "SmoothGrad",

@@ -8,6 +8,7 @@ from pages._components import HeldResults, family_baselines, readable, session_e
 from pages._simplex_views import stored_tradeoff
 from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
+from soupviz import MetricSpec
 from soupviz.checkpoints.families import baseline_labels
 from soupviz.evaluate.baselines import evaluate_baselines
 from soupviz.evaluate.comparison import SAMPLING_NOTE
@@ -15,7 +16,6 @@ from soupviz.evaluate.ensembles import EnsembleEvaluator, ensemble_soups
 from soupviz.present.labels import attacks_named, interval_text
 from soupviz.present.tables import soup_vs_ensemble
 from soupviz.present.tradeoff_figures import tradeoff_figure
-from soupviz.results.metric_specs import MetricSpec
 from soupviz.serve.page_specs import robust_specs
 from soupviz.serve.soup_rows import with_soup
 from soupviz.soups.weights import grid_weights

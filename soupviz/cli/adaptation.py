@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from soupviz import AdaptConfig
 from soupviz.cli.options import add_common, command_line
 from soupviz.cli.outputs import FIGURE_FORMATS, check_out, write_outputs
 from soupviz.errors import SoupvizError
-from soupviz.insight.few_shot import AdaptConfig
 from soupviz.insight.shifts import HELDOUT_PER_CLASS, PER_CLASS, SEVERITY
 from soupviz.progress import terminal_bar
 
@@ -60,11 +60,8 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_adapt(args: argparse.Namespace) -> None:
     """`soupviz adapt`: `insight.few_shot.adapt_to_shift` on the shift named, as the page runs it."""
-    from soupviz.checkpoints.families import load_family
-    from soupviz.data import load_split
+    from soupviz import adapt_to_shift, load_family, load_split, open_evaluator
     from soupviz.device import pick_device
-    from soupviz.evaluate.factory import open_evaluator
-    from soupviz.insight.few_shot import adapt_to_shift
     from soupviz.insight.shifts import shift_from_spec
     from soupviz.present.figure_export import figure_csv
     from soupviz.present.tables import adaptation_table

@@ -144,10 +144,8 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace, weights) -> list:
-    from soupviz.checkpoints.families import load_family
-    from soupviz.evaluate.factory import open_evaluator
+    from soupviz import ResultStore, load_family, open_evaluator
     from soupviz.results.metric_specs import parse_metrics
-    from soupviz.results.store import ResultStore
 
     family = load_family(args.family)
     specs = parse_metrics(args.metrics, args.attack, args.steps)
@@ -282,8 +280,8 @@ def _comparison(records: list, wanted: list[str]) -> str:
 
 def run_eval(args: argparse.Namespace) -> None:
     """`soupviz eval`: the soups of --weights (or each ingredient) on --metrics, as a table."""
+    from soupviz import load_family
     from soupviz.checkpoints.cards import card_path, record_metrics
-    from soupviz.checkpoints.families import load_family
     from soupviz.errors import SoupWeightsError
     from soupviz.results.records import corruption_mean, records_of
     from soupviz.results.store import EXPORT_SUFFIXES
@@ -380,11 +378,10 @@ def _sweep(args: argparse.Namespace, weights) -> list:
     --no-cache), on --engine, with a progress bar over tasks."""
     import tempfile
 
-    from soupviz.checkpoints.families import load_family
+    from soupviz import ResultStore, load_family
     from soupviz.data import load_split
     from soupviz.evaluate.sweeps import SweepSetup, sweep
     from soupviz.results.metric_specs import parse_metrics
-    from soupviz.results.store import ResultStore
 
     family = load_family(args.family)
     _note_cut(args.images, load_split(args.data, "test"))

@@ -57,9 +57,8 @@ def _triple(text: str, what: str) -> tuple[float, ...]:
 
 def run_import(args: argparse.Namespace) -> None:
     """`soupviz import`: `checkpoints.importing.import_checkpoint` on each file, printing what was written."""
-    from soupviz.checkpoints.importing import import_checkpoint
+    from soupviz import import_checkpoint, load_split
     from soupviz.cli.options import command_line
-    from soupviz.data import load_split
     from soupviz.threats import THREATS, parse_budget
 
     if args.name and len(args.files) > 1:
@@ -132,6 +131,7 @@ def run_check(args: argparse.Namespace) -> None:
     from soupviz.checkpoints.families import load_checkpoint, load_family
     from soupviz.cli.options import command_line
     from soupviz.data import load_split
+    """`soupviz check`: lineage and loss barriers of the family's pairs (or against --against)."""
     from soupviz.device import pick_device
     from soupviz.evaluate.soupability import DEFAULT_CHECK_IMAGES, check_report, measure_against, measure_soupability
     from soupviz.soups.parameters import ParameterMatrix

@@ -8,19 +8,17 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from soupviz import GenerationSettings
 from soupviz.cli.options import add_common
 from soupviz.cli.outputs import FIGURE_FORMATS, check_out, write_outputs
 from soupviz.errors import SoupvizError
-from soupviz.insight.generate import GenerationSettings
 from soupviz.insight.saliency import CLIPS, METHODS, MODES, SaliencySettings
 from soupviz.progress import terminal_bar
 
 if TYPE_CHECKING:
     import torch
 
-    from soupviz.checkpoints.families import SoupFamily
-    from soupviz.data import ImageSet
-    from soupviz.soups.soup import Soup
+    from soupviz import ImageSet, Soup, SoupFamily
 
 GENERATION = GenerationSettings()
 SALIENCY = SaliencySettings()
@@ -114,7 +112,7 @@ def run_generate(args: argparse.Namespace) -> None:
     """`soupviz generate`: `serve.insight_runs.walk_towards` or `fit_gaussians` and `generate_per_model`,
     as the page runs them."""
     check_out(args.out, (".csv",))
-    from soupviz.data import load_split
+    from soupviz import load_split
     from soupviz.present.insight_figures import class_figure, strip_figure
     from soupviz.serve.insight_runs import (
         class_index,
@@ -153,9 +151,7 @@ def run_generate(args: argparse.Namespace) -> None:
 
 def _open(args: argparse.Namespace) -> tuple[SoupFamily, Soup, ImageSet, list[float]]:
     """The family, its soup (as the dashboard's evaluator builds it), the test split and the soup's weights."""
-    from soupviz.checkpoints.families import load_family
-    from soupviz.data import load_split
-    from soupviz.evaluate.factory import open_evaluator
+    from soupviz import load_family, load_split, open_evaluator
     from soupviz.soups.weights import EXTRAPOLATION_LIMIT, uniform, weights_from_query
 
     family = load_family(args.family)
