@@ -53,6 +53,11 @@ class ImageSet:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def digest(self) -> str:
+        """20 hex digits of SHA-256 over the images' and labels' bytes: which data a result was
+        computed on, the same whatever folder or download the images came from."""
+        return hashlib.sha256(self.images.numpy().tobytes() + self.labels.numpy().tobytes()).hexdigest()[:20]
+
     def floats(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """The images as float32 in [0, 1] on `device`."""
         return self.images.to(device).float().div_(255.0)

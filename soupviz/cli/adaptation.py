@@ -66,7 +66,7 @@ def run_adapt(args: argparse.Namespace) -> None:
     from soupviz.present.figure_export import figure_csv
     from soupviz.present.tables import adaptation_table
     from soupviz.serve.adaptation_views import adaptation_figures
-    from soupviz.serve.kept_runs import keep_run, portable_key, split_digest
+    from soupviz.serve.kept_runs import keep_run, portable_key
     from soupviz.soups.soup import Soup
 
     if (args.corruption is None) == (args.folder is None):
@@ -96,7 +96,7 @@ def run_adapt(args: argparse.Namespace) -> None:
         run = adapt_to_shift(soup, shift, config, family.labels, report)
     print(adaptation_table(run))
     if args.keep:
-        key = portable_key(family, split_digest(split), soup.bn_label, spec, args.heldout, per_class, args.seed,
+        key = portable_key(family, split.digest(), soup.bn_label, spec, args.heldout, per_class, args.seed,
                            config)
         print(f"run kept in {keep_run(family.folder or Path(args.family), key, run, command_line())}")
     figures = adaptation_figures(run, family.labels, family.name)

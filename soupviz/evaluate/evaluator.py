@@ -10,7 +10,6 @@ the points it still classifies correctly, and reports a running estimate.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
@@ -73,8 +72,7 @@ class Evaluator:
         self.soup = soup or Soup.from_family(family, self.device)
         self.x = images.floats(self.device)
         self.y = images.labels.to(self.device)
-        digest = hashlib.sha256(images.images.numpy().tobytes() + images.labels.numpy().tobytes())
-        self.images_id = digest.hexdigest()[:20]
+        self.images_id = images.digest()
         self.images_label = f"{len(images)} images of {images.source}"
         self.code_fingerprint = code_fingerprint()
         self.family_id = family_fingerprint(family.hashes)

@@ -8,7 +8,6 @@ selection settings), and the page reads it back only when all of those match its
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -17,7 +16,6 @@ from pathlib import Path
 import torch
 
 from soupviz.checkpoints.families import SoupFamily
-from soupviz.data import ImageSet
 from soupviz.files import atomic_write_json
 from soupviz.insight.adapt import Outcome
 from soupviz.insight.few_shot import AdaptationRun, AdaptConfig
@@ -38,16 +36,10 @@ class KeptRun:
     created: float
 
 
-def split_digest(split: ImageSet) -> str:
-    """20 hex digits of SHA-256 over a split's images and labels: which data a run was made on."""
-    digest = hashlib.sha256(split.images.numpy().tobytes() + split.labels.numpy().tobytes())
-    return digest.hexdigest()[:20]
-
-
 def portable_key(family: SoupFamily, split_id: str, batchnorm: str, spec: Sequence, heldout: int, per_class: int,
                  seed: int, config: AdaptConfig) -> str:
     """The key of an adaptation's inputs that holds on any machine: the same on the page and the CLI
-    for the same checkpoints, data (`split_digest`), BatchNorm sentence, shift and settings."""
+    for the same checkpoints, data (`ImageSet.digest`), BatchNorm sentence, shift and settings."""
     spec = tuple(int(part) if isinstance(part, int) else str(part) for part in spec)
     return request_key("adapt", family_fingerprint(family.hashes), split_id, batchnorm, spec, int(heldout),
                        int(per_class), int(seed), config)

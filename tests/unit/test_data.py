@@ -9,7 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from soupviz.data import augment, image_folder_stamp, load_image_folder, load_split, resolve_source, subset_indices
+from soupviz.data import (
+    ImageSet,
+    augment,
+    image_folder_stamp,
+    load_image_folder,
+    load_split,
+    resolve_source,
+    subset_indices,
+)
 from soupviz.errors import DataError
 
 
@@ -98,3 +106,13 @@ def test_augment_keeps_shape_and_values_and_is_seeded() -> None:
     b = augment(x, torch.Generator().manual_seed(0))
     assert a.shape == x.shape and torch.equal(a, b)
     assert set(a.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
+
+
+def test_the_digest_follows_the_content_not_the_source() -> None:
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3])
+    one = ImageSet(images, labels, ("a", "b", "c", "d"), "folder one")
+    assert one.digest() == ImageSet(images.clone(), labels.clone(), one.classes, "elsewhere").digest()
+    assert len(one.digest()) == 20
+    assert one.digest() != ImageSet(images.flip(0), labels, one.classes, one.source).digest()
+    assert one.digest() != ImageSet(images, labels.flip(0), one.classes, one.source).digest()

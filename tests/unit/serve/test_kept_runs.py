@@ -21,7 +21,6 @@ from soupviz.serve.kept_runs import (
     portable_key,
     run_from_json,
     run_to_json,
-    split_digest,
 )
 from soupviz.soups.soup import Soup
 
@@ -59,13 +58,13 @@ def test_a_run_survives_json_exactly(run):
 
 
 def test_a_kept_run_is_read_back_only_under_its_own_key(run, family, images, tmp_path):
-    key = portable_key(family, split_digest(images), "mixed", ("corruption", "fog", 3), 2, 6, 0, CONFIG)
+    key = portable_key(family, images.digest(), "mixed", ("corruption", "fog", 3), 2, 6, 0, CONFIG)
     path = keep_run(tmp_path, key, run, "soupviz adapt F --keep")
     assert path == kept_path(tmp_path, key) and path.parent.name == PRECOMPUTED
     kept = kept_run(tmp_path, key)
     assert kept is not None and kept.command == "soupviz adapt F --keep"
     assert_same_run(kept.run, run)
-    other = portable_key(family, split_digest(images), "mixed", ("corruption", "fog", 4), 2, 6, 0, CONFIG)
+    other = portable_key(family, images.digest(), "mixed", ("corruption", "fog", 4), 2, 6, 0, CONFIG)
     assert kept_run(tmp_path, other) is None and kept_run(None, key) is None
     path.rename(kept_path(tmp_path, other))  # a file under the wrong name is not trusted
     assert kept_run(tmp_path, other) is None
@@ -74,11 +73,11 @@ def test_a_kept_run_is_read_back_only_under_its_own_key(run, family, images, tmp
 
 
 def test_the_key_changes_with_each_input_and_not_with_the_spec_container(family, images):
-    base = dict(split_id=split_digest(images), batchnorm="mixed", spec=("corruption", "fog", 3), heldout=2,
+    base = dict(split_id=images.digest(), batchnorm="mixed", spec=("corruption", "fog", 3), heldout=2,
                 per_class=6, seed=0, config=CONFIG)
     key = portable_key(family, **base)
     other_images = ImageSet(images.images.flip(0), images.labels, images.classes, images.source)
-    changes = [{"split_id": split_digest(other_images)}, {"batchnorm": "re-estimated"},
+    changes = [{"split_id": other_images.digest()}, {"batchnorm": "re-estimated"},
                {"spec": ("corruption", "fog", 2)}, {"heldout": 3}, {"per_class": 7}, {"seed": 1},
                {"config": dataclasses.replace(CONFIG, k=2)}]
     assert len({key, *(portable_key(family, **(base | change)) for change in changes)}) == 1 + len(changes)
