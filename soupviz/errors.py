@@ -21,5 +21,9 @@ class SoupWeightsError(SoupvizError):
     """A weight vector that cannot define a soup of the given ingredients."""
 
 
+class WeightOutOfRangeError(SoupWeightsError):
+    """A soup weight outside the range allowed (the simplex, or the extrapolation bounds)."""
+
+
 class NonFiniteLogitsError(SoupvizError):
     """A soup whose outputs are NaN or infinite, so it cannot be scored."""

@@ -15,7 +15,7 @@ from torch import nn
 from torch.func import functional_call
 
 from soupviz.checkpoints.families import SoupFamily
-from soupviz.errors import SoupvizError, SoupWeightsError
+from soupviz.errors import SoupvizError, SoupWeightsError, WeightOutOfRangeError
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.results.metric_specs import (
     MetricSpec,
@@ -35,10 +35,10 @@ def check_ensemble_weights(weights: Weights | Sequence[Weights], k: int, mode: s
         raise SoupvizError(f"Unknown ensemble mode {mode!r}: use 'logits' or 'probs'.")
     try:
         return check_weights(weights, k, extrapolate=mode == "logits", margin=EXTRAPOLATION_LIMIT)
-    except SoupWeightsError as error:
-        if mode == "probs" and "allow extrapolation" in str(error):
-            raise SoupWeightsError(f"{error} An ensemble of probabilities needs weights in [0, 1]; "
-                                   "use mode 'logits' to extrapolate.") from error
+    except WeightOutOfRangeError as error:
+        if mode == "probs":
+            raise WeightOutOfRangeError(f"{error} An ensemble of probabilities needs weights in [0, 1]; "
+                                        "use mode 'logits' to extrapolate.") from error
         raise
 
 
@@ -118,11 +118,6 @@ class OutputEnsemble(nn.Module):
         self.eval()  # an evaluation object, like a Soup: members in eval mode too
 
     @classmethod
-    def from_soup(cls, soup: Soup, weights: Weights, mode: str = "logits") -> OutputEnsemble:
-        """An ensemble of the ingredients exactly as `soup` computes its one-hot soups."""
-        return cls([SoupMember(soup, k) for k in range(soup.params.k)], weights, mode)
-
-    @classmethod
     def from_family(cls, family: SoupFamily, weights: Weights, mode: str = "logits",
                     device: torch.device | str = "cpu") -> OutputEnsemble:
         """An ensemble of a `SoupFamily`'s ingredients, each built once on `device`."""
@@ -173,7 +168,9 @@ class EnsembleEvaluator(Evaluator):
 
     def __init__(self, evaluator: Evaluator, mode: str = "logits",
                  models: Sequence[Classifier] | None = None) -> None:
-        self.__dict__.update(evaluator.__dict__)
+        super().__init__(evaluator.family, evaluator.images, device=evaluator.device, seed=evaluator.seed,
+                         batch_size=evaluator.batch_size, store=evaluator.store, soup=evaluator.soup,
+                         fold=evaluator.fold)
         k = len(evaluator.family.ingredients)
         models = models or [SoupMember(evaluator.soup, i) for i in range(k)]
         self.ensemble = OutputEnsemble(models, torch.eye(k, dtype=torch.float64)[0], mode)

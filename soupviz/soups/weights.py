@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from soupviz.errors import SoupWeightsError
+from soupviz.errors import SoupWeightsError, WeightOutOfRangeError
 
 Weights = Sequence[float] | torch.Tensor
 SUM_TOLERANCE = 1e-6
@@ -100,7 +100,7 @@ def check_weights(
     if len(bad):
         s, i = int(bad[0, 0]), int(bad[0, 1])
         hint = "widen the extrapolation margin" if extrapolate else "allow extrapolation"
-        raise SoupWeightsError(
+        raise WeightOutOfRangeError(
             f"The weight {float(rows[s, i]):.6g} of ingredient {i}{soup(s)} is outside "
             f"[{low:g}, {high:g}]; change it or {hint}."
         )

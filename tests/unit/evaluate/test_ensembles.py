@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from soupviz.attacks import PGD
-from soupviz.errors import SoupvizError, SoupWeightsError
+from soupviz.errors import SoupvizError, SoupWeightsError, WeightOutOfRangeError
 from soupviz.evaluate.ensembles import (
     EnsembleEvaluator,
     OutputEnsemble,
@@ -54,8 +54,11 @@ def test_probability_ensemble_is_the_weighted_mean_of_probabilities_and_batches_
 
 def test_probability_ensembles_refuse_extrapolation_and_unknown_modes(family):
     models = [ingredient.build_model() for ingredient in family.ingredients]
-    with pytest.raises(SoupWeightsError, match="mode 'logits'"):
+    with pytest.raises(WeightOutOfRangeError, match="mode 'logits'"):
         OutputEnsemble(models, [1.4, -0.4, 0, 0], mode="probs")
+    with pytest.raises(SoupWeightsError, match="sum to") as raised:
+        OutputEnsemble(models, [0.5, 0.2, 0, 0], mode="probs")
+    assert "mode 'logits'" not in str(raised.value)
     OutputEnsemble(models, [1.4, -0.4, 0, 0], mode="logits")
     with pytest.raises(SoupvizError, match="ensemble mode"):
         OutputEnsemble(models, [1, 0, 0, 0], mode="votes")

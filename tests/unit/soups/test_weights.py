@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from soupviz.errors import SoupWeightsError
+from soupviz.errors import SoupWeightsError, WeightOutOfRangeError
 from soupviz.soups.weights import (
     bounds,
     check_weights,
@@ -45,6 +45,14 @@ F64 = torch.float64
 def test_check_weights_explains_each_weight_vector_that_is_not_a_soup(weights, options, message):
     with pytest.raises(SoupWeightsError, match=message):
         check_weights(weights, 3, **options)
+
+
+def test_a_weight_out_of_range_is_its_own_error_type():
+    with pytest.raises(WeightOutOfRangeError, match="allow extrapolation"):
+        check_weights([1.2, -0.2, 0.0], 3)
+    with pytest.raises(SoupWeightsError) as raised:
+        check_weights([0.5, 0.2, 0.2], 3)
+    assert not isinstance(raised.value, WeightOutOfRangeError)
 
 
 def test_check_weights_accepts_soups_and_normalises_on_request():
