@@ -29,7 +29,6 @@ from soupviz.serve.insight_runs import (
     images_at,
     parse_indices,
 )
-from soupviz.serve.kept_runs import split_digest
 
 T = TypeVar("T")
 EXPLORER = "pages/explorer.py"
@@ -45,8 +44,8 @@ def cached_split(source: str, split: str) -> ImageSet:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def split_id(source: str, split: str) -> str:
-    """`kept_runs.split_digest` of a whole split, computed once per source."""
-    return split_digest(cached_split(source, split))
+    """`ImageSet.digest` of a whole split, computed once per source."""
+    return cached_split(source, split).digest()
 
 
 @st.cache_resource(show_spinner=False)

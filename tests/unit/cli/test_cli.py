@@ -19,7 +19,7 @@ from soupviz.insight.few_shot import AdaptConfig, adapt_to_shift
 from soupviz.insight.shifts import corruption_shift, folder_shift
 from soupviz.present.labels import interval_text
 from soupviz.results.store import read_records, unpackbits
-from soupviz.serve.kept_runs import kept_run, portable_key, split_digest
+from soupviz.serve.kept_runs import kept_run, portable_key
 from soupviz.soups.soup import Soup
 
 
@@ -301,7 +301,7 @@ def test_adapt_keeps_its_run_in_the_family_folder_for_the_page(family_folder, sh
     family = load_family(family_folder)
     config = AdaptConfig(k=2, step=0.5, method="grid")
     split = load_split(str(shift_data), "test")
-    key = portable_key(family, split_digest(split), Soup.from_family(family).bn_label, ("corruption", "contrast", 2),
+    key = portable_key(family, split.digest(), Soup.from_family(family).bn_label, ("corruption", "contrast", 2),
                        2, 6, 3, config)
     kept = kept_run(family_folder, key)
     assert kept is not None and kept.command.startswith("soupviz ")
