@@ -91,8 +91,12 @@ def select_by_grid(soup: Soup, grid: torch.Tensor, x_sel: torch.Tensor, y_sel: t
     """The soup of `grid` (G, K) most accurate on the selection images, as in the paper
     (ties: lower mean cross-entropy, then first row). With the grid's one-hot rows (any
     `simplex_grid` without a subset) it is never worse there than any ingredient."""
-    label = f"grid search over {len(grid)} soups on {len(y_sel)} images"
-    return score_grid(soup, grid, x_sel, y_sel, batch_size).pick(label=label)
+    return score_grid(soup, grid, x_sel, y_sel, batch_size).pick(label=grid_search_label(len(grid), len(y_sel)))
+
+
+def grid_search_label(soups: int, images: int) -> str:
+    """How a grid's choice was made, as selections name it."""
+    return f"grid search over {soups} soups on {images} images"
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ from soupviz.insight.adapt import (
     Outcome,
     adaptation_report,
     format_weights,
+    grid_search_label,
     references,
     score_grid,
+    select_by_grid,
     selection_names,
     summarise_curve,
 )
@@ -143,8 +145,9 @@ def select(
     grid search), then with method 'gradient' the gradient's choice started from it."""
     x, y = shift.x[picked], shift.y[picked]
     if grid_choice is None:
-        grid_choice = score_grid(soup, grid, x, y, config.batch_size).pick()
-    grid_choice = dataclasses.replace(grid_choice, label=f"grid search over {len(grid)} soups on {len(picked)} images")
+        grid_choice = select_by_grid(soup, grid, x, y, config.batch_size)
+    else:
+        grid_choice = dataclasses.replace(grid_choice, label=grid_search_label(len(grid), len(picked)))
     if config.method == "grid":
         return [grid_choice]
 

@@ -236,13 +236,6 @@ def export_figure(
     return _with_png_dpi(image, dpi) if fmt == "png" else image
 
 
-def export_figures(
-    fig: go.Figure, formats: Sequence[str] = FORMATS, **options: object
-) -> dict[str, bytes]:
-    """Every format in `formats` for one figure, with one browser start (see `export_figure`)."""
-    return {fmt: export_figure(fig, fmt, keep_browser=True, **options) for fmt in formats}
-
-
 def export_folder() -> Path:
     """Where the export browser keeps its profile and page: `<cache>/export`, emptied on close."""
     return cache_dir() / "export"

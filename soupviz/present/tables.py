@@ -42,20 +42,6 @@ if TYPE_CHECKING:
 MISSING = "—"
 
 
-def records_table(records: Sequence[Record], soups: Sequence[tuple[str, Sequence[float]]]) -> list[dict]:
-    """One row per named soup, one column per metric ('≤' marks upper bounds), cells with intervals."""
-    index = {(weights_key(r.weights), r.metric): r for r in records}
-    columns = list(dict.fromkeys((r.metric, r.upper_bound) for r in records))
-    rows = []
-    for name, weights in soups:
-        row = {"soup": name}
-        for metric, bound in columns:
-            record = index.get((weights_key(weights), metric))
-            row[bounded(metric, bound)] = interval_text(record) if record else MISSING
-        rows.append(row)
-    return rows
-
-
 def _cells(records: Iterable[Record]) -> dict[str, Record | CorruptionMean]:
     """One model's records by spec key, its corruption conditions replaced by their mean."""
     records = list(records)

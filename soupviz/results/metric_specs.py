@@ -210,16 +210,6 @@ def _attack_fields(parts: list[str], attack: str, steps: int) -> dict[str, Any]:
     return {"attack": name, "steps": count, "restarts": restarts, "targets": targets}
 
 
-def default_specs(attack: str = DEFAULT, steps: int = 20, corruptions: bool = False) -> list[MetricSpec]:
-    """Clean accuracy and robust accuracy per threat at the paper's CIFAR-10 budgets; with
-    `corruptions`, every corruption at severity 3 too."""
-    specs = [MetricSpec("clean")]
-    specs += [MetricSpec("attack", threat=t, attack=attack, steps=steps) for t in THREATS]
-    if corruptions:
-        specs += [MetricSpec("corruption", corruption=c, severity=3) for c in corruption_names()]
-    return specs
-
-
 def parse_metrics(text: str, attack: str = DEFAULT, steps: int = 20) -> list[MetricSpec]:
     """Parse a comma-separated list of `MetricSpec.parse` texts, where 'corruptions' stands for
     every corruption at every severity (CIFAR-10-C's mean) and 'corruptions:3' for every

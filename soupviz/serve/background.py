@@ -233,12 +233,6 @@ class Lane:
         self._worker.submit(self.job)
         return self.job
 
-    @property
-    def busy(self) -> bool:
-        """Whether the lane's thread is alive (computing, or waiting for work until idle)."""
-        thread = self._worker.thread
-        return thread is not None and thread.is_alive()
-
     def close(self) -> None:
         """Cancel the running job and end the thread."""
         if self.job is not None:

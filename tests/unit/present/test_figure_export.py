@@ -16,10 +16,10 @@ from PIL import Image
 
 from soupviz.present import figure_export as export
 from soupviz.present.figure_export import (
+    FORMATS,
     ExportError,
     attach_rows,
     export_figure,
-    export_figures,
     figure_csv,
     figure_filename,
     filename_for,
@@ -92,7 +92,7 @@ def test_static_export_gives_png_svg_and_pdf_bytes():
         pytest.skip(f"no Chromium for Kaleido: {error}")
     fig = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))
     try:
-        images = export_figures(fig, width=350, height=250)
+        images = {fmt: export_figure(fig, fmt, keep_browser=True, width=350, height=250) for fmt in FORMATS}
     finally:
         stop_export_browser()
     assert images["png"].startswith(b"\x89PNG\r\n\x1a\n")

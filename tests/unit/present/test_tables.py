@@ -28,7 +28,6 @@ from soupviz.present.tables import (
     ingredient_table,
     markdown_table,
     outcome_table,
-    records_table,
     soup_vs_ensemble,
     text_table,
 )
@@ -63,13 +62,6 @@ def test_only_robust_accuracies_carry_the_upper_bound_note_and_mark() -> None:
     assert bounded("L∞ 8/255", True) == "L∞ 8/255 ≤" and bounded("clean", False) == "clean"
     assert metric_name(robust) == "L∞ 8/255 PGD-7" and metric_name(clean) == "clean"
     assert record_choices([robust, clean]) == {"L∞ 8/255 (PGD-7)": robust.spec, "clean": "clean"}
-
-
-def test_records_table_has_one_row_per_soup_and_a_dash_where_nothing_was_measured() -> None:
-    records = [result("clean", correct=80), result("linf::pgd:7", correct=30)]
-    rows = records_table(records, [("first", [1, 0]), ("half", [0.5, 0.5])])
-    assert rows == [{"soup": "first", "clean": interval_text(records[0]), "L∞ 8/255 ≤": interval_text(records[1])},
-                    {"soup": "half", "clean": "—", "L∞ 8/255 ≤": "—"}]
 
 
 def test_text_table_names_attacks_averages_corruptions_and_says_how_each_was_measured() -> None:
@@ -125,8 +117,6 @@ def test_tables_show_accuracy_with_intervals(evaluator, family) -> None:
     assert rows[0]["clean"] == f"{100 * record.accuracy:.1f}% [{100 * record.ci_low:.1f}, {100 * record.ci_high:.1f}]"
     assert "L2 0.5 ≤" in rows[0]
     assert methods == [f"on {record.images} (seed 0): clean accuracy; PGD-1 L2 0.5"]
-    table = records_table(records, [("first", [1, 0, 0, 0]), ("missing", [0.5, 0.5, 0, 0])])
-    assert table[0]["clean"] == rows[0]["clean"] and table[1]["clean"] == "—"
 
 
 def test_cards_metrics_fill_the_table_when_nothing_is_measured(family) -> None:

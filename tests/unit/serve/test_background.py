@@ -130,7 +130,7 @@ def test_the_thread_ends_when_idle_and_a_later_soup_starts_another() -> None:
     fake = FakeEvaluator(batches=1)
     lane = Lane(fake.evaluate, idle=0.05)
     assert lane.submit([1, 0, 0, 0], SPECS).ended.wait(WAIT)
-    wait_until(lambda: not lane.busy)
+    wait_until(lambda: lane._worker.thread is None or not lane._worker.thread.is_alive())
     job = lane.submit([0, 0, 1, 0], SPECS)
     assert job.ended.wait(WAIT) and job.finished
     lane.close()
