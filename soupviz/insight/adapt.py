@@ -16,7 +16,7 @@ from soupviz.insight.weight_search import Selection, choose
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.results.metric_specs import wilson_interval
 from soupviz.soups.soup import Soup, check_finite_logits
-from soupviz.soups.weights import check_weights
+from soupviz.soups.weights import check_weights, weights_text
 
 SELECTED_NAMES = {"grid": "grid-search soup", "gradient": "gradient-selected soup"}
 F64 = torch.float64
@@ -124,12 +124,7 @@ class Outcome:
 
     def row(self) -> dict:
         """The outcome as a flat dict for tables and CSV."""
-        return asdict(self) | {"weights": format_weights(self.weights)}
-
-
-def format_weights(weights: Sequence[float] | torch.Tensor) -> str:
-    """Weights as text, e.g. '0.2 0.8 0 0'."""
-    return " ".join(f"{float(w):g}" for w in weights)
+        return asdict(self) | {"weights": weights_text(self.weights)}
 
 
 def references(k: int) -> torch.Tensor:

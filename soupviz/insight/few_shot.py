@@ -19,7 +19,6 @@ from soupviz.insight.adapt import (
     GridScores,
     Outcome,
     adaptation_report,
-    format_weights,
     grid_search_label,
     references,
     score_grid,
@@ -31,7 +30,7 @@ from soupviz.insight.shifts import ShiftData, draw_seed
 from soupviz.insight.weight_search import Selection, choose, select_by_gradient
 from soupviz.progress import Progress, ProgressCallback, silent, within
 from soupviz.soups.soup import Soup
-from soupviz.soups.weights import simplex_grid
+from soupviz.soups.weights import simplex_grid, weights_text
 
 METHODS = ("grid", "gradient")
 K_CURVE = (1, 5, 10, 25)  # the page's k-curve; the default shift's pool (50 a class) lets draws of 25 differ
@@ -273,7 +272,7 @@ def _curve(
                 "seed": draw_seed(shift.seed, shift.name, draw),
                 "n_selection": len(picks[(k, draw)]),
                 "candidate": name,
-                "weights": format_weights(weights),
+                "weights": weights_text(weights),
                 "selection_accuracy": selection_accuracy,
                 "heldout_accuracy": accuracy,
                 "n_heldout": len(shift.heldout),

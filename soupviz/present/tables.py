@@ -20,7 +20,6 @@ from soupviz.evaluate.comparison import (
     paired_difference,
     verdict_label,
 )
-from soupviz.insight.adapt import format_weights
 from soupviz.present.labels import (
     BOUND_LEGEND,
     bound_note,
@@ -32,7 +31,7 @@ from soupviz.present.labels import (
     soup_label,
 )
 from soupviz.results.records import CORRUPTION_MEAN, CorruptionMean, Record, corruption_mean, records_of
-from soupviz.soups.weights import weights_key
+from soupviz.soups.weights import weights_key, weights_text
 
 if TYPE_CHECKING:
     from soupviz.checkpoints.families import SoupFamily
@@ -110,7 +109,7 @@ def text_table(records: Sequence[Record], names: Sequence[str]) -> str:
     lines = [["soup (" + ", ".join(names) + ")", *columns]]
     for weights, by_column in cells.items():
         row = [interval_text(m) if (m := by_column.get(c)) else MISSING for c in columns]
-        lines.append([" ".join(f"{w:g}" for w in weights), *row])
+        lines.append([weights_text(weights), *row])
     widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in lines)
     methods = sorted({f"{metric_name(r)}: {method_text(r)}" for r in records if r.upper_bound})
@@ -211,7 +210,7 @@ def adaptation_table(run: AdaptationRun) -> str:
         rows.append(
             [
                 o.candidate,
-                format_weights([round(w, 6) + 0.0 for w in o.weights]),  # no 1e-16 residues of the projection
+                weights_text([round(w, 6) + 0.0 for w in o.weights]),  # no 1e-16 residues of the projection
                 interval_text(o),
                 str(o.n),
                 f"{o.selection_accuracy:.1%}",

@@ -12,6 +12,7 @@ from typing import Any
 
 from soupviz.errors import SoupvizError
 from soupviz.results.metric_specs import MetricSpec
+from soupviz.soups.weights import weights_text
 
 CORRUPTION_MEAN = "corruption mean"
 ROW_SPEC_FIELDS = ("threat", "eps", "chain", "steps", "restarts", "targets", "corruption", "severity", "threats",
@@ -19,12 +20,6 @@ ROW_SPEC_FIELDS = ("threat", "eps", "chain", "steps", "restarts", "targets", "co
 ROW_NUMBER_FIELDS = ("n", "correct", "accuracy", "ci_low", "ci_high", "method", "images", "seed", "batchnorm", "family",
                      "code_fingerprint")
 LEGACY_UPPER_BOUND = " (upper bound on robust accuracy)"  # ended robust methods in files written before specs were data
-
-
-def weights_text(weights: Sequence[float] | None) -> str:
-    """Weights as a table cell: '0.5 0.5 0 0', rounded to 10 decimals so that float noise such as
-    -5.55e-16 (a soup whose weights were computed) reads 0."""
-    return " ".join(f"{round(float(w), 10) + 0.0:g}" for w in weights or [])
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,18 @@ F64 = torch.float64
 
 
 
+def weights_text(weights: Sequence[float] | torch.Tensor | None) -> str:
+    """Weights as records, tables and CSV files write them: '0.2 0.8 0 0' (each `:g`, spaces),
+    rounded to 10 decimals so that float noise such as -5.55e-16 (a soup whose weights were
+    computed) reads 0; '' for none (a baseline)."""
+    return " ".join(f"{round(float(w), 10) + 0.0:g}" for w in (weights if weights is not None else []))
+
+
 def weights_key(weights: Sequence[float]) -> tuple[float, ...]:
     """The key of a soup: its weights rounded to 8 decimals, so the same soup reached by different
     float arithmetic (a slider, a grid, a link) finds the same records, lanes and cached numbers."""
     return tuple(round(float(w), 8) for w in weights)
+
 
 def bounds(extrapolate: bool, margin: float = DEFAULT_MARGIN) -> tuple[float, float]:
     """The range a weight may take: [0, 1], or [-margin, 1 + margin] when extrapolating."""

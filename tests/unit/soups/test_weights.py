@@ -23,6 +23,7 @@ from soupviz.soups.weights import (
     tidy,
     uniform,
     weights_from_query,
+    weights_text,
     weights_to_query,
 )
 
@@ -220,3 +221,9 @@ def test_line_weights_step_along_the_pair_with_the_margin():
     assert line.shape == (15, 3)
     assert line[0, 0] == pytest.approx(-0.2) and line[-1, 0] == pytest.approx(1.2)
     torch.testing.assert_close(line.sum(1), torch.ones(15, dtype=F64))
+
+
+def test_weights_text_is_the_form_records_tables_and_files_share():
+    assert weights_text([0.2, 0.8, 0.0, 0.0]) == "0.2 0.8 0 0"
+    assert weights_text(torch.tensor([1.4, -0.4], dtype=torch.float64)) == "1.4 -0.4"
+    assert weights_text([1 / 3, 2 / 3]) == "0.333333 0.666667"
