@@ -1,6 +1,8 @@
-"""The one shape of progress report every long-running library function takes: a `Progress`
-(work units done of a total, a message, and a running estimate where there is one) passed to a
-`ProgressCallback`. The CLI prints them; the pages draw them as progress bars."""
+"""The shapes of progress report: every long-running library function takes a `Progress` (work
+units done of a total, a message, and a running estimate where there is one) passed to a
+`ProgressCallback`; an attack, inside one unit of that work, tells a bare share done to a
+`ShareCallback`. The CLI prints them; the pages draw them as progress bars. A part of a task
+reports through `within` (or `share_within`), which scales its reports into the whole's."""
 
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ PERMILLE = 1000
 REDRAW_S = 0.1  # a terminal bar's fastest redraw
 LOG_REDRAW_S = 60.0  # ... when stderr is a log file, which keeps every redraw
 ProgressCallback = Callable[[Progress], None]
+ShareCallback = Callable[[float], None]  # told the share of a piece of work done, in [0, 1]
 
 
 def silent(progress: Progress) -> None:
@@ -54,6 +57,12 @@ def within(report: ProgressCallback, start: float, end: float) -> ProgressCallba
         report(Progress.at(start + (end - start) * progress.fraction, progress.message))
 
     return part
+
+
+def share_within(report: ShareCallback, start: float, size: float) -> ShareCallback:
+    """The `ShareCallback` of one part of a piece of work that takes the share [start, start + size]
+    of it: the part's shares (clipped to [0, 1]) become shares of the whole."""
+    return lambda share: report(start + size * min(1.0, max(0.0, share)))
 
 
 @contextlib.contextmanager

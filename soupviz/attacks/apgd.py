@@ -13,9 +13,10 @@ from typing import Any
 import torch
 from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 
-from soupviz.attacks.base import Attack, Classifier, ShareCallback, fixed_batch
+from soupviz.attacks.base import Attack, Classifier, fixed_batch
 from soupviz.attacks.names import stage_name
 from soupviz.errors import SoupvizError
+from soupviz.progress import ShareCallback
 
 NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 

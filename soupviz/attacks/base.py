@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from soupviz.errors import SoupvizError
+from soupviz.progress import ShareCallback
 from soupviz.threats import check_threat, threat_label
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
-ShareCallback = Callable[[float], None]  # told the share of a piece of work done, in [0, 1]
 
 
 def _ignore(share: float) -> None:

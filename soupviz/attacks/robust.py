@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
-from soupviz.attacks.base import Attack, Classifier, ShareCallback, check_batch, eval_mode, fixed_batch
+from soupviz.attacks.base import Attack, Classifier, check_batch, eval_mode, fixed_batch
+from soupviz.progress import ShareCallback, share_within
 from soupviz.threats import threat_label
 
 
@@ -24,11 +25,6 @@ def describe_attacks(attacks: Attack | Sequence[Attack]) -> str:
         return " + ".join(a.describe() for a in chain)
     threat, eps = budgets.pop()
     return " + ".join(a.attack_name() for a in chain) + f" {threat_label(threat, eps)}"
-
-
-def _share(report: ShareCallback, start: float, size: float) -> ShareCallback:
-    """The callback of a part of the work that takes the share [start, start + size] of it."""
-    return lambda share: report(start + size * min(1.0, max(0.0, share)))
 
 
 @torch.no_grad()
@@ -77,7 +73,7 @@ def robust_mask(
         for order, step in enumerate(chain):
             if not alive.any():
                 break
-            within = _share(report, (number + order / len(chain)) / len(starts), 1 / (len(chain) * len(starts)))
+            within = share_within(report, (number + order / len(chain)) / len(starts), 1 / (len(chain) * len(starts)))
             if whole:  # a fixed batch layout: attack all, count only the survivors
                 alive &= _correct(model, step(xb, yb, progress=within), yb)
             else:

@@ -38,3 +38,11 @@ def test_the_bar_shows_a_unit_partly_done_to_two_decimals(capsys) -> None:
         report(Progress(4, 4, "done"))
     err = capsys.readouterr().err
     assert "1.33/4" in err and "1.3333" not in err
+
+
+def test_a_part_of_a_piece_of_work_reports_its_share_of_the_whole() -> None:
+    seen: list[float] = []
+    part = progress_module.share_within(seen.append, 0.25, 0.5)
+    for share in (0.0, 0.5, 1.0, 1.5, -1.0):
+        part(share)
+    assert seen == [0.25, 0.5, 0.75, 0.75, 0.25]
