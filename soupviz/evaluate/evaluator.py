@@ -30,7 +30,6 @@ from soupviz.results.records import Record
 from soupviz.results.store import ResultStore, code_fingerprint, family_fingerprint, packbits, record_key, unpackbits
 from soupviz.soups.soup import Soup, SoupVector, check_finite_logits
 from soupviz.soups.weights import EXTRAPOLATION_LIMIT, check_weights
-from soupviz.threats import DEFAULT_BUDGETS
 
 
 class Evaluator:
@@ -328,9 +327,7 @@ class Evaluator:
 def measured_specs(spec: MetricSpec) -> list[MetricSpec]:
     """The specs measured to get `spec`: a union's attack per threat at its default budget
     (its record is their intersection), else `spec` itself."""
-    if spec.kind != "union":
-        return [spec]
-    return [replace(spec, kind="attack", threat=t, eps=DEFAULT_BUDGETS[t], threats=()) for t in spec.threats]
+    return spec.measured_specs()
 
 
 def soup_identity(hashes: Sequence[str], row: torch.Tensor) -> list[tuple[str, float]]:

@@ -7,7 +7,6 @@ an attack, with what the measured strength table says of it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from soupviz.attacks import FIXED_ITERATIONS, TARGETED, make_attack
 from soupviz.attacks.defaults import DEFAULT, DEFAULT_ATTACKS, strength_note
@@ -68,9 +67,9 @@ def spec_attacks(spec: MetricSpec, model: Callable, threat: str | None = None, s
     """The attack chain a spec names (e.g. 'apgd-ce+apgd-t'), built on `model` for `threat`
     (default: the spec's) at the spec's budget, or the threat's default budget for a union."""
     threat = threat or spec.threat
-    eps = spec.eps if spec.kind == "attack" else DEFAULT_BUDGETS[threat]
-    if spec.attack == DEFAULT:  # a union over threats: each threat's own default
-        spec = replace(spec, kind="attack", threat=threat, eps=eps, threats=())
+    if spec.kind == "union":  # each threat's attack at its own default budget
+        spec = spec.for_threat(threat)
+    eps = spec.eps
     chain = []
     for name in spec.attack.split("+"):
         options: dict = {"seed": seed}

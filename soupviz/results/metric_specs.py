@@ -195,6 +195,16 @@ class MetricSpec:
     def is_upper_bound(self) -> bool:
         return self.kind in ("attack", "union")
 
+    def for_threat(self, threat: str) -> MetricSpec:
+        """The attack spec a union measures for one of its threats: its attack at that threat's
+        default budget."""
+        return replace(self, kind="attack", threat=threat, eps=DEFAULT_BUDGETS[threat], threats=())
+
+    def measured_specs(self) -> list[MetricSpec]:
+        """The specs measured to get this one: a union's attack per threat (`for_threat`; its
+        record is their intersection), else itself."""
+        return [self.for_threat(t) for t in self.threats] if self.kind == "union" else [self]
+
 
 def _attack_fields(parts: list[str], attack: str, steps: int) -> dict[str, Any]:
     """The attack, steps, restarts and targets of a metric text's tail 'attack:steps:restarts:tN',

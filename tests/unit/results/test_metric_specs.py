@@ -87,3 +87,11 @@ def test_restarts_and_targets_are_read_from_the_text() -> None:
 def test_malformed_attack_tails_are_refused(text: str) -> None:
     with pytest.raises(SoupvizError):
         MetricSpec.parse(text)
+
+
+def test_a_union_is_measured_as_its_attack_per_threat_at_each_default_budget() -> None:
+    union = MetricSpec.parse("union:linf+l1:pgd:10")
+    assert union.measured_specs() == [MetricSpec.parse("linf::pgd:10"), MetricSpec.parse("l1::pgd:10")]
+    assert union.for_threat("l1") == MetricSpec.parse("l1:12:pgd:10")
+    single = MetricSpec.parse("l2:0.25:pgd:5")
+    assert single.measured_specs() == [single]
