@@ -35,6 +35,8 @@ DATA_ENV = "SOUPVIZ_DATA"
 TORCHVISION = "torchvision"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The folders tried when no source is set, in order (the README's Data section documents them):
+# a shared data folder beside the project, then one inside it.
 LOCAL_CANDIDATES = (
     _PROJECT_ROOT.parent / "shared" / "data" / "cifar10",
     _PROJECT_ROOT / "data" / "cifar10",
