@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from soupviz.threats import THREATS
 
-QUERY_WEIGHTS = "w"  # the soup's weights in the page's URL (`soupviz.soups.weights.weights_to_query`)
+QUERY_WEIGHTS = "w"  # the soup's weights in the page's URL (`soupviz.soups.links.weights_to_query`)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from soupviz.progress import Progress, ProgressCallback
 from soupviz.results.interpolation import Interpolated
 from soupviz.results.speaking import speaking_record, strength_order, strength_rank
 from soupviz.serve.background import Job, Tile
-from soupviz.soups.links import SoupLink, read_soup_link
+from soupviz.soups.links import SoupLink, read_soup_link, weights_to_query
 from soupviz.soups.weights import (
     DEFAULT_MARGIN,
     bounds,
@@ -34,7 +34,6 @@ from soupviz.soups.weights import (
     rebalance,
     tidy,
     uniform,
-    weights_to_query,
 )
 
 MARGINS = (0.2, 0.4, 0.6, 1.0)

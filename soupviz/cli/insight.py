@@ -152,7 +152,8 @@ def run_generate(args: argparse.Namespace) -> None:
 def _open(args: argparse.Namespace) -> tuple[SoupFamily, Soup, ImageSet, list[float]]:
     """The family, its soup (as the dashboard's evaluator builds it), the test split and the soup's weights."""
     from soupviz import load_family, load_split, open_evaluator
-    from soupviz.soups.weights import EXTRAPOLATION_LIMIT, uniform, weights_from_query
+    from soupviz.soups.links import weights_from_query
+    from soupviz.soups.weights import EXTRAPOLATION_LIMIT, uniform
 
     family = load_family(args.family)
     k = len(family.names)

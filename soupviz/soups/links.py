@@ -9,7 +9,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from soupviz.soups.weights import SUM_TOLERANCE, tidy
+from soupviz.errors import SoupWeightsError
+from soupviz.soups.weights import DEFAULT_MARGIN, SUM_TOLERANCE, tidy
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,22 @@ def read_soup_link(text: str, names: Sequence[str], margin: float) -> SoupLink:
         f"The link's weights ({text!r}) summed to {total:.6g}; they were divided by their sum.")
     return SoupLink(text, tidy(weights), note=note)
 
+
+def weights_to_query(weights: Sequence[float]) -> str:
+    """The query-string value of a soup, e.g. '0.5,0.5,0,0'."""
+    return ",".join(f"{float(w):.6g}" for w in weights)
+
+
+def weights_from_query(text: str, k: int, margin: float = DEFAULT_MARGIN) -> list[float]:
+    """Read a soup written by `weights_to_query` for a family of `k` ingredients
+    (`read_soup_link`, its problem raised).
+
+    Weights may lie outside [0, 1] (extrapolation) within `margin`.
+
+    Raises:
+        SoupWeightsError: one sentence saying what is wrong with the link's weights.
+    """
+    link = read_soup_link(text, [f"ingredient {i}" for i in range(k)], margin)
+    if link.weights is None:
+        raise SoupWeightsError(link.problem)
+    return link.weights

@@ -202,28 +202,6 @@ def presets(threats: Sequence[str], labels: Sequence[str]) -> list[tuple[str, li
     return chosen
 
 
-def weights_to_query(weights: Sequence[float]) -> str:
-    """The query-string value of a soup, e.g. '0.5,0.5,0,0'."""
-    return ",".join(f"{float(w):.6g}" for w in weights)
-
-
-def weights_from_query(text: str, k: int, margin: float = DEFAULT_MARGIN) -> list[float]:
-    """Read a soup written by `weights_to_query` for a family of `k` ingredients
-    (`soupviz.soups.links.read_soup_link`, its problem raised).
-
-    Weights may lie outside [0, 1] (extrapolation) within `margin`.
-
-    Raises:
-        SoupWeightsError: one sentence saying what is wrong with the link's weights.
-    """
-    from soupviz.soups.links import read_soup_link  # links builds on this module
-
-    link = read_soup_link(text, [f"ingredient {i}" for i in range(k)], margin)
-    if link.weights is None:
-        raise SoupWeightsError(link.problem)
-    return link.weights
-
-
 def simplex_grid(
     k: int,
     step: float,

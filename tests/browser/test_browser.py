@@ -14,7 +14,8 @@ from soupviz.checkpoints.families import load_family
 from soupviz.data import load_split
 from soupviz.evaluate.evaluator import Evaluator
 from soupviz.results.metric_specs import MetricSpec
-from soupviz.soups.weights import grid_weights, weights_to_query
+from soupviz.soups.links import weights_to_query
+from soupviz.soups.weights import grid_weights
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing: "

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from soupviz.errors import SoupWeightsError, WeightOutOfRangeError
+from soupviz.soups.links import weights_from_query, weights_to_query
 from soupviz.soups.weights import (
     bounds,
     check_weights,
@@ -22,9 +23,7 @@ from soupviz.soups.weights import (
     simplex_grid,
     tidy,
     uniform,
-    weights_from_query,
     weights_text,
-    weights_to_query,
 )
 
 F64 = torch.float64
