@@ -15,7 +15,7 @@ from soupviz.checkpoints.families import load_family
 from soupviz.results.grids import family_records, family_store
 from soupviz.results.speaking import speaking_record
 from soupviz.serve.settings import FAMILIES_DIR
-from tests.browser.conftest import CHROMIUM, ROOT, free_port, wait_healthy
+from tests.browser.conftest import CHROMIUM, ROOT, free_port, new_page, wait_healthy
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing: "
@@ -57,25 +57,20 @@ def uniform_l1() -> str:
     return f"{100 * chosen.accuracy:.1f}"
 
 
-def test_the_uniform_soups_l1_is_one_number_under_one_label_in_chromium(shipped_url: str) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_the_uniform_soups_l1_is_one_number_under_one_label_in_chromium(shipped_url: str, chromium: object) -> None:
     number = uniform_l1()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            page.set_default_timeout(SLOW)
-            for path in ("", "/heatmaps"):
-                page.goto(shipped_url + path)
-                chart = page.locator(".js-plotly-plot").filter(has_text="per soup and metric").first
-                expect(chart.locator("text", has_text=f"L1 12: by {ATTACK}, n=500")).to_have_count(1, timeout=SLOW)
-                expect(chart.locator("text", has_text="L1 12 ≤").first).to_be_visible()
-                assert number in chart.locator("text").all_text_contents()
-            page.goto(f"{shipped_url}/explorer?w=0.25,0.25,0.25,0.25")
-            tile = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text("L1 12 ≤", exact=True))
-            expect(tile.locator('[data-testid="stMetricValue"]')).to_have_text(f"{number}%", timeout=SLOW)
-            expect(page.get_by_text(f"by {ATTACK} · n=500 · stored", exact=False).first).to_be_visible()
-        finally:
-            browser.close()
+    page = new_page(chromium)
+    page.set_default_timeout(SLOW)
+    try:
+        for path in ("", "/heatmaps"):
+            page.goto(shipped_url + path)
+            chart = page.locator(".js-plotly-plot").filter(has_text="per soup and metric").first
+            expect(chart.locator("text", has_text=f"L1 12: by {ATTACK}, n=500")).to_have_count(1, timeout=SLOW)
+            expect(chart.locator("text", has_text="L1 12 ≤").first).to_be_visible()
+            assert number in chart.locator("text").all_text_contents()
+        page.goto(f"{shipped_url}/explorer?w=0.25,0.25,0.25,0.25")
+        tile = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text("L1 12 ≤", exact=True))
+        expect(tile.locator('[data-testid="stMetricValue"]')).to_have_text(f"{number}%", timeout=SLOW)
+        expect(page.get_by_text(f"by {ATTACK} · n=500 · stored", exact=False).first).to_be_visible()
+    finally:
+        page.context.close()
