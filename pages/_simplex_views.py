@@ -16,7 +16,7 @@ from soupviz.checkpoints.families import Ingredient, SoupFamily, baseline_labels
 from soupviz.errors import SoupvizError
 from soupviz.present.labels import (
     interval_text,
-    ranked_placeholder,
+    ranked_prompt,
     ranked_soup,
     record_choices,
     stored_grid_caption,
@@ -153,7 +153,7 @@ def simplex_views(family: SoupFamily, weights: list[float], paper: bool) -> None
 
             st.selectbox("Move the sliders to a stored soup", list(ranked), index=None, key=Keys.STORED_PICK,
                          on_change=_picked, format_func=ranked.get,
-                         placeholder=ranked_placeholder(grid),
+                         placeholder=ranked_prompt(grid),
                          help="Streamlit does not pass clicks on 3-D charts back to the page; pick a soup here.")
     if st.session_state.pop(Keys.STORED_MOVED, False):
         st.rerun(scope="app")

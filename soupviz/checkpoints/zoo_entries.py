@@ -26,7 +26,7 @@ AUGUSTIN = (
     (0.24703225141799082, 0.24348516474564, 0.26158783926049628),
 )
 RONY = ((0.491, 0.482, 0.447), (0.247, 0.243, 0.262))
-FROM_FILE = None  # the class's buffers are placeholders that the file's `mu`/`sigma` replace
+FROM_FILE = None  # the class's buffers are stand-ins that the file's `mu`/`sigma` replace
 ZOO_THREATS = ("linf", "l2", "corruptions")
 # robustbench's folder names (`models/cifar10/Linf/NAME.pt`) for the threat of a file's entry.
 _FOLDERS = {"linf": "linf", "l2": "l2", "corruptions": "corruptions"}

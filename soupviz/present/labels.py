@@ -198,7 +198,7 @@ def ranked_soup(record: Record | CorruptionMean, labels: Sequence[str]) -> str:
     return f"{100 * record.accuracy:.1f}%{mark} · {soup_label(record.weights, labels)}"
 
 
-def ranked_placeholder(grid: StoredGrid) -> str:
+def ranked_prompt(grid: StoredGrid) -> str:
     """What a list of `grid`'s stored soups says before a pick: '56 soups, best L1 12 ≤ by PGD-10
     (preview) first…'."""
     first = grid.records[0]
