@@ -205,8 +205,13 @@ class Keys:
         """Where `pages/_insight.keep_values` backs up the value of widget `key` while its page is away."""
         return f"_kept_{key}"
 
+    # The sidebar's budget and style. Drawn on every run, yet a page switch can remount them in
+    # the browser from their widget defaults (the number inputs' minimum: 10 images, 1 step) and
+    # send those back; re-assigning them every run sends the kept value with each run instead.
+    SIDEBAR = (IMAGES, SEED, ATTACK, STEPS, BATCHNORM, DEVICE, CORRUPTIONS, SEVERITY, PAPER)
+
     # Page widgets whose values survive visits to other pages (Streamlit drops the state of
     # widgets a run does not draw, unless the key is re-assigned every run).
-    KEPT = (FAMILY_SOURCE, FAMILY_PATH, DATA_PATH, EXTRAPOLATE, MARGIN, TERNARY_CORNERS, TERNARY_METRIC,
+    KEPT = (*SIDEBAR, FAMILY_SOURCE, FAMILY_PATH, DATA_PATH, EXTRAPOLATE, MARGIN, TERNARY_CORNERS, TERNARY_METRIC,
             GRID_STEP, LINE_PAIR, LINE_METRICS, HEATMAP_ROWS, *map(budgets, THREATS), TRADEOFF_THREAT,
             TRADEOFF_AGAINST, TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES)
