@@ -14,6 +14,7 @@ from pages._state import Keys
 from pages._widgets import figure_panel, keep_valid, set_weights
 from soupviz.checkpoints.families import Ingredient, SoupFamily, baseline_labels
 from soupviz.errors import SoupvizError
+from soupviz.present.heatmap_figures import accuracy_heatmap
 from soupviz.present.labels import (
     interval_text,
     ranked_prompt,
@@ -24,7 +25,6 @@ from soupviz.present.labels import (
     stored_heatmap_caption,
 )
 from soupviz.present.simplex_figures import filled_ternary_figure, tetrahedron_figure
-from soupviz.present.soup_figures import accuracy_heatmap
 from soupviz.present.tradeoff_figures import tradeoff_figure
 from soupviz.results.grids import (
     StoredGrid,

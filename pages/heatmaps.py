@@ -9,9 +9,9 @@ from pages._state import Keys
 from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
 from soupviz import MetricSpec
 from soupviz.errors import SoupvizError
+from soupviz.present.budget_figures import budget_curves
+from soupviz.present.heatmap_figures import accuracy_heatmap
 from soupviz.present.labels import attacks_named
-from soupviz.present.soup_figures import accuracy_heatmap
-from soupviz.present.tradeoff_figures import budget_curves
 from soupviz.serve.page_specs import budget_specs
 from soupviz.serve.soup_rows import ROW_GROUPS, row_soups
 from soupviz.threats import THREAT_LABELS, THREATS, default_budgets, format_budgets, parse_budgets

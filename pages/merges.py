@@ -12,9 +12,9 @@ from soupviz.errors import SoupvizError
 from soupviz.evaluate.layer_swaps import example_groups, stored_swaps
 from soupviz.evaluate.merges import MERGE_NAMES, Merge, lambdas_to_weights, lineage_base, merge_evaluator, parse_groups
 from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
+from soupviz.present.heatmap_figures import accuracy_heatmap
 from soupviz.present.labels import attacks_named
 from soupviz.present.merge_figures import gap_rows, layer_swap_heatmap
-from soupviz.present.soup_figures import accuracy_heatmap
 from soupviz.present.tables import text_table
 from soupviz.results.grids import family_store
 from soupviz.results.metric_specs import MetricSpec

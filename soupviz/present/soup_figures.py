@@ -1,25 +1,22 @@
-"""Plotly figures of soups in weight space: ternary maps, interpolation paths and accuracy heatmaps,
-and what every figure shares: choosing a metric's records and hovers (texts from `soupviz.present.labels`).
+"""Plotly figures of soups in weight space: ternary maps and interpolation paths, and what every
+figure shares: choosing a metric's records and hovers (texts from `soupviz.present.labels`).
 
-Builders take evaluation `Record`s and only arrange them; trade-off and budget plots live in
-`tradeoff.py`. Each figure keeps the exact rows it shows in `layout.meta` (`export.figure_csv`).
+Builders take evaluation `Record`s and only arrange them; heatmaps live in `heatmap_figures.py`,
+trade-off and budget plots in `tradeoff_figures.py` and `budget_figures.py`. Each figure keeps the
+exact rows it shows in `layout.meta` (`export.figure_csv`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.methods import attack_label
 from soupviz.present.figure_export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.present.labels import (
-    BOUND,
     TOLERANCE,
-    bounded,
-    columns_footnote,
     interval_text,
     method_text,
     metric_name,
@@ -79,6 +76,57 @@ def hover_text(record: Record, labels: Sequence[str] | None = None) -> str:
     return f"{soup}{record.metric}: {interval_text(record)} (95% CI, n={record.n})<br>{method_text(record)}"
 
 
+@dataclass(frozen=True)
+class TernaryData:
+    """What a ternary figure shows, decided from records before any drawing.
+
+    `shown` are the convex soups of the three `corners` (ingredient indices), in record order;
+    `rows` every record of the metric, flagged `on_ternary` with `skipped_because`; `star` whether
+    the `current` soup is drawn (it lies on the simplex), with `current_record` its evaluation if
+    any; `notes` the lines under the plot (what was skipped, where the current soup is).
+    """
+
+    shown: list[Record]
+    rows: list[dict]
+    corners: tuple[int, int, int]
+    labels: list[str]
+    current: Sequence[float] | None
+    star: bool
+    current_record: Record | None
+    notes: list[str]
+    first: Record  # the metric's first record: names it in the title and colour bar
+    title: str
+    family: str
+
+
+def ternary_data(
+    records: Sequence[Record], metric: Metric, corners: tuple[int, int, int],
+    current: Sequence[float] | None = None, labels: Sequence[str] | None = None,
+) -> TernaryData:
+    """What `ternary_figure` draws (see there for the arguments). Raises a `SoupvizError` when
+    the metric has no records or `corners` are not three different ingredients."""
+    chosen = select(records, metric)
+    labels = list(labels or chosen[0].ingredients)
+    if len(set(corners)) != 3 or not all(0 <= c < len(labels) for c in corners):
+        raise SoupvizError(f"A ternary plot needs three different ingredients among "
+                           f"0..{len(labels) - 1}, got {corners}.")
+    reasons = [_off_simplex(record.weights, corners) for record in chosen]
+    rows = [{**record.row(), "on_ternary": not reason, "skipped_because": reason}
+            for record, reason in zip(chosen, reasons, strict=True)]
+    notes = _skipped_note(reasons)
+    star = current is not None and not _off_simplex(current, corners)
+    if current is not None:
+        off = f"The current soup ({soup_label(current, labels)}) is off this simplex."
+        notes.append("★ current soup" if star else off)
+    key = None if current is None else weights_key(current)
+    return TernaryData(
+        shown=[record for record, reason in zip(chosen, reasons, strict=True) if not reason], rows=rows,
+        corners=corners, labels=labels, current=current, star=star,
+        current_record=next((r for r in chosen if star and weights_key(r.weights) == key), None), notes=notes,
+        first=chosen[0], title=metric_title(chosen[0], chosen), family=family_of(chosen),
+    )
+
+
 def ternary_figure(
     records: Sequence[Record], metric: Metric, corners: tuple[int, int, int],
     current: Sequence[float] | None = None, labels: Sequence[str] | None = None,
@@ -91,20 +139,15 @@ def ternary_figure(
     in a note under the plot and flagged in the rows (`on_ternary`, `skipped_because`).
     `current` (K,) is marked with a star when it lies on the simplex, else named in the note.
     """
-    chosen = select(records, metric)
-    labels = list(labels or chosen[0].ingredients)
-    if len(set(corners)) != 3 or not all(0 <= c < len(labels) for c in corners):
-        raise SoupvizError(f"A ternary plot needs three different ingredients among "
-                           f"0..{len(labels) - 1}, got {corners}.")
-    shown, rows, skipped = [], [], {"extrapolation": 0, "other ingredients": 0}
-    for record in chosen:
-        reason = _off_simplex(record.weights, corners)
-        if reason:
-            skipped[reason] += 1
-        else:
-            shown.append(record)
-        rows.append({**record.row(), "on_ternary": not reason, "skipped_because": reason})
-    a, b, c = ([r.weights[corner] for r in shown] for corner in corners)
+    return draw_ternary(ternary_data(records, metric, corners, current, labels), paper)
+
+
+def draw_ternary(data: TernaryData, paper: bool = False) -> go.Figure:
+    """The ternary plot of `data` at a fixed height: its soups coloured by accuracy (each point's
+    weights in `customdata`, for clicks), the current soup's star, the notes underneath; rows
+    attached, in paper or screen style."""
+    shown, labels = data.shown, data.labels
+    a, b, c = ([r.weights[corner] for r in shown] for corner in data.corners)
     fig = go.Figure(go.Scatterternary(
         a=a, b=b, c=c, mode="markers", name="soups", cliponaxis=False,
         marker={"color": [percent(r.accuracy) for r in shown], "coloraxis": "coloraxis",
@@ -113,41 +156,52 @@ def ternary_figure(
         hovertemplate="%{hovertext}<extra></extra>",
         customdata=[[float(w) for w in r.weights] for r in shown],  # each point's soup, for clicks
     ))
-    notes = []
-    if skipped["extrapolation"] or skipped["other ingredients"]:
-        parts = [f"{skipped['extrapolation']} extrapolated soups (weights outside [0, 1])"]
-        parts += [f"{skipped['other ingredients']} soups with weight on other ingredients"]
-        parts = [part for part in parts if not part.startswith("0 ")]
-        notes.append(f"Not shown: {' and '.join(parts)}:<br>"
-                     "a ternary plot holds only convex soups of its three corners.")
-    if current is not None and _off_simplex(current, corners):
-        notes.append(f"The current soup ({soup_label(current, labels)}) is off this simplex.")
-    elif current is not None:
-        match = next((r for r in chosen if weights_key(r.weights) == weights_key(current)), None)
-        text = hover_text(match, labels) if match else \
-            f"{soup_label(current, labels)} (not evaluated)"
-        fig.add_trace(go.Scatterternary(
-            a=[current[corners[0]]], b=[current[corners[1]]], c=[current[corners[2]]],
-            mode="markers", name="current soup", hovertext=[text], cliponaxis=False,
-            marker={"symbol": "star", "size": 20, "color": "#D55E00", "line": {"width": 1}},
-            hovertemplate="%{hovertext}<extra>current soup</extra>",
-        ))
-        notes.append("★ current soup")
-    # Inner ticks only: 0 and 1 sit on the corners, where they collided with the corner names.
-    axis = {"min": 0, "linewidth": 1, "ticks": "outside", "tickvals": [0.2, 0.4, 0.6, 0.8], "tickfont": {"size": 11}}
-    axes = {f"{k}axis": {**axis, "title": {"text": f"<b>{labels[corner]}</b>", "font": {"size": 14}}}
-            for k, corner in zip("abc", corners, strict=True)}
+    if data.star:
+        fig.add_trace(_current_star(data))
+    notes = "<br>".join(data.notes)
     fig.update_layout(  # a fixed height the triangle fills: its width follows, whatever the page width
-        height=TERNARY_HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 16 + 15 * len("<br>".join(notes).split("<br>"))},
-        ternary={"sum": 1, **axes, "domain": {"x": [0, 0.86], "y": [0.06, 0.93]}},
-        coloraxis={"colorbar": {"title": {"text": f"{chosen[0].metric} (%)"}, "len": 0.75, "thickness": 16}},
-        title={"text": metric_title(chosen[0], chosen)}, showlegend=False,
+        height=TERNARY_HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 16 + 15 * len(notes.split("<br>"))},
+        ternary={"sum": 1, **_ternary_axes(data), "domain": {"x": [0, 0.86], "y": [0.06, 0.93]}},
+        coloraxis={"colorbar": {"title": {"text": f"{data.first.metric} (%)"}, "len": 0.75, "thickness": 16}},
+        title={"text": data.title}, showlegend=False,
     )
     if notes:
-        fig.add_annotation(text="<br>".join(notes), showarrow=False, xref="paper", yref="paper",
+        fig.add_annotation(text=notes, showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0, yanchor="top", font={"size": 11})
-    attach_rows(fig, "ternary", rows, family_of(chosen), metric_name(chosen[0]), current)
+    attach_rows(fig, "ternary", data.rows, data.family, metric_name(data.first), data.current)
     return apply_style(fig, paper)
+
+
+def _skipped_note(reasons: Sequence[str]) -> list[str]:
+    """The note on soups left off a ternary plot (by `_off_simplex` reason), or none."""
+    extrapolated, elsewhere = reasons.count("extrapolation"), reasons.count("other ingredients")
+    if not (extrapolated or elsewhere):
+        return []
+    parts = [f"{extrapolated} extrapolated soups (weights outside [0, 1])"]
+    parts += [f"{elsewhere} soups with weight on other ingredients"]
+    parts = [part for part in parts if not part.startswith("0 ")]
+    return [f"Not shown: {' and '.join(parts)}:<br>a ternary plot holds only convex soups of its three corners."]
+
+
+def _current_star(data: TernaryData) -> go.Scatterternary:
+    """The current soup as a star, its hover the evaluation or '(not evaluated)'."""
+    current, corners, labels = data.current, data.corners, data.labels
+    text = hover_text(data.current_record, labels) if data.current_record else \
+        f"{soup_label(current, labels)} (not evaluated)"
+    return go.Scatterternary(
+        a=[current[corners[0]]], b=[current[corners[1]]], c=[current[corners[2]]],
+        mode="markers", name="current soup", hovertext=[text], cliponaxis=False,
+        marker={"symbol": "star", "size": 20, "color": "#D55E00", "line": {"width": 1}},
+        hovertemplate="%{hovertext}<extra>current soup</extra>",
+    )
+
+
+def _ternary_axes(data: TernaryData) -> dict:
+    """The three axes, named by their corners in bold; inner ticks only: 0 and 1 sit on the corners,
+    where they collided with the corner names."""
+    axis = {"min": 0, "linewidth": 1, "ticks": "outside", "tickvals": [0.2, 0.4, 0.6, 0.8], "tickfont": {"size": 11}}
+    return {f"{k}axis": {**axis, "title": {"text": f"<b>{data.labels[corner]}</b>", "font": {"size": 14}}}
+            for k, corner in zip("abc", data.corners, strict=True)}
 
 
 def ternary_points(fig: go.Figure) -> list[list[float]]:
@@ -218,67 +272,4 @@ def interpolation_figure(
     names = " ".join(metric_name(select(on_line, key)[0]) for key in keys)
     attach_rows(fig, "interpolation", rows, family_of(on_line),
                 f"{labels[j]} to {labels[i]} {names}", current)
-    return apply_style(fig, paper)
-
-
-def accuracy_heatmap(
-    records: Sequence[Record], soups: NamedSoups | None = None,
-    metrics: Sequence[Metric] | None = None, labels: Sequence[str] | None = None,
-    paper: bool = False, baselines: Sequence[Record] = (), baseline_labels: Mapping[str, str] | None = None,
-) -> go.Figure:
-    """Accuracy (%) of soups (rows) under metrics (columns), e.g. threat × budget.
-
-    Args:
-        soups: (row name, weights) in display order, e.g. ingredients, presets, the current
-            soup; default every soup in `records`, named by its weights.
-        metrics: specs, keys or columns in display order; default every metric in `records`.
-        labels: ingredient display names; default the records' ingredient names.
-        baselines: records of models outside the soup (`soupviz.evaluate.baselines`), one row per
-            record family after the soups, named by `baseline_labels` (family -> label) or their
-            checkpoint name.
-
-    Cells show the accuracy, hovers the 95% interval and the method; robust columns end in
-    '≤' (upper bounds, attack named under the axis). Missing (soup, metric) pairs are blank.
-    """
-    if not records:
-        raise SoupvizError("No results to show in a heatmap; evaluate some soups first.")
-    labels = list(labels or records[0].ingredients)
-    if soups is None:
-        keys = dict.fromkeys(weights_key(r.weights) for r in records)
-        soups = [(soup_label(w, labels), w) for w in keys]
-    columns = [select(records, m)[0] for m in (metrics or dict.fromkeys(r.spec for r in records))]
-    names = []
-    for column in columns:
-        twins = sum(other.metric == column.metric for other in columns)
-        name = column.metric if twins == 1 else f"{column.metric} ({attack_label(column.measure)})"
-        names.append(bounded(name, column.upper_bound))
-    index = {(weights_key(r.weights), r.spec): r for r in records}
-    index.update(((r.family, r.spec), r) for r in baselines)
-    named = {r.family: f"{(baseline_labels or {}).get(r.family, r.ingredients[0])} (baseline)" for r in baselines}
-    z, text, hover, rows = [], [], [], []
-    rows_in_order = [(name, weights_key(weights), labels) for name, weights in soups] + \
-        [(name, family, None) for family, name in named.items()]
-    row_keys = [row_key for _, row_key, _ in rows_in_order]
-    for name, row_key, mixed in rows_in_order:
-        cells = [index.get((row_key, column.spec)) for column in columns]
-        z.append([percent(r.accuracy) if r else math.nan for r in cells])
-        text.append([f"{percent(r.accuracy):.1f}" if r else "" for r in cells])
-        hover.append([f"{name}<br>{hover_text(r, mixed)}" if r else f"{name}: not evaluated"
-                      for r in cells])
-        rows += [{"soup": name, **r.row()} for r in cells if r]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=names, y=[name for name, _ in soups] + list(named.values()), text=text, texttemplate="%{text}",
-        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", coloraxis="coloraxis",
-        xgap=1, ygap=1,
-    ))
-    fig.update_layout(
-        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
-        coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
-        title={"text": f"Accuracy (%) per soup and metric<br><sup>{images_note(records)}</sup>"},
-    )
-    shown = [(name.removesuffix(BOUND), [index[row_key, column.spec] for row_key in row_keys
-                                         if (row_key, column.spec) in index])
-             for name, column in zip(names, columns, strict=True)]
-    fig.update_layout(xaxis_title={"text": columns_footnote(shown), "font": {"size": 11}})
-    attach_rows(fig, "heatmap", rows, family_of(records), " ".join(map(metric_name, columns)))
     return apply_style(fig, paper)

@@ -9,10 +9,12 @@ import re
 import plotly.graph_objects as go
 import pytest
 
+from soupviz.present.budget_figures import budget_curves
 from soupviz.present.figure_export import ExportError, export_figure, find_chromium, stop_export_browser
+from soupviz.present.heatmap_figures import accuracy_heatmap
 from soupviz.present.simplex_figures import filled_ternary_figure, tetrahedron_figure
-from soupviz.present.soup_figures import accuracy_heatmap, interpolation_figure, ternary_figure
-from soupviz.present.tradeoff_figures import budget_curves, tradeoff_figure
+from soupviz.present.soup_figures import interpolation_figure, ternary_figure
+from soupviz.present.tradeoff_figures import tradeoff_figure
 from soupviz.soups.weights import grid_weights, line_weights
 from tests.unit.present.test_soup_figures import CLEAN, LABELS, measured, record
 

@@ -10,10 +10,13 @@ import pytest
 
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.methods import attack_label, method_label
+from soupviz.present.budget_figures import budget_curves
 from soupviz.present.figure_export import apply_style, figure_info
+from soupviz.present.heatmap_figures import accuracy_heatmap
+from soupviz.present.label_placement import label_positions
 from soupviz.present.labels import metric_name, metric_title, series_name, soup_label
-from soupviz.present.soup_figures import accuracy_heatmap, interpolation_figure, select, ternary_figure
-from soupviz.present.tradeoff_figures import budget_curves, label_positions, paired, pareto_front, tradeoff_figure
+from soupviz.present.soup_figures import interpolation_figure, select, ternary_figure
+from soupviz.present.tradeoff_figures import paired, pareto_front, tradeoff_figure
 from soupviz.results.metric_specs import MetricSpec, wilson_interval
 from soupviz.results.records import Record
 from soupviz.soups.weights import grid_weights
@@ -268,7 +271,7 @@ def test_ternary_fills_a_fixed_height_and_keeps_tick_labels_off_the_corners():
 
 def _boxes(points, texts, positions, all_points):
     """The label boxes `label_positions` reasons with, to check them independently of its search."""
-    from soupviz.present.tradeoff_figures import CHAR_PX, GAP_PX, LINE_PX
+    from soupviz.present.label_placement import CHAR_PX, GAP_PX, LINE_PX
 
     xs, ys = [p[0] for p in all_points], [p[1] for p in all_points]
     boxes = []

@@ -10,9 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from soupviz.attacks.defaults import measured_gaps
+from soupviz.present.heatmap_figures import accuracy_heatmap
 from soupviz.present.labels import stored_heatmap_caption
 from soupviz.present.simplex_figures import filled_ternary_figure, tetrahedron_figure
-from soupviz.present.soup_figures import accuracy_heatmap
 from soupviz.present.tradeoff_figures import tradeoff_figure
 from soupviz.results.grids import (
     StoredGrid,
