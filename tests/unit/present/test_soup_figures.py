@@ -15,7 +15,7 @@ from soupviz.present.figure_export import apply_style, figure_info
 from soupviz.present.heatmap_figures import accuracy_heatmap
 from soupviz.present.label_placement import label_positions
 from soupviz.present.labels import metric_name, metric_title, series_name, soup_label
-from soupviz.present.soup_figures import interpolation_figure, select, ternary_figure
+from soupviz.present.soup_figures import interpolation_figure, select, ternary_data, ternary_figure
 from soupviz.present.tradeoff_figures import paired, pareto_front, tradeoff_figure
 from soupviz.results.metric_specs import MetricSpec, wilson_interval
 from soupviz.results.records import Record
@@ -134,6 +134,32 @@ def test_ternary_shows_only_convex_soups_of_its_corners_and_says_what_it_skipped
     assert reasons == ["extrapolation", "extrapolation", "other ingredients"]
     assert "upper bound" in fig.layout.title.text
     assert "95% CI" in soups.hovertext[0] and LINF[2] in soups.hovertext[0]
+
+
+def test_ternary_data_keeps_every_record_in_its_rows_and_says_where_the_current_soup_is():
+    weights = [[0.2, 0.4, 0.4, 0.0], [1.4, -0.4, 0.0, 0.0], [0.4, 0.2, 0.2, 0.2], [0.0, 0.5, 0.5, 0.0]]
+    records = [record(w, LINF, correct=20 + i, n=300) for i, w in enumerate(weights)]
+    data = ternary_data(records, LINF[1], (0, 1, 2), current=weights[3], labels=LABELS)
+    assert data.shown == [records[0], records[3]]
+    assert [(row["weights"], row["skipped_because"], row["n"]) for row in data.rows] == [
+        (r.row()["weights"], reason, 300) for r, reason in zip(records, ["", "extrapolation", "other ingredients", ""],
+                                                               strict=True)]
+    assert data.star and data.current_record is records[3]
+    assert data.notes == ["Not shown: 1 extrapolated soups (weights outside [0, 1]) and 1 soups with weight on "
+                          "other ingredients:<br>a ternary plot holds only convex soups of its three corners.",
+                          "★ current soup"]
+    assert "APGD-CE-20" in data.title and "n=300" in data.title
+    unevaluated = ternary_data(records, LINF[0], (0, 1, 2), current=[0.1, 0.1, 0.8, 0.0])
+    assert unevaluated.star and unevaluated.current_record is None
+    off = ternary_data(records[:1], LINF[0], (0, 1, 2), current=weights[2], labels=LABELS)
+    assert not off.star and off.notes == [f"The current soup ({soup_label(weights[2], LABELS)}) is off this simplex."]
+    assert ternary_data(records[:1], LINF[0], (0, 1, 2)).notes == []
+
+
+def test_a_preview_ternary_says_so_in_its_title():
+    preview = measured("linf::pgd:10")
+    data = ternary_data([record([0.2, 0.4, 0.4, 0.0], preview)], preview[0], (0, 1, 2))
+    assert "PGD-10 (preview, overstates robustness)" in data.title
 
 
 def test_ternary_marks_no_star_for_a_current_soup_off_the_simplex():

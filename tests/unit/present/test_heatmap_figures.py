@@ -1,0 +1,47 @@
+"""What a heatmap shows, decided from records before any drawing (`heatmap_data`): its cells,
+soups then baselines, column names with the '≤' and attack where needed, and the footnote."""
+
+from __future__ import annotations
+
+import pytest
+
+from soupviz.errors import SoupvizError
+from soupviz.present.heatmap_figures import heatmap_data
+from tests.unit.present.test_soup_figures import CLEAN, LABELS, LINF, measured, one_hot, record
+
+PREVIEW = measured("linf::pgd:10")
+
+
+def test_cells_are_the_records_and_blank_where_a_soup_was_not_evaluated():
+    soups = [("nominal", one_hot(0)), ("half", [0.5, 0.5, 0, 0])]
+    records = [record(one_hot(0), CLEAN, 90), record(one_hot(0), LINF, 5), record([0.5, 0.5, 0, 0], CLEAN, 70)]
+    data = heatmap_data(records, soups=soups, labels=LABELS)
+    assert data.columns == ["clean", "L∞ 8/255 ≤"]
+    assert [(row.name, row.cells) for row in data.table] == [
+        ("nominal", [records[0], records[1]]), ("half", [records[2], None])]
+    assert [(row["soup"], row["metric"]) for row in data.rows] == [
+        ("nominal", "clean"), ("nominal", "L∞ 8/255"), ("half", "clean")]
+    assert "L∞ 8/255: by APGD-CE-20, n=100" in data.footnote and "clean: n=100" in data.footnote
+
+
+def test_two_attacks_on_one_threat_are_two_columns_named_by_their_attack_and_a_preview_is_flagged():
+    records = [record(one_hot(0), LINF, 5, n=500), record(one_hot(0), PREVIEW, 9, n=200)]
+    data = heatmap_data(records, labels=LABELS)
+    assert data.columns == ["L∞ 8/255 (APGD-CE-20) ≤", "L∞ 8/255 (PGD-10) ≤"]
+    assert "by PGD-10 (preview), n=200" in data.footnote and "by APGD-CE-20, n=500" in data.footnote
+    assert data.metric == "L∞ 8/255 APGD-CE-20 L∞ 8/255 PGD-10"
+
+
+def test_baselines_follow_the_soups_named_by_label_or_checkpoint():
+    sat = record([1.0], CLEAN, 60, family="fam/baselines/sat")
+    data = heatmap_data([record(one_hot(0))], labels=LABELS, baselines=[sat],
+                        baseline_labels={"fam/baselines/sat": "SAT"})
+    assert [(row.name, row.labels) for row in data.table] == [("nominal", LABELS), ("SAT (baseline)", None)]
+    assert data.table[1].cells == [sat]
+    unnamed = heatmap_data([record(one_hot(0))], baselines=[sat]).table[1].name
+    assert unnamed == "nominal (baseline)"  # the checkpoint's own (ingredient) name
+
+
+def test_an_empty_heatmap_is_refused():
+    with pytest.raises(SoupvizError, match="No results to show in a heatmap"):
+        heatmap_data([])
