@@ -82,7 +82,7 @@ def budget_data(
     threats = list(dict.fromkeys(r.measure.threat for r in attacked))
     panels = [_panel(threat, [r for r in attacked if r.measure.threat == threat], soups, clean)
               for threat in threats]
-    rows = [{"soup": line.soup, "threat": panel.threat, "eps": e, **p.row()}
+    rows = [_row(line.soup, panel.threat, e, p)
             for panel in panels for line in panel.lines for e, p in zip(line.eps, line.points, strict=True)]
     return BudgetData(
         panels=panels, labels=labels, rows=rows, family=family_of(records),
@@ -140,6 +140,14 @@ def _panel(threat: str, attacked: Sequence[Record], soups: NamedSoups, clean: di
                 lines.append(BudgetLine(name, setting, points, eps, legend))
     ticks = sorted({0.0} | {r.measure.eps for r in attacked})
     return BudgetPanel(threat, lines, ticks, 255 if threat == "linf" else 1)
+
+
+def _row(soup: str, threat: str, eps: float, record: Record) -> dict:
+    """The CSV row of a drawn point: the soup, the panel's threat and the budget the point is drawn
+    at, then the record's own columns. A clean record (ε = 0 in every panel) has no threat or budget
+    of its own, so the drawn ones win over its ''; a robust record's are the same."""
+    drawn = {"soup": soup, "threat": threat, "eps": eps}
+    return {**drawn, **record.row(), **drawn}
 
 
 def _draw_line(fig: go.Figure, line: BudgetLine, panel: BudgetPanel, colour: str, col: int,

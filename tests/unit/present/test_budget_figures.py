@@ -28,6 +28,15 @@ def test_a_panel_per_threat_and_a_line_per_soup_and_attack_from_clean_accuracy_u
     assert data.metric == "L∞ L2" and "200 test images per soup" in data.title
 
 
+def test_each_csv_row_names_the_panel_and_budget_it_is_drawn_at_the_clean_one_too():
+    records = [record(one_hot(1), metric, 50) for metric in (CLEAN, LINF, LINF4, L2)]
+    rows = budget_data(records, labels=LABELS).rows
+    assert [(row["metric"], row["threat"], row["eps"]) for row in rows] == [
+        ("clean", "linf", 0.0), ("L∞ 4/255", "linf", 4 / 255), ("L∞ 8/255", "linf", 8 / 255),
+        ("clean", "l2", 0.0), ("L2 0.5", "l2", 0.5)]
+    assert list(rows[0])[:4] == ["soup", "threat", "eps", "weights"]  # the CSV's first columns
+
+
 def test_named_soups_keep_their_order_and_names_and_mixed_counts_are_a_range():
     records = [record(one_hot(0), LINF, 10, n=100), record(one_hot(1), LINF, 30, n=300),
                record(one_hot(1), LINF4, 60, n=100)]
