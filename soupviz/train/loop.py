@@ -77,7 +77,7 @@ def train(
     model, parent = _initial_model(config, device)
     budgets = method_budgets(
         config.method, config.threat, config.eps, config.attack_steps,
-        config.attack_step_size, tuple(config.lrat_threats),
+        config.attack_step_size, extra_threats=tuple(config.lrat_threats),
     )
     train_set, val_set = _split(config, data)
     # The training images live on the device as one uint8 tensor; batches are cropped, flipped
@@ -261,7 +261,8 @@ def _train_epoch(session: _Session, budgets, data: ImageSet, epoch: int, progres
             group["lr"] = learning_rate(config, fraction)
         with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
             result = batch_loss(
-                config.method, model, x, y, budgets, attack_generator, config.trades_beta, lrat
+                config.method, model, x, y, budgets,
+                generator=attack_generator, trades_beta=config.trades_beta, lrat=lrat,
             )
         optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
