@@ -55,7 +55,7 @@ def soupability_panel(family: SoupFamily, folder: str, stamp: str) -> None:
     images = min(IMAGES, s.images)
     outsider = _outsider(family)
     kept = kept_soupability(family.folder, soupability_key(family, outsider, images, s.seed, POINTS,
-                                                           BATCHNORM_LABELS["mix"]))
+                                                           batchnorm=BATCHNORM_LABELS["mix"]))
     titles = dict(zip(family.names, ingredient_titles(family), strict=True))
     if kept is not None:
         _show(renamed(family_only(kept.report), titles), f"Precomputed on {kept.measured_on} by `{kept.command}`. ")

@@ -35,8 +35,8 @@ METHODS = {"grid": "Grid search", "gradient": "Grid search, then gradient steps"
 
 def shifts_of(specs: list[tuple], report: ProgressCallback = silent, upload: object = None) -> list[ShiftData]:
     """The shifts `specs` name, kept for all sessions; `upload` is the file an 'upload' spec names."""
-    return kept_shifts(specs, split, per_class, heldout, seed, result_store(), evaluator_context(),
-                       upload.getvalue() if upload is not None else None, report)
+    return kept_shifts(specs, split, per_class, heldout, seed, store=result_store(), context=evaluator_context(),
+                       upload=upload.getvalue() if upload is not None else None, report=report)
 
 
 st.title("Few-shot soup adaptation")
@@ -106,7 +106,7 @@ run, failed, kept = result_store().get(key), False, None
 pressed = st.button("Select and report", type="primary", disabled=not spec[1])
 if run is None and not pressed:
     kept = kept_run(family.folder, portable_key(family, split_id(data_source(), "test"), evaluator.soup.bn_label, spec,
-                                                heldout, per_class, seed, config))
+                                                heldout, per_class=per_class, seed=seed, config=config))
     run = kept.run if kept else None
 if pressed:
     try:

@@ -82,7 +82,7 @@ with walk:
         pressed = st.button("Walk towards the target", type="primary", key=Keys.GENERATION_WALK)
         if pressed or (runs is None and walks_at_once(len(rows), gen)):
             runs = with_progress(f"Walking {picked[2][0]} towards {classes[target]!r}", lambda report: walk_towards(
-                evaluator.soup, rows, image, target, gen, report))
+                evaluator.soup, rows, image, target, gen, report=report))
             result_store().put(key, runs)
         if runs is None:
             st.info(f"Press the button: {len(rows)} models × {gen.steps} steps of the attack (up to "
@@ -108,9 +108,9 @@ with seeded:
             train = cached_split(source, "train")
             fits = request_key(source, fit_images, gen.seed)
             gaussians = with_progress("Class Gaussians", lambda report: fit_gaussians(
-                train, chosen, fit_images, gen.seed, gaussian_store(), fits, report))
+                train, chosen, fit_images, gen.seed, gaussian_store(), key=fits, report=report))
             runs = with_progress("Generating", lambda report: generate_per_model(
-                evaluator.soup, rows, gaussians, chosen, per_class, gen, report))
+                evaluator.soup, rows, gaussians, chosen, per_class, settings=gen, report=report))
             result_store().put(key, runs)
         except SoupvizError as error:
             st.error(str(error))

@@ -68,9 +68,10 @@ key = request_key("saliency", evaluator_context(), tuple(weights), tensor_digest
 panels = result_store().get(key)
 if panels is None:
     panels = with_progress("Saliency", lambda report: saliency_panels(
-        evaluator.soup, images, labels, weights, s, family.names, report))
+        evaluator.soup, images, labels, weights, s, names=family.names, report=report))
     result_store().put(key, panels)
-fig = saliency_view(family, images, labels, names, panels, s, split.classes, weights, paper)
+fig = saliency_view(family, images, labels, names, panels, settings=s, classes=split.classes, weights=weights,
+                    paper=paper)
 figure_panel(fig, Keys.SALIENCY_CHART, width="content")
 st.caption(f"**Map:** {s.method_label}. **Display:** {s.normalisation_label}. Under each map, the model's "
            "prediction and softmax confidence (green: right, orange: wrong).")

@@ -113,13 +113,8 @@ Hook = Callable[[Iterate], None]
 
 
 def ascend(
-    model: Classifier,
-    x: torch.Tensor,
-    ascent: Ascent,
-    objective: Objective,
-    start: torch.Tensor | None = None,
-    stop: StopTest | None = None,
-    hook: Hook | None = None,
+    model: Classifier, x: torch.Tensor, ascent: Ascent, objective: Objective, start: torch.Tensor | None = None,
+    *, stop: StopTest | None = None, hook: Hook | None = None,
 ) -> Ascended:
     """`ascent.steps` projected steepest-ascent steps on `objective` from x + `start`.
 
@@ -146,36 +141,50 @@ def ascend(
         >>> x_adv = ascend(model, x, ascent, lambda logits, rows: F.cross_entropy(logits, y[rows])).images
     """
     delta = torch.zeros_like(x) if start is None else start.detach()
-    result = torch.empty_like(x)  # every row is written: at its first success, else at the end
-    stopped = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    done = Ascended(torch.empty_like(x), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device))
     rows = torch.arange(x.shape[0], device=x.device)
     drop = stop is not None and not fixed_batch(model)
     with eval_mode(model), torch.enable_grad():
-        for step in range(ascent.steps + 1):
+        for step in range(ascent.steps + (stop is not None or hook is not None)):  # + the last iterate, if read
             last = step == ascent.steps
-            if last and stop is None and hook is None:
-                break
-            with torch.set_grad_enabled(not last):
-                delta.requires_grad_(not last)
-                logits = model(x + delta)
-                if not last:
-                    (grad,) = torch.autograd.grad(objective(logits, rows).sum(), delta)
-            delta, logits = delta.detach(), logits.detach()
+            delta, logits, grad = _forward(model, x, delta, objective, rows, with_grad=not last)
             if hook is not None:
                 hook(Iterate(step, x + delta, logits, rows))
             if stop is not None:
-                newly = stop(logits, rows) & ~stopped[rows]
-                result[rows[newly]] = (x + delta)[newly]
-                stopped[rows[newly]] = True
+                newly = _keep_first_successes(done, stop(logits, rows), rows, x + delta)
                 if drop and not last and bool(newly.any()):
-                    keep = ~newly
-                    rows, x, delta, grad = rows[keep], x[keep], delta[keep], grad[keep]
+                    rows, x, delta, grad = (t[~newly] for t in (rows, x, delta, grad))
                     if rows.numel() == 0:
-                        return Ascended(result, stopped)
-            if last:
-                break
-            move = ascent.step_length(step) * ascent.direction(grad, x + delta)
-            delta = project(ascent.threat, delta + move, x, ascent.eps)
-    going = ~stopped[rows]
-    result[rows[going]] = (x + delta)[going]
-    return Ascended(result, stopped)
+                        return done
+            if not last:
+                move = ascent.step_length(step) * ascent.direction(grad, x + delta)
+                delta = project(ascent.threat, delta + move, x, ascent.eps)
+    going = ~done.stopped[rows]  # every row is written: at its first success, else here
+    done.images[rows[going]] = (x + delta)[going]
+    return done
+
+
+def _forward(
+    model: Classifier, x: torch.Tensor, delta: torch.Tensor, objective: Objective, rows: torch.Tensor,
+    *, with_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`delta` and the logits at x + `delta`, both detached, and (`with_grad`) the gradient of the
+    summed objective in `delta`."""
+    grad = None
+    with torch.set_grad_enabled(with_grad):
+        delta.requires_grad_(with_grad)
+        logits = model(x + delta)
+        if with_grad:
+            (grad,) = torch.autograd.grad(objective(logits, rows).sum(), delta)
+    return delta.detach(), logits.detach(), grad
+
+
+def _keep_first_successes(
+    done: Ascended, met: torch.Tensor, rows: torch.Tensor, images: torch.Tensor
+) -> torch.Tensor:
+    """Record in `done` the `images` of the examples `rows` that meet the stop test for the first
+    time (`met`, (n,)), and return which of them do."""
+    newly = met & ~done.stopped[rows]
+    done.images[rows[newly]] = images[newly]
+    done.stopped[rows[newly]] = True
+    return newly

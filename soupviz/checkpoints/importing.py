@@ -55,19 +55,10 @@ def _short(values: tuple[float, ...]) -> str:
 
 
 def import_checkpoint(
-    source: str | Path,
-    out: str | Path,
-    *,
-    name: str | None = None,
-    arch: str | None = None,
-    fmt: str = "auto",
-    threat: str = "unknown",
-    eps: float | None = None,
-    normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
-    zoo: str | None = None,
-    overwrite: bool = False,
-    command: str = "",
-    check_images: ImageSet | Callable[[], ImageSet | None] | None = None,
+    source: str | Path, out: str | Path, *, name: str | None = None, arch: str | None = None, fmt: str = "auto",
+    threat: str = "unknown", eps: float | None = None,
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None, zoo: str | None = None,
+    overwrite: bool = False, command: str = "", check_images: ImageSet | Callable[[], ImageSet | None] | None = None,
 ) -> ImportResult:
     """Import a foreign checkpoint into `out` as `<name>.safetensors` with its card.
 
@@ -92,54 +83,90 @@ def import_checkpoint(
         the normalisation came from) and the check.
     """
     source = Path(source)
+    entry = _stated_entry(source, threat, zoo, arch)
+    foreign = read_foreign(source, fmt, entry.wrapper if entry else None)
+    arch, num_classes = match_architecture(foreign, entry.arch if entry else arch)
+    threat, eps = _stated_threat(threat, eps, entry)
+    (mean, std), origin = _checked_normalisation(foreign, entry, normalisation)
+    card_name = _free_name(out, name or re.sub(r"[^\w.-]+", "_", foreign.path.stem), overwrite)
+    state, check, accuracy = _load_and_check(foreign, arch, num_classes, (mean, std), check_images)
+    card = Card(
+        name=card_name, arch=arch, threat=threat, eps=eps, num_classes=num_classes, mean=mean, std=std,
+        data_source="", command=command, **_provenance(foreign, entry, origin),
+    )
+    return ImportResult(save_checkpoint(state, card, out), card, check, accuracy)
+
+
+def _stated_entry(source: Path, threat: str, zoo: str | None, arch: str | None) -> ZooEntry | None:
+    """The RobustBench entry `zoo` names, else the one `source` is named after (None for neither),
+    once the stated threat and architecture are checked against it."""
     if threat not in IMPORT_THREATS:
         raise CheckpointError(f"Unknown threat {threat!r}: use one of {', '.join(IMPORT_THREATS)}.")
     entry = zoo_entry(zoo, threat) if zoo else entry_for_file(source, threat)
     if entry and arch and arch != entry.arch:
         raise CheckpointError(f"RobustBench's {entry.key} is a {entry.arch}, not a {arch}: drop --arch or --zoo.")
-    foreign = read_foreign(source, fmt, entry.wrapper if entry else None)
-    arch, num_classes = match_architecture(foreign, entry.arch if entry else arch)
+    return entry
+
+
+def _stated_threat(threat: str, eps: float | None, entry: ZooEntry | None) -> tuple[str, float | None]:
+    """The threat and budget to record: as stated, else the zoo entry's threat and the threat's usual budget."""
     if threat == "unknown" and entry and entry.threat in THREATS:
         threat = entry.threat
     if eps is None and threat in DEFAULT_BUDGETS:
         eps = DEFAULT_BUDGETS[threat]
-    normalisation, origin = _normalisation(foreign, entry, normalisation)
+    return threat, eps
+
+
+def _checked_normalisation(
+    foreign: ForeignCheckpoint, entry: ZooEntry | None, given
+) -> tuple[tuple[tuple[float, ...], tuple[float, ...]], str]:
+    """((mean, std), where they came from) as `_normalisation` chooses them, as floats: 3 of each, stds positive."""
+    normalisation, origin = _normalisation(foreign, entry, given)
     mean, std = (tuple(float(v) for v in values) for values in normalisation)
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise CheckpointError(f"The normalisation of {foreign.path} needs 3 means and 3 positive stds: {mean}, {std}.")
-    card_name = name or re.sub(r"[^\w.-]+", "_", foreign.path.stem)
-    target = Path(out) / f"{card_name}.safetensors"
+    return (mean, std), origin
+
+
+def _free_name(out: str | Path, name: str, overwrite: bool) -> str:
+    """`name`, unless `out` already holds an ingredient of that name and `overwrite` is not given."""
+    target = Path(out) / f"{name}.safetensors"
     if target.exists() and not overwrite:
         raise CheckpointError(
             f"{target} already exists: give the import another --name, or --overwrite to replace it."
         )
-    model = create_model(arch, num_classes, mean, std)
+    return name
+
+
+def _load_and_check(
+    foreign: ForeignCheckpoint, arch: str, num_classes: int, normalisation: tuple[tuple[float, ...], ...],
+    check_images: ImageSet | Callable[[], ImageSet | None] | None,
+) -> tuple[dict[str, torch.Tensor], str, float | None]:
+    """The file's state dict (BatchNorm counters filled in), checked by loading it into `arch` with
+    `normalisation` (mean, std), and `_run_check`'s sentence and accuracy for that model;
+    `check_images` (or the function giving them) is called only for a file that loads."""
+    model = create_model(arch, num_classes, *normalisation)
     state = fill_counters(foreign.state_dict, arch, num_classes)
     check_state_dict(model, state, foreign.path)
     model.load_state_dict(state)
     images = check_images() if callable(check_images) else check_images
-    check, accuracy = _run_check(model.eval(), images, num_classes, foreign.path)
+    return (state, *_run_check(model.eval(), images, num_classes, foreign.path))
+
+
+def _provenance(foreign: ForeignCheckpoint, entry: ZooEntry | None, origin: str) -> dict:
+    """The card's `notes` and `source` fields: the file, its format and SHA-256, the zoo entry and
+    where the normalisation came from."""
     dropped = f"; left out {foreign.dropped} keys of the unused sub_block1" if foreign.dropped else ""
-    card = Card(
-        name=card_name,
-        arch=arch,
-        threat=threat,
-        eps=eps,
-        num_classes=num_classes,
-        mean=mean,
-        std=std,
-        data_source="",
-        command=command,
-        notes=f"Imported with soupviz import from {foreign.path.name} ({foreign.format}){dropped}.",
-        source={
+    return {
+        "notes": f"Imported with soupviz import from {foreign.path.name} ({foreign.format}){dropped}.",
+        "source": {
             "format": foreign.format,
             "file": foreign.path.name,
             "sha256": foreign.sha256,
             "zoo": f"RobustBench 1.1.1 CIFAR-10 {entry.key}: {entry.constructor}" if entry else "",
             "normalisation": origin,
         },
-    )
-    return ImportResult(save_checkpoint(state, card, out), card, check, accuracy)
+    }
 
 
 def _normalisation(foreign: ForeignCheckpoint, entry: ZooEntry | None, given) -> tuple[tuple, str]:

@@ -96,8 +96,8 @@ def run_adapt(args: argparse.Namespace) -> None:
         run = adapt_to_shift(soup, shift, config, family.labels, report)
     print(adaptation_table(run))
     if args.keep:
-        key = portable_key(family, split.digest(), soup.bn_label, spec, args.heldout, per_class, args.seed,
-                           config)
+        key = portable_key(family, split.digest(), soup.bn_label, spec, args.heldout, per_class=per_class,
+                           seed=args.seed, config=config)
         print(f"run kept in {keep_run(family.folder or Path(args.family), key, run, command_line())}")
     figures = adaptation_figures(run, family.labels, family.name)
     outcomes, curve = figures["outcomes"], figures.get("k-curve")

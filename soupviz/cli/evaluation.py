@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soupviz.cli.options import add_common, command_line, real, weight_row, whole
 from soupviz.cli.outputs import check_out
 from soupviz.errors import SoupvizError
 from soupviz.progress import terminal_bar
+
+if TYPE_CHECKING:
+    import torch
+
+    from soupviz.checkpoints.families import SoupFamily
 
 
 def _add_evaluation(parser: argparse.ArgumentParser) -> None:
@@ -281,38 +288,57 @@ def _comparison(records: list, wanted: list[str]) -> str:
 def run_eval(args: argparse.Namespace) -> None:
     """`soupviz eval`: the soups of --weights (or each ingredient) on --metrics, as a table."""
     from soupviz import load_family
-    from soupviz.checkpoints.cards import card_path, record_metrics
-    from soupviz.errors import SoupWeightsError
-    from soupviz.results.records import corruption_mean, records_of
     from soupviz.results.store import EXPORT_SUFFIXES
-    from soupviz.soups.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
 
     check_out(args.out, EXPORT_SUFFIXES)
-    weights = None
-    if args.weights:
-        if args.write_cards:
-            raise SoupvizError("--write-cards stores ingredients' metrics: drop --weights to use it.")
+    weights = _weights_of(args)
+    _check_eval_flags(args)
+    compared = _compared(args.compare, load_family(args.family).names) if args.compare else None
+    records = _evaluate(args, weights)
+    if compared:
+        print(_comparison(records, compared))
+    if args.write_cards:
+        _write_cards(args.family, records)
+        print(f"metrics written to the cards in {args.family}")
 
-        def weights(family):
-            for row in args.weights:
-                if len(row) != len(family.names):
-                    raise SoupWeightsError(
-                        f"--weights {','.join(f'{w:g}' for w in row)} gives {len(row)} weights "
-                        f"but the family has {len(family.names)} ingredients "
-                        f"({', '.join(family.names)}): give one per ingredient."
-                    )
-            rows = check_weights(
-                args.weights, len(family.names), extrapolate=True, margin=EXTRAPOLATION_LIMIT, normalise=args.normalise
-            )
-            for row in rows.tolist():
-                if is_extrapolated(row):
-                    print(
-                        f"soupviz: note: the soup {' '.join(f'{w:g}' for w in row)} has weights outside [0, 1]: "
-                        "it extrapolates beyond the ingredients rather than mixing them.",
-                        file=sys.stderr,
-                    )
-            return rows
 
+def _weights_of(args: argparse.Namespace) -> Callable[[SoupFamily], torch.Tensor] | None:
+    """None without --weights (each ingredient is evaluated); else a function checking the rows of
+    --weights against a family (one per ingredient, within `EXTRAPOLATION_LIMIT`, --normalise) and
+    giving them as `check_weights` does, with a note for each soup that extrapolates."""
+    from soupviz.errors import SoupWeightsError
+    from soupviz.soups.weights import EXTRAPOLATION_LIMIT, check_weights, is_extrapolated
+
+    if not args.weights:
+        return None
+    if args.write_cards:
+        raise SoupvizError("--write-cards stores ingredients' metrics: drop --weights to use it.")
+
+    def weights(family):
+        for row in args.weights:
+            if len(row) != len(family.names):
+                raise SoupWeightsError(
+                    f"--weights {','.join(f'{w:g}' for w in row)} gives {len(row)} weights "
+                    f"but the family has {len(family.names)} ingredients "
+                    f"({', '.join(family.names)}): give one per ingredient."
+                )
+        rows = check_weights(
+            args.weights, len(family.names), extrapolate=True, margin=EXTRAPOLATION_LIMIT, normalise=args.normalise
+        )
+        for row in rows.tolist():
+            if is_extrapolated(row):
+                print(
+                    f"soupviz: note: the soup {' '.join(f'{w:g}' for w in row)} has weights outside [0, 1]: "
+                    "it extrapolates beyond the ingredients rather than mixing them.",
+                    file=sys.stderr,
+                )
+        return rows
+
+    return weights
+
+
+def _check_eval_flags(args: argparse.Namespace) -> None:
+    """Refuse `soupviz eval` flags that do not go together, naming what to drop."""
     if args.baselines and (args.weights or args.compare or args.write_cards):
         raise SoupvizError("--baselines evaluates the family's baselines: drop --weights, --compare and --write-cards.")
     if args.compare and args.weights:
@@ -325,19 +351,22 @@ def run_eval(args: argparse.Namespace) -> None:
                            "--lambdas and --baselines.")
     if (args.merge or args.groups or args.swaps) and (args.compare or args.write_cards):
         raise SoupvizError("--compare and --write-cards measure ingredients: drop --merge and --groups to use them.")
-    compared = _compared(args.compare, load_family(args.family).names) if args.compare else None
-    records = _evaluate(args, weights)
-    if compared:
-        print(_comparison(records, compared))
-    if args.write_cards:
-        family = load_family(args.family)
-        for index, ingredient in enumerate(family.ingredients):
-            mine = [replace(r, weights=None, ingredients=None).to_dict() for r in records if r.weights[index] == 1.0]
-            record_metrics(ingredient.card, card_path(ingredient.path), mine)
-            mean = corruption_mean(records_of(ingredient.card.metrics))  # over every corruption the card now holds
-            if mean:
-                record_metrics(ingredient.card, card_path(ingredient.path), [mean.to_dict()])
-        print(f"metrics written to the cards in {args.family}")
+
+
+def _write_cards(folder: str, records: list) -> None:
+    """Store each ingredient's own records (weight 1 on it) in its card, then the mean over every
+    corruption its card now holds."""
+    from soupviz import load_family
+    from soupviz.checkpoints.cards import card_path, record_metrics
+    from soupviz.results.records import corruption_mean, records_of
+
+    family = load_family(folder)
+    for index, ingredient in enumerate(family.ingredients):
+        mine = [replace(r, weights=None, ingredients=None).to_dict() for r in records if r.weights[index] == 1.0]
+        record_metrics(ingredient.card, card_path(ingredient.path), mine)
+        mean = corruption_mean(records_of(ingredient.card.metrics))  # over every corruption the card now holds
+        if mean:
+            record_metrics(ingredient.card, card_path(ingredient.path), [mean.to_dict()])
 
 
 def run_sweep(args: argparse.Namespace) -> None:

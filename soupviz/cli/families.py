@@ -147,10 +147,10 @@ def run_check(args: argparse.Namespace) -> None:
         calibration = load_split(args.data, "train").subset(args.calibration_images, args.seed).floats(device)
     if args.against:
         outsider = load_checkpoint(args.against)
-        report = measure_against(family, outsider, test, args.points, device, calibration, args.seed)
+        report = measure_against(family, outsider, test, args.points, device, calibration=calibration, seed=args.seed)
     else:
         params = ParameterMatrix.from_family(family, device)
-        report = measure_soupability(family, test, args.points, params, calibration, args.seed)
+        report = measure_soupability(family, test, args.points, params, calibration, seed=args.seed)
     text = check_report(report)
     print(text)
     if args.output:
@@ -166,7 +166,7 @@ def keep_check(args: argparse.Namespace, family: SoupFamily, report: Soupability
     from soupviz.evaluate.kept_soupability import keep_soupability, soupability_key
 
     outsider = load_checkpoint(args.against) if args.against else None
-    key = soupability_key(family, outsider, images, args.seed, report.points, report.batchnorm)
+    key = soupability_key(family, outsider, images, args.seed, report.points, batchnorm=report.batchnorm)
     path = keep_soupability(family.folder or Path(args.family), key, report, command_line(),
                             f"{images} CIFAR-10 test images, seed {args.seed}")
     print(f"Kept in {path}")

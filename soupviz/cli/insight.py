@@ -102,8 +102,9 @@ def run_saliency(args: argparse.Namespace) -> None:
     settings = SaliencySettings(args.method, args.mode, args.clip, args.percentile, nt_samples=args.samples,
                                 noise=args.noise, ig_steps=args.ig_steps, seed=args.seed)
     with terminal_bar("saliency maps") as report:
-        panels = saliency_panels(soup, images, labels, weights, settings, family.names, report)
-    fig = saliency_view(family, images, labels, names, panels, settings, split.classes, weights, args.paper)
+        panels = saliency_panels(soup, images, labels, weights, settings, names=family.names, report=report)
+    fig = saliency_view(family, images, labels, names, panels, settings=settings, classes=split.classes,
+                        weights=weights, paper=args.paper)
     print(f"{settings.method_label}; {settings.normalisation_label}")
     write_outputs([fig], args.out, args.figures, args.figure_format)
 
@@ -134,7 +135,7 @@ def run_generate(args: argparse.Namespace) -> None:
         images, _, names = _pick(args, split, single=True)
         target = class_index(args.target, classes)
         with terminal_bar("generating") as report:
-            runs = walk_towards(soup, rows, images[0], target, settings, report)
+            runs = walk_towards(soup, rows, images[0], target, settings, report=report)
         fig = strip_figure(runs, titles, classes, family.name, weights, args.paper)
         print(f"{names[0]} towards {classes[target]!r}: {settings.label}")
     else:
@@ -143,7 +144,7 @@ def run_generate(args: argparse.Namespace) -> None:
         with terminal_bar("fitting class seeds") as report:
             gaussians = fit_gaussians(train, chosen, args.fit_images, settings.seed, report=report)
         with terminal_bar("generating") as report:
-            runs = generate_per_model(soup, rows, gaussians, chosen, args.per_class, settings, report)
+            runs = generate_per_model(soup, rows, gaussians, chosen, args.per_class, settings=settings, report=report)
         fig = class_figure(runs, titles, classes, family.name, weights, args.paper)
         print(f"{', '.join(classes[c] for c in chosen)} from Gaussian seeds (seed {settings.seed}): {settings.label}")
     write_outputs([fig], args.out, args.figures, args.figure_format)

@@ -36,7 +36,7 @@ class KeptSoupability:
 
 
 def soupability_key(family: SoupFamily, outsider: Ingredient | None, images: int, seed: int, points: int,
-                    batchnorm: str) -> str:
+                    *, batchnorm: str) -> str:
     """The key of a soupability report's inputs: the same on the page and the CLI for the same
     checkpoints (and outside network), image count and seed, points per path and BatchNorm sentence."""
     hashes = [*family.hashes, *([outsider.card.content_hash or ""] if outsider is not None else [])]

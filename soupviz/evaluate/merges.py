@@ -186,7 +186,7 @@ class MergeEvaluator(Evaluator):
             self.layered.set_weights(weights, extrapolate=True, margin=EXTRAPOLATION_LIMIT)
             return self.layered
         m = self.merge
-        flat = merge_vector(self.soup.params, row, self.base, m.method, m.top_k, m.drop, m.seed,
+        flat = merge_vector(self.soup.params, row, self.base, m.method, m.top_k, drop=m.drop, seed=m.seed,
                             linear_variances=self.soup.bn_mode == "mix-linear")
         return SoupVector(self.soup, flat)
 

@@ -237,7 +237,7 @@ def straight_paths(
     x: torch.Tensor,
     y: torch.Tensor,
     points: int = 7,
-    seed: int = 0,
+    *, seed: int = 0,
     batch: int = 256,
 ) -> tuple[list[PairBarrier], torch.Tensor, torch.Tensor]:
     """Loss and accuracy along the straight path between pairs of a soup's ingredients.
@@ -303,7 +303,7 @@ def measure_soupability(
     points: int = 7,
     params: ParameterMatrix | None = None,
     calibration: torch.Tensor | None = None,
-    seed: int = 0,
+    *, seed: int = 0,
 ) -> Soupability:
     """Loss and accuracy along the straight path between every pair of ingredients.
 
@@ -326,7 +326,7 @@ def measure_soupability(
         soup.reestimate_batchnorm(calibration, batch_size=128, batches=-(-len(calibration) // 128))
     pairs = list(itertools.combinations(range(len(family.names)), 2))
     x, y = images.floats(params.device), images.labels.to(params.device)
-    found, accuracies, losses = straight_paths(soup, pairs, x, y, points, seed)
+    found, accuracies, losses = straight_paths(soup, pairs, x, y, points, seed=seed)
     for pair in found:
         pair.base = shared_base(family, pair.a, pair.b)
     ends = {name: (float(a), float(loss)) for name, a, loss in zip(family.names, accuracies, losses, strict=True)}
@@ -339,7 +339,7 @@ def measure_against(
     images: ImageSet,
     points: int = 7,
     device: torch.device | str = "cpu",
-    calibration: torch.Tensor | None = None,
+    *, calibration: torch.Tensor | None = None,
     seed: int = 0,
 ) -> Soupability:
     """Every pair of the family's ingredients and each ingredient against an outside network,
@@ -361,7 +361,7 @@ def measure_against(
     family_from_ingredients([*family.ingredients, outsider], family.name)  # keys and shapes checked
     joined = SoupFamily(family.name, [*family.ingredients, outsider], family.folder)
     params = ParameterMatrix.from_family(joined, device)
-    report = measure_soupability(joined, images, points, params, calibration, seed)
+    report = measure_soupability(joined, images, points, params, calibration, seed=seed)
     report.outsider = outsider.name
     return report
 

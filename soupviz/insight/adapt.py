@@ -37,7 +37,7 @@ class GridScores:
         columns = torch.arange(self.correct.shape[1]) if columns is None else columns
         accuracy = self.correct[:, columns].to(F64).mean(1)
         loss = self.loss[:, columns].to(F64).mean(1)
-        return choose(self.grid, accuracy, loss, len(columns), "grid", label)
+        return choose(self.grid, accuracy, loss, len(columns), "grid", label=label)
 
     def rows(self, index: torch.Tensor) -> GridScores:
         """The scores of some rows of the grid only."""
@@ -139,7 +139,7 @@ def selection_names(selections: Sequence[Selection]) -> list[str]:
 
 
 def adaptation_report(soup: Soup, shift: ShiftData, selections: Sequence[Selection], k: int,
-                      draw: int = 0, batch_size: int = 256, labels: Sequence[str] | None = None,
+                      draw: int = 0, *, batch_size: int = 256, labels: Sequence[str] | None = None,
                       batchnorm: str = "") -> list[Outcome]:
     """Held-out accuracy of each selected soup, each ingredient (named by `labels`, default the
     checkpoint names), the uniform soup and the ingredient most accurate on the selection images

@@ -137,7 +137,7 @@ def select(
     grid: torch.Tensor,
     config: AdaptConfig,
     picked: torch.Tensor,
-    grid_choice: Selection | None = None,
+    *, grid_choice: Selection | None = None,
     report: ProgressCallback = silent,
 ) -> list[Selection]:
     """The protocol's selections on the images `picked`: the grid's choice (given, or by
@@ -159,11 +159,11 @@ def select(
         y,
         config.gradient_steps,
         config.lr,
-        grid_choice.weights,
-        config.margin > 0,
-        config.margin,
-        config.batch_size,
-        step,
+        init=grid_choice.weights,
+        extrapolate=config.margin > 0,
+        margin=config.margin,
+        batch_size=config.batch_size,
+        progress=step,
     )
     return [grid_choice, dataclasses.replace(gradient, label=gradient.label + ", from the grid's choice")]
 
@@ -210,9 +210,13 @@ def adapt_to_shift(
     scores = score_grid(soup, candidates, shift.x[columns], shift.y[columns], config.batch_size, progress=scored)
     on_grid = scores.rows(torch.arange(len(grid)))
     main = picks[(config.k, 0)]
-    selections = select(soup, shift, grid, config, main, on_grid.pick(position[main]), within(report, 0.4, 0.5))
+    selections = select(
+        soup, shift, grid, config, main, grid_choice=on_grid.pick(position[main]), report=within(report, 0.4, 0.5)
+    )
     report(Progress.at(0.5, f"held-out accuracy on {len(shift.heldout)} images"))
-    outcomes = adaptation_report(soup, shift, selections, config.k, 0, config.batch_size, labels, batchnorm)
+    outcomes = adaptation_report(
+        soup, shift, selections, config.k, 0, batch_size=config.batch_size, labels=labels, batchnorm=batchnorm
+    )
     curve = _curve(soup, shift, grid, config, scores, position, picks, draws[1:], report)
     report(Progress.at(1.0, "done"))
     return AdaptationRun(
@@ -239,20 +243,14 @@ def _curve(
     for i, (k, draw) in enumerate(draws):
         columns = position[picks[(k, draw)]]
         report(Progress.at(0.55 + 0.4 * i / max(len(draws), 1), f"k-curve: k = {k}, draw {draw + 1} of {config.draws}"))
-        chosen = select(soup, shift, grid, config, picks[(k, draw)], scores.rows(torch.arange(g)).pick(columns))
+        chosen = select(
+            soup, shift, grid, config, picks[(k, draw)], grid_choice=scores.rows(torch.arange(g)).pick(columns)
+        )
         best = g + scores.rows(torch.arange(g, g + kk)).pick(columns).index
         for name, selection in zip(selection_names(chosen), chosen, strict=True):
             on_grid = selection.method == "grid"  # its index is its row of the grid
-            rows.append(
-                (
-                    k,
-                    draw,
-                    name,
-                    selection.weights,
-                    selection.selection_accuracy,
-                    float(heldout[selection.index]) if on_grid else None,
-                )
-            )
+            held = float(heldout[selection.index]) if on_grid else None
+            rows.append((k, draw, name, selection.weights, selection.selection_accuracy, held))
             if not on_grid:
                 extra.append((len(rows) - 1, selection.weights))
         for name, row in (("best ingredient", best), ("uniform soup", g + kk)):
@@ -306,13 +304,16 @@ def adapt_several(
         n += len(picked)
     names = ", ".join(s.name for s in shifts)
     joint = choose(
-        grid, accuracy, loss, n, "grid", f"one soup for {names}: grid search over {len(grid)} soups, best mean accuracy"
+        grid, accuracy, loss, n, "grid",
+        label=f"one soup for {names}: grid search over {len(grid)} soups, best mean accuracy",
     )
     outcomes = []
     for i, ((here, batchnorm), shift) in enumerate(zip(prepared, shifts, strict=True)):
         report(Progress.at(0.5 + i / (2 * len(shifts)), f"{shift.name}: its own soup and the held-out accuracies"))
         own = select(here, shift, grid, config, shift.selection_indices(config.k, 0))[-1]
-        rows = adaptation_report(here, shift, [joint, own], config.k, 0, config.batch_size, labels, batchnorm)
+        rows = adaptation_report(
+            here, shift, [joint, own], config.k, 0, batch_size=config.batch_size, labels=labels, batchnorm=batchnorm
+        )
         renamed = [ONE_FOR_ALL, OWN_SOUP]
         outcomes += [dataclasses.replace(o, candidate=renamed[j]) if j < 2 else o for j, o in enumerate(rows)]
     report(Progress.at(1.0, "done"))

@@ -191,7 +191,7 @@ def sample_seeds(gaussians: ClassGaussians, class_index: int, n: int, seed: int 
 def generate_classes(
     model: Classifier, gaussians: ClassGaussians, classes: Sequence[int] | None = None,
     per_class: int = 1, settings: GenerationSettings | None = None,
-    device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
+    *, device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
 ) -> Generation:
     """Generate `per_class` images of each class: seeds from its Gaussian, then targeted PGD.
 

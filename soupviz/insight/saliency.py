@@ -218,7 +218,7 @@ def explain(
 
 def soup_panel(
     soup: Soup, image: torch.Tensor, label: int, weights: Sequence[float] | torch.Tensor,
-    settings: SaliencySettings | None = None, names: Sequence[str] | None = None,
+    settings: SaliencySettings | None = None, *, names: Sequence[str] | None = None,
 ) -> Mapping[str, SaliencyResult]:
     """One image's map for each ingredient of `soup` and for the soup with `weights`.
 

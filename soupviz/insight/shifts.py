@@ -52,7 +52,7 @@ class ShiftData:
     @classmethod
     def from_images(
         cls, images: ImageSet, heldout_per_class: int = HELDOUT_PER_CLASS, seed: int = 0, name: str | None = None,
-        corruption: str | None = None, severity: int = 3,
+        corruption: str | None = None, *, severity: int = 3,
         model_classes: Sequence[str] = CIFAR10_CLASSES, origin: torch.Tensor | None = None,
     ) -> ShiftData:
         """A shift from labelled images (test images, or a user's `load_image_folder`),
@@ -115,7 +115,7 @@ class ShiftData:
 
 
 def corruption_shift(
-    split: ImageSet, corruption: str, severity: int, per_class: int, heldout_per_class: int, seed: int = 0
+    split: ImageSet, corruption: str, severity: int, per_class: int, heldout_per_class: int, *, seed: int = 0
 ) -> ShiftData:
     """`per_class` images of each class of `split`, drawn with `draw_seed(seed, shift, 'images')`
     (so each shift has its own images), corrupted; `heldout_per_class` of them held out."""
@@ -125,7 +125,9 @@ def corruption_shift(
     generator = torch.Generator().manual_seed(draw_seed(seed, name, "images"))
     order = torch.randperm(len(split), generator=generator)
     chosen = torch.cat([order[split.labels[order] == c][:per_class] for c in range(len(split.classes))])
-    return ShiftData.from_images(split.take(chosen), heldout_per_class, seed, name, corruption, severity, origin=chosen)
+    return ShiftData.from_images(
+        split.take(chosen), heldout_per_class, seed, name, corruption, severity=severity, origin=chosen
+    )
 
 
 def folder_shift(folder: str | Path, heldout_per_class: int, seed: int = 0, name: str | None = None) -> ShiftData:
@@ -153,7 +155,7 @@ def shift_identity(spec: ShiftSpec) -> tuple:
 
 def shift_from_spec(
     spec: ShiftSpec, split: ImageSet | None, per_class: int, heldout_per_class: int, seed: int = 0,
-    upload: bytes | None = None, uploads: str | Path | None = None,
+    *, upload: bytes | None = None, uploads: str | Path | None = None,
 ) -> ShiftData:
     """The shift `spec` names, as the Adaptation page offers them: ('corruption', name, severity)
     corrupts `per_class` images of each class of the test `split` (`corruption_shift`); ('folder',
@@ -170,7 +172,7 @@ def shift_from_spec(
     if kind == "corruption":
         if split is None:
             raise SoupvizError("A corruption shift corrupts the test images: set up the data first.")
-        return corruption_shift(split, where, spec[2], per_class, heldout_per_class, seed)
+        return corruption_shift(split, where, spec[2], per_class, heldout_per_class, seed=seed)
     if kind == "folder":
         folder = Path(where)
     elif kind == "upload":

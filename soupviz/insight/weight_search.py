@@ -40,7 +40,7 @@ class Selection:
 
 
 def choose(candidates: torch.Tensor, accuracy: torch.Tensor, loss: torch.Tensor, n: int,
-           method: str, label: str) -> Selection:
+           method: str, *, label: str) -> Selection:
     """The most accurate candidate; ties to the lower loss, then to the first row."""
     best = int(torch.where(accuracy == accuracy.max(), loss, torch.inf).argmin())
     return Selection(candidates[best].clone(), float(accuracy[best]), float(loss[best]), n,
@@ -76,7 +76,7 @@ def differentiable_template(template: nn.Module) -> nn.Module:
 
 def weight_gradient(
     soup: Soup, weights: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
-    template: nn.Module | None = None,
+    *, template: nn.Module | None = None,
 ) -> tuple[float, float, torch.Tensor]:
     """Mean cross-entropy and accuracy on (x, y), and the loss's gradient (K,) in the weights.
 
@@ -107,7 +107,7 @@ def weight_gradient(
 
 def select_by_gradient(
     soup: Soup, x_sel: torch.Tensor, y_sel: torch.Tensor, steps: int = 20, lr: float = 0.05,
-    init: Sequence[float] | torch.Tensor | None = None, extrapolate: bool = False,
+    *, init: Sequence[float] | torch.Tensor | None = None, extrapolate: bool = False,
     margin: float = DEFAULT_MARGIN, batch_size: int = 256, progress: ProgressCallback | None = None,
 ) -> Selection:
     """Optimise the weights on the selection images by projected Adam on the cross-entropy.
@@ -128,7 +128,7 @@ def select_by_gradient(
     iterates, accuracies, losses = [], [], []
     for step in range(steps + 1):
         loss, accuracy, gradient = weight_gradient(soup, w.detach(), x_sel, y_sel, batch_size,
-                                                   template)
+                                                   template=template)
         iterates.append(w.detach().clone())
         accuracies.append(accuracy)
         losses.append(loss)
@@ -142,4 +142,4 @@ def select_by_gradient(
     kind = f"extrapolating within [−{margin:g}, {1 + margin:g}]" if extrapolate else "convex"
     label = f"gradient: {steps} projected Adam steps (lr {lr:g}, {kind}) on {len(y_sel)} images"
     return choose(torch.stack(iterates), torch.tensor(accuracies, dtype=F64),
-                   torch.tensor(losses, dtype=F64), len(y_sel), "gradient", label)
+                   torch.tensor(losses, dtype=F64), len(y_sel), "gradient", label=label)

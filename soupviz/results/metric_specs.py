@@ -55,32 +55,48 @@ class MetricSpec:
         if self.kind not in KINDS:
             raise SoupvizError(f"Unknown metric kind {self.kind!r}: use one of {', '.join(KINDS)}.")
         if self.kind == "attack":
-            if self.threat not in THREATS:
-                raise SoupvizError(f"An attack metric needs a threat among {', '.join(THREATS)}, got {self.threat!r}.")
-            if self.eps is None:
-                object.__setattr__(self, "eps", DEFAULT_BUDGETS[self.threat])
-            if self.attack == DEFAULT:  # the threat's measured default chain, stored as such
-                choice = DEFAULT_ATTACKS[self.threat]
-                for name in ("attack", "steps", "targets"):
-                    object.__setattr__(self, name, getattr(choice, name))
+            self._settle_attack()
         if self.kind == "corruption":
-            if self.corruption not in corruption_names():
-                raise SoupvizError(
-                    f"Unknown corruption {self.corruption!r}: use one of {', '.join(corruption_names())}."
-                )
-            if self.severity not in (1, 2, 3, 4, 5):
-                raise SoupvizError(f"Corruption severity must be 1 to 5, got {self.severity!r}.")
-        if self.kind == "union" and not self.threats:
-            object.__setattr__(self, "threats", THREATS)
-        if self.kind == "union" and not set(self.threats) <= set(THREATS):
-            raise SoupvizError(f"A union metric joins threats among {', '.join(THREATS)}, got {self.threats!r}.")
+            self._check_corruption()
+        if self.kind == "union":
+            self._settle_union()
         if self.attack in FIXED_ITERATIONS:
             object.__setattr__(self, "steps", 0)
         if self.source is not None:
-            if self.kind != "attack":
-                raise SoupvizError(f"Only an attack metric can be transferred from a source model, not {self.kind!r}.")
-            if not self.source or any(mark in self.source for mark in TRANSFER_RESERVED):
-                raise SoupvizError(f"A transfer source must be an ingredient name or 'uniform', got {self.source!r}.")
+            self._check_source()
+
+    def _settle_attack(self) -> None:
+        """Check the threat; fill in its default budget and, for the default attack, the threat's
+        measured default chain (stored as such)."""
+        if self.threat not in THREATS:
+            raise SoupvizError(f"An attack metric needs a threat among {', '.join(THREATS)}, got {self.threat!r}.")
+        if self.eps is None:
+            object.__setattr__(self, "eps", DEFAULT_BUDGETS[self.threat])
+        if self.attack == DEFAULT:
+            choice = DEFAULT_ATTACKS[self.threat]
+            for name in ("attack", "steps", "targets"):
+                object.__setattr__(self, name, getattr(choice, name))
+
+    def _check_corruption(self) -> None:
+        if self.corruption not in corruption_names():
+            raise SoupvizError(
+                f"Unknown corruption {self.corruption!r}: use one of {', '.join(corruption_names())}."
+            )
+        if self.severity not in (1, 2, 3, 4, 5):
+            raise SoupvizError(f"Corruption severity must be 1 to 5, got {self.severity!r}.")
+
+    def _settle_union(self) -> None:
+        """Every threat when none is named; else check the named ones."""
+        if not self.threats:
+            object.__setattr__(self, "threats", THREATS)
+        if not set(self.threats) <= set(THREATS):
+            raise SoupvizError(f"A union metric joins threats among {', '.join(THREATS)}, got {self.threats!r}.")
+
+    def _check_source(self) -> None:
+        if self.kind != "attack":
+            raise SoupvizError(f"Only an attack metric can be transferred from a source model, not {self.kind!r}.")
+        if not self.source or any(mark in self.source for mark in TRANSFER_RESERVED):
+            raise SoupvizError(f"A transfer source must be an ingredient name or 'uniform', got {self.source!r}.")
 
     @classmethod
     def parse(cls, text: str, attack: str = DEFAULT, steps: int = 20) -> MetricSpec:

@@ -48,7 +48,7 @@ def several_figures(joint: Selection, outcomes: Sequence[Outcome], labels: Seque
 
 def kept_shifts(
     specs: Sequence[ShiftSpec], split: ImageSet | None, per_class: int, heldout_per_class: int, seed: int,
-    store: ResultStore, context: str = "", upload: bytes | None = None, report: ProgressCallback = silent,
+    *, store: ResultStore, context: str = "", upload: bytes | None = None, report: ProgressCallback = silent,
 ) -> list[ShiftData]:
     """`shifts.shift_from_spec` of each of `specs`, each kept in `store` under its inputs and
     `context` (what else decides it, e.g. the data the evaluator reads), reporting each shift's
@@ -59,7 +59,7 @@ def kept_shifts(
         key = request_key("shift", context, shift_identity(spec), heldout_per_class, per_class, seed)
         shift = store.get(key)
         if shift is None:
-            shift = shift_from_spec(spec, split, per_class, heldout_per_class, seed, upload)
+            shift = shift_from_spec(spec, split, per_class, heldout_per_class, seed, upload=upload)
             store.put(key, shift)
         shifts.append(shift)
     return shifts

@@ -158,21 +158,21 @@ def class_positions(labels: torch.Tensor, classes: Sequence[int], offset: int, p
 
 def saliency_panels(
     soup: Soup, images: torch.Tensor, labels: Sequence[int], weights: Sequence[float],
-    settings: SaliencySettings, names: Sequence[str], report: ProgressCallback = silent,
+    settings: SaliencySettings, *, names: Sequence[str], report: ProgressCallback = silent,
 ) -> list[dict[str, SaliencyResult]]:
     """For each image (N, 3, H, W) in [0, 1], its map under each ingredient (keyed by `names`)
     and under the soup with `weights` (key 'soup'), by `saliency.soup_panel`."""
     panels = []
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         report(Progress.at(i / len(images), f"maps of image {i + 1} of {len(images)}"))
-        panels.append(dict(soup_panel(soup, image.to(soup.params.device), int(label), weights, settings, names)))
+        panels.append(dict(soup_panel(soup, image.to(soup.params.device), int(label), weights, settings, names=names)))
     report(Progress.at(1.0, "done"))
     return panels
 
 
 def saliency_view(
     family: SoupFamily, images: torch.Tensor, labels: Sequence[int], names: Sequence[str],
-    panels: Sequence[Mapping[str, SaliencyResult]], settings: SaliencySettings, classes: Sequence[str],
+    panels: Sequence[Mapping[str, SaliencyResult]], *, settings: SaliencySettings, classes: Sequence[str],
     weights: Sequence[float], paper: bool = False,
 ) -> go.Figure:
     """The saliency figure of `saliency_panels`' maps: one row per image, one column per
@@ -189,7 +189,7 @@ def generation_settings(eps: float, step_size: float, steps: int, frames: int, s
 
 def walk_towards(
     soup: Soup, rows: torch.Tensor, image: torch.Tensor, target: int, settings: GenerationSettings,
-    report: ProgressCallback = silent,
+    *, report: ProgressCallback = silent,
 ) -> list[Generation]:
     """`generate.towards_class` from one image (3, H, W) for each model of `rows` (S, K)."""
     start = image[None].to(soup.params.device)
@@ -205,7 +205,7 @@ def walks_at_once(models: int, settings: GenerationSettings) -> bool:
 
 def fit_gaussians(
     images: ImageSet, classes: Sequence[int], max_per_class: int = 5000, seed: int = 0,
-    store: ResultStore | None = None, key: str = "", report: ProgressCallback = silent,
+    store: ResultStore | None = None, *, key: str = "", report: ProgressCallback = silent,
 ) -> ClassGaussians:
     """`generate.fit_class_gaussians` one class at a time (each class's fit kept in `store`
     under `key`), merged; the same Gaussians as fitting the classes together."""
@@ -229,13 +229,15 @@ def fit_gaussians(
 
 def generate_per_model(
     soup: Soup, rows: torch.Tensor, gaussians: ClassGaussians, classes: Sequence[int], per_class: int,
-    settings: GenerationSettings, report: ProgressCallback = silent,
+    *, settings: GenerationSettings, report: ProgressCallback = silent,
 ) -> list[Generation]:
     """`generate.generate_classes` for each model of `rows` (S, K): the same seeds for every model."""
     device = soup.params.device
     return _per_model(
         soup, rows, report,
-        lambda model, step: generate_classes(model, gaussians, classes, per_class, settings, device, step),
+        lambda model, step: generate_classes(
+            model, gaussians, classes, per_class, settings, device=device, progress=step
+        ),
     )
 
 

@@ -36,7 +36,7 @@ class KeptRun:
     created: float
 
 
-def portable_key(family: SoupFamily, split_id: str, batchnorm: str, spec: Sequence, heldout: int, per_class: int,
+def portable_key(family: SoupFamily, split_id: str, batchnorm: str, spec: Sequence, heldout: int, *, per_class: int,
                  seed: int, config: AdaptConfig) -> str:
     """The key of an adaptation's inputs that holds on any machine: the same on the page and the CLI
     for the same checkpoints, data (`ImageSet.digest`), BatchNorm sentence, shift and settings."""

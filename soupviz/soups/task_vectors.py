@@ -99,7 +99,7 @@ def statistic_columns(params: ParameterMatrix) -> torch.Tensor:
 
 def merge_vector(
     params: ParameterMatrix, weights: torch.Tensor, base: int, method: str = "sum",
-    top_k: float = TIES_TOP_K, drop: float = DARE_DROP, seed: int = 0, linear_variances: bool = False,
+    top_k: float = TIES_TOP_K, *, drop: float = DARE_DROP, seed: int = 0, linear_variances: bool = False,
 ) -> torch.Tensor:
     """The merged model's vector (P,) for soup coordinates `weights` (K,): λ_i = weights[i] for
     each ingredient i other than `base` (weights[base] = 1 − Σ λ_i, so 'sum' is the plain soup

@@ -75,44 +75,64 @@ def check_weights(
             f"The soup weights have shape {tuple(w.shape)} but there are {k} ingredients; "
             "give one weight per ingredient."
         )
-    rows = w.reshape(-1, k)
+    rows, several = w.reshape(-1, k), w.dim() == 2
+    _check_numbers(rows, several)
+    rows = _normalised(rows, several) if normalise else _summing_to_one(rows, several)
+    _check_range(rows, several, extrapolate, margin)
+    return rows.reshape(w.shape)
 
-    def soup(s: int) -> str:
-        return f" of soup {s}" if w.dim() == 2 else ""
 
+def _of_soup(s: int | torch.Tensor, several: bool) -> str:
+    """' of soup S' where the weights are several soups' rows, for the sentences below."""
+    return f" of soup {s}" if several else ""
+
+
+def _check_numbers(rows: torch.Tensor, several: bool) -> None:
+    """Refuse a soup (S, K) with a NaN or infinite weight, or with no nonzero weight."""
     bad = (~torch.isfinite(rows)).any(1).nonzero()
     if len(bad):
-        raise SoupWeightsError(f"The weights{soup(bad[0, 0])} hold NaN or infinity; give numbers.")
+        raise SoupWeightsError(f"The weights{_of_soup(bad[0, 0], several)} hold NaN or infinity; give numbers.")
     bad = (rows == 0).all(1).nonzero()
     if len(bad):
-        raise SoupWeightsError(f"The weights{soup(bad[0, 0])} are all zero; give a nonzero weight.")
+        raise SoupWeightsError(f"The weights{_of_soup(bad[0, 0], several)} are all zero; give a nonzero weight.")
+
+
+def _normalised(rows: torch.Tensor, several: bool) -> torch.Tensor:
+    """Each soup (S, K) divided by its sum; a sum within `SUM_TOLERANCE` of 0 is refused."""
     total = rows.sum(1, keepdim=True)
-    if normalise:
-        bad = (total.abs() < SUM_TOLERANCE).nonzero()
-        if len(bad):
-            raise SoupWeightsError(
-                f"The weights{soup(bad[0, 0])} sum to 0, so they cannot be normalised; "
-                "give weights with a nonzero sum."
-            )
-        rows = rows / total
-    else:
-        bad = ((total - 1).abs() > SUM_TOLERANCE).nonzero()
-        if len(bad):
-            s = int(bad[0, 0])
-            raise SoupWeightsError(
-                f"The weights{soup(s)} sum to {float(total[s]):.6g} instead of 1; "
-                "make them sum to 1 or let them be normalised."
-            )
+    bad = (total.abs() < SUM_TOLERANCE).nonzero()
+    if len(bad):
+        raise SoupWeightsError(
+            f"The weights{_of_soup(bad[0, 0], several)} sum to 0, so they cannot be normalised; "
+            "give weights with a nonzero sum."
+        )
+    return rows / total
+
+
+def _summing_to_one(rows: torch.Tensor, several: bool) -> torch.Tensor:
+    """`rows` (S, K), once each soup is checked to sum to 1 within `SUM_TOLERANCE`."""
+    total = rows.sum(1, keepdim=True)
+    bad = ((total - 1).abs() > SUM_TOLERANCE).nonzero()
+    if len(bad):
+        s = int(bad[0, 0])
+        raise SoupWeightsError(
+            f"The weights{_of_soup(s, several)} sum to {float(total[s]):.6g} instead of 1; "
+            "make them sum to 1 or let them be normalised."
+        )
+    return rows
+
+
+def _check_range(rows: torch.Tensor, several: bool, extrapolate: bool, margin: float) -> None:
+    """Refuse a weight outside `bounds(extrapolate, margin)`, naming it, its ingredient and soup."""
     low, high = bounds(extrapolate, margin)
     bad = ((rows < low - 1e-12) | (rows > high + 1e-12)).nonzero()
     if len(bad):
         s, i = int(bad[0, 0]), int(bad[0, 1])
         hint = "widen the extrapolation margin" if extrapolate else "allow extrapolation"
         raise WeightOutOfRangeError(
-            f"The weight {float(rows[s, i]):.6g} of ingredient {i}{soup(s)} is outside "
+            f"The weight {float(rows[s, i]):.6g} of ingredient {i}{_of_soup(s, several)} is outside "
             f"[{low:g}, {high:g}]; change it or {hint}."
         )
-    return rows.reshape(w.shape)
 
 
 def project_weights(weights: Weights, low: float = 0.0, high: float = 1.0, total: float = 1.0) -> torch.Tensor:

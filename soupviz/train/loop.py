@@ -12,7 +12,7 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,22 @@ from soupviz.train.config import TrainConfig, autocast_dtype, learning_rate
 from soupviz.train.losses import batch_loss, method_budgets
 
 _IDENTITY = ("arch", "threat", "method", "eps", "batch_size", "seed")  # a resume must match
+
+
+@dataclass
+class _Session:
+    """What one run carries from epoch to epoch: its model and optimizer, the two random streams,
+    the fine-tuned parent's card (None for a run from scratch) and the state and log files."""
+
+    config: TrainConfig
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    attack_generator: torch.Generator
+    parent: Card | None
+    device: torch.device
+    state_path: Path
+    log_path: Path
 
 
 def train(
@@ -58,6 +74,36 @@ def train(
     config.validate()
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
+    model, parent = _initial_model(config, device)
+    budgets = method_budgets(
+        config.method, config.threat, config.eps, config.attack_steps,
+        config.attack_step_size, extra_threats=tuple(config.lrat_threats),
+    )
+    train_set, val_set = _split(config, data)
+    # The training images live on the device as one uint8 tensor; batches are cropped, flipped
+    # and scaled there (no per-image work on the host).
+    train_set = ImageSet(train_set.images.to(device), train_set.labels.to(device), train_set.classes,
+                         train_set.source)
+    session = _open_session(config, model, parent, device)
+    run = _start_run(session, resume)
+    images = len(train_set)
+    starting = f"{config.name} epoch {min(run['epoch'] + 1, config.epochs)}/{config.epochs}"
+    progress(Progress(images * run["epoch"], images * config.epochs, starting))
+    for epoch in range(run["epoch"], config.epochs):
+        started = time.time()
+        stats = _train_epoch(session, budgets, train_set, epoch, progress)
+        stats.update(validate(model, val_set, config, device))
+        stats.update(epoch=epoch + 1, seconds=round(time.time() - started, 2))
+        _save_epoch(session, run, stats)
+        progress(Progress(images * (epoch + 1), images * config.epochs, _summary(stats, config), stats))
+    chosen = run["best"] if config.select != "last" else {"epoch": config.epochs, "model": _cpu_state(model)}
+    card = _card(session, budgets, train_set.source, run, chosen["epoch"])
+    return save_checkpoint(chosen["model"], card, config.out)
+
+
+def _initial_model(config: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, Card | None]:
+    """A fresh `config.arch`, or the `--from` parent's weights with its card (whose architecture
+    `config.arch` then takes), channels-last on `device`."""
     parent_card = None
     if config.parent:
         if not str(config.parent).endswith(".safetensors"):
@@ -68,16 +114,11 @@ def train(
         model = parent.build_model(device)
     else:
         model = create_model(config.arch).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    budgets = method_budgets(
-        config.method, config.threat, config.eps, config.attack_steps,
-        config.attack_step_size, tuple(config.lrat_threats),
-    )
-    train_set, val_set = _split(config, data)
-    # The training images live on the device as one uint8 tensor; batches are cropped, flipped
-    # and scaled there (no per-image work on the host).
-    train_set = ImageSet(train_set.images.to(device), train_set.labels.to(device), train_set.classes,
-                         train_set.source)
+    return model.to(memory_format=torch.channels_last), parent_card
+
+
+def _open_session(config: TrainConfig, model: torch.nn.Module, parent: Card | None, device: torch.device) -> _Session:
+    """The optimizer, random streams and file paths of a run of `config` on `model`."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
     optimizer = torch.optim.SGD(
@@ -90,62 +131,70 @@ def train(
     if device.type != "cpu":
         attack_generator = torch.Generator(device).manual_seed(config.seed)
     out = Path(config.out)
-    state_path, log_path = out / f"{config.name}.state.pt", out / f"{config.name}.log.jsonl"
+    return _Session(
+        config=config, model=model, optimizer=optimizer, generator=generator, attack_generator=attack_generator,
+        parent=parent, device=device, state_path=out / f"{config.name}.state.pt",
+        log_path=out / f"{config.name}.log.jsonl",
+    )
+
+
+def _start_run(session: _Session, resume: bool) -> dict[str, Any]:
+    """The run's record (epoch, history, best so far, elapsed seconds): restored with `resume` from
+    the state file when there is one, else new; the log is rewritten from its history."""
     run: dict[str, Any] = {"epoch": 0, "history": [], "best": None, "elapsed": 0.0}
-    if resume and state_path.exists():
-        run = _restore(state_path, config, model, optimizer, generator, attack_generator)
+    if resume and session.state_path.exists():
+        run = _restore(session)
     # The log restarts from the saved history: a kill between state and log never duplicates.
-    atomic_write_bytes("".join(json.dumps(s) + "\n" for s in run["history"]).encode(), log_path)
-    images = len(train_set)
-    starting = f"{config.name} epoch {min(run['epoch'] + 1, config.epochs)}/{config.epochs}"
-    progress(Progress(images * run["epoch"], images * config.epochs, starting))
-    for epoch in range(run["epoch"], config.epochs):
-        started = time.time()
-        stats = _train_epoch(
-            model, optimizer, config, budgets, train_set, (generator, attack_generator), epoch, progress,
-        )
-        stats.update(validate(model, val_set, config, device))
-        stats.update(epoch=epoch + 1, seconds=round(time.time() - started, 2))
-        run["elapsed"] += stats["seconds"]
-        run["history"].append(stats)
-        score = stats["val_robust"] if config.method != "standard" else stats["val_clean"]
-        if run["best"] is None or score >= run["best"]["score"]:
-            run["best"] = {"score": score, "epoch": epoch + 1, "model": _cpu_state(model)}
-        run.update(
-            epoch=epoch + 1, model=model.state_dict(), optimizer=optimizer.state_dict(),
-            generator=generator.get_state(), config=asdict(config),
-        )
-        if attack_generator is not generator:
-            run["attack_generator"] = attack_generator.get_state()
-        atomic_torch_save(run, state_path)
-        with open(log_path, "a") as log:
-            log.write(json.dumps(stats) + "\n")
-        progress(Progress(images * (epoch + 1), images * config.epochs, _summary(stats, config), stats))
-    chosen = run["best"]
-    if config.select == "last":
-        chosen = {"epoch": config.epochs, "model": _cpu_state(model)}
+    atomic_write_bytes("".join(json.dumps(s) + "\n" for s in run["history"]).encode(), session.log_path)
+    return run
+
+
+def _save_epoch(session: _Session, run: dict[str, Any], stats: dict[str, Any]) -> None:
+    """Add an epoch's `stats` to `run` (keeping the best-scoring weights), then save the state
+    file and append the stats to the log."""
+    config, model = session.config, session.model
+    run["elapsed"] += stats["seconds"]
+    run["history"].append(stats)
+    score = stats["val_robust"] if config.method != "standard" else stats["val_clean"]
+    if run["best"] is None or score >= run["best"]["score"]:
+        run["best"] = {"score": score, "epoch": stats["epoch"], "model": _cpu_state(model)}
+    run.update(
+        epoch=stats["epoch"], model=model.state_dict(), optimizer=session.optimizer.state_dict(),
+        generator=session.generator.get_state(), config=asdict(config),
+    )
+    if session.attack_generator is not session.generator:
+        run["attack_generator"] = session.attack_generator.get_state()
+    atomic_torch_save(run, session.state_path)
+    with open(session.log_path, "a") as log:
+        log.write(json.dumps(stats) + "\n")
+
+
+def _card(session: _Session, budgets, data_source: str, run: dict[str, Any], selected_epoch: int) -> Card:
+    """The card of the checkpoint chosen at `selected_epoch`: the recipe with its history, the
+    training threat's budget (for single-threat methods), and the parent's lineage and input
+    normalisation when fine-tuned."""
+    config, parent = session.config, session.parent
     single = config.method not in ("standard", "sat")
-    card = Card(
+    return Card(
         name=config.name,
         arch=config.arch,
         threat="sat" if config.method == "sat" else config.threat,
         eps=budgets[config.threat].eps if single else None,
-        data_source=train_set.source,
+        data_source=data_source,
         recipe={
-            **asdict(config), "selected_epoch": chosen["epoch"],
-            "device": describe_device(device), "history": run["history"],
+            **asdict(config), "selected_epoch": selected_epoch,
+            "device": describe_device(session.device), "history": run["history"],
         },
-        parent={"name": parent_card.name, "content_hash": parent_card.content_hash}
-        if parent_card else None,
-        **({"num_classes": parent_card.num_classes, "mean": parent_card.mean, "std": parent_card.std}
-           if parent_card else {}),  # an imported base keeps its own input normalisation
+        parent={"name": parent.name, "content_hash": parent.content_hash} if parent else None,
+        **({"num_classes": parent.num_classes, "mean": parent.mean, "std": parent.std}
+           if parent else {}),  # an imported base keeps its own input normalisation
         command=config.command,
         wall_time_s=round(run["elapsed"], 1),
     )
-    return save_checkpoint(chosen["model"], card, out)
 
 
-def _restore(path: Path, config, model, optimizer, generator, attack_generator) -> dict[str, Any]:
+def _restore(session: _Session) -> dict[str, Any]:
+    path, config = session.state_path, session.config
     state = torch.load(path, map_location="cpu", weights_only=True)
     saved = state.get("config", {})
     for key in _IDENTITY:
@@ -154,11 +203,11 @@ def _restore(path: Path, config, model, optimizer, generator, attack_generator) 
                 f"The saved state {path} comes from a run with {key}={saved[key]!r}, not "
                 f"{getattr(config, key)!r}: resume with the same settings, or drop --resume."
             )
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
-    if attack_generator is not generator and "attack_generator" in state:
-        attack_generator.set_state(state["attack_generator"])
+    session.model.load_state_dict(state["model"])
+    session.optimizer.load_state_dict(state["optimizer"])
+    session.generator.set_state(state["generator"])
+    if session.attack_generator is not session.generator and "attack_generator" in state:
+        session.attack_generator.set_state(state["attack_generator"])
     return state
 
 
@@ -189,8 +238,9 @@ def _summary(stats: dict[str, Any], config: TrainConfig) -> str:
     )
 
 
-def _train_epoch(model, optimizer, config, budgets, data, generators, epoch, progress: ProgressCallback) -> dict:
-    generator, attack_generator = generators
+def _train_epoch(session: _Session, budgets, data: ImageSet, epoch: int, progress: ProgressCallback) -> dict:
+    config, model, optimizer = session.config, session.model, session.optimizer
+    generator, attack_generator = session.generator, session.attack_generator
     device = next(model.parameters()).device
     model.train()
     per_epoch = math.ceil(len(data) / config.batch_size)
@@ -211,7 +261,8 @@ def _train_epoch(model, optimizer, config, budgets, data, generators, epoch, pro
             group["lr"] = learning_rate(config, fraction)
         with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
             result = batch_loss(
-                config.method, model, x, y, budgets, attack_generator, config.trades_beta, lrat
+                config.method, model, x, y, budgets,
+                generator=attack_generator, trades_beta=config.trades_beta, lrat=lrat,
             )
         optimizer.zero_grad(set_to_none=True)
         result.loss.backward()

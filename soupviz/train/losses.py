@@ -151,7 +151,7 @@ def method_budgets(
     eps: float | None,
     steps: int,
     step_size: float | None,
-    extra_threats: tuple[str, ...] = (),
+    *, extra_threats: tuple[str, ...] = (),
 ) -> dict[str, Ascent]:
     """The training attacks' budgets of a method, training threat first.
 
@@ -174,7 +174,7 @@ def batch_loss(
     x: torch.Tensor,
     y: torch.Tensor,
     budgets: dict[str, Ascent],
-    generator: torch.Generator,
+    *, generator: torch.Generator,
     trades_beta: float = 6.0,
     lrat: LratWeighting = LratWeighting(),
 ) -> BatchLoss:

@@ -116,7 +116,7 @@ def calibrate(scale: Scale, device: torch.device, precision: str = "auto", batch
 
     def step() -> None:
         with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-            loss = batch_loss("fgsm", model, x, y, budgets, generator).loss
+            loss = batch_loss("fgsm", model, x, y, budgets, generator=generator).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -113,7 +113,7 @@ def test_saliency_shows_each_models_map_and_prediction_as_the_library_computes_t
     split = load_split(app[1]["SOUPVIZ_DATA"], "test")
     first_cat = int((split.labels == 3).nonzero()[0, 0])
     panel = soup_panel(Soup.from_family(family), split.floats()[first_cat], 3, UNIFORM, SaliencySettings(),
-                       family.names)
+                       names=family.names)
     for row, key in zip(rows[5:10], [*family.names, "soup"], strict=True):
         assert row["prediction"] == split.classes[panel[key].prediction]
         assert row["confidence"] == pytest.approx(panel[key].confidence, abs=1e-5)
@@ -250,7 +250,7 @@ def test_adaptation_selects_on_k_images_and_reports_held_out_accuracy(app: tuple
 def library_run(app: tuple, seed: int, **settings: object) -> AdaptationRun:
     """What `few_shot.adapt_to_shift` chooses for the page's SMALL settings on fog 3."""
     family = load_family(app[1]["SOUPVIZ_FAMILY"])
-    shift = corruption_shift(load_split(app[1]["SOUPVIZ_DATA"], "test"), "fog", 3, 6, 2, seed)
+    shift = corruption_shift(load_split(app[1]["SOUPVIZ_DATA"], "test"), "fog", 3, 6, 2, seed=seed)
     config = AdaptConfig(k=1, step=0.5, gradient_steps=2, ks=K_CURVE, draws=2, **settings)
     return adapt_to_shift(Soup.from_family(family), shift, config, family.labels)
 

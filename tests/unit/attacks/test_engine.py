@@ -97,8 +97,8 @@ def training_outputs(inputs: dict) -> dict[str, torch.Tensor]:
     for method, extra in METHODS.items():
         net = net_from(inputs).train()
         steps = 1 if method == "fgsm" else 3
-        budgets = method_budgets(method, "linf", None, steps, None, extra)
-        result = batch_loss(method, net, x, y, budgets, torch.Generator().manual_seed(7))
+        budgets = method_budgets(method, "linf", None, steps, None, extra_threats=extra)
+        result = batch_loss(method, net, x, y, budgets, generator=torch.Generator().manual_seed(7))
         optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
         result.loss.backward()
         optimizer.step()

@@ -302,7 +302,7 @@ def test_adapt_keeps_its_run_in_the_family_folder_for_the_page(family_folder, sh
     config = AdaptConfig(k=2, step=0.5, method="grid")
     split = load_split(str(shift_data), "test")
     key = portable_key(family, split.digest(), Soup.from_family(family).bn_label, ("corruption", "contrast", 2),
-                       2, 6, 3, config)
+                       2, per_class=6, seed=3, config=config)
     kept = kept_run(family_folder, key)
     assert kept is not None and kept.command.startswith("soupviz ")
     rows = list(csv.DictReader(out.open()))

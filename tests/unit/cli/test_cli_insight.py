@@ -62,8 +62,9 @@ def test_saliency_writes_what_the_page_computes(family_folder, data_folder, tmp_
     family, split = load_family(family_folder), load_split(str(data_folder), "test")
     images, labels, names = images_at(split, [0, 7])
     settings = SaliencySettings(method, mode, clip, nt_samples=2, seed=3)
-    panels = saliency_panels(Soup.from_family(family), images, labels, WEIGHTS, settings, family.names)
-    expected = saliency_view(family, images, labels, names, panels, settings, split.classes, WEIGHTS)
+    panels = saliency_panels(Soup.from_family(family), images, labels, WEIGHTS, settings, names=family.names)
+    expected = saliency_view(family, images, labels, names, panels, settings=settings, classes=split.classes,
+                             weights=WEIGHTS)
     assert same_rows(out, figure_csv(expected))
     assert len(list(csv.DictReader(out.open()))) == 2 * (len(family.names) + 1)
     assert [p.suffix for p in figures.iterdir()] == [".html"]
@@ -96,7 +97,7 @@ def test_class_seeds_write_what_the_page_computes(family_folder, data_folder, tm
     rows, titles = compared_models(family, WEIGHTS)
     settings = generation_settings(30.0, 0.5, 1, 6, 4)
     gaussians = fit_gaussians(train, [5], 2, 4)
-    runs = generate_per_model(Soup.from_family(family), rows, gaussians, [5], 1, settings)
+    runs = generate_per_model(Soup.from_family(family), rows, gaussians, [5], 1, settings=settings)
     assert same_rows(out, figure_csv(class_figure(runs, titles, train.classes, family.name, WEIGHTS)))
 
 

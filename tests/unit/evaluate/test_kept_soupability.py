@@ -41,7 +41,7 @@ def report_of(names: list[str], outsider: str | None = None) -> Soupability:
 
 def test_a_kept_report_comes_back_exactly_under_its_key(family: SoupFamily) -> None:
     report = report_of(family.names, outsider="unrelated")
-    key = soupability_key(family, None, 64, 0, 3, MIX)
+    key = soupability_key(family, None, 64, 0, 3, batchnorm=MIX)
     keep_soupability(family.folder, key, report, "soupviz check F --keep", "64 CIFAR-10 test images, seed 0")
     kept = kept_soupability(family.folder, key)
     assert kept.report == report and kept.command == "soupviz check F --keep"

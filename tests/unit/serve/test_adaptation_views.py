@@ -28,16 +28,16 @@ def images(synthetic_images) -> ImageSet:
 def test_shifts_are_made_once_per_input_and_context_reporting_each_name(images, monkeypatch) -> None:
     made, reports, store = [], [], ResultStore()
     monkeypatch.setattr("soupviz.serve.adaptation_views.shift_from_spec",
-                        lambda spec, *args: made.append(spec) or shift_from_spec(spec, *args))
+                        lambda spec, *args, **kw: made.append(spec) or shift_from_spec(spec, *args, **kw))
     specs = [("corruption", "fog", 3), ("corruption", "contrast", 1)]
-    first = kept_shifts(specs, images, 3, 1, 0, store, "data a", report=lambda now: reports.append(now))
+    first = kept_shifts(specs, images, 3, 1, 0, store=store, context="data a", report=lambda now: reports.append(now))
     assert [s.name for s in first] == ["fog 3", "contrast 1"] and made == specs
     assert torch.equal(first[0].x, corruption_shift(images, "fog", 3, 3, 1).x)
     assert [(r.fraction, r.message) for r in reports] == [(0.0, "fog 3"), (0.5, "contrast 1")]
-    again = kept_shifts(specs[:1], images, 3, 1, 0, store, "data a")
+    again = kept_shifts(specs[:1], images, 3, 1, 0, store=store, context="data a")
     assert again[0] is first[0] and len(made) == 2  # kept
-    kept_shifts(specs[:1], images, 3, 1, 0, store, "data b")
-    kept_shifts(specs[:1], images, 3, 2, 0, store, "data a")
+    kept_shifts(specs[:1], images, 3, 1, 0, store=store, context="data b")
+    kept_shifts(specs[:1], images, 3, 2, 0, store=store, context="data a")
     assert len(made) == 4  # another context, another held-out count: made anew
 
 
@@ -51,10 +51,10 @@ def test_a_folder_shift_is_made_anew_once_its_images_are_rewritten(tmp_path, mon
             grey = torch.full((8, 8, 3), 200, dtype=torch.uint8).numpy()
             Image.fromarray(grey).save(tmp_path / "shift" / name / f"{i}.png")
     spec, store = ("folder", str(tmp_path / "shift")), ResultStore()
-    first = kept_shifts([spec], None, 3, 1, 0, store, "data a")[0]
+    first = kept_shifts([spec], None, 3, 1, 0, store=store, context="data a")[0]
     for path in (tmp_path / "shift").rglob("*.png"):
         Image.fromarray(torch.zeros((8, 8, 3), dtype=torch.uint8).numpy()).save(path)
-    again = kept_shifts([spec], None, 3, 1, 0, store, "data a")[0]
+    again = kept_shifts([spec], None, 3, 1, 0, store=store, context="data a")[0]
     assert float(first.x.sum()) > 0 and float(again.x.sum()) == 0
 
 

@@ -78,7 +78,7 @@ def test_fitting_class_by_class_gives_the_joint_fit_and_keeps_each_class(
     fitted = []
     monkeypatch.setattr("soupviz.serve.insight_runs.fit_class_gaussians",
                         lambda *args, **kw: fitted.append(args[2]) or fit_class_gaussians(*args, **kw))
-    fit_gaussians(images, [5, 7], 4, 1, store, "k")
+    fit_gaussians(images, [5, 7], 4, 1, store, key="k")
     assert fitted == [[7]]  # class 5 came from the store
 
 

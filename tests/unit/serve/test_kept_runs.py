@@ -58,13 +58,15 @@ def test_a_run_survives_json_exactly(run):
 
 
 def test_a_kept_run_is_read_back_only_under_its_own_key(run, family, images, tmp_path):
-    key = portable_key(family, images.digest(), "mixed", ("corruption", "fog", 3), 2, 6, 0, CONFIG)
+    key = portable_key(family, images.digest(), "mixed", ("corruption", "fog", 3), 2,
+                       per_class=6, seed=0, config=CONFIG)
     path = keep_run(tmp_path, key, run, "soupviz adapt F --keep")
     assert path == kept_path(tmp_path, key) and path.parent.name == PRECOMPUTED
     kept = kept_run(tmp_path, key)
     assert kept is not None and kept.command == "soupviz adapt F --keep"
     assert_same_run(kept.run, run)
-    other = portable_key(family, images.digest(), "mixed", ("corruption", "fog", 4), 2, 6, 0, CONFIG)
+    other = portable_key(family, images.digest(), "mixed", ("corruption", "fog", 4), 2,
+                         per_class=6, seed=0, config=CONFIG)
     assert kept_run(tmp_path, other) is None and kept_run(None, key) is None
     path.rename(kept_path(tmp_path, other))  # a file under the wrong name is not trusted
     assert kept_run(tmp_path, other) is None

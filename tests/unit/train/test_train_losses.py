@@ -99,11 +99,11 @@ def test_method_budgets():
     assert method_budgets("standard", "none", None, 10, None) == {}
     fgsm = method_budgets("fgsm", "linf", None, 1, None)["linf"]
     assert fgsm.steps == 1 and fgsm.step_size == pytest.approx(1.25 * 8 / 255)
-    lrat = method_budgets("lrat", "linf", 4 / 255, 5, None, ("l2", "linf"))
+    lrat = method_budgets("lrat", "linf", 4 / 255, 5, None, extra_threats=("l2", "linf"))
     assert list(lrat) == ["linf", "l2"]
     assert lrat["linf"].eps == 4 / 255 and lrat["l2"].eps == DEFAULT_BUDGETS["l2"]
     assert lrat["l2"].step_size == pytest.approx(2.5 * 0.5 / 5)
-    assert list(method_budgets("pgd", "l1", None, 10, None, ("l2",))) == ["l1"]
+    assert list(method_budgets("pgd", "l1", None, 10, None, extra_threats=("l2",))) == ["l1"]
     assert list(method_budgets("sat", "linf", None, 3, None)) == ["linf", "l2", "l1"]
 
 
@@ -112,8 +112,8 @@ def test_batch_loss_is_deterministic_given_the_generator(method):
     model = tiny_model()
     x, y = tiny_batch()
     steps = 1 if method == "fgsm" else 2
-    budgets = method_budgets(method, "linf", None, steps, None, ("l2",))
-    first = batch_loss(method, model, x, y, budgets, torch.Generator().manual_seed(3))
-    again = batch_loss(method, model, x, y, budgets, torch.Generator().manual_seed(3))
+    budgets = method_budgets(method, "linf", None, steps, None, extra_threats=("l2",))
+    first = batch_loss(method, model, x, y, budgets, generator=torch.Generator().manual_seed(3))
+    again = batch_loss(method, model, x, y, budgets, generator=torch.Generator().manual_seed(3))
     assert torch.equal(first.loss, again.loss) and first.logits.shape == (len(y), 10)
     assert first.loss.requires_grad
