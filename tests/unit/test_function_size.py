@@ -19,13 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "soupviz"
 MAX_LINES = 60
 MAX_COMPLEXITY = 15
-# Being split on another branch right now; the lead removes this tuple when that branch merges.
-BEING_SPLIT_ELSEWHERE = (
-    "soupviz/present/tradeoff_figures.py:tradeoff_figure",
-    "soupviz/present/tradeoff_figures.py:budget_curves",
-    "soupviz/present/soup_figures.py:ternary_figure",
-    "soupviz/present/soup_figures.py:accuracy_heatmap",
-)
 
 
 def function_lengths(source: str) -> Iterator[tuple[str, int, int]]:
@@ -62,17 +55,10 @@ def test_the_length_check_counts_from_def_to_last_line() -> None:
 
 
 def test_no_library_function_is_longer_than_the_limit() -> None:
-    offenders = [text for key, text in long_functions().items() if key not in BEING_SPLIT_ELSEWHERE]
+    offenders = [text for key, text in long_functions().items()]
     assert not offenders, (
         f"functions over {MAX_LINES} lines (split each into named steps):\n" + "\n".join(offenders)
     )
-
-
-def test_functions_being_split_elsewhere_are_still_long() -> None:
-    """The exemptions name real offenders only: once one is split, it leaves the tuple."""
-    found = long_functions()
-    done = [key for key in BEING_SPLIT_ELSEWHERE if key not in found]
-    assert not done, f"no longer over {MAX_LINES} lines: remove from BEING_SPLIT_ELSEWHERE: {done}"
 
 
 def test_no_library_function_is_more_complex_than_the_limit() -> None:
