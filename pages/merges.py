@@ -11,7 +11,7 @@ from pages._widgets import current_weights, figure_panel, with_progress
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.layer_swaps import example_groups, stored_swaps
 from soupviz.evaluate.merges import MERGE_NAMES, Merge, lambdas_to_weights, lineage_base, merge_evaluator, parse_groups
-from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
+from soupviz.evaluate.transfer_records import stored_transfers, transfer_gaps
 from soupviz.present.labels import attacks_named
 from soupviz.present.merge_figures import gap_rows, layer_swap_heatmap
 from soupviz.present.soup_figures import accuracy_heatmap
