@@ -15,7 +15,7 @@ from pathlib import Path
 
 from soupviz.checkpoints.families import load_family
 from soupviz.evaluate.layer_swaps import stored_swaps
-from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
+from soupviz.evaluate.transfer_records import stored_transfers, transfer_gaps
 from soupviz.present.labels import interval_text, method_text, metric_name
 from soupviz.present.merge_figures import gap_rows, swap_columns
 from soupviz.results.grids import family_store

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,11 +74,24 @@ def cached_device(requested: str) -> torch.device:
     return pick_device(requested)
 
 
-def keep_page_state() -> None:
-    """Re-assign page widgets' keys so their values survive visits to other pages."""
-    for key in Keys.KEPT:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+def keep_page_state(defaults: Mapping[str, object] | None = None) -> None:
+    """Keep the values of page widgets while the user visits other pages: the one way pages do it.
+
+    Streamlit drops the value of a widget a run does not draw, and may remount a drawn one from
+    its default after a page switch; so app.py calls this at the top of every run, and for each
+    key of `Keys.KEPT` and each key a page has named it re-assigns the value the session holds
+    and backs it up, or, where Streamlit dropped it, puts the backed-up value back. A page names
+    its widgets' keys with their `defaults` at its top, before drawing them: a key with no value
+    yet gets its default.
+    """
+    state = st.session_state
+    kept = {**(defaults or {}), **state.get(Keys.KEPT_VALUES, {})}
+    for key in dict.fromkeys((*Keys.KEPT, *kept)):
+        if key in state:
+            state[key] = kept[key] = state[key]
+        elif key in kept:
+            state[key] = kept[key]
+    state[Keys.KEPT_VALUES] = kept
 
 
 def family_folder() -> Path | None:

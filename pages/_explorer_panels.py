@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages._state import Keys
-from pages._widgets import evaluate_live, figure_panel, keep_valid, set_weights
+from pages._widgets import figure_panel, keep_valid, set_weights, with_progress
 from soupviz import Evaluator, MetricSpec
 from soupviz.errors import SoupvizError
 from soupviz.present.labels import record_choices
@@ -47,7 +47,7 @@ def ternary_panel(evaluator: Evaluator, weights: list[float], choices: dict[str,
         else:
             grid = grid_weights(k, step, subset=corners)
             spec = choices[metric]
-            records = evaluate_live(lambda report: evaluator.evaluate(grid, [spec], report), f"{len(grid)} soups")
+            records = with_progress(f"{len(grid)} soups", lambda report: evaluator.evaluate(grid, [spec], report))
         fig = ternary_figure(records, options[metric], tuple(corners), current=weights, labels=labels, paper=paper)
         st.session_state[Keys.TERNARY_POINTS] = ternary_points(fig)
 
@@ -79,7 +79,7 @@ def line_panel(evaluator: Evaluator, weights: list[float], choices: dict[str, Me
         margin = st.session_state[Keys.MARGIN] if st.session_state.get(Keys.EXTRAPOLATE) else 0.0
         line = line_weights(k, pair[1], pair[0], margin)
         specs = [choices[m] for m in metrics]
-        records = evaluate_live(lambda report: evaluator.evaluate(line, specs, report), f"{len(line)} soups")
+        records = with_progress(f"{len(line)} soups", lambda report: evaluator.evaluate(line, specs, report))
         keys = [spec.key for spec in specs]
         fig = interpolation_figure(records, pair[1], pair[0], keys, current=weights, labels=labels, paper=paper)
         figure_panel(fig, Keys.LINE_CHART)

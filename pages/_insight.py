@@ -1,25 +1,20 @@
 """Streamlit glue of the insight pages (saliency, generation, adaptation): whole data splits and
-a store of finished results, both cached and shared; page widgets that keep their values while
-the user visits other pages; the current soup; a test-image picker with uploads; and a progress
-bar fed by the library's `Progress` reports.
+a store of finished results, both cached and shared; the current soup; and a test-image picker
+with uploads and its defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TypeVar
-
 import streamlit as st
 import torch
 
-from pages._components import data_source, session_lock
+from pages._components import data_source
 from pages._state import Keys, PickerKeys
 from pages._widgets import current_weights
 from soupviz import ImageSet, SoupFamily, load_split
 from soupviz.errors import SoupvizError
 from soupviz.insight.saliency import load_uploaded_image
 from soupviz.present.labels import soup_label
-from soupviz.progress import Progress, ProgressCallback
 from soupviz.serve.insight_runs import (
     MAX_PICKED,
     ResultStore,
@@ -30,7 +25,6 @@ from soupviz.serve.insight_runs import (
     parse_indices,
 )
 
-T = TypeVar("T")
 EXPLORER = "pages/explorer.py"
 PICTURE_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 SOURCES = {"class": "Test images by class", "index": "Test images by index", "upload": "Upload a picture"}
@@ -60,20 +54,6 @@ def gaussian_store() -> ResultStore:
     return ResultStore(max_entries=12)
 
 
-def keep_values(defaults: Mapping[str, object]) -> None:
-    """Give page widgets their defaults, and back the values they held when the user left the page.
-
-    Streamlit forgets a widget's value when a run does not draw it; a copy under another key is
-    kept, so call this at the top of the page, before drawing the widgets.
-    """
-    state = st.session_state
-    for key, default in defaults.items():
-        if key in state:
-            state[Keys.kept_copy(key)] = state[key]
-        else:
-            state[key] = state.get(Keys.kept_copy(key), default)
-
-
 def evaluator_context() -> str:
     """The key of the family, data and budget the session's evaluator was built for."""
     return st.session_state[Keys.EVALUATOR].context
@@ -99,23 +79,8 @@ def test_split() -> ImageSet | None:
         return None
 
 
-def with_progress(label: str, work: Callable[[ProgressCallback], T]) -> T:
-    """Run `work(report)` under a progress bar that shows each report's message, holding the
-    session's evaluation lock so an interrupted run never shares the soup with a new one."""
-    bar = st.progress(0.0, text=label)
-
-    def report(now: Progress) -> None:
-        bar.progress(now.fraction, text=f"{label}: {now.message}")
-
-    try:
-        with session_lock():
-            return work(report)
-    finally:
-        bar.empty()
-
-
 def picker_defaults(keys: PickerKeys, split: ImageSet, single: bool = False) -> dict[str, object]:
-    """Default values of `pick_images`' widgets, for `keep_values`: airplane, cat, dog and horse
+    """Default values of `pick_images`' widgets, for `keep_page_state`: airplane, cat, dog and horse
     (dog alone when `single`) where the split has them, else its first classes."""
     chosen = default_classes(split.labels, single)
     return {keys.source: "class", keys.classes: chosen[0] if single else chosen, keys.offset: 0,

@@ -200,10 +200,7 @@ class Keys:
         """The key of the download button of `chart` in `fmt` ('csv', 'png', 'svg', 'pdf')."""
         return f"{chart}_{fmt}"
 
-    @staticmethod
-    def kept_copy(key: str) -> str:
-        """Where `pages/_insight.keep_values` backs up the value of widget `key` while its page is away."""
-        return f"_kept_{key}"
+    KEPT_VALUES = "_kept_values"  # `pages/_components.keep_page_state`'s backup: kept key -> its last value
 
     # The sidebar's budget and style. Drawn on every run, yet a page switch can remount them in
     # the browser from their widget defaults (the number inputs' minimum: 10 images, 1 step) and

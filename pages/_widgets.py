@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -36,6 +37,7 @@ from soupviz.soups.weights import (
     uniform,
 )
 
+T = TypeVar("T")
 MARGINS = (0.2, 0.4, 0.6, 1.0)
 MIMES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 
@@ -144,29 +146,27 @@ def weight_sliders(family: SoupFamily) -> list[float]:
     return weights
 
 
-def evaluate_live(
-    evaluate: Callable[[ProgressCallback], list[Record]], label: str, estimate: DeltaGenerator | None = None,
-) -> list[Record]:
-    """Run `evaluate(progress)` with a progress bar and, for attacks, the running estimate.
+def with_progress(label: str, work: Callable[[ProgressCallback], T]) -> T:
+    """Run `work(report)` under a progress bar that shows each report's message and, while an attack
+    runs, its running estimate: every page's one progress bar.
 
     Each update is a point where Streamlit can stop this run, so moving a slider meanwhile
     restarts the page at once (finished results are in the cache) instead of waiting. The
     session's lock keeps an interrupted run and its successor from driving the soup together.
     """
-    bar = st.empty()
-    note = estimate or st.empty()
+    bar, note = st.progress(0.0, text=label), st.empty()
 
-    def report(progress: Progress) -> None:
-        bar.progress(min(1.0, progress.done / max(progress.total, 1)), text=f"{label}: {progress.message}")
-        if progress.partial is not None:
-            note.caption(f"running estimate {interval_text(progress.partial)} · {progress.message}")
+    def report(now: Progress) -> None:
+        bar.progress(now.fraction, text=f"{label}: {now.message}")
+        if now.partial is not None:
+            note.caption(f"running estimate {interval_text(now.partial)} · {now.message}")
 
-    with session_lock():
-        records = evaluate(report)
-    bar.empty()
-    if estimate is None:
+    try:
+        with session_lock():
+            return work(report)
+    finally:
+        bar.empty()
         note.empty()
-    return records
 
 
 def metric_tile(container: DeltaGenerator, record: Record, stored: bool = False) -> None:

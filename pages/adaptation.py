@@ -5,10 +5,10 @@ soup and the best ingredient; see how the choice improves with k, and one soup f
 
 import streamlit as st
 
-from pages._components import data_source, family_name, session_evaluator
-from pages._insight import evaluator_context, keep_values, result_store, split_id, test_split, with_progress
+from pages._components import data_source, family_name, keep_page_state, session_evaluator
+from pages._insight import evaluator_context, result_store, split_id, test_split
 from pages._state import Keys
-from pages._widgets import figure_panel, set_soup
+from pages._widgets import figure_panel, set_soup, with_progress
 from soupviz.corruptions.cifar_c import corruption_label, corruption_names
 from soupviz.errors import SoupvizError
 from soupviz.insight.few_shot import K_CURVE, AdaptConfig, adapt_several, adapt_to_shift
@@ -48,13 +48,13 @@ labels, split = family.labels, test_split()
 if split is None:
     st.stop()
 base = AdaptConfig()
-keep_values({Keys.ADAPT_SOURCE: "corruption", Keys.ADAPT_CORRUPTION: "fog", Keys.ADAPT_SEVERITY: SEVERITY,
-             Keys.ADAPT_FOLDER: "", Keys.ADAPT_PER_CLASS: PER_CLASS, Keys.ADAPT_HELDOUT: HELDOUT_PER_CLASS,
-             Keys.ADAPT_K: base.k, Keys.ADAPT_STEP: base.step, Keys.ADAPT_EXTRAPOLATE: False,
-             Keys.ADAPT_MARGIN: DEFAULT_MARGIN, Keys.ADAPT_METHOD: base.method,
-             Keys.ADAPT_GRADIENT_STEPS: base.gradient_steps, Keys.ADAPT_LR: base.lr,
-             Keys.ADAPT_BN_SHIFT: base.bn_on_shift, Keys.ADAPT_REPEATS: base.draws, Keys.ADAPT_SEED: evaluator.seed,
-             Keys.ADAPT_SEVERAL: ["gaussian_noise", "fog", "contrast"]})
+keep_page_state({Keys.ADAPT_SOURCE: "corruption", Keys.ADAPT_CORRUPTION: "fog", Keys.ADAPT_SEVERITY: SEVERITY,
+                 Keys.ADAPT_FOLDER: "", Keys.ADAPT_PER_CLASS: PER_CLASS, Keys.ADAPT_HELDOUT: HELDOUT_PER_CLASS,
+                 Keys.ADAPT_K: base.k, Keys.ADAPT_STEP: base.step, Keys.ADAPT_EXTRAPOLATE: False,
+                 Keys.ADAPT_MARGIN: DEFAULT_MARGIN, Keys.ADAPT_METHOD: base.method,
+                 Keys.ADAPT_GRADIENT_STEPS: base.gradient_steps, Keys.ADAPT_LR: base.lr,
+                 Keys.ADAPT_BN_SHIFT: base.bn_on_shift, Keys.ADAPT_REPEATS: base.draws, Keys.ADAPT_SEED: evaluator.seed,
+                 Keys.ADAPT_SEVERAL: ["gaussian_noise", "fog", "contrast"]})
 
 st.subheader("Shift")
 source = st.radio("Shift", list(SOURCES), format_func=SOURCES.get, key=Keys.ADAPT_SOURCE, horizontal=True,

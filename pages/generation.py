@@ -5,21 +5,19 @@ side by side. Slow work runs when asked, with progress, and is kept for the same
 
 import streamlit as st
 
-from pages._components import data_source, family_name, session_evaluator
+from pages._components import data_source, family_name, keep_page_state, session_evaluator
 from pages._insight import (
     cached_split,
     current_soup,
     evaluator_context,
     gaussian_store,
-    keep_values,
     pick_images,
     picker_defaults,
     result_store,
     test_split,
-    with_progress,
 )
 from pages._state import Keys
-from pages._widgets import figure_panel
+from pages._widgets import figure_panel, with_progress
 from soupviz import GenerationSettings
 from soupviz.errors import SoupvizError
 from soupviz.present.insight_figures import class_figure, strip_figure
@@ -45,11 +43,11 @@ split = test_split()
 if split is None:
     st.stop()
 classes = list(split.classes)
-keep_values({**picker_defaults(Keys.WALK_IMAGES, split, single=True), Keys.GENERATION_EPS: DEFAULTS.eps,
-             Keys.GENERATION_STEP: DEFAULTS.step_size, Keys.GENERATION_STEPS: DEFAULTS.steps,
-             Keys.GENERATION_FRAMES: 6, Keys.GENERATION_SEED: evaluator.seed, Keys.GENERATION_TARGET: 3,
-             Keys.GENERATION_CLASSES: list(range(len(classes))), Keys.GENERATION_PER_CLASS: 1,
-             Keys.GENERATION_FIT_IMAGES: 5000})
+keep_page_state({**picker_defaults(Keys.WALK_IMAGES, split, single=True), Keys.GENERATION_EPS: DEFAULTS.eps,
+                 Keys.GENERATION_STEP: DEFAULTS.step_size, Keys.GENERATION_STEPS: DEFAULTS.steps,
+                 Keys.GENERATION_FRAMES: 6, Keys.GENERATION_SEED: evaluator.seed, Keys.GENERATION_TARGET: 3,
+                 Keys.GENERATION_CLASSES: list(range(len(classes))), Keys.GENERATION_PER_CLASS: 1,
+                 Keys.GENERATION_FIT_IMAGES: 5000})
 weights, rows, titles = current_soup(family)
 a, b, c, d = st.columns(4)
 a.number_input("L2 budget ε", 0.1, 100.0, step=1.0, key=Keys.GENERATION_EPS, help="Pixels in [0, 1]: a 32 × 32 image "

@@ -6,7 +6,7 @@ import streamlit as st
 from pages._components import HeldResults, readable, session_evaluator, settings
 from pages._simplex_views import stored_heatmap
 from pages._state import Keys
-from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
+from pages._widgets import current_weights, figure_panel, keep_valid, with_progress
 from soupviz import MetricSpec
 from soupviz.errors import SoupvizError
 from soupviz.present.budget_figures import budget_curves
@@ -42,7 +42,7 @@ st.caption(f"{len(soups)} soups × {len(specs) - 1} attacks ({attacks_named(spec
            "finished cells are cached, so asking again is instant.")
 held = st.session_state.get(Keys.HEATMAP_RECORDS)
 if st.button("Evaluate", type="primary", disabled=not soups or len(specs) < 2):
-    records = evaluate_live(lambda report: evaluator.evaluate(request[0], specs, report), "Attacking")
+    records = with_progress("Attacking", lambda report: evaluator.evaluate(request[0], specs, report))
     held = st.session_state[Keys.HEATMAP_RECORDS] = HeldResults(request, soups, specs, records)
 if held is None:
     stored_heatmap(evaluator.family, paper)

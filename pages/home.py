@@ -18,7 +18,7 @@ from pages._components import (
 from pages._simplex_views import stored_heatmap
 from pages._soupability import soupability_panel
 from pages._state import Keys
-from pages._widgets import evaluate_live
+from pages._widgets import with_progress
 from soupviz import MetricSpec
 from soupviz.checkpoints.importing import folder_stamp
 from soupviz.device import describe_device
@@ -106,7 +106,7 @@ if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured befo
     if evaluator is not None:
         specs = [MetricSpec("clean"), *robust_specs(s)]
         one_hot = evaluator.ingredient_weights()
-        records = evaluate_live(lambda report: evaluator.evaluate(one_hot, specs, report), "Ingredients")
+        records = with_progress("Ingredients", lambda report: evaluator.evaluate(one_hot, specs, report))
 rows, methods = ingredient_table(family, records)
 st.dataframe(rows, hide_index=True, width="stretch")
 if methods:

@@ -7,11 +7,11 @@ import streamlit as st
 from pages._components import session_evaluator, settings
 from pages._simplex_views import _stored_records
 from pages._state import Keys
-from pages._widgets import current_weights, evaluate_live, figure_panel
+from pages._widgets import current_weights, figure_panel, with_progress
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.layer_swaps import example_groups, stored_swaps
 from soupviz.evaluate.merges import MERGE_NAMES, Merge, lambdas_to_weights, lineage_base, merge_evaluator, parse_groups
-from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
+from soupviz.evaluate.transfer_records import stored_transfers, transfer_gaps
 from soupviz.present.heatmap_figures import accuracy_heatmap
 from soupviz.present.labels import attacks_named
 from soupviz.present.merge_figures import gap_rows, layer_swap_heatmap
@@ -55,8 +55,8 @@ try:
                f"{attacks_named(robust_specs(s))} on {evaluator.images_label}.")
     if st.button("Evaluate merge", type="primary"):
         specs = [MetricSpec("clean"), *robust_specs(s)]
-        records = evaluate_live(lambda report: merge_evaluator(evaluator, merge).evaluate(rows, specs, report),
-                                "Merging")
+        records = with_progress("Merging",
+                                lambda report: merge_evaluator(evaluator, merge).evaluate(rows, specs, report))
         st.session_state[Keys.MERGE_RECORDS] = records
 except (SoupvizError, ValueError) as error:
     st.error(str(error))

@@ -4,19 +4,17 @@ object; the nominal model's look like noise (Tsipras et al. 2019)."""
 
 import streamlit as st
 
-from pages._components import session_evaluator
+from pages._components import keep_page_state, session_evaluator
 from pages._insight import (
     current_soup,
     evaluator_context,
-    keep_values,
     pick_images,
     picker_defaults,
     result_store,
     test_split,
-    with_progress,
 )
 from pages._state import Keys
-from pages._widgets import figure_panel
+from pages._widgets import figure_panel, with_progress
 from soupviz import SaliencySettings
 from soupviz.errors import SoupvizError
 from soupviz.serve.insight_runs import request_key, saliency_panels, saliency_view, tensor_digest
@@ -35,10 +33,10 @@ split = test_split()
 if split is None:
     st.stop()
 DEFAULTS = SaliencySettings()
-keep_values({**picker_defaults(Keys.SALIENCY_IMAGES, split), Keys.SALIENCY_METHOD: DEFAULTS.method,
-             Keys.SALIENCY_MODE: DEFAULTS.mode, Keys.SALIENCY_CLIP: DEFAULTS.clip,
-             Keys.SALIENCY_PERCENTILE: DEFAULTS.percentile, Keys.SALIENCY_SAMPLES: DEFAULTS.nt_samples,
-             Keys.SALIENCY_NOISE: DEFAULTS.noise, Keys.SALIENCY_IG_STEPS: DEFAULTS.ig_steps})
+keep_page_state({**picker_defaults(Keys.SALIENCY_IMAGES, split), Keys.SALIENCY_METHOD: DEFAULTS.method,
+                 Keys.SALIENCY_MODE: DEFAULTS.mode, Keys.SALIENCY_CLIP: DEFAULTS.clip,
+                 Keys.SALIENCY_PERCENTILE: DEFAULTS.percentile, Keys.SALIENCY_SAMPLES: DEFAULTS.nt_samples,
+                 Keys.SALIENCY_NOISE: DEFAULTS.noise, Keys.SALIENCY_IG_STEPS: DEFAULTS.ig_steps})
 weights, _, _ = current_soup(family)
 picked = pick_images(split, Keys.SALIENCY_IMAGES)
 a, b, c = st.columns([2, 1, 1])

@@ -7,7 +7,7 @@ import streamlit as st
 from pages._components import HeldResults, family_baselines, readable, session_evaluator, settings
 from pages._simplex_views import stored_tradeoff
 from pages._state import Keys
-from pages._widgets import current_weights, evaluate_live, figure_panel, keep_valid
+from pages._widgets import current_weights, figure_panel, keep_valid, with_progress
 from soupviz import MetricSpec
 from soupviz.checkpoints.families import baseline_labels
 from soupviz.evaluate.baselines import evaluate_baselines
@@ -62,12 +62,12 @@ st.caption(f"{len(soups)} soups (a grid over all ingredients plus the current so
 held = st.session_state.get(Keys.TRADEOFF_RECORDS)
 if st.button("Evaluate", type="primary", disabled=not live,
              help=None if live else "70 corruption conditions per soup: run `soupviz sweep --metrics corruptions`."):
-    records = evaluate_live(lambda report: evaluator.evaluate(soups, specs, report), "Soups")
+    records = with_progress("Soups", lambda report: evaluator.evaluate(soups, specs, report))
     ensembles = []
     if mode != "none":
-        ensembles = evaluate_live(lambda report: EnsembleEvaluator(evaluator, mode).evaluate(
-            ensemble_soups(soups, mode), specs, report), MODES[mode].capitalize())
-    extra = evaluate_live(lambda report: evaluate_baselines(evaluator, baselines, specs, report), "Baselines")
+        ensembles = with_progress(MODES[mode].capitalize(), lambda report: EnsembleEvaluator(evaluator, mode).evaluate(
+            ensemble_soups(soups, mode), specs, report))
+    extra = with_progress("Baselines", lambda report: evaluate_baselines(evaluator, baselines, specs, report))
     held = st.session_state[Keys.TRADEOFF_RECORDS] = HeldResults(request, records=records, ensembles=ensembles,
                                                                  baselines=extra)
 if held is None:

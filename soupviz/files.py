@@ -1,5 +1,6 @@
-"""Where soupviz keeps files outside the repository, how it writes them atomically, and the stamp
-that keys a cache entry on the files it was made from.
+"""Where soupviz keeps files outside the repository, how it writes them atomically, the stamp
+that keys a cache entry on the files it was made from, and how an error message names a path
+(`shown_path`: an upload's files by the names the user gave them).
 
 A write goes to a temporary file in the same folder and is renamed into place, so a killed
 process never leaves a half-written cache entry or checkpoint; files are written readable by
@@ -8,17 +9,20 @@ everyone (0644, less the umask), as any other tool writes them, so colleagues ca
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import torch
 
 CACHE_ENV = "SOUPVIZ_CACHE"
+_SHOWN_WITHIN: ContextVar[tuple[Path, str] | None] = ContextVar("shown_within", default=None)
 
 
 def cache_dir() -> Path:
@@ -36,6 +40,26 @@ def files_stamp(files: Iterable[str | os.PathLike]) -> str:
         stat = os.stat(path)
         digest.update(f"{os.fspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
     return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def paths_shown_within(folder: str | os.PathLike, name: str) -> Iterator[None]:
+    """While inside, `shown_path` names a file under `folder` by its path inside it and `folder`
+    itself as `name`, so errors raised there name what the user gave ('nominal.json', 'the upload')
+    rather than where a server keeps it. Per thread (a context variable)."""
+    token = _SHOWN_WITHIN.set((Path(folder), name))
+    try:
+        yield
+    finally:
+        _SHOWN_WITHIN.reset(token)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """`path` as an error message names it: as it is, or relative to `paths_shown_within`'s folder."""
+    path, within = Path(path), _SHOWN_WITHIN.get()
+    if within is None or not path.is_relative_to(within[0]):
+        return str(path)
+    return within[1] if path == within[0] else path.relative_to(within[0]).as_posix()
 
 
 def _umask() -> int:

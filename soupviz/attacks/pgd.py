@@ -20,6 +20,7 @@ from soupviz.attacks.engine import Ascent, ascend
 from soupviz.attacks.losses import attack_loss, is_success
 from soupviz.attacks.names import stage_name
 from soupviz.attacks.projections import random_start
+from soupviz.attacks.robust import attack_survivors
 from soupviz.errors import SoupvizError
 
 # Initial step length as a multiple of eps (L∞, L2: APGD's 2·eps; L1: one budget).
@@ -92,18 +93,17 @@ class PGD(Attack):
         generator = self.generator(x.device)
         best = x.clone()
         unbroken = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        whole = fixed_batch(self.model)
-        for _ in range(self.restarts):
-            if not unbroken.any():
-                break
+
+        def restart(_: int, rows: torch.Tensor) -> torch.Tensor:
             # Starts are drawn for the whole batch, so an example's start does not depend
             # on which other examples are still unbroken.
-            start = self._start(x, generator)
-            index = torch.arange(x.shape[0], device=x.device) if whole else unbroken.nonzero()[:, 0]
-            found, x_adv = self._run(x[index], y[index], None if target is None else target[index], start[index])
-            update = unbroken[index]  # with a fixed batch, broken examples keep their result
-            best[index[update]] = x_adv[update]
-            unbroken[index[found]] = False
+            start = self._start(x, generator)[rows]
+            found, x_adv = self._run(x[rows], y[rows], None if target is None else target[rows], start)
+            update = unbroken[rows]  # with a fixed batch, broken examples keep their result
+            best[rows[update]] = x_adv[update]
+            return ~found
+
+        attack_survivors(unbroken, range(self.restarts), restart, fixed_batch(self.model))
         return best
 
     def _start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -176,15 +176,15 @@ class TargetedPGD(PGD):
             ranked = self.model(x).argsort(dim=1, descending=True)
         wrong = ranked[ranked != y[:, None]].view(x.shape[0], -1)  # wrong classes, best first
         best, unbroken = x.clone(), torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        whole = fixed_batch(self.model)
-        for rank in range(min(self.n_target_classes, wrong.shape[1])):
-            if not unbroken.any():
-                break
-            index = torch.arange(x.shape[0], device=x.device) if whole else unbroken.nonzero()[:, 0]
-            x_adv = PGD.perturb(self, x[index], y[index], wrong[index, rank])
+
+        def push(rank: int, rows: torch.Tensor) -> torch.Tensor:
+            x_adv = PGD.perturb(self, x[rows], y[rows], wrong[rows, rank])
             with torch.no_grad():
-                fooled = self.model(x_adv).argmax(1) != y[index]
-            keep = unbroken[index] & fooled
-            best[index[keep]] = x_adv[keep]
-            unbroken[index[keep]] = False
+                fooled = self.model(x_adv).argmax(1) != y[rows]
+            keep = unbroken[rows] & fooled
+            best[rows[keep]] = x_adv[keep]
+            return ~fooled
+
+        ranks = range(min(self.n_target_classes, wrong.shape[1]))
+        attack_survivors(unbroken, ranks, push, fixed_batch(self.model))
         return best

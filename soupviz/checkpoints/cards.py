@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from soupviz.errors import CheckpointError
-from soupviz.files import atomic_write_json
+from soupviz.files import atomic_write_json, shown_path
 from soupviz.models.registry import CIFAR10_MEAN, CIFAR10_STD, available_models
 from soupviz.threats import THREATS, threat_label
 
@@ -61,7 +61,7 @@ class Card:
         known = {f.name for f in fields(cls)}
         missing = [key for key in ("name", "arch", "threat") if key not in data]
         if missing:
-            raise CheckpointError(f"The card {path} lacks the field(s) {', '.join(missing)}.")
+            raise CheckpointError(f"The card {shown_path(path)} lacks the field(s) {', '.join(missing)}.")
         card = cls(**{key: value for key, value in data.items() if key in known})
         card.mean, card.std = tuple(card.mean), tuple(card.std)
         return card
@@ -86,17 +86,19 @@ def card_path(checkpoint: Path) -> Path:
 def read_card(path: Path) -> Card:
     """Parse a JSON card with a clear error for a missing or malformed file."""
     if not path.exists():
-        raise CheckpointError(f"The card {path} is missing: every checkpoint needs its JSON card beside it.")
+        raise CheckpointError(f"The card {shown_path(path)} is missing: every checkpoint needs its JSON card "
+                              "beside it.")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"The card {path} is not valid JSON ({error}).") from error
+        raise CheckpointError(f"The card {shown_path(path)} is not valid JSON ({error}).") from error
     if not isinstance(data, dict):
-        raise CheckpointError(f"The card {path} must hold a JSON object.")
+        raise CheckpointError(f"The card {shown_path(path)} must hold a JSON object.")
     card = Card.from_json(data, path)
     if card.arch not in available_models():
         raise CheckpointError(
-            f"The card {path} names the unknown architecture {card.arch!r}; known: {', '.join(available_models())}."
+            f"The card {shown_path(path)} names the unknown architecture {card.arch!r}; known: "
+            f"{', '.join(available_models())}."
         )
     return card
 

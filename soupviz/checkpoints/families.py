@@ -24,7 +24,7 @@ from soupviz.checkpoints.cards import Card, card_path, read_card, write_card
 from soupviz.checkpoints.state_layout import layout_difference
 from soupviz.checkpoints.torch_files import check_file
 from soupviz.errors import CheckpointError
-from soupviz.files import atomic_write_bytes
+from soupviz.files import atomic_write_bytes, shown_path
 from soupviz.models.registry import create_model
 from soupviz.threats import NOMINAL, THREATS
 
@@ -84,7 +84,8 @@ def load_checkpoint(path: str | Path) -> Ingredient:
     card = read_card(card_path(path))
     if card.content_hash and content_hash(state_dict) != card.content_hash:
         raise CheckpointError(
-            f"The checkpoint {path} does not match the content hash in its card: the file was changed or corrupted."
+            f"The checkpoint {shown_path(path)} does not match the content hash in its card: the file was "
+            "changed or corrupted."
         )
     ingredient = Ingredient(card, state_dict, path)
     check_state_dict(create_model(card.arch, card.num_classes), state_dict, path)
@@ -96,19 +97,20 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         data = path.read_bytes()
         if not _looks_like_safetensors(data):
-            raise CheckpointError(f"The file {path} is not a safetensors file; give a checkpoint saved "
+            raise CheckpointError(f"The file {shown_path(path)} is not a safetensors file; give a checkpoint saved "
                                   "with safetensors.")
         try:
             state_dict = load_safetensors_bytes(data)
         except (SafetensorError, ValueError, OSError) as error:
-            raise CheckpointError(f"The safetensors file {path} is truncated or corrupted; copy it again.") from error
+            raise CheckpointError(f"The safetensors file {shown_path(path)} is truncated or corrupted; copy it "
+                                  "again.") from error
     elif path.suffix in (".pt", ".pth"):
         state_dict = _read_torch_state_dict(path)
     else:
-        raise CheckpointError(f"The checkpoint {path} is neither .safetensors nor .pt/.pth.")
+        raise CheckpointError(f"The checkpoint {shown_path(path)} is neither .safetensors nor .pt/.pth.")
     for key, tensor in state_dict.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise CheckpointError(f"The checkpoint {path} has NaN or Inf values in {key!r}.")
+            raise CheckpointError(f"The checkpoint {shown_path(path)} has NaN or Inf values in {key!r}.")
     return state_dict
 
 
@@ -140,7 +142,8 @@ def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], path
     """Raise a CheckpointError naming the first missing, unexpected or mis-shaped key (with both shapes)."""
     difference = layout_difference(model.state_dict(), state_dict)
     if difference:
-        raise CheckpointError(f"The checkpoint {path} does not fit its architecture: {difference.detail()}.")
+        raise CheckpointError(f"The checkpoint {shown_path(path)} does not fit its architecture: "
+                              f"{difference.detail()}.")
 
 
 @dataclass
@@ -209,13 +212,14 @@ def family_from_ingredients(ingredients: list[Ingredient], name: str, folder: Pa
     for other in ingredients[1:]:
         if other.card.arch != first.card.arch:
             raise CheckpointError(
-                f"{other.path} is a {other.card.arch} but {first.path} is a {first.card.arch}: "
+                f"{shown_path(other.path)} is a {other.card.arch} but {shown_path(first.path)} is a {first.card.arch}: "
                 "a family needs one architecture."
             )
         difference = layout_difference(first.state_dict, other.state_dict)
         if difference:
             raise CheckpointError(
-                f"{other.path} does not have the keys and shapes of {first.path} ({difference.detail()}): "
+                f"{shown_path(other.path)} does not have the keys and shapes of {shown_path(first.path)} "
+                f"({difference.detail()}): "
                 "it is not of this family."
             )
     names = [ingredient.name for ingredient in ingredients]
@@ -238,19 +242,21 @@ def load_family(folder: str | Path, include: list[str] | None = None) -> SoupFam
     folder = Path(folder)
     if folder.is_file():
         raise CheckpointError(
-            f"{folder} is a file, not a folder: give the family folder that holds it, {folder.parent}."
+            f"{shown_path(folder)} is a file, not a folder: give the family folder that holds it, "
+            f"{shown_path(folder.parent)}."
         )
     if not folder.is_dir():
-        raise CheckpointError(f"The family folder {folder} does not exist.")
+        raise CheckpointError(f"The family folder {shown_path(folder)} does not exist.")
     paths = sorted(folder.glob("*.safetensors"))
     if include is not None:
         wanted = set(include)
         paths = [path for path in paths if path.stem in wanted]
         absent = wanted - {path.stem for path in paths}
         if absent:
-            raise CheckpointError(f"The family folder {folder} has no checkpoint named {sorted(absent)[0]!r}.")
+            raise CheckpointError(f"The family folder {shown_path(folder)} has no checkpoint named "
+                                  f"{sorted(absent)[0]!r}.")
     if not paths:
-        raise CheckpointError(f"The family folder {folder} holds no .safetensors checkpoints.")
+        raise CheckpointError(f"The family folder {shown_path(folder)} holds no .safetensors checkpoints.")
     return family_from_ingredients([load_checkpoint(path) for path in paths], folder.name, folder)
 
 

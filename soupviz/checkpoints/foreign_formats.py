@@ -20,6 +20,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from soupviz.checkpoints.state_layout import LayoutDifference, layout_difference
 from soupviz.checkpoints.torch_files import check_file, read_torch_file
 from soupviz.errors import CheckpointError
+from soupviz.files import shown_path
 from soupviz.models.registry import available_models, create_model
 
 FORMATS = ("auto", "robustbench", "robustness", "plain")
@@ -72,31 +73,34 @@ def read_foreign(path: str | Path, fmt: str = "auto", wrapper: str | None = None
     blob = _load(path)
     if wrapper is not None:
         if not isinstance(blob, dict) or not isinstance(blob.get(wrapper), dict):
-            raise CheckpointError(f"The checkpoint {path} has no {wrapper!r} state dict, as its zoo entry expects.")
+            raise CheckpointError(f"The checkpoint {shown_path(path)} has no {wrapper!r} state dict, as its zoo "
+                                  "entry expects.")
         blob = blob[wrapper]
     while isinstance(blob, dict) and len(inner := [blob[k] for k in _WRAPPERS if isinstance(blob.get(k), dict)]) == 1:
         blob = inner[0]
     if isinstance(blob, dict) and len(several := [k for k, v in blob.items() if isinstance(v, dict)]) > 1:
         raise CheckpointError(
-            f"The checkpoint {path} holds several state dicts ({', '.join(map(repr, several[:3]))}): name its "
+            f"The checkpoint {shown_path(path)} holds several state dicts "
+            f"({', '.join(map(repr, several[:3]))}): name its "
             "RobustBench entry with --zoo, or save the one you mean on its own."
         )
     if not isinstance(blob, dict) or not blob or not all(isinstance(v, torch.Tensor) for v in blob.values()):
-        raise CheckpointError(f"The checkpoint {path} does not hold a state dict of tensors.")
+        raise CheckpointError(f"The checkpoint {shown_path(path)} does not hold a state dict of tensors.")
     detected = "robustness" if _is_robustness(blob) else "robustbench" if _matching(_strip(blob)[0]) else "plain"
     fmt = detected if fmt == "auto" else fmt
     if fmt == "robustness":
         prefix = "module." if any(key.startswith("module.model.") for key in blob) else ""
         model = {key.removeprefix(prefix + "model."): v for key, v in blob.items() if key.startswith(prefix + "model.")}
         if not model:
-            raise CheckpointError(f"The checkpoint {path} has no '{prefix}model.' keys: it is not a robustness file.")
+            raise CheckpointError(f"The checkpoint {shown_path(path)} has no '{prefix}model.' keys: it is not a "
+                                  "robustness file.")
         norm = tuple(blob.get(f"{prefix}normalizer.new_{stat}") for stat in ("mean", "std"))
         state, mean, std = model, *(_floats(t) if t is not None else None for t in norm)
     else:
         state, (mean, std) = _strip(blob)
     for key, tensor in state.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise CheckpointError(f"The checkpoint {path} has NaN or Inf values in {key!r}.")
+            raise CheckpointError(f"The checkpoint {shown_path(path)} has NaN or Inf values in {key!r}.")
     state = {key: t.float() if t.is_floating_point() else t for key, t in state.items()}
     unused = [key for key in state if key.startswith(_UNUSED)] if any(k.startswith("block1.") for k in state) else []
     state = {key: t for key, t in state.items() if key not in unused}
@@ -109,7 +113,8 @@ def _load(path: Path) -> object:
         try:
             return load_safetensors_bytes(path.read_bytes())
         except (SafetensorError, ValueError, OSError):
-            raise CheckpointError(f"The safetensors file {path} is truncated or damaged: copy it again.") from None
+            raise CheckpointError(f"The safetensors file {shown_path(path)} is truncated or damaged: copy it "
+                                  "again.") from None
     return read_torch_file(path)
 
 
@@ -198,4 +203,4 @@ def match_architecture(foreign: ForeignCheckpoint, arch: str | None = None) -> t
     if score == 0:
         return best, _classes(state, best)
     where = f"does not fit {best}" if arch else f"matches no registered architecture (closest: {best})"
-    raise CheckpointError(f"The checkpoint {foreign.path} {where}: {_mismatch(state, best).detail()}.")
+    raise CheckpointError(f"The checkpoint {shown_path(foreign.path)} {where}: {_mismatch(state, best).detail()}.")

@@ -19,7 +19,7 @@ from soupviz.checkpoints.foreign_formats import ForeignCheckpoint, fill_counters
 from soupviz.checkpoints.zoo_entries import ZooEntry, entry_for_file, zoo_entry
 from soupviz.data import ImageSet
 from soupviz.errors import CheckpointError
-from soupviz.files import cache_dir, files_stamp
+from soupviz.files import cache_dir, files_stamp, shown_path
 from soupviz.models.registry import create_model
 from soupviz.threats import DEFAULT_BUDGETS, THREATS
 
@@ -124,7 +124,8 @@ def _checked_normalisation(
     normalisation, origin = _normalisation(foreign, entry, given)
     mean, std = (tuple(float(v) for v in values) for values in normalisation)
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise CheckpointError(f"The normalisation of {foreign.path} needs 3 means and 3 positive stds: {mean}, {std}.")
+        raise CheckpointError(f"The normalisation of {shown_path(foreign.path)} needs 3 means and 3 positive "
+                              f"stds: {mean}, {std}.")
     return (mean, std), origin
 
 
@@ -133,7 +134,7 @@ def _free_name(out: str | Path, name: str, overwrite: bool) -> str:
     target = Path(out) / f"{name}.safetensors"
     if target.exists() and not overwrite:
         raise CheckpointError(
-            f"{target} already exists: give the import another --name, or --overwrite to replace it."
+            f"{shown_path(target)} already exists: give the import another --name, or --overwrite to replace it."
         )
     return name
 
@@ -176,10 +177,11 @@ def _normalisation(foreign: ForeignCheckpoint, entry: ZooEntry | None, given) ->
     if foreign.mean is not None:
         return (foreign.mean, foreign.std), f"the file {foreign.path.name}"
     if entry is None:
-        raise CheckpointError(f"The checkpoint {foreign.path} {NO_NORMALISATION}.")
+        raise CheckpointError(f"The checkpoint {shown_path(foreign.path)} {NO_NORMALISATION}.")
     if entry.normalisation is None:
         raise CheckpointError(
-            f"RobustBench's {entry.key} takes its normalisation from its file, and {foreign.path} has none: "
+            f"RobustBench's {entry.key} takes its normalisation from its file, and {shown_path(foreign.path)} "
+            "has none: "
             "give --mean and --std."
         )
     return entry.normalisation, f"RobustBench 1.1.1 entry {entry.key}"
@@ -194,7 +196,8 @@ def _run_check(model: torch.nn.Module, images: ImageSet | None, classes: int, pa
             x, labels = images.floats(), images.labels
         logits = model(x)
     if logits.shape != (len(x), classes) or not torch.isfinite(logits).all():
-        raise CheckpointError(f"The checkpoint {path} gives non-finite or mis-shaped logits {tuple(logits.shape)}.")
+        raise CheckpointError(f"The checkpoint {shown_path(path)} gives non-finite or mis-shaped logits "
+                              f"{tuple(logits.shape)}.")
     if labels is None:
         return "ran on 8 random images: finite logits.", None
     accuracy = float((logits.argmax(1) == labels.to(logits.device)).float().mean())

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from soupviz.errors import CheckpointError
+from soupviz.files import shown_path
 
 # numpy scalars (an epoch's accuracy saved beside the weights) are data, not code.
 _NUMPY_GLOBALS = [
@@ -48,9 +49,9 @@ def file_kind(path: Path) -> str:
 def check_file(path: Path, what: str = "checkpoint") -> None:
     """Raise a CheckpointError when `path` is missing or a folder."""
     if path.is_dir():
-        raise CheckpointError(f"The {what} {path} is a folder, not a file: give the file itself.")
+        raise CheckpointError(f"The {what} {shown_path(path)} is a folder, not a file: give the file itself.")
     if not path.is_file():
-        raise CheckpointError(f"The {what} {path} does not exist.")
+        raise CheckpointError(f"The {what} {shown_path(path)} does not exist.")
 
 
 def read_torch_file(path: str | Path) -> object:
@@ -63,17 +64,19 @@ def read_torch_file(path: str | Path) -> object:
     check_file(path)
     kind = file_kind(path)
     if kind == "empty":
-        raise CheckpointError(f"The checkpoint {path} is empty (0 bytes): copy it again.")
+        raise CheckpointError(f"The checkpoint {shown_path(path)} is empty (0 bytes): copy it again.")
     if kind == "pickle":
         unsafe = _unsafe_globals(path, kind)
         code = f" naming Python objects beyond tensors ({', '.join(unsafe[:3])})" if unsafe else ""
         raise CheckpointError(
-            f"The checkpoint {path} is a raw Python pickle (pickle.dump){code}, not a torch.save file; soupviz "
+            f"The checkpoint {shown_path(path)} is a raw Python pickle (pickle.dump){code}, not a torch.save "
+            "file; soupviz "
             f"does not unpickle such files: {RESAVE}."
         )
     if kind == "other":
         raise CheckpointError(
-            f"The file {path} is not a PyTorch checkpoint (neither torch.save's zip format nor its legacy format)."
+            f"The file {shown_path(path)} is not a PyTorch checkpoint (neither torch.save's zip format nor its "
+            "legacy format)."
         )
     try:
         with warnings.catch_warnings(), torch.serialization.safe_globals(_NUMPY_GLOBALS):
@@ -82,27 +85,31 @@ def read_torch_file(path: str | Path) -> object:
     except Exception as error:
         if kind == "legacy" and _protocol(path) != 2:
             raise CheckpointError(
-                f"The checkpoint {path} is in torch's legacy (pre-1.6) format with pickle protocol {_protocol(path)}, "
+                f"The checkpoint {shown_path(path)} is in torch's legacy (pre-1.6) format with pickle protocol "
+                f"{_protocol(path)}, "
                 f"which torch's safe loader cannot read: {RESAVE} (torch.save's default zip format)."
             ) from None
         unsafe = _unsafe_globals(path, kind)
         if unsafe:
             raise CheckpointError(
-                f"The checkpoint {path} pickles Python objects beyond tensors ({', '.join(unsafe[:3])}), which "
+                f"The checkpoint {shown_path(path)} pickles Python objects beyond tensors "
+                f"({', '.join(unsafe[:3])}), which "
                 f"soupviz never runs: {RESAVE}."
             ) from None
         if kind == "legacy":
             raise CheckpointError(
-                f"The checkpoint {path} is in torch's legacy (pre-1.6) format and is truncated or damaged: "
+                f"The checkpoint {shown_path(path)} is in torch's legacy (pre-1.6) format and is truncated or damaged: "
                 "copy it again."
             ) from None
         if isinstance(error, pickle.UnpicklingError):
             raise CheckpointError(
-                f"The checkpoint {path} holds objects soupviz does not read (only tensors, numbers, strings and "
+                f"The checkpoint {shown_path(path)} holds objects soupviz does not read (only tensors, numbers, "
+                "strings and "
                 f"dicts or lists of them): {RESAVE}."
             ) from None
         raise CheckpointError(
-            f"The checkpoint {path} is truncated or damaged (its zip archive cannot be read): copy it again."
+            f"The checkpoint {shown_path(path)} is truncated or damaged (its zip archive cannot be read): copy "
+            "it again."
         ) from None
 
 

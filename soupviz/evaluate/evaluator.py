@@ -29,7 +29,7 @@ from soupviz.results.metric_specs import UNIFORM_SOURCE, MetricSpec, wilson_inte
 from soupviz.results.records import Record
 from soupviz.results.store import ResultStore, code_fingerprint, family_fingerprint, packbits, record_key, unpackbits
 from soupviz.soups.soup import Soup, SoupVector, check_finite_logits
-from soupviz.soups.weights import EXTRAPOLATION_LIMIT, check_weights
+from soupviz.soups.weights import EXTRAPOLATION_LIMIT, check_weights, weights_key
 
 
 class Evaluator:
@@ -331,9 +331,11 @@ def measured_specs(spec: MetricSpec) -> list[MetricSpec]:
 
 
 def soup_identity(hashes: Sequence[str], row: torch.Tensor) -> list[tuple[str, float]]:
-    """What a soup is, for caching: its ingredients' content hashes with their nonzero weights,
-    sorted, so the same soup has one key whichever family folder it is evaluated from."""
-    return sorted((h, round(float(w), 8)) for h, w in zip(hashes, row, strict=False) if float(w) != 0.0)
+    """What a soup is, for caching: its ingredients' content hashes with their nonzero weights
+    (rounded as `soups.weights.weights_key` rounds them), sorted, so the same soup has one key
+    whichever family folder it is evaluated from."""
+    kept = [(h, float(w)) for h, w in zip(hashes, row, strict=False) if float(w) != 0.0]
+    return sorted(zip((h for h, _ in kept), weights_key([w for _, w in kept]), strict=True))
 
 
 def _within(state: dict, units: int, message: str) -> ShareCallback:

@@ -42,7 +42,7 @@ FINGERPRINTED_SOURCES = (
     "attacks",
     "corruptions/cifar_c.py",
     "corruptions/image_filters.py",
-    "models/registry.py",
+    "models",
     "soups/parameters.py",
     "soups/soup.py",
     "evaluate/evaluator.py",

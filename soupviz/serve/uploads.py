@@ -15,7 +15,7 @@ from pathlib import Path
 
 from soupviz.checkpoints.importing import FAMILY_SUFFIXES, open_family
 from soupviz.errors import CheckpointError
-from soupviz.files import atomic_write_bytes, cache_dir
+from soupviz.files import atomic_write_bytes, cache_dir, paths_shown_within
 
 ROOTS_ENV = "SOUPVIZ_ROOTS"
 UPLOAD_SUFFIXES = FAMILY_SUFFIXES  # what `checkpoints.importing.open_family` reads
@@ -99,8 +99,8 @@ def save_uploads(
     """Store uploaded checkpoint files (name, content) and check that they load as a family.
 
     A rejected upload is removed again, and its error names the user's files rather than where
-    the server keeps them. An accepted one removes `replaces` (the session's previous upload)
-    and any upload unused for `MAX_UPLOAD_AGE_S`.
+    the server keeps them (the check runs inside `files.paths_shown_within`). An accepted one
+    removes `replaces` (the session's previous upload) and any upload unused for `MAX_UPLOAD_AGE_S`.
 
     Args:
         root: the uploads folder; default `uploads_dir()`.
@@ -120,11 +120,12 @@ def save_uploads(
         if fresh or not (folder / name).is_file():
             atomic_write_bytes(content, folder / name)
     try:
-        check(folder)
-    except CheckpointError as error:
+        with paths_shown_within(folder, "the upload"):
+            check(folder)
+    except CheckpointError:
         if fresh:
             remove_upload(folder)
-        raise CheckpointError(_as_uploaded(str(error), folder)) from None
+        raise
     os.utime(folder.parent)  # last used now: keeps it from `prune_uploads`
     if replaces is not None and Path(replaces) != folder:
         remove_upload(replaces)
@@ -152,8 +153,3 @@ def prune_uploads(
             if now - entry.stat().st_mtime > max_age_s:
                 shutil.rmtree(entry, ignore_errors=True)
 
-
-def _as_uploaded(message: str, folder: Path) -> str:
-    """`message` with the server's upload folder taken out of the paths it names: 'nominal.json'
-    rather than '/home/.../uploads/3f2a.../uploaded/nominal.json'."""
-    return message.replace(f"{folder}{os.sep}", "").replace(str(folder), "the upload")

@@ -37,4 +37,3 @@ def test_no_two_names_share_a_key_and_no_download_button_takes_one() -> None:
 
 def test_picker_keys_are_the_prefix_and_the_widget() -> None:
     assert Keys.SALIENCY_IMAGES.offset == "saliency_offset" and Keys.WALK_IMAGES.source == "walk_source"
-    assert Keys.kept_copy(Keys.SALIENCY_METHOD) not in named_keys()

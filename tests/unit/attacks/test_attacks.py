@@ -363,3 +363,20 @@ def test_robust_mask_reports_each_batch_and_attack_in_order(model, batch):
     assert shares == sorted(shares) and shares[-1] == 1.0
     assert {0.25, 0.5, 0.75, 1.0} <= set(shares)  # each attack of each of the 2 batches ends
     assert any(0 < s < 0.25 for s in shares)  # and APGD's restarts move it inside the first
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_each_stage_attacks_only_the_survivors_and_none_runs_once_all_are_broken(whole) -> None:
+    """`attack_survivors`: stage 'a' breaks points 0 and 2, stage 'b' point 1, then none is left."""
+    from soupviz.attacks.robust import attack_survivors
+
+    seen = []
+    breaks = {"a": {0, 2}, "b": {1}, "c": {3}}
+
+    def run(stage: str, rows: torch.Tensor) -> torch.Tensor:
+        seen.append((stage, rows.tolist()))
+        return torch.tensor([row not in breaks[stage] for row in rows.tolist()])
+
+    alive = torch.tensor([True, True, True, False])
+    assert attack_survivors(alive, "abc", run, whole).tolist() == [False, False, False, False]
+    assert seen == ([("a", [0, 1, 2, 3]), ("b", [0, 1, 2, 3])] if whole else [("a", [0, 1, 2]), ("b", [1])])

@@ -214,3 +214,39 @@ def test_a_soup_with_nan_outputs_is_an_error_not_a_prediction(family, synthetic_
     evaluator = Evaluator(family, synthetic_images, device="cpu", batch_size=16, soup=nan_soup)
     with pytest.raises(NonFiniteLogitsError, match=r"weights \(0.25, 0.25, 0.25, 0.25\) outputs NaN or infinite"):
         evaluator.evaluate([0.25, 0.25, 0.25, 0.25], [spec])
+
+
+SHIPPED_FAMILY = Path(__file__).parents[3] / "assets" / "families" / "cifar10-preact_resnet_small"
+SHIPPED_SPECS = ("clean", "linf:0.0313725:pgd+pgd-t:10:1:t3", "linf:0.0313725:pgd+pgd-t:10:1:t3@l2", "fog:3")
+
+
+def test_shipped_records_keep_their_store_keys(cifar_folder) -> None:
+    """The soup key rule (`weights_key`'s rounding) still finds every kind of shipped record: the
+    key recomputed from a record's own fields, with weights a float step off, is the stored one."""
+    import json
+    import sqlite3
+
+    from soupviz.checkpoints.families import load_family
+    from soupviz.data import load_split
+    from soupviz.results.grids import family_store
+
+    family = load_family(SHIPPED_FAMILY)
+    test = load_split(cifar_folder, "test")
+    evaluators = {n: Evaluator(family, test.subset(n, 0), device="cpu", batch_size=250) for n in (200, 500)}
+    with sqlite3.connect(family_store(SHIPPED_FAMILY).path) as connection:
+        rows = [
+            connection.execute(
+                "SELECT key, weights, images, code FROM records WHERE spec = ? AND batchnorm = ? "
+                "AND weights NOT LIKE '%1.0%' ORDER BY weights LIKE '%0.3%' DESC, key LIMIT 2",
+                (spec, evaluators[500].batchnorm),
+            ).fetchall()
+            for spec in SHIPPED_SPECS
+        ]
+    assert all(len(found) == 2 for found in rows)
+    for spec, found in zip(SHIPPED_SPECS, rows, strict=True):
+        for key, weights, images, code in found:
+            evaluator = evaluators[int(images.split()[0])]
+            evaluator.code_fingerprint = code
+            row = torch.tensor(json.loads(weights), dtype=torch.float64)
+            row[row != 0] += 1e-12  # another float path to the same soup
+            assert evaluator.key(row, MetricSpec.parse(spec)) == key, (weights, spec)

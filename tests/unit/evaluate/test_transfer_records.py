@@ -1,11 +1,11 @@
-"""Specification of soupviz.evaluate.transfers: transfer records and their white-box twins chosen for
+"""Specification of soupviz.evaluate.transfer_records: transfer records and their white-box twins chosen for
 a heatmap (per threat, white-box first), and transfer − white-box paired per image."""
 
 from __future__ import annotations
 
 import torch
 
-from soupviz.evaluate.transfers import stored_transfers, transfer_gaps, white_box_key
+from soupviz.evaluate.transfer_records import stored_transfers, transfer_gaps, white_box_key
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.store import unpackbits
 
