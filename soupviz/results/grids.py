@@ -8,7 +8,7 @@ import hashlib
 import lzma
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -281,10 +281,36 @@ def stored_records(
     key, found = weights_key(weights), {}
     stored_specs = [MetricSpec.from_key(spec) for spec in store.specs(hashes)]
     for spec in specs:
-        records = [r for other in stored_specs if spec_quantity(other) == spec_quantity(spec)
-                   for r in store.soup_records(hashes, spec=other.key)]
-        chosen = speaking_record(r for r in records if r.weights and weights_key(r.weights) == key)
+        records = _same_quantity(store, hashes, spec, stored_specs, lambda w: weights_key(w) == key)
+        chosen = speaking_record(records)
         if chosen is not None:
             found[spec.key] = chosen
     return found
 
+
+def speaking_records(store: ResultStore | None, hashes: Sequence[str], records: Sequence[Record]) -> list[Record]:
+    """Each of `records` (measured now, e.g. by `soupviz eval`) in its place, or the record of `store`
+    that speaks instead (`speaking.speaking_record` of it and every stored record of the same soup,
+    quantity and BatchNorm rule, by any attack: a stronger attack, else more images): what a CLI
+    table prints, as a page's tiles show `stored_records`. A record without weights stays, and so do
+    corruption conditions (their mean must come from one image set)."""
+    if store is None or not store.path.is_file():
+        return list(records)
+    wanted = {weights_key(r.weights) for r in records if r.weights}
+    stored_specs = [MetricSpec.from_key(spec) for spec in store.specs(hashes)]
+    specs = {spec_quantity(r.measure): r.measure for r in records if r.kind != "corruption"}
+    found: dict[tuple, list[Record]] = {}
+    for spec in specs.values():
+        for r in _same_quantity(store, hashes, spec, stored_specs, lambda w: weights_key(w) in wanted):
+            found.setdefault((weights_key(r.weights), quantity(r), r.batchnorm), []).append(r)
+    return [speaking_record([r, *found.get((weights_key(r.weights), quantity(r), r.batchnorm), [])])
+            if r.weights and r.kind != "corruption" else r for r in records]
+
+
+def _same_quantity(
+    store: ResultStore, hashes: Sequence[str], spec: MetricSpec, stored_specs: Sequence[MetricSpec],
+    soups: Callable[[list[float]], bool],
+) -> list[Record]:
+    """The records in `store` of the soups `soups` accepts measuring what `spec` measures, by any attack."""
+    return [r for other in stored_specs if spec_quantity(other) == spec_quantity(spec)
+            for r in store.soup_records(hashes, spec=other.key, soups=lambda w: w is not None and soups(w))]
