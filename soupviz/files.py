@@ -16,8 +16,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 CACHE_ENV = "SOUPVIZ_CACHE"
 
 
@@ -70,6 +68,8 @@ def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """`torch.save` to `path` atomically (tensors and plain containers only)."""
     import io
+
+    import torch  # here: the ground floor's other helpers load without torch (a server's first page)
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)

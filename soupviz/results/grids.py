@@ -4,8 +4,6 @@ pages can draw figures from a store while a sweep is still writing to it."""
 from __future__ import annotations
 
 import functools
-import hashlib
-import lzma
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -13,16 +11,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from soupviz.checkpoints.families import Ingredient, SoupFamily, baseline_family_name, family_from_ingredients
-from soupviz.files import atomic_write_bytes, cache_dir
 from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.packed import SHIPPED_STORE, packed_store, unpacked_store
 from soupviz.results.records import CorruptionMean, Record, corruption_mean
 from soupviz.results.speaking import quantity, speaking_record, spec_quantity, strength_order
 from soupviz.results.store import ResultStore
 from soupviz.soups.weights import grid_weights, weights_key
 from soupviz.threats import THREATS
 
-SHIPPED_STORE = "results.sqlite"
-PACKED_STORE = "results.sqlite.xz"  # how a family ships a large store (32 MB of SQLite is 1.7 MB of xz)
 GRID_STEPS = (0.1, 0.2, 0.25, 0.5)
 WRITING_SECONDS = 120.0
 
@@ -220,25 +216,13 @@ def family_store(folder: Path | None) -> ResultStore:
     writes; else the shipped `results.sqlite.xz`, unpacked once into the cache folder), else the
     default store in the cache folder, where `soupviz sweep` writes by default."""
     if folder:
-        shipped, packed = Path(folder) / SHIPPED_STORE, Path(folder) / PACKED_STORE
+        shipped, packed = Path(folder) / SHIPPED_STORE, packed_store(Path(folder))
         if shipped.is_file():
             return ResultStore(shipped)
-        if packed.is_file():
+        if packed is not None:
             stat = packed.stat()
             return ResultStore(unpacked_store(str(packed), stat.st_size, stat.st_mtime_ns))
     return ResultStore(None)
-
-
-@functools.lru_cache(maxsize=8)
-def unpacked_store(packed: str, size: int, modified: int) -> Path:
-    """The xz-packed store `packed` unpacked into the cache folder, once per content (a file
-    named by its digest, written atomically, so concurrent sessions share it)."""
-    data = Path(packed).read_bytes()
-    target = cache_dir() / "shipped" / f"results-{hashlib.sha256(data).hexdigest()[:16]}.sqlite"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(lzma.decompress(data), target)
-    return target
 
 
 def being_written(store: ResultStore, within: float = WRITING_SECONDS, now: float | None = None) -> bool:
