@@ -5,13 +5,16 @@ First, a fresh server's first visit of Home with an empty cache (no decoded imag
 store): the time until its first figure is drawn and until the page is idle (`--home-only` stops
 there). Then, side by side in one run: one session alone, then `--sessions` sessions moving sliders at the same
 time. For each slider move it measures the time until the page's address holds the new soup and
-the clean-accuracy tile is drawn for it (the number a hand waits for), and until the page is idle
-(the attacks and corruptions filled in by the background lane). It counts exceptions shown on
+the clean-accuracy tile is drawn for it (the number a hand waits for), until a robust tile shows
+the number interpolated from the stored soups for the new, unmeasured soup (a key press moves a
+weight by 0.01, off the stored grid), and until the page is idle (the attacks and corruptions
+filled in by the background lane). It counts exceptions shown on
 any page and samples the server's memory (resident set of the server process). Prints the ratios
 and writes bench/results/load.json and load.md.
 
     python bench/bench_load.py --sessions 5 --moves 6
     python bench/bench_load.py --home-only
+    python bench/bench_load.py --home-only --baseline /tmp/before --rounds 3  # before/after in turns
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ ANSWERED = """(before) => new URLSearchParams(location.search).get('w') !== befo
 IDLE_TIMEOUT_S = 300
 POLL_S = 0.25  # between looks at the pages: faster looking costs the browsers CPU the server needs
 ANSWER_TIMEOUT_S = 60
+INTERPOLATED = """(before) => new URLSearchParams(location.search).get('w') !== before
+    && [...document.querySelectorAll('[data-testid="stElementContainer"]:not([data-stale="true"])')]
+        .some(e => e.textContent.includes('interpolated from'))"""  # the caption under an estimated tile
 FIGURE = '[data-testid="stPlotlyChart"] .main-svg'
 
 
@@ -58,12 +64,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(env: dict[str, str], log: Path, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -115,6 +121,9 @@ class Session:
         self.stuck = 0  # moves after which the page was not idle within IDLE_TIMEOUT_S
         self.lost = 0  # key presses that never changed the soup within ANSWER_TIMEOUT_S
         self.moves_done = 0
+        self.interpolated: list[float] = []  # press to a robust tile showing the number interpolated for the new soup
+        self.no_estimate = 0  # moves settled without an interpolated tile seen
+        self.estimate_pending = False
 
     def open(self) -> float:
         start = time.perf_counter()
@@ -128,8 +137,10 @@ class Session:
         before = soup_in(self.page.url)
         slider = self.page.locator(SLIDERS).nth((move + self.index) % 4)
         slider.focus()
+        pressed = time.perf_counter()  # before the press: on a busy machine the press itself returns late
         slider.press("ArrowRight" if (move // 4) % 2 == 0 else "ArrowLeft")
-        return time.perf_counter(), before
+        self.estimate_pending = True
+        return pressed, before
 
     def check(self, pressed: float, before: str) -> bool:
         """One look at the page after a press: records the answer (the address holds a new soup
@@ -137,13 +148,15 @@ class Session:
         True once this move is settled. Looking costs a few milliseconds, so every session is
         watched at once and one session's slow work never delays another's measurement."""
         waited = time.perf_counter() - pressed
+        if self.estimate_pending and self.page.evaluate(INTERPOLATED, before):
+            self.interpolated.append(waited)
+            self.estimate_pending = False
         if len(self.answered) + self.lost == self.moves_done:
             if self.page.evaluate(ANSWERED, before):
                 self.answered.append(waited)
             elif waited > ANSWER_TIMEOUT_S:
                 self.lost += 1
-                self.moves_done += 1
-                return True
+                return self.settle()
             return False
         if self.page.evaluate(IDLE):
             self.idle.append(waited)
@@ -153,8 +166,19 @@ class Session:
         else:
             return False
         self.errors += self.page.locator(EXCEPTION).count()
+        return self.settle()
+
+    def settle(self) -> bool:
+        """Close the current move, counting it among those without an interpolated tile if none was seen."""
+        self.no_estimate += self.estimate_pending
+        self.estimate_pending = False
         self.moves_done += 1
         return True
+
+    def reset(self) -> None:
+        """Forget the measurements so far (before a new phase)."""
+        self.answered, self.idle, self.interpolated = [], [], []
+        self.errors = self.stuck = self.lost = self.moves_done = self.no_estimate = 0
 
 
 
@@ -203,6 +227,10 @@ def main() -> None:
     parser.add_argument("--family", default=None, help="default: the shipped family")
     parser.add_argument("--data", default=None, help="default: SOUPVIZ_DATA or a local CIFAR-10 copy")
     parser.add_argument("--home-only", action="store_true", help="only the fresh server's first visit of Home")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="with --home-only: a copy of the code before a change (e.g. `git archive REV`); "
+                             "fresh servers of it and of this tree take turns, --rounds each")
+    parser.add_argument("--rounds", type=int, default=1, help="with --baseline: first visits per tree")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -210,6 +238,8 @@ def main() -> None:
     env = {**os.environ, "SOUPVIZ_FAMILY": str(args.family or shipped_family_folder()),
            "SOUPVIZ_DATA": str(resolve_source(args.data)), "SOUPVIZ_EVAL_IMAGES": str(args.images),
            "SOUPVIZ_CACHE": str(cache / "cache")}
+    if args.home_only and args.baseline:
+        return compare_home(env, args.baseline, args.rounds, cache)
     load_before = os.getloadavg()[0]
     process, url = start_server(env, cache / "streamlit.log")
     sampler = MemorySampler(process.pid)
@@ -227,11 +257,12 @@ def main() -> None:
             first_visit = first.open()
             run_phase([first], args.moves)
             alone = {"answered": summary(first.answered), "idle": summary(first.idle), "errors": first.errors,
-                     "stuck": first.stuck, "lost": first.lost}
+                     "stuck": first.stuck, "lost": first.lost, "interpolated": summary(first.interpolated),
+                     "no_estimate": first.no_estimate}
             alone_median = statistics.median(first.answered) if first.answered else float("nan")
             memory_alone = resident_mib(process.pid)
             crowd = [first] + [Session(browser, url, i) for i in range(1, args.sessions)]
-            first.answered, first.idle, first.errors, first.stuck, first.lost, first.moves_done = [], [], 0, 0, 0, 0
+            first.reset()
             opened = [session.open() for session in crowd[1:]]
             run_phase(crowd, args.moves)
             browser.close()
@@ -254,8 +285,12 @@ def main() -> None:
         "together": {"answered": summary(together), "idle": summary(together_idle),
                      "errors": sum(s.errors for s in crowd), "stuck": sum(s.stuck for s in crowd),
                      "lost": sum(s.lost for s in crowd),
+                     "interpolated": summary([t for s in crowd for t in s.interpolated]),
+                     "no_estimate": sum(s.no_estimate for s in crowd),
                      "answered_per_session_max_s": [round(max(s.answered), 2) if s.answered else None for s in crowd]},
-        "answered_ratio_together_vs_alone": round(statistics.median(together) / alone_median, 2) if together else None,
+        # below one look at the page, the alone median is not resolved: no ratio rests on it
+        "answered_ratio_together_vs_alone": round(statistics.median(together) / alone_median, 2)
+        if together and alone_median >= POLL_S else None,
         "memory_mib": {"after_one_session": round(memory_alone), "peak": round(sampler.peak),
                        "end": round(memory_end)},
     }
@@ -266,32 +301,79 @@ def main() -> None:
     print(markdown(result))
 
 
-def home_lines(home: dict, load_before: float) -> str:
+def compare_home(env: dict[str, str], baseline: Path, rounds: int, cache: Path) -> None:
+    """Home's first visit on fresh servers with empty caches, of `baseline` (its own shipped family)
+    and of this tree in turns (the order swapped every round, so neither always runs on a busier
+    machine), each with the load average before it; this tree's median goes to load.json/.md."""
+    from playwright.sync_api import sync_playwright
+
+    trees = {"baseline": baseline.resolve(), "this tree": ROOT}
+    visits: dict[str, list[dict]] = {name: [] for name in trees}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        for turn in range(rounds):
+            for name in (list(trees) if turn % 2 == 0 else list(trees)[::-1]):
+                root, folder = trees[name], cache / f"{name.replace(' ', '-')}-{turn}"
+                family = root / Path(env["SOUPVIZ_FAMILY"]).relative_to(ROOT)
+                load = os.getloadavg()[0]
+                process, url = start_server({**env, "SOUPVIZ_FAMILY": str(family), "SOUPVIZ_CACHE": str(folder)},
+                                            cache / f"streamlit-{name.replace(' ', '-')}-{turn}.log", root)
+                try:
+                    visits[name].append({**home_first_visit(browser, url), "load_average_before": round(load, 2)})
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
+                print(name, visits[name][-1], flush=True)
+        browser.close()
+    middle = {name: statistics.median(v["first_figure_s"] for v in found) for name, found in visits.items()}
+    this = min(visits["this tree"], key=lambda v: abs(v["first_figure_s"] - middle["this tree"]))
+    finish_home_only(this, this["load_average_before"],
+                     {"rounds": visits, "median_first_figure_s": middle, "baseline": str(baseline)})
+
+
+def home_lines(home: dict, load_before: float, compared: dict | None = None) -> str:
+    if compared:
+        runs = {name: ", ".join(f"{v['first_figure_s']} s (load {v['load_average_before']:.1f})" for v in found)
+                for name, found in compared["rounds"].items()}
+        middle = compared["median_first_figure_s"]
+        return (f"- Home, first visit of a fresh server with an empty cache, side by side with the code before "
+                f"this change in turns: first figure after {middle['this tree']} s (median; "
+                f"{runs['this tree']}) against {middle['baseline']} s before ({runs['baseline']}); "
+                f"this tree's median run idle after {home['idle_s']} s "
+                f"({home['figures']} figures, {home['errors']} exceptions).\n")
+
     return (f"- Home, first visit of a fresh server with an empty cache (load average {load_before:.1f} before): "
             f"first figure after {home['first_figure_s']} s, idle after {home['idle_s']} s "
             f"({home['figures']} figures, {home['errors']} exceptions).\n")
 
 
-def finish_home_only(home: dict, load_before: float) -> None:
-    """Print and merge the Home measurement into load.json and load.md, keeping the other results."""
+def finish_home_only(home: dict, load_before: float, compared: dict | None = None) -> None:
+    """Print and merge the Home measurement (and a side-by-side comparison, where made) into
+    load.json and load.md, keeping the other results."""
     path = RESULTS / "load.json"
     result = json.loads(path.read_text()) if path.is_file() else {}
+    result.pop("home_compared", None)
     result.update({"home_first_visit": home, "load_average_before": round(load_before, 2),
-                   "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"})
+                   "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                   **({"home_compared": compared} if compared else {})})
     print(result, flush=True)
     atomic_write_json(result, path)
     if "alone" in result:
         (RESULTS / "load.md").write_text(markdown(result))
     else:
         title = "# Dashboard load test (`bench/bench_load.py`)"
-        (RESULTS / "load.md").write_text(f"{title}\n\n{home_lines(home, load_before)}")
+        (RESULTS / "load.md").write_text(f"{title}\n\n{home_lines(home, load_before, compared)}")
 
 
 def markdown(r: dict) -> str:
     def row(name: str, sessions: int, part: dict) -> str:
         answered, idle = part["answered"], part["idle"]
+        estimate = part.get("interpolated", {"median_s": "not measured", "max_s": "not measured"})
         return (f"| {name} | {sessions} | {answered['median_s']} s / {answered['max_s']} s "
                 f"({part['lost']} presses lost: no new soup within {ANSWER_TIMEOUT_S} s) "
+                f"| {estimate['median_s']} s / {estimate['max_s']} s ({part.get('no_estimate', 0)} moves without one) "
                 f"| {idle['median_s']} s / {idle['max_s']} s ({part['stuck']} not idle within {IDLE_TIMEOUT_S} s) "
                 f"| {part['errors']} |")
 
@@ -301,14 +383,17 @@ def markdown(r: dict) -> str:
 {r['machine']}, load average {r['load_average']:.1f} at the end; shipped family, {r['images']} test images,
 {r['moves_per_session']} slider moves per session in each phase.
 
-| | sessions | clean tile answered (median / max) | page idle, attacks in (median / max) | exceptions |
-|---|---|---|---|---|
+| | sessions | clean tile answered (median / max) | robust tiles interpolated (median / max) \
+| page idle, attacks in (median / max) | exceptions |
+|---|---|---|---|---|---|
 {row("alone", 1, r["alone"])}
 {row("together", r["sessions"], together)}
 
-- Answer time together vs alone (medians): {r['answered_ratio_together_vs_alone']}×.
+- Answer time together vs alone (medians): {f"{r['answered_ratio_together_vs_alone']}×"
+  if r['answered_ratio_together_vs_alone'] else f"no ratio: the alone median is below one look ({POLL_S} s)"}.
 - Worst answer per session together: {', '.join(f'{v} s' for v in together['answered_per_session_max_s'])}.
-{home_lines(r['home_first_visit'], r['load_average_before']) if 'home_first_visit' in r else ''}\
+{home_lines(r['home_first_visit'], r['load_average_before'], r.get('home_compared'))
+   if 'home_first_visit' in r else ''}\
 - First visit of the explorer (after Home's): {r['first_visit_s']} s; later sessions' first visits: \
 {', '.join(f'{v} s' for v in r['later_visits_s'])}.
 - Server memory: {r['memory_mib']['after_one_session']} MiB with one session, peak {r['memory_mib']['peak']} MiB, \

@@ -5,8 +5,14 @@ folder until some run has called st.navigation, so a shared link straight to /ex
 that page without app.py (no shared sidebar, the legacy page list). Every page imports this
 package first: `leave_legacy_router` calls st.navigation once and reruns, so the link goes
 through app.py.
+
+Imported once per server process, before any page loads torch: the shipped family's store starts
+unpacking on another core here (`unpack_in_background`), so Home's first figure finds it ready.
 """
 
 from pages._routes import leave_legacy_router
+from soupviz.results.packed import unpack_in_background
+from soupviz.serve.settings import shipped_family_folder
 
+unpack_in_background(shipped_family_folder())
 leave_legacy_router()

@@ -19,7 +19,7 @@ from pages._simplex_views import stored_heatmap
 from pages._soupability import soupability_panel
 from pages._state import Keys
 from pages._widgets import with_progress
-from soupviz import MetricSpec
+from soupviz import MetricSpec, Record, SoupFamily
 from soupviz.checkpoints.importing import folder_stamp
 from soupviz.device import describe_device
 from soupviz.errors import DataError, SoupvizError
@@ -58,6 +58,23 @@ def data_and_device() -> None:
                    f"{'' if torch.cuda.is_available() else ' (no GPU found)'}.")
     except SoupvizError as error:
         st.error(str(error))
+
+
+def ingredients_measured(family: SoupFamily, records: list[Record], chosen: tuple[str, str]) -> None:
+    """The ingredients x metrics table (`records` where measured here, else the cards'), where its
+    numbers come from, and the button that measures them with the sidebar's budget."""
+    s = settings()
+    rows, methods = ingredient_table(family, records)
+    st.dataframe(rows, hide_index=True, width="stretch")
+    if methods:
+        st.caption(readable(ingredient_caption(methods, bool(records), s.images, attacks_named(robust_specs(s)))))
+    if not records:
+        hint = "" if methods else "The cards report no metrics. "
+        if st.button(f"Measure on {s.images} test images with {attacks_named(robust_specs(s))}",
+                     type="secondary" if methods else "primary",
+                     help=hint + "Clean and robust accuracy of each ingredient, with the sidebar's evaluation budget."):
+            st.session_state[Keys.INGREDIENT_RECORDS] = chosen
+            st.rerun()
 
 
 st.title("soupviz")
@@ -100,26 +117,19 @@ if chosen is None:
     st.stop()
 family = chosen[0]
 st.subheader(f"Ingredients of {family_name(family)}")
+table_box = st.container()  # filled after the stored figure: a table's first draw loads pandas (seconds)
 records = []
 if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured before: re-read from the cache
     evaluator = session_evaluator()
     if evaluator is not None:
         specs = [MetricSpec("clean"), *robust_specs(s)]
         one_hot = evaluator.ingredient_weights()
-        records = with_progress("Ingredients", lambda report: evaluator.evaluate(one_hot, specs, report))
-rows, methods = ingredient_table(family, records)
-st.dataframe(rows, hide_index=True, width="stretch")
-if methods:
-    st.caption(readable(ingredient_caption(methods, bool(records), s.images, attacks_named(robust_specs(s)))))
-if not records:
-    hint = "" if methods else "The cards report no metrics. "
-    if st.button(f"Measure on {s.images} test images with {attacks_named(robust_specs(s))}",
-                 type="secondary" if methods else "primary",
-                 help=hint + "Clean and robust accuracy of each ingredient, with the sidebar's evaluation budget."):
-        st.session_state[Keys.INGREDIENT_RECORDS] = chosen[1:]
-        st.rerun()
+        with table_box:
+            records = with_progress("Ingredients", lambda report: evaluator.evaluate(one_hot, specs, report))
 if not records:
     stored_heatmap(family, st.session_state.get(Keys.PAPER, False))
+with table_box:
+    ingredients_measured(family, records, chosen[1:])
 if len(family.names) > 1:
     soupability_panel(family, *chosen[1:])
 

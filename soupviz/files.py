@@ -19,8 +19,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-import torch
-
 CACHE_ENV = "SOUPVIZ_CACHE"
 _SHOWN_WITHIN: ContextVar[tuple[Path, str] | None] = ContextVar("shown_within", default=None)
 
@@ -94,6 +92,8 @@ def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """`torch.save` to `path` atomically (tensors and plain containers only)."""
     import io
+
+    import torch  # here: the ground floor's other helpers load without torch (a server's first page)
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)

@@ -250,11 +250,16 @@ def _evaluate_baselines(args: argparse.Namespace, evaluator, specs: list) -> lis
 
 
 def _show(args: argparse.Namespace, family, specs: list, records: list) -> list:
-    """Print the records' table and export them to --out if given."""
+    """Print the records' table, each cell the record that speaks for its soup and metric among this
+    run's and the store's (`results.grids.speaking_records`: a stronger stored attack wins, as on the
+    pages; none consulted with --no-cache), and export this run's records to --out if given."""
+    from soupviz import ResultStore
     from soupviz.present.tables import text_table
+    from soupviz.results.grids import speaking_records
     from soupviz.results.store import write_records
 
-    print(text_table(records, family.names))
+    store = None if args.no_cache else ResultStore(args.store)
+    print(text_table(speaking_records(store, family.hashes, records), family.names))
     if args.out:
         meta = {
             "family": family.name,

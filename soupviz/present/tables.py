@@ -31,6 +31,7 @@ from soupviz.present.labels import (
     soup_label,
 )
 from soupviz.results.records import CORRUPTION_MEAN, CorruptionMean, Record, corruption_mean, records_of
+from soupviz.results.speaking import is_preview, quantity, speaking_record
 from soupviz.soups.weights import weights_key, weights_text
 
 if TYPE_CHECKING:
@@ -98,13 +99,16 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
 
 
 def text_table(records: Sequence[Record], names: Sequence[str]) -> str:
-    """Records as a text table: one row per soup, one column per metric named with its attack,
-    accuracy and 95% interval; corruptions summarised in one 'corruption mean' column; then how
-    each robust column and the mean were measured, and on which images."""
+    """Records as a text table: one row per soup, one column per metric named with its attack
+    (and '(preview)' for the preview attack), accuracy and 95% interval; of several records of
+    one soup and quantity, the one that speaks (`speaking.speaking_record`: the strongest attack,
+    then the most images); corruptions summarised in one 'corruption mean' column; then how each
+    robust column and the mean were measured, and on which images (per column where they differ)."""
     soups: dict[tuple, list[Record]] = {}
     for record in records:
         soups.setdefault(tuple(record.weights), []).append(record)
-    cells = {weights: {_column(m): m for m in _cells(mine).values()} for weights, mine in soups.items()}
+    spoken = {weights: _speaking(mine) for weights, mine in soups.items()}
+    cells = {weights: {_column(m): m for m in _cells(mine).values()} for weights, mine in spoken.items()}
     columns = list(dict.fromkeys(column for by_column in cells.values() for column in by_column))
     lines = [["soup (" + ", ".join(names) + ")", *columns]]
     for weights, by_column in cells.items():
@@ -112,15 +116,33 @@ def text_table(records: Sequence[Record], names: Sequence[str]) -> str:
         lines.append([weights_text(weights), *row])
     widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in lines)
-    methods = sorted({f"{metric_name(r)}: {method_text(r)}" for r in records if r.upper_bound})
+    shown = [r for mine in spoken.values() for r in mine]
+    images = list(dict.fromkeys(r.images for r in shown))
+    mixed = len(images) > 1
+    methods = sorted({f"{_column(r)}: {method_text(r)}" + (f" on {r.images}" if mixed else "")
+                      for r in shown if r.upper_bound or (mixed and r.kind != "corruption")})
     means = sorted({m.method for by_column in cells.values() if (m := by_column.get(CORRUPTION_MEAN))})
     methods += [f"{CORRUPTION_MEAN}: {method}" for method in means]
+    spoken_ids = {id(r) for r in shown}
+    unseen = list(dict.fromkeys(_column(r) for r in records if r.kind != "corruption" and id(r) not in spoken_ids))
+    if unseen:
+        methods.append(f"not shown, as a record by a stronger attack or on more images speaks: {', '.join(unseen)}")
     notes = "".join("\n" + line for line in methods)
-    return f"{text}{notes}\n({records[0].images}; BatchNorm: {records[0].batchnorm})"
+    return f"{text}{notes}\n({'; '.join(images)}; BatchNorm: {records[0].batchnorm})"
+
+
+def _speaking(records: Sequence[Record]) -> list[Record]:
+    """Of one soup's `records`, the one that speaks for each quantity, in first-seen order."""
+    by_quantity: dict[tuple, list[Record]] = {}
+    for record in records:
+        by_quantity.setdefault(quantity(record), []).append(record)
+    return [speaking_record(group) for group in by_quantity.values()]
 
 
 def _column(result: Record | CorruptionMean) -> str:
-    return metric_name(result) if isinstance(result, Record) else result.metric
+    if not isinstance(result, Record):
+        return result.metric
+    return metric_name(result) + (" (preview)" if is_preview(result) else "")
 
 
 def paired_table(a: Sequence[Record], b: Sequence[Record], name_a: str = "a", name_b: str = "b") -> list[dict]:

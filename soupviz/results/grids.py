@@ -4,25 +4,21 @@ pages can draw figures from a store while a sweep is still writing to it."""
 from __future__ import annotations
 
 import functools
-import hashlib
-import lzma
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from soupviz.checkpoints.families import Ingredient, SoupFamily, baseline_family_name, family_from_ingredients
-from soupviz.files import atomic_write_bytes, cache_dir
 from soupviz.results.metric_specs import MetricSpec
+from soupviz.results.packed import SHIPPED_STORE, packed_store, unpacked_store
 from soupviz.results.records import CorruptionMean, Record, corruption_mean
 from soupviz.results.speaking import quantity, speaking_record, spec_quantity, strength_order
 from soupviz.results.store import ResultStore
 from soupviz.soups.weights import grid_weights, weights_key
 from soupviz.threats import THREATS
 
-SHIPPED_STORE = "results.sqlite"
-PACKED_STORE = "results.sqlite.xz"  # how a family ships a large store (32 MB of SQLite is 1.7 MB of xz)
 GRID_STEPS = (0.1, 0.2, 0.25, 0.5)
 WRITING_SECONDS = 120.0
 
@@ -220,25 +216,13 @@ def family_store(folder: Path | None) -> ResultStore:
     writes; else the shipped `results.sqlite.xz`, unpacked once into the cache folder), else the
     default store in the cache folder, where `soupviz sweep` writes by default."""
     if folder:
-        shipped, packed = Path(folder) / SHIPPED_STORE, Path(folder) / PACKED_STORE
+        shipped, packed = Path(folder) / SHIPPED_STORE, packed_store(Path(folder))
         if shipped.is_file():
             return ResultStore(shipped)
-        if packed.is_file():
+        if packed is not None:
             stat = packed.stat()
             return ResultStore(unpacked_store(str(packed), stat.st_size, stat.st_mtime_ns))
     return ResultStore(None)
-
-
-@functools.lru_cache(maxsize=8)
-def unpacked_store(packed: str, size: int, modified: int) -> Path:
-    """The xz-packed store `packed` unpacked into the cache folder, once per content (a file
-    named by its digest, written atomically, so concurrent sessions share it)."""
-    data = Path(packed).read_bytes()
-    target = cache_dir() / "shipped" / f"results-{hashlib.sha256(data).hexdigest()[:16]}.sqlite"
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(lzma.decompress(data), target)
-    return target
 
 
 def being_written(store: ResultStore, within: float = WRITING_SECONDS, now: float | None = None) -> bool:
@@ -281,10 +265,36 @@ def stored_records(
     key, found = weights_key(weights), {}
     stored_specs = [MetricSpec.from_key(spec) for spec in store.specs(hashes)]
     for spec in specs:
-        records = [r for other in stored_specs if spec_quantity(other) == spec_quantity(spec)
-                   for r in store.soup_records(hashes, spec=other.key)]
-        chosen = speaking_record(r for r in records if r.weights and weights_key(r.weights) == key)
+        records = _same_quantity(store, hashes, spec, stored_specs, lambda w: weights_key(w) == key)
+        chosen = speaking_record(records)
         if chosen is not None:
             found[spec.key] = chosen
     return found
 
+
+def speaking_records(store: ResultStore | None, hashes: Sequence[str], records: Sequence[Record]) -> list[Record]:
+    """Each of `records` (measured now, e.g. by `soupviz eval`) in its place, or the record of `store`
+    that speaks instead (`speaking.speaking_record` of it and every stored record of the same soup,
+    quantity and BatchNorm rule, by any attack: a stronger attack, else more images): what a CLI
+    table prints, as a page's tiles show `stored_records`. A record without weights stays, and so do
+    corruption conditions (their mean must come from one image set)."""
+    if store is None or not store.path.is_file():
+        return list(records)
+    wanted = {weights_key(r.weights) for r in records if r.weights}
+    stored_specs = [MetricSpec.from_key(spec) for spec in store.specs(hashes)]
+    specs = {spec_quantity(r.measure): r.measure for r in records if r.kind != "corruption"}
+    found: dict[tuple, list[Record]] = {}
+    for spec in specs.values():
+        for r in _same_quantity(store, hashes, spec, stored_specs, lambda w: weights_key(w) in wanted):
+            found.setdefault((weights_key(r.weights), quantity(r), r.batchnorm), []).append(r)
+    return [speaking_record([r, *found.get((weights_key(r.weights), quantity(r), r.batchnorm), [])])
+            if r.weights and r.kind != "corruption" else r for r in records]
+
+
+def _same_quantity(
+    store: ResultStore, hashes: Sequence[str], spec: MetricSpec, stored_specs: Sequence[MetricSpec],
+    soups: Callable[[list[float]], bool],
+) -> list[Record]:
+    """The records in `store` of the soups `soups` accepts measuring what `spec` measures, by any attack."""
+    return [r for other in stored_specs if spec_quantity(other) == spec_quantity(spec)
+            for r in store.soup_records(hashes, spec=other.key, soups=lambda w: w is not None and soups(w))]

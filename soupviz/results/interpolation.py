@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import Delaunay, QhullError
 
 from soupviz.results.records import Record
 
@@ -66,6 +65,8 @@ class SimplexInterpolator:
     """
 
     def __init__(self, records: Sequence[Record]) -> None:
+        from scipy.spatial import Delaunay, QhullError  # here: pages that only name `Interpolated` load without scipy
+
         self.records = [r for r in records if r.weights]
         points = np.array([r.weights[:-1] for r in self.records], dtype=float)
         self.values = np.array([r.accuracy for r in self.records], dtype=float)

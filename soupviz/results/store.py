@@ -235,20 +235,26 @@ class ResultStore:
         own = family_fingerprint(hashes)
         known = self._sharing_families(hashes)
         shared = list(known)
-        query = (f"SELECT family, weights, record FROM records WHERE family IN ({','.join('?' * len(shared))})"
-                 + (" AND spec = ?" if spec is not None else "") + " ORDER BY rowid")
         position = {h: i for i, h in enumerate(hashes)}
+        chosen: dict[tuple[str, str], list[float] | None] = {}  # a store holds few soups in many rows
+
+        def weighs(family: str, stored: str) -> bool:
+            if (family, stored) not in chosen:
+                weights = json.loads(stored)
+                if family != own:
+                    weights = _reordered(weights, known[family], position)
+                chosen[family, stored] = weights if weights is not None and (soups is None or soups(weights)) else None
+            return chosen[family, stored] is not None
+
+        # the filter runs inside SQLite, so the records of other soups are never read out of the file
+        self._connection().create_function("soupviz_weighs", 2, weighs)
+        query = (f"SELECT family, weights, record FROM records WHERE family IN ({','.join('?' * len(shared))})"
+                 + (" AND spec = ?" if spec is not None else "")
+                 + " AND soupviz_weighs(family, weights) ORDER BY rowid")
         found = []
         for family, stored, text in self._read(query, [*shared, *([spec] if spec is not None else [])]):
-            weights = json.loads(stored)
-            if family != own:
-                weights = _reordered(weights, known[family], position)
-                if weights is None:
-                    continue
-            if soups is not None and not soups(weights):
-                continue
             record = Record.from_dict(json.loads(text))
-            found.append(record if family == own else replace(record, weights=weights))
+            found.append(record if family == own else replace(record, weights=list(chosen[family, stored])))
         return found
 
     def modified(self) -> float:

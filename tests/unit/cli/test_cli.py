@@ -173,11 +173,12 @@ def test_corruptions_shorthand_is_averaged_in_the_table_and_the_cards(family_fol
 
 
 def test_compare_prints_a_paired_markdown_table_of_two_ingredients(family_folder, data_folder, capsys) -> None:
-    metrics = "clean,l2::pgd:2,l2::pgd-dlr:2"  # two attacks on one threat stay two rows and two columns
+    metrics = "clean,l2::pgd:2,l2::pgd-dlr:2"  # two attacks on one threat: two rows here, one speaks in the table
     common = ["eval", str(family_folder), "--data", str(data_folder), "--images", "20", "--metrics", metrics]
     assert main([*common, "--compare", "test-l2,test-linf"]) == 0
     printed = capsys.readouterr().out
-    assert "L2 0.5 PGD-2 " in printed.splitlines()[0] and "L2 0.5 PGD-DLR-2" in printed.splitlines()[0]
+    assert "L2 0.5 PGD-2 " in printed.splitlines()[0] and "L2 0.5 PGD-DLR-2" not in printed.splitlines()[0]
+    assert "speaks: L2 0.5 PGD-DLR-2" in printed  # equally strong and on as many images: the first speaks
     table = [line for line in printed.splitlines() if line.startswith("|")]
     assert table[0].split(" | ")[1:4] == ["test-l2", "test-linf", "test-l2 − test-linf (points)"]
     assert [row.split(" | ")[0] for row in table[2:]] == ["| clean", "| L2 0.5 PGD-2 ≤", "| L2 0.5 PGD-DLR-2 ≤"]
@@ -497,3 +498,31 @@ def test_more_images_than_the_data_holds_is_said_once_before_the_work(family_fol
 def test_adapt_on_a_folder_needs_no_cifar10(family_folder, shift_data, tmp_path) -> None:
     options = ["--folder", str(shift_data / "test"), "--heldout", "2", "--k", "1", "--step", "1", "--method", "grid"]
     assert main(["adapt", str(family_folder), "--data", str(tmp_path / "no-cifar-here"), *options]) == 0
+
+
+def test_a_cli_table_prints_the_stronger_stored_record_and_names_its_attack(family_folder, data_folder, tmp_path,
+                                                                             capsys) -> None:
+    from soupviz.present.labels import metric_name
+    from soupviz.results.store import ResultStore
+
+    store = tmp_path / "results.sqlite"
+    common = [str(family_folder), "--data", str(data_folder), "--images", "20", "--store", str(store)]
+    assert main(["eval", *common, "--weights", "1,0,0,0", "--metrics", "linf::autoattack-apgd:2"]) == 0
+    (strong,) = ResultStore(store).records()
+    capsys.readouterr()
+    assert main(["eval", *common, "--metrics", "clean,linf::pgd:10"]) == 0  # the preview attack, each ingredient
+    lines = capsys.readouterr().out.splitlines()
+    header, first, second = lines[0], lines[1], lines[2]
+    strong_column, preview_column = metric_name(strong), "L∞ 8/255 PGD-10 (preview)"
+    assert strong_column in header and preview_column in header
+    cells = re.split(r"\s{2,}", first.strip())  # the first ingredient: the stored APGD record speaks, no preview
+    columns = re.split(r"\s{2,}", header.strip())
+    assert cells[columns.index(strong_column)] == interval_text(strong)
+    assert cells[columns.index(preview_column)] == "—"
+    assert re.split(r"\s{2,}", second.strip())[columns.index(strong_column)] == "—"  # nothing stored for the others
+    assert any(line.startswith(f"{strong_column}: {strong.method}") for line in lines)
+    assert len([r for r in ResultStore(store).records() if r.weights == [1, 0, 0, 0]]) == 3  # the preview is kept too
+
+    assert main(["eval", *common, "--metrics", "clean,linf::pgd:10", "--no-cache"]) == 0  # this run's records only
+    printed = capsys.readouterr().out
+    assert strong_column not in printed and preview_column in printed

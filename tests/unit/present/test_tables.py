@@ -65,18 +65,35 @@ def test_only_robust_accuracies_carry_the_upper_bound_note_and_mark() -> None:
 
 
 def test_text_table_names_attacks_averages_corruptions_and_says_how_each_was_measured() -> None:
-    records = [result("clean", correct=90), result("l2::pgd:3", correct=40), result("l2::pgd-dlr:3", correct=35),
+    records = [result("clean", correct=90), result("l2::pgd:3", correct=40), result("linf::pgd:3", correct=35),
                result("fog:1", correct=60), result("snow:1", correct=40)]
     text = text_table(records, NAMES)
     header, first = text.splitlines()[:2]
     assert header.split("  ")[0] == "soup (a, b)"
-    for column in ("clean", "L2 0.5 PGD-3", "L2 0.5 PGD-DLR-3", "corruption mean"):
+    for column in ("clean", "L2 0.5 PGD-3", "L∞ 8/255 PGD-3", "corruption mean"):
         assert column in header
     assert "Fog" not in header and first.startswith("1 0 ")
     assert "90.0% [" in first and "50.0% [" in first  # the mean of 60% and 40%
     assert f"L2 0.5 PGD-3: PGD-3 L2 0.5 ({UPPER_BOUND_NOTE})" in text
     assert "corruption mean: mean over 2 corruptions × severity 1" in text
+    assert "not shown" not in text
     assert text.endswith("(100 images of test; BatchNorm: mixed)")
+
+
+def test_text_table_prints_the_record_that_speaks_and_marks_the_preview() -> None:
+    strong = result("l2::autoattack-apgd:3", correct=30)
+    records = [result("clean", correct=90), result("l2::pgd:10", correct=45), result("l2::pgd-dlr:3", correct=40),
+               strong, result("linf::pgd:10", weights=(0.0, 1.0), correct=20)]
+    text = text_table(records, NAMES)
+    header, first, second = text.splitlines()[:3]
+    assert metric_name(strong) in header and "L2 0.5 PGD-DLR-3" not in header and "L2 0.5 PGD-10" not in header
+    assert "30.0% [" in first and "45.0% [" not in first and "40.0% [" not in first
+    assert "L∞ 8/255 PGD-10 (preview)" in header and "20.0% [" in second  # the preview speaks: nothing stronger
+    assert "speaks: L2 0.5 PGD-10 (preview), L2 0.5 PGD-DLR-3" in text
+    assert f"{metric_name(strong)}: {strong.method}" in text
+    mixed = text_table([result("clean", correct=90), replace(strong, images="1000 images of test")], NAMES)
+    assert "clean: " in mixed and f"{strong.method} ({UPPER_BOUND_NOTE}) on 1000 images of test" in mixed
+    assert mixed.endswith("(100 images of test; 1000 images of test; BatchNorm: mixed)")
 
 
 def test_markdown_tables_keep_column_order_and_put_notes_below() -> None:

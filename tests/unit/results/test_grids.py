@@ -162,3 +162,25 @@ def test_a_tradeoff_can_set_one_threat_or_the_corruption_mean_against_another() 
     assert tradeoff_grids(grids, "linf", "l1") is None
     fig = tradeoff_figure(x.records + y.records, y.records[0].spec, x.records[0].spec)
     assert "corruption mean" in fig.layout.xaxis.title.text
+
+
+def test_a_stored_record_speaks_for_a_measured_one_by_a_stronger_attack_on_the_same_soup_and_rule(tmp_path) -> None:
+    from soupviz.results.grids import speaking_records
+    from soupviz.results.metric_specs import MetricSpec
+
+    store, hashes = ResultStore(tmp_path / "results.sqlite"), ["a", "b"]
+
+    def put(key: str, record) -> None:
+        store.put(key, record, family=family_fingerprint(hashes), hashes=hashes)
+
+    live = replace(make_record(2), measure=MetricSpec.parse("linf::pgd:10"))  # the preview, on soup 0.2 0.8
+    strong = replace(live, measure=MetricSpec.parse("linf::autoattack-apgd:10"), correct=1, accuracy=1 / 12)
+    put("rule", replace(strong, batchnorm="reestimate"))  # another BatchNorm rule: another model
+    put("soup", replace(strong, weights=[0.5, 0.5]))  # another soup
+    assert [r.to_dict() for r in speaking_records(store, hashes, [live])] == [live.to_dict()]
+    put("strong", strong)
+    fog = replace(make_record(2), measure=MetricSpec.parse("fog:1"))
+    put("fog", replace(fog, n=100))  # more images, but a corruption condition stays this run's
+    spoken = speaking_records(store, hashes, [live, fog])
+    assert [r.to_dict() for r in spoken] == [strong.to_dict(), fog.to_dict()]
+    assert speaking_records(None, hashes, [live]) == [live]
