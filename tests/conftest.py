@@ -8,7 +8,10 @@ object from it for each test (change it in memory freely), and a test that write
 
 from __future__ import annotations
 
+import os
+import resource
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +31,40 @@ from soupviz.soups.soup import Soup
 
 THREATS_AND_BUDGETS = [("linf", 8 / 255), ("none", None), ("l2", 0.5), ("l1", 12.0)]
 TEST_ARCH = "test_preact_resnet"  # soupviz.models.registry' test-only architecture: 5.2k parameters
+
+
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:  # under `-n N`: the cores shared
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist's `--dist loadgroup`, keep each test file on one worker (its module and
+    session fixtures built once) and every browser test on one (one dashboard server, one Chromium)."""
+    for item in items:
+        file = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group("browser" if file.startswith("tests/browser/") else file))
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of the children it has waited for."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """With SOUPVIZ_TEST_CPU=<file>, append each test's CPU seconds (setup, call and teardown
+    together, children counted once waited for) and wall seconds to that file, tab-separated: the
+    per-test numbers that wall time on a shared machine cannot give."""
+    target = os.environ.get("SOUPVIZ_TEST_CPU")
+    if not target:
+        yield
+        return
+    cpu, wall = _cpu_seconds(), time.perf_counter()
+    yield
+    with open(target, "a") as out:
+        out.write(f"{_cpu_seconds() - cpu:.2f}\t{time.perf_counter() - wall:.2f}\t{item.nodeid}\n")
 
 
 def varied_base(arch: str = TEST_ARCH, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,30 @@ class Dashboard:
     env: dict[str, str]  # what the server was started with: family, data, budget
 
 
+@contextmanager
+def streamlit_server(env: dict[str, str], log_path: Path, timeout: float = START_TIMEOUT) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port with `env`, its output in `log_path`; yields
+    its address once healthy. Stopped on leaving: asked to end, killed if still there 10 s later
+    (a server busy measuring in the background can take longer on a loaded machine)."""
+    port = free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, process, timeout)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 @pytest.fixture(scope="session")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """A headless dashboard on the test family, freshly started; stopped after the session."""
@@ -61,25 +86,8 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
                         reason="the playwright Python package is missing: pip install -e '.[dev]'")
     root = tmp_path_factory.mktemp("browser")
     app_env = _setup.make_app_environment(root)
-    env = {**os.environ, **app_env}
-    port = free_port()
-    log = (root / "streamlit.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, START_TIMEOUT)
+    with streamlit_server({**os.environ, **app_env}, root / "streamlit.log") as url:
         yield Dashboard(url, app_env)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ Screenshots go to test-output/browser/ (git-ignored)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -26,13 +27,26 @@ EXCEPTION = '[data-testid="stException"]'
 SLIDERS = '[data-testid="stMain"] [data-testid="stSlider"] input[type="range"]'
 
 
+IDLE_MS = 1_000  # Streamlit's status widget shows its running icon only 500 ms after a run starts (StatusWidget)
+_IDLE_WAITS = itertools.count()  # each wait_idle call times its own quiet spell
+
+
 def wait_idle(page) -> None:
-    """Wait until the script run is over: no 'Running…' status, no progress bar, no waiting tile."""
+    """Wait until the script run is over: no 'Running…' status, no progress bar, no waiting tile,
+    for `IDLE_MS` without a break. A run that has just started shows no running icon for its first
+    500 ms, so a single look can call a page idle while the run that changed its address has yet to
+    redraw the tiles below (the clean tile once read an earlier soup's number that way)."""
     page.wait_for_function(
-        """() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
-                 && !document.querySelector('[data-testid="stProgress"]')
-                 && !document.body.innerText.includes('waiting…')""",
-        timeout=120_000,
+        """(since) => {
+            const busy = document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
+                || document.querySelector('[data-testid="stProgress"]')
+                || document.body.innerText.includes('waiting…');
+            window.__idleSince = window.__idleSince || {};
+            if (busy) { delete window.__idleSince[since.token]; return false; }
+            window.__idleSince[since.token] ??= performance.now();
+            return performance.now() - window.__idleSince[since.token] >= since.ms;
+        }""",
+        arg={"token": next(_IDLE_WAITS), "ms": IDLE_MS}, polling=100, timeout=120_000,
     )
 
 

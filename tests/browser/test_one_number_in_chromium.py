@@ -5,8 +5,6 @@ on the page's face (AutoAttack's stored record on 500 images, not the PGD-10 pre
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +13,7 @@ from soupviz.checkpoints.families import load_family
 from soupviz.results.grids import family_records, family_store
 from soupviz.results.speaking import speaking_record
 from soupviz.serve.settings import FAMILIES_DIR
-from tests.browser.conftest import CHROMIUM, ROOT, free_port, new_page, wait_healthy
+from tests.browser.conftest import CHROMIUM, ROOT, new_page, streamlit_server
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing: "
@@ -34,18 +32,8 @@ def shipped_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("shipped")
     env = {**os.environ, "SOUPVIZ_FAMILY": str(SHIPPED), "SOUPVIZ_DATA": str(DATA), "SOUPVIZ_CACHE": str(root),
            "SOUPVIZ_EVAL_IMAGES": "10", "SOUPVIZ_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
-    port = free_port()
-    with (root / "streamlit.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_healthy(f"http://127.0.0.1:{port}", process, 60)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    with streamlit_server(env, root / "streamlit.log", 60) as url:
+        yield url
 
 
 def uniform_l1() -> str:

@@ -107,7 +107,8 @@ def test_an_archive_of_class_folders_unpacks_to_an_image_folder(
 
 
 @pytest.mark.parametrize(("data", "message"), [(b"plain bytes", "is not a .zip archive"),
-                                              (_zip({"a.png": _png()}), "no images inside class folders")])
+                                              (_zip({"a.png": _png()}), "no images inside class folders")],
+                         ids=["not-a-zip", "no-class-folders"])  # the zip's bytes hold the time: not an id
 def test_unusable_archives_are_explained(tmp_path: Path, data: bytes, message: str) -> None:
     with pytest.raises(SoupvizError, match=message):
         unpack_labelled_zip(data, "x.zip", tmp_path)
