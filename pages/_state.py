@@ -98,6 +98,7 @@ class Keys:
     TRADEOFF_MODES = "tradeoff_modes"
     TRADEOFF_RECORDS = "tradeoff_records"
     TRADEOFF_BASELINES = "tradeoff_baselines"
+    TRADEOFF_MERGES = "tradeoff_merges"  # Trade-off: task-vector merges drawn beside the linear soup
     PATHS_PAIR = "paths_pair"  # Home: the family pair beside the path to the unrelated network
     PATHS_PARTNER = "paths_partner"  # Home: the ingredient whose path to the unrelated network is drawn
 
@@ -214,4 +215,4 @@ class Keys:
     # widgets a run does not draw, unless the key is re-assigned every run).
     KEPT = (*SIDEBAR, FAMILY_SOURCE, FAMILY_PATH, DATA_PATH, EXTRAPOLATE, MARGIN, TERNARY_CORNERS, TERNARY_METRIC,
             GRID_STEP, LINE_PAIR, LINE_METRICS, HEATMAP_ROWS, *map(budgets, THREATS), TRADEOFF_THREAT,
-            TRADEOFF_AGAINST, TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES)
+            TRADEOFF_AGAINST, TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES, TRADEOFF_MERGES)

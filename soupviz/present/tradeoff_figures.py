@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from soupviz.errors import SoupvizError
+from soupviz.evaluate.merges import MERGE_NAMES
 from soupviz.evaluate.methods import attack_label
 from soupviz.present.figure_export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.present.labels import image_counts, metric_name, metric_title, soup_label
@@ -30,7 +31,9 @@ from soupviz.threats import THREAT_LABELS, format_budget
 
 BARS_ON_ALL_UP_TO = 60  # more soups than this: intervals on the Pareto front only, or the bars hide the points
 GROUPS = {"soups": ("weight-space soups", "circle", 3, "solid"),
-          "ensembles": ("output-space ensembles", "diamond", 4, "dash")}
+          "ensembles": ("output-space ensembles", "diamond", 4, "dash"),
+          "ties": (f"{MERGE_NAMES['ties']}s", "triangle-down", 5, "dot"),
+          "dare": (f"{MERGE_NAMES['dare']}s", "x", 2, "dashdot")}
 
 
 def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
@@ -144,6 +147,7 @@ def tradeoff_figure(
     current: Sequence[float] | None = None, ensembles: Sequence[Record] | None = None,
     labels: Sequence[str] | None = None, paper: bool = False,
     baselines: Sequence[Record] | None = None, baseline_labels: dict[str, str] | None = None,
+    merges: dict[str, Sequence[Record]] | None = None,
 ) -> go.Figure:
     """Scatter of `x_metric` against `y_metric` (%, clean against robust by default).
 
@@ -154,10 +158,15 @@ def tradeoff_figure(
     and front, to compare weight-space soups with output-space ensembles. `baselines`
     (records from `soupviz.evaluate.baselines`, e.g. an SAT model) are labelled triangles, named by
     `baseline_labels` (record family -> label) or their checkpoint name; they join no front.
+    `merges` (method -> records, `soupviz.evaluate.merge_curves.merge_curves`: TIES or DARE at the
+    soups' coordinates, same images and attack) form a group and front each, beside the linear soup's.
     """
     groups = {"soups": paired(records, x_metric, y_metric)}
     if ensembles:
         groups["ensembles"] = paired(ensembles, x_metric, y_metric)
+    for method, merged in (merges or {}).items():
+        if merged and (pairs := paired(merged, x_metric, y_metric)):
+            groups[method] = pairs
     if not groups["soups"]:
         names = [getattr(m, "key", m) for m in (x_metric, y_metric)]
         raise SoupvizError(f"No soup has both {names[0]!r} and {names[1]!r}; evaluate both.")
