@@ -17,7 +17,7 @@ from soupviz.checkpoints.families import load_family
 from soupviz.evaluate.layer_swaps import stored_swaps
 from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
 from soupviz.present.labels import interval_text, method_text, metric_name
-from soupviz.present.merge_figures import gap_rows, swap_columns
+from soupviz.present.merge_figures import gap_rows, partial_columns, swap_columns
 from soupviz.results.grids import family_store
 from soupviz.results.store import ResultStore, family_fingerprint
 
@@ -43,8 +43,9 @@ def swap_section(store: ResultStore, family) -> list[str]:
         rows.append({"model": name, **{metric_name(c): interval_text(cells[c.spec]) if c.spec in cells else "—"
                                        for c in columns}})
     methods = [f"- {metric_name(c)}: {method_text(c)}" for c in columns if c.upper_bound]
-    return [f"Layer swaps on {swaps.images} (accuracy % [95% Wilson interval]):", "", *markdown_table(rows), "",
-            *methods]
+    partial = [f"- partial: {line}" for line in partial_columns(swaps)]
+    return [f"Layer swaps on {swaps.images} (accuracy % [95% Wilson interval]; — not measured):", "",
+            *markdown_table(rows), "", *methods, *partial]
 
 
 def transfer_section(store: ResultStore, family) -> list[str]:

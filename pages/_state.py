@@ -163,7 +163,6 @@ class Keys:
     STORED_TRADEOFF = "stored_tradeoff"
     LAYER_SWAPS = "layer_swaps"  # Merge lab: where does robustness live
     MERGE_KIND = "merge_kind"  # Merge lab, live: which merge (radio)
-    MERGE_GROUPS = "merge_groups"  # Merge lab, live: 'layer3=l2,...' for a layer-wise soup
     MERGE_LAMBDAS = "merge_lambdas"  # Merge lab, live: task-vector coefficients
     MERGE_RECORDS = "merge_records"  # Merge lab, live: the last merge's records
     TRANSFER_HEATMAP = "transfer_heatmap"  # Merge lab: presets under transfer attacks
@@ -180,6 +179,12 @@ class Keys:
     def slider(index: int) -> str:
         """The key of the weight slider of ingredient `index`."""
         return f"weight_slider_{index}"
+
+    @staticmethod
+    def merge_group(group: str, mix: bool = False) -> str:
+        """Merge lab, live: what block `group` of a layer-wise soup takes (the soup, an ingredient or
+        a mix); with `mix`, the weights 'W:W:...' it takes when it takes a mix."""
+        return f"merge_{'mix' if mix else 'group'}_{group}"
 
     @staticmethod
     def budgets(threat: str) -> str:

@@ -30,11 +30,23 @@ def swap_columns(swaps: StoredSwaps) -> list[Record]:
     return sorted(seen.values(), key=lambda r: r.upper_bound)
 
 
+def partial_columns(swaps: StoredSwaps) -> list[str]:
+    """One line per metric stored for only some swaps (a run stopped for time), saying how many:
+    'L1 12 AutoAttack (standard: APGD-CE, APGD-T): 3 of 18 swaps measured, the rest left blank'."""
+    lines = []
+    for column in swap_columns(swaps):
+        count = sum(column.spec in records for records in swaps.swap_records.values())
+        if count < len(swaps.swaps):
+            lines.append(f"{metric_name(column)}: {count} of {len(swaps.swaps)} swaps measured, the rest left blank")
+    return lines
+
+
 def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = False) -> go.Figure:
     """Accuracy (%) of the base, then of the base with each block group from each other ingredient
     (rows 'layer3 ← L2 0.5'), under each stored metric (columns); hovers give the 95% interval,
     the method and the change from the base in points. The attacks and the image count are
-    under the axis; missing cells are blank.
+    under the axis, with the metrics measured for only some swaps (`partial_columns`); missing cells
+    are blank, never filled in.
 
     Raises:
         SoupvizError: the store holds no swap records.
@@ -75,6 +87,8 @@ def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = 
                              if (strength := attack_strength(c.measure)).startswith("preview"))
     if previews:
         note += "<br>" + "<br>".join(previews)
+    if partial := partial_columns(swaps):
+        note += "<br>partial: " + "<br>".join(partial)
     fig.update_layout(
         yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
         coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
