@@ -5,7 +5,8 @@ functions the Merge lab page calls, written beside the family.
     python bench/merge_lab_summary.py assets/families/cifar10-preact_resnet_small \
         --store assets/families/cifar10-preact_resnet_small/results.sqlite
 
-writes `<family>/merge_lab.md`; the family README quotes it.
+writes `<family>/merge_lab.md`, and the transfer summary's sentences into the family README between
+its two `GENERATED` markers (where it has them), so no number there is typed by hand.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from soupviz.checkpoints.families import load_family
 from soupviz.evaluate.layer_swaps import stored_swaps
 from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
 from soupviz.present.labels import interval_text, method_text, metric_name
-from soupviz.present.merge_figures import gap_rows, partial_columns, swap_columns
+from soupviz.present.merge_figures import gap_rows, partial_columns, swap_columns, transfer_summary
 from soupviz.results.grids import family_store
 from soupviz.results.store import ResultStore, family_fingerprint
+
+GENERATED = ("<!-- made by bench/merge_lab_summary.py from the store: do not edit -->",
+             "<!-- end of what bench/merge_lab_summary.py made -->")
 
 
 def markdown_table(rows: list[dict]) -> list[str]:
@@ -48,13 +52,28 @@ def swap_section(store: ResultStore, family) -> list[str]:
             *markdown_table(rows), "", *methods, *partial]
 
 
-def transfer_section(store: ResultStore, family) -> list[str]:
+def transfer_section(store: ResultStore, family) -> tuple[list[str], list[str]]:
+    """The section's lines, and the summary's lines on their own (for the README)."""
     transfers = stored_transfers(store.records(family=family_fingerprint(family.hashes)))
     if transfers is None:
-        return ["No transfer attacks stored."]
-    rows = gap_rows(transfer_gaps(transfers.records), family.labels)
-    return [f"Transfer − white-box, paired per image on {transfers.images} (points [95% Newcombe interval], "
-            "McNemar's exact test):", "", *markdown_table(rows)]
+        return ["No transfer attacks stored."], []
+    gaps = transfer_gaps(transfers.records)
+    summary = [f"Transfer − white-box, paired per image on {transfers.images} (points [95% Newcombe interval], "
+               "McNemar's exact test; 'transfer better': the examples crafted on the source break fewer images "
+               "than the model's own white-box attack):", "",
+               *[f"- {line}" for line in transfer_summary(gaps, family.labels)]]
+    return [*summary, "", *markdown_table(gap_rows(gaps, family.labels))], summary
+
+
+def write_between_markers(path: Path, lines: list[str]) -> bool:
+    """Replace what lies between the `GENERATED` markers of `path` by `lines`; False without markers."""
+    text = path.read_text()
+    if GENERATED[0] not in text or GENERATED[1] not in text:
+        return False
+    head, rest = text.split(GENERATED[0], 1)
+    _, tail = rest.split(GENERATED[1], 1)
+    path.write_text("\n".join([head + GENERATED[0], *lines, GENERATED[1] + tail]))
+    return True
 
 
 def main() -> None:
@@ -64,12 +83,16 @@ def main() -> None:
     args = parser.parse_args()
     family = load_family(args.family)
     store = ResultStore(args.store) if args.store else family_store(Path(args.family))
+    transfers, summary = transfer_section(store, family)
     lines = ["# Merge lab: stored results", "", "Made by `python bench/merge_lab_summary.py` from the family's store.",
              "", "## Where does robustness live", "", *swap_section(store, family), "",
-             "## Transfer attacks on the presets", "", *transfer_section(store, family), ""]
+             "## Transfer attacks on the presets", "", *transfers, ""]
     out = Path(args.family) / "merge_lab.md"
     out.write_text("\n".join(lines))
     print(out)
+    readme = Path(args.family) / "README.md"
+    if readme.is_file() and write_between_markers(readme, summary):
+        print(readme)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.comparison import PairedDifference, verdict_label
+from soupviz.evaluate.comparison import A_BETTER, B_BETTER, DISAGREE, WITHIN_NOISE, PairedDifference, verdict_label
 from soupviz.evaluate.layer_swaps import StoredSwaps
 from soupviz.evaluate.methods import attack_label, attack_strength
+from soupviz.evaluate.transfers import is_self_transfer
 from soupviz.present.figure_export import apply_style, attach_rows
 from soupviz.present.labels import bound_note, bounded, interval, interval_text, metric_name, soup_label
-from soupviz.present.soup_figures import hover_text, percent
+from soupviz.present.soup_figures import hover_text, one_hot_index, percent
 from soupviz.results.records import Record
 
 
@@ -111,3 +112,44 @@ def gap_rows(gaps: Sequence[tuple[Record, Record, PairedDifference]], labels: Se
              "McNemar p": f"{gap.p_value:.3g}", "verdict": verdict_label(gap.verdict, "transfer", "white-box"),
              "n": gap.n}
             for transfer, twin, gap in gaps]
+
+
+def transfer_summary(gaps: Sequence[tuple[Record, Record, PairedDifference]], labels: Sequence[str]) -> list[str]:
+    """What the stored transfer gaps (`soupviz.evaluate.transfers.transfer_gaps`) say, as sentences
+    made from the records: for mixtures and for ingredients, over the (model, source) pairs whose
+    source is another model, how many verdicts say the transferred examples break fewer images than
+    the model's own white-box attack, how many more, how many are within noise or inconclusive, and
+    the closest gap with its interval; then the uniform soup's every pair. Self-transfers (the
+    check that matches white-box) are left out of the counts."""
+    lines = []
+    others = [(t, w, g) for t, w, g in gaps if not is_self_transfer(t)]
+    for name, chosen in (("Mixtures", [x for x in others if one_hot_index(x[0].weights) is None]),
+                         ("Ingredients", [x for x in others if one_hot_index(x[0].weights) is not None])):
+        if not chosen:
+            continue
+        verdicts = [verdict_label(g.verdict, "transfer", "white-box") for _, _, g in chosen]
+        counts = ", ".join(f"{verdicts.count(v)} {v}" for v in sorted(set(verdicts), key=lambda v: -verdicts.count(v)))
+        transfer, twin, gap = min(chosen, key=lambda x: x[2].difference)
+        n = "/".join(str(v) for v in sorted({g.n for _, _, g in chosen}))
+        soups = len({tuple(t.weights) for t, _, _ in chosen})
+        lines.append(f"{name} ({soups} models, {len(chosen)} pairs of model and another model as source, n={n} "
+                     f"images): transfer − white-box verdicts {counts}; closest: "
+                     f"{soup_label(transfer.weights, labels)}, {transfer.metric} {interval_text(transfer)} against "
+                     f"white-box {interval_text(twin)}, {_gap_text(gap)}.")
+    uniform = [x for x in others if len(set(x[0].weights)) == 1]
+    for transfer, twin, gap in uniform:
+        verdict = verdict_label(gap.verdict, "transfer", "white-box")
+        lines.append(f"Uniform soup, {transfer.metric}: {interval_text(transfer)} against white-box "
+                     f"{interval_text(twin)}, {_gap_text(gap)} ({verdict}).")
+    if others:
+        verdicts = {g.verdict for _, _, g in others} - {WITHIN_NOISE, DISAGREE}
+        word = {frozenset({A_BETTER}): "less", frozenset({B_BETTER}): "more"}.get(frozenset(verdicts))
+        lines.append(f"So on this family models are {word} vulnerable to transfer from another model than to their own "
+                     "white-box attack wherever the difference is significant." if word else
+                     "So on this family transfer is not uniformly weaker or stronger than the white-box attack.")
+    return lines
+
+
+def _gap_text(gap: PairedDifference) -> str:
+    """'+7.5 [+3.8, +11.2] points, McNemar p = 6.1e-05'."""
+    return f"{interval(gap.difference, gap.ci_low, gap.ci_high, '', signed=True)} points, McNemar p = {gap.p_value:.2g}"
