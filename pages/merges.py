@@ -13,7 +13,7 @@ from soupviz.evaluate.layer_swaps import MIX_CHOICE, chosen_groups, example_choi
 from soupviz.evaluate.merges import MERGE_NAMES, Merge, lambdas_to_weights, lineage_base, merge_evaluator
 from soupviz.evaluate.transfers import stored_transfers, transfer_gaps
 from soupviz.present.labels import attacks_named, group_choice_labels
-from soupviz.present.merge_figures import gap_rows, layer_swap_heatmap
+from soupviz.present.merge_figures import gap_rows, layer_swap_heatmap, transfer_summary
 from soupviz.present.soup_figures import accuracy_heatmap
 from soupviz.present.tables import text_table
 from soupviz.results.grids import family_store
@@ -101,6 +101,7 @@ figure_panel(accuracy_heatmap(transfers.records, soups, transfers.columns, famil
              Keys.TRANSFER_HEATMAP)
 st.caption(f"White-box columns beside the same attack crafted on each source ({transfers.images}); blank cells "
            "are not in the store.")
-gaps = gap_rows(transfer_gaps(transfers.records), family.labels)
+gaps = transfer_gaps(transfers.records)
 if gaps:
-    st.dataframe(gaps, hide_index=True)
+    st.dataframe(gap_rows(gaps, family.labels), hide_index=True)
+    st.markdown("\n".join(f"- {line}" for line in transfer_summary(gaps, family.labels)))

@@ -51,6 +51,7 @@ def test_the_merge_lab_draws_swaps_and_transfers_from_the_store(stored_family):
     assert "Where does robustness live?" in charts[0].proto.spec
     assert "transfer from test-l2" in charts[1].proto.spec
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 4  # 2 soups x 2 sources
+    assert any("Uniform soup, L∞ 8/255 transfer from test-linf" in m.value for m in at.markdown)
 
 
 def test_the_merge_lab_explains_an_empty_store(app_env):
