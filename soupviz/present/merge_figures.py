@@ -12,7 +12,15 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.comparison import A_BETTER, B_BETTER, DISAGREE, WITHIN_NOISE, PairedDifference, verdict_label
+from soupviz.evaluate.comparison import (
+    A_BETTER,
+    B_BETTER,
+    DISAGREE,
+    WITHIN_NOISE,
+    PairedDifference,
+    paired_difference,
+    verdict_label,
+)
 from soupviz.evaluate.layer_swaps import StoredSwaps
 from soupviz.evaluate.methods import attack_label, attack_strength
 from soupviz.evaluate.transfers import is_self_transfer
@@ -100,6 +108,32 @@ def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = 
     family = next((r.family for r in swaps.base_records.values()), "")
     attach_rows(fig, "layer-swaps", rows, family, " ".join(metric_name(c) for c in columns))
     return apply_style(fig, paper)
+
+
+def swap_summary(swaps: StoredSwaps, labels: Sequence[str]) -> list[str]:
+    """What the layer-swap matrix says, one sentence per donor and metric, made from its records:
+    the range of accuracy over the donor's swaps (lowest and highest, with the group and the 95%
+    Wilson interval), the base's, and how many swaps fall below or above the base by the paired
+    verdict (Newcombe interval excluding 0 and McNemar's p < 0.05); a partial metric says how many
+    swaps it rests on."""
+    lines = []
+    groups = list(dict.fromkeys(s.group for s in swaps.swaps))
+    for donor in dict.fromkeys(s.donor for s in swaps.swaps):
+        for column in swap_columns(swaps):
+            base = swaps.base_records.get(column.spec)
+            cells = [(s.group, r) for s in swaps.swaps if s.donor == donor
+                     and (r := swaps.swap_records.get((s.group, s.donor), {}).get(column.spec)) is not None]
+            if base is None or not cells:
+                continue
+            verdicts = [paired_difference(r, base).verdict for _, r in cells]
+            low, high = min(cells, key=lambda c: c[1].accuracy), max(cells, key=lambda c: c[1].accuracy)
+            lines.append(
+                f"One group from {labels[donor]}, {metric_name(column)} ({len(cells)} of {len(groups)} groups): "
+                f"{interval_text(low[1])} ({low[0]}) to {interval_text(high[1])} ({high[0]}), the base "
+                f"{interval_text(base)}; below the base in {verdicts.count(B_BETTER)}, above in "
+                f"{verdicts.count(A_BETTER)}, within noise or inconclusive in "
+                f"{len(verdicts) - verdicts.count(A_BETTER) - verdicts.count(B_BETTER)} (paired per image).")
+    return lines
 
 
 def gap_rows(gaps: Sequence[tuple[Record, Record, PairedDifference]], labels: Sequence[str]) -> list[dict]:

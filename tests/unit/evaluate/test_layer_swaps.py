@@ -83,3 +83,22 @@ def test_the_strongest_complete_attack_speaks_and_a_partial_metric_shows_as_part
     cells = [row[column] for row in fig.data[0].z]
     assert not math.isnan(cells[0]) and sum(not math.isnan(v) for v in cells[1:]) == 2  # blank, never filled in
     assert "partial: L2 0.5 PGD-2: 2 of 12 swaps measured, the rest left blank" in fig.layout.xaxis.title.text
+
+
+def test_the_swap_summary_is_made_from_the_matrix_records(family, synthetic_images, tmp_path):
+    from soupviz.evaluate.comparison import paired_difference
+    from soupviz.present.labels import interval_text
+    from soupviz.present.merge_figures import swap_summary
+
+    store = ResultStore(tmp_path / "s.sqlite")
+    evaluator = open_evaluator(family, test=synthetic_images, seed=0, batch_size=20, store=store)
+    evaluate_swaps(evaluator, SPECS)
+    swaps = stored_swaps(store, family)
+    lines = swap_summary(swaps, family.labels)
+    assert len(lines) == 3 * 2  # every other ingredient as donor, clean and L∞
+    nominal = [(s.group, swaps.swap_records[(s.group, s.donor)]["clean"]) for s in swaps.swaps if s.donor == 0]
+    group, low = min(nominal, key=lambda c: c[1].accuracy)
+    below = sum(paired_difference(r, swaps.base_records["clean"]).verdict == "b better" for _, r in nominal)
+    head = f"One group from {family.labels[0]}, clean (4 of 4 groups): {interval_text(low)} ({group})"
+    assert lines[0].startswith(head)
+    assert f"the base {interval_text(swaps.base_records['clean'])}; below the base in {below}," in lines[0]
