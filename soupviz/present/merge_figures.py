@@ -127,9 +127,11 @@ def swap_summary(swaps: StoredSwaps, labels: Sequence[str]) -> list[str]:
                 continue
             verdicts = [paired_difference(r, base).verdict for _, r in cells]
             low, high = min(cells, key=lambda c: c[1].accuracy), max(cells, key=lambda c: c[1].accuracy)
+            span = f"{interval_text(low[1])} ({low[0]})" + (
+                f" to {interval_text(high[1])} ({high[0]})" if len(cells) > 1 else "")
             lines.append(
                 f"One group from {labels[donor]}, {metric_name(column)} ({len(cells)} of {len(groups)} groups): "
-                f"{interval_text(low[1])} ({low[0]}) to {interval_text(high[1])} ({high[0]}), the base "
+                f"{span}, the base "
                 f"{interval_text(base)}; below the base in {verdicts.count(B_BETTER)}, above in "
                 f"{verdicts.count(A_BETTER)}, within noise or inconclusive in "
                 f"{len(verdicts) - verdicts.count(A_BETTER) - verdicts.count(B_BETTER)} (paired per image).")
