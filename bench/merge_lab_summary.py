@@ -5,7 +5,8 @@ functions the Merge lab page calls, written beside the family.
     python bench/merge_lab_summary.py assets/families/cifar10-preact_resnet_small \
         --store assets/families/cifar10-preact_resnet_small/results.sqlite
 
-writes `<family>/merge_lab.md`; the family README quotes it.
+writes `<family>/merge_lab.md`, and the swap and transfer summaries' sentences into the family
+README between their `markers` (where it has them), so no number there is typed by hand.
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ from soupviz.checkpoints.families import load_family
 from soupviz.evaluate.layer_swaps import stored_swaps
 from soupviz.evaluate.transfer_records import stored_transfers, transfer_gaps
 from soupviz.present.labels import interval_text, method_text, metric_name
-from soupviz.present.merge_figures import gap_rows, swap_columns
+from soupviz.present.merge_figures import gap_rows, partial_columns, swap_columns, swap_summary, transfer_summary
 from soupviz.results.grids import family_store
 from soupviz.results.store import ResultStore, family_fingerprint
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The two README lines between which this script writes `name` ('transfer summary')."""
+    return (f"<!-- bench/merge_lab_summary.py writes the {name} here from the store: do not edit -->",
+            f"<!-- end of the {name} -->")
 
 
 def markdown_table(rows: list[dict]) -> list[str]:
@@ -32,10 +39,11 @@ def markdown_table(rows: list[dict]) -> list[str]:
     ]
 
 
-def swap_section(store: ResultStore, family) -> list[str]:
+def swap_section(store: ResultStore, family) -> tuple[list[str], list[str]]:
+    """The section's lines, and the summary's lines on their own (for the README)."""
     swaps = stored_swaps(store, family)
     if swaps is None:
-        return ["No layer swaps stored."]
+        return ["No layer swaps stored."], []
     columns = swap_columns(swaps)
     rows = []
     for name, cells in [(f"{family.labels[swaps.base]} (base)", swaps.base_records)] + [
@@ -43,17 +51,36 @@ def swap_section(store: ResultStore, family) -> list[str]:
         rows.append({"model": name, **{metric_name(c): interval_text(cells[c.spec]) if c.spec in cells else "—"
                                        for c in columns}})
     methods = [f"- {metric_name(c)}: {method_text(c)}" for c in columns if c.upper_bound]
-    return [f"Layer swaps on {swaps.images} (accuracy % [95% Wilson interval]):", "", *markdown_table(rows), "",
-            *methods]
+    partial = [f"- partial: {line}" for line in partial_columns(swaps)]
+    summary = [f"Layer swaps into the base {family.labels[swaps.base]} on {swaps.images}:", "",
+               *[f"- {line}" for line in swap_summary(swaps, family.labels)]]
+    return [*summary, "", "Accuracy % [95% Wilson interval]; — not measured:", "", *markdown_table(rows), "",
+            *methods, *partial], summary
 
 
-def transfer_section(store: ResultStore, family) -> list[str]:
+def transfer_section(store: ResultStore, family) -> tuple[list[str], list[str]]:
+    """The section's lines, and the summary's lines on their own (for the README)."""
     transfers = stored_transfers(store.records(family=family_fingerprint(family.hashes)))
     if transfers is None:
-        return ["No transfer attacks stored."]
-    rows = gap_rows(transfer_gaps(transfers.records), family.labels)
-    return [f"Transfer − white-box, paired per image on {transfers.images} (points [95% Newcombe interval], "
-            "McNemar's exact test):", "", *markdown_table(rows)]
+        return ["No transfer attacks stored."], []
+    gaps = transfer_gaps(transfers.records)
+    summary = [f"Transfer − white-box, paired per image on {transfers.images} (points [95% Newcombe interval], "
+               "McNemar's exact test; 'transfer better': the examples crafted on the source break fewer images "
+               "than the model's own white-box attack):", "",
+               *[f"- {line}" for line in transfer_summary(gaps, family.labels)]]
+    return [*summary, "", *markdown_table(gap_rows(gaps, family.labels))], summary
+
+
+def write_between_markers(path: Path, name: str, lines: list[str]) -> bool:
+    """Replace what lies between the `markers` of `name` in `path` by `lines`; False without them."""
+    begin, end = markers(name)
+    text = path.read_text()
+    if begin not in text or end not in text:
+        return False
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text("\n".join([head + begin, *lines, end + tail]))
+    return True
 
 
 def main() -> None:
@@ -63,12 +90,19 @@ def main() -> None:
     args = parser.parse_args()
     family = load_family(args.family)
     store = ResultStore(args.store) if args.store else family_store(Path(args.family))
+    swap_lines, swap_lines_short = swap_section(store, family)
+    transfers, summary = transfer_section(store, family)
     lines = ["# Merge lab: stored results", "", "Made by `python bench/merge_lab_summary.py` from the family's store.",
-             "", "## Where does robustness live", "", *swap_section(store, family), "",
-             "## Transfer attacks on the presets", "", *transfer_section(store, family), ""]
+             "", "## Where does robustness live", "", *swap_lines, "",
+             "## Transfer attacks on the presets", "", *transfers, ""]
     out = Path(args.family) / "merge_lab.md"
     out.write_text("\n".join(lines))
     print(out)
+    readme = Path(args.family) / "README.md"
+    written = [readme.is_file() and write_between_markers(readme, name, lines)
+               for name, lines in (("swap summary", swap_lines_short), ("transfer summary", summary))]
+    if any(written):
+        print(readme)
 
 
 if __name__ == "__main__":

@@ -241,6 +241,7 @@ class HeldResults:
     records: list = field(default_factory=list)
     ensembles: list = field(default_factory=list)
     baselines: list = field(default_factory=list)
+    merges: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class Keys:
     TRADEOFF_MODES = "tradeoff_modes"
     TRADEOFF_RECORDS = "tradeoff_records"
     TRADEOFF_BASELINES = "tradeoff_baselines"
+    TRADEOFF_MERGES = "tradeoff_merges"  # Trade-off: task-vector merges drawn beside the linear soup
     PATHS_PAIR = "paths_pair"  # Home: the family pair beside the path to the unrelated network
     PATHS_PARTNER = "paths_partner"  # Home: the ingredient whose path to the unrelated network is drawn
 
@@ -162,7 +163,6 @@ class Keys:
     STORED_TRADEOFF = "stored_tradeoff"
     LAYER_SWAPS = "layer_swaps"  # Merge lab: where does robustness live
     MERGE_KIND = "merge_kind"  # Merge lab, live: which merge (radio)
-    MERGE_GROUPS = "merge_groups"  # Merge lab, live: 'layer3=l2,...' for a layer-wise soup
     MERGE_LAMBDAS = "merge_lambdas"  # Merge lab, live: task-vector coefficients
     MERGE_RECORDS = "merge_records"  # Merge lab, live: the last merge's records
     TRANSFER_HEATMAP = "transfer_heatmap"  # Merge lab: presets under transfer attacks
@@ -179,6 +179,12 @@ class Keys:
     def slider(index: int) -> str:
         """The key of the weight slider of ingredient `index`."""
         return f"weight_slider_{index}"
+
+    @staticmethod
+    def merge_group(group: str, mix: bool = False) -> str:
+        """Merge lab, live: what block `group` of a layer-wise soup takes (the soup, an ingredient or
+        a mix); with `mix`, the weights 'W:W:...' it takes when it takes a mix."""
+        return f"merge_{'mix' if mix else 'group'}_{group}"
 
     @staticmethod
     def budgets(threat: str) -> str:
@@ -211,4 +217,4 @@ class Keys:
     # widgets a run does not draw, unless the key is re-assigned every run).
     KEPT = (*SIDEBAR, FAMILY_SOURCE, FAMILY_PATH, DATA_PATH, EXTRAPOLATE, MARGIN, TERNARY_CORNERS, TERNARY_METRIC,
             GRID_STEP, LINE_PAIR, LINE_METRICS, HEATMAP_ROWS, *map(budgets, THREATS), TRADEOFF_THREAT,
-            TRADEOFF_AGAINST, TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES)
+            TRADEOFF_AGAINST, TRADEOFF_STEP, TRADEOFF_MODES, TRADEOFF_BASELINES, TRADEOFF_MERGES)

@@ -7,14 +7,14 @@ import streamlit as st
 from pages._components import session_evaluator, settings
 from pages._simplex_views import _stored_records
 from pages._state import Keys
-from pages._widgets import current_weights, figure_panel, with_progress
+from pages._widgets import current_weights, figure_panel, keep_valid, with_progress
 from soupviz.errors import SoupvizError
-from soupviz.evaluate.layer_swaps import example_groups, stored_swaps
-from soupviz.evaluate.merges import MERGE_NAMES, Merge, lambdas_to_weights, lineage_base, merge_evaluator, parse_groups
+from soupviz.evaluate.layer_swaps import MIX_CHOICE, chosen_groups, example_choices, stored_swaps
+from soupviz.evaluate.merges import MERGE_NAMES, Merge, lambdas_to_weights, lineage_base, merge_evaluator
 from soupviz.evaluate.transfer_records import stored_transfers, transfer_gaps
 from soupviz.present.heatmap_figures import accuracy_heatmap
-from soupviz.present.labels import attacks_named
-from soupviz.present.merge_figures import gap_rows, layer_swap_heatmap
+from soupviz.present.labels import attacks_named, group_choice_labels
+from soupviz.present.merge_figures import gap_rows, layer_swap_heatmap, transfer_summary
 from soupviz.present.tables import text_table
 from soupviz.results.grids import family_store
 from soupviz.results.metric_specs import MetricSpec
@@ -40,10 +40,19 @@ kind = st.radio("Merge", ["soup", "ties", "dare", "sum"], format_func=MERGE_NAME
                 key=Keys.MERGE_KIND)
 try:
     if kind == "soup":
-        text = st.text_input("Groups taking other weights", value=example_groups(family), key=Keys.MERGE_GROUPS,
-                             help="GROUP=INGREDIENT or GROUP=W:W:..., comma-separated; the other groups take the "
-                                  "explorer's soup")
-        merge, rows = Merge(groups=parse_groups(text, family.names)), [current_weights(len(family.names))]
+        st.caption("Each block group (from the model's own modules) takes the explorer's soup, one ingredient "
+                   "or a mix of weights, one per ingredient in family order.")
+        options, choices, cells = group_choice_labels(family), {}, st.columns(3)
+        for i, (group, default) in enumerate(example_choices(family).items()):
+            cell = cells[i % 3]
+            keep_valid(Keys.merge_group(group), list(options), default)
+            choice = cell.selectbox(group, list(options), format_func=options.get, key=Keys.merge_group(group))
+            if choice == MIX_CHOICE:
+                choice = cell.text_input(f"{group} weights ({':'.join(family.names)})",
+                                         value=":".join(f"{1 / len(family.names):g}" for _ in family.names),
+                                         key=Keys.merge_group(group, mix=True))
+            choices[group] = choice
+        merge, rows = Merge(groups=chosen_groups(choices, family.names)), [current_weights(len(family.names))]
     else:
         base = lineage_base(family)
         others = [name for i, name in enumerate(family.names) if i != base]
@@ -92,6 +101,7 @@ figure_panel(accuracy_heatmap(transfers.records, soups, transfers.columns, famil
              Keys.TRANSFER_HEATMAP)
 st.caption(f"White-box columns beside the same attack crafted on each source ({transfers.images}); blank cells "
            "are not in the store.")
-gaps = gap_rows(transfer_gaps(transfers.records), family.labels)
+gaps = transfer_gaps(transfers.records)
 if gaps:
-    st.dataframe(gaps, hide_index=True)
+    st.dataframe(gap_rows(gaps, family.labels), hide_index=True)
+    st.markdown("\n".join(f"- {line}" for line in transfer_summary(gaps, family.labels)))

@@ -10,9 +10,12 @@ from pages._state import Keys
 from pages._widgets import current_weights, figure_panel, keep_valid, with_progress
 from soupviz import MetricSpec
 from soupviz.checkpoints.families import baseline_labels
+from soupviz.errors import SoupvizError
 from soupviz.evaluate.baselines import evaluate_baselines
 from soupviz.evaluate.comparison import SAMPLING_NOTE
 from soupviz.evaluate.ensembles import EnsembleEvaluator, ensemble_soups
+from soupviz.evaluate.merge_curves import CURVE_METHODS, merge_curves
+from soupviz.evaluate.merges import MERGE_NAMES, Merge
 from soupviz.present.labels import attacks_named, interval_text
 from soupviz.present.tables import soup_vs_ensemble
 from soupviz.present.tradeoff_figures import tradeoff_figure
@@ -50,12 +53,16 @@ if baselines:
                       key=Keys.TRADEOFF_BASELINES, help="Models trained outside the soup (SAT: one of L∞/L2/L1 "
                       "sampled per batch), measured on the same images and attack.")
     baselines = baselines if shown else []
+keep_valid(Keys.TRADEOFF_MERGES, list(CURVE_METHODS), [])
+merges = st.multiselect("Merges beside the soup", CURVE_METHODS, format_func=MERGE_NAMES.get, key=Keys.TRADEOFF_MERGES,
+                        help="TIES and DARE (the papers' defaults) on the base the cards name, at each soup's "
+                             "coordinates (λ_i = w_i), on the same images and attack as the soups.")
 weights = current_weights(k)
 soups = with_soup(grid_weights(k, step), weights)
 live = against != STORED_ONLY
 specs = [MetricSpec("clean") if against in ("clean", STORED_ONLY) else robust_specs(s, [against])[0],
          *robust_specs(s, [threat])]
-request = (soups, [spec.key for spec in specs], mode, [model.name for model in baselines])
+request = (soups, [spec.key for spec in specs], mode, [model.name for model in baselines], merges)
 st.caption(f"{len(soups)} soups (a grid over all ingredients plus the current soup) "
            f"on {readable(evaluator.images_label)}, "
            f"robust accuracy by {attacks_named(specs)}; ensembles cost {k}× a soup's forward passes.")
@@ -68,8 +75,14 @@ if st.button("Evaluate", type="primary", disabled=not live,
         ensembles = with_progress(MODES[mode].capitalize(), lambda report: EnsembleEvaluator(evaluator, mode).evaluate(
             ensemble_soups(soups, mode), specs, report))
     extra = with_progress("Baselines", lambda report: evaluate_baselines(evaluator, baselines, specs, report))
+    try:
+        curves = {m: with_progress(MERGE_NAMES[m], lambda report, m=m: merge_curves(evaluator, soups, specs, [m],
+                                                                                     report)[m]) for m in merges}
+    except SoupvizError as error:
+        st.error(str(error))
+        curves = {}
     held = st.session_state[Keys.TRADEOFF_RECORDS] = HeldResults(request, records=records, ensembles=ensembles,
-                                                                 baselines=extra)
+                                                                 baselines=extra, merges=curves)
 if held is None:
     stored_tradeoff(evaluator.family, threat, against, weights, baselines, paper)
     joining = " and ".join(name for name, wanted in (("ensembles", mode != "none"), ("baselines", baselines)) if wanted)
@@ -81,8 +94,10 @@ if held.request != request:
 keys, records, ensembles, extra = held.request[1], held.records, held.ensembles, held.baselines
 names = baseline_labels(family, family_baselines(family))
 fig = tradeoff_figure(records, keys[1], keys[0], current=weights, ensembles=ensembles or None,
-                      labels=family.labels, paper=paper, baselines=extra, baseline_labels=names)
+                      labels=family.labels, paper=paper, baselines=extra, baseline_labels=names, merges=held.merges)
 figure_panel(fig, Keys.TRADEOFF_CHART)
+if held.merges:
+    st.caption("Merges at the soups' coordinates: " + "; ".join(Merge(m).describe(family) for m in held.merges) + ".")
 if extra:
     st.caption("Baselines: " + " · ".join(f"{names.get(r.family, r.ingredients[0])} {r.metric} {interval_text(r)}"
                                           for r in extra))

@@ -1,23 +1,26 @@
 """Where robustness lives: the layer-swap matrix. The base ingredient with one block group taken
 from another ingredient, for every group (`soupviz.soups.layerwise.block_groups`) and every other
 ingredient, measured like soups (`merge_evaluator`) beside the base itself; and those records read
-back from a store for the figure (`soupviz.present.merge_figures.layer_swap_heatmap`).
+back from a store for the figure (`soupviz.present.merge_figures.layer_swap_heatmap`); and a
+layer-wise soup's groups from one choice per block group (`chosen_groups`), as the Merge lab sets them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from soupviz.checkpoints.families import SoupFamily
+from soupviz.errors import SoupvizError
 from soupviz.evaluate.evaluator import Evaluator
-from soupviz.evaluate.merges import Merge, lineage_base, merge_evaluator, merge_family
+from soupviz.evaluate.merges import Merge, lineage_base, merge_evaluator, merge_family, parse_groups
 from soupviz.models.registry import create_model
 from soupviz.progress import ProgressCallback
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.records import Record
+from soupviz.results.speaking import spec_quantity, strength_rank
 from soupviz.results.store import ResultStore, family_fingerprint
 from soupviz.soups.layerwise import block_groups
 
@@ -41,11 +44,30 @@ def family_groups(family: SoupFamily) -> list[str]:
     return list(block_groups(create_model(card.arch, card.num_classes, card.mean, card.std)))
 
 
-def example_groups(family: SoupFamily) -> str:
-    """A groups text to start from ('layer3=l1' on the shipped family): the middle block group of
-    the family's architecture taken from its last ingredient."""
+SOUP_CHOICE, MIX_CHOICE = "soup", "mix"  # a block group keeps the soup's weights / takes weights given as text
+
+
+def example_choices(family: SoupFamily) -> dict[str, str]:
+    """One choice per block group of the family's architecture, in model order, to start a
+    layer-wise soup from: `SOUP_CHOICE` everywhere but the middle group, which takes the family's
+    last ingredient ('layer3' from 'l1' on the shipped family)."""
     groups = family_groups(family)
-    return f"{groups[len(groups) // 2]}={family.names[-1]}"
+    return {group: family.names[-1] if i == len(groups) // 2 else SOUP_CHOICE for i, group in enumerate(groups)}
+
+
+def chosen_groups(choices: Mapping[str, str], names: Sequence[str]) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """A layer-wise soup's `Merge.groups` from one choice per block group: an ingredient's name,
+    soup weights as 'W:W:...' (one per ingredient, in family order) or `SOUP_CHOICE` (the group
+    keeps the soup's weights), read by `parse_groups` as the CLI's --groups is.
+
+    Raises:
+        SoupvizError: every group keeps the soup's weights, or a choice is neither an ingredient nor weights.
+    """
+    text = ",".join(f"{group}={choice}" for group, choice in choices.items() if choice != SOUP_CHOICE)
+    if not text:
+        raise SoupvizError("Every block group keeps the soup's weights, so this is the plain soup: give at least "
+                           "one group an ingredient or a mix.")
+    return parse_groups(text, names)
 
 
 def layer_swaps(family: SoupFamily, base: int) -> list[Swap]:
@@ -87,13 +109,18 @@ class StoredSwaps:
 
 
 def stored_swaps(store: ResultStore, family: SoupFamily, base: str | None = None) -> StoredSwaps | None:
-    """The layer swaps of `family` in `store`, on the image set with the most swap records and the
-    metrics stored for the most swaps (all of them once a run is complete; a metric measured for a
-    few swaps only is left out), the last stored record of a metric speaking for it, with the base's
-    records on those images and metrics; None when the store holds no swap."""
+    """The layer swaps of `family` in `store`, on the image set with the most swap records, with the
+    base's records on those images; the last stored record of a metric speaks for it. Per quantity
+    (clean, a threat at a budget: `spec_quantity`) one metric is kept: the strongest attack stored
+    for every swap (`strength_rank`); for a quantity that no attack covers completely, the one
+    stored for the most swaps, if the base has it too, as a partial column whose missing cells stay
+    missing (a run stopped for time). A swap is the base's soup with one group swapped: a layer-wise
+    soup of other weights is not one. None when the store holds no swap with a metric to show."""
     index = lineage_base(family, base)
     swaps = layer_swaps(family, index)
-    found = {(s.group, s.donor): store.records(family=merge_family(family, s.merge)[1]) for s in swaps}
+    row = [float(w) for w in base_row(family, index)]  # a swap is the base elsewhere, not another soup
+    found = {(s.group, s.donor): [r for r in store.records(family=merge_family(family, s.merge)[1]) if r.weights == row]
+             for s in swaps}
     counts: dict[str, int] = {}
     for records in found.values():
         for record in records:
@@ -102,14 +129,25 @@ def stored_swaps(store: ResultStore, family: SoupFamily, base: str | None = None
         return None
     images = max(counts, key=counts.get)
     swap_records = {key: {r.spec: r for r in records if r.images == images} for key, records in found.items()}
+    base_all = {r.spec: r for r in store.records(family=family_fingerprint(family.hashes))
+                if r.images == images and r.weights == row}
+    measures: dict[str, MetricSpec] = {}
     coverage: dict[str, int] = {}
     for records in swap_records.values():
-        for spec in records:
+        for spec, record in records.items():
+            measures[spec] = record.measure
             coverage[spec] = coverage.get(spec, 0) + 1
-    specs = {spec for spec, count in coverage.items() if count == max(coverage.values())}
-    swap_records = {key: {spec: r for spec, r in records.items() if spec in specs}
+    chosen = []
+    for quantity in {spec_quantity(m) for m in measures.values()}:
+        mine = [spec for spec, m in measures.items() if spec_quantity(m) == quantity]
+        complete = [spec for spec in mine if coverage[spec] == len(swaps)]
+        if complete:
+            chosen.append(min(complete, key=lambda spec: strength_rank(measures[spec])))
+        elif partial := [spec for spec in mine if spec in base_all]:
+            chosen.append(max(partial, key=lambda spec: (coverage[spec], -strength_rank(measures[spec]))))
+    if not chosen:
+        return None
+    swap_records = {key: {spec: r for spec, r in records.items() if spec in chosen}
                     for key, records in swap_records.items()}
-    row = [float(w) for w in base_row(family, index)]
-    base_records = {r.spec: r for r in store.records(family=family_fingerprint(family.hashes))
-                    if r.images == images and r.spec in specs and r.weights == row}
+    base_records = {spec: r for spec, r in base_all.items() if spec in chosen}
     return StoredSwaps(index, swaps, base_records, swap_records, images)

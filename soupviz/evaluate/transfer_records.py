@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from soupviz.evaluate.comparison import PairedDifference, paired_difference
+from soupviz.results.metric_specs import UNIFORM_SOURCE
 from soupviz.results.records import Record
 from soupviz.threats import THREATS
 
@@ -16,6 +17,17 @@ from soupviz.threats import THREATS
 def white_box_key(record: Record) -> str:
     """The key of the white-box metric a transfer record is the twin of (its spec without source)."""
     return replace(record.measure, source=None).key
+
+
+def is_self_transfer(record: Record) -> bool:
+    """Whether a transfer record's examples were crafted on the evaluated soup itself (an ingredient
+    from its own name, the uniform soup from 'uniform'): a check that should match white-box."""
+    source, k = record.measure.source, len(record.weights)
+    if source == UNIFORM_SOURCE:
+        return all(abs(w - 1 / k) < 1e-9 for w in record.weights)
+    names = [name.lower() for name in record.ingredients]
+    return source.lower() in names and all(abs(w - (i == names.index(source.lower()))) < 1e-9
+                                           for i, w in enumerate(record.weights))
 
 
 @dataclass(frozen=True)

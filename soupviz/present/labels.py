@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from soupviz.evaluate.layer_swaps import MIX_CHOICE, SOUP_CHOICE
 from soupviz.evaluate.methods import attack_label, attack_strength
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.records import CorruptionMean, Record
@@ -167,6 +168,13 @@ def ingredient_titles(family: SoupFamily) -> list[str]:
         redundant = card.name.casefold() in (card.label.casefold(), card.threat.casefold())
         titles.append(card.label if redundant else f"{card.label} · {card.name}")
     return titles
+
+
+def group_choice_labels(family: SoupFamily) -> dict[str, str]:
+    """What a block group of a layer-wise soup can take, as offered to a person (choice -> text): the
+    soup's weights, each ingredient by its label, or a mix given as weights."""
+    return {SOUP_CHOICE: "the soup's weights", **dict(zip(family.names, family.labels, strict=True)),
+            MIX_CHOICE: "a mix (weights)"}
 
 
 def record_choices(records: Sequence[Record]) -> dict[str, str]:

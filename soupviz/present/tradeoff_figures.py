@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 
 from soupviz.errors import SoupvizError
+from soupviz.evaluate.merges import MERGE_NAMES
 from soupviz.present.figure_export import OKABE_ITO, apply_style, attach_rows, rgba
 from soupviz.present.label_placement import label_positions
 from soupviz.present.labels import metric_name, metric_title, soup_label
@@ -19,7 +20,9 @@ from soupviz.soups.weights import weights_key
 
 BARS_ON_ALL_UP_TO = 60  # more soups than this: intervals on the Pareto front only, or the bars hide the points
 GROUPS = {"soups": ("weight-space soups", "circle", 3, "solid"),
-          "ensembles": ("output-space ensembles", "diamond", 4, "dash")}
+          "ensembles": ("output-space ensembles", "diamond", 4, "dash"),
+          "ties": (f"{MERGE_NAMES['ties']}s", "triangle-down", 5, "dot"),
+          "dare": (f"{MERGE_NAMES['dare']}s", "x", 2, "dashdot")}
 FRONTS_ONLY_NOTE = ("<br><span style='font-size:11px'>95% intervals on the Pareto fronts only, for legibility; "
                     "every interval is in the CSV</span>")
 Pair = tuple[Record, Record]  # (x record, y record) of one soup
@@ -118,13 +121,17 @@ def tradeoff_data(
     records: Sequence[Record], y_metric: Metric, x_metric: Metric = "clean",
     current: Sequence[float] | None = None, ensembles: Sequence[Record] | None = None,
     labels: Sequence[str] | None = None, baselines: Sequence[Record] | None = None,
-    baseline_labels: Mapping[str, str] | None = None,
+    baseline_labels: Mapping[str, str] | None = None, *,
+    merges: Mapping[str, Sequence[Record]] | None = None,
 ) -> TradeoffData:
     """What `tradeoff_figure` draws (see there for the arguments). Raises a `SoupvizError` when a
     metric has no records or no soup has both."""
     pairs = {"soups": paired(records, x_metric, y_metric)}
     if ensembles:
         pairs["ensembles"] = paired(ensembles, x_metric, y_metric)
+    for method, merged in (merges or {}).items():
+        if merged and (found := paired(merged, x_metric, y_metric)):
+            pairs[method] = found
     if not pairs["soups"]:
         names = [getattr(m, "key", m) for m in (x_metric, y_metric)]
         raise SoupvizError(f"No soup has both {names[0]!r} and {names[1]!r}; evaluate both.")
@@ -156,6 +163,7 @@ def tradeoff_figure(
     current: Sequence[float] | None = None, ensembles: Sequence[Record] | None = None,
     labels: Sequence[str] | None = None, paper: bool = False,
     baselines: Sequence[Record] | None = None, baseline_labels: dict[str, str] | None = None,
+    merges: dict[str, Sequence[Record]] | None = None,
 ) -> go.Figure:
     """Scatter of `x_metric` against `y_metric` (%, clean against robust by default).
 
@@ -166,8 +174,11 @@ def tradeoff_figure(
     and front, to compare weight-space soups with output-space ensembles. `baselines`
     (records from `soupviz.evaluate.baselines`, e.g. an SAT model) are labelled triangles, named by
     `baseline_labels` (record family -> label) or their checkpoint name; they join no front.
+    `merges` (method -> records, `soupviz.evaluate.merge_curves.merge_curves`: TIES or DARE at the
+    soups' coordinates, same images and attack) form a group and front each, beside the linear soup's.
     """
-    data = tradeoff_data(records, y_metric, x_metric, current, ensembles, labels, baselines, baseline_labels)
+    data = tradeoff_data(records, y_metric, x_metric, current, ensembles, labels, baselines, baseline_labels,
+                          merges=merges)
     return draw_tradeoff(data, paper)
 
 

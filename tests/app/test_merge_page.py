@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pages._state import Keys
+from soupviz.checkpoints.families import load_family
 from soupviz.cli import main
+from soupviz.evaluate.layer_swaps import MIX_CHOICE, SOUP_CHOICE, family_groups
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PAGE = "pages/merges.py"
@@ -48,6 +51,7 @@ def test_the_merge_lab_draws_swaps_and_transfers_from_the_store(stored_family):
     assert "Where does robustness live?" in charts[0].proto.spec
     assert "transfer from test-l2" in charts[1].proto.spec
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 4  # 2 soups x 2 sources
+    assert any("Uniform soup, L∞ 8/255 transfer from test-linf" in m.value for m in at.markdown)
 
 
 def test_the_merge_lab_explains_an_empty_store(app_env):
@@ -65,6 +69,19 @@ def test_the_merge_lab_measures_a_merge_live(app_env):
     at.button[[b.label for b in at.button].index("Evaluate merge")].click().run()
     assert "TIES merge (top 20% of each task vector" in at.code[0].value
     at.radio(key="merge_kind").set_value("soup").run()
-    at.text_input(key="merge_groups").set_value("layer9=test-l2").run()
+    groups = family_groups(load_family(app_env["SOUPVIZ_FAMILY"]))
+    assert sorted(s.label for s in at.selectbox if s.key in map(Keys.merge_group, groups)) == sorted(groups)
+
+
+def test_the_merge_lab_sets_each_block_group_to_the_soup_an_ingredient_or_a_mix(app_env):
+    at = open_merge_page()
+    at.selectbox(key=Keys.merge_group("layer1")).set_value("test-l2").run()
+    at.selectbox(key=Keys.merge_group("layer2")).set_value(SOUP_CHOICE).run()
+    at.selectbox(key=Keys.merge_group("head")).set_value(MIX_CHOICE).run()
+    at.text_input(key=Keys.merge_group("head", mix=True)).set_value("0.5:0.5:0:0").run()
     at.button[[b.label for b in at.button].index("Evaluate merge")].click().run()
-    assert not at.exception and "No block group 'layer9'" in at.error[0].value
+    assert not at.exception, [e.value for e in at.exception]
+    assert "layer-wise soup (layer1 (0, 0, 1, 0); head (0.5, 0.5, 0, 0))" in at.code[0].value
+    for group in ("layer1", "head"):
+        at.selectbox(key=Keys.merge_group(group)).set_value(SOUP_CHOICE).run()
+    assert "plain soup" in at.error[0].value  # nothing differs from the soup: refused, never measured as a merge

@@ -332,6 +332,24 @@ def test_tradeoff_page_compares_soups_with_ensembles_and_places_the_baseline(app
     assert any("The choices changed" in c.value for c in at.caption)
 
 
+def test_tradeoff_page_draws_ties_and_dare_beside_the_linear_soup_on_the_same_soups(app_env: dict) -> None:
+    import json
+
+    at = open_page("pages/tradeoff.py")
+    at.radio(key=Keys.TRADEOFF_MODES).set_value("none").run()
+    at.multiselect(key=Keys.TRADEOFF_MERGES).set_value(["ties", "dare"]).run()
+    next(b for b in at.button if b.label == "Evaluate").click().run()
+    assert_clean(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    points = {t["name"]: len(t["x"]) for t in spec["data"] if t.get("mode") == "markers"}
+    assert points["TIES merges"] == points["DARE merges"] == points["weight-space soups"] > 0
+    rows = spec["layout"]["meta"]["soupviz"]["rows"]
+    assert {r["group"] for r in rows} >= {"soups", "ties", "dare"}
+    assert {r["y_method"].split(": ")[-1] for r in rows if r["group"] == "ties"} == {
+        r["y_method"] for r in rows if r["group"] == "soups"}  # the same attack
+    assert any(c.value.startswith("Merges at the soups' coordinates: TIES merge (top 20%") for c in at.caption)
+
+
 def test_paper_style_restyles_every_figure(app_env: dict) -> None:
     import json
 

@@ -62,3 +62,43 @@ def test_a_metric_stored_for_few_swaps_is_left_out_and_previews_are_named(family
     fig = layer_swap_heatmap(swaps, family.labels)
     note = fig.layout.xaxis.title.text
     assert "preview, overstates robustness" in note and "up to 4.9 points above AutoAttack at L∞ 8/255" in note
+
+
+def test_the_strongest_complete_attack_speaks_and_a_partial_metric_shows_as_partial(family, synthetic_images,
+                                                                                    tmp_path):
+    from soupviz.evaluate.merges import merge_evaluator
+
+    store = ResultStore(tmp_path / "s.sqlite")
+    evaluator = open_evaluator(family, test=synthetic_images, seed=0, batch_size=20, store=store)
+    preview, stronger, l2 = (MetricSpec.parse(t) for t in ("linf:8/255:pgd:10", "linf:8/255:apgd-ce:2", "l2:0.5:pgd:2"))
+    evaluate_swaps(evaluator, [MetricSpec("clean"), preview, stronger])
+    evaluator.evaluate([0, 1, 0, 0], [l2])  # the base, then two swaps: a run stopped for time
+    for swap in layer_swaps(family, base=1)[:2]:
+        merge_evaluator(evaluator, swap.merge).evaluate([0, 1, 0, 0], [l2])
+    swaps = stored_swaps(store, family)
+    assert set(swaps.base_records) == {"clean", stronger.key, l2.key}  # the preview no longer speaks
+    assert sum(l2.key in records for records in swaps.swap_records.values()) == 2
+    fig = layer_swap_heatmap(swaps, family.labels)
+    column = list(fig.data[0].x).index("L2 0.5 ≤")
+    cells = [row[column] for row in fig.data[0].z]
+    assert not math.isnan(cells[0]) and sum(not math.isnan(v) for v in cells[1:]) == 2  # blank, never filled in
+    assert "partial: L2 0.5 PGD-2: 2 of 12 swaps measured, the rest left blank" in fig.layout.xaxis.title.text
+
+
+def test_the_swap_summary_is_made_from_the_matrix_records(family, synthetic_images, tmp_path):
+    from soupviz.evaluate.comparison import paired_difference
+    from soupviz.present.labels import interval_text
+    from soupviz.present.merge_figures import swap_summary
+
+    store = ResultStore(tmp_path / "s.sqlite")
+    evaluator = open_evaluator(family, test=synthetic_images, seed=0, batch_size=20, store=store)
+    evaluate_swaps(evaluator, SPECS)
+    swaps = stored_swaps(store, family)
+    lines = swap_summary(swaps, family.labels)
+    assert len(lines) == 3 * 2  # every other ingredient as donor, clean and L∞
+    nominal = [(s.group, swaps.swap_records[(s.group, s.donor)]["clean"]) for s in swaps.swaps if s.donor == 0]
+    group, low = min(nominal, key=lambda c: c[1].accuracy)
+    below = sum(paired_difference(r, swaps.base_records["clean"]).verdict == "b better" for _, r in nominal)
+    head = f"One group from {family.labels[0]}, clean (4 of 4 groups): {interval_text(low)} ({group})"
+    assert lines[0].startswith(head)
+    assert f"the base {interval_text(swaps.base_records['clean'])}; below the base in {below}," in lines[0]

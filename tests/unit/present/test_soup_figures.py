@@ -266,6 +266,23 @@ def test_tradeoff_places_each_baseline_by_its_own_family_outside_every_front():
         records, LINF[0], labels=LABELS).data  # a baseline without the robust metric is left out
 
 
+def test_tradeoff_draws_each_merge_curve_beside_the_linear_soups_with_its_own_front():
+    grid = [one_hot(0), one_hot(1), [0.5, 0.5, 0, 0]]
+    records = [record(w, m, v) for m, values in ((CLEAN, [90, 50, 75]), (LINF, [0, 45, 30]))
+               for w, v in zip(grid, values, strict=True)]
+    ties = [record(w, m, v, family="fam/merges/ties-k0.2-linf")
+            for m, values in ((CLEAN, [90, 50, 80]), (LINF, [0, 45, 40])) for w, v in zip(grid, values, strict=True)]
+    fig = tradeoff_figure(records, LINF[0], labels=LABELS, merges={"ties": ties, "dare": []})
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["TIES merges"].x) == [90.0, 50.0, 80.0] and list(by_name["TIES merges"].y) == [0.0, 45.0, 40.0]
+    assert list(by_name["Pareto front (ties)"].x) == [50.0, 80.0, 90.0]
+    assert list(by_name["Pareto front (soups)"].x) == [50.0, 75.0, 90.0]  # the soups' own front is untouched
+    assert "DARE merges" not in by_name  # no records: no curve, never an empty one
+    rows = figure_info(fig)["rows"]
+    ties_rows = [(r["soup"], r["y_accuracy"]) for r in rows if r["group"] == "ties"]
+    assert ties_rows[2] == ("0.5·nominal + 0.5·L∞ 8/255", 0.4)
+
+
 def test_a_trade_off_label_keeps_off_lines_and_dots_drawn_near_its_point():
     points, frame = [(50.0, 50.0)], [(0.0, 0.0), (100.0, 100.0), (50.0, 50.0)]
     assert label_positions(points, ["L2 0.5"], frame) == ["top center"]
