@@ -82,11 +82,12 @@ def keep_page_state(defaults: Mapping[str, object] | None = None) -> None:
     key of `Keys.KEPT` and each key a page has named it re-assigns the value the session holds
     and backs it up, or, where Streamlit dropped it, puts the backed-up value back. A page names
     its widgets' keys with their `defaults` at its top, before drawing them: a key with no value
-    yet gets its default.
+    yet gets its default. A page's call touches only the keys it names: the sidebar's widgets are
+    drawn by then, and Streamlit refuses a write to a drawn widget's key.
     """
     state = st.session_state
     kept = {**(defaults or {}), **state.get(Keys.KEPT_VALUES, {})}
-    for key in dict.fromkeys((*Keys.KEPT, *kept)):
+    for key in dict.fromkeys((*Keys.KEPT, *kept) if defaults is None else defaults):
         if key in state:
             state[key] = kept[key] = state[key]
         elif key in kept:

@@ -67,16 +67,16 @@ def stored_grids(
     """Per spec key, the `stored_grid` of a family's `records` (e.g. `family_records`) over the grid
     their sweep ran on (`grid_step`, for `k` ingredients), or over `soups` where given (a heatmap's
     rows). Where a spec was stored on several image subsets, the most complete grid is kept (by
-    share done, then soups found; the first stored on a tie); a spec none of whose soups lies on its
-    grid is left out. Where corruptions are stored, their `corruption_mean_grid` comes just before
-    the first of them."""
+    share done, then soups found, then images per soup; the first stored on a tie); a spec none of
+    whose soups lies on its grid is left out. Where corruptions are stored, their
+    `corruption_mean_grid` comes just before the first of them."""
     grids: dict[str, StoredGrid] = {}
     subsets: dict[tuple[str, str], list[Record]] = {}
     for record in records:
         subsets.setdefault((record.spec, record.images), []).append(record)
     for (spec, _), subset in subsets.items():
         grid = stored_grid(subset, soups if soups is not None else _grid(k, grid_step(subset, k)))
-        if grid.found and (spec not in grids or (grid.share, grid.found) > (grids[spec].share, grids[spec].found)):
+        if grid.found and (spec not in grids or _completeness(grid) > _completeness(grids[spec])):
             grids[spec] = grid
     mean = corruption_mean_grid(grids)
     if mean is None:
@@ -108,6 +108,11 @@ def corruption_mean_grid(grids: Mapping[str, StoredGrid]) -> StoredGrid | None:
     if not means:
         return None
     return StoredGrid(means, len(means), max(g.expected for g in conditions))
+
+
+def _completeness(grid: StoredGrid) -> tuple[float, int, int]:
+    """How complete `grid` is, for choosing among a spec's image subsets: share done, soups found, images."""
+    return grid.share, grid.found, grid.records[0].n
 
 
 def summary_grids(grids: Mapping[str, StoredGrid]) -> dict[str, StoredGrid]:

@@ -75,6 +75,10 @@ def test_each_metric_keeps_its_most_complete_grid_and_metrics_off_their_grid_are
     assert grids[CLEAN[1].key].records == full and grids[CLEAN[1].key].share == 1.0
     assert grids[LINF[1].key].records == robust[:4]  # a tie: the first stored subset
     assert stored_grids([], 4) == {}
+    # equally complete, stored first on fewer images: the subset with more images per soup speaks
+    small = [replace(record(w, LINF, correct=20, n=40), images="40 images of test") for w in grid]
+    large = [record(w, LINF) for w in grid]
+    assert stored_grids(small + large, 4)[LINF[1].key].records == large
 
 
 def test_a_tradeoff_draws_the_clean_grid_and_the_first_robust_grid_of_its_threat() -> None:
