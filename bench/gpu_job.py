@@ -148,8 +148,9 @@ def run_job(args: argparse.Namespace) -> None:
         checked["pillow"] = PIL.__version__
         (job.results / "data.json").write_text(json.dumps(checked, indent=1))
         job.say(f"data: {json.dumps(checked)}")
-        job.run("cuda_tests", [python, "-m", "pytest", *CUDA_TESTS, "-q", "-rs", "-p", "no:cacheprovider",
-                               "--junitxml", str(job.results / "cuda_tests.xml")], scale["tests"])
+        job.run("cuda_tests", [python, "-m", "pytest", *CUDA_TESTS, "-q", "-rs", "-o", "addopts=",  # no xdist there
+                               "-p", "no:cacheprovider", "--junitxml", str(job.results / "cuda_tests.xml")],
+                scale["tests"])
         job.run("train", [python, "-m", "soupviz.cli", "recipe", str(family), "--scale", args.scale,
                           "--budget-s", str(scale["train_budget"]), "--device", args.device, "--resume"],
                 scale["train"])
@@ -208,14 +209,22 @@ def pack_family(job: Job, family: Path) -> None:
             job.say(f"{path.name} is {path.stat().st_size / 2**20:.1f} MiB, over the 16 MiB a file may come back")
 
 
+def _without_sqlite_sidecars(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """A store's -wal/-shm files stay out of the archive: the store is checkpointed into its file first."""
+    return None if member.name.endswith(("-wal", "-shm")) else member
+
+
 def pack_results(job: Job, family: Path) -> None:
     """results.tar.xz (the results folder and the cards) and the L1 grid's store, xz-compressed."""
     for store in (job.results / "cards.sqlite", job.work / "l1_grid.sqlite"):
         if store.exists():
-            with sqlite3.connect(store) as connection:  # fold a killed writer's WAL into the file
+            connection = sqlite3.connect(store)
+            try:  # fold a killed writer's WAL into the file
                 connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                connection.close()  # now, not at garbage collection: its -shm file would vanish mid-tar
     with tarfile.open(job.out / "results.tar.xz", "w:xz") as tar:
-        tar.add(job.results, arcname="results")
+        tar.add(job.results, arcname="results", filter=_without_sqlite_sidecars)
         for card in sorted(family.rglob("*.json")) if family.is_dir() else []:
             tar.add(card, arcname="family/" + card.relative_to(family).as_posix())
     grid = job.work / "l1_grid.sqlite"
