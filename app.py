@@ -1,25 +1,22 @@
-"""Entry of the dashboard of soupviz: routes to the pages and draws the sidebar they share.
+"""The dashboard's server: `streamlit run app.py` serves dashboard.py (the pages and the sidebar
+they share) and, from the moment it starts, loads the libraries the pages use on a thread of its
+own (`soupviz.serve.warm_up`), so a fresh server's first visitor does not wait for torch.
 
     streamlit run app.py
-
-The family comes from assets/families (or $SOUPVIZ_FAMILY), the images from $SOUPVIZ_DATA or
-a local CIFAR-10 copy; the Home page explains how to change either.
 """
 
-import sys
-from pathlib import Path
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # `pages._components` when run from elsewhere
+from soupviz.serve.warm_up import load_in_background
 
-from pages._components import keep_page_state, sidebar  # noqa: E402
-from pages._routes import routes  # noqa: E402
 
-# A local file: a :material/...: favicon is fetched from Google's font server on every page load.
-FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
-st.set_page_config(page_title="soupviz", page_icon=str(FAVICON), layout="wide")
-keep_page_state()
-page = st.navigation(routes())
-sidebar()
-page.run()
+@asynccontextmanager
+async def load_libraries_on_start(app: st.App) -> AsyncIterator[None]:
+    load_in_background()
+    yield
+
+
+app = st.App("dashboard.py", lifespan=load_libraries_on_start)

@@ -6,7 +6,8 @@ functions the Merge lab page calls, written beside the family.
         --store assets/families/cifar10-preact_resnet_small/results.sqlite
 
 writes `<family>/merge_lab.md`, and the swap and transfer summaries' sentences into the family
-README between their `markers` (where it has them), so no number there is typed by hand.
+README between their `markers` (where it has them), so no number there is typed by hand. The
+records' absolute data folders are written as folder and split ('cifar10/test'): the file ships.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from soupviz.evaluate.layer_swaps import stored_swaps
 from soupviz.evaluate.transfer_records import stored_transfers, transfer_gaps
 from soupviz.present.labels import interval_text, method_text, metric_name
 from soupviz.present.merge_figures import gap_rows, partial_columns, swap_columns, swap_summary, transfer_summary
+from soupviz.present.places import portable
 from soupviz.results.grids import family_store
 from soupviz.results.store import ResultStore, family_fingerprint
 
@@ -92,6 +94,8 @@ def main() -> None:
     store = ResultStore(args.store) if args.store else family_store(Path(args.family))
     swap_lines, swap_lines_short = swap_section(store, family)
     transfers, summary = transfer_section(store, family)
+    swap_lines, swap_lines_short, transfers, summary = (
+        [portable(line, "") for line in part] for part in (swap_lines, swap_lines_short, transfers, summary))
     lines = ["# Merge lab: stored results", "", "Made by `python bench/merge_lab_summary.py` from the family's store.",
              "", "## Where does robustness live", "", *swap_lines, "",
              "## Transfer attacks on the presets", "", *transfers, ""]

@@ -78,7 +78,7 @@ def keep_page_state(defaults: Mapping[str, object] | None = None) -> None:
     """Keep the values of page widgets while the user visits other pages: the one way pages do it.
 
     Streamlit drops the value of a widget a run does not draw, and may remount a drawn one from
-    its default after a page switch; so app.py calls this at the top of every run, and for each
+    its default after a page switch; so dashboard.py calls this at the top of every run, and for each
     key of `Keys.KEPT` and each key a page has named it re-assigns the value the session holds
     and backs it up, or, where Streamlit dropped it, puts the backed-up value back. A page names
     its widgets' keys with their `defaults` at its top, before drawing them: a key with no value

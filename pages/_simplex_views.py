@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import timedelta
 
 import streamlit as st
 
@@ -43,7 +44,9 @@ from soupviz.results.store import Record, ResultStore
 from soupviz.serve.soup_rows import row_soups
 from soupviz.soups.weights import weights_key
 
-REFRESH, IDLE_REFRESH = "5s", "60s"  # how often a page rereads the store while a sweep writes it, and otherwise
+# how often a page rereads the store while a sweep writes it, and otherwise; as timedeltas, since
+# Streamlit parses a "5s" string with pandas, which would load it before a page's first figure
+REFRESH, IDLE_REFRESH = timedelta(seconds=5), timedelta(seconds=60)
 
 
 def rereading_store(draw: Callable[..., None]) -> Callable[..., None]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import plotly.graph_objects as go
@@ -62,22 +62,37 @@ def set_weights(weights: Sequence[float]) -> None:
         if before != w:  # a slider written to is reset in the browser
             st.session_state[Keys.slider(i)] = w
             if before is not None:
-                now, earlier = time.monotonic(), writes.get(i)
-                recent = earlier.before if earlier is not None and now - earlier.at <= STALE_SECONDS else ()
-                writes[i] = SliderWrite(w, (*recent, before), now)
+                earlier = writes.get(i)
+                recent = earlier.before if earlier is not None and earlier.may_echo() else ()
+                writes[i] = SliderWrite(w, (*recent, before))
 
 
 @dataclass(frozen=True)
 class SliderWrite:
     """A slider the page moved (rebalancing the soup): its new value, the values it moved it away
-    from moments ago (what the browser may still show), and when."""
+    from moments ago (what the browser may still show), and when the run that drew the slider at
+    its new value sent it to the browser (None: not yet; a slow run can take longer than any fixed
+    window, so the window starts there, not at the move)."""
 
     value: float
     before: tuple[float, ...]
-    at: float
+    sent_at: float | None = None
+
+    def may_echo(self) -> bool:
+        """Whether the browser may still send one of `before`: until the new value has been with it
+        for `STALE_SECONDS`."""
+        return self.sent_at is None or time.monotonic() - self.sent_at <= STALE_SECONDS
 
 
 STALE_SECONDS = 10.0
+
+
+def _mark_sent(index: int) -> None:
+    """Start the stale window of slider `index`'s pending write: its new value was just drawn."""
+    writes = st.session_state.get(Keys.SLIDER_WRITES, {})
+    write = writes.get(index)
+    if write is not None and write.sent_at is None:
+        writes[index] = replace(write, sent_at=time.monotonic())
 
 
 def _stale_echo(index: int, value: float) -> bool:
@@ -85,7 +100,7 @@ def _stale_echo(index: int, value: float) -> bool:
     browser sends every slider's value with each change, so one it had not yet updated comes
     back stale when the user moves another slider during a rerun; it is put back, not applied."""
     write = st.session_state.get(Keys.SLIDER_WRITES, {}).get(index)
-    if write is None or time.monotonic() - write.at > STALE_SECONDS:
+    if write is None or not write.may_echo():
         return False
     if value in write.before and st.session_state[Keys.WEIGHTS][index] == write.value:
         st.session_state[Keys.slider(index)] = write.value
@@ -133,6 +148,7 @@ def weight_sliders(family: SoupFamily) -> list[float]:
     for i, label in enumerate(ingredient_titles(family)):  # value: what a browser that lost the slider's state restores
         st.slider(label, low, high, value=weights[i], step=0.01, format="%.3f", key=Keys.slider(i),
                   on_change=_slider_moved, args=(i,), disabled=k == 1)
+        _mark_sent(i)
     row = st.container(horizontal=True, wrap=True, gap="large")  # wraps rather than cutting the label short
     row.toggle("Extrapolate", key=Keys.EXTRAPOLATE, on_change=_bounds_changed,
                help="Allow weights outside [0, 1] (still summing to 1), within the margin.")

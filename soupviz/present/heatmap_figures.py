@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.methods import attack_label
 from soupviz.present.figure_export import apply_style, attach_rows
-from soupviz.present.labels import BOUND, bounded, columns_footnote, metric_name, soup_label
+from soupviz.present.labels import BOUND, bounded, columns_footnote, metric_name, shown_metric, soup_label
 from soupviz.present.soup_figures import Metric, NamedSoups, family_of, hover_text, images_note, percent, select
 from soupviz.results.records import Record
 from soupviz.soups.weights import weights_key
@@ -58,7 +58,7 @@ def heatmap_data(
         keys = dict.fromkeys(weights_key(r.weights) for r in records)
         soups = [(soup_label(w, labels), w) for w in keys]
     columns = [select(records, m)[0] for m in (metrics or dict.fromkeys(r.spec for r in records))]
-    names = _column_names(columns)
+    names = _column_names(columns, labels)
     index = {(weights_key(r.weights), r.spec): r for r in records}
     index.update(((r.family, r.spec), r) for r in baselines)
     named = {r.family: f"{(baseline_labels or {}).get(r.family, r.ingredients[0])} (baseline)" for r in baselines}
@@ -119,11 +119,13 @@ def draw_heatmap(data: HeatmapData, paper: bool = False) -> go.Figure:
     return apply_style(fig, paper)
 
 
-def _column_names(columns: Sequence[Record]) -> list[str]:
-    """Each column's name ('≤' on an upper bound), with its attack where two columns share a metric."""
+def _column_names(columns: Sequence[Record], labels: Sequence[str] | None) -> list[str]:
+    """Each column's name ('≤' on an upper bound; a transfer's source by its label), with its attack
+    where two columns share a metric."""
     names = []
     for column in columns:
         twins = sum(other.metric == column.metric for other in columns)
-        name = column.metric if twins == 1 else f"{column.metric} ({attack_label(column.measure)})"
+        shown = shown_metric(column, labels)
+        name = shown if twins == 1 else f"{shown} ({attack_label(column.measure)})"
         names.append(bounded(name, column.upper_bound))
     return names

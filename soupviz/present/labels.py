@@ -103,6 +103,17 @@ def method_text(record: Record) -> str:
     return f"{record.method} ({UPPER_BOUND_NOTE})" if record.upper_bound else record.method
 
 
+def shown_metric(record: Record | CorruptionMean, labels: Sequence[str] | None = None) -> str:
+    """`record.metric` as a person reads it: a transfer's source ingredient by its display label
+    ('L∞ 8/255 transfer from L2 0.5', not '… from l2') where `labels` (the family's, in the order
+    of its ingredients) name it."""
+    source = record.measure.source if isinstance(record, Record) else None
+    if not source or not labels or not record.ingredients or source not in record.ingredients:
+        return record.metric
+    label = labels[record.ingredients.index(source)]
+    return record.metric.removesuffix(f" transfer from {source}") + f" transfer from {label}"
+
+
 def metric_name(record: Record) -> str:
     """A metric named with its attack, e.g. 'L∞ 8/255 APGD-CE-20' (for file names and columns
     where two attacks of one threat must differ); 'clean' for metrics without attack."""

@@ -25,7 +25,7 @@ from soupviz.evaluate.layer_swaps import StoredSwaps
 from soupviz.evaluate.methods import attack_label, attack_strength
 from soupviz.evaluate.transfer_records import is_self_transfer
 from soupviz.present.figure_export import apply_style, attach_rows
-from soupviz.present.labels import bound_note, bounded, interval, interval_text, metric_name, soup_label
+from soupviz.present.labels import bound_note, bounded, interval, interval_text, metric_name, shown_metric, soup_label
 from soupviz.present.soup_figures import hover_text, one_hot_index, percent
 from soupviz.results.records import Record
 
@@ -142,7 +142,7 @@ def gap_rows(gaps: Sequence[tuple[Record, Record, PairedDifference]], labels: Se
     """One table row per `transfer_gaps` entry: the soup, the transfer metric, both accuracies with
     their 95% intervals, the paired difference in points with its interval, McNemar's p and the
     verdict ('transfer better': the soup resists the transferred examples better)."""
-    return [{"soup": soup_label(transfer.weights, labels), "metric": transfer.metric,
+    return [{"soup": soup_label(transfer.weights, labels), "metric": shown_metric(transfer, labels),
              "transfer": interval_text(transfer), "white-box": interval_text(twin),
              "transfer − white-box (points)": interval(gap.difference, gap.ci_low, gap.ci_high, "", signed=True),
              "McNemar p": f"{gap.p_value:.3g}", "verdict": verdict_label(gap.verdict, "transfer", "white-box"),
@@ -170,12 +170,12 @@ def transfer_summary(gaps: Sequence[tuple[Record, Record, PairedDifference]], la
         soups = len({tuple(t.weights) for t, _, _ in chosen})
         lines.append(f"{name} ({soups} models, {len(chosen)} pairs of model and another model as source, n={n} "
                      f"images): transfer − white-box verdicts {counts}; closest: "
-                     f"{soup_label(transfer.weights, labels)}, {transfer.metric} {interval_text(transfer)} against "
-                     f"white-box {interval_text(twin)}, {_gap_text(gap)}.")
+                     f"{soup_label(transfer.weights, labels)}, {shown_metric(transfer, labels)} "
+                     f"{interval_text(transfer)} against white-box {interval_text(twin)}, {_gap_text(gap)}.")
     uniform = [x for x in others if len(set(x[0].weights)) == 1]
     for transfer, twin, gap in uniform:
         verdict = verdict_label(gap.verdict, "transfer", "white-box")
-        lines.append(f"Uniform soup, {transfer.metric}: {interval_text(transfer)} against white-box "
+        lines.append(f"Uniform soup, {shown_metric(transfer, labels)}: {interval_text(transfer)} against white-box "
                      f"{interval_text(twin)}, {_gap_text(gap)} ({verdict}).")
     if others:
         verdicts = {g.verdict for _, _, g in others} - {WITHIN_NOISE, DISAGREE}

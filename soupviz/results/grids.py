@@ -117,9 +117,16 @@ def _completeness(grid: StoredGrid) -> tuple[float, int, int]:
 
 def summary_grids(grids: Mapping[str, StoredGrid]) -> dict[str, StoredGrid]:
     """`grids` (e.g. `stored_grids`) as a figure of every metric shows them: corruption conditions
-    folded into their mean where it exists (70 columns of conditions would drown the threats)."""
+    folded into their mean where it exists (70 columns of conditions would drown the threats), and
+    without transfer attacks (a weaker attack on a threat its white-box column measures; the Merge
+    lab sets them beside it)."""
     folded = any(g.records[0].kind == "corruption-mean" for g in grids.values())
-    return {key: g for key, g in grids.items() if not (folded and g.records[0].kind == "corruption")}
+    return {key: g for key, g in grids.items()
+            if not (folded and g.records[0].kind == "corruption") and not _is_transfer(g.records[0])}
+
+
+def _is_transfer(record: Record | CorruptionMean) -> bool:
+    return isinstance(record, Record) and bool(record.measure.source)
 
 
 def tradeoff_grids(

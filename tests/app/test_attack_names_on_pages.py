@@ -16,7 +16,7 @@ from soupviz.serve.page_specs import robust_specs
 from soupviz.serve.settings import default_settings
 from soupviz.threats import THREATS
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard.py")
 RAW_KEY = re.compile(r"(?<![\w-])(linf|l2|l1|union):[\w.+]*:")  # e.g. linf:0.0313725:pgd:10:1
 
 

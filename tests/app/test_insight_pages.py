@@ -2,7 +2,7 @@
 on a tiny family, show what the library computes for each ingredient and the current soup, and
 explain bad input (indices, pictures, archives, too few images) with st.error, never a traceback.
 
-The pages are reached through app.py; until app.py registers them, through a copy of it that
+The pages are reached through dashboard.py; until dashboard.py registers them, through a copy of it that
 adds them (beside a link to pages/, so relative page paths resolve as in the real app).
 """
 
@@ -56,7 +56,7 @@ def insight_app(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str
            "SOUPVIZ_EVAL_IMAGES": "40", "SOUPVIZ_EVAL_STEPS": "2", "SOUPVIZ_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
     routes = (ROOT / "pages" / "_routes.py").read_text()
     assert all(page in routes for page in PAGES.values()), "pages/_routes.py no longer routes to every insight page"
-    return str(ROOT / "app.py"), env
+    return str(ROOT / "dashboard.py"), env
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ no store it says how to fill one."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from soupviz.checkpoints.families import load_family
 from soupviz.cli import main
 from soupviz.evaluate.layer_swaps import MIX_CHOICE, SOUP_CHOICE, family_groups
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard.py")
 PAGE = "pages/merges.py"
 _spec = importlib.util.spec_from_file_location("soupviz_root_conftest",
                                                Path(__file__).resolve().parents[1] / "conftest.py")
@@ -49,9 +50,10 @@ def test_the_merge_lab_draws_swaps_and_transfers_from_the_store(stored_family):
     charts = at.get("plotly_chart")
     assert len(charts) == 2
     assert "Where does robustness live?" in charts[0].proto.spec
-    assert "transfer from test-l2" in charts[1].proto.spec
+    columns = json.loads(charts[1].proto.spec)["data"][0]["x"]  # sources by their labels, not checkpoint names
+    assert "L∞ 8/255 transfer from L2 0.5 ≤" in columns and not any("test-" in c for c in columns)
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 4  # 2 soups x 2 sources
-    assert any("Uniform soup, L∞ 8/255 transfer from test-linf" in m.value for m in at.markdown)
+    assert any("Uniform soup, L∞ 8/255 transfer from L∞ 8/255:" in m.value for m in at.markdown)
 
 
 def test_the_merge_lab_explains_an_empty_store(app_env):

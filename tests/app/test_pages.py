@@ -23,11 +23,11 @@ from soupviz.serve.background import Lane
 from soupviz.serve.page_specs import corruption_specs, robust_specs
 from soupviz.serve.settings import default_settings
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
-# every page app.py routes to (the home page is where the app starts)
+APP = str(Path(__file__).resolve().parents[2] / "dashboard.py")
+# every page dashboard.py routes to (the home page is where the app starts)
 ROUTES = Path(APP).with_name("pages") / "_routes.py"
 PAGES = [None] + [p for p in re.findall(r'st\.Page\("(pages/\w+\.py)"', ROUTES.read_text()) if p != "pages/home.py"]
-assert len(PAGES) == 8, "every page app.py routes to (pages/_routes.py)"
+assert len(PAGES) == 8, "every page dashboard.py routes to (pages/_routes.py)"
 TIMEOUT = 120
 
 

@@ -22,7 +22,7 @@ from soupviz.evaluate.soupability import SHIPPED_OUTSIDER, measure_against, meas
 from soupviz.models.registry import create_model
 from soupviz.present.labels import ingredient_titles
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard.py")
 
 
 def open_home() -> AppTest:

@@ -90,10 +90,10 @@ def test_every_page_a_link_a_slider_and_a_click_in_chromium(browser_page, dashbo
     page, env = browser_page, dashboard.env
     OUTPUT.mkdir(parents=True, exist_ok=True)
 
-    # A shared link is the fresh server's first visit: it must still go through app.py.
+    # A shared link is the fresh server's first visit: it must still go through dashboard.py.
     page.goto(f"{dashboard.url}/explorer?w=0,0,1,0")
     page.get_by_role("heading", name="Soup explorer").wait_for()
-    expect(page.get_by_text("Paper style")).to_be_visible()  # app.py's sidebar, not the legacy page list
+    expect(page.get_by_text("Paper style")).to_be_visible()  # dashboard.py's sidebar, not the legacy page list
     expect(metric_tile(page, "clean")).to_have_text(clean_accuracy(env, [0, 0, 1, 0]), timeout=60_000)
     assert [s.get_attribute("value") for s in page.locator(SLIDERS).all()[:4]] == ["0", "0", "1", "0"]
     wait_idle(page)

@@ -58,7 +58,7 @@ def heatmap_cell(at: AppTest) -> tuple[str, str]:
 
 
 def open_app(page: str | None = None, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=600)
     at.query_params.update(query or {})
     at.run()
     if page:

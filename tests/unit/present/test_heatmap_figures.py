@@ -7,7 +7,8 @@ import pytest
 
 from soupviz.errors import SoupvizError
 from soupviz.present.heatmap_figures import heatmap_data
-from tests.unit.present.test_soup_figures import CLEAN, LABELS, LINF, measured, one_hot, record
+from soupviz.results.records import corruption_mean
+from tests.unit.present.test_soup_figures import CLEAN, LABELS, LINF, NAMES, measured, one_hot, record
 
 PREVIEW = measured("linf::pgd:10")
 
@@ -45,3 +46,12 @@ def test_baselines_follow_the_soups_named_by_label_or_checkpoint():
 def test_an_empty_heatmap_is_refused():
     with pytest.raises(SoupvizError, match="No results to show in a heatmap"):
         heatmap_data([])
+
+
+def test_a_transfer_column_names_its_source_by_label_and_a_corruption_mean_column_beside_it_stays():
+    transfer = measured("linf::apgd-ce:20@" + NAMES[2])
+    fog = [record(one_hot(0), measured(f"{name}:3"), 70) for name in ("fog", "gaussian_noise")]
+    data = heatmap_data([record(one_hot(0), transfer, 40), corruption_mean(fog)], labels=LABELS)
+    assert data.columns[0] == f"L∞ 8/255 transfer from {LABELS[2]} ≤" and NAMES[2] not in data.columns[0]
+    assert data.columns[1] == "corruption mean"
+    assert heatmap_data([record(one_hot(0), transfer, 40)]).columns == [f"L∞ 8/255 transfer from {NAMES[2]} ≤"]

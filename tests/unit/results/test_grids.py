@@ -115,6 +115,10 @@ def test_corruption_conditions_fold_into_a_mean_over_the_soups_that_have_them_al
     assert mean.records[1] == corruption_mean([fog[1], snow[1]])
     assert mean.records[1].accuracy == (0.41 + 0.60) / 2
     assert list(summary_grids(grids)) == [CLEAN[1].key, "corruption-mean:2", LINF[1].key]
+    transferred = measured("linf::apgd-ce:20@linf")
+    with_transfer = stored_grids([record(w) for w in grid] + [record(w, transferred) for w in grid], 4)
+    assert list(with_transfer) == [CLEAN[1].key, transferred[1].key]
+    assert list(summary_grids(with_transfer)) == [CLEAN[1].key], "a transfer column is the Merge lab's"
     assert list(summary_grids({k: g for k, g in grids.items() if k != "corruption-mean:2"})) == \
         [CLEAN[1].key, FOG[1].key, SNOW[1].key, LINF[1].key]
     assert tradeoff_grids(grids, "linf")[1].records[0].spec == LINF[1].key
