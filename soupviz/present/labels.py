@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from soupviz.evaluate.layer_swaps import MIX_CHOICE, SOUP_CHOICE
@@ -89,13 +90,21 @@ def columns_footnote(columns: Sequence[tuple[str, Sequence[Record | CorruptionMe
         if not shown:
             continue
         images = image_counts(shown)
-        attacks = sorted({attack_text(r) for r in shown if r.upper_bound})
+        attacks = sorted({_footnote_attack(r) for r in shown if r.upper_bound})
         groups.setdefault((" or ".join(attacks), images), []).append(name)
     lines = [f"{', '.join(names)}: {attack + ', ' if attack else ''}{images}"
              for (attack, images), names in groups.items()]
     if any(r.upper_bound for _, shown in columns for r in shown):
         lines.append(f"≤: an {UPPER_BOUND_NOTE} by the attack named")
     return "<br>".join(lines)
+
+
+def _footnote_attack(record: Record) -> str:
+    """`attack_text`, a transfer's source left to its column's name (which gives its label)."""
+    if not record.measure.source:
+        return attack_text(record)
+    own = replace(record.measure, source=None)
+    return f"by {attack_label(own)} crafted on the column's source" + (" (preview)" if is_preview(record) else "")
 
 
 def method_text(record: Record) -> str:

@@ -55,3 +55,11 @@ def test_a_transfer_column_names_its_source_by_label_and_a_corruption_mean_colum
     assert data.columns[0] == f"L∞ 8/255 transfer from {LABELS[2]} ≤" and NAMES[2] not in data.columns[0]
     assert data.columns[1] == "corruption mean"
     assert heatmap_data([record(one_hot(0), transfer, 40)]).columns == [f"L∞ 8/255 transfer from {NAMES[2]} ≤"]
+
+
+def test_a_transfer_columns_footnote_leaves_its_source_to_the_column_name():
+    columns = [record(one_hot(0), measured(f"linf::apgd-ce:20@{name}"), 40) for name in NAMES[1:3]]
+    data = heatmap_data(columns, labels=LABELS)
+    assert f"L∞ 8/255 transfer from {LABELS[1]} ≤" in data.columns
+    assert "by APGD-CE-20 crafted on the column's source, n=100" in data.footnote
+    assert not any(f"the {name} ingredient" in data.footnote for name in NAMES)
