@@ -231,6 +231,9 @@ def main() -> None:
                         help="with --home-only: a copy of the code before a change (e.g. `git archive REV`); "
                              "fresh servers of it and of this tree take turns, --rounds each")
     parser.add_argument("--rounds", type=int, default=1, help="with --baseline: first visits per tree")
+    parser.add_argument("--visit-after", type=float, default=0.0,
+                        help="seconds between the server's first answer and Home's first visit (default: at once, "
+                        "as a browser opened by `streamlit run` does)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -239,9 +242,10 @@ def main() -> None:
            "SOUPVIZ_DATA": str(resolve_source(args.data)), "SOUPVIZ_EVAL_IMAGES": str(args.images),
            "SOUPVIZ_CACHE": str(cache / "cache")}
     if args.home_only and args.baseline:
-        return compare_home(env, args.baseline, args.rounds, cache)
+        return compare_home(env, args.baseline, args.rounds, cache, args.visit_after)
     load_before = os.getloadavg()[0]
     process, url = start_server(env, cache / "streamlit.log")
+    time.sleep(args.visit_after)
     sampler = MemorySampler(process.pid)
     sampler.start()
     try:
@@ -249,7 +253,7 @@ def main() -> None:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM, headless=True,
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            home = home_first_visit(browser, url)
+            home = {**home_first_visit(browser, url), "visit_after_s": args.visit_after}
             if args.home_only:
                 browser.close()
                 return finish_home_only(home, load_before)
@@ -301,7 +305,7 @@ def main() -> None:
     print(markdown(result))
 
 
-def compare_home(env: dict[str, str], baseline: Path, rounds: int, cache: Path) -> None:
+def compare_home(env: dict[str, str], baseline: Path, rounds: int, cache: Path, visit_after: float = 0.0) -> None:
     """Home's first visit on fresh servers with empty caches, of `baseline` (its own shipped family)
     and of this tree in turns (the order swapped every round, so neither always runs on a busier
     machine), each with the load average before it; this tree's median goes to load.json/.md."""
@@ -321,7 +325,9 @@ def compare_home(env: dict[str, str], baseline: Path, rounds: int, cache: Path) 
                 process, url = start_server({**env, "SOUPVIZ_FAMILY": str(family), "SOUPVIZ_CACHE": str(folder)},
                                             cache / f"streamlit-{name.replace(' ', '-')}-{turn}.log", root)
                 try:
-                    visits[name].append({**home_first_visit(browser, url), "load_average_before": round(load, 2)})
+                    time.sleep(visit_after)
+                    visits[name].append({**home_first_visit(browser, url), "load_average_before": round(load, 2),
+                                         "visit_after_s": visit_after})
                 finally:
                     process.terminate()
                     process.wait(timeout=30)
@@ -334,17 +340,20 @@ def compare_home(env: dict[str, str], baseline: Path, rounds: int, cache: Path) 
 
 
 def home_lines(home: dict, load_before: float, compared: dict | None = None) -> str:
+    after = home.get("visit_after_s", 0.0)
+    visit = f"opened {after:g} s after the server first answered" if after else "opened as soon as the server answered"
     if compared:
         runs = {name: ", ".join(f"{v['first_figure_s']} s (load {v['load_average_before']:.1f})" for v in found)
                 for name, found in compared["rounds"].items()}
         middle = compared["median_first_figure_s"]
-        return (f"- Home, first visit of a fresh server with an empty cache, side by side with the code before "
-                f"this change in turns: first figure after {middle['this tree']} s (median; "
+        return (f"- Home, first visit of a fresh server with an empty cache ({visit}), side by side with the code "
+                f"before this change in turns: first figure after {middle['this tree']} s (median; "
                 f"{runs['this tree']}) against {middle['baseline']} s before ({runs['baseline']}); "
                 f"this tree's median run idle after {home['idle_s']} s "
                 f"({home['figures']} figures, {home['errors']} exceptions).\n")
 
-    return (f"- Home, first visit of a fresh server with an empty cache (load average {load_before:.1f} before): "
+    return (f"- Home, first visit of a fresh server with an empty cache ({visit}; load average {load_before:.1f} "
+            "before): "
             f"first figure after {home['first_figure_s']} s, idle after {home['idle_s']} s "
             f"({home['figures']} figures, {home['errors']} exceptions).\n")
 
@@ -354,17 +363,30 @@ def finish_home_only(home: dict, load_before: float, compared: dict | None = Non
     load.json and load.md, keeping the other results."""
     path = RESULTS / "load.json"
     result = json.loads(path.read_text()) if path.is_file() else {}
-    result.pop("home_compared", None)
-    result.update({"home_first_visit": home, "load_average_before": round(load_before, 2),
-                   "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                   **({"home_compared": compared} if compared else {})})
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    if home.get("visit_after_s"):  # a server started ahead of the visit: kept beside the at-once visit
+        result["home_after_start"] = {"home": home, "load_average_before": round(load_before, 2),
+                                      "compared": compared}
+    else:
+        result.pop("home_compared", None)
+        result.update({"home_first_visit": home, "load_average_before": round(load_before, 2),
+                       **({"home_compared": compared} if compared else {})})
+    result["machine"] = machine
     print(result, flush=True)
     atomic_write_json(result, path)
     if "alone" in result:
         (RESULTS / "load.md").write_text(markdown(result))
     else:
         title = "# Dashboard load test (`bench/bench_load.py`)"
-        (RESULTS / "load.md").write_text(f"{title}\n\n{home_lines(home, load_before, compared)}")
+        (RESULTS / "load.md").write_text(f"{title}\n\n{all_home_lines(result)}")
+
+
+def all_home_lines(r: dict) -> str:
+    """Home's first-visit lines of `r` (load.json): the visit at once, then one to a server started ahead."""
+    lines = home_lines(r["home_first_visit"], r["load_average_before"], r.get("home_compared")) \
+        if "home_first_visit" in r else ""
+    ahead = r.get("home_after_start")
+    return lines + (home_lines(ahead["home"], ahead["load_average_before"], ahead["compared"]) if ahead else "")
 
 
 def markdown(r: dict) -> str:
@@ -392,8 +414,7 @@ def markdown(r: dict) -> str:
 - Answer time together vs alone (medians): {f"{r['answered_ratio_together_vs_alone']}×"
   if r['answered_ratio_together_vs_alone'] else f"no ratio: the alone median is below one look ({POLL_S} s)"}.
 - Worst answer per session together: {', '.join(f'{v} s' for v in together['answered_per_session_max_s'])}.
-{home_lines(r['home_first_visit'], r['load_average_before'], r.get('home_compared'))
-   if 'home_first_visit' in r else ''}\
+{all_home_lines(r)}\
 - First visit of the explorer (after Home's): {r['first_visit_s']} s; later sessions' first visits: \
 {', '.join(f'{v} s' for v in r['later_visits_s'])}.
 - Server memory: {r['memory_mib']['after_one_session']} MiB with one session, peak {r['memory_mib']['peak']} MiB, \
