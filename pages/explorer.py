@@ -33,7 +33,7 @@ with left:
 with right:
     st.subheader(soup_label(weights, labels))
     st.caption(readable(f"{evaluator.images_label} · seed {evaluator.seed} · {evaluator.soup.bn_label}"))
-    metric_tile(st.container(), quick_records(evaluator, [weights], [MetricSpec("clean")])[0])
+    clean_box = st.container()  # filled last: the stored and interpolated tiles below need no computing
     slow = robust_specs(s) + corruption_specs(s)
     lane = session_lane()
     if lane is not None:
@@ -45,6 +45,7 @@ with right:
             st.warning(str(error))
             stored, estimates = {}, {}
         background_tiles(lane.submit(weights, slow), stored, estimates)
+    metric_tile(clean_box, quick_records(evaluator, [weights], [MetricSpec("clean")])[0])
 
 choices = metric_choices(s)
 if k >= 3:
