@@ -38,12 +38,14 @@ PAGE_MODULES = (  # what the pages import from outside Streamlit, in the order H
     "soupviz.soups.links",
     "soupviz.soups.parameters",
 )
-AFTER_THE_FIGURES = ("pandas",)  # Home's table loads it, after its first figure
+# Left to the pages, though Home's table loads it: Plotly looks pandas up in sys.modules without
+# importing it, and a figure drawn while this thread imports it found it half-made (AttributeError).
+NOT_HERE = ("pandas",)
 
 
 def load_page_libraries() -> None:
-    """Import every module of `PAGE_MODULES`, build each figure style once (Plotly loads its theme
-    classes on first use, a quarter of a second), then import `AFTER_THE_FIGURES`."""
+    """Import every module of `PAGE_MODULES` and build each figure style once (Plotly loads its
+    theme classes on first use, a quarter of a second)."""
     for name in PAGE_MODULES:
         importlib.import_module(name)
     import plotly.graph_objects as go
@@ -52,8 +54,6 @@ def load_page_libraries() -> None:
 
     for paper in (False, True):
         apply_style(go.Figure(), paper=paper)
-    for name in AFTER_THE_FIGURES:
-        importlib.import_module(name)
 
 
 def load_in_background() -> threading.Thread:
