@@ -69,12 +69,18 @@ def measured_by(record: Record | CorruptionMean, stored: bool = False) -> str:
     return " · ".join(([attack] if attack else []) + [f"n={record.n}"] + (["stored"] if stored else []))
 
 
-def attack_text(record: Record | CorruptionMean) -> str:
+def attack_text(record: Record | CorruptionMean, source_in_column: bool = False) -> str:
     """'by PGD-10 (preview)', 'by AutoAttack (standard: APGD-CE, APGD-T)': the attack bounding a robust
-    accuracy, saying so when it is the preview; '' for other metrics."""
+    accuracy, saying so when it is the preview; '' for other metrics. With `source_in_column`, a
+    transfer's source is left to the column's name, which gives its label ('crafted on the column's
+    source')."""
     if not (isinstance(record, Record) and record.upper_bound):
         return ""
-    return f"by {attack_label(record.measure)}" + (" (preview)" if is_preview(record) else "")
+    if source_in_column and record.measure.source:
+        attack = f"{attack_label(replace(record.measure, source=None))} crafted on the column's source"
+    else:
+        attack = attack_label(record.measure)
+    return f"by {attack}" + (" (preview)" if is_preview(record) else "")
 
 
 def columns_footnote(columns: Sequence[tuple[str, Sequence[Record | CorruptionMean]]]) -> str:
@@ -90,21 +96,13 @@ def columns_footnote(columns: Sequence[tuple[str, Sequence[Record | CorruptionMe
         if not shown:
             continue
         images = image_counts(shown)
-        attacks = sorted({_footnote_attack(r) for r in shown if r.upper_bound})
+        attacks = sorted({attack_text(r, source_in_column=True) for r in shown if r.upper_bound})
         groups.setdefault((" or ".join(attacks), images), []).append(name)
     lines = [f"{', '.join(names)}: {attack + ', ' if attack else ''}{images}"
              for (attack, images), names in groups.items()]
     if any(r.upper_bound for _, shown in columns for r in shown):
         lines.append(f"≤: an {UPPER_BOUND_NOTE} by the attack named")
     return "<br>".join(lines)
-
-
-def _footnote_attack(record: Record) -> str:
-    """`attack_text`, a transfer's source left to its column's name (which gives its label)."""
-    if not record.measure.source:
-        return attack_text(record)
-    own = replace(record.measure, source=None)
-    return f"by {attack_label(own)} crafted on the column's source" + (" (preview)" if is_preview(record) else "")
 
 
 def method_text(record: Record) -> str:
@@ -119,8 +117,7 @@ def shown_metric(record: Record | CorruptionMean, labels: Sequence[str] | None =
     source = record.measure.source if isinstance(record, Record) else None
     if not source or not labels or not record.ingredients or source not in record.ingredients:
         return record.metric
-    label = labels[record.ingredients.index(source)]
-    return record.metric.removesuffix(f" transfer from {source}") + f" transfer from {label}"
+    return record.measure.column_named(labels[record.ingredients.index(source)])
 
 
 def metric_name(record: Record) -> str:

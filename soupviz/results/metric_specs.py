@@ -201,8 +201,12 @@ class MetricSpec:
     @property
     def column(self) -> str:
         """Short column name: 'clean', 'L∞ 8/255', 'L∞ 8/255 transfer from l2', 'Fog, severity 3', 'union'."""
+        return self.column_named(self.source)
+
+    def column_named(self, source: str | None) -> str:
+        """`column` with a transfer's source called `source` (e.g. its display label, 'L2 0.5')."""
         if self.kind == "attack":
-            return threat_label(self.threat, self.eps) + (f" transfer from {self.source}" if self.source else "")
+            return threat_label(self.threat, self.eps) + (f" transfer from {source}" if self.source else "")
         if self.kind == "corruption":
             return corruption_label(self.corruption, self.severity)
         return self.kind
