@@ -2,19 +2,20 @@
 real Chromium sessions (Playwright, Debian's Chromium) moving the explorer's sliders.
 
 First, a fresh server's first visit of Home with an empty cache (no decoded images, no unpacked
-store): the time until its first figure is drawn and until the page is idle (`--home-only` stops
-there). Then, side by side in one run: one session alone, then `--sessions` sessions moving sliders at the same
-time. For each slider move it measures the time until the page's address holds the new soup and
-the clean-accuracy tile is drawn for it (the number a hand waits for), until a robust tile shows
-the number interpolated from the stored soups for the new, unmeasured soup (a key press moves a
-weight by 0.01, off the stored grid), and until the page is idle (the attacks and corruptions
-filled in by the background lane). It counts exceptions shown on
-any page and samples the server's memory (resident set of the server process). Prints the ratios
-and writes bench/results/load.json and load.md.
+store): the time until its first figure is drawn (a Plotly figure, or Home's heatmap table, which is
+coloured on the server and needs no Plotly in the browser) and until the page is idle (`--home-only`
+stops there; `--settle` waits for an idle machine before each visit). Then, side by side in one
+run: one session alone, then `--sessions` sessions moving sliders at the same time. For each slider
+move it measures the time until the page's address holds the new soup and the clean-accuracy tile
+is drawn for it (the number a hand waits for), until a robust tile shows the number interpolated
+from the stored soups for the new, unmeasured soup (a key press moves a weight by 0.01, off the
+stored grid), and until the page is idle (the attacks and corruptions filled in by the background
+lane). It counts exceptions shown on any page and samples the server's memory (resident set of the
+server process). Prints the ratios and writes bench/results/load.json and load.md.
 
     python bench/bench_load.py --sessions 5 --moves 6
     python bench/bench_load.py --home-only
-    python bench/bench_load.py --home-only --baseline /tmp/before --rounds 3  # before/after in turns
+    python bench/bench_load.py --home-only --baseline /tmp/before --rounds 3 --settle 0.5  # before/after in turns
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ ANSWER_TIMEOUT_S = 60
 INTERPOLATED = """(before) => new URLSearchParams(location.search).get('w') !== before
     && [...document.querySelectorAll('[data-testid="stElementContainer"]:not([data-stale="true"])')]
         .some(e => e.textContent.includes('interpolated from'))"""  # the caption under an estimated tile
-FIGURE = '[data-testid="stPlotlyChart"] .main-svg'
+FIGURE = '[data-testid="stPlotlyChart"] .main-svg, figure.soupviz-heatmap'  # Plotly's, or a heatmap table
 
 
 def free_port() -> int:
@@ -195,7 +196,7 @@ def home_first_visit(browser, url: str) -> dict[str, float]:
     page.get_by_text("Data and device").wait_for()
     page.wait_for_function(IDLE)
     idle = time.perf_counter() - start
-    figures = page.locator('[data-testid="stPlotlyChart"]').count()
+    figures = page.locator('[data-testid="stPlotlyChart"], figure.soupviz-heatmap').count()
     errors = page.locator(EXCEPTION).count()
     page.context.close()
     return {"first_figure_s": round(figure, 2), "idle_s": round(idle, 2), "figures": figures, "errors": errors}
@@ -231,6 +232,9 @@ def main() -> None:
                         help="with --home-only: a copy of the code before a change (e.g. `git archive REV`); "
                              "fresh servers of it and of this tree take turns, --rounds each")
     parser.add_argument("--rounds", type=int, default=1, help="with --baseline: first visits per tree")
+    parser.add_argument("--settle", type=float, default=None, metavar="LOAD",
+                        help="with --home-only: before each visit, wait (up to 5 min) until the 1-minute load "
+                        "average is below LOAD, so back-to-back visits each start on an idle machine")
     parser.add_argument("--visit-after", type=float, default=0.0,
                         help="seconds between the server's first answer and Home's first visit (default: at once, "
                         "as a browser opened by `streamlit run` does)")
@@ -242,7 +246,8 @@ def main() -> None:
            "SOUPVIZ_DATA": str(resolve_source(args.data)), "SOUPVIZ_EVAL_IMAGES": str(args.images),
            "SOUPVIZ_CACHE": str(cache / "cache")}
     if args.home_only and args.baseline:
-        return compare_home(env, args.baseline, args.rounds, cache, args.visit_after)
+        return compare_home(env, args.baseline, args.rounds, cache, args.visit_after, args.settle)
+    settle(args.settle)
     load_before = os.getloadavg()[0]
     process, url = start_server(env, cache / "streamlit.log")
     time.sleep(args.visit_after)
@@ -305,7 +310,15 @@ def main() -> None:
     print(markdown(result))
 
 
-def compare_home(env: dict[str, str], baseline: Path, rounds: int, cache: Path, visit_after: float = 0.0) -> None:
+def settle(below: float | None, limit_s: float = 300.0) -> None:
+    """Wait until the 1-minute load average is below `below` (None: do not wait), at most `limit_s`."""
+    deadline = time.monotonic() + limit_s
+    while below is not None and os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        time.sleep(5)
+
+
+def compare_home(env: dict[str, str], baseline: Path, rounds: int, cache: Path, visit_after: float = 0.0,
+                 settle_below: float | None = None) -> None:
     """Home's first visit on fresh servers with empty caches, of `baseline` (its own shipped family)
     and of this tree in turns (the order swapped every round, so neither always runs on a busier
     machine), each with the load average before it; this tree's median goes to load.json/.md."""
@@ -321,6 +334,7 @@ def compare_home(env: dict[str, str], baseline: Path, rounds: int, cache: Path, 
             for name in (list(trees) if turn % 2 == 0 else list(trees)[::-1]):
                 root, folder = trees[name], cache / f"{name.replace(' ', '-')}-{turn}"
                 family = root / Path(env["SOUPVIZ_FAMILY"]).relative_to(ROOT)
+                settle(settle_below)
                 load = os.getloadavg()[0]
                 process, url = start_server({**env, "SOUPVIZ_FAMILY": str(family), "SOUPVIZ_CACHE": str(folder)},
                                             cache / f"streamlit-{name.replace(' ', '-')}-{turn}.log", root)

@@ -12,10 +12,10 @@ import streamlit as st
 
 from pages._components import family_baselines
 from pages._state import Keys
-from pages._widgets import figure_panel, keep_valid, set_weights
+from pages._widgets import figure_panel, heatmap_table_panel, keep_valid, set_weights
 from soupviz.checkpoints.families import Ingredient, SoupFamily, baseline_labels
 from soupviz.errors import SoupvizError
-from soupviz.present.heatmap_figures import accuracy_heatmap
+from soupviz.present.heatmap_figures import draw_heatmap, heatmap_data
 from soupviz.present.labels import (
     interval_text,
     ranked_prompt,
@@ -56,14 +56,14 @@ def rereading_store(draw: Callable[..., None]) -> Callable[..., None]:
     pace should change, the whole page reruns to take it up."""
 
     @functools.wraps(draw)
-    def run(family: SoupFamily, *args: object) -> None:
+    def run(family: SoupFamily, *args: object, **kwargs: object) -> None:
         store = family_store(family.folder)
         writing = being_written(store)
 
         def body() -> None:
             if being_written(store) != writing:
                 st.rerun(scope="app")
-            draw(family, *args)
+            draw(family, *args, **kwargs)
 
         st.fragment(body, run_every=REFRESH if writing else IDLE_REFRESH)()
 
@@ -163,9 +163,11 @@ def simplex_views(family: SoupFamily, weights: list[float], paper: bool) -> None
 
 
 @rereading_store
-def stored_heatmap(family: SoupFamily, paper: bool) -> None:
+def stored_heatmap(family: SoupFamily, paper: bool, interactive: bool = True) -> None:
     """Attack heatmaps: the ingredients and presets under every stored metric (each threat at each
-    stored budget by its strongest attack, corruptions as their mean), before anything is pressed."""
+    stored budget by its strongest attack, corruptions as their mean), before anything is pressed;
+    as a Plotly figure, or (`interactive` False, for a page's first figure) as a table coloured
+    on the server that a fresh browser tab shows without starting Plotly."""
     named = row_soups(["ingredients", "presets"], family, None)
     grids = summary_grids(strongest_grids(stored(family, tuple(tuple(w) for _, w in named))))
     records = [r for grid in grids.values() for r in grid.records]
@@ -175,8 +177,12 @@ def stored_heatmap(family: SoupFamily, paper: bool) -> None:
     soups = [(name, w) for name, w in named if weights_key(w) in present]
     baselines = family_baselines(family)
     extra = stored_baselines(family_store(family.folder), family, baselines, list(grids.values()), complete=False)
-    figure_panel(accuracy_heatmap(records, soups, list(grids), labels=family.labels, paper=paper, baselines=extra,
-                                  baseline_labels=baseline_labels(family, baselines)), Keys.STORED_HEATMAP)
+    data = heatmap_data(records, soups, list(grids), labels=family.labels, baselines=extra,
+                        baseline_labels=baseline_labels(family, baselines))
+    if interactive:
+        figure_panel(draw_heatmap(data, paper), Keys.STORED_HEATMAP)
+    else:
+        heatmap_table_panel(data, paper, Keys.STORED_HEATMAP)
     st.caption(stored_heatmap_caption(list(grids.values()), len(soups)))
 
 

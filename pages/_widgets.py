@@ -19,6 +19,8 @@ from pages._state import QUERY_WEIGHTS, Keys
 from soupviz import Record, SoupFamily
 from soupviz.evaluate.methods import attack_strength
 from soupviz.present.figure_export import ExportError, export_figure, figure_csv, filename_for, find_chromium
+from soupviz.present.heatmap_figures import HeatmapData, draw_heatmap
+from soupviz.present.heatmap_html import heatmap_html
 from soupviz.present.labels import bounded, ingredient_titles, interval_text, method_text, tile_caption
 from soupviz.progress import Progress, ProgressCallback
 from soupviz.results.interpolation import Interpolated
@@ -262,6 +264,13 @@ def figure_panel(fig: go.Figure, key: str, **chart: object) -> object:
     event = st.plotly_chart(fig, key=key, theme=None, **chart)
     download_buttons(fig, key)
     return event
+
+
+def heatmap_table_panel(data: HeatmapData, paper: bool, key: str) -> None:
+    """`data` as a heatmap table coloured on the server (`present.heatmap_html`), with the same
+    downloads as its Plotly figure."""
+    st.html(heatmap_html(data, paper))
+    download_buttons(draw_heatmap(data, paper), key)
 
 
 def download_buttons(fig: go.Figure, key: str) -> None:

@@ -127,7 +127,7 @@ if st.session_state.get(Keys.INGREDIENT_RECORDS) == chosen[1:]:  # measured befo
         with table_box:
             records = with_progress("Ingredients", lambda report: evaluator.evaluate(one_hot, specs, report))
 if not records:
-    stored_heatmap(family, st.session_state.get(Keys.PAPER, False))
+    stored_heatmap(family, st.session_state.get(Keys.PAPER, False), interactive=False)
 with table_box:
     ingredients_measured(family, records, chosen[1:])
 if len(family.names) > 1:
