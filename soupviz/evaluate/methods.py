@@ -16,33 +16,36 @@ from soupviz.results.metric_specs import UNIFORM_SOURCE, MetricSpec
 from soupviz.threats import DEFAULT_BUDGETS, threat_label
 
 
-def method_label(spec: MetricSpec) -> str:
+def method_label(spec: MetricSpec, source_name: str | None = None) -> str:
     """How the number is measured, e.g. 'APGD-CE-20 L∞ 8/255', 'union of ... ∧ ...', 'clean
-    accuracy'. Robust accuracies are upper bounds; `present.labels.method_text` says so beside it."""
+    accuracy'; a transfer's source ingredient called `source_name` where given (its display label),
+    else by its checkpoint name. Robust accuracies are upper bounds; `present.labels.method_text`
+    says so beside it."""
     if spec.kind == "clean":
         return "clean accuracy"
     if spec.kind == "corruption":
         return f"accuracy under {corruption_label(spec.corruption, spec.severity)}"
     if spec.source:  # 'PGD-10 + PGD-T-10 (3 targets) transferred from the l2 ingredient, L∞ 8/255'
-        return f"{attack_label(spec)}, {threat_label(spec.threat, spec.eps)}"
+        return f"{attack_label(spec, source_name)}, {threat_label(spec.threat, spec.eps)}"
     threats = [spec.threat] if spec.kind == "attack" else list(spec.threats)
     labels = [f"{_chain_name(spec, t)} {threat_label(t, _budget(spec, t))}" for t in threats]
     return ("union of " if spec.kind == "union" else "") + " ∧ ".join(labels)
 
 
-def attack_label(spec: MetricSpec) -> str:
+def attack_label(spec: MetricSpec, source_name: str | None = None) -> str:
     """The attack chain of a robust metric without its threat and budget, e.g. 'APGD-CE-20' or
     'PGD-10 + PGD-T-10 (3 targets)' (the first threat's, for a union), naming a transfer attack's
-    source ('PGD-10 transferred from the l2 ingredient'); '' for other metrics."""
+    source ('PGD-10 transferred from the l2 ingredient', or called `source_name`); '' for other metrics."""
     if not spec.is_upper_bound:
         return ""
     label = _chain_name(spec, spec.threat if spec.kind == "attack" else spec.threats[0])
-    return f"{label} transferred from {source_label(spec.source)}" if spec.source else label
+    return f"{label} transferred from {source_label(spec.source, source_name)}" if spec.source else label
 
 
-def source_label(source: str) -> str:
-    """A transfer source in words: 'the uniform soup' or 'the l2 ingredient'."""
-    return "the uniform soup" if source == UNIFORM_SOURCE else f"the {source} ingredient"
+def source_label(source: str, name: str | None = None) -> str:
+    """A transfer source in words: 'the uniform soup' or 'the l2 ingredient' (called `name`, its
+    display label, where given: 'the L2 0.5 ingredient')."""
+    return "the uniform soup" if source == UNIFORM_SOURCE else f"the {name or source} ingredient"
 
 
 def _chain_name(spec: MetricSpec, threat: str) -> str:

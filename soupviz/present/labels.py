@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from soupviz.evaluate.layer_swaps import MIX_CHOICE, SOUP_CHOICE
-from soupviz.evaluate.methods import attack_label, attack_strength
+from soupviz.evaluate.methods import attack_label, attack_strength, method_label
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.records import CorruptionMean, Record
 from soupviz.results.speaking import is_preview
@@ -105,19 +105,28 @@ def columns_footnote(columns: Sequence[tuple[str, Sequence[Record | CorruptionMe
     return "<br>".join(lines)
 
 
-def method_text(record: Record) -> str:
-    """How a record was measured, saying so when its accuracy is an upper bound."""
-    return f"{record.method} ({UPPER_BOUND_NOTE})" if record.upper_bound else record.method
+def method_text(record: Record, labels: Sequence[str] | None = None) -> str:
+    """How a record was measured, saying so when its accuracy is an upper bound; a transfer's
+    source by its display label where `labels` name it (the stored text has its checkpoint name)."""
+    name = source_name(record, labels)
+    method = record.method if name is None else method_label(record.measure, name)
+    return f"{method} ({UPPER_BOUND_NOTE})" if record.upper_bound else method
+
+
+def source_name(record: Record | CorruptionMean, labels: Sequence[str] | None) -> str | None:
+    """The display label of a transfer's source ingredient where `labels` (the family's, in the
+    order of its ingredients) name it; None for other records."""
+    source = record.measure.source if isinstance(record, Record) else None
+    if not source or not labels or not record.ingredients or source not in record.ingredients:
+        return None
+    return labels[record.ingredients.index(source)]
 
 
 def shown_metric(record: Record | CorruptionMean, labels: Sequence[str] | None = None) -> str:
     """`record.metric` as a person reads it: a transfer's source ingredient by its display label
-    ('L∞ 8/255 transfer from L2 0.5', not '… from l2') where `labels` (the family's, in the order
-    of its ingredients) name it."""
-    source = record.measure.source if isinstance(record, Record) else None
-    if not source or not labels or not record.ingredients or source not in record.ingredients:
-        return record.metric
-    return record.measure.column_named(labels[record.ingredients.index(source)])
+    ('L∞ 8/255 transfer from L2 0.5', not '… from l2') where `labels` name it (`source_name`)."""
+    name = source_name(record, labels)
+    return record.metric if name is None else record.measure.column_named(name)
 
 
 def metric_name(record: Record) -> str:

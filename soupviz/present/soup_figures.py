@@ -22,6 +22,7 @@ from soupviz.present.labels import (
     metric_name,
     metric_title,
     series_name,
+    shown_metric,
     soup_label,
 )
 from soupviz.results.metric_specs import MetricSpec
@@ -70,10 +71,11 @@ def percent(value: float) -> float:
 
 
 def hover_text(record: Record, labels: Sequence[str] | None = None) -> str:
-    """Hover lines: the soup named with `labels` (left out without them), the accuracy with its
-    95% Wilson interval, and the method."""
+    """Hover lines: the soup named with `labels` (left out without them), the metric with its
+    accuracy and 95% Wilson interval, and the method (a transfer's source by its label)."""
     soup = f"{soup_label(record.weights, labels)}<br>" if labels is not None else ""
-    return f"{soup}{record.metric}: {interval_text(record)} (95% CI, n={record.n})<br>{method_text(record)}"
+    return (f"{soup}{shown_metric(record, labels)}: {interval_text(record)} (95% CI, n={record.n})"
+            f"<br>{method_text(record, labels)}")
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
     on demand) where given, else from the metrics the cards report.
 
     Returns:
-        (rows, methods): one row per ingredient with its label, checkpoint name, parent and one
+        (rows, methods): one row per ingredient with its label, checkpoint name, parent (by label) and one
         cell per metric ('—' where missing; '≤' marks upper bounds; corruptions as one mean);
         methods say how the numbers were measured, e.g. 'on 1000 images of ... (seed 0): clean
         accuracy; APGD-CE-40 L∞ 8/255', one entry per image set.
@@ -86,7 +86,7 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
     rows, methods = [], {}
     for ingredient, cells in zip(family.ingredients, found, strict=True):
         card = ingredient.card
-        row = {"ingredient": card.label, "checkpoint": card.name, "parent": (card.parent or {}).get("name", MISSING)}
+        row = {"ingredient": card.label, "checkpoint": card.name, "parent": _parent(family, card.parent)}
         for key, example in examples.items():
             name = example.method if shared[example.metric] > 1 else example.metric  # two attacks: by attack
             m = cells.get(key)
@@ -96,6 +96,15 @@ def ingredient_table(family: SoupFamily, records: Sequence[Record] = ()) -> tupl
                 methods.setdefault((m.images or "unknown images") + seed, {})[m.method] = None
         rows.append(row)
     return rows, [f"on {images}: {'; '.join(used)}" for images, used in methods.items()]
+
+
+def _parent(family: SoupFamily, parent: dict | None) -> str:
+    """The checkpoint an ingredient was fine-tuned from: by its display label where it is in the
+    family, else by its name ('—' for none)."""
+    name = (parent or {}).get("name")
+    if name is None:
+        return MISSING
+    return family.labels[family.names.index(name)] if name in family.names else name
 
 
 def text_table(records: Sequence[Record], names: Sequence[str]) -> str:

@@ -52,6 +52,8 @@ def test_the_merge_lab_draws_swaps_and_transfers_from_the_store(stored_family):
     assert "Where does robustness live?" in charts[0].proto.spec
     columns = json.loads(charts[1].proto.spec)["data"][0]["x"]  # sources by their labels, not checkpoint names
     assert "L∞ 8/255 transfer from L2 0.5 ≤" in columns and not any("test-" in c for c in columns)
+    hovers = " ".join(h for row in json.loads(charts[1].proto.spec)["data"][0]["hovertext"] for h in row)
+    assert "transferred from the L2 0.5 ingredient" in hovers and "test-" not in hovers  # the stored text says test-l2
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 4  # 2 soups x 2 sources
     assert any("Uniform soup, L∞ 8/255 transfer from L∞ 8/255:" in m.value for m in at.markdown)
 

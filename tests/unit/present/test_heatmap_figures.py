@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from soupviz.errors import SoupvizError
-from soupviz.present.heatmap_figures import heatmap_data
+from soupviz.present.heatmap_figures import draw_heatmap, heatmap_data
 from soupviz.results.records import corruption_mean
 from tests.unit.present.test_soup_figures import CLEAN, LABELS, LINF, NAMES, measured, one_hot, record
 
@@ -55,6 +55,17 @@ def test_a_transfer_column_names_its_source_by_label_and_a_corruption_mean_colum
     assert data.columns[0] == f"L∞ 8/255 transfer from {LABELS[2]} ≤" and NAMES[2] not in data.columns[0]
     assert data.columns[1] == "corruption mean"
     assert heatmap_data([record(one_hot(0), transfer, 40)]).columns == [f"L∞ 8/255 transfer from {NAMES[2]} ≤"]
+
+
+def test_a_transfer_cells_hover_names_its_source_by_label_though_the_stored_method_names_the_checkpoint():
+    transfer = record(one_hot(0), measured("linf::apgd-ce:20@" + NAMES[2]), 40)
+    assert f"transferred from the {NAMES[2]} ingredient" in transfer.method
+    hover = draw_heatmap(heatmap_data([transfer], labels=LABELS)).data[0].hovertext[0][0]
+    assert f"L∞ 8/255 transfer from {LABELS[2]}: 40.0%" in hover
+    assert f"APGD-CE-20 transferred from the {LABELS[2]} ingredient, L∞ 8/255 (upper bound" in hover
+    assert f" {NAMES[2]} " not in hover.replace("<br>", " ")
+    unnamed = draw_heatmap(heatmap_data([transfer])).data[0].hovertext[0][0]  # no labels: the checkpoint's name
+    assert f"transferred from the {NAMES[2]} ingredient" in unnamed
 
 
 def test_a_transfer_columns_footnote_leaves_its_source_to_the_column_name():

@@ -125,6 +125,15 @@ def test_the_home_caption_says_what_the_shipped_numbers_come_from_not_the_sideba
     assert "sidebar" not in measured
 
 
+def test_the_parent_column_names_a_family_member_by_its_label_and_an_outsider_by_its_name(family) -> None:
+    family.ingredients[1].card.parent = {"name": family.names[0], "sha256": "x"}
+    family.ingredients[2].card.parent = {"name": "somewhere-else", "sha256": "y"}
+    family.ingredients[3].card.parent = None
+    rows, _ = ingredient_table(family)
+    assert [row["parent"] for row in rows[1:]] == [family.labels[0], "somewhere-else", "—"]
+    assert family.labels[0] != family.names[0]
+
+
 def test_tables_show_accuracy_with_intervals(evaluator, family) -> None:
     specs = [MetricSpec("clean"), MetricSpec("attack", threat="l2", attack="pgd", steps=1)]
     records = evaluator.evaluate(evaluator.ingredient_weights(), specs)
