@@ -24,6 +24,7 @@ PAGE_MODULES = (  # what the pages import from outside Streamlit, in the order H
     "soupviz.evaluate.factory",
     "soupviz.evaluate.kept_soupability",
     "soupviz.present.heatmap_figures",
+    "soupviz.present.heatmap_html",
     "soupviz.present.places",
     "soupviz.present.simplex_figures",
     "soupviz.present.soupability_figures",

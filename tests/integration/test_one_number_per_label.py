@@ -17,6 +17,7 @@ from soupviz.results.grids import family_records, family_store
 from soupviz.results.metric_specs import MetricSpec
 from soupviz.results.speaking import speaking_record
 from soupviz.serve.settings import FAMILIES_DIR
+from tests.unit.present.test_heatmap_html import parsed
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,12 @@ def expected() -> str:
 
 
 def heatmap_cell(at: AppTest) -> tuple[str, str]:
-    """The uniform soup's L1 12 cell of the page's stored heatmap, and the figure's footnote."""
+    """The uniform soup's L1 12 cell of the page's stored heatmap (a Plotly figure, or Home's table),
+    and the figure's footnote (the whole table's text)."""
+    for table in at.get("html"):
+        if "soupviz-heatmap" in table.proto.body:
+            rows = [[text for text, _, _ in row] for row in parsed(table.proto.body)]
+            return next(row for row in rows if row[0] == "uniform soup")[rows[0].index("L1 12 ≤")], table.proto.body
     for chart in at.get("plotly_chart"):
         figure = json.loads(chart.proto.spec)
         if figure["layout"]["meta"]["soupviz"]["kind"] == "heatmap":
