@@ -13,10 +13,14 @@ import plotly.graph_objects as go
 from soupviz.errors import SoupvizError
 from soupviz.evaluate.methods import attack_label
 from soupviz.present.figure_export import apply_style, attach_rows
-from soupviz.present.labels import BOUND, bounded, columns_footnote, metric_name, shown_metric, soup_label
+from soupviz.present.labels import BOUND, bounded, columns_footnote, metric_name, shown_metric, soup_label, wrapped
 from soupviz.present.soup_figures import Metric, NamedSoups, family_of, hover_text, images_note, percent, select
 from soupviz.results.records import Record
 from soupviz.soups.weights import weights_key
+
+FOOTNOTE_PX = 11  # the footnote's font size
+FOOTNOTE_CHARS = 105  # a footnote line's length that fits the figure's default 700 px width
+TITLE_PX = 110  # the title, its subtitle and the margin above the plot
 
 
 @dataclass(frozen=True)
@@ -110,13 +114,24 @@ def draw_heatmap(data: HeatmapData, paper: bool = False) -> go.Figure:
                     for r in row.cells] for row in table],
         hovertemplate="%{hovertext}<extra></extra>", coloraxis="coloraxis", xgap=1, ygap=1,
     ))
+    footnote = wrapped(data.footnote, FOOTNOTE_CHARS)
     fig.update_layout(
-        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
+        yaxis={"autorange": "reversed", "type": "category", "dtick": 1}, xaxis={"type": "category"},
         coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}}, title={"text": data.title},
+        height=heatmap_height(len(table), data.columns, footnote.count("<br>") + 1, paper),
     )
-    fig.update_layout(xaxis_title={"text": data.footnote, "font": {"size": 11}})
+    fig.update_layout(xaxis_title={"text": footnote, "font": {"size": FOOTNOTE_PX}})
     attach_rows(fig, "heatmap", data.rows, data.family, data.metric)
     return apply_style(fig, paper)
+
+
+def heatmap_height(rows: int, columns: Sequence[str], footnote_lines: int, paper: bool) -> int:
+    """A height in CSS pixels that gives each row room for its label, whatever the column names
+    (drawn turned under the axis) and footnote take below it: with Plotly's fixed default of 500
+    px, a dozen long transfer columns squeezed eight rows until every other label was dropped."""
+    font = 16 if paper else 13
+    names = max((len(name) for name in columns), default=0) * 0.6 * font
+    return round(TITLE_PX + rows * 2.2 * font + names + footnote_lines * 1.4 * FOOTNOTE_PX + 40)
 
 
 def _column_names(columns: Sequence[Record], labels: Sequence[str] | None) -> list[str]:

@@ -105,6 +105,29 @@ def columns_footnote(columns: Sequence[tuple[str, Sequence[Record | CorruptionMe
     return "<br>".join(lines)
 
 
+def wrapped(markup: str, width: int) -> str:
+    """Plotly text markup with every '<br>'-separated line longer than `width` characters broken
+    after a comma (else at a space) into lines that fit, for notes Plotly would otherwise run off
+    the figure's edges; a word longer than `width` ends its own line at the next break."""
+    lines = []
+    for line in markup.split("<br>"):
+        while len(line) > width and (cut := _break_at(line, width)) > 0:
+            split = cut + 1 if line[cut] == "," else cut
+            lines.append(line[:split])
+            line = line[split:].lstrip()
+        lines.append(line)
+    return "<br>".join(lines)
+
+
+def _break_at(line: str, width: int) -> int:
+    """Where `wrapped` breaks `line`: its last comma, else space, within `width`; else the first
+    one after it; -1 where there is none."""
+    for found in (line.rfind(", ", 0, width + 1), line.rfind(" ", 0, width + 1)):
+        if found > 0:
+            return found
+    return min((i for i in (line.find(", ", width), line.find(" ", width)) if i > 0), default=-1)
+
+
 def method_text(record: Record, labels: Sequence[str] | None = None) -> str:
     """How a record was measured, saying so when its accuracy is an upper bound; a transfer's
     source by its display label where `labels` name it (the stored text has its checkpoint name)."""

@@ -25,7 +25,18 @@ from soupviz.evaluate.layer_swaps import StoredSwaps
 from soupviz.evaluate.methods import attack_label, attack_strength
 from soupviz.evaluate.transfer_records import is_self_transfer
 from soupviz.present.figure_export import apply_style, attach_rows
-from soupviz.present.labels import bound_note, bounded, interval, interval_text, metric_name, shown_metric, soup_label
+from soupviz.present.heatmap_figures import FOOTNOTE_CHARS, FOOTNOTE_PX, heatmap_height
+from soupviz.present.labels import (
+    BOUND,
+    bounded,
+    columns_footnote,
+    interval,
+    interval_text,
+    metric_name,
+    shown_metric,
+    soup_label,
+    wrapped,
+)
 from soupviz.present.soup_figures import hover_text, one_hot_index, percent
 from soupviz.results.records import Record
 
@@ -88,26 +99,29 @@ def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = 
         z=z, x=names, y=[name for name, _ in table], text=text, texttemplate="%{text}", hovertext=hover,
         hovertemplate="%{hovertext}<extra></extra>", coloraxis="coloraxis", xgap=1, ygap=1,
     ))
-    attacks = sorted({attack_label(c.measure) for c in columns if c.upper_bound})
-    n = sorted({r.n for cells in [swaps.base_records, *swaps.swap_records.values()] for r in cells.values()})
-    note = (f"{bound_note(', '.join(attacks))}" if attacks else "clean accuracy") + \
-        f" · n={'/'.join(map(str, n))} images"
-    previews = dict.fromkeys(f"{c.metric} by {attack_label(c.measure)}: {strength.split(';')[0]}" for c in columns
-                             if (strength := attack_strength(c.measure)).startswith("preview"))
-    if previews:
-        note += "<br>" + "<br>".join(previews)
-    if partial := partial_columns(swaps):
-        note += "<br>partial: " + "<br>".join(partial)
+    note = wrapped(swap_note(swaps, columns, names), FOOTNOTE_CHARS)
     fig.update_layout(
         yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
         coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
         title={"text": f"Where does robustness live? {labels[swaps.base]}, one block group swapped"},
-        xaxis_title={"text": note, "font": {"size": 10}},
-        height=max(400, 28 * len(table) + 200),
+        xaxis_title={"text": note, "font": {"size": FOOTNOTE_PX}},
+        height=heatmap_height(len(table), names, note.count("<br>") + 1, paper),
     )
     family = next((r.family for r in swaps.base_records.values()), "")
     attach_rows(fig, "layer-swaps", rows, family, " ".join(metric_name(c) for c in columns))
     return apply_style(fig, paper)
+
+
+def swap_note(swaps: StoredSwaps, columns: Sequence[Record], names: Sequence[str]) -> str:
+    """The layer-swap figure's footnote: each column's attack and image count (`columns_footnote`),
+    the measured excess of a preview attack, and the metrics measured for only some swaps."""
+    cells = [swaps.base_records, *swaps.swap_records.values()]
+    shown = [(name.removesuffix(BOUND), [r for records in cells if (r := records.get(column.spec))])
+             for name, column in zip(names, columns, strict=True)]
+    previews = dict.fromkeys(f"{c.metric} by {attack_label(c.measure)}: {strength.split(';')[0]}" for c in columns
+                             if (strength := attack_strength(c.measure)).startswith("preview"))
+    partial = [f"partial: {line}" for line in partial_columns(swaps)]
+    return "<br>".join([columns_footnote(shown), *previews, *partial])
 
 
 def swap_summary(swaps: StoredSwaps, labels: Sequence[str]) -> list[str]:

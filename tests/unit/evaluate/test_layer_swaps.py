@@ -60,8 +60,9 @@ def test_a_metric_stored_for_few_swaps_is_left_out_and_previews_are_named(family
     swaps = stored_swaps(store, family)
     assert all(set(records) == {"clean", "linf:0.0313725:pgd:10:1"} for records in swaps.swap_records.values())
     fig = layer_swap_heatmap(swaps, family.labels)
-    note = fig.layout.xaxis.title.text
-    assert "preview, overstates robustness" in note and "up to 4.9 points above AutoAttack at L∞ 8/255" in note
+    note = fig.layout.xaxis.title.text.replace("<br>", " ")  # lines wrapped to the figure's width
+    assert "L∞ 8/255: by PGD-10 (preview), n=40" in note and "preview, overstates robustness" in note
+    assert "up to 4.9 points above AutoAttack at L∞ 8/255" in note
 
 
 def test_the_strongest_complete_attack_speaks_and_a_partial_metric_shows_as_partial(family, synthetic_images,

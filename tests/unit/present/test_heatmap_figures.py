@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from soupviz.errors import SoupvizError
-from soupviz.present.heatmap_figures import draw_heatmap, heatmap_data
+from soupviz.present.heatmap_figures import FOOTNOTE_CHARS, draw_heatmap, heatmap_data
+from soupviz.present.labels import wrapped
 from soupviz.results.records import corruption_mean
 from tests.unit.present.test_soup_figures import CLEAN, LABELS, LINF, NAMES, measured, one_hot, record
 
@@ -74,3 +75,24 @@ def test_a_transfer_columns_footnote_leaves_its_source_to_the_column_name():
     assert f"L∞ 8/255 transfer from {LABELS[1]} ≤" in data.columns
     assert "by APGD-CE-20 crafted on the column's source, n=100" in data.footnote
     assert not any(f"the {name} ingredient" in data.footnote for name in NAMES)
+
+
+def test_long_transfer_columns_keep_every_row_labelled_and_the_footnote_within_the_figure():
+    sources = [measured(f"linf::apgd-ce:20@{name}") for name in NAMES] + [measured(f"l2::apgd-ce:20@{name}")
+                                                                          for name in NAMES]
+    soups = [(f"soup {k}", [k / 8, 1 - k / 8, 0, 0]) for k in range(8)]
+    records = [record(w, spec, 40) for _, w in soups for spec in sources]
+    few = draw_heatmap(heatmap_data(records[: len(sources)], soups[:1], labels=LABELS))
+    fig = draw_heatmap(heatmap_data(records, soups, labels=LABELS))
+    assert fig.layout.yaxis.dtick == 1  # Plotly drops every other category label when rows are tight
+    assert fig.layout.height - few.layout.height == pytest.approx(7 * 2.2 * 13, abs=1)  # room per row
+    lines = fig.layout.xaxis.title.text.split("<br>")
+    assert max(map(len, lines)) <= FOOTNOTE_CHARS < len(heatmap_data(records, soups, labels=LABELS).footnote)
+    assert " ".join(lines).replace(",  ", ", ") == heatmap_data(records, soups, labels=LABELS).footnote.replace(
+        "<br>", " ")
+
+
+def test_wrapping_breaks_after_commas_then_spaces_and_keeps_every_word():
+    assert wrapped("a, b, c<br>short", 5) == "a, b,<br>c<br>short"
+    assert wrapped("one two three", 8) == "one two<br>three"
+    assert wrapped("unbreakable-word, x", 4) == "unbreakable-word,<br>x"
