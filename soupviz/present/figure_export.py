@@ -29,6 +29,7 @@ from soupviz.files import cache_dir
 
 # Okabe & Ito's colour-blind-safe palette, yellow last (it is faint on white).
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442"]
+COLOUR_SCALES = {False: "viridis", True: "cividis"}  # screen and paper style, for accuracy colour axes
 FORMATS = ("png", "svg", "pdf")
 CSS_DPI = 96  # Plotly lays figures out in CSS pixels, 96 to the inch
 DEFAULT_SIZE = (700, 500)  # Plotly's default layout size in CSS pixels
@@ -61,7 +62,7 @@ def apply_style(fig: go.Figure, paper: bool = False) -> go.Figure:
         colorway=OKABE_ITO, paper_bgcolor="white", plot_bgcolor="white",
     )
     if any(_uses_coloraxis(trace) for trace in fig.data):
-        fig.update_layout(coloraxis_colorscale="cividis" if paper else "viridis")
+        fig.update_layout(coloraxis_colorscale=COLOUR_SCALES[paper])
     axes = {"showgrid": not paper, "ticks": "outside" if paper else "", "mirror": paper,
             "showline": paper}
     fig.update_xaxes(**axes)

@@ -11,11 +11,11 @@ import math
 
 from plotly.colors import get_colorscale, sample_colorscale, unlabel_rgb
 
+from soupviz.present.figure_export import COLOUR_SCALES
 from soupviz.present.heatmap_figures import HeatmapData
 from soupviz.present.soup_figures import hover_text, percent
 from soupviz.results.records import Record
 
-SCALES = {False: "viridis", True: "cividis"}  # as `apply_style` colours the Plotly heatmap
 FONT = "Arial, Helvetica, sans-serif"
 CLASS = "soupviz-heatmap"
 
@@ -27,7 +27,7 @@ def heatmap_html(data: HeatmapData, paper: bool = False) -> str:
     footnote naming each column's attack and image count."""
     values = [percent(r.accuracy) for row in data.table for r in row.cells if r]
     low, high = (min(values), max(values)) if values else (0.0, 100.0)
-    scale = get_colorscale(SCALES[paper])
+    scale = get_colorscale(COLOUR_SCALES[paper])
     head = "".join(f"<th scope='col' style='{_HEAD}'>{_text(name)}</th>" for name in data.columns)
     body = "".join(
         f"<tr><th scope='row' style='{_ROW}'>{_text(row.name)}</th>"

@@ -101,7 +101,7 @@ def layer_swap_heatmap(swaps: StoredSwaps, labels: Sequence[str], paper: bool = 
     ))
     note = wrapped(swap_note(swaps, columns, names), FOOTNOTE_CHARS)
     fig.update_layout(
-        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
+        yaxis={"autorange": "reversed", "type": "category", "dtick": 1}, xaxis={"type": "category"},
         coloraxis={"colorbar": {"title": {"text": "accuracy (%)"}}},
         title={"text": f"Where does robustness live? {labels[swaps.base]}, one block group swapped"},
         xaxis_title={"text": note, "font": {"size": FOOTNOTE_PX}},
